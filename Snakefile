@@ -1,0 +1,19 @@
+# xvertnet: the XVertNet workflow. Run `snakemake --cores N` (see README.md).
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo_data.smk"
+include: "workflow/rules/ingest.smk"
+include: "workflow/rules/roi.smk"
+
+
+rule all:
+    input:
+        get_final_outputs(),
+    default_target: True

@@ -1,0 +1,180 @@
+"""The ``xvertnet`` command: one subcommand per workflow stage.
+
+Rules call these subcommands; the same commands serve a user outside Snakemake.
+Diagnostics go to the log (stderr); a failure prints one line and exits with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .errors import XvertnetError
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
+def _add_roi_options(parser: argparse.ArgumentParser) -> None:
+    from .roi import RoiSettings
+
+    defaults = RoiSettings()
+    parser.add_argument("--canonical-height", type=_positive_int, default=defaults.canonical_height, help="resample every image to this height (px)")
+    parser.add_argument("--train-size", type=_positive_int, nargs=2, metavar=("H", "W"), default=list(defaults.train_size), help="training ROI size")
+    parser.add_argument("--eval-size", type=_positive_int, nargs=2, metavar=("H", "W"), default=list(defaults.eval_size), help="evaluation ROI size")
+    parser.add_argument("--spine-width-fraction", type=float, default=defaults.spine_width_fraction, help="spine column width / canonical height")
+    parser.add_argument("--search-fraction", type=float, default=defaults.search_fraction, help="central band searched, fraction of the width")
+    parser.add_argument("--max-step", type=_positive_int, default=defaults.max_step, help="largest sideways move of the spine line per row")
+    parser.add_argument("--upper-fraction", type=float, default=defaults.upper_fraction, help="upper ROI centre, fraction of the lung extent")
+    parser.add_argument("--lower-fraction", type=float, default=defaults.lower_fraction, help="lower ROI centre, fraction of the lung extent")
+    parser.add_argument("--lung-contrast", type=float, default=defaults.lung_contrast, help="lung row threshold, fraction of the 95th percentile contrast")
+
+
+def _roi_settings(args):
+    from .roi import RoiSettings
+
+    return RoiSettings(
+        canonical_height=args.canonical_height,
+        train_size=tuple(args.train_size),
+        eval_size=tuple(args.eval_size),
+        spine_width_fraction=args.spine_width_fraction,
+        search_fraction=args.search_fraction,
+        max_step=args.max_step,
+        upper_fraction=args.upper_fraction,
+        lower_fraction=args.lower_fraction,
+        lung_contrast=args.lung_contrast,
+    )
+
+
+def cmd_demo_data(args) -> int:
+    from .demo_data import DemoSettings, View, build_demo_data
+
+    settings = json.loads(args.settings) if args.settings else {}
+    views = tuple(View(**view) for view in settings.pop("views", [{"name": "ap"}]))
+    demo = DemoSettings(views=views, conditions=tuple(settings.pop("conditions", ["clean"])), **settings)
+    manifest = build_demo_data(args.out_dir, args.manifest, demo)
+    logging.getLogger("xvertnet").info("demo data: %d images, manifest %s", len(manifest), args.manifest)
+    return 0
+
+
+def cmd_shard(args) -> int:
+    from .datasets import split_into_shards
+
+    written = split_into_shards(args.manifest, args.out_dir, shard_size=args.shard_size)
+    logging.getLogger("xvertnet").info("%d shards of up to %d images in %s", len(written), args.shard_size, args.out_dir)
+    return 0
+
+
+def cmd_ingest(args) -> int:
+    from .datasets import read_manifest
+    from .ingest import entries_from_paths, ingest_entries
+    from .io import ReadOptions
+
+    if bool(args.images) == bool(args.manifest):
+        raise XvertnetError("ingest: give either image paths or --manifest, not both or neither")
+    entries = read_manifest(args.manifest).to_dict("records") if args.manifest else entries_from_paths(args.images)
+    options = ReadOptions(max_pixels=args.max_pixels, min_side=args.min_side, jsrt_invert=args.jsrt_invert)
+    summary = ingest_entries(entries, args.out, args.rejects, options=options)
+    logging.getLogger("xvertnet").info("ingest: %d stored, %d rejected -> %s", summary.stored, summary.rejected, args.out)
+    return 0
+
+
+def cmd_roi(args) -> int:
+    from .roi import roi_shard
+
+    stored, rejected = roi_shard(args.ingest, args.out, args.qc_dir, _roi_settings(args), args.rejects, qc_limit=args.qc_max)
+    logging.getLogger("xvertnet").info("roi: %d images, %d rejected -> %s", stored, rejected, args.out)
+    return 0
+
+
+def cmd_index(args) -> int:
+    from .roi import write_roi_index
+
+    count = write_roi_index(args.roi_shards, args.out, rejects_in=args.rejects_in, rejects_out=args.rejects_out)
+    logging.getLogger("xvertnet").info("index: %d images -> %s", count, args.out)
+    return 0
+
+
+def cmd_check_config(args) -> int:
+    from .config import load_config
+
+    load_config(args.config, args.schema)
+    print(f"{args.config}: valid")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    from .io import DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE
+
+    parser = argparse.ArgumentParser(prog="xvertnet", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"xvertnet {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo-data", help="build the embedded demo data set and its manifest")
+    demo.add_argument("--out-dir", required=True, type=Path)
+    demo.add_argument("--manifest", required=True, type=Path)
+    demo.add_argument("--settings", help="JSON object of the config section 'demo'")
+    demo.set_defaults(run=cmd_demo_data)
+
+    shard = commands.add_parser("shard", help="split a manifest into shard manifests")
+    shard.add_argument("manifest", type=Path)
+    shard.add_argument("--out-dir", required=True, type=Path)
+    shard.add_argument("--shard-size", required=True, type=_positive_int)
+    shard.set_defaults(run=cmd_shard)
+
+    ingest = commands.add_parser("ingest", help="read images, normalise bit depth, write one HDF5 shard")
+    ingest.add_argument("images", nargs="*", type=Path, help="image files (or use --manifest)")
+    ingest.add_argument("--manifest", type=Path, help="a (shard) manifest CSV")
+    ingest.add_argument("--out", required=True, type=Path, help="HDF5 file to write")
+    ingest.add_argument("--rejects", required=True, type=Path, help="CSV of rejected images and reasons")
+    ingest.add_argument("--max-pixels", type=_positive_int, default=DEFAULT_MAX_PIXELS)
+    ingest.add_argument("--min-side", type=_positive_int, default=DEFAULT_MIN_SIDE)
+    ingest.add_argument("--jsrt-invert", action=argparse.BooleanOptionalAction, default=True)
+    ingest.set_defaults(run=cmd_ingest)
+
+    roi = commands.add_parser("roi", help="canonical scale, spine localisation, training and evaluation ROIs")
+    roi.add_argument("ingest", type=Path, help="ingest shard (HDF5)")
+    roi.add_argument("--out", required=True, type=Path)
+    roi.add_argument("--qc-dir", required=True, type=Path)
+    roi.add_argument("--rejects", required=True, type=Path)
+    roi.add_argument("--qc-max", type=int, default=None, help="QC overlays per shard (default: all)")
+    _add_roi_options(roi)
+    roi.set_defaults(run=cmd_roi)
+
+    index = commands.add_parser("index", help="one CSV row per image over all ROI shards, and merged rejects")
+    index.add_argument("roi_shards", nargs="+", type=Path)
+    index.add_argument("--out", required=True, type=Path)
+    index.add_argument("--rejects-in", nargs="*", type=Path, default=[])
+    index.add_argument("--rejects-out", required=True, type=Path)
+    index.set_defaults(run=cmd_index)
+
+    check = commands.add_parser("check-config", help="validate a config file against the schema")
+    check.add_argument("config", type=Path)
+    check.add_argument("--schema", type=Path, default=Path("workflow/schemas/config.schema.yaml"))
+    check.set_defaults(run=cmd_check_config)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.captureWarnings(True)
+    try:
+        return args.run(args)
+    except XvertnetError as error:
+        print(f"xvertnet {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Workflow configuration: validation against the JSON schema, with defaults filled in.
+
+The Snakefile calls :func:`validate_config` while it is parsed, so an invalid
+configuration fails before any job runs, with a one-line message naming the key.
+The package itself never reads Snakemake globals: stages get their settings as
+arguments (see the ``*_settings`` helpers below, used by the rules).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError
+
+
+def _extend_with_defaults(validator_class):
+    """A validator that fills in ``default`` values of object properties while validating."""
+    from jsonschema import validators
+
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _key_path(error) -> str:
+    parts = []
+    for part in error.absolute_path:
+        if isinstance(part, int):
+            parts[-1:] = [f"{parts[-1] if parts else ''}[{part}]"]
+        else:
+            parts.append(str(part))
+    key = ".".join(parts)
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        key = ".".join(filter(None, [key, extra[0] if extra else ""]))
+        return key or "<top level>"
+    if error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else ""
+        return ".".join(filter(None, [key, missing])) or "<top level>"
+    return key or "<top level>"
+
+
+def validate_config(config: dict, schema_path) -> dict:
+    """Validate ``config`` in place against the YAML schema, filling in defaults; return it.
+
+    Raises
+    ------
+    ConfigError
+        Naming the first invalid key (dotted path), what was expected and what was found.
+    """
+    from jsonschema import Draft202012Validator
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = _extend_with_defaults(Draft202012Validator)(schema)
+    # Defaults of nested objects are filled when their parent default is applied, so run twice.
+    for _ in range(2):
+        errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+        if errors:
+            error = errors[0]
+            if error.validator == "additionalProperties":
+                raise ConfigError(_key_path(error), "unknown key (not in the schema)")
+            raise ConfigError(_key_path(error), f"{error.message}")
+    _check_consistency(config)
+    return config
+
+
+def _check_consistency(config: dict) -> None:
+    """Rules between keys that a schema cannot express."""
+    names = [entry["name"] for entry in config.get("datasets", [])]
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        raise ConfigError("datasets", f"duplicate data set names {duplicated}")
+    roi = config.get("roi", {})
+    if roi:
+        if roi["upper_fraction"] >= roi["lower_fraction"]:
+            raise ConfigError("roi.upper_fraction", f"must be below roi.lower_fraction ({roi['lower_fraction']}), got {roi['upper_fraction']}")
+        for key in ("train_size", "eval_size"):
+            if roi[key][0] > roi["canonical_height"]:
+                raise ConfigError(f"roi.{key}", f"height {roi[key][0]} exceeds roi.canonical_height {roi['canonical_height']}")
+    views = [view["name"] for view in config.get("demo", {}).get("views", [])]
+    if len(set(views)) != len(views):
+        raise ConfigError("demo.views", f"view names must be unique, got {views}")
+
+
+def load_config(path, schema_path) -> dict:
+    """Read a YAML config file and validate it."""
+    try:
+        config = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError("<file>", f"{path} is not valid YAML: {error}") from None
+    return validate_config(config, schema_path)

@@ -1,0 +1,28 @@
+"""The project's error family: every message names the file or key, what was
+expected and what was found, on one line."""
+
+
+class XvertnetError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class InputImageError(XvertnetError):
+    """An input image cannot be used; the message names the file and the reason."""
+
+    def __init__(self, path, reason):
+        self.path = str(path)
+        self.reason = " ".join(str(reason).split())  # one line, always
+        super().__init__(f"{self.path}: {self.reason}")
+
+
+class ConfigError(XvertnetError):
+    """The workflow configuration is invalid; the message names the key."""
+
+    def __init__(self, key, reason):
+        self.key = key
+        self.reason = " ".join(str(reason).split())
+        super().__init__(f"config key '{key}': {self.reason}")
+
+
+class MissingDependencyError(XvertnetError):
+    """An optional package or data file is not installed; the message says how to get it."""

@@ -1,0 +1,60 @@
+# Input functions and config access for every rule; rule files hold only rules.
+import json
+from pathlib import Path
+
+from xvertnet.config import validate_config
+from xvertnet.datasets import SHARD_PATTERN
+
+validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+
+DATASETS = {entry["name"]: entry for entry in config["datasets"]}
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS) or "no-dataset",
+    shard=SHARD_PATTERN,
+
+
+def get_manifest(wildcards):
+    """The data set's manifest: built by demo_data, or the path given in the config."""
+    source = DATASETS[wildcards.dataset]["manifest"]
+    if source == "demo":
+        return f"results/{wildcards.dataset}/raw/manifest.csv"
+    return source
+
+
+def get_shard_size(wildcards):
+    return DATASETS[wildcards.dataset].get("shard_size", config["ingest"]["shard_size"])
+
+
+def get_shard_names(wildcards):
+    """Shard names of a data set, known once the `shards` checkpoint has run."""
+    folder = checkpoints.shards.get(dataset=wildcards.dataset).output[0]
+    return sorted(path.stem for path in Path(folder).glob("shard-*.csv"))
+
+
+def get_roi_shards(wildcards):
+    return [f"results/{wildcards.dataset}/roi/{shard}.h5" for shard in get_shard_names(wildcards)]
+
+
+def get_reject_reports(wildcards):
+    shards = get_shard_names(wildcards)
+    return [f"results/{wildcards.dataset}/{stage}/{shard}.rejects.csv" for stage in ("ingest", "roi") for shard in shards]
+
+
+def roi_cli_options():
+    """The `roi` section of the config as options of `xvertnet roi`."""
+    roi = config["roi"]
+    return (
+        f"--canonical-height {roi['canonical_height']} "
+        f"--train-size {roi['train_size'][0]} {roi['train_size'][1]} "
+        f"--eval-size {roi['eval_size'][0]} {roi['eval_size'][1]} "
+        f"--spine-width-fraction {roi['spine_width_fraction']} "
+        f"--search-fraction {roi['search_fraction']} --max-step {roi['max_step']} "
+        f"--upper-fraction {roi['upper_fraction']} --lower-fraction {roi['lower_fraction']} "
+        f"--lung-contrast {roi['lung_contrast']} --qc-max {roi['qc_max_per_shard']}"
+    )
+
+
+def get_final_outputs():
+    return [f"results/{name}/roi/index.csv" for name in DATASETS]
