@@ -107,14 +107,14 @@ def detect_format(path) -> str:
     path = Path(path)
     with open(path, "rb") as handle:
         head = handle.read(132)
+    if head[128:132] == b"DICM":  # first: a DICOM preamble may itself look like a TIFF header
+        return "dicom"
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return "png"
     if head.startswith(b"\xff\xd8\xff"):
         return "jpeg"
     if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return "tiff"
-    if head[128:132] == b"DICM":
-        return "dicom"
     by_extension = EXTENSIONS.get(path.suffix.lower())
     if by_extension is None:
         raise InputImageError(path, f"unsupported format (extension '{path.suffix}', no known signature)")
@@ -253,7 +253,9 @@ def _read_with_pillow(path: Path, options: ReadOptions, fmt: str) -> ImageRecord
     except InputImageError:
         raise
     except Image.DecompressionBombError as error:
-        raise InputImageError(path, f"refused as a decompression bomb ({error})") from None
+        raise InputImageError(
+            path, f"image size exceeds the limit of {options.max_pixels} pixels (refused by Pillow as a decompression bomb before decoding)"
+        ) from None
     except (OSError, SyntaxError, ValueError) as error:
         raise InputImageError(path, f"cannot decode {fmt.upper()}: {error}") from None
 

@@ -1,0 +1,50 @@
+"""Shared fixtures: the real radiograph from pydicom-data and the demo data set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+
+@pytest.fixture(scope="session")
+def rg1_path() -> Path:
+    from xvertnet.demo_data import real_radiograph_path
+
+    return real_radiograph_path()
+
+
+@pytest.fixture(scope="session")
+def rg1_stored(rg1_path) -> np.ndarray:
+    """RG1_UNCR's stored values (uint16, 15 bits), for building fixtures in other formats."""
+    import pydicom
+
+    return pydicom.dcmread(rg1_path).pixel_array
+
+
+@pytest.fixture(scope="session")
+def rg1_small(rg1_stored) -> np.ndarray:
+    """RG1_UNCR bone-bright in [0, 1] at 512 x 482, the stored values inverted (MONOCHROME1)."""
+    from skimage.transform import resize
+
+    image = 1.0 - rg1_stored.astype(np.float64) / (2**15 - 1)
+    return resize(image, (512, 482), anti_aliasing=True)
+
+
+@pytest.fixture(scope="session")
+def demo_dataset(tmp_path_factory):
+    """The demo data set exactly as the default config.yaml builds it (about 30 s)."""
+    from xvertnet.config import load_config
+    from xvertnet.demo_data import DemoSettings, View, build_demo_data
+
+    config = load_config(REPO / "config.yaml", SCHEMA)
+    settings = dict(config["demo"])
+    views = tuple(View(**view) for view in settings.pop("views"))
+    conditions = tuple(settings.pop("conditions"))
+    folder = tmp_path_factory.mktemp("demo")
+    manifest = build_demo_data(folder / "images", folder / "manifest.csv", DemoSettings(views=views, conditions=conditions, **settings))
+    return {"manifest_path": folder / "manifest.csv", "manifest": manifest, "config": config}

@@ -1,0 +1,124 @@
+"""Spine localisation and ROI placement, on every demo DRR (ground-truth vertebra mask) and RG1_UNCR."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xvertnet.io import read_image
+from xvertnet.roi import (
+    ROI_NAMES,
+    RoiSettings,
+    best_vertical_path,
+    box_around,
+    locate_spine,
+    resample_mask,
+    roi_boxes,
+    roi_shard,
+    spine_response,
+    to_canonical,
+)
+
+TOLERANCE_PX = 20  # at canonical scale, from the issue
+
+
+def _settings(config) -> RoiSettings:
+    roi = config["roi"]
+    return RoiSettings(
+        canonical_height=roi["canonical_height"],
+        train_size=tuple(roi["train_size"]),
+        eval_size=tuple(roi["eval_size"]),
+        spine_width_fraction=roi["spine_width_fraction"],
+        search_fraction=roi["search_fraction"],
+        max_step=roi["max_step"],
+        upper_fraction=roi["upper_fraction"],
+        lower_fraction=roi["lower_fraction"],
+        lung_contrast=roi["lung_contrast"],
+    )
+
+
+def test_spine_centre_matches_projected_vertebra_mask_on_every_demo_drr(demo_dataset):
+    from xvertnet.datasets import read_manifest
+
+    settings = _settings(demo_dataset["config"])
+    manifest = read_manifest(demo_dataset["manifest_path"])
+    drrs = manifest[manifest["resolved_mask_path"] != ""]
+    assert len(drrs) == 25
+    errors = {}
+    for _, row in drrs.iterrows():
+        canonical, _ = to_canonical(read_image(row["resolved_path"]).pixels, settings.canonical_height)
+        mask = resample_mask((read_image(row["resolved_mask_path"]).pixels > 0.5).astype(np.uint8), canonical.shape)
+        location = locate_spine(canonical, settings)
+        boxes = roi_boxes(location, settings, canonical.shape)
+        for level in ("upper", "lower"):
+            top, _, height, _ = boxes[f"train_{level}"]
+            columns = np.nonzero(mask[top : top + height])[1]
+            errors[(row["image_id"], level)] = location.centre_at(top + height // 2) - columns.mean()
+            # The evaluation strip is centred on the spine too and holds vertebra pixels.
+            eval_top, eval_left, eval_height, eval_width = boxes[f"eval_{level}"]
+            assert mask[eval_top : eval_top + eval_height, eval_left : eval_left + eval_width].mean() > 0.2
+        assert location.vertical_method == "lung-field", row["image_id"]
+        assert location.upper_y < location.lower_y
+    worst = max(errors, key=lambda key: abs(errors[key]))
+    assert abs(errors[worst]) <= TOLERANCE_PX, f"{worst}: {errors[worst]:+.1f} px"
+
+
+def test_spine_on_real_radiograph_rg1(rg1_path, demo_dataset):
+    settings = _settings(demo_dataset["config"])
+    canonical, scale = to_canonical(read_image(rg1_path).pixels, settings.canonical_height)
+    assert canonical.shape == (512, 482) and scale == pytest.approx(512 / 1955)
+    location = locate_spine(canonical, settings)
+    # Eye-verified on the canonical image (512 x 482): the vertebral column runs from
+    # x = 207 to 260 (spinous processes near x = 235) over the whole thorax; the lung
+    # fields reach from the top of the image to the diaphragm near row 365.
+    for row in (location.upper_y, location.lower_y):
+        assert 215 <= location.centre_at(row) <= 255, (row, location.centre_at(row))
+    assert 30 <= location.upper_y <= 200
+    assert 150 <= location.lower_y <= 380
+    assert location.lower_y - location.upper_y >= 60
+
+
+def test_dynamic_programme_follows_a_tilted_bar():
+    image = np.zeros((200, 300))
+    rows = np.arange(200)
+    centre = 120 + 0.3 * rows
+    for row in rows:
+        image[row, int(centre[row]) - 10 : int(centre[row]) + 10] = 1.0
+    path = best_vertical_path(spine_response(image, 20), columns=slice(50, 250), max_step=1)
+    assert np.abs(path - centre).max() <= 3
+
+
+def test_box_is_shifted_inside_the_image():
+    assert box_around(10, 10, (100, 50), (512, 400)) == (0, 0, 100, 50)
+    assert box_around(510, 399, (100, 50), (512, 400)) == (412, 350, 100, 50)
+    with pytest.raises(ValueError, match="does not fit"):
+        box_around(100, 100, (600, 50), (512, 400))
+
+
+def test_roi_shard_writes_crops_masks_qc_and_rejects(tmp_path, demo_dataset):
+    from xvertnet.datasets import read_manifest
+    from xvertnet.ingest import ingest_entries
+    from xvertnet.shard_store import item_ids, read_item
+
+    manifest = read_manifest(demo_dataset["manifest_path"])
+    entries = manifest[manifest["image_id"].isin(["drr_ap_clean", "rg1_uncr"])].to_dict("records")
+    narrow = tmp_path / "narrow.png"
+    from PIL import Image
+
+    Image.fromarray(np.full((600, 60), 128, np.uint8)).save(narrow)
+    entries.append({"image_id": "narrow", "resolved_path": str(narrow), "split": "test"})
+    ingest_entries(entries, tmp_path / "ingest.h5", tmp_path / "ingest_rejects.csv")
+    settings = _settings(demo_dataset["config"])
+    stored, rejected = roi_shard(tmp_path / "ingest.h5", tmp_path / "roi.h5", tmp_path / "qc", settings, tmp_path / "roi_rejects.csv")
+    assert (stored, rejected) == (2, 1)
+    assert "too narrow" in pd.read_csv(tmp_path / "roi_rejects.csv")["reason"][0]
+    assert item_ids(tmp_path / "roi.h5") == ["drr_ap_clean", "rg1_uncr"]
+    arrays, attrs = read_item(tmp_path / "roi.h5", "drr_ap_clean")
+    for name in ROI_NAMES:
+        size = settings.train_size if name.startswith("train") else settings.eval_size
+        assert arrays[name].shape == size and arrays[f"mask_{name}"].shape == size
+    assert attrs["vertical_method"] == "lung-field" and len(attrs["spine_centre_x"]) == 512
+    real, _ = read_item(tmp_path / "roi.h5", "rg1_uncr")
+    assert "vertebra_mask" not in real
+    assert sorted(p.name for p in (tmp_path / "qc").iterdir()) == ["drr_ap_clean.png", "rg1_uncr.png"]
