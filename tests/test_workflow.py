@@ -1,0 +1,129 @@
+"""The workflow end to end through Snakemake on a tiny config: outputs, no-op rerun, bad config, bad images."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO
+
+pytestmark = pytest.mark.workflow
+
+TINY = {
+    "datasets": [{"name": "demo", "manifest": "demo", "shard_size": 2}],
+    "demo": {
+        "views": [{"name": "ap", "split": "test"}, {"name": "rotl4", "rotation": -4.0, "split": "train"}],
+        "conditions": ["clean", "8bit"],
+        "include_real": True,
+    },
+    "roi": {"canonical_height": 512, "train_size": [256, 256], "eval_size": [256, 145]},
+}
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    command = [sys.executable, "-m", "snakemake", "--cores", "2", "--directory", str(workdir), "--snakefile", str(workdir / "Snakefile"), *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """Rule -> job count from the 'Job stats' table of a dry run."""
+    lines = output.splitlines()
+    if "Job stats:" not in lines:
+        return {}
+    table = lines[lines.index("Job stats:") + 3 :]
+    jobs = {}
+    for line in table:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+def make_workdir(tmp_path: Path, config: dict) -> Path:
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    shutil.copy(REPO / "Snakefile", workdir)
+    shutil.copytree(REPO / "workflow", workdir / "workflow")
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    workdir = make_workdir(tmp_path_factory.mktemp("wf"), TINY)
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+
+def test_workflow_builds_demo_ingest_and_rois(tiny_run):
+    manifest = pd.read_csv(tiny_run / "results/demo/raw/manifest.csv")
+    assert sorted(manifest["image_id"]) == sorted(["drr_ap_clean", "drr_ap_8bit", "drr_rotl4_clean", "drr_rotl4_8bit", "rg1_uncr"])
+    assert list(manifest.columns[:5]) == ["image_id", "path", "source", "bit_depth", "split"]
+    shards = sorted(p.name for p in (tiny_run / "results/demo/ingest").glob("*.h5"))
+    assert shards == ["shard-00000.h5", "shard-00001.h5", "shard-00002.h5"]
+    index = pd.read_csv(tiny_run / "results/demo/roi/index.csv")
+    assert sorted(index["image_id"]) == sorted(manifest["image_id"])
+    assert set(index["train_upper_height"]) == {256} and set(index["eval_upper_width"]) == {145}
+    assert len(pd.read_csv(tiny_run / "results/demo/rejects.csv")) == 0
+    assert len(list((tiny_run / "results/demo/qc/roi").glob("*/*.png"))) == 5
+    assert (tiny_run / "logs/ingest/demo/shard-00000.log").is_file()
+    leftovers = [p for p in (tiny_run / "results").rglob("*") if ".tmp" in p.name]
+    assert leftovers == []
+
+
+def test_second_run_has_nothing_to_do(tiny_run):
+    result = snakemake(tiny_run, "--dry-run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_changing_a_roi_parameter_reruns_roi_but_not_ingest(tiny_run):
+    config = yaml.safe_load((tiny_run / "config.yaml").read_text())
+    config["roi"]["upper_fraction"] = 0.35
+    changed = tiny_run / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    result = snakemake(tiny_run, "--dry-run", "--configfile", str(changed))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert planned_jobs(result.stdout + result.stderr) == {"roi": 3, "roi_index": 1, "all": 1}
+
+
+def test_invalid_config_fails_before_any_job_naming_the_key(tmp_path):
+    config = yaml.safe_load(yaml.safe_dump(TINY))
+    config["roi"]["canonical_height"] = "tall"
+    workdir = make_workdir(tmp_path, config)
+    result = snakemake(workdir)
+    assert result.returncode != 0
+    assert "config key 'roi.canonical_height'" in result.stderr
+    assert not (workdir / "results").exists()
+
+
+def test_bad_images_in_a_user_manifest_are_rejected_and_the_rest_goes_on(tmp_path, rg1_path):
+    images = tmp_path / "data"
+    images.mkdir()
+    shutil.copy(rg1_path, images / "good.dcm")
+    (images / "empty.png").write_bytes(b"")
+    (images / "report.dcm").write_text("not an image")
+    rows = [
+        {"image_id": "good", "path": "good.dcm", "source": "user", "bit_depth": 15, "split": "test"},
+        {"image_id": "empty", "path": "empty.png", "source": "user", "bit_depth": 8, "split": "test"},
+        {"image_id": "report", "path": "report.dcm", "source": "user", "bit_depth": 8, "split": "test"},
+    ]
+    pd.DataFrame(rows).to_csv(images / "manifest.csv", index=False)
+    config = {"datasets": [{"name": "mine", "manifest": str(images / "manifest.csv")}], "roi": TINY["roi"]}
+    workdir = make_workdir(tmp_path, config)
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert list(pd.read_csv(workdir / "results/mine/roi/index.csv")["image_id"]) == ["good"]
+    rejects = pd.read_csv(workdir / "results/mine/rejects.csv").set_index("image_id")
+    assert "empty file" in rejects.loc["empty", "reason"]
+    assert "not a DICOM file" in rejects.loc["report", "reason"]
