@@ -11,6 +11,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/demo_data.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/roi.smk"
+include: "workflow/rules/prep.smk"
 
 
 rule all:

@@ -94,7 +94,34 @@ def test_changing_a_roi_parameter_reruns_roi_but_not_ingest(tiny_run):
     changed.write_text(yaml.safe_dump(config))
     result = snakemake(tiny_run, "--dry-run", "--configfile", str(changed))
     assert result.returncode == 0, result.stderr[-2000:]
-    assert planned_jobs(result.stdout + result.stderr) == {"roi": 3, "roi_index": 1, "all": 1}
+    assert planned_jobs(result.stdout + result.stderr) == {"roi": 3, "roi_index": 1, "prep": 3, "prep_summary": 1, "all": 1}
+
+
+def test_changing_prep_lambda_reruns_prep_and_nothing_before_it(tiny_run):
+    config = yaml.safe_load((tiny_run / "config.yaml").read_text())
+    config.setdefault("prep", {})["lambda"] = 1.0
+    changed = tiny_run / "changed_lambda.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    result = snakemake(tiny_run, "--dry-run", "--configfile", str(changed))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert planned_jobs(result.stdout + result.stderr) == {"prep": 3, "prep_summary": 1, "all": 1}
+
+
+def test_prep_outputs_are_finite_with_figures(tiny_run):
+    import numpy as np
+
+    from xvertnet.shard_store import iter_items
+
+    summary = pd.read_csv(tiny_run / "results/demo/prep/summary.csv")
+    assert len(summary) == 5 * 4
+    count = 0
+    for shard in sorted((tiny_run / "results/demo/prep").glob("shard-*.h5")):
+        for _, arrays, _ in iter_items(shard):
+            assert len(arrays) == 12  # 4 ROIs x (X, Xp, Y)
+            assert all(np.isfinite(array).all() for array in arrays.values())
+            count += 1
+    assert count == 5
+    assert len(list((tiny_run / "results/demo/figures/prep").glob("*/*.png"))) == 5
 
 
 def test_invalid_config_fails_before_any_job_naming_the_key(tmp_path):

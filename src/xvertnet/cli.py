@@ -37,6 +37,24 @@ def _add_roi_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lung-contrast", type=float, default=defaults.lung_contrast, help="lung row threshold, fraction of the 95th percentile contrast")
 
 
+def _add_prep_options(parser: argparse.ArgumentParser) -> None:
+    from .preprocess import PrepParams
+    from .wls import SOLVERS
+
+    defaults = PrepParams()
+    wls = defaults.wls
+    parser.add_argument("--lambda", dest="lam", type=float, default=wls.lam, help="WLS smoothness lambda (Eq. 2)")
+    parser.add_argument("--alpha", type=float, default=wls.alpha, help="WLS weight exponent (Eq. 3)")
+    parser.add_argument("--eps", type=float, default=wls.eps, help="WLS weight stabiliser (Eq. 3)")
+    parser.add_argument("--log-floor", type=float, default=wls.log_floor, help="floor inside the log-luminance")
+    parser.add_argument("--solver", choices=sorted(SOLVERS), default=wls.solver, help="WLS solver")
+    parser.add_argument("--rtol", type=float, default=wls.rtol, help="relative residual of the amg solver")
+    parser.add_argument("--fgs-iterations", type=_positive_int, default=wls.fgs_iterations, help="fast solver iterations")
+    parser.add_argument("--fgs-lambda-factor", type=float, default=wls.fgs_lambda_factor, help="fast solver lambda / lambda")
+    parser.add_argument("--e-floor", type=float, default=defaults.e_floor, help="E >= e_floor * mean(X) (guard)")
+    parser.add_argument("--rescale-xp", action=argparse.BooleanOptionalAction, default=defaults.rescale_xp, help="min-max rescale Xp")
+
+
 def _roi_settings(args):
     from .roi import RoiSettings
 
@@ -102,6 +120,31 @@ def cmd_index(args) -> int:
     return 0
 
 
+def _prep_params(args):
+    from .preprocess import PrepParams
+    from .wls import WlsParams
+
+    wls = WlsParams(lam=args.lam, alpha=args.alpha, eps=args.eps, log_floor=args.log_floor, solver=args.solver,
+                    rtol=args.rtol, fgs_iterations=args.fgs_iterations, fgs_lambda_factor=args.fgs_lambda_factor)
+    return PrepParams(wls=wls, e_floor=args.e_floor, rescale_xp=args.rescale_xp)
+
+
+def cmd_prep(args) -> int:
+    from .prep import prep_shard
+
+    count = prep_shard(args.roi, args.out, _prep_params(args), figure_dir=args.figure_dir, figure_limit=args.figure_max)
+    logging.getLogger("xvertnet").info("prep: %d images -> %s", count, args.out)
+    return 0
+
+
+def cmd_prep_summary(args) -> int:
+    from .prep import write_prep_summary
+
+    count = write_prep_summary(args.prep_shards, args.out)
+    logging.getLogger("xvertnet").info("prep summary: %d crops -> %s", count, args.out)
+    return 0
+
+
 def cmd_check_config(args) -> int:
     from .config import load_config
 
@@ -156,6 +199,19 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--rejects-in", nargs="*", type=Path, default=[])
     index.add_argument("--rejects-out", required=True, type=Path)
     index.set_defaults(run=cmd_index)
+
+    prep = commands.add_parser("prep", help="WLS, Xp and HFC (Eqs. 1-6) of every crop of a ROI shard")
+    prep.add_argument("roi", type=Path, help="ROI shard (HDF5)")
+    prep.add_argument("--out", required=True, type=Path)
+    prep.add_argument("--figure-dir", type=Path, help="write a Fig. 1-style panel per image here")
+    prep.add_argument("--figure-max", type=int, default=None, help="panels per shard (default: all)")
+    _add_prep_options(prep)
+    prep.set_defaults(run=cmd_prep)
+
+    summary = commands.add_parser("prep-summary", help="one CSV row per image and ROI over all prep shards")
+    summary.add_argument("prep_shards", nargs="+", type=Path)
+    summary.add_argument("--out", required=True, type=Path)
+    summary.set_defaults(run=cmd_prep_summary)
 
     check = commands.add_parser("check-config", help="validate a config file against the schema")
     check.add_argument("config", type=Path)

@@ -24,7 +24,9 @@ from .atomic import atomic_path
 from .provenance import software_record, to_json
 
 ITEMS = "items"
-#: Largest chunk edge; a chunk per image tile keeps random crop reads cheap.
+#: Arrays up to this many elements (a 1024 x 1024 crop) are one chunk: one read per crop.
+WHOLE_CHUNK_ELEMENTS = 1 << 20
+#: Larger arrays (whole radiographs) are chunked in tiles of this edge.
 CHUNK_EDGE = 256
 
 
@@ -44,7 +46,12 @@ class ShardWriter:
         group = self._items.create_group(image_id)
         for name, array in arrays.items():
             array = np.ascontiguousarray(array)
-            chunks = tuple(min(CHUNK_EDGE, s) for s in array.shape) if array.ndim else None
+            if not array.ndim:
+                chunks = None
+            elif array.size <= WHOLE_CHUNK_ELEMENTS:
+                chunks = array.shape
+            else:
+                chunks = tuple(min(CHUNK_EDGE, s) for s in array.shape)
             group.create_dataset(
                 name,
                 data=array,
@@ -92,10 +99,17 @@ def read_item(path_or_handle, image_id: str, names: list[str] | None = None) -> 
     """Read the arrays (all, or ``names``) and attributes of one image."""
     with _opened(path_or_handle) as handle:
         group = handle[ITEMS][image_id]
-        keys = names if names is not None else list(group.keys())
+        keys = names if names is not None else dataset_names(group)
         arrays = {name: group[name][()] for name in keys}
         attrs = {key: decode_attr(value) for key, value in group.attrs.items()}
     return arrays, attrs
+
+
+def dataset_names(group: h5py.Group) -> list[str]:
+    """Paths of every dataset below ``group`` (nested groups such as ``train_upper/Xp`` included)."""
+    names: list[str] = []
+    group.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+    return names
 
 
 def iter_items(path, names: list[str] | None = None) -> Iterator[tuple[str, dict[str, np.ndarray], dict]]:

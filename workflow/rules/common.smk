@@ -56,5 +56,23 @@ def roi_cli_options():
     )
 
 
+def get_prep_shards(wildcards):
+    return [f"results/{wildcards.dataset}/prep/{shard}.h5" for shard in get_shard_names(wildcards)]
+
+
+def prep_cli_options():
+    """The `prep` section of the config as options of `xvertnet prep`."""
+    prep = config["prep"]
+    return (
+        f"--lambda {prep['lambda']} --alpha {prep['alpha']} --eps {prep['eps']} --log-floor {prep['log_floor']} "
+        f"--solver {prep['solver']} --rtol {prep['rtol']} --fgs-iterations {prep['fgs_iterations']} "
+        f"--fgs-lambda-factor {prep['fgs_lambda_factor']} --e-floor {prep['e_floor']} "
+        + ("--rescale-xp" if prep["rescale_xp"] else "--no-rescale-xp")
+    )
+
+
 def get_final_outputs():
-    return [f"results/{name}/roi/index.csv" for name in DATASETS]
+    outputs = []
+    for name in DATASETS:
+        outputs += [f"results/{name}/roi/index.csv", f"results/{name}/prep/summary.csv"]
+    return outputs

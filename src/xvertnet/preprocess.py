@@ -1,0 +1,122 @@
+"""XVertNet preprocessing, Eqs. 1-6 (journal paper, Sec. 3.1), with the numerical guards of METHOD.md.
+
+For a crop X in [0, 1]:
+
+    X_inv = mean(X) - X                         (Eq. 1)  inverted image
+    g     = WLS(X)                              (Eqs. 2-3)
+    E     = X_inv + g                           (Eq. 4)  combined image
+    Xp    = X / E                               (Eq. 5)  preprocessed image
+    Y     = Xp - WLS(Xp)                        (Eq. 6)  high-frequency components (HFC)
+
+Guards the paper does not state, each a named parameter of :class:`PrepParams`:
+
+* ``e_floor``: E approaches 0 where detail exceeds the image mean, so
+  E is clamped to at least ``e_floor * mean(X)`` (identical wherever E > e_floor * mean).
+* ``rescale_xp``: Xp (up to about 1 / e_floor) is min-max rescaled to [0, 1] before the
+  second WLS and stored rescaled (the network's input).
+* ``log_floor``: the log-luminance of the WLS weights is log(max(X, 0) + log_floor).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .wls import WlsParams, wls_smooth
+
+#: E is clamped to at least this fraction of mean(X) (METHOD.md).
+DEFAULT_E_FLOOR = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepParams:
+    """Preprocessing parameters: the WLS parameters plus the guards."""
+
+    wls: WlsParams = dataclasses.field(default_factory=lambda: WlsParams(lam=0.8))
+    e_floor: float = DEFAULT_E_FLOOR
+    rescale_xp: bool = True
+
+    def __post_init__(self):
+        if not 0.0 < self.e_floor < 1.0:
+            raise ValueError(f"e_floor must be in (0, 1), got {self.e_floor}")
+
+    def record(self) -> dict:
+        """Flat dict of every parameter, for HDF5 attributes and logs."""
+        return {"lambda": self.wls.lam, "alpha": self.wls.alpha, "eps": self.wls.eps, "log_floor": self.wls.log_floor,
+                "solver": self.wls.solver, "rtol": self.wls.rtol, "fgs_iterations": self.wls.fgs_iterations,
+                "fgs_lambda_factor": self.wls.fgs_lambda_factor, "e_floor": self.e_floor, "rescale_xp": self.rescale_xp}
+
+
+def inverted_image(image: np.ndarray) -> np.ndarray:
+    """X_inv = mean(X) - X (Eq. 1)."""
+    image = np.asarray(image, dtype=np.float64)
+    return image.mean() - image
+
+
+def combined_image(image: np.ndarray, smoothed: np.ndarray, *, e_floor: float = DEFAULT_E_FLOOR) -> np.ndarray:
+    """E = X_inv + g (Eq. 4), clamped to at least ``e_floor * mean(X)`` (guard)."""
+    image = np.asarray(image, dtype=np.float64)
+    combined = inverted_image(image) + smoothed
+    floor = e_floor * image.mean()
+    if floor <= 0:  # an all-zero (or negative-mean) crop: no illumination to divide by
+        return np.ones_like(combined)
+    return np.maximum(combined, floor)
+
+
+def preprocessed_image(image: np.ndarray, combined: np.ndarray, *, rescale: bool = True) -> tuple[np.ndarray, tuple[float, float]]:
+    """Xp = X / E (Eq. 5), min-max rescaled to [0, 1] when ``rescale``; returns (Xp, raw range)."""
+    ratio = np.asarray(image, dtype=np.float64) / combined
+    low, high = float(ratio.min()), float(ratio.max())
+    if not rescale:
+        return ratio, (low, high)
+    if high <= low:
+        return np.zeros_like(ratio), (low, high)
+    return (ratio - low) / (high - low), (low, high)
+
+
+def high_frequency_components(preprocessed: np.ndarray, params: WlsParams) -> np.ndarray:
+    """HFC Y = Xp - WLS(Xp) (Eq. 6)."""
+    preprocessed = np.asarray(preprocessed, dtype=np.float64)
+    return preprocessed - wls_smooth(preprocessed, params)
+
+
+def preprocess(image: np.ndarray, params: PrepParams | None = None) -> dict[str, np.ndarray | float]:
+    """Run Eqs. 1-6 on one crop.
+
+    Parameters
+    ----------
+    image : ndarray, (H, W)
+        Crop X in [0, 1], bone bright.
+    params : PrepParams, optional
+
+    Returns
+    -------
+    dict
+        float32 arrays ``X``, ``X_inv``, ``g``, ``E``, ``Xp``, ``Y``, and floats
+        ``xp_raw_min``, ``xp_raw_max`` (Xp before rescaling) and ``e_clamped_fraction``
+        (share of pixels where the E floor applied).
+    """
+    params = params or PrepParams()
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim != 2:
+        raise ValueError(f"expected a 2-D crop, got shape {image.shape}")
+    if not np.isfinite(image).all():
+        raise ValueError("crop contains NaN or Inf")
+    smoothed = wls_smooth(image, params.wls)
+    unclamped = inverted_image(image) + smoothed
+    combined = combined_image(image, smoothed, e_floor=params.e_floor)
+    xp, (low, high) = preprocessed_image(image, combined, rescale=params.rescale_xp)
+    y = high_frequency_components(xp, params.wls)
+    as32 = lambda array: array.astype(np.float32)  # noqa: E731
+    return {
+        "X": as32(image),
+        "X_inv": as32(inverted_image(image)),
+        "g": as32(smoothed),
+        "E": as32(combined),
+        "Xp": as32(xp),
+        "Y": as32(y),
+        "xp_raw_min": low,
+        "xp_raw_max": high,
+        "e_clamped_fraction": float(np.mean(unclamped < combined)),
+    }
