@@ -21,7 +21,7 @@ def test_default_config_is_valid_and_complete():
 
 def test_empty_config_gets_every_default():
     config = validate_config({}, SCHEMA)
-    assert set(config) == {"datasets", "demo", "ingest", "roi"}
+    assert set(config) == {"datasets", "demo", "ingest", "roi", "prep"}
     assert config["demo"]["views"][0]["name"] == "ap"
 
 
