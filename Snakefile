@@ -12,6 +12,8 @@ include: "workflow/rules/demo_data.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/roi.smk"
 include: "workflow/rules/prep.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/enhance.smk"
 
 
 rule all:

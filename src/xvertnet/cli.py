@@ -145,6 +145,59 @@ def cmd_prep_summary(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from .train import TrainConfig, train_iteration
+
+    config = TrainConfig.from_dict(json.loads(args.settings)) if args.settings else TrainConfig()
+    summary = train_iteration(args.data, args.out_dir, config, iteration=args.iteration, progress=not args.no_progress)
+    logging.getLogger("xvertnet").info("train: iteration %d, %d epochs, best epoch %d (val %.5f), %.0f s -> %s", args.iteration,
+                                       summary["epochs"], summary["best_epoch"], summary["best_val_loss"], summary["training_seconds"], args.out_dir)
+    return 0
+
+
+def cmd_refine(args) -> int:
+    from .enhance import refine_shard
+
+    count = refine_shard(args.model, args.data, args.out, device=args.device)
+    logging.getLogger("xvertnet").info("refine: %d images -> %s", count, args.out)
+    return 0
+
+
+def cmd_enhance_shard(args) -> int:
+    from .enhance import enhance_shard
+
+    count = enhance_shard(args.models, args.roi, args.prep, args.out, args.png_dir, device=args.device, tile=args.tile, overlap=args.overlap)
+    logging.getLogger("xvertnet").info("enhance: %d images -> %s", count, args.out)
+    return 0
+
+
+def cmd_enhanced_index(args) -> int:
+    from .enhance import write_enhanced_index
+
+    count = write_enhanced_index(args.shards, args.out)
+    logging.getLogger("xvertnet").info("enhanced index: %d images -> %s", count, args.out)
+    return 0
+
+
+def cmd_enhance(args) -> int:
+    from .enhance import enhance_file
+
+    model_dirs = _model_dirs(args.model)
+    description = enhance_file(model_dirs, args.input, args.output, iterations=args.iterations, device=args.device, tile=args.tile, overlap=args.overlap)
+    logging.getLogger("xvertnet").info("enhanced %s -> %s with %d iteration(s)", args.input, args.output, description["iterations_applied"])
+    return 0
+
+
+def _model_dirs(path: Path) -> list[Path]:
+    """A model directory (model.json inside) or a folder of iter1, iter2, ... directories, in order."""
+    if (path / "model.json").is_file():
+        return [path]
+    found = sorted((p for p in path.glob("iter*") if (p / "model.json").is_file()), key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 0)
+    if not found:
+        raise XvertnetError(f"{path}: no model.json here and no iter*/model.json below")
+    return found
+
+
 def cmd_check_config(args) -> int:
     from .config import load_config
 
@@ -212,6 +265,47 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("prep_shards", nargs="+", type=Path)
     summary.add_argument("--out", required=True, type=Path)
     summary.set_defaults(run=cmd_prep_summary)
+
+    train = commands.add_parser("train", help="train one XVertNet iteration on data shards")
+    train.add_argument("data", nargs="+", type=Path, help="data shards (prep for iteration 1, refine of t-1 after)")
+    train.add_argument("--out-dir", required=True, type=Path)
+    train.add_argument("--iteration", type=_positive_int, default=1)
+    train.add_argument("--settings", help="JSON object of the config section 'train' (without 'iterations')")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(run=cmd_train)
+
+    refine = commands.add_parser("refine", help="apply model t to a data shard: the next iteration's inputs and HFC")
+    refine.add_argument("data", type=Path)
+    refine.add_argument("--model", required=True, type=Path)
+    refine.add_argument("--out", required=True, type=Path)
+    refine.add_argument("--device", default="auto")
+    refine.set_defaults(run=cmd_refine)
+
+    shard_enhance = commands.add_parser("enhance-shard", help="the model chain on the evaluation ROIs and whole images of a shard")
+    shard_enhance.add_argument("--models", nargs="+", required=True, type=Path, help="iteration directories, in order")
+    shard_enhance.add_argument("--roi", required=True, type=Path)
+    shard_enhance.add_argument("--prep", required=True, type=Path)
+    shard_enhance.add_argument("--out", required=True, type=Path)
+    shard_enhance.add_argument("--png-dir", required=True, type=Path)
+    shard_enhance.add_argument("--device", default="auto")
+    shard_enhance.add_argument("--tile", type=_positive_int, default=512)
+    shard_enhance.add_argument("--overlap", type=int, default=64)
+    shard_enhance.set_defaults(run=cmd_enhance_shard)
+
+    enhanced_index = commands.add_parser("enhanced-index", help="one CSV row per enhanced image over enhanced shards")
+    enhanced_index.add_argument("shards", nargs="+", type=Path)
+    enhanced_index.add_argument("--out", required=True, type=Path)
+    enhanced_index.set_defaults(run=cmd_enhanced_index)
+
+    enhance = commands.add_parser("enhance", help="enhance one image file (PNG/JPEG/TIFF/JSRT/DICOM) -> 16-bit PNG or derived DICOM")
+    enhance.add_argument("input", type=Path)
+    enhance.add_argument("output", type=Path, help="*.png, or *.dcm for a DICOM input")
+    enhance.add_argument("--model", required=True, type=Path, help="a model directory or a folder of iter1, iter2, ...")
+    enhance.add_argument("--iterations", type=_positive_int, default=None, help="apply only the first N iterations")
+    enhance.add_argument("--device", default="auto")
+    enhance.add_argument("--tile", type=_positive_int, default=512)
+    enhance.add_argument("--overlap", type=int, default=64)
+    enhance.set_defaults(run=cmd_enhance)
 
     check = commands.add_parser("check-config", help="validate a config file against the schema")
     check.add_argument("config", type=Path)

@@ -20,7 +20,7 @@ from .atomic import atomic_path
 from .preprocess import PrepParams, preprocess
 from .provenance import sha256_file
 from .roi import ROI_NAMES
-from .shard_store import iter_items, open_shard_for_writing
+from .shard_store import file_attrs, iter_items, open_shard_for_writing
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ def prep_shard(roi_path, out_path, params: PrepParams, *, figure_dir=None, figur
     roi_path = Path(roi_path)
     if figure_dir is not None:
         Path(figure_dir).mkdir(parents=True, exist_ok=True)
-    with open_shard_for_writing(out_path, stage="prep", params=params.record()) as shard:
+    upstream = {"roi": file_attrs(roi_path).get("params", {})}
+    with open_shard_for_writing(out_path, stage="prep", params=params.record(), upstream=upstream) as shard:
         shard.inputs[str(roi_path)] = sha256_file(roi_path)
         for index, (image_id, arrays, attrs) in enumerate(iter_items(roi_path, names=list(ROI_NAMES))):
             stored, statistics = {}, {}

@@ -72,16 +72,18 @@ def _attr_value(value):
 
 
 @contextlib.contextmanager
-def open_shard_for_writing(path, *, stage: str, params: dict, compression_level: int = 4) -> Iterator[ShardWriter]:
+def open_shard_for_writing(path, *, stage: str, params: dict, upstream: dict | None = None, compression_level: int = 4) -> Iterator[ShardWriter]:
     """Open a new shard file atomically; it appears at ``path`` only when the block completes.
 
-    ``params`` (the stage's parameters), the writer's ``inputs`` (input path ->
+    ``params`` (the stage's parameters), ``upstream`` (parameters of earlier stages the
+    readers need, e.g. ``{"roi": {...}}``), the writer's ``inputs`` (input path ->
     sha256) and the software versions are stored as JSON file attributes.
     """
     with atomic_path(path, suffix=".h5") as tmp:
         with h5py.File(tmp, "w") as handle:
             handle.attrs["stage"] = stage
             handle.attrs["params"] = to_json(params)
+            handle.attrs["upstream"] = to_json(upstream or {})
             handle.attrs["software"] = to_json(software_record())
             writer = ShardWriter(handle, compression_level)
             yield writer

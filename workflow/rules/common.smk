@@ -13,6 +13,9 @@ DATASETS = {entry["name"]: entry for entry in config["datasets"]}
 wildcard_constraints:
     dataset="|".join(DATASETS) or "no-dataset",
     shard=SHARD_PATTERN,
+    iteration=r"[1-9][0-9]*",
+
+ITERATIONS = config["train"]["iterations"]
 
 
 def get_manifest(wildcards):
@@ -27,10 +30,14 @@ def get_shard_size(wildcards):
     return DATASETS[wildcards.dataset].get("shard_size", config["ingest"]["shard_size"])
 
 
-def get_shard_names(wildcards):
+def shard_names(dataset):
     """Shard names of a data set, known once the `shards` checkpoint has run."""
-    folder = checkpoints.shards.get(dataset=wildcards.dataset).output[0]
+    folder = checkpoints.shards.get(dataset=dataset).output[0]
     return sorted(path.stem for path in Path(folder).glob("shard-*.csv"))
+
+
+def get_shard_names(wildcards):
+    return shard_names(wildcards.dataset)
 
 
 def get_roi_shards(wildcards):
@@ -71,8 +78,47 @@ def prep_cli_options():
     )
 
 
+def data_shard(dataset, shard, iteration):
+    """Iteration `iteration`'s data shard: prep for 0, the refine output of that model after."""
+    if iteration == 0:
+        return f"results/{dataset}/prep/{shard}.h5"
+    return f"results/{dataset}/refine/iter{iteration}/{shard}.h5"
+
+
+def get_train_data(wildcards):
+    """Iteration t trains on iteration t-1's data shards of every data set."""
+    previous = int(wildcards.iteration) - 1
+    return [data_shard(dataset, shard, previous) for dataset in DATASETS for shard in shard_names(dataset)]
+
+
+def get_refine_input(wildcards):
+    return data_shard(wildcards.dataset, wildcards.shard, int(wildcards.iteration) - 1)
+
+
+def model_dirs():
+    return [f"results/models/iter{t}" for t in range(1, ITERATIONS + 1)]
+
+
+def get_enhanced_shards(wildcards):
+    return [f"results/enhanced/xvertnet/{wildcards.dataset}/{shard}.h5" for shard in get_shard_names(wildcards)]
+
+
+def train_settings_json():
+    """The `train` section as `xvertnet train --settings` JSON; `iterations` is left out so
+    that changing the number of iterations retrains no existing iteration."""
+    train = dict(config["train"])
+    train.pop("iterations")
+    architecture = {key: train.pop(key) for key in ("base_width", "depth", "gl_weight", "output_head")}
+    train["model"] = {**architecture, "in_channels": len(train["inputs"])}
+    return json.dumps(train, sort_keys=True)
+
+
 def get_final_outputs():
-    outputs = []
+    outputs = [f"{folder}/model.json" for folder in model_dirs()]
     for name in DATASETS:
-        outputs += [f"results/{name}/roi/index.csv", f"results/{name}/prep/summary.csv"]
+        outputs += [
+            f"results/{name}/roi/index.csv",
+            f"results/{name}/prep/summary.csv",
+            f"results/enhanced/xvertnet/{name}/index.csv",
+        ]
     return outputs

@@ -1,0 +1,374 @@
+"""Unsupervised training of one XVertNet iteration (journal paper, Secs. 3.4-3.5).
+
+Schedule: L1 (gradient correlation) alone for ``phase1_epochs``, then ``gc_weight * L1 +
+feature_weight * L2`` for ``phase2_epochs``; Adam (lr 1e-3, betas (0.9, 0.99)); early
+stopping on the validation loss with ``patience`` epochs in each phase (phase 1 ending
+early moves on to phase 2). The best model of the last phase is kept.
+
+Data: the training crops (``train_upper``, ``train_lower``) of every image of the
+``train`` split, validation on the ``val`` split; splits are per image (set in the
+manifest), so no image has crops in two splits. Crops stream from the shard HDF5 files:
+each data-loader worker opens its own handles after the fork (handles never cross a fork).
+
+Every epoch writes an atomic checkpoint (model, optimiser, scaler, RNG states, epoch,
+best validation loss, the log); a job killed at any moment and restarted resumes from the
+last completed epoch, provided the configuration and data are the same (fingerprint).
+Checkpoints and models are plain tensors and containers: they load with
+``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .atomic import atomic_path
+from .device import autocast, grad_scaler, prepare_model, resolve_precision, select_device, to_device
+from .errors import XvertnetError
+from .losses import XVertNetLoss
+from .model import ModelConfig, XVertNet
+from .provenance import sha256_file
+from .shard_store import ITEMS, decode_attr
+
+log = logging.getLogger(__name__)
+
+TRAIN_ROIS = ("train_upper", "train_lower")
+#: Network inputs that a data shard provides per crop: the iteration's input and the original crop.
+INPUT_NAMES = ("Xp", "X")
+LOG_COLUMNS = ("epoch", "phase", "train_loss", "train_l1", "train_l2", "val_loss", "val_l1", "val_l2", "seconds")
+
+
+class TrainingError(XvertnetError):
+    """Training cannot start or go on; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Training settings (config section ``train``). Paper scale: 200 + 200 (large data) or 25 epochs, batch 8."""
+
+    phase1_epochs: int = 200
+    phase2_epochs: int = 25
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.99)
+    batch_size: int = 8
+    patience: int = 20
+    seed: int = 0
+    num_workers: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    gc_weight: float = 1.0
+    feature_weight: float = 1.0
+    entropy_bins: int = 256
+    detach_feature_target: bool = False
+    inputs: tuple[str, ...] = ("Xp",)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+
+    def __post_init__(self):
+        unknown = [name for name in self.inputs if name not in INPUT_NAMES]
+        if not self.inputs or unknown:
+            raise ValueError(f"inputs must be a non-empty subset of {INPUT_NAMES}, got {list(self.inputs)}")
+        if self.model.in_channels != len(self.inputs):
+            raise ValueError(f"model.in_channels ({self.model.in_channels}) must equal the number of inputs ({len(self.inputs)})")
+        if self.phase1_epochs < 0 or self.phase2_epochs < 0 or self.phase1_epochs + self.phase2_epochs < 1:
+            raise ValueError(f"need at least one epoch, got {self.phase1_epochs} + {self.phase2_epochs}")
+        if self.batch_size < 1 or self.patience < 1:
+            raise ValueError(f"batch_size and patience must be >= 1, got {self.batch_size}, {self.patience}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        values = dict(values)
+        model = ModelConfig(**values.pop("model", {}))
+        values["betas"] = tuple(values.get("betas", (0.9, 0.99)))
+        values["inputs"] = tuple(values.get("inputs", ("Xp",)))
+        return cls(model=model, **values)
+
+
+@dataclasses.dataclass(frozen=True)
+class CropRef:
+    """One crop in a data shard: ``/items/<image_id>/<roi>/{Xp, X, Y}``."""
+
+    shard: str
+    image_id: str
+    roi: str
+
+
+def find_crops(shards, split: str, rois=TRAIN_ROIS) -> list[CropRef]:
+    """Every crop of the images of ``split`` in the shards (reads attributes only)."""
+    crops = []
+    for shard in shards:
+        with h5py.File(shard, "r") as handle:
+            for image_id, group in handle.get(ITEMS, {}).items():
+                if decode_attr(group.attrs.get("split", "")) == split:
+                    crops += [CropRef(str(shard), image_id, roi) for roi in rois if roi in group]
+    return crops
+
+
+class CropDataset(Dataset):
+    """Crops streamed from shard files; a sample is (inputs (C, H, W), hfc (1, H, W)) float32.
+
+    File handles are opened lazily in the process that reads and dropped when the
+    process id changes or the dataset is pickled: each worker has its own.
+    """
+
+    def __init__(self, crops: list[CropRef], inputs: tuple[str, ...] = ("Xp",)):
+        self.crops = list(crops)
+        self.inputs = tuple(inputs)
+        self._handles: dict[str, h5py.File] = {}
+        self._pid: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+    def _file(self, path: str) -> h5py.File:
+        if self._pid != os.getpid():
+            self._handles, self._pid = {}, os.getpid()
+        if path not in self._handles:
+            self._handles[path] = h5py.File(path, "r")
+        return self._handles[path]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        ref = self.crops[index]
+        group = self._file(ref.shard)[ITEMS][ref.image_id][ref.roi]
+        inputs = np.stack([group[name][()] for name in self.inputs]).astype(np.float32)
+        hfc = group["Y"][()][None].astype(np.float32)
+        return torch.from_numpy(inputs), torch.from_numpy(hfc)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_handles"], state["_pid"] = {}, None
+        return state
+
+
+def data_parameters(shards) -> dict:
+    """The preprocessing and ROI parameters recorded in the first data shard (for the model's metadata)."""
+    with h5py.File(shards[0], "r") as handle:
+        params = decode_attr(handle.attrs.get("params", "{}"))
+        upstream = decode_attr(handle.attrs.get("upstream", "{}"))
+    return {"prep": params.get("prep", params), "roi": upstream.get("roi", {})}
+
+
+def fingerprint(config: TrainConfig, crops: list[CropRef], shards) -> str:
+    """What a checkpoint must match to be resumed: configuration, crop list and shard contents."""
+    digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode())
+    for crop in crops:
+        digest.update(f"{crop.shard}|{crop.image_id}|{crop.roi}".encode())
+    for shard in shards:
+        digest.update(sha256_file(shard).encode())
+    return digest.hexdigest()
+
+
+def _save_torch(obj, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def _write_log(rows: list[dict], path: Path) -> None:
+    import pandas as pd
+
+    with atomic_path(path) as tmp:
+        pd.DataFrame(rows, columns=list(LOG_COLUMNS)).to_csv(tmp, index=False)
+
+
+def loss_curve_figure(rows: list[dict], path: Path, *, title: str = "") -> None:
+    """Training and validation loss per epoch, the phase change marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] for row in rows]
+    figure, axis = plt.subplots(figsize=(6, 3.5), constrained_layout=True)
+    axis.plot(epochs, [row["train_loss"] for row in rows], label="train")
+    if any(not math.isnan(row["val_loss"]) for row in rows):
+        axis.plot(epochs, [row["val_loss"] for row in rows], label="validation")
+    axis.plot(epochs, [row["train_l1"] for row in rows], "--", linewidth=0.8, label="train L1 (1 - GC)")
+    changes = [row["epoch"] for previous, row in zip(rows, rows[1:]) if row["phase"] != previous["phase"]]
+    for epoch in changes:
+        axis.axvline(epoch - 0.5, color="grey", linestyle=":", label="L1 + L2 from here")
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("loss")
+    axis.set_title(title, fontsize=9)
+    axis.legend(fontsize=8)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=90, format="png")
+    plt.close(figure)
+
+
+def _run_epoch(model, loader, loss_fn, *, phase: int, device, dtype, optimiser=None, scaler=None, progress: str = "") -> dict:
+    """One pass over ``loader``; trains when ``optimiser`` is given. Returns mean losses."""
+    from tqdm import tqdm
+
+    training = optimiser is not None
+    model.train(training)
+    sums = {"total": 0.0, "l1": 0.0, "l2": 0.0}
+    count = 0
+    with torch.set_grad_enabled(training):
+        for inputs, hfc in tqdm(loader, desc=progress, leave=False, disable=not progress, mininterval=1.0):
+            inputs, hfc = to_device(inputs, device), to_device(hfc, device)
+            with autocast(device, dtype):
+                output, features = model(inputs, hfc)
+            terms = loss_fn(output, hfc, features, with_feature_loss=phase == 2)
+            if training:
+                optimiser.zero_grad(set_to_none=True)
+                scaler.scale(terms["total"]).backward()
+                scaler.step(optimiser)
+                scaler.update()
+            batch = inputs.shape[0]
+            count += batch
+            for key in sums:
+                if key in terms:
+                    sums[key] += float(terms[key].detach()) * batch
+    if count == 0:
+        return {key: float("nan") for key in sums}
+    means = {key: value / count for key, value in sums.items()}
+    if phase == 1:
+        means["l2"] = float("nan")
+    return means
+
+
+def train_iteration(shards, out_dir, config: TrainConfig, *, iteration: int = 1, progress: bool = True) -> dict:
+    """Train one iteration on the data shards; write the model and its records into ``out_dir``.
+
+    Writes ``model.pt`` (state dict of the best epoch of the last phase), ``model.json``
+    (architecture, training and preprocessing parameters, data fingerprint, sha256 of
+    model.pt), ``train_log.csv``, ``loss_curve.png`` and, during training, ``checkpoint.pt``.
+    Returns the summary stored in ``model.json``.
+    """
+    shards = [str(shard) for shard in shards]
+    if not shards:
+        raise TrainingError("no data shards given")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    train_crops, val_crops = find_crops(shards, "train"), find_crops(shards, "val")
+    if not train_crops:
+        raise TrainingError(f"no training crops (split 'train') in {len(shards)} shard(s)")
+    if not val_crops:
+        log.warning("no validation crops (split 'val'): early stopping uses the training loss")
+    device = select_device(config.device)
+    dtype = resolve_precision(device, config.precision)
+    torch.manual_seed(config.seed)
+    model = prepare_model(XVertNet(config.model), device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
+    scaler = grad_scaler(device, dtype)
+    loss_fn = XVertNetLoss(gc_weight=config.gc_weight, feature_weight=config.feature_weight,
+                           bins=config.entropy_bins, detach_target=config.detach_feature_target)
+    generator = torch.Generator().manual_seed(config.seed)
+    loader_options = {"batch_size": config.batch_size, "num_workers": config.num_workers, "pin_memory": device.type == "cuda",
+                      "persistent_workers": config.num_workers > 0}
+    train_loader = DataLoader(CropDataset(train_crops, config.inputs), shuffle=True, generator=generator, **loader_options)
+    val_loader = DataLoader(CropDataset(val_crops, config.inputs), shuffle=False, **loader_options) if val_crops else None
+
+    key = fingerprint(config, train_crops + val_crops, shards)
+    checkpoint_path = out_dir / "checkpoint.pt"
+    state = {"epoch": 0, "phase1_end": config.phase1_epochs, "best_val": math.inf, "best_epoch": 0, "stale": 0, "log": [], "seconds": 0.0}
+    if checkpoint_path.exists():
+        checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        if checkpoint.get("fingerprint") == key:
+            model.load_state_dict(checkpoint["model"])
+            optimiser.load_state_dict(checkpoint["optimiser"])
+            scaler.load_state_dict(checkpoint["scaler"])
+            generator.set_state(checkpoint["generator"])
+            torch.set_rng_state(checkpoint["torch_rng"])
+            state = checkpoint["state"]
+            log.info("resumed iteration %d from %s after epoch %d", iteration, checkpoint_path, state["epoch"])
+        else:
+            log.warning("%s was written for other settings or data: starting afresh", checkpoint_path)
+    last_phase = 2 if config.phase2_epochs > 0 else 1
+    log.info("iteration %d: %d training and %d validation crops, device %s, autocast %s, %d parameters",
+             iteration, len(train_crops), len(val_crops), device, dtype, sum(p.numel() for p in model.parameters()))
+
+    while state["epoch"] < state["phase1_end"] + config.phase2_epochs:
+        epoch = state["epoch"] + 1
+        phase = 1 if epoch <= state["phase1_end"] else 2
+        start = time.perf_counter()
+        train_terms = _run_epoch(model, train_loader, loss_fn, phase=phase, device=device, dtype=dtype, optimiser=optimiser,
+                                 scaler=scaler, progress=f"iter {iteration} epoch {epoch} (phase {phase})" if progress else "")
+        val_terms = _run_epoch(model, val_loader, loss_fn, phase=phase, device=device, dtype=dtype) if val_loader else train_terms
+        seconds = time.perf_counter() - start
+        state["log"].append({"epoch": epoch, "phase": phase, "train_loss": train_terms["total"], "train_l1": train_terms["l1"],
+                             "train_l2": train_terms["l2"], "val_loss": val_terms["total"] if val_loader else float("nan"),
+                             "val_l1": val_terms["l1"] if val_loader else float("nan"),
+                             "val_l2": val_terms["l2"] if val_loader else float("nan"), "seconds": seconds})
+        state["seconds"] += seconds
+        monitored = val_terms["total"]
+        if epoch == state["phase1_end"] + 1 and phase == 2:  # a new phase, a new loss: a new best
+            state["best_val"], state["stale"] = math.inf, 0
+        if monitored < state["best_val"]:
+            state["best_val"], state["best_epoch"], state["stale"] = monitored, epoch, 0
+            if phase == last_phase:
+                _save_torch(model.state_dict(), out_dir / "model.pt")
+        else:
+            state["stale"] += 1
+        if state["stale"] >= config.patience:
+            if phase == 1 and config.phase2_epochs > 0:
+                log.info("phase 1 stopped early at epoch %d (no validation gain in %d epochs)", epoch, config.patience)
+                state["phase1_end"] = epoch
+            else:
+                log.info("stopped early at epoch %d (no validation gain in %d epochs)", epoch, config.patience)
+                state["stopped_early"] = True
+        state["epoch"] = epoch
+        log.info("iter %d epoch %d phase %d: train %.5f (L1 %.5f) val %.5f  %.1f s", iteration, epoch, phase,
+                 train_terms["total"], train_terms["l1"], monitored, seconds)
+        _save_torch({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "scaler": scaler.state_dict(),
+                     "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "state": state,
+                     "fingerprint": key}, checkpoint_path)
+        _write_log(state["log"], out_dir / "train_log.csv")
+        if state.get("stopped_early"):
+            break
+
+    if not (out_dir / "model.pt").exists():  # no epoch of the last phase improved on infinity: keep the last
+        _save_torch(model.state_dict(), out_dir / "model.pt")
+    loss_curve_figure(state["log"], out_dir / "loss_curve.png", title=f"XVertNet iteration {iteration}")
+    summary = {
+        "iteration": iteration,
+        "model": dataclasses.asdict(config.model),
+        "train": config.to_dict(),
+        "data": data_parameters(shards),
+        "data_fingerprint": key,
+        "train_crops": len(train_crops),
+        "val_crops": len(val_crops),
+        "epochs": state["epoch"],
+        "phase1_epochs_run": min(state["phase1_end"], state["epoch"]),
+        "best_epoch": state["best_epoch"],
+        "best_val_loss": state["best_val"],
+        "training_seconds": state["seconds"],
+        "device": str(device),
+        "autocast": str(dtype),
+        "model_sha256": sha256_file(out_dir / "model.pt"),
+    }
+    from . import __version__
+
+    summary["xvertnet"] = __version__
+    with atomic_path(out_dir / "model.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2, default=float))
+    return summary
+
+
+def load_model(model_dir, device: torch.device | None = None) -> tuple[XVertNet, dict]:
+    """Rebuild a trained model from ``model.json`` and ``model.pt`` (safe load); checks the hash."""
+    model_dir = Path(model_dir)
+    metadata_path, weights_path = model_dir / "model.json", model_dir / "model.pt"
+    for path in (metadata_path, weights_path):
+        if not path.is_file():
+            raise TrainingError(f"{path}: missing (a model directory holds model.json and model.pt)")
+    metadata = json.loads(metadata_path.read_text())
+    if sha256_file(weights_path) != metadata["model_sha256"]:
+        raise TrainingError(f"{weights_path}: sha256 differs from model.json (a partial copy or another model)")
+    device = device or torch.device("cpu")
+    model = XVertNet(ModelConfig(**metadata["model"]))
+    model.load_state_dict(torch.load(weights_path, map_location=device, weights_only=True))
+    return prepare_model(model, device).eval(), metadata

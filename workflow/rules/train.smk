@@ -1,0 +1,44 @@
+rule train:
+    input:
+        get_train_data,
+    output:
+        model="results/models/iter{iteration}/model.pt",
+        metadata="results/models/iter{iteration}/model.json",
+        log_csv="results/models/iter{iteration}/train_log.csv",
+        curve="results/models/iter{iteration}/loss_curve.png",
+    params:
+        settings=train_settings_json(),
+        out_dir="results/models/iter{iteration}",
+    log:
+        "logs/train/iter{iteration}.log",
+    benchmark:
+        "results/benchmarks/train/iter{iteration}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=24 * 60,
+    shell:
+        "xvertnet train {input} --out-dir {params.out_dir} --iteration {wildcards.iteration}"
+        " --settings {params.settings:q} > {log} 2>&1"
+
+
+rule refine:
+    input:
+        model="results/models/iter{iteration}/model.pt",
+        metadata="results/models/iter{iteration}/model.json",
+        data=get_refine_input,
+    output:
+        "results/{dataset}/refine/iter{iteration}/{shard}.h5",
+    params:
+        model_dir="results/models/iter{iteration}",
+        device=config["enhance"]["device"],
+    log:
+        "logs/refine/{dataset}/iter{iteration}/{shard}.log",
+    benchmark:
+        "results/benchmarks/refine/{dataset}/iter{iteration}/{shard}.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    shell:
+        "xvertnet refine {input.data} --model {params.model_dir} --out {output} --device {params.device} > {log} 2>&1"
