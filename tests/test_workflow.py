@@ -24,7 +24,9 @@ TINY = {
         "include_real": True,
     },
     "roi": {"canonical_height": 512, "train_size": [256, 256], "eval_size": [256, 145]},
+    "train": {"iterations": 2, "phase1_epochs": 3, "phase2_epochs": 2, "base_width": 4, "depth": 2, "batch_size": 4},
 }
+DOWNSTREAM_OF_PREP = {"prep": 3, "prep_summary": 1, "train": 2, "refine": 3, "enhance": 3, "enhance_index": 1, "all": 1}
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -94,7 +96,7 @@ def test_changing_a_roi_parameter_reruns_roi_but_not_ingest(tiny_run):
     changed.write_text(yaml.safe_dump(config))
     result = snakemake(tiny_run, "--dry-run", "--configfile", str(changed))
     assert result.returncode == 0, result.stderr[-2000:]
-    assert planned_jobs(result.stdout + result.stderr) == {"roi": 3, "roi_index": 1, "prep": 3, "prep_summary": 1, "all": 1}
+    assert planned_jobs(result.stdout + result.stderr) == {"roi": 3, "roi_index": 1, **DOWNSTREAM_OF_PREP}
 
 
 def test_changing_prep_lambda_reruns_prep_and_nothing_before_it(tiny_run):
@@ -104,7 +106,31 @@ def test_changing_prep_lambda_reruns_prep_and_nothing_before_it(tiny_run):
     changed.write_text(yaml.safe_dump(config))
     result = snakemake(tiny_run, "--dry-run", "--configfile", str(changed))
     assert result.returncode == 0, result.stderr[-2000:]
-    assert planned_jobs(result.stdout + result.stderr) == {"prep": 3, "prep_summary": 1, "all": 1}
+    assert planned_jobs(result.stdout + result.stderr) == DOWNSTREAM_OF_PREP
+
+
+def test_raising_iterations_from_2_to_3_trains_only_iteration_3(tiny_run):
+    config = yaml.safe_load((tiny_run / "config.yaml").read_text())
+    config["train"]["iterations"] = 3
+    changed = tiny_run / "changed_iterations.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    result = snakemake(tiny_run, "--dry-run", "--configfile", str(changed))
+    assert result.returncode == 0, result.stderr[-2000:]
+    # Iteration 3 trains on iteration 2's refined data, then the chain of 3 enhances again.
+    assert planned_jobs(result.stdout + result.stderr) == {"refine": 3, "train": 1, "enhance": 3, "enhance_index": 1, "all": 1}
+    assert "results/models/iter3/model.pt" in result.stdout and "iter1/model.pt" not in result.stdout.split("rule train")[-1]
+
+
+def test_both_iterations_trained_with_falling_loss_and_enhanced_outputs(tiny_run):
+    for iteration in (1, 2):
+        log = pd.read_csv(tiny_run / f"results/models/iter{iteration}/train_log.csv")
+        phase1 = log[log["phase"] == 1]
+        assert phase1["train_l1"].iloc[-1] < phase1["train_l1"].iloc[0], f"iteration {iteration}"
+        assert (tiny_run / f"results/models/iter{iteration}/loss_curve.png").is_file()
+    index = pd.read_csv(tiny_run / "results/enhanced/xvertnet/demo/index.csv")
+    assert len(index) == 5
+    for column in ("eval_upper_png", "eval_lower_png", "whole_png"):
+        assert all((tiny_run / path).is_file() for path in index[column])
 
 
 def test_prep_outputs_are_finite_with_figures(tiny_run):
@@ -148,7 +174,7 @@ def test_bad_images_in_a_user_manifest_are_rejected_and_the_rest_goes_on(tmp_pat
     pd.DataFrame(rows).to_csv(images / "manifest.csv", index=False)
     config = {"datasets": [{"name": "mine", "manifest": str(images / "manifest.csv")}], "roi": TINY["roi"]}
     workdir = make_workdir(tmp_path, config)
-    result = snakemake(workdir)
+    result = snakemake(workdir, "results/mine/roi/index.csv", "results/mine/prep/summary.csv")  # one image: nothing to train on
     assert result.returncode == 0, result.stderr[-3000:]
     assert list(pd.read_csv(workdir / "results/mine/roi/index.csv")["image_id"]) == ["good"]
     rejects = pd.read_csv(workdir / "results/mine/rejects.csv").set_index("image_id")

@@ -1,0 +1,124 @@
+"""The network (shapes, guidance layer, heads) and the losses (Eqs. 8-13)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from xvertnet.losses import (
+    XVertNetLoss,
+    feature_loss,
+    feature_map_entropy,
+    gradient_correlation,
+    gradient_correlation_loss,
+    most_informative_map,
+    normalised_cross_correlation,
+)
+from xvertnet.model import ModelConfig, XVertNet, count_parameters, pad_to_multiple
+
+
+def _images(batch=2, size=32, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(batch, 1, size, size, generator=generator), torch.randn(batch, 1, size, size, generator=generator)
+
+
+def test_shapes_and_the_papers_128_last_layer_maps():
+    model = XVertNet(ModelConfig(base_width=64, depth=1))
+    inputs, hfc = _images(size=16)
+    output, features = model(inputs, hfc)
+    assert output.shape == (2, 1, 16, 16) and features.shape == (2, 128, 16, 16)  # 64 network + 64 GL maps
+    assert 0 <= output.min() and output.max() <= 1
+
+
+def test_paper_scale_size():
+    # Base 64, depth 4: a U-Net of about 31 M parameters plus the guidance layers.
+    parameters = count_parameters(XVertNet(ModelConfig(base_width=64, depth=4)))
+    assert 31e6 < parameters < 40e6
+
+
+def test_bad_inputs_are_named():
+    model = XVertNet(ModelConfig(base_width=4, depth=2))
+    inputs, hfc = _images(size=32)
+    with pytest.raises(ValueError, match="multiples of 4"):
+        model(inputs[..., :30, :30], hfc[..., :30, :30])
+    with pytest.raises(ValueError, match="expected inputs of shape"):
+        model(torch.cat([inputs, inputs], 1), hfc)
+    with pytest.raises(ValueError, match="expected hfc of shape"):
+        model(inputs, hfc[..., :16, :16])
+    with pytest.raises(ValueError, match="output_head"):
+        ModelConfig(output_head="linear")
+
+
+def test_anchored_head_starts_at_the_identity():
+    model = XVertNet(ModelConfig(base_width=4, depth=2, output_head="anchored")).eval()
+    inputs, hfc = _images()
+    output, _ = model(inputs.clamp(0.01, 0.99), hfc)
+    torch.testing.assert_close(output, inputs.clamp(0.01, 0.99), atol=1e-5, rtol=0)
+
+
+def test_guidance_weight_zero_silences_the_guidance_maps():
+    model = XVertNet(ModelConfig(base_width=4, depth=2, gl_weight=0.0)).eval()
+    inputs, hfc = _images()
+    _, features = model(inputs, hfc)
+    assert torch.count_nonzero(features[:, 4:]) == 0 and torch.count_nonzero(features[:, :4]) > 0
+
+
+def test_pad_to_multiple_keeps_the_original_region():
+    tensor = torch.arange(2 * 1 * 10 * 7, dtype=torch.float32).reshape(2, 1, 10, 7)
+    padded, size = pad_to_multiple(tensor, 8)
+    assert padded.shape == (2, 1, 16, 8) and size == (10, 7)
+    torch.testing.assert_close(padded[..., :10, :7], tensor)
+
+
+# ------------------------------------------------------------------ losses
+
+
+def test_gradient_correlation_of_an_image_with_itself_and_its_negative():
+    image, _ = _images()
+    torch.testing.assert_close(gradient_correlation(image, image), torch.ones(2))
+    torch.testing.assert_close(gradient_correlation(image, -image), -torch.ones(2))
+    assert float(gradient_correlation_loss(image, image)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_ncc_hand_values():
+    a = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
+    b = torch.tensor([[2.0, 4.0, 6.0, 8.0]])
+    torch.testing.assert_close(normalised_cross_correlation(a, b), torch.tensor([1.0]))
+    torch.testing.assert_close(normalised_cross_correlation(a, torch.tensor([[1.0, -1.0, 1.0, -1.0]])), torch.tensor([-0.4472136]))
+
+
+def test_gradients_are_finite_on_a_constant_output():
+    flat = torch.full((1, 1, 16, 16), 0.5, requires_grad=True)
+    _, hfc = _images(batch=1, size=16)
+    loss = gradient_correlation_loss(flat, hfc)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(flat.grad).all()
+
+
+def test_gradcheck_of_gradient_correlation():
+    a = torch.rand(1, 1, 6, 6, dtype=torch.float64, requires_grad=True)
+    b = torch.rand(1, 1, 6, 6, dtype=torch.float64)
+    # The NCC runs in fp32 by design (METHOD.md); check the float64 algebra against finite differences loosely.
+    assert torch.autograd.gradcheck(lambda x: gradient_correlation(x, b).double(), (a,), eps=1e-3, atol=1e-2)
+
+
+def test_entropy_selects_the_known_map():
+    stack = torch.zeros(1, 3, 4, 4)
+    stack[0, 1, :2] = 1.0  # two values, half each: ln 2
+    stack[0, 2] = torch.arange(16.0).reshape(4, 4) / 15  # four bins equally filled: ln 4
+    entropy = feature_map_entropy(stack, bins=4)
+    torch.testing.assert_close(entropy, torch.tensor([[0.0, math.log(2), math.log(4)]]))
+    torch.testing.assert_close(most_informative_map(stack, bins=4), stack[:, 2:3])
+
+
+def test_feature_loss_is_mse_to_the_chosen_map_and_module_equals_functions():
+    output, hfc = _images(batch=1, size=8)
+    features = torch.rand(1, 5, 8, 8)
+    features[0, 3] = torch.linspace(0, 1, 64).reshape(8, 8)  # the most even spread: highest entropy
+    assert float(feature_loss(output, features, bins=16)) == pytest.approx(float(((output - features[:, 3:4]) ** 2).mean()))
+    terms = XVertNetLoss(gc_weight=1.0, feature_weight=0.5, bins=16)(output, hfc, features, with_feature_loss=True)
+    expected = gradient_correlation_loss(output, hfc) + 0.5 * feature_loss(output, features, bins=16)
+    torch.testing.assert_close(terms["total"], expected)
+    assert "l2" not in XVertNetLoss()(output, hfc, features, with_feature_loss=False)

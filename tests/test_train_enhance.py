@@ -1,0 +1,200 @@
+"""Training (schedule, checkpoints, SIGKILL resume, streaming loader) and enhancement (chain, tiles, DICOM)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import ndimage
+
+from xvertnet.preprocess import PrepParams, preprocess
+from xvertnet.shard_store import open_shard_for_writing
+from xvertnet.train import CropDataset, TrainConfig, find_crops, load_model, train_iteration
+
+TINY_MODEL = {"base_width": 4, "depth": 2, "in_channels": 1}
+
+
+def _synthetic_shards(folder: Path, *, size: int = 32, images: int = 8) -> list[Path]:
+    """Two data shards of smooth random 'radiographs' with vertical bright bars, preprocessed by Eqs. 1-6."""
+    rng = np.random.default_rng(0)
+    params = PrepParams()
+    paths = []
+    for shard_index in range(2):
+        path = folder / f"shard-{shard_index:05d}.h5"
+        with open_shard_for_writing(path, stage="prep", params=params.record(), upstream={"roi": {"canonical_height": 64}}) as shard:
+            for index in range(images // 2):
+                arrays = {}
+                for roi in ("train_upper", "train_lower", "eval_upper", "eval_lower"):
+                    image = ndimage.gaussian_filter(rng.random((size, size)), 2)
+                    image[:, size // 2 - 3 : size // 2 + 3] += 0.3 * (1 + np.sin(np.arange(size) / 2))[:, None]
+                    image = (image - image.min()) / (image.max() - image.min())
+                    result = preprocess(image, params)
+                    arrays.update({f"{roi}/{key}": result[key] for key in ("X", "Xp", "Y")})
+                split = "val" if index == 0 else "train"
+                shard.add(f"img{shard_index}{index}", arrays, {"split": split, "boxes": {}, "scale": 1.0})
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    return _synthetic_shards(tmp_path_factory.mktemp("data"))
+
+
+def _config(**changes) -> TrainConfig:
+    values = {"phase1_epochs": 6, "phase2_epochs": 3, "batch_size": 4, "patience": 50, "model": TINY_MODEL, "precision": "fp32"}
+    values.update(changes)
+    return TrainConfig.from_dict(values)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, shards):
+    out = tmp_path_factory.mktemp("model") / "iter1"
+    summary = train_iteration(shards, out, _config(), progress=False)
+    return out, summary
+
+
+def test_split_by_image_and_crops(shards):
+    train, val = find_crops(shards, "train"), find_crops(shards, "val")
+    assert len(train) == 12 and len(val) == 4
+    assert not {c.image_id for c in train} & {c.image_id for c in val}
+    inputs, hfc = CropDataset(train)[0]
+    assert inputs.shape == (1, 32, 32) and hfc.shape == (1, 32, 32) and inputs.dtype == torch.float32
+
+
+def test_training_writes_model_log_curve_and_the_loss_falls(trained):
+    out, summary = trained
+    log = pd.read_csv(out / "train_log.csv")
+    assert list(log["epoch"]) == list(range(1, 10)) and list(log["phase"]) == [1] * 6 + [2] * 3
+    phase1 = log[log["phase"] == 1]
+    assert phase1["train_l1"].iloc[-1] < phase1["train_l1"].iloc[0]
+    assert log.loc[log["phase"] == 2, "train_l2"].notna().all() and log.loc[log["phase"] == 1, "train_l2"].isna().all()
+    assert (out / "loss_curve.png").stat().st_size > 1000
+    metadata = json.loads((out / "model.json").read_text())
+    assert metadata["data"]["prep"]["lambda"] == 0.8 and metadata["data"]["roi"]["canonical_height"] == 64
+    state = torch.load(out / "model.pt", weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert checkpoint["state"]["epoch"] == 9 and summary["epochs"] == 9
+    model, _ = load_model(out)
+    assert not model.training
+
+
+def test_early_stopping_moves_on_and_stops(tmp_path, shards):
+    summary = train_iteration(shards, tmp_path / "es", _config(phase1_epochs=30, phase2_epochs=30, patience=1, lr=0.5), progress=False)
+    log = pd.read_csv(tmp_path / "es" / "train_log.csv")
+    assert summary["epochs"] < 60 and summary["phase1_epochs_run"] < 30
+    assert set(log["phase"]) == {1, 2}
+
+
+def test_streaming_loader_with_worker_processes(tmp_path, shards):
+    summary = train_iteration(shards, tmp_path / "workers", _config(phase1_epochs=1, phase2_epochs=0, num_workers=2), progress=False)
+    assert summary["epochs"] == 1
+
+
+def test_sigkill_and_restart_resumes_and_matches_an_uninterrupted_run(tmp_path, shards):
+    settings = json.dumps(_config(phase1_epochs=25, phase2_epochs=5).to_dict())
+    command = [sys.executable, "-m", "xvertnet", "train", *map(str, shards), "--settings", settings, "--no-progress"]
+    killed = tmp_path / "killed"
+    process = subprocess.Popen([*command, "--out-dir", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        log_file = killed / "train_log.csv"
+        if log_file.exists() and len(pd.read_csv(log_file)) >= 3:
+            break
+        time.sleep(0.1)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    done_before = len(pd.read_csv(killed / "train_log.csv"))
+    assert 3 <= done_before < 30, "the job must be killed mid-run"
+    assert not (killed / "model.json").exists()
+    resumed = subprocess.run([*command, "--out-dir", str(killed)], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"after epoch {done_before}" in resumed.stderr or f"after epoch {done_before + 1}" in resumed.stderr
+    assert list(pd.read_csv(killed / "train_log.csv")["epoch"]) == list(range(1, 31))
+    straight = subprocess.run([*command, "--out-dir", str(tmp_path / "straight")], capture_output=True, text=True, timeout=600)
+    assert straight.returncode == 0
+    resumed_weights = torch.load(killed / "model.pt", weights_only=True)
+    straight_weights = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)
+    for name, tensor in straight_weights.items():
+        torch.testing.assert_close(resumed_weights[name], tensor, msg=name)
+
+
+def test_changed_settings_do_not_resume_a_stale_checkpoint(tmp_path, shards, caplog):
+    train_iteration(shards, tmp_path / "m", _config(phase1_epochs=2, phase2_epochs=0), progress=False)
+    train_iteration(shards, tmp_path / "m", _config(phase1_epochs=2, phase2_epochs=0, lr=5e-4), progress=False)
+    assert "starting afresh" in caplog.text
+
+
+# ------------------------------------------------------------------ enhancement
+
+
+def test_refine_writes_next_iteration_data(tmp_path, trained, shards):
+    from xvertnet.enhance import refine_shard
+    from xvertnet.shard_store import file_attrs, read_item
+
+    out, _ = trained
+    assert refine_shard(out, shards[0], tmp_path / "refined.h5") == 4
+    arrays, attrs = read_item(tmp_path / "refined.h5", "img01")
+    assert set(arrays) == {f"{roi}/{key}" for roi in ("train_upper", "train_lower") for key in ("X", "Xp", "Y")}
+    assert all(np.isfinite(a).all() for a in arrays.values())
+    assert attrs["split"] == "train"
+    assert file_attrs(tmp_path / "refined.h5")["params"]["iteration"] == 1
+
+
+def test_tiled_inference_matches_whole_image_inference(trained):
+    from xvertnet.enhance import Chain
+
+    out, _ = trained
+    chain = Chain([out, out], precision="fp32")
+    image = ndimage.gaussian_filter(np.random.default_rng(3).random((150, 120)), 2)
+    image = (image - image.min()) / (image.max() - image.min())
+    whole = chain.run(image)
+    tiled = chain.run(image, tile=64, overlap=24)
+    assert tiled.shape == whole.shape == image.shape and np.isfinite(tiled).all()
+    assert np.abs(tiled - whole).mean() < 0.02
+
+
+def test_enhance_dicom_keeps_patient_and_study_with_a_new_series(tmp_path, trained, rg1_path):
+    import pydicom
+
+    from xvertnet.cli import main
+    from xvertnet.io import read_image
+
+    out, _ = trained
+    code = main(["enhance", "--model", str(out.parent), str(rg1_path), str(tmp_path / "enhanced.dcm"), "--tile", "64", "--overlap", "16"])
+    assert code == 0
+    source, derived = pydicom.dcmread(rg1_path), pydicom.dcmread(tmp_path / "enhanced.dcm")
+    for keyword in ("PatientID", "PatientName", "StudyInstanceUID", "StudyDate"):
+        assert derived.get(keyword) == source.get(keyword), keyword
+    assert derived.SeriesInstanceUID != source.SeriesInstanceUID and derived.SOPInstanceUID != source.SOPInstanceUID
+    assert derived.file_meta.MediaStorageSOPInstanceUID == derived.SOPInstanceUID
+    assert list(derived.ImageType)[:2] == ["DERIVED", "SECONDARY"]
+    assert derived.SourceImageSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
+    metadata = json.loads((out / "model.json").read_text())
+    assert metadata["model_sha256"] in derived.DerivationDescription and "xvertnet" in derived.SoftwareVersions
+    assert (derived.Rows, derived.Columns) == (source.Rows, source.Columns)
+    record = read_image(tmp_path / "enhanced.dcm")
+    assert record.photometric == "MONOCHROME2" and np.isfinite(record.pixels).all()
+
+
+def test_enhance_png_of_any_size(tmp_path, trained):
+    from PIL import Image
+
+    from xvertnet.enhance import enhance_file
+
+    out, _ = trained
+    source = tmp_path / "in.png"
+    Image.fromarray((np.random.default_rng(1).random((301, 203)) * 255).astype(np.uint8)).save(source)
+    enhance_file([out], source, tmp_path / "out.png", tile=64, overlap=16)
+    result = np.asarray(Image.open(tmp_path / "out.png"))
+    assert result.shape == (301, 203) and result.dtype == np.uint16
