@@ -21,7 +21,8 @@ def test_default_config_is_valid_and_complete():
 
 def test_empty_config_gets_every_default():
     config = validate_config({}, SCHEMA)
-    assert set(config) == {"datasets", "demo", "ingest", "roi", "prep"}
+    assert set(config) == set(yaml.safe_load(SCHEMA.read_text())["properties"])
+    assert config["train"]["iterations"] == 2 and config["prep"]["lambda"] == 0.8
     assert config["demo"]["views"][0]["name"] == "ap"
 
 
