@@ -14,6 +14,7 @@ include: "workflow/rules/roi.smk"
 include: "workflow/rules/prep.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/enhance.smk"
+include: "workflow/rules/baselines.smk"
 
 
 rule all:

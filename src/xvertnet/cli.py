@@ -164,10 +164,40 @@ def cmd_refine(args) -> int:
 
 
 def cmd_enhance_shard(args) -> int:
-    from .enhance import enhance_shard
+    from .enhance import Chain, enhance_rois_shard
 
-    count = enhance_shard(args.models, args.roi, args.prep, args.out, args.png_dir, device=args.device, tile=args.tile, overlap=args.overlap)
-    logging.getLogger("xvertnet").info("enhance: %d images -> %s", count, args.out)
+    params = json.loads(args.params) if args.params else {}
+    if args.method == "xvertnet":
+        if not args.models:
+            raise XvertnetError("enhance-shard: --method xvertnet needs --models")
+        chain = Chain(args.models, device=args.device)
+        crop, whole, recorded = chain.run, (lambda image: chain.run(image, tile=args.tile, overlap=args.overlap)), chain.describe()
+    else:
+        from .baselines import get_method
+
+        method = get_method(args.method, params)
+        if method.trainable:
+            if not args.baseline_model:
+                raise XvertnetError(f"enhance-shard: {args.method} is trained: give --baseline-model")
+            method.load(args.baseline_model)
+        crop, whole, recorded = method, (method if method.whole_images and args.whole else None), method.params
+    whole = whole if args.whole else None
+    count = enhance_rois_shard(args.method, crop, args.roi, args.out, args.png_dir, splits=tuple(args.splits), enhance_whole=whole,
+                               params={"params": recorded})
+    logging.getLogger("xvertnet").info("enhance %s: %d images -> %s", args.method, count, args.out)
+    return 0
+
+
+def cmd_train_baseline(args) -> int:
+    from .baselines import get_method, training_crops
+
+    method = get_method(args.method, json.loads(args.params) if args.params else {})
+    crops = training_crops(args.data) if method.uses_training_crops else []
+    if method.uses_training_crops and not crops:
+        raise XvertnetError(f"train-baseline {args.method}: no training crops in {len(args.data)} data shard(s)")
+    metadata = method.fit(crops, args.out_dir)
+    logging.getLogger("xvertnet").info("trained %s on %d crops in %.1f s: loss %.4f -> %.4f", args.method, len(crops),
+                                       metadata["seconds"], metadata["first_loss"], metadata["last_loss"])
     return 0
 
 
@@ -281,16 +311,27 @@ def build_parser() -> argparse.ArgumentParser:
     refine.add_argument("--device", default="auto")
     refine.set_defaults(run=cmd_refine)
 
-    shard_enhance = commands.add_parser("enhance-shard", help="the model chain on the evaluation ROIs and whole images of a shard")
-    shard_enhance.add_argument("--models", nargs="+", required=True, type=Path, help="iteration directories, in order")
-    shard_enhance.add_argument("--roi", required=True, type=Path)
-    shard_enhance.add_argument("--prep", required=True, type=Path)
+    shard_enhance = commands.add_parser("enhance-shard", help="a method (xvertnet or a baseline) on the evaluation ROIs and whole images of a ROI shard")
+    shard_enhance.add_argument("--method", required=True, help="xvertnet, original, clahe, farbman, zerodce, zssr, madmad")
+    shard_enhance.add_argument("--roi", required=True, type=Path, help="ROI shard (HDF5)")
     shard_enhance.add_argument("--out", required=True, type=Path)
     shard_enhance.add_argument("--png-dir", required=True, type=Path)
+    shard_enhance.add_argument("--models", nargs="*", type=Path, default=[], help="xvertnet: iteration directories, in order")
+    shard_enhance.add_argument("--baseline-model", type=Path, help="a trained baseline's model directory")
+    shard_enhance.add_argument("--params", help="JSON object of the method's parameters")
+    shard_enhance.add_argument("--splits", nargs="+", default=["val", "test"], choices=["train", "val", "test"])
+    shard_enhance.add_argument("--whole", action=argparse.BooleanOptionalAction, default=True, help="also enhance the canonical whole image")
     shard_enhance.add_argument("--device", default="auto")
     shard_enhance.add_argument("--tile", type=_positive_int, default=512)
     shard_enhance.add_argument("--overlap", type=int, default=64)
     shard_enhance.set_defaults(run=cmd_enhance_shard)
+
+    train_baseline = commands.add_parser("train-baseline", help="train a learned baseline (zerodce on the training crops, madmad on synthetic data)")
+    train_baseline.add_argument("data", nargs="*", type=Path, help="data shards with the training crops")
+    train_baseline.add_argument("--method", required=True)
+    train_baseline.add_argument("--out-dir", required=True, type=Path)
+    train_baseline.add_argument("--params", help="JSON object of the method's parameters")
+    train_baseline.set_defaults(run=cmd_train_baseline)
 
     enhanced_index = commands.add_parser("enhanced-index", help="one CSV row per enhanced image over enhanced shards")
     enhanced_index.add_argument("shards", nargs="+", type=Path)

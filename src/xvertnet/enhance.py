@@ -6,8 +6,8 @@ preprocessed crop) and/or the original crop ``X``, as each model was trained.
 
 * :func:`refine_shard` writes iteration t's data shard: per crop the original ``X``, the
   model's output as the next ``Xp`` and its recomputed HFC ``Y`` (the prep layout).
-* :func:`enhance_shard` runs the whole chain on the evaluation ROIs and the canonical whole
-  image of every image of a shard (workflow outputs, HDF5 and 16-bit PNG).
+* :func:`enhance_rois_shard` runs any method (the chain, a baseline, the identity) on the
+  evaluation ROIs and canonical whole images of a ROI shard (HDF5 and 16-bit PNG).
 * :func:`enhance_file` enhances one image file of any size outside Snakemake (tiled with
   overlap and blending, bounded memory), writing a 16-bit PNG or a derived DICOM.
 """
@@ -109,13 +109,10 @@ class Chain:
                 weight[top : top + output.shape[0], left : left + output.shape[1]] += w
         return total / weight
 
-    def run(self, x: np.ndarray, *, xp: np.ndarray | None = None, hfc: np.ndarray | None = None,
-            iterations: int | None = None, tile: int | None = None, overlap: int = 64) -> np.ndarray:
-        """The chain on one crop or image X in [0, 1]; ``xp``/``hfc`` reuse a stored preprocessing."""
-        if xp is None or hfc is None:
-            result = preprocess(x, self.prep)
-            xp, hfc = result["Xp"], result["Y"]
-        output = xp
+    def run(self, x: np.ndarray, *, iterations: int | None = None, tile: int | None = None, overlap: int = 64) -> np.ndarray:
+        """The chain on one crop or image X in [0, 1]: preprocess (Eqs. 1-6), then f_1, HFC, f_2, ..."""
+        result = preprocess(x, self.prep)
+        output, hfc = result["Xp"], result["Y"]
         for model, metadata in list(zip(self.models, self.metadata))[:iterations]:
             inputs = self._inputs(metadata, output, x)
             guide = hfc[None].astype(np.float32)
@@ -161,23 +158,32 @@ def write_png16(path, image: np.ndarray) -> None:
         Image.fromarray(pixels).save(tmp, format="PNG")
 
 
-def enhance_shard(model_dirs, roi_shard, prep_shard, out_path, png_dir, *, device: str = "auto", tile: int = 512, overlap: int = 64) -> int:
-    """The chain on the evaluation ROIs (from the prep shard) and the canonical whole image (from the ROI shard)."""
-    chain = Chain(model_dirs, device=device)
+def enhance_rois_shard(method: str, enhance_crop, roi_shard, out_path, png_dir, *, splits=("val", "test"),
+                       enhance_whole=None, params: dict | None = None) -> int:
+    """Any method on the evaluation ROIs (and, with ``enhance_whole``, the canonical whole image) of a ROI shard.
+
+    ``enhance_crop`` and ``enhance_whole`` map a float [0, 1] image to an enhanced one of the
+    same shape. Only images of ``splits`` are enhanced. Writes ``out_path`` (HDF5: per image
+    ``eval_upper``, ``eval_lower`` and optionally ``whole``) and 16-bit PNGs into ``png_dir``.
+    Every method goes through here, so the metrics stage treats them all alike.
+    """
     png_dir = Path(png_dir)
     png_dir.mkdir(parents=True, exist_ok=True)
-    prepped = {image_id: arrays for image_id, arrays, _ in iter_items(prep_shard, names=[f"{r}/{k}" for r in EVAL_ROIS for k in ("X", "Xp", "Y")])}
-    with open_shard_for_writing(out_path, stage="enhance", params={"method": "xvertnet", **chain.describe()}) as shard:
-        shard.inputs.update({str(roi_shard): sha256_file(roi_shard), str(prep_shard): sha256_file(prep_shard)})
-        for image_id, arrays, attrs in iter_items(roi_shard, names=["canonical"]):
-            stored = {}
-            crops = prepped[image_id]
-            for roi in EVAL_ROIS:
-                stored[roi] = chain.run(crops[f"{roi}/X"], xp=crops[f"{roi}/Xp"], hfc=crops[f"{roi}/Y"])
-            stored["whole"] = chain.run(arrays["canonical"], tile=tile, overlap=overlap)
+    names = [*EVAL_ROIS, "canonical"] if enhance_whole is not None else list(EVAL_ROIS)
+    with open_shard_for_writing(out_path, stage="enhance", params={"method": method, "splits": list(splits), **(params or {})}) as shard:
+        shard.inputs[str(roi_shard)] = sha256_file(roi_shard)
+        for image_id, arrays, attrs in iter_items(roi_shard, names=names):
+            if attrs.get("split", "") not in splits:
+                continue
+            stored = {roi: np.clip(enhance_crop(arrays[roi]), 0.0, 1.0).astype(np.float32) for roi in EVAL_ROIS}
+            if enhance_whole is not None:
+                stored["whole"] = np.clip(enhance_whole(arrays["canonical"]), 0.0, 1.0).astype(np.float32)
             for name, image in stored.items():
+                if image.shape != (arrays["canonical"].shape if name == "whole" else arrays[name].shape):
+                    raise XvertnetError(f"{method} changed the shape of {image_id}/{name}")
                 write_png16(png_dir / f"{image_id}_{name}.png", image)
             shard.add(image_id, stored, {"split": attrs.get("split", ""), "boxes": attrs.get("boxes", {})})
+            log.info("%s enhanced %s", method, image_id)
         count = shard.count
     return count
 

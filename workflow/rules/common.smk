@@ -16,6 +16,8 @@ wildcard_constraints:
     iteration=r"[1-9][0-9]*",
 
 ITERATIONS = config["train"]["iterations"]
+BASELINES = ["original", *config["baselines"]["methods"]]
+TRAINED_BASELINES = ["zerodce", "madmad"]
 
 
 def get_manifest(wildcards):
@@ -100,7 +102,31 @@ def model_dirs():
 
 
 def get_enhanced_shards(wildcards):
-    return [f"results/enhanced/xvertnet/{wildcards.dataset}/{shard}.h5" for shard in get_shard_names(wildcards)]
+    return [f"results/enhanced/{wildcards.method}/{wildcards.dataset}/{shard}.h5" for shard in get_shard_names(wildcards)]
+
+
+def baseline_params(method):
+    """A baseline's config section as JSON (none for 'original')."""
+    return json.dumps(config["baselines"].get(method, {}), sort_keys=True)
+
+
+def get_baseline_train_data(wildcards):
+    """Zero-DCE trains on the training crops of every data set; Madmad on synthetic data only."""
+    if wildcards.method == "madmad":
+        return []
+    return [data_shard(dataset, shard, 0) for dataset in DATASETS for shard in shard_names(dataset)]
+
+
+def get_baseline_model(wildcards):
+    if wildcards.method in TRAINED_BASELINES:
+        return [f"results/models/baselines/{wildcards.method}/model.json"]
+    return []
+
+
+def baseline_model_option(wildcards):
+    if wildcards.method in TRAINED_BASELINES:
+        return f"--baseline-model results/models/baselines/{wildcards.method}"
+    return ""
 
 
 def train_settings_json():
@@ -116,9 +142,6 @@ def train_settings_json():
 def get_final_outputs():
     outputs = [f"{folder}/model.json" for folder in model_dirs()]
     for name in DATASETS:
-        outputs += [
-            f"results/{name}/roi/index.csv",
-            f"results/{name}/prep/summary.csv",
-            f"results/enhanced/xvertnet/{name}/index.csv",
-        ]
+        outputs += [f"results/{name}/roi/index.csv", f"results/{name}/prep/summary.csv"]
+        outputs += [f"results/enhanced/{method}/{name}/index.csv" for method in ["xvertnet", *BASELINES]]
     return outputs

@@ -1,0 +1,88 @@
+"""The methods XVertNet is compared with, behind one interface (a registry keyed by name).
+
+Every method maps a float image in [0, 1] (bone bright) to an enhanced image of the same
+shape in [0, 1]. Learned methods are trained once (:meth:`Baseline.fit`) into a model
+folder and loaded from it; the others need no training. Adding a method is one module that
+defines a :class:`Baseline` subclass decorated with :func:`register`.
+
+Registered: ``original`` (the identity, so the metrics stage treats the unprocessed ROI like
+any method), ``clahe``, ``farbman``, ``zerodce``, ``zssr``, ``madmad``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import numpy as np
+
+REGISTRY: dict[str, type["Baseline"]] = {}
+_MODULES = ("identity", "clahe", "farbman", "zerodce", "zssr", "madmad")
+
+
+class Baseline:
+    """A comparison method. Subclasses set ``name``, ``defaults`` and implement :meth:`enhance`."""
+
+    name: str = ""
+    #: Needs :meth:`fit` before :meth:`enhance` (a model folder in the workflow).
+    trainable: bool = False
+    #: Trained on the project's training crops (False: on data of its own, e.g. synthetic).
+    uses_training_crops: bool = True
+    #: Worth running on whole canonical images (False where it costs too much, e.g. per-image training).
+    whole_images: bool = True
+    #: Parameters and their defaults; a method's config section overrides them.
+    defaults: dict = {}
+
+    def __init__(self, params: dict | None = None):
+        unknown = sorted(set(params or {}) - set(self.defaults))
+        if unknown:
+            raise ValueError(f"{self.name}: unknown parameters {unknown}, expected some of {sorted(self.defaults)}")
+        self.params = {**self.defaults, **(params or {})}
+
+    def fit(self, crops: list[np.ndarray], out_dir: Path) -> dict:  # pragma: no cover - overridden by learned methods
+        raise NotImplementedError(f"{self.name} is not trained")
+
+    def load(self, model_dir: Path) -> None:  # pragma: no cover - overridden by learned methods
+        raise NotImplementedError(f"{self.name} has no model to load")
+
+    def enhance(self, image: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        image = np.asarray(image, dtype=np.float32)
+        if image.ndim != 2:
+            raise ValueError(f"{self.name}: expected a 2-D image, got shape {image.shape}")
+        result = np.asarray(self.enhance(image), dtype=np.float32)
+        if result.shape != image.shape:
+            raise ValueError(f"{self.name}: output shape {result.shape} differs from input {image.shape}")
+        return np.clip(result, 0.0, 1.0)
+
+
+def register(cls: type[Baseline]) -> type[Baseline]:
+    if not cls.name or cls.name in REGISTRY:
+        raise ValueError(f"baseline name '{cls.name}' is empty or taken")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def get_method(name: str, params: dict | None = None) -> Baseline:
+    """An instance of the registered method ``name`` with ``params`` over its defaults."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown baseline '{name}', expected one of {sorted(REGISTRY)}")
+    return REGISTRY[name](params)
+
+
+def training_crops(shards, *, rois=("train_upper", "train_lower"), split: str = "train") -> list[np.ndarray]:
+    """The original training crops (``X``) of ``split`` in data shards: what XVertNet trains on."""
+    from ..shard_store import iter_items
+
+    crops = []
+    for shard in shards:
+        for _, arrays, attrs in iter_items(shard, names=None):
+            if attrs.get("split") == split:
+                crops += [arrays[f"{roi}/X"] for roi in rois if f"{roi}/X" in arrays]
+    return crops
+
+
+for _module in _MODULES:
+    importlib.import_module(f"{__name__}.{_module}")

@@ -1,0 +1,15 @@
+"""The unprocessed ROI, as a method ("original" in the tables)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import Baseline, register
+
+
+@register
+class Original(Baseline):
+    name = "original"
+
+    def enhance(self, image: np.ndarray) -> np.ndarray:
+        return image.copy()
