@@ -25,8 +25,12 @@ TINY = {
     },
     "roi": {"canonical_height": 512, "train_size": [256, 256], "eval_size": [256, 145]},
     "train": {"iterations": 2, "phase1_epochs": 3, "phase2_epochs": 2, "base_width": 4, "depth": 2, "batch_size": 4},
+    "baselines": {"zerodce": {"steps": 5}, "madmad": {"steps": 5}, "zssr": {"steps": 5}},
 }
-DOWNSTREAM_OF_PREP = {"prep": 3, "prep_summary": 1, "train": 2, "refine": 3, "enhance": 3, "enhance_index": 1, "all": 1}
+METHODS = ["original", "xvertnet", "clahe", "farbman", "zerodce", "zssr", "madmad"]
+# Zero-DCE trains on the prep crops, so it follows prep; the other baselines start from the ROIs.
+DOWNSTREAM_OF_PREP = {"prep": 3, "prep_summary": 1, "train": 2, "refine": 3, "enhance": 3, "baseline_train": 1,
+                      "baseline_enhance": 3, "enhance_index": 2, "all": 1}
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -96,7 +100,8 @@ def test_changing_a_roi_parameter_reruns_roi_but_not_ingest(tiny_run):
     changed.write_text(yaml.safe_dump(config))
     result = snakemake(tiny_run, "--dry-run", "--configfile", str(changed))
     assert result.returncode == 0, result.stderr[-2000:]
-    assert planned_jobs(result.stdout + result.stderr) == {"roi": 3, "roi_index": 1, **DOWNSTREAM_OF_PREP}
+    expected = {**DOWNSTREAM_OF_PREP, "roi": 3, "roi_index": 1, "baseline_enhance": 3 * 6, "enhance_index": 7}
+    assert planned_jobs(result.stdout + result.stderr) == expected
 
 
 def test_changing_prep_lambda_reruns_prep_and_nothing_before_it(tiny_run):
@@ -127,10 +132,14 @@ def test_both_iterations_trained_with_falling_loss_and_enhanced_outputs(tiny_run
         phase1 = log[log["phase"] == 1]
         assert phase1["train_l1"].iloc[-1] < phase1["train_l1"].iloc[0], f"iteration {iteration}"
         assert (tiny_run / f"results/models/iter{iteration}/loss_curve.png").is_file()
-    index = pd.read_csv(tiny_run / "results/enhanced/xvertnet/demo/index.csv")
-    assert len(index) == 5
-    for column in ("eval_upper_png", "eval_lower_png", "whole_png"):
-        assert all((tiny_run / path).is_file() for path in index[column])
+    for method in METHODS:
+        index = pd.read_csv(tiny_run / f"results/enhanced/{method}/demo/index.csv")
+        # Only the val and test splits are enhanced: the AP view (test) and the real image.
+        assert sorted(index["image_id"]) == ["drr_ap_8bit", "drr_ap_clean", "rg1_uncr"], method
+        columns = ["eval_upper_png", "eval_lower_png"] + ([] if method == "zssr" else ["whole_png"])
+        assert set(columns) <= set(index.columns), method
+        for column in columns:
+            assert all((tiny_run / path).is_file() for path in index[column]), (method, column)
 
 
 def test_prep_outputs_are_finite_with_figures(tiny_run):

@@ -1,0 +1,68 @@
+"""Seconds per evaluation ROI and per whole canonical image for every method, in one run.
+
+Input: RG1_UNCR.dcm (pydicom-data) at canonical height 512 (482 wide) and a 256 x 145
+evaluation ROI centred on it, the demo's sizes. Learned baselines are first trained with
+their default (CPU-sized) settings on 30 random 256 x 256 crops of the same image; their
+training time is printed separately. XVertNet needs trained models: pass --models.
+
+    python benchmarks/baselines.py
+    python benchmarks/baselines.py --models results/models/iter1 results/models/iter2 --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> None:
+    from xvertnet.baselines import REGISTRY, get_method
+    from xvertnet.demo_data import real_radiograph_path
+    from xvertnet.io import read_image
+    from xvertnet.roi import to_canonical
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", nargs="+", default=sorted(REGISTRY))
+    parser.add_argument("--models", nargs="*", type=Path, default=[], help="XVertNet iteration directories")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    canonical, _ = to_canonical(read_image(real_radiograph_path()).pixels, 512)
+    roi = canonical[128:384, 168:313]
+    rng = np.random.default_rng(0)
+    crops = [canonical[t : t + 256, l : l + 256] for t, l in zip(rng.integers(0, 256, 30), rng.integers(0, 226, 30))]
+    methods = {}
+    print(f"{'method':>10} {'train s':>8} {'s / ROI 256x145':>16} {'s / whole 512x482':>18}")
+    with tempfile.TemporaryDirectory() as folder:
+        for name in args.methods:
+            method, train_seconds = get_method(name), 0.0
+            if method.trainable:
+                start = time.perf_counter()
+                method.fit(crops, Path(folder) / name)
+                train_seconds = time.perf_counter() - start
+            methods[name] = (method, train_seconds, method.whole_images)
+        if args.models:
+            from xvertnet.enhance import Chain
+
+            chain = Chain(args.models)
+            methods["xvertnet"] = (lambda image: chain.run(image, tile=512), 0.0, True)
+        for name, (method, train_seconds, whole) in methods.items():
+            method(roi)  # warm-up
+            start = time.perf_counter()
+            for _ in range(args.repeats):
+                method(roi)
+            per_roi = (time.perf_counter() - start) / args.repeats
+            per_whole = float("nan")
+            if whole:
+                start = time.perf_counter()
+                method(canonical)
+                per_whole = time.perf_counter() - start
+            print(f"{name:>10} {train_seconds:>8.1f} {per_roi:>16.3f} {per_whole:>18.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
