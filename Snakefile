@@ -15,6 +15,7 @@ include: "workflow/rules/prep.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/enhance.smk"
 include: "workflow/rules/baselines.smk"
+include: "workflow/rules/metrics.smk"
 
 
 rule all:

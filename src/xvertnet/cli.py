@@ -228,6 +228,81 @@ def _model_dirs(path: Path) -> list[Path]:
     return found
 
 
+def _metric_params(args):
+    from .metrics import MetricParams
+
+    return MetricParams(lpc_sigma_onf=args.lpc_sigma_onf, tc_intensity_scale=args.tc_intensity_scale, cnr_band=args.cnr_band)
+
+
+def _add_metric_options(parser: argparse.ArgumentParser) -> None:
+    from .metrics import MetricParams
+
+    defaults = MetricParams()
+    parser.add_argument("--lpc-sigma-onf", type=float, default=defaults.lpc_sigma_onf, help="LPC-SI log-Gabor bandwidth")
+    parser.add_argument("--tc-intensity-scale", type=float, default=defaults.tc_intensity_scale, help="TC: image (0-255) times this")
+    parser.add_argument("--cnr-band", type=_positive_int, default=defaults.cnr_band, help="paravertebral band width (px) of the CNR")
+
+
+def cmd_metrics(args) -> int:
+    from .io import read_image
+    from .metrics import measure_all, to_255
+
+    image = to_255(read_image(args.image).pixels)
+    reference = to_255(read_image(args.reference).pixels) if args.reference else None
+    if reference is not None and reference.shape != image.shape:
+        raise XvertnetError(f"{args.reference}: shape {reference.shape} differs from {args.image} {image.shape}")
+    params = _metric_params(args)
+    values = measure_all(image, reference255=reference, clean255=reference, params=params)
+    if args.json:
+        print(json.dumps({"image": str(args.image), "reference": str(args.reference) if args.reference else None,
+                          "measures": values, "params": params.record()}, indent=2))
+    else:
+        for name, value in values.items():
+            print(f"{name:>10}  {value:.6g}")
+    return 0
+
+
+def cmd_metrics_shard(args) -> int:
+    from .evaluate import metrics_shard
+
+    count = metrics_shard(args.method, args.enhanced, args.roi, args.out, dataset=args.dataset, params=_metric_params(args))
+    logging.getLogger("xvertnet").info("metrics %s: %d ROIs -> %s", args.method, count, args.out)
+    return 0
+
+
+def cmd_aggregate_metrics(args) -> int:
+    from .evaluate import aggregate
+
+    enhanced = {}
+    for spec in args.enhanced:  # dataset:method:shard.h5
+        dataset, method, path = spec.split(":", 2)
+        enhanced.setdefault((dataset, method), []).append(path)
+    manifests = dict(spec.split(":", 1) for spec in args.manifest)
+    table = aggregate(args.metric_csvs, args.out, enhanced=enhanced, manifests=manifests)
+    logging.getLogger("xvertnet").info("per-ROI table: %d rows -> %s", len(table), args.out)
+    return 0
+
+
+def cmd_tables(args) -> int:
+    import pandas as pd
+
+    from .report import box_plots, visual_panel
+    from .stats import compare, write_comparison_tables
+
+    per_roi = pd.read_csv(args.per_roi)
+    statistics = compare(per_roi, splits=tuple(args.splits))
+    write_comparison_tables(statistics, args.out_stem)
+    box_plots(per_roi, args.boxplots, splits=tuple(args.splits))
+    enhanced = {}
+    for spec in args.enhanced:
+        method, path = spec.split(":", 1)
+        enhanced.setdefault(method, []).append(path)
+    test = per_roi[per_roi["split"].isin(args.splits)]["image_id"].drop_duplicates().tolist()
+    visual_panel(enhanced, args.panel, image_ids=test[: args.panel_images])
+    logging.getLogger("xvertnet").info("tables -> %s.{csv,md,tex}", args.out_stem)
+    return 0
+
+
 def cmd_check_config(args) -> int:
     from .config import load_config
 
@@ -347,6 +422,39 @@ def build_parser() -> argparse.ArgumentParser:
     enhance.add_argument("--tile", type=_positive_int, default=512)
     enhance.add_argument("--overlap", type=int, default=64)
     enhance.set_defaults(run=cmd_enhance)
+
+    metrics = commands.add_parser("metrics", help="every quality measure of one image (0-255; see the docs for the mapping)")
+    metrics.add_argument("image", type=Path)
+    metrics.add_argument("--reference", type=Path, help="reference image: TMQI reference and PSNR/SSIM clean reference")
+    metrics.add_argument("--json", action="store_true")
+    _add_metric_options(metrics)
+    metrics.set_defaults(run=cmd_metrics)
+
+    metrics_shard = commands.add_parser("metrics-shard", help="measure a method's enhanced evaluation ROIs of one shard")
+    metrics_shard.add_argument("--method", required=True)
+    metrics_shard.add_argument("--dataset", required=True)
+    metrics_shard.add_argument("--enhanced", required=True, type=Path)
+    metrics_shard.add_argument("--roi", required=True, type=Path)
+    metrics_shard.add_argument("--out", required=True, type=Path)
+    _add_metric_options(metrics_shard)
+    metrics_shard.set_defaults(run=cmd_metrics_shard)
+
+    aggregate = commands.add_parser("aggregate-metrics", help="the long per-ROI table with ratios and consistency measures")
+    aggregate.add_argument("metric_csvs", nargs="+", type=Path)
+    aggregate.add_argument("--out", required=True, type=Path)
+    aggregate.add_argument("--enhanced", nargs="*", default=[], help="dataset:method:shard.h5 entries")
+    aggregate.add_argument("--manifest", nargs="*", default=[], help="dataset:manifest.csv entries")
+    aggregate.set_defaults(run=cmd_aggregate_metrics)
+
+    tables = commands.add_parser("tables", help="statistics, comparison tables (csv, md, tex), box plots and a visual panel")
+    tables.add_argument("per_roi", type=Path)
+    tables.add_argument("--out-stem", required=True, help="e.g. results/tables/comparison")
+    tables.add_argument("--boxplots", required=True, type=Path)
+    tables.add_argument("--panel", required=True, type=Path)
+    tables.add_argument("--enhanced", nargs="*", default=[], help="method:shard.h5 entries for the panel")
+    tables.add_argument("--splits", nargs="+", default=["test"])
+    tables.add_argument("--panel-images", type=int, default=4)
+    tables.set_defaults(run=cmd_tables)
 
     check = commands.add_parser("check-config", help="validate a config file against the schema")
     check.add_argument("config", type=Path)

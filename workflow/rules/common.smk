@@ -139,9 +139,52 @@ def train_settings_json():
     return json.dumps(train, sort_keys=True)
 
 
+ALL_METHODS = ["xvertnet", *BASELINES]
+
+
+def enhanced_path(dataset, method, shard):
+    return f"results/enhanced/{method}/{dataset}/{shard}.h5"
+
+
+def metric_cli_options():
+    metrics = config["metrics"]
+    return (f"--lpc-sigma-onf {metrics['lpc_sigma_onf']} --tc-intensity-scale {metrics['tc_intensity_scale']} "
+            f"--cnr-band {metrics['cnr_band']}")
+
+
+def get_metric_csvs(wildcards):
+    return [f"results/metrics/{dataset}/{method}/{shard}.csv"
+            for dataset in DATASETS for method in ALL_METHODS for shard in shard_names(dataset)]
+
+
+def get_all_enhanced(wildcards):
+    return [enhanced_path(dataset, method, shard) for dataset in DATASETS for method in ALL_METHODS for shard in shard_names(dataset)]
+
+
+def enhanced_specs(wildcards):
+    """dataset:method:path entries for `xvertnet aggregate-metrics`."""
+    return " ".join(f"{dataset}:{method}:{enhanced_path(dataset, method, shard)}"
+                    for dataset in DATASETS for method in ALL_METHODS for shard in shard_names(dataset))
+
+
+def panel_specs(wildcards):
+    return " ".join(f"{method}:{enhanced_path(dataset, method, shard)}"
+                    for dataset in DATASETS for method in ALL_METHODS for shard in shard_names(dataset))
+
+
+def manifest_specs():
+    return " ".join(f"{dataset}:{get_manifest(type('W', (), {'dataset': dataset}))}" for dataset in DATASETS)
+
+
+def get_manifests(wildcards):
+    return [get_manifest(type("W", (), {"dataset": dataset})) for dataset in DATASETS]
+
+
 def get_final_outputs():
     outputs = [f"{folder}/model.json" for folder in model_dirs()]
     for name in DATASETS:
         outputs += [f"results/{name}/roi/index.csv", f"results/{name}/prep/summary.csv"]
-        outputs += [f"results/enhanced/{method}/{name}/index.csv" for method in ["xvertnet", *BASELINES]]
+        outputs += [f"results/enhanced/{method}/{name}/index.csv" for method in ALL_METHODS]
+    outputs += ["results/metrics/per_roi.csv", "results/tables/comparison.md", "results/figures/boxplots.png",
+                "results/figures/panel.png"]
     return outputs

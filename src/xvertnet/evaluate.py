@@ -1,0 +1,99 @@
+"""The metrics stage: every measure for every method's evaluation ROIs, and the long table.
+
+* :func:`metrics_shard`: one CSV per method and shard; a row per image and ROI (upper,
+  lower) with every measure of :func:`xvertnet.metrics.measure_all` and the parameters. TMQI
+  takes the original ROI as its reference; the vertebra mask (DRRs) gives the task measures.
+* :func:`aggregate`: ``per_roi.csv``, one row per dataset x image x ROI x method, with the
+  task measures as ratios to the original ROI (``cnr_ratio``, ``edge_ratio``) and, for
+  degraded DRRs, PSNR/SSIM of the method's output against the same method's output on the
+  clean DRR of the same view (``consistency_psnr``, ``consistency_ssim``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from .atomic import atomic_path
+from .enhance import EVAL_ROIS
+from .metrics import MetricParams, measure_all, psnr, ssim, to_255
+from .shard_store import ITEMS, iter_items
+
+log = logging.getLogger(__name__)
+
+
+def metrics_shard(method: str, enhanced_path, roi_path, out_path, *, dataset: str, params: MetricParams | None = None) -> int:
+    """Measure every evaluation ROI of one method's enhanced shard; write a CSV; return the row count."""
+    params = params or MetricParams()
+    rows = []
+    with h5py.File(roi_path, "r") as originals:
+        for image_id, arrays, attrs in iter_items(enhanced_path, names=list(EVAL_ROIS)):
+            source = originals[ITEMS][image_id]
+            for roi in EVAL_ROIS:
+                mask = source[f"mask_{roi}"][()] if f"mask_{roi}" in source else None
+                values = measure_all(to_255(arrays[roi]), reference255=to_255(source[roi][()]), mask=mask, params=params)
+                rows.append({"dataset": dataset, "image_id": image_id, "split": attrs.get("split", ""), "roi": roi.split("_")[1],
+                             "method": method, **values, "params": json.dumps(params.record(), sort_keys=True)})
+            log.info("measured %s %s", method, image_id)
+    with atomic_path(out_path) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
+    return len(rows)
+
+
+def _load_enhanced(shards) -> dict[str, dict[str, np.ndarray]]:
+    found = {}
+    for shard in shards:
+        with h5py.File(shard, "r") as handle:
+            for image_id, group in handle.get(ITEMS, {}).items():
+                found[image_id] = {roi: group[roi][()] for roi in EVAL_ROIS}
+    return found
+
+
+def consistency_rows(method: str, dataset: str, enhanced_shards, manifest: pd.DataFrame) -> list[dict]:
+    """PSNR/SSIM of the method's output on each degraded DRR against its output on the clean DRR of the view."""
+    if not {"view", "condition"} <= set(manifest.columns):
+        return []
+    enhanced = _load_enhanced(enhanced_shards)
+    conditions = manifest.set_index("image_id")[["view", "condition"]]
+    clean_of = {row.view: image_id for image_id, row in conditions.iterrows() if row.condition == "clean"}
+    rows = []
+    for image_id, images in enhanced.items():
+        if image_id not in conditions.index:
+            continue
+        view, condition = conditions.loc[image_id, "view"], conditions.loc[image_id, "condition"]
+        partner = clean_of.get(view)
+        if condition in ("clean", "real") or partner not in enhanced:
+            continue
+        for roi in EVAL_ROIS:
+            degraded, clean = to_255(images[roi]), to_255(enhanced[partner][roi])
+            rows.append({"dataset": dataset, "image_id": image_id, "roi": roi.split("_")[1], "method": method,
+                         "consistency_psnr": psnr(degraded, clean), "consistency_ssim": ssim(degraded, clean)})
+    return rows
+
+
+def aggregate(metric_csvs, out_path, *, enhanced: dict[tuple[str, str], list], manifests: dict[str, str]) -> pd.DataFrame:
+    """The long table ``per_roi.csv``; ``enhanced`` maps (dataset, method) to enhanced shards."""
+    frames = [pd.read_csv(path) for path in metric_csvs if Path(path).stat().st_size > 1]
+    frames = [frame for frame in frames if len(frame)]
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if len(table) and "cnr" in table.columns:
+        keys = ["dataset", "image_id", "roi"]
+        original = table[table["method"] == "original"].set_index(keys)[["cnr", "edge"]]
+        joined = table.join(original, on=keys, rsuffix="_original")
+        table["cnr_ratio"] = joined["cnr"] / joined["cnr_original"]
+        table["edge_ratio"] = joined["edge"] / joined["edge_original"]
+    consistency = []
+    for (dataset, method), shards in enhanced.items():
+        manifest_path = manifests.get(dataset)
+        if manifest_path and Path(manifest_path).exists():
+            consistency += consistency_rows(method, dataset, shards, pd.read_csv(manifest_path, keep_default_na=False))
+    if consistency and len(table):
+        table = table.merge(pd.DataFrame(consistency), on=["dataset", "image_id", "roi", "method"], how="left")
+    with atomic_path(out_path) as tmp:
+        table.to_csv(tmp, index=False)
+    return table

@@ -1,0 +1,116 @@
+"""Statistics and the comparison table (journal paper, Sec. 4.4 and Table 1).
+
+Per data set and measure: outliers are values outside mean +- 1.96 std (z-score); for each
+pairwise comparison of XVertNet with another method the union of both methods' outliers is
+removed, and a Wilcoxon signed-rank test (scipy) on the remaining paired ROIs gives the
+p-value. Means and standard deviations in the table are over each method's own ROIs without
+its outliers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats as scipy_stats
+
+from .atomic import atomic_path
+from .metrics import BETTER
+
+Z_THRESHOLD = 1.96
+ALPHA = 0.05
+METHOD_ORDER = ("original", "xvertnet", "xvertnet-paper", "clahe", "farbman", "zerodce", "zssr", "madmad")
+MEASURE_ORDER = ("cnr_ratio", "edge_ratio", "consistency_psnr", "consistency_ssim", "entropy", "tc", "lpc_si", "tmqi", "piqe",
+                 "brisque", "niqe")
+LABELS = {"cnr_ratio": "vertebral CNR / original", "edge_ratio": "vertebral edge / original",
+          "consistency_psnr": "PSNR degraded vs clean", "consistency_ssim": "SSIM degraded vs clean", "entropy": "Entropy",
+          "tc": "TC", "lpc_si": "LPC-SI", "tmqi": "TMQI", "piqe": "PIQE", "brisque": "BRISQUE", "niqe": "NIQE"}
+
+
+def inliers(values: pd.Series, *, z: float = Z_THRESHOLD) -> pd.Series:
+    """True where a value lies within mean +- z std (sample std); NaN values are never inliers."""
+    finite = values.dropna()
+    keep = pd.Series(False, index=values.index)
+    if len(finite) < 3 or finite.std(ddof=1) == 0:
+        keep[finite.index] = True
+        return keep
+    keep[finite.index] = (finite - finite.mean()).abs() <= z * finite.std(ddof=1)
+    return keep
+
+
+def wilcoxon_p(a: pd.Series, b: pd.Series) -> float:
+    """Two-sided Wilcoxon signed-rank p-value of paired samples (NaN when undefined)."""
+    differences = (a - b).to_numpy()
+    if len(differences) < 2 or np.allclose(differences, 0):
+        return float("nan")
+    return float(scipy_stats.wilcoxon(a.to_numpy(), b.to_numpy()).pvalue)
+
+
+def compare(per_roi: pd.DataFrame, *, reference: str = "xvertnet", splits=("test",)) -> pd.DataFrame:
+    """Long statistics: dataset, measure, method, n, mean, std, p-value against ``reference``."""
+    table = per_roi[per_roi["split"].isin(splits)] if "split" in per_roi.columns else per_roi
+    rows = []
+    keys = ["image_id", "roi"]
+    for dataset, part in table.groupby("dataset"):
+        for measure in [m for m in MEASURE_ORDER if m in part.columns]:
+            wide = part.pivot_table(index=keys, columns="method", values=measure, aggfunc="first")
+            wide = wide.dropna(axis=1, how="all")
+            if wide.empty:
+                continue
+            keep = {method: inliers(wide[method]) for method in wide.columns}
+            for method in wide.columns:
+                values = wide[method][keep[method]]
+                p_value = float("nan")
+                if reference in wide.columns and method != reference:
+                    both = keep[method] & keep[reference]
+                    p_value = wilcoxon_p(wide.loc[both, reference], wide.loc[both, method])
+                rows.append({"dataset": dataset, "measure": measure, "method": method, "n": int(values.size),
+                             "mean": float(values.mean()) if values.size else float("nan"),
+                             "std": float(values.std(ddof=1)) if values.size > 1 else float("nan"), "p_value": p_value,
+                             "significant": bool(p_value < ALPHA) if not np.isnan(p_value) else False})
+    return pd.DataFrame(rows)
+
+
+def _ranks(part: pd.DataFrame) -> dict[str, int]:
+    """1 for the best mean, 2 for the second, in the measure's better direction."""
+    direction = BETTER.get(part["measure"].iloc[0], 1)
+    order = part.dropna(subset=["mean"]).sort_values("mean", ascending=direction < 0)["method"].tolist()
+    return {method: rank for rank, method in enumerate(order[:2], start=1)}
+
+
+def _cell(row, rank: int, style: str) -> str:
+    text = f"{row['mean']:.4g} ± {row['std']:.2g}" if not np.isnan(row["std"]) else f"{row['mean']:.4g}"
+    if row["significant"]:
+        text += "*"
+    if style == "md":
+        return f"**{text}**" if rank == 1 else f"<u>{text}</u>" if rank == 2 else text
+    text = text.replace("±", r"$\pm$")
+    return rf"\textbf{{{text}}}" if rank == 1 else rf"\underline{{{text}}}" if rank == 2 else text
+
+
+def write_comparison_tables(statistics: pd.DataFrame, stem) -> None:
+    """``stem``.csv (long, with p-values), ``stem``.md and ``stem``.tex (methods as columns, like Table 1)."""
+    methods = [m for m in METHOD_ORDER if m in set(statistics["method"])]
+    methods += sorted(set(statistics["method"]) - set(methods))
+    md = ["| data set | measure | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
+    tex = [r"\begin{tabular}{ll" + "c" * len(methods) + "}", r"\hline",
+           "data set & measure & " + " & ".join(methods) + r" \\", r"\hline"]
+    for (dataset, measure), part in statistics.groupby(["dataset", "measure"], sort=False):
+        ranks = _ranks(part)
+        by_method = part.set_index("method")
+        arrow = "↑" if BETTER.get(measure, 1) > 0 else "↓"
+        label = f"{LABELS.get(measure, measure)} {arrow}"
+        md_cells = [_cell(by_method.loc[m], ranks.get(m, 0), "md") if m in by_method.index else "–" for m in methods]
+        tex_cells = [_cell(by_method.loc[m], ranks.get(m, 0), "tex") if m in by_method.index else "--" for m in methods]
+        md.append(f"| {dataset} | {label} | " + " | ".join(md_cells) + " |")
+        tex_label = label.replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$")
+        tex.append(f"{dataset} & {tex_label} & " + " & ".join(tex_cells) + r" \\")
+    tex += [r"\hline", r"\end{tabular}"]
+    notes = ("\n\nMean ± std over the test-split evaluation ROIs after z-score outlier removal (|z| > 1.96); "
+             "**best**, <u>second</u>; * = differs from xvertnet (Wilcoxon signed-rank, p < 0.05, union of both methods' "
+             "outliers removed); ↑/↓ = higher/lower is better.\n")
+    with atomic_path(f"{stem}.csv") as tmp:
+        statistics.to_csv(tmp, index=False)
+    with atomic_path(f"{stem}.md") as tmp:
+        tmp.write_text("\n".join(md) + notes)
+    with atomic_path(f"{stem}.tex") as tmp:
+        tmp.write_text("\n".join(tex) + "\n")
