@@ -27,6 +27,11 @@ $(STAMP): pyproject.toml Makefile
 
 demo: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --printshellcmds
+	$(MAKE) --no-print-directory results/report.html
+
+# The HTML report (tables and figures with captions), rebuilt when the tables change.
+results/report.html: results/tables/comparison.md
+	$(BIN)/snakemake --report $@
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

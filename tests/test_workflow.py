@@ -30,7 +30,7 @@ TINY = {
 METHODS = ["original", "xvertnet", "clahe", "farbman", "zerodce", "zssr", "madmad"]
 # Zero-DCE trains on the prep crops, so it follows prep; the other baselines start from the ROIs.
 DOWNSTREAM_OF_PREP = {"prep": 3, "prep_summary": 1, "train": 2, "refine": 3, "enhance": 3, "baseline_train": 1,
-                      "baseline_enhance": 3, "enhance_index": 2, "all": 1}
+                      "baseline_enhance": 3, "enhance_index": 2, "metrics": 6, "per_roi": 1, "tables": 1, "all": 1}
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -100,7 +100,7 @@ def test_changing_a_roi_parameter_reruns_roi_but_not_ingest(tiny_run):
     changed.write_text(yaml.safe_dump(config))
     result = snakemake(tiny_run, "--dry-run", "--configfile", str(changed))
     assert result.returncode == 0, result.stderr[-2000:]
-    expected = {**DOWNSTREAM_OF_PREP, "roi": 3, "roi_index": 1, "baseline_enhance": 3 * 6, "enhance_index": 7}
+    expected = {**DOWNSTREAM_OF_PREP, "roi": 3, "roi_index": 1, "baseline_enhance": 3 * 6, "enhance_index": 7, "metrics": 3 * 7}
     assert planned_jobs(result.stdout + result.stderr) == expected
 
 
@@ -122,7 +122,8 @@ def test_raising_iterations_from_2_to_3_trains_only_iteration_3(tiny_run):
     result = snakemake(tiny_run, "--dry-run", "--configfile", str(changed))
     assert result.returncode == 0, result.stderr[-2000:]
     # Iteration 3 trains on iteration 2's refined data, then the chain of 3 enhances again.
-    assert planned_jobs(result.stdout + result.stderr) == {"refine": 3, "train": 1, "enhance": 3, "enhance_index": 1, "all": 1}
+    assert planned_jobs(result.stdout + result.stderr) == {"refine": 3, "train": 1, "enhance": 3, "enhance_index": 1, "metrics": 3,
+                                                           "per_roi": 1, "tables": 1, "all": 1}
     assert "results/models/iter3/model.pt" in result.stdout and "iter1/model.pt" not in result.stdout.split("rule train")[-1]
 
 
@@ -189,3 +190,28 @@ def test_bad_images_in_a_user_manifest_are_rejected_and_the_rest_goes_on(tmp_pat
     rejects = pd.read_csv(workdir / "results/mine/rejects.csv").set_index("image_id")
     assert "empty file" in rejects.loc["empty", "reason"]
     assert "not a DICOM file" in rejects.loc["report", "reason"]
+
+
+def test_comparison_table_agrees_with_per_roi(tiny_run):
+    import numpy as np
+    from scipy import stats
+
+    per_roi = pd.read_csv(tiny_run / "results/metrics/per_roi.csv")
+    assert set(per_roi["method"]) == set(METHODS)
+    assert len(per_roi) == 3 * 2 * len(METHODS)  # 3 val/test images x 2 ROIs x methods
+    table = pd.read_csv(tiny_run / "results/tables/comparison.csv").set_index(["measure", "method"])
+    test = per_roi[per_roi["split"] == "test"]
+    values = test[test["method"] == "clahe"]["lpc_si"]
+    kept = values[(values - values.mean()).abs() <= 1.96 * values.std(ddof=1)]
+    assert table.loc[("lpc_si", "clahe"), "mean"] == pytest.approx(kept.mean())
+    assert table.loc[("lpc_si", "clahe"), "std"] == pytest.approx(kept.std(ddof=1))
+    wide = test.pivot_table(index=["image_id", "roi"], columns="method", values="lpc_si")
+    keep = np.ones(len(wide), bool)
+    for method in ("xvertnet", "clahe"):
+        keep &= ((wide[method] - wide[method].mean()).abs() <= 1.96 * wide[method].std(ddof=1)).to_numpy()
+    expected = stats.wilcoxon(wide.loc[keep, "xvertnet"], wide.loc[keep, "clahe"]).pvalue
+    assert table.loc[("lpc_si", "clahe"), "p_value"] == pytest.approx(expected)
+    markdown = (tiny_run / "results/tables/comparison.md").read_text()
+    assert "LPC-SI ↑" in markdown and "vertebral CNR / original ↑" in markdown
+    assert (tiny_run / "results/figures/boxplots.png").stat().st_size > 10_000
+    assert (tiny_run / "results/figures/panel.png").stat().st_size > 10_000

@@ -36,7 +36,11 @@ def metrics_shard(method: str, enhanced_path, roi_path, out_path, *, dataset: st
             source = originals[ITEMS][image_id]
             for roi in EVAL_ROIS:
                 mask = source[f"mask_{roi}"][()] if f"mask_{roi}" in source else None
-                values = measure_all(to_255(arrays[roi]), reference255=to_255(source[roi][()]), mask=mask, params=params)
+                errors: dict[str, str] = {}
+                values = measure_all(to_255(arrays[roi]), reference255=to_255(source[roi][()]), mask=mask, params=params,
+                                     errors=errors)
+                for measure, reason in errors.items():
+                    log.warning("%s %s %s: %s is NaN (%s)", method, image_id, roi, measure, reason)
                 rows.append({"dataset": dataset, "image_id": image_id, "split": attrs.get("split", ""), "roi": roi.split("_")[1],
                              "method": method, **values, "params": json.dumps(params.record(), sort_keys=True)})
             log.info("measured %s %s", method, image_id)

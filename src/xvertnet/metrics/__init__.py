@@ -50,8 +50,13 @@ def to_255(image: np.ndarray) -> np.ndarray:
 
 
 def measure_all(image255: np.ndarray, *, reference255: np.ndarray | None = None, clean255: np.ndarray | None = None,
-                mask: np.ndarray | None = None, params: MetricParams | None = None, timings: dict | None = None) -> dict[str, float]:
-    """Every measure of one grey 0-255 image; ``timings`` (if given) receives seconds per measure."""
+                mask: np.ndarray | None = None, params: MetricParams | None = None, timings: dict | None = None,
+                errors: dict | None = None) -> dict[str, float]:
+    """Every measure of one grey 0-255 image; ``timings`` (if given) receives seconds per measure.
+
+    With ``errors`` given, a measure that fails numerically (e.g. on a flat image) becomes NaN
+    and ``errors[name]`` holds the reason; without it the exception propagates.
+    """
     params = params or MetricParams()
     image255 = np.asarray(image255, dtype=np.float64)
     jobs = {
@@ -73,7 +78,13 @@ def measure_all(image255: np.ndarray, *, reference255: np.ndarray | None = None,
     values: dict[str, float] = {}
     for name, job in jobs.items():
         start = time.perf_counter()
-        result = job()
+        try:
+            result = job()
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as error:
+            if errors is None:
+                raise
+            errors[name] = f"{type(error).__name__}: {error}"
+            result = {"tmqi": np.nan, "tmqi_s": np.nan, "tmqi_n": np.nan} if name == "tmqi" else np.nan
         if timings is not None:
             timings[name] = time.perf_counter() - start
         if isinstance(result, dict):

@@ -100,8 +100,11 @@ def niqe(image: np.ndarray, *, patch: int = 96) -> float:
         per_scale.append(np.asarray(features))
         image = imresize(image, 0.5)
     features = np.concatenate(per_scale, axis=1)
+    features = features[np.isfinite(features).all(axis=1)]  # MATLAB's nanmean/nancov drop patches with NaN (flat patches)
+    if len(features) == 0:
+        return float("nan")
     mu_pristine, cov_pristine = niqe_pristine_model()
-    mu = np.nanmean(features, axis=0)
+    mu = features.mean(axis=0)
     cov = np.cov(features, rowvar=False) if features.shape[0] > 1 else np.zeros_like(cov_pristine)
     difference = mu_pristine - mu
     return float(np.sqrt(difference @ np.linalg.pinv((cov_pristine + cov) / 2) @ difference))

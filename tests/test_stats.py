@@ -1,0 +1,53 @@
+"""Outlier removal, the Wilcoxon comparisons and the table, recomputed by hand from a per-ROI table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from xvertnet.stats import compare, inliers, write_comparison_tables
+
+
+def _per_roi(seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for index in range(20):
+        for roi in ("upper", "lower"):
+            base = rng.normal(5, 1)
+            for method, shift in (("original", 0.0), ("xvertnet", 1.0), ("clahe", 0.05)):
+                value = base + shift + rng.normal(0, 0.3)
+                if method == "clahe" and index == 3 and roi == "upper":
+                    value = 50.0  # an outlier
+                rows.append({"dataset": "d", "image_id": f"i{index}", "roi": roi, "split": "test", "method": method,
+                             "entropy": value, "piqe": 100 - value})
+    return pd.DataFrame(rows)
+
+
+def test_inliers_drop_values_beyond_1_96_std():
+    values = pd.Series([1.0, 1.1, 0.9, 1.0, 1.05, 10.0])
+    assert list(inliers(values)) == [True, True, True, True, True, False]
+
+
+def test_table_statistics_match_a_recomputation(tmp_path):
+    per_roi = _per_roi()
+    statistics = compare(per_roi)
+    row = statistics.set_index(["measure", "method"]).loc[("entropy", "clahe")]
+    clahe = per_roi[per_roi["method"] == "clahe"]["entropy"]
+    kept = clahe[(clahe - clahe.mean()).abs() <= 1.96 * clahe.std(ddof=1)]
+    assert row["n"] == 39 and row["mean"] == pytest.approx(kept.mean()) and row["std"] == pytest.approx(kept.std(ddof=1))
+    wide = per_roi.pivot_table(index=["image_id", "roi"], columns="method", values="entropy")
+    keep = pd.Series(True, index=wide.index)
+    for method in ("xvertnet", "clahe"):
+        column = wide[method]
+        keep &= (column - column.mean()).abs() <= 1.96 * column.std(ddof=1)
+    expected = stats.wilcoxon(wide.loc[keep, "xvertnet"], wide.loc[keep, "clahe"]).pvalue
+    assert row["p_value"] == pytest.approx(expected) and row["significant"]
+    write_comparison_tables(statistics, tmp_path / "comparison")
+    markdown = (tmp_path / "comparison.md").read_text()
+    assert "| d | Entropy ↑ |" in markdown and "| d | PIQE ↓ |" in markdown
+    entropy_line = next(line for line in markdown.splitlines() if "Entropy" in line)
+    assert "**" in entropy_line.split("|")[4]  # xvertnet has the best entropy (column 4: original, xvertnet, ...)
+    assert r"\textbf" in (tmp_path / "comparison.tex").read_text()
+    assert len(pd.read_csv(tmp_path / "comparison.csv")) == len(statistics)
