@@ -8,6 +8,7 @@ configfile: "config.yaml"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/download.smk"
 include: "workflow/rules/demo_data.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/roi.smk"

@@ -215,3 +215,21 @@ def test_comparison_table_agrees_with_per_roi(tiny_run):
     assert "LPC-SI ↑" in markdown and "vertebral CNR / original ↑" in markdown
     assert (tiny_run / "results/figures/boxplots.png").stat().st_size > 10_000
     assert (tiny_run / "results/figures/panel.png").stat().st_size > 10_000
+
+
+def test_dry_run_for_montgomery_and_nih_contacts_no_host(tmp_path):
+    config = {
+        "datasets": [
+            {"name": "montgomery", "manifest": "download", "base_url": "http://127.0.0.1:9/unreachable"},
+            {"name": "nih", "manifest": "download", "registry": "nih_chestxray14", "shard_size": 256},
+        ],
+        "roi": TINY["roi"],
+        "train": TINY["train"],
+    }
+    workdir = make_workdir(tmp_path, config)
+    result = snakemake(workdir, "--dry-run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs = planned_jobs(result.stdout + result.stderr)
+    assert jobs["download"] == 2 and jobs["shards"] == 2
+    assert "xvertnet download montgomery" not in result.stdout  # nothing ran
+    assert not (workdir / "results").exists()

@@ -303,6 +303,16 @@ def cmd_tables(args) -> int:
     return 0
 
 
+def cmd_download(args) -> int:
+    from .download import DownloadOptions, fetch_dataset
+
+    options = DownloadOptions(base_url=args.base_url, archive=args.archive, seed=args.seed, retries=args.retries,
+                              progress=not args.no_progress)
+    manifest = fetch_dataset(args.dataset, args.dest, options, registry_name=args.registry)
+    logging.getLogger("xvertnet").info("%s: manifest of %d images in %s", args.dataset, len(manifest), args.dest)
+    return 0
+
+
 def cmd_check_config(args) -> int:
     from .config import load_config
 
@@ -455,6 +465,17 @@ def build_parser() -> argparse.ArgumentParser:
     tables.add_argument("--splits", nargs="+", default=["test"])
     tables.add_argument("--panel-images", type=int, default=4)
     tables.set_defaults(run=cmd_tables)
+
+    download = commands.add_parser("download", help="fetch, verify and unpack a public data set; write its manifest")
+    download.add_argument("dataset", help="a name of the registry (montgomery, shenzhen, nih_chestxray14, jsrt, chexpert, ...)")
+    download.add_argument("--dest", required=True, type=Path)
+    download.add_argument("--registry", help="registry entry when the data set is named otherwise")
+    download.add_argument("--base-url", help="replaces everything before the file name (mirrors, tests)")
+    download.add_argument("--archive", help="a downloaded archive or folder (data sets that need registration)")
+    download.add_argument("--seed", type=int, default=0, help="seed of the patient-level split")
+    download.add_argument("--retries", type=int, default=5)
+    download.add_argument("--no-progress", action="store_true")
+    download.set_defaults(run=cmd_download)
 
     check = commands.add_parser("check-config", help="validate a config file against the schema")
     check.add_argument("config", type=Path)

@@ -25,7 +25,20 @@ def get_manifest(wildcards):
     source = DATASETS[wildcards.dataset]["manifest"]
     if source == "demo":
         return f"results/{wildcards.dataset}/raw/manifest.csv"
+    if source == "download":
+        return f"results/{wildcards.dataset}/download/manifest.csv"
     return source
+
+
+def download_options(wildcards):
+    """Options of `xvertnet download` from the data set's config entry."""
+    entry = DATASETS[wildcards.dataset]
+    options = [f"--registry {entry.get('registry', wildcards.dataset)}", f"--seed {entry['split_seed']}"]
+    if entry.get("archive"):
+        options.append(f"--archive {entry['archive']}")
+    if entry.get("base_url"):
+        options.append(f"--base-url {entry['base_url']}")
+    return " ".join(options)
 
 
 def get_shard_size(wildcards):
