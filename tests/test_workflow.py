@@ -233,3 +233,49 @@ def test_dry_run_for_montgomery_and_nih_contacts_no_host(tmp_path):
     assert jobs["download"] == 2 and jobs["shards"] == 2
     assert "xvertnet download montgomery" not in result.stdout  # nothing ran
     assert not (workdir / "results").exists()
+
+
+def test_changing_a_metric_parameter_reruns_only_metrics_and_tables(tiny_run):
+    config = yaml.safe_load((tiny_run / "config.yaml").read_text())
+    config.setdefault("metrics", {})["lpc_sigma_onf"] = 0.75
+    changed = tiny_run / "changed_metric.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    result = snakemake(tiny_run, "--dry-run", "--configfile", str(changed))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert planned_jobs(result.stdout + result.stderr) == {"metrics": 3 * 7, "per_roi": 1, "tables": 1, "all": 1}
+
+
+def test_editing_a_rule_reruns_that_rule_and_what_follows(tiny_run):
+    rule_file = tiny_run / "workflow/rules/prep.smk"
+    original = rule_file.read_text()
+    try:
+        rule_file.write_text(original.replace('" {params.options} > {log} 2>&1"', '" {params.options} --e-floor 0.1 > {log} 2>&1"'))
+        result = snakemake(tiny_run, "--dry-run")
+        assert result.returncode == 0, result.stderr[-2000:]
+        jobs = planned_jobs(result.stdout + result.stderr)
+        assert jobs["prep"] == 3 and "roi" not in jobs and "ingest" not in jobs
+        assert "code has changed" in (result.stdout + result.stderr).lower() or "Code has changed" in result.stdout
+    finally:
+        rule_file.write_text(original)
+
+
+def test_sigkill_mid_run_then_rerun_incomplete_equals_an_uninterrupted_run(tiny_run, tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    workdir = make_workdir(tmp_path, TINY)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    command = [sys.executable, "-m", "snakemake", "--cores", "2", "--directory", str(workdir), "--snakefile", str(workdir / "Snakefile")]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and not (workdir / "results/models/iter1/train_log.csv").exists():
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)  # Snakemake and the jobs it runs, mid-training
+    process.wait()
+    assert not (workdir / "results/metrics/per_roi.csv").exists()
+    result = snakemake(workdir, "--rerun-incomplete")
+    assert result.returncode == 0, result.stderr[-3000:]
+    resumed = pd.read_csv(workdir / "results/metrics/per_roi.csv").drop(columns=["params"])
+    straight = pd.read_csv(tiny_run / "results/metrics/per_roi.csv").drop(columns=["params"])
+    pd.testing.assert_frame_equal(resumed, straight, check_exact=False, rtol=1e-5)

@@ -47,3 +47,24 @@ def to_json(record: dict) -> str:
         raise TypeError(f"cannot serialise {type(value).__name__} in a provenance record")
 
     return json.dumps(record, sort_keys=True, default=default)
+
+
+def code_fingerprint(*modules: str) -> str:
+    """sha256 (16 hex) of the source of the named modules or packages of this project, without importing them.
+
+    Rules pass it as a parameter, so that editing a stage's code in the package reruns that
+    stage (Snakemake's own code trigger sees only the rule's shell command).
+    """
+    import importlib.util
+
+    digest = hashlib.sha256()
+    for name in modules:
+        spec = importlib.util.find_spec(name if name.startswith("xvertnet") else f"xvertnet.{name}")
+        if spec is None or spec.origin is None:
+            raise ValueError(f"no module named {name}")
+        origin = Path(spec.origin)
+        files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" and spec.submodule_search_locations else [origin]
+        for path in files:
+            digest.update(path.relative_to(origin.parent).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

@@ -7,6 +7,7 @@ rule baseline_train:
     wildcard_constraints:
         method="|".join(TRAINED_BASELINES),
     params:
+        code=code_fingerprint("baselines", "wls"),
         settings=lambda wildcards: baseline_params(wildcards.method),
         out_dir="results/models/baselines/{method}",
     log:
@@ -32,6 +33,7 @@ rule baseline_enhance:
     wildcard_constraints:
         method="|".join(BASELINES),
     params:
+        code=code_fingerprint("baselines", "enhance", "wls"),
         settings=lambda wildcards: baseline_params(wildcards.method),
         model=baseline_model_option,
         splits=" ".join(config["enhance"]["splits"]),

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from xvertnet.config import validate_config
 from xvertnet.datasets import SHARD_PATTERN
+from xvertnet.provenance import code_fingerprint
 
 validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
 

@@ -3,6 +3,7 @@ rule demo_data:
         manifest="results/{dataset}/raw/manifest.csv",
         images=directory("results/{dataset}/raw/images"),
     params:
+        code=code_fingerprint("demo_data", "datasets", "atomic"),
         settings=json.dumps(config["demo"], sort_keys=True),
     log:
         "logs/demo_data/{dataset}.log",

@@ -7,6 +7,7 @@ rule download:
     output:
         "results/{dataset}/download/manifest.csv",
     params:
+        code=code_fingerprint("download"),
         options=download_options,
         dest="results/{dataset}/download",
     log:

@@ -6,6 +6,7 @@ rule enhance:
         h5="results/enhanced/xvertnet/{dataset}/{shard}.h5",
         png=directory("results/enhanced/xvertnet/{dataset}/{shard}"),
     params:
+        code=code_fingerprint("enhance", "model", "preprocess", "wls"),
         models=" ".join(model_dirs()),
         splits=" ".join(config["enhance"]["splits"]),
         tile=config["enhance"]["tile"],

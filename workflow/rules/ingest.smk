@@ -4,6 +4,7 @@ checkpoint shards:
     output:
         directory("results/{dataset}/shards"),
     params:
+        code=code_fingerprint("datasets"),
         shard_size=get_shard_size,
     log:
         "logs/shards/{dataset}.log",
@@ -22,6 +23,7 @@ rule ingest:
         h5="results/{dataset}/ingest/{shard}.h5",
         rejects="results/{dataset}/ingest/{shard}.rejects.csv",
     params:
+        code=code_fingerprint("io", "ingest", "shard_store"),
         max_pixels=config["ingest"]["max_pixels"],
         min_side=config["ingest"]["min_side"],
         jsrt="--jsrt-invert" if config["ingest"]["jsrt_invert"] else "--no-jsrt-invert",

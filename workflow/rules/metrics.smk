@@ -5,6 +5,7 @@ rule metrics:
     output:
         "results/metrics/{dataset}/{method}/{shard}.csv",
     params:
+        code=code_fingerprint("metrics", "evaluate"),
         options=metric_cli_options(),
     log:
         "logs/metrics/{dataset}/{method}/{shard}.log",
@@ -27,6 +28,7 @@ rule per_roi:
     output:
         report("results/metrics/per_roi.csv", caption="../report/per_roi.rst", category="Metrics"),
     params:
+        code=code_fingerprint("evaluate", "metrics"),
         enhanced=enhanced_specs,
         manifests=manifest_specs(),
     log:
@@ -51,6 +53,7 @@ rule tables:
         boxplots=report("results/figures/boxplots.png", caption="../report/boxplots.rst", category="Figures"),
         panel=report("results/figures/panel.png", caption="../report/panel.rst", category="Figures"),
     params:
+        code=code_fingerprint("stats", "report"),
         enhanced=panel_specs,
         splits=" ".join(config["metrics"]["table_splits"]),
         panel_images=config["metrics"]["panel_images"],

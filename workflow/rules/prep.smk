@@ -5,6 +5,7 @@ rule prep:
         h5="results/{dataset}/prep/{shard}.h5",
         figures=directory("results/{dataset}/figures/prep/{shard}"),
     params:
+        code=code_fingerprint("prep", "preprocess", "wls"),
         options=prep_cli_options(),
         figures=config["prep"]["figures_per_shard"],
     log:

@@ -6,6 +6,7 @@ rule roi:
         rejects="results/{dataset}/roi/{shard}.rejects.csv",
         qc=directory("results/{dataset}/qc/roi/{shard}"),
     params:
+        code=code_fingerprint("roi", "shard_store"),
         options=roi_cli_options(),
     log:
         "logs/roi/{dataset}/{shard}.log",

@@ -7,6 +7,7 @@ rule train:
         log_csv="results/models/iter{iteration}/train_log.csv",
         curve="results/models/iter{iteration}/loss_curve.png",
     params:
+        code=code_fingerprint("train", "model", "losses", "device"),
         settings=train_settings_json(),
         out_dir="results/models/iter{iteration}",
     log:
@@ -30,6 +31,7 @@ rule refine:
     output:
         "results/{dataset}/refine/iter{iteration}/{shard}.h5",
     params:
+        code=code_fingerprint("enhance", "model", "preprocess", "wls"),
         model_dir="results/models/iter{iteration}",
         device=config["enhance"]["device"],
     log:

@@ -1,0 +1,76 @@
+"""Time `snakemake -n` over the whole workflow for NIH-scale manifests (112,120 and 224,316 images).
+
+For each size: a manifest of that many empty placeholder image files, the default shard size
+(256), the `shards` checkpoint executed for real (it only splits the manifest), then a dry run
+of the whole workflow, timed, with the peak memory of the snakemake process.
+
+    python benchmarks/dag_scale.py                 # 112120 and 224316
+    python benchmarks/dag_scale.py --sizes 112120
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def snakemake(workdir: Path, *args: str) -> tuple[subprocess.CompletedProcess, float, float]:
+    """Run snakemake in a child; return (result, seconds, peak MB of that child)."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--directory", str(workdir), "--snakefile",
+                             str(workdir / "Snakefile"), *args], env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return result, seconds, max(peak, before) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[112120, 224316])
+    parser.add_argument("--shard-size", type=int, default=256)
+    args = parser.parse_args()
+    for size in args.sizes:
+        with tempfile.TemporaryDirectory() as folder:
+            workdir = Path(folder) / "run"
+            workdir.mkdir()
+            shutil.copy(REPO / "Snakefile", workdir)
+            shutil.copytree(REPO / "workflow", workdir / "workflow")
+            images = Path(folder) / "images"
+            images.mkdir()
+            lines = ["image_id,path,source,bit_depth,split"]
+            for index in range(size):
+                name = f"{index // 1000:08d}_{index % 1000:03d}"
+                (images / f"{name}.png").touch()
+                split = "train" if index % 10 < 7 else "val" if index % 10 < 9 else "test"
+                lines.append(f"{name},images/{name}.png,placeholder,8,{split}")
+            (Path(folder) / "manifest.csv").write_text("\n".join(lines) + "\n")
+            config = {"datasets": [{"name": "nih", "manifest": str(Path(folder) / "manifest.csv"), "shard_size": args.shard_size}]}
+            (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+            result, seconds, _ = snakemake(workdir, "--cores", "1", "shards", "--allowed-rules", "shards")
+            if result.returncode:
+                raise SystemExit(result.stderr[-2000:])
+            shards = len(list((workdir / "results/nih/shards").glob("*.csv")))
+            result, seconds, peak_mb = snakemake(workdir, "--dry-run", "--quiet", "rules")
+            if result.returncode:
+                raise SystemExit(result.stderr[-2000:])
+            total = re.search(r"^total\s+(\d+)", result.stdout + result.stderr, re.MULTILINE)
+            print(f"{size} images, {shards} shards of {args.shard_size}: snakemake -n {seconds:.1f} s, "
+                  f"{total.group(1) if total else '?'} jobs, peak {peak_mb:.0f} MB", flush=True)
+
+
+if __name__ == "__main__":
+    main()

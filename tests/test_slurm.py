@@ -1,0 +1,51 @@
+"""The demo workflow through the SLURM profile on a real one-node SLURM (started and stopped here)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import slurm_cluster
+from test_workflow import TINY, make_workdir
+
+pytestmark = pytest.mark.slurm
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    reason = slurm_cluster.why_not_available()
+    if reason:
+        pytest.skip(reason)
+    host = slurm_cluster.start()
+    yield host
+    slurm_cluster.stop()
+
+
+def test_demo_workflow_runs_through_the_slurm_profile_with_gpus_only_for_training(cluster, tmp_path):
+    workdir = make_workdir(tmp_path, TINY)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    command = [sys.executable, "-m", "snakemake", "--profile", "workflow/profiles/slurm", "--slurm-init-seconds-before-status-checks", "1",
+               "--jobs", "4"]
+    result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert len(pd.read_csv(workdir / "results/metrics/per_roi.csv")) == 42
+    submitted = [job for job in slurm_cluster.jobs() if job.get("WorkDir", "") == str(workdir)]
+    assert submitted, "no SLURM jobs of this run were found"
+    by_rule = {}
+    for job in submitted:
+        rule = job.get("Comment", "").removeprefix("rule_").split("_wildcards_")[0]
+        by_rule.setdefault(rule, []).append(job)
+    assert {"train", "ingest", "prep", "metrics"} <= set(by_rule), sorted(by_rule)
+
+    def asks_for_gpu(job):
+        return "gpu" in (job.get("TresPerJob", "") + job.get("TresPerNode", "") + job.get("Gres", ""))
+
+    assert all(asks_for_gpu(job) for job in by_rule["train"]) and len(by_rule["train"]) == 2
+    for rule in ("ingest", "roi", "prep", "metrics", "demo_data", "per_roi", "tables"):
+        assert not any(asks_for_gpu(job) for job in by_rule.get(rule, [])), rule
+    assert all(job["JobState"] == "COMPLETED" for job in submitted)
