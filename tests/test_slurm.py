@@ -27,25 +27,27 @@ def cluster():
 
 
 def test_demo_workflow_runs_through_the_slurm_profile_with_gpus_only_for_training(cluster, tmp_path):
-    workdir = make_workdir(tmp_path, TINY)
+    config = {**TINY, "datasets": [{"name": "demo", "manifest": "demo", "shard_size": 3}], "baselines": {"methods": []}}
+    workdir = make_workdir(tmp_path, config)  # 2 shards, XVertNet and the original only: about 25 SLURM jobs
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     command = [sys.executable, "-m", "snakemake", "--profile", "workflow/profiles/slurm", "--slurm-init-seconds-before-status-checks", "1",
-               "--jobs", "4"]
+               "--jobs", "4", "--groups", "ingest=ingest", "--group-components", "ingest=2"]
     result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stderr[-4000:]
-    assert len(pd.read_csv(workdir / "results/metrics/per_roi.csv")) == 42
+    assert len(pd.read_csv(workdir / "results/metrics/per_roi.csv")) == 3 * 2 * 2  # val/test images x ROIs x methods
     submitted = [job for job in slurm_cluster.jobs() if job.get("WorkDir", "") == str(workdir)]
     assert submitted, "no SLURM jobs of this run were found"
     by_rule = {}
     for job in submitted:
         rule = job.get("Comment", "").removeprefix("rule_").split("_wildcards_")[0]
         by_rule.setdefault(rule, []).append(job)
-    assert {"train", "ingest", "prep", "metrics"} <= set(by_rule), sorted(by_rule)
+    assert {"train", "prep", "metrics"} <= set(by_rule), sorted(by_rule)
+    assert any(rule.startswith("ingest") for rule in by_rule), "the grouped ingest jobs"
 
     def asks_for_gpu(job):
         return "gpu" in (job.get("TresPerJob", "") + job.get("TresPerNode", "") + job.get("Gres", ""))
 
     assert all(asks_for_gpu(job) for job in by_rule["train"]) and len(by_rule["train"]) == 2
-    for rule in ("ingest", "roi", "prep", "metrics", "demo_data", "per_roi", "tables"):
+    for rule in ("ingest_ingest", "roi", "prep", "metrics", "demo_data", "per_roi", "tables"):
         assert not any(asks_for_gpu(job) for job in by_rule.get(rule, [])), rule
     assert all(job["JobState"] == "COMPLETED" for job in submitted)
