@@ -15,6 +15,7 @@ MATLAB's bicubic ``imresize(., 0.5)``).
 from __future__ import annotations
 
 import functools
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -100,12 +101,15 @@ def niqe(image: np.ndarray, *, patch: int = 96) -> float:
         per_scale.append(np.asarray(features))
         image = imresize(image, 0.5)
     features = np.concatenate(per_scale, axis=1)
-    features = features[np.isfinite(features).all(axis=1)]  # MATLAB's nanmean/nancov drop patches with NaN (flat patches)
-    if len(features) == 0:
-        return float("nan")
+    # As MATLAB: nanmean per feature over every patch, nancov over the complete rows only.
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mu = np.nanmean(features, axis=0)
+    complete = features[np.isfinite(features).all(axis=1)]
     mu_pristine, cov_pristine = niqe_pristine_model()
-    mu = features.mean(axis=0)
-    cov = np.cov(features, rowvar=False) if features.shape[0] > 1 else np.zeros_like(cov_pristine)
+    if not np.isfinite(mu).all():
+        return float("nan")
+    cov = np.cov(complete, rowvar=False) if complete.shape[0] > 1 else np.zeros_like(cov_pristine)
     difference = mu_pristine - mu
     return float(np.sqrt(difference @ np.linalg.pinv((cov_pristine + cov) / 2) @ difference))
 
