@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from xvertnet.atomic import atomic_path, write_text_atomic
+from xvertnet.atomic import atomic_path
 
 
 def test_success_renames_into_place(tmp_path):
-    write_text_atomic(tmp_path / "a" / "out.csv", "x\n")
+    with atomic_path(tmp_path / "a" / "out.csv") as tmp:
+        tmp.write_text("x\n")
     assert (tmp_path / "a" / "out.csv").read_text() == "x\n"
     assert list((tmp_path / "a").iterdir()) == [tmp_path / "a" / "out.csv"]
 

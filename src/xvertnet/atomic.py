@@ -33,8 +33,3 @@ def atomic_path(target, *, suffix: str | None = None):
         if tmp.exists():
             tmp.unlink()
 
-
-def write_text_atomic(target, text: str) -> None:
-    """Write ``text`` to ``target`` atomically."""
-    with atomic_path(target) as tmp:
-        tmp.write_text(text)

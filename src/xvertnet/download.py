@@ -34,7 +34,6 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 import yaml
 
-from .atomic import atomic_path
 from .datasets import write_manifest
 from .errors import XvertnetError
 
@@ -52,13 +51,6 @@ class DownloadError(XvertnetError):
 
 def load_registry(path=REGISTRY_PATH) -> dict:
     return yaml.safe_load(Path(path).read_text())
-
-
-def registry_entry(name: str) -> dict:
-    registry = load_registry()
-    if name not in registry:
-        raise DownloadError(f"unknown data set '{name}', the registry has {sorted(registry)}")
-    return registry[name]
 
 
 def file_url(spec: dict, dataset: str, base_url: str | None = None) -> str:

@@ -252,7 +252,7 @@ def _read_with_pillow(path: Path, options: ReadOptions, fmt: str) -> ImageRecord
             values = np.asarray(image)
     except InputImageError:
         raise
-    except Image.DecompressionBombError as error:
+    except Image.DecompressionBombError:
         raise InputImageError(
             path, f"image size exceeds the limit of {options.max_pixels} pixels (refused by Pillow as a decompression bomb before decoding)"
         ) from None
