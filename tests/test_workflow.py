@@ -274,6 +274,7 @@ def test_sigkill_mid_run_then_rerun_incomplete_equals_an_uninterrupted_run(tiny_
     os.killpg(process.pid, signal.SIGKILL)  # Snakemake and the jobs it runs, mid-training
     process.wait()
     assert not (workdir / "results/metrics/per_roi.csv").exists()
+    assert snakemake(workdir, "--unlock").returncode == 0  # a killed Snakemake leaves its lock behind
     result = snakemake(workdir, "--rerun-incomplete")
     assert result.returncode == 0, result.stderr[-3000:]
     resumed = pd.read_csv(workdir / "results/metrics/per_roi.csv").drop(columns=["params"])
