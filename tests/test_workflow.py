@@ -54,6 +54,17 @@ def planned_jobs(output: str) -> dict[str, int]:
     return jobs
 
 
+def dry_run_with_change(workdir: Path, section: str, key: str, value) -> tuple[dict[str, int], str]:
+    """(planned jobs, stdout) of a dry run with one config key changed (through an extra --configfile)."""
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config.setdefault(section, {})[key] = value
+    changed = workdir / f"changed_{section}_{key}.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    result = snakemake(workdir, "--dry-run", "--configfile", str(changed))
+    assert result.returncode == 0, result.stderr[-2000:]
+    return planned_jobs(result.stdout + result.stderr), result.stdout
+
+
 def make_workdir(tmp_path: Path, config: dict) -> Path:
     workdir = tmp_path / "run"
     workdir.mkdir()
@@ -94,37 +105,19 @@ def test_second_run_has_nothing_to_do(tiny_run):
 
 
 def test_changing_a_roi_parameter_reruns_roi_but_not_ingest(tiny_run):
-    config = yaml.safe_load((tiny_run / "config.yaml").read_text())
-    config["roi"]["upper_fraction"] = 0.35
-    changed = tiny_run / "changed.yaml"
-    changed.write_text(yaml.safe_dump(config))
-    result = snakemake(tiny_run, "--dry-run", "--configfile", str(changed))
-    assert result.returncode == 0, result.stderr[-2000:]
     expected = {**DOWNSTREAM_OF_PREP, "roi": 3, "roi_index": 1, "baseline_enhance": 3 * 6, "enhance_index": 7, "metrics": 3 * 7}
-    assert planned_jobs(result.stdout + result.stderr) == expected
+    assert dry_run_with_change(tiny_run, "roi", "upper_fraction", 0.35)[0] == expected
 
 
 def test_changing_prep_lambda_reruns_prep_and_nothing_before_it(tiny_run):
-    config = yaml.safe_load((tiny_run / "config.yaml").read_text())
-    config.setdefault("prep", {})["lambda"] = 1.0
-    changed = tiny_run / "changed_lambda.yaml"
-    changed.write_text(yaml.safe_dump(config))
-    result = snakemake(tiny_run, "--dry-run", "--configfile", str(changed))
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert planned_jobs(result.stdout + result.stderr) == DOWNSTREAM_OF_PREP
+    assert dry_run_with_change(tiny_run, "prep", "lambda", 1.0)[0] == DOWNSTREAM_OF_PREP
 
 
 def test_raising_iterations_from_2_to_3_trains_only_iteration_3(tiny_run):
-    config = yaml.safe_load((tiny_run / "config.yaml").read_text())
-    config["train"]["iterations"] = 3
-    changed = tiny_run / "changed_iterations.yaml"
-    changed.write_text(yaml.safe_dump(config))
-    result = snakemake(tiny_run, "--dry-run", "--configfile", str(changed))
-    assert result.returncode == 0, result.stderr[-2000:]
     # Iteration 3 trains on iteration 2's refined data, then the chain of 3 enhances again.
-    assert planned_jobs(result.stdout + result.stderr) == {"refine": 3, "train": 1, "enhance": 3, "enhance_index": 1, "metrics": 3,
-                                                           "per_roi": 1, "tables": 1, "all": 1}
-    assert "results/models/iter3/model.pt" in result.stdout and "iter1/model.pt" not in result.stdout.split("rule train")[-1]
+    jobs, stdout = dry_run_with_change(tiny_run, "train", "iterations", 3)
+    assert jobs == {"refine": 3, "train": 1, "enhance": 3, "enhance_index": 1, "metrics": 3, "per_roi": 1, "tables": 1, "all": 1}
+    assert "results/models/iter3/model.pt" in stdout and "iter1/model.pt" not in stdout.split("rule train")[-1]
 
 
 def test_both_iterations_trained_with_falling_loss_and_enhanced_outputs(tiny_run):
@@ -236,13 +229,8 @@ def test_dry_run_for_montgomery_and_nih_contacts_no_host(tmp_path):
 
 
 def test_changing_a_metric_parameter_reruns_only_metrics_and_tables(tiny_run):
-    config = yaml.safe_load((tiny_run / "config.yaml").read_text())
-    config.setdefault("metrics", {})["lpc_sigma_onf"] = 0.75
-    changed = tiny_run / "changed_metric.yaml"
-    changed.write_text(yaml.safe_dump(config))
-    result = snakemake(tiny_run, "--dry-run", "--configfile", str(changed))
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert planned_jobs(result.stdout + result.stderr) == {"metrics": 3 * 7, "per_roi": 1, "tables": 1, "all": 1}
+    jobs, _ = dry_run_with_change(tiny_run, "metrics", "lpc_sigma_onf", 0.75)
+    assert jobs == {"metrics": 3 * 7, "per_roi": 1, "tables": 1, "all": 1}
 
 
 def test_editing_a_rule_reruns_that_rule_and_what_follows(tiny_run):
