@@ -147,10 +147,8 @@ def _member_problem(name: str, link_target: str | None = None) -> str | None:
         return "path with '..'"
     if link_target is not None:
         target = PurePosixPath(link_target.replace("\\", "/"))
-        if target.is_absolute() or ".." in (path.parent / target).parts:
-            resolved = os.path.normpath(str(path.parent / target))
-            if target.is_absolute() or resolved.startswith(".."):
-                return f"link pointing outside ({link_target})"
+        if target.is_absolute() or os.path.normpath(str(path.parent / target)).startswith(".."):
+            return f"link pointing outside ({link_target})"
     return None
 
 

@@ -21,14 +21,18 @@ BASELINES = ["original", *config["baselines"]["methods"]]
 TRAINED_BASELINES = ["zerodce", "madmad"]
 
 
-def get_manifest(wildcards):
-    """The data set's manifest: built by demo_data, or the path given in the config."""
-    source = DATASETS[wildcards.dataset]["manifest"]
+def manifest_path(dataset):
+    """The data set's manifest: built by demo_data or download, or the path given in the config."""
+    source = DATASETS[dataset]["manifest"]
     if source == "demo":
-        return f"results/{wildcards.dataset}/raw/manifest.csv"
+        return f"results/{dataset}/raw/manifest.csv"
     if source == "download":
-        return f"results/{wildcards.dataset}/download/manifest.csv"
+        return f"results/{dataset}/download/manifest.csv"
     return source
+
+
+def get_manifest(wildcards):
+    return manifest_path(wildcards.dataset)
 
 
 def download_options(wildcards):
@@ -187,11 +191,11 @@ def panel_specs(wildcards):
 
 
 def manifest_specs():
-    return " ".join(f"{dataset}:{get_manifest(type('W', (), {'dataset': dataset}))}" for dataset in DATASETS)
+    return " ".join(f"{dataset}:{manifest_path(dataset)}" for dataset in DATASETS)
 
 
 def get_manifests(wildcards):
-    return [get_manifest(type("W", (), {"dataset": dataset})) for dataset in DATASETS]
+    return [manifest_path(dataset) for dataset in DATASETS]
 
 
 def get_final_outputs():
