@@ -42,16 +42,22 @@ def test_entropy_psnr_ssim_piqe_match_matlab(name):
     assert piqe(grey) == pytest.approx(_official("piqe", name), abs=5e-3)
 
 
-# I19: the LIVE reference values are not reproduced (NIQE +5.7 %, BRISQUE -8.0); the other four agree.
-AGREEING = ["I03", "I04", "I06", "I08"]
-
-
-@pytest.mark.parametrize("name", AGREEING)
+@pytest.mark.parametrize("name", NAMES)
 def test_niqe_within_one_percent_of_matlab(name):
     assert niqe(rgb2gray(_rgb("dist_dir", name))) == pytest.approx(_official("niqe", name), rel=0.01)
 
 
-@pytest.mark.parametrize("name", AGREEING)
+def test_niqe_of_i19_hinges_on_flat_region_rounding():
+    # I19 is dominated by flat compression blocks; keeping the rounding residue of their MSCN
+    # coefficients (sign set by the summation order) moves NIQE by more than the 1 % tolerance.
+    grey = rgb2gray(_rgb("dist_dir", "I19"))
+    assert abs(niqe(grey, flat_residue=0.0) / _official("niqe", "I19") - 1) > 0.03
+
+
+# BRISQUE on I19 is left out: the reference Python port (pyiqa) does not agree with the LIVE value
+# either (66.84 vs 72.26, ResultsCalibra/calibration_summary.csv); we give 64.25, and 74.43 with
+# flat residue removed: the SVR score is as unstable there as NIQE.
+@pytest.mark.parametrize("name", ["I03", "I04", "I06", "I08"])
 def test_brisque_live_model_within_half_a_point(name):
     assert brisque(rgb2gray(_rgb("dist_dir", name))) == pytest.approx(_official("brisque", name), abs=0.5)
 
@@ -82,10 +88,14 @@ def test_tmqi_against_itself_and_under_blur(roi):
     same = tmqi(roi, roi)
     blurred = tmqi(roi, ndimage.gaussian_filter(roi, 2))
     assert same["tmqi_s"] > blurred["tmqi_s"] and same["tmqi"] > blurred["tmqi"]
-    # The structural (correlation) factor is exactly 1 against itself; the full S is not, because
-    # METRICS.md scales the reference to 2^32 - 1, which saturates its contrast-visibility term.
+    # Against itself on the reference's own (2^32 - 1) scale, S is exactly 1 at every level.
+    hdr = np.round((2.0**32 - 1) / (roi.max() - roi.min())) * (roi - roi.min())
+    score, levels = structural_fidelity(roi, hdr)
+    assert score == pytest.approx(1.0, abs=1e-12) and levels == pytest.approx([1.0] * 5, abs=1e-12)
+    # Against the same image on 0-255 (how the pipeline uses it) the structure factor is still 1,
+    # but the contrast-visibility term of the 2^32 reference saturates, so S is a little below 1.
     score, levels = structural_fidelity(roi, roi)
-    assert 0.9 < score <= 1.0 and len(levels) == 5
+    assert 0.9 < score < 1.0 and len(levels) == 5
     assert 0.0 <= same["tmqi_n"] <= 1.0
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from .basic import DEFAULT_TC_SCALE, entropy, psnr, ssim, tenengrad
 from .lpcsi import DEFAULT_SIGMA_ONF, lpc_si
-from .natural_scene import brisque, niqe
+from .natural_scene import FLAT_RESIDUE, brisque, niqe
 from .piqe import piqe
 from .task import DEFAULT_BAND, vertebral_cnr, vertebral_edge_strength
 from .tmqi import tmqi
@@ -39,6 +39,7 @@ class MetricParams:
     lpc_sigma_onf: float = DEFAULT_SIGMA_ONF
     tc_intensity_scale: float = DEFAULT_TC_SCALE
     cnr_band: int = DEFAULT_BAND
+    niqe_flat_residue: float = FLAT_RESIDUE
 
     def record(self) -> dict:
         return dataclasses.asdict(self)
@@ -65,7 +66,7 @@ def measure_all(image255: np.ndarray, *, reference255: np.ndarray | None = None,
         "lpc_si": lambda: lpc_si(image255, sigma_onf=params.lpc_sigma_onf),
         "piqe": lambda: piqe(image255),
         "brisque": lambda: brisque(image255),
-        "niqe": lambda: niqe(image255) if min(image255.shape) >= 96 else float("nan"),
+        "niqe": lambda: niqe(image255, flat_residue=params.niqe_flat_residue) if min(image255.shape) >= 96 else float("nan"),
     }
     if reference255 is not None:
         jobs["tmqi"] = lambda: tmqi(reference255, image255)

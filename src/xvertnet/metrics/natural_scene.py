@@ -27,10 +27,20 @@ DATA = Path(__file__).with_name("data")
 _GAM = np.arange(0.2, 10.0 + 1e-9, 0.001)
 
 
-def mscn(image: np.ndarray, *, padding: str) -> np.ndarray:
+# In a locally constant region the exact MSCN coefficient is 0, but the filtered mean differs
+# from the pixel by rounding (|c| ~ 1e-14), with a sign set by the summation order. A real
+# coefficient is at least ~1e-5 (one grey level times the smallest window weight), so 1e-10
+# separates the two. Heavily compressed images are dominated by such regions (31 % of
+# TID2013 I19's coefficients): there the signs decide the AGGD fits, and NIQE moves by 5 %
+# between equally valid summation orders.
+FLAT_RESIDUE = 1e-10
+
+
+def mscn(image: np.ndarray, *, padding: str, flat_residue: float = 0.0) -> np.ndarray:
     """MSCN coefficients with the LIVE code's 7 x 7 Gaussian (sigma 7/6).
 
     ``padding``: ``"zero"`` (BRISQUE's ``filter2``) or ``"replicate"`` (NIQE's ``imfilter``).
+    ``flat_residue``: coefficients smaller in magnitude are set to their exact value, 0.
     """
     window = gaussian_window(7, 7 / 6)
     if padding == "zero":
@@ -39,7 +49,10 @@ def mscn(image: np.ndarray, *, padding: str) -> np.ndarray:
     else:
         mu = imfilter_replicate(image, window)
         sigma = np.sqrt(np.abs(imfilter_replicate(image * image, window) - mu * mu))
-    return (image - mu) / (sigma + 1)
+    coefficients = (image - mu) / (sigma + 1)
+    if flat_residue > 0:
+        coefficients[np.abs(coefficients) < flat_residue] = 0.0
+    return coefficients
 
 
 def ggd_fit(values: np.ndarray) -> tuple[float, float]:
@@ -84,8 +97,13 @@ def niqe_pristine_model() -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(model["mu_prisparam"], np.float64).ravel(), np.asarray(model["cov_prisparam"], np.float64)
 
 
-def niqe(image: np.ndarray, *, patch: int = 96) -> float:
-    """NIQE of a 0-255 grey image (at least one 96 x 96 patch); lower is better."""
+def niqe(image: np.ndarray, *, patch: int = 96, flat_residue: float = FLAT_RESIDUE) -> float:
+    """NIQE of a 0-255 grey image (at least one 96 x 96 patch); lower is better.
+
+    Flat-region rounding residue is set to 0 (``FLAT_RESIDUE``): with it NIQE reproduces the
+    LIVE MATLAB values of all five TID2013 calibration images within 0.6 %; without it I19 is
+    5.7 % off. BRISQUE keeps the residue, which is how it matches the LIVE values.
+    """
     image = np.asarray(image, dtype=np.float64)
     rows, cols = (image.shape[0] // patch) * patch, (image.shape[1] // patch) * patch
     if rows == 0 or cols == 0:
@@ -94,7 +112,7 @@ def niqe(image: np.ndarray, *, patch: int = 96) -> float:
     per_scale = []
     for scale in (1, 2):
         size = patch // scale
-        coefficients = mscn(image, padding="replicate")
+        coefficients = mscn(image, padding="replicate", flat_residue=flat_residue)
         features = [_niqe_patch_features(coefficients[top : top + size, left : left + size])
                     for left in range(0, coefficients.shape[1] - size + 1, size)
                     for top in range(0, coefficients.shape[0] - size + 1, size)]
