@@ -17,6 +17,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/enhance.smk"
 include: "workflow/rules/baselines.smk"
 include: "workflow/rules/metrics.smk"
+include: "workflow/rules/study.smk"
 
 
 rule all:

@@ -167,11 +167,21 @@ def cmd_enhance_shard(args) -> int:
     from .enhance import Chain, enhance_rois_shard
 
     params = json.loads(args.params) if args.params else {}
-    if args.method == "xvertnet":
-        if not args.models:
-            raise XvertnetError("enhance-shard: --method xvertnet needs --models")
-        chain = Chain(args.models, device=args.device)
+    per_image = None
+    if args.internal:
+        from .internal import InternalEnhancer
+        from .train import TrainConfig
+
+        if not args.prep:
+            raise XvertnetError("enhance-shard: --internal needs --prep (the image's preprocessed crops)")
+        config = TrainConfig.from_dict(json.loads(args.internal))
+        per_image = InternalEnhancer(args.prep, config, args.iterations or 1, device=args.device, tile=args.tile, overlap=args.overlap)
+        crop, whole, recorded = None, None, {"internal": config.to_dict(), "iterations": args.iterations or 1}
+    elif args.models:
+        chain = Chain(args.models[: args.iterations], device=args.device)
         crop, whole, recorded = chain.run, (lambda image: chain.run(image, tile=args.tile, overlap=args.overlap)), chain.describe()
+    elif args.method in ("xvertnet", "xvertnet-paper"):
+        raise XvertnetError(f"enhance-shard: --method {args.method} needs --models or --internal")
     else:
         from .baselines import get_method
 
@@ -183,7 +193,8 @@ def cmd_enhance_shard(args) -> int:
         crop, whole, recorded = method, (method if method.whole_images and args.whole else None), method.params
     whole = whole if args.whole else None
     count = enhance_rois_shard(args.method, crop, args.roi, args.out, args.png_dir, splits=tuple(args.splits), enhance_whole=whole,
-                               params={"params": recorded})
+                               params={"params": recorded}, per_image=per_image,
+                               whole=args.whole if per_image is not None else None)
     logging.getLogger("xvertnet").info("enhance %s: %d images -> %s", args.method, count, args.out)
     return 0
 
@@ -303,6 +314,28 @@ def cmd_tables(args) -> int:
     return 0
 
 
+def cmd_study_report(args) -> int:
+    import pandas as pd
+
+    from .study import write_study
+
+    per_roi = pd.read_csv(args.per_roi)
+    manifests = {}
+    for spec in args.manifest:  # dataset:manifest.csv
+        dataset, path = spec.split(":", 1)
+        manifests[dataset] = pd.read_csv(path, keep_default_na=False)
+    enhanced = {}
+    for spec in args.enhanced:  # method:shard.h5
+        method, path = spec.split(":", 1)
+        enhanced.setdefault(method, []).append(path)
+    settings = json.loads(args.settings) if args.settings else {}
+    chosen = write_study(per_roi, manifests, args.out_dir, entries=args.entries, references=args.references, settings=settings,
+                         enhanced=enhanced, select_split=args.select_split, select_conditions=args.select_conditions,
+                         report_split=args.report_split, paper_entry=args.paper_entry)
+    logging.getLogger("xvertnet").info("study of %d entries -> %s; recommended: %s", len(args.entries), args.out_dir, chosen)
+    return 0
+
+
 def cmd_download(args) -> int:
     from .download import DownloadOptions, fetch_dataset
 
@@ -397,11 +430,16 @@ def build_parser() -> argparse.ArgumentParser:
     refine.set_defaults(run=cmd_refine)
 
     shard_enhance = commands.add_parser("enhance-shard", help="a method (xvertnet or a baseline) on the evaluation ROIs and whole images of a ROI shard")
-    shard_enhance.add_argument("--method", required=True, help="xvertnet, original, clahe, farbman, zerodce, zssr, madmad")
+    shard_enhance.add_argument("--method", required=True,
+                               help="a name for XVertNet (with --models or --internal), or a baseline: original, clahe, farbman, zerodce, zssr, madmad")
     shard_enhance.add_argument("--roi", required=True, type=Path, help="ROI shard (HDF5)")
     shard_enhance.add_argument("--out", required=True, type=Path)
     shard_enhance.add_argument("--png-dir", required=True, type=Path)
-    shard_enhance.add_argument("--models", nargs="*", type=Path, default=[], help="xvertnet: iteration directories, in order")
+    shard_enhance.add_argument("--models", nargs="*", type=Path, default=[], help="XVertNet: iteration directories, in order")
+    shard_enhance.add_argument("--iterations", type=_positive_int, help="XVertNet: apply (or, internal, train) the first T iterations only")
+    shard_enhance.add_argument("--internal", metavar="SETTINGS",
+                               help="XVertNet internal learning: train settings JSON; trains on each image before enhancing it")
+    shard_enhance.add_argument("--prep", type=Path, help="internal learning: the prep shard of --roi (the images' own crops)")
     shard_enhance.add_argument("--baseline-model", type=Path, help="a trained baseline's model directory")
     shard_enhance.add_argument("--params", help="JSON object of the method's parameters")
     shard_enhance.add_argument("--splits", nargs="+", default=["val", "test"], choices=["train", "val", "test"])
@@ -465,6 +503,20 @@ def build_parser() -> argparse.ArgumentParser:
     tables.add_argument("--splits", nargs="+", default=["test"])
     tables.add_argument("--panel-images", type=int, default=4)
     tables.set_defaults(run=cmd_tables)
+
+    study = commands.add_parser("study-report", help="the design study's table, per-variant tables and panels, and its conclusion")
+    study.add_argument("per_roi", type=Path, help="per_roi.csv with the study entries and the reference methods")
+    study.add_argument("--out-dir", required=True, type=Path)
+    study.add_argument("--entries", nargs="+", required=True, help="study entries (methods) to judge")
+    study.add_argument("--references", nargs="+", default=["original", "clahe"])
+    study.add_argument("--manifest", nargs="+", required=True, help="dataset:manifest.csv entries (view, condition)")
+    study.add_argument("--enhanced", nargs="*", default=[], help="method:shard.h5 entries for the panels")
+    study.add_argument("--settings", help="JSON object entry -> its settings (recorded in the tables)")
+    study.add_argument("--select-split", default="val")
+    study.add_argument("--select-conditions", nargs="+", default=["clean", "low_dose", "blur"])
+    study.add_argument("--report-split", default="test")
+    study.add_argument("--paper-entry", help="the entry with the paper's recipe (named in the conclusion)")
+    study.set_defaults(run=cmd_study_report)
 
     download = commands.add_parser("download", help="fetch, verify and unpack a public data set; write its manifest")
     download.add_argument("dataset", help="a name of the registry (montgomery, shenzhen, nih_chestxray14, jsrt, chexpert, ...)")

@@ -71,7 +71,38 @@ def validate_config(config: dict, schema_path) -> dict:
                 raise ConfigError(_key_path(error), "unknown key (not in the schema)")
             raise ConfigError(_key_path(error), f"{error.message}")
     _check_consistency(config)
+    _check_variants(config, schema, validator)
     return config
+
+
+#: Keys of a variant that are not `train` settings.
+VARIANT_KEYS = ("internal",)
+
+
+def _check_variants(config: dict, schema: dict, validator) -> None:
+    """Every XVertNet configuration (`xvertnet`, `study.variants`) merged onto `train` must be a valid `train` section."""
+    train_schema = schema["properties"]["train"]
+    allowed = set(train_schema["properties"]) | set(VARIANT_KEYS)
+    sections = [("xvertnet", config.get("xvertnet", {})), ("study.variants", config.get("study", {}).get("variants", {}))]
+    for section, variants in sections:
+        for name, overrides in variants.items():
+            unknown = sorted(set(overrides) - allowed)
+            if unknown:
+                raise ConfigError(f"{section}.{name}.{unknown[0]}", "unknown key (a `train` key or `internal`)")
+            internal = overrides.get("internal", False)
+            if not isinstance(internal, bool):
+                raise ConfigError(f"{section}.{name}.internal", f"must be true or false, got {internal!r}")
+            merged = {**config.get("train", {}), **{k: v for k, v in overrides.items() if k not in VARIANT_KEYS}}
+            errors = sorted(validator.evolve(schema=train_schema).iter_errors(merged), key=lambda e: list(e.absolute_path))
+            if errors:
+                raise ConfigError(f"{section}.{name}.{_key_path(errors[0])}", errors[0].message)
+
+
+def variant_settings(config: dict, overrides: dict) -> dict:
+    """A variant's full `train` settings (and `internal`): the `train` section with its overrides."""
+    merged = {**config["train"], **overrides}
+    merged.setdefault("internal", False)
+    return merged
 
 
 def _check_consistency(config: dict) -> None:

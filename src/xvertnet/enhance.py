@@ -159,30 +159,38 @@ def write_png16(path, image: np.ndarray) -> None:
 
 
 def enhance_rois_shard(method: str, enhance_crop, roi_shard, out_path, png_dir, *, splits=("val", "test"),
-                       enhance_whole=None, params: dict | None = None) -> int:
+                       enhance_whole=None, params: dict | None = None, per_image=None, whole: bool | None = None) -> int:
     """Any method on the evaluation ROIs (and, with ``enhance_whole``, the canonical whole image) of a ROI shard.
 
     ``enhance_crop`` and ``enhance_whole`` map a float [0, 1] image to an enhanced one of the
     same shape. Only images of ``splits`` are enhanced. Writes ``out_path`` (HDF5: per image
     ``eval_upper``, ``eval_lower`` and optionally ``whole``) and 16-bit PNGs into ``png_dir``.
     Every method goes through here, so the metrics stage treats them all alike.
+
+    ``per_image(image_id)``, when given, returns ``(enhance_crop, enhance_whole, attrs)`` for
+    that image (a method fitted to each image, such as internal learning); ``whole`` then
+    says whether whole images are enhanced, and ``attrs`` are stored with the image.
     """
     png_dir = Path(png_dir)
     png_dir.mkdir(parents=True, exist_ok=True)
-    names = [*EVAL_ROIS, "canonical"] if enhance_whole is not None else list(EVAL_ROIS)
+    whole = enhance_whole is not None if whole is None else whole
+    names = [*EVAL_ROIS, "canonical"] if whole else list(EVAL_ROIS)
     with open_shard_for_writing(out_path, stage="enhance", params={"method": method, "splits": list(splits), **(params or {})}) as shard:
         shard.inputs[str(roi_shard)] = sha256_file(roi_shard)
         for image_id, arrays, attrs in iter_items(roi_shard, names=names):
             if attrs.get("split", "") not in splits:
                 continue
+            extra = {}
+            if per_image is not None:
+                enhance_crop, enhance_whole, extra = per_image(image_id)
             stored = {roi: np.clip(enhance_crop(arrays[roi]), 0.0, 1.0).astype(np.float32) for roi in EVAL_ROIS}
-            if enhance_whole is not None:
+            if whole:
                 stored["whole"] = np.clip(enhance_whole(arrays["canonical"]), 0.0, 1.0).astype(np.float32)
             for name, image in stored.items():
                 if image.shape != (arrays["canonical"].shape if name == "whole" else arrays[name].shape):
                     raise XvertnetError(f"{method} changed the shape of {image_id}/{name}")
                 write_png16(png_dir / f"{image_id}_{name}.png", image)
-            shard.add(image_id, stored, {"split": attrs.get("split", ""), "boxes": attrs.get("boxes", {})})
+            shard.add(image_id, stored, {"split": attrs.get("split", ""), "boxes": attrs.get("boxes", {}), **extra})
             log.info("%s enhanced %s", method, image_id)
         count = shard.count
     return count

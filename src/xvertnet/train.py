@@ -240,8 +240,12 @@ def _run_epoch(model, loader, loss_fn, *, phase: int, device, dtype, optimiser=N
     return means
 
 
-def train_iteration(shards, out_dir, config: TrainConfig, *, iteration: int = 1, progress: bool = True) -> dict:
+def train_iteration(shards, out_dir, config: TrainConfig, *, iteration: int = 1, progress: bool = True,
+                    splits: tuple[str, str | None] = ("train", "val")) -> dict:
     """Train one iteration on the data shards; write the model and its records into ``out_dir``.
+
+    ``splits``: the split whose crops are trained on and the one validated on (``None``: early
+    stopping on the training loss, as internal learning on one image does).
 
     Writes ``model.pt`` (state dict of the best epoch of the last phase), ``model.json``
     (architecture, training and preprocessing parameters, data fingerprint, sha256 of
@@ -253,11 +257,13 @@ def train_iteration(shards, out_dir, config: TrainConfig, *, iteration: int = 1,
         raise TrainingError("no data shards given")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    train_crops, val_crops = find_crops(shards, "train"), find_crops(shards, "val")
+    train_split, val_split = splits
+    train_crops = find_crops(shards, train_split)
+    val_crops = find_crops(shards, val_split) if val_split else []
     if not train_crops:
-        raise TrainingError(f"no training crops (split 'train') in {len(shards)} shard(s)")
-    if not val_crops:
-        log.warning("no validation crops (split 'val'): early stopping uses the training loss")
+        raise TrainingError(f"no training crops (split '{train_split}') in {len(shards)} shard(s)")
+    if not val_crops and val_split:
+        log.warning("no validation crops (split '%s'): early stopping uses the training loss", val_split)
     device = select_device(config.device)
     dtype = resolve_precision(device, config.precision)
     torch.manual_seed(config.seed)

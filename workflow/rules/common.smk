@@ -1,8 +1,9 @@
 # Input functions and config access for every rule; rule files hold only rules.
 import json
+import shlex
 from pathlib import Path
 
-from xvertnet.config import validate_config
+from xvertnet.config import VARIANT_KEYS, variant_settings, validate_config
 from xvertnet.datasets import SHARD_PATTERN
 from xvertnet.provenance import code_fingerprint
 
@@ -16,9 +17,62 @@ wildcard_constraints:
     shard=SHARD_PATTERN,
     iteration=r"[1-9][0-9]*",
 
-ITERATIONS = config["train"]["iterations"]
 BASELINES = ["original", *config["baselines"]["methods"]]
 TRAINED_BASELINES = ["zerodce", "madmad"]
+ARCHITECTURE_KEYS = ("base_width", "depth", "gl_weight", "output_head")
+
+# XVertNet configurations. A "model set" is a chain of trained iterations in
+# results/models/<set>/iter<t>; an "entry" is an enhancing method (a folder in
+# results/enhanced/): the comparison tables' methods (config `xvertnet`) and the study's
+# variants (study-<variant>-T<t>). Entries whose training settings are equal share a model
+# set (the one named first), and entry <variant>-T1 reuses iteration 1 of <variant>'s set.
+MODEL_SETS = {}
+XVERTNET_ENTRIES = {}
+
+
+def _training_key(settings):
+    return json.dumps({k: v for k, v in settings.items() if k not in ("iterations", *VARIANT_KEYS)}, sort_keys=True)
+
+
+def _add_entry(entry, set_name, overrides, iterations=None):
+    settings = variant_settings(config, overrides)
+    iterations = iterations or settings["iterations"]
+    model_set = None
+    if not settings["internal"]:
+        key = _training_key(settings)
+        model_set = next((name for name, known in MODEL_SETS.items() if known["key"] == key), set_name)
+        known = MODEL_SETS.setdefault(model_set, {"key": key, "settings": settings, "iterations": 0})
+        known["iterations"] = max(known["iterations"], iterations)
+    XVERTNET_ENTRIES[entry] = {"settings": settings, "model_set": model_set, "iterations": iterations}
+
+
+XVERTNET_METHODS = list(config["xvertnet"])
+for _name, _overrides in config["xvertnet"].items():
+    _add_entry(_name, _name, _overrides)
+STUDY_ENTRIES = []
+for _variant, _overrides in config["study"]["variants"].items():
+    _total = variant_settings(config, _overrides)["iterations"]
+    for _t in range(1, _total + 1) if config["study"]["each_iteration"] else [_total]:
+        _entry = f"study-{_variant}-T{_t}" if config["study"]["each_iteration"] else f"study-{_variant}"
+        _add_entry(_entry, f"study-{_variant}", _overrides, _t)
+        STUDY_ENTRIES.append(_entry)
+# The study's methods: its entries and the references they are judged against.
+STUDY_METHODS = [*STUDY_ENTRIES, *[m for m in config["study"]["references"] if m not in STUDY_ENTRIES]]
+
+
+def study_paper_entry():
+    """--paper-entry option: the study entry with the paper's recipe at the configured T, if any."""
+    paper_key = _training_key(variant_settings(config, {}))
+    for entry in reversed(STUDY_ENTRIES):
+        known = XVERTNET_ENTRIES[entry]
+        if known["model_set"] and MODEL_SETS[known["model_set"]]["key"] == paper_key and known["iterations"] == config["train"]["iterations"]:
+            return f"--paper-entry {entry}"
+    return ""
+
+
+_clash = sorted(set(XVERTNET_ENTRIES) & set(BASELINES))
+if _clash:
+    raise ValueError(f"config key 'xvertnet': {_clash} are baseline names; name XVertNet configurations differently")
 
 
 def manifest_path(dataset):
@@ -98,25 +152,50 @@ def prep_cli_options():
     )
 
 
-def data_shard(dataset, shard, iteration):
+def data_shard(dataset, shard, iteration, model_set=None):
     """Iteration `iteration`'s data shard: prep for 0, the refine output of that model after."""
     if iteration == 0:
         return f"results/{dataset}/prep/{shard}.h5"
-    return f"results/{dataset}/refine/iter{iteration}/{shard}.h5"
+    return f"results/{dataset}/refine/{model_set}/iter{iteration}/{shard}.h5"
 
 
 def get_train_data(wildcards):
     """Iteration t trains on iteration t-1's data shards of every data set."""
     previous = int(wildcards.iteration) - 1
-    return [data_shard(dataset, shard, previous) for dataset in DATASETS for shard in shard_names(dataset)]
+    return [data_shard(dataset, shard, previous, wildcards.model_set) for dataset in DATASETS for shard in shard_names(dataset)]
 
 
 def get_refine_input(wildcards):
-    return data_shard(wildcards.dataset, wildcards.shard, int(wildcards.iteration) - 1)
+    return data_shard(wildcards.dataset, wildcards.shard, int(wildcards.iteration) - 1, wildcards.model_set)
 
 
-def model_dirs():
-    return [f"results/models/iter{t}" for t in range(1, ITERATIONS + 1)]
+def model_dirs(model_set, iterations):
+    return [f"results/models/{model_set}/iter{t}" for t in range(1, iterations + 1)]
+
+
+def get_xvertnet_inputs(wildcards):
+    """The models of a trained entry, or the images' own prep shard for internal learning."""
+    entry = XVERTNET_ENTRIES[wildcards.method]
+    if entry["model_set"] is None:
+        return [f"results/{wildcards.dataset}/prep/{wildcards.shard}.h5"]
+    return [f"{folder}/model.json" for folder in model_dirs(entry["model_set"], entry["iterations"])]
+
+
+def xvertnet_enhance_options(wildcards):
+    """`xvertnet enhance-shard` options of an XVertNet entry."""
+    entry = XVERTNET_ENTRIES[wildcards.method]
+    if entry["model_set"] is None:
+        settings = train_settings(entry["settings"])
+        return (f"--internal {shlex.quote(json.dumps(settings, sort_keys=True))} --iterations {entry['iterations']}"
+                f" --prep results/{wildcards.dataset}/prep/{wildcards.shard}.h5")
+    return "--models " + " ".join(model_dirs(entry["model_set"], entry["iterations"]))
+
+
+def xvertnet_settings_record(wildcards):
+    """What an entry's enhancement depends on besides its input files (reruns it when changed)."""
+    entry = XVERTNET_ENTRIES[wildcards.method]
+    return json.dumps({"internal": entry["model_set"] is None, "iterations": entry["iterations"],
+                       "settings": train_settings(entry["settings"]) if entry["model_set"] is None else None}, sort_keys=True)
 
 
 def get_enhanced_shards(wildcards):
@@ -147,17 +226,21 @@ def baseline_model_option(wildcards):
     return ""
 
 
-def train_settings_json():
-    """The `train` section as `xvertnet train --settings` JSON; `iterations` is left out so
-    that changing the number of iterations retrains no existing iteration."""
-    train = dict(config["train"])
-    train.pop("iterations")
-    architecture = {key: train.pop(key) for key in ("base_width", "depth", "gl_weight", "output_head")}
+def train_settings(settings):
+    """A full `train` section as the settings of `xvertnet train`: `iterations` (so that changing
+    the number of iterations retrains no existing one) and `internal` left out, the
+    architecture keys grouped as the model."""
+    train = {k: v for k, v in settings.items() if k not in ("iterations", *VARIANT_KEYS)}
+    architecture = {key: train.pop(key) for key in ARCHITECTURE_KEYS}
     train["model"] = {**architecture, "in_channels": len(train["inputs"])}
-    return json.dumps(train, sort_keys=True)
+    return train
 
 
-ALL_METHODS = ["xvertnet", *BASELINES]
+def train_settings_json(wildcards):
+    return json.dumps(train_settings(MODEL_SETS[wildcards.model_set]["settings"]), sort_keys=True)
+
+
+ALL_METHODS = [*XVERTNET_METHODS, *BASELINES]
 
 
 def enhanced_path(dataset, method, shard):
@@ -170,19 +253,31 @@ def metric_cli_options():
             f"--cnr-band {metrics['cnr_band']}")
 
 
-def get_metric_csvs(wildcards):
+def metric_csvs(methods):
     return [f"results/metrics/{dataset}/{method}/{shard}.csv"
-            for dataset in DATASETS for method in ALL_METHODS for shard in shard_names(dataset)]
+            for dataset in DATASETS for method in methods for shard in shard_names(dataset)]
+
+
+def enhanced_files(methods):
+    return [enhanced_path(dataset, method, shard) for dataset in DATASETS for method in methods for shard in shard_names(dataset)]
+
+
+def enhanced_method_specs(methods):
+    """dataset:method:path entries for `xvertnet aggregate-metrics`."""
+    return " ".join(f"{dataset}:{method}:{enhanced_path(dataset, method, shard)}"
+                    for dataset in DATASETS for method in methods for shard in shard_names(dataset))
+
+
+def get_metric_csvs(wildcards):
+    return metric_csvs(ALL_METHODS)
 
 
 def get_all_enhanced(wildcards):
-    return [enhanced_path(dataset, method, shard) for dataset in DATASETS for method in ALL_METHODS for shard in shard_names(dataset)]
+    return enhanced_files(ALL_METHODS)
 
 
 def enhanced_specs(wildcards):
-    """dataset:method:path entries for `xvertnet aggregate-metrics`."""
-    return " ".join(f"{dataset}:{method}:{enhanced_path(dataset, method, shard)}"
-                    for dataset in DATASETS for method in ALL_METHODS for shard in shard_names(dataset))
+    return enhanced_method_specs(ALL_METHODS)
 
 
 def panel_specs(wildcards):
@@ -199,7 +294,7 @@ def get_manifests(wildcards):
 
 
 def get_final_outputs():
-    outputs = [f"{folder}/model.json" for folder in model_dirs()]
+    outputs = []
     for name in DATASETS:
         outputs += [f"results/{name}/roi/index.csv", f"results/{name}/prep/summary.csv"]
         outputs += [f"results/enhanced/{method}/{name}/index.csv" for method in ALL_METHODS]

@@ -1,27 +1,30 @@
 rule enhance:
     input:
-        models=expand("results/models/iter{iteration}/model.json", iteration=range(1, ITERATIONS + 1)),
+        models=get_xvertnet_inputs,
         roi="results/{dataset}/roi/{shard}.h5",
     output:
-        h5="results/enhanced/xvertnet/{dataset}/{shard}.h5",
-        png=directory("results/enhanced/xvertnet/{dataset}/{shard}"),
+        h5="results/enhanced/{method}/{dataset}/{shard}.h5",
+        png=directory("results/enhanced/{method}/{dataset}/{shard}"),
+    wildcard_constraints:
+        method="|".join(XVERTNET_ENTRIES) or "no-xvertnet-entry",
     params:
-        code=code_fingerprint("enhance", "model", "preprocess", "wls"),
-        models=" ".join(model_dirs()),
+        code=code_fingerprint("enhance", "internal", "model", "preprocess", "wls", "train", "losses"),
+        entry=xvertnet_settings_record,
+        options=xvertnet_enhance_options,
         splits=" ".join(config["enhance"]["splits"]),
         tile=config["enhance"]["tile"],
         overlap=config["enhance"]["overlap"],
         device=config["enhance"]["device"],
     log:
-        "logs/enhance/xvertnet/{dataset}/{shard}.log",
+        "logs/enhance/{method}/{dataset}/{shard}.log",
     benchmark:
-        "results/benchmarks/enhance/xvertnet/{dataset}/{shard}.tsv"
+        "results/benchmarks/enhance/{method}/{dataset}/{shard}.tsv"
     threads: 2
     resources:
         mem_mb=4000,
         runtime=60,
     shell:
-        "xvertnet enhance-shard --method xvertnet --models {params.models} --roi {input.roi}"
+        "xvertnet enhance-shard --method {wildcards.method} {params.options} --roi {input.roi}"
         " --out {output.h5} --png-dir {output.png} --splits {params.splits} --tile {params.tile}"
         " --overlap {params.overlap} --device {params.device} > {log} 2>&1"
 

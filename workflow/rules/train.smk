@@ -2,18 +2,20 @@ rule train:
     input:
         get_train_data,
     output:
-        model="results/models/iter{iteration}/model.pt",
-        metadata="results/models/iter{iteration}/model.json",
-        log_csv="results/models/iter{iteration}/train_log.csv",
-        curve="results/models/iter{iteration}/loss_curve.png",
+        model="results/models/{model_set}/iter{iteration}/model.pt",
+        metadata="results/models/{model_set}/iter{iteration}/model.json",
+        log_csv="results/models/{model_set}/iter{iteration}/train_log.csv",
+        curve="results/models/{model_set}/iter{iteration}/loss_curve.png",
+    wildcard_constraints:
+        model_set="|".join(MODEL_SETS) or "no-model-set",
     params:
         code=code_fingerprint("train", "model", "losses", "device"),
-        settings=train_settings_json(),
-        out_dir="results/models/iter{iteration}",
+        settings=train_settings_json,
+        out_dir="results/models/{model_set}/iter{iteration}",
     log:
-        "logs/train/iter{iteration}.log",
+        "logs/train/{model_set}/iter{iteration}.log",
     benchmark:
-        "results/benchmarks/train/iter{iteration}.tsv"
+        "results/benchmarks/train/{model_set}/iter{iteration}.tsv"
     threads: 2
     resources:
         mem_mb=8000,
@@ -25,19 +27,21 @@ rule train:
 
 rule refine:
     input:
-        model="results/models/iter{iteration}/model.pt",
-        metadata="results/models/iter{iteration}/model.json",
+        model="results/models/{model_set}/iter{iteration}/model.pt",
+        metadata="results/models/{model_set}/iter{iteration}/model.json",
         data=get_refine_input,
     output:
-        "results/{dataset}/refine/iter{iteration}/{shard}.h5",
+        "results/{dataset}/refine/{model_set}/iter{iteration}/{shard}.h5",
+    wildcard_constraints:
+        model_set="|".join(MODEL_SETS) or "no-model-set",
     params:
         code=code_fingerprint("enhance", "model", "preprocess", "wls"),
-        model_dir="results/models/iter{iteration}",
+        model_dir="results/models/{model_set}/iter{iteration}",
         device=config["enhance"]["device"],
     log:
-        "logs/refine/{dataset}/iter{iteration}/{shard}.log",
+        "logs/refine/{dataset}/{model_set}/iter{iteration}/{shard}.log",
     benchmark:
-        "results/benchmarks/refine/{dataset}/iter{iteration}/{shard}.tsv"
+        "results/benchmarks/refine/{dataset}/{model_set}/iter{iteration}/{shard}.tsv"
     threads: 2
     resources:
         mem_mb=4000,

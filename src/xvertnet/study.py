@@ -1,0 +1,304 @@
+"""The design study: XVertNet's open design choices judged on held-out data.
+
+Every study entry (a variant of the `train` settings after T iterations) has measures per
+evaluation ROI in ``per_roi.csv``. The ROIs fall into groups by the data set manifest:
+
+* ``selection``: DRRs of ``select_split`` with a degradation in ``select_conditions``. The
+  recommended entry is chosen here and nowhere else.
+* ``held-out DRR``: DRRs of ``report_split`` (another view, and degradations never used for
+  choosing among them).
+* ``real``: real radiographs of ``report_split`` (no ground truth; the paper's measures).
+
+Judgement, in order: ground truth on DRRs (vertebral-body CNR and boundary edge strength as
+ratios to the original ROI; the selection score is their geometric mean), then the paper's
+measures, then the visual panels. The entry with the highest selection score is recommended;
+its held-out numbers are what the conclusion reports.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .atomic import atomic_path
+from .metrics import BETTER
+
+GROUND_TRUTH = ("cnr_ratio", "edge_ratio")
+PAPER_MEASURES = ("entropy", "tc", "lpc_si", "tmqi", "piqe", "brisque", "niqe")
+GROUPS = ("selection", "held-out DRR", "real")
+REAL_CONDITION = "real"
+
+
+def label_groups(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], *, select_split: str,
+                 select_conditions, report_split: str) -> pd.DataFrame:
+    """``per_roi`` with the manifest's ``view`` and ``condition`` and the study ``group`` of every row."""
+    frames = []
+    for dataset, manifest in manifests.items():
+        columns = [c for c in ("image_id", "view", "condition") if c in manifest.columns]
+        frames.append(manifest[columns].assign(dataset=dataset))
+    info = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["dataset", "image_id"])
+    for column in ("view", "condition"):
+        if column not in info.columns:
+            info[column] = ""
+    table = per_roi.drop(columns=[c for c in ("view", "condition") if c in per_roi.columns])
+    table = table.merge(info, on=["dataset", "image_id"], how="left")
+    table[["view", "condition"]] = table[["view", "condition"]].fillna("")
+    is_real = table["condition"].eq(REAL_CONDITION) | table["view"].eq("")
+    group = np.full(len(table), "other", dtype=object)
+    group[(table["split"].eq(select_split) & table["condition"].isin(list(select_conditions)) & ~is_real).to_numpy()] = "selection"
+    group[(table["split"].eq(report_split) & ~is_real).to_numpy()] = "held-out DRR"
+    group[(table["split"].eq(report_split) & is_real).to_numpy()] = "real"
+    table["group"] = group
+    return table
+
+
+def group_means(table: pd.DataFrame, methods) -> pd.DataFrame:
+    """Mean of every measure per (method, group); rows for ``methods`` only."""
+    measures = [m for m in (*GROUND_TRUTH, *PAPER_MEASURES, "consistency_ssim") if m in table.columns]
+    part = table[table["method"].isin(list(methods)) & table["group"].isin(GROUPS)]
+    means = part.groupby(["method", "group"])[measures].mean()
+    means["n_rois"] = part.groupby(["method", "group"]).size()
+    return means
+
+
+def _ground_truth_score(row) -> float:
+    """Geometric mean of the CNR and edge ratios (1 = the original ROI)."""
+    cnr, edge = row.get("cnr_ratio", np.nan), row.get("edge_ratio", np.nan)
+    if not (cnr > 0 and edge > 0):
+        return float("nan")
+    return float(np.sqrt(cnr * edge))
+
+
+def _wins(means: pd.DataFrame, method: str, other: str, group: str) -> int:
+    """How many of the paper's measures ``method`` beats ``other`` on (group means)."""
+    if (method, group) not in means.index or (other, group) not in means.index:
+        return 0
+    a, b = means.loc[(method, group)], means.loc[(other, group)]
+    return int(sum(1 for m in PAPER_MEASURES if m in means.columns and np.isfinite(a[m]) and np.isfinite(b[m])
+                   and BETTER[m] * (a[m] - b[m]) > 0))
+
+
+def summarise(table: pd.DataFrame, entries: list[str], references: list[str]) -> pd.DataFrame:
+    """One row per study entry and reference method: selection score, held-out and real-image means, wins."""
+    methods = [*references, *entries]
+    means = group_means(table, methods)
+    rows = []
+    for method in methods:
+        row = {"method": method, "role": "reference" if method in references else "variant"}
+        for group in GROUPS:
+            values = means.loc[(method, group)] if (method, group) in means.index else pd.Series(dtype=float)
+            prefix = {"selection": "sel", "held-out DRR": "drr", "real": "real"}[group]
+            row[f"{prefix}_n"] = int(values.get("n_rois", 0) or 0)
+            if group != "real":
+                for measure in GROUND_TRUTH:
+                    row[f"{prefix}_{measure}"] = float(values.get(measure, np.nan))
+                row[f"{prefix}_score"] = _ground_truth_score(values)
+            if group != "selection":
+                for measure in PAPER_MEASURES:
+                    row[f"{prefix}_{measure}"] = float(values.get(measure, np.nan))
+                for other in ("original", "clahe"):
+                    if other != method:
+                        row[f"{prefix}_wins_vs_{other}"] = _wins(means, method, other, group)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def recommend(summary: pd.DataFrame) -> str:
+    """The variant with the best selection score (ties: more paper-measure wins over CLAHE on held-out DRRs)."""
+    variants = summary[(summary["role"] == "variant") & summary["sel_score"].notna()]
+    if variants.empty:
+        raise ValueError("no study variant has a selection score (no selection ROIs with ground truth)")
+    ranked = variants.sort_values(["sel_score", "drr_wins_vs_clahe"], ascending=[False, False])
+    return str(ranked.iloc[0]["method"])
+
+
+def _fmt(value, digits: int = 3) -> str:
+    return "–" if value is None or (isinstance(value, float) and not np.isfinite(value)) else f"{value:.{digits}f}"
+
+
+def _count(value) -> str:
+    return "–" if value is None or not np.isfinite(value) else str(int(value))
+
+
+def summary_markdown(summary: pd.DataFrame, chosen: str) -> str:
+    """The study table: ground truth first (selection, then held out), then the paper's measures on real images."""
+    header = ["method", "sel CNR", "sel edge", "sel score", "held-out CNR", "held-out edge", "held-out score",
+              *[f"real {m}" for m in PAPER_MEASURES], "real wins vs orig", "real wins vs CLAHE"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in summary.iterrows():
+        name = f"**{row['method']}** (chosen)" if row["method"] == chosen else row["method"]
+        cells = [name, _fmt(row["sel_cnr_ratio"]), _fmt(row["sel_edge_ratio"]), _fmt(row["sel_score"]),
+                 _fmt(row["drr_cnr_ratio"]), _fmt(row["drr_edge_ratio"]), _fmt(row["drr_score"]),
+                 *[_fmt(row[f"real_{m}"], 4 if m == "tc" else 3) for m in PAPER_MEASURES],
+                 _count(row.get("real_wins_vs_original")) if row["method"] != "original" else "–",
+                 _count(row.get("real_wins_vs_clahe")) if row["method"] != "clahe" else "–"]
+        lines.append("| " + " | ".join(cells) + " |")
+    arrows = ", ".join(f"{m} {'↑' if BETTER[m] > 0 else '↓'}" for m in PAPER_MEASURES)
+    lines.append("")
+    lines.append("CNR and edge: vertebral-body contrast-to-noise ratio and boundary edge strength as ratios to the "
+                 "original ROI (ground truth from the projected vertebra masks); score = their geometric mean. "
+                 f"sel = selection DRRs (chosen on), held-out = other view and degradations, real = real radiographs. {arrows}.")
+    return "\n".join(lines) + "\n"
+
+
+def variant_markdown(table: pd.DataFrame, entry: str, references: list[str], settings: dict | None) -> str:
+    """One variant's table: every measure per group, beside the reference methods."""
+    methods = [*references, entry]
+    means = group_means(table, methods)
+    measures = [m for m in (*GROUND_TRUTH, *PAPER_MEASURES) if m in means.columns]
+    lines = [f"# {entry}", ""]
+    if settings is not None:
+        lines += ["Settings: `" + json.dumps(settings, sort_keys=True) + "`", ""]
+    lines += ["| group | measure | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
+    for group in GROUPS:
+        for measure in measures:
+            values = [means.loc[(m, group), measure] if (m, group) in means.index else np.nan for m in methods]
+            if all(not np.isfinite(v) for v in values):
+                continue
+            arrow = "↑" if BETTER.get(measure, 1) > 0 else "↓"
+            lines.append(f"| {group} | {measure} {arrow} | " + " | ".join(_fmt(v, 4) for v in values) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _compare_sentence(row, other_row, group: str, other: str) -> str:
+    prefix = {"held-out DRR": "drr", "real": "real"}[group]
+    better, worse = [], []
+    for measure in PAPER_MEASURES:
+        a, b = row[f"{prefix}_{measure}"], other_row[f"{prefix}_{measure}"]
+        if np.isfinite(a) and np.isfinite(b):
+            (better if BETTER[measure] * (a - b) > 0 else worse).append(f"{measure} {_fmt(a)} vs {_fmt(b)}")
+    text = f"better than {other} on {len(better)} of {len(better) + len(worse)} paper measures"
+    if better:
+        text += f" ({'; '.join(better)})"
+    if worse:
+        text += f"; worse on {'; '.join(worse)}"
+    return text
+
+
+def conclusion_markdown(summary: pd.DataFrame, chosen: str, settings: dict[str, dict], *, paper_entry: str | None) -> str:
+    """The written conclusion: which variant, why, and how it does on held-out data against CLAHE and the original."""
+    by_method = summary.set_index("method")
+    row = by_method.loc[chosen]
+    lines = ["# Design study: conclusion", ""]
+    lines.append(f"Chosen on the selection DRRs by ground-truth score (geometric mean of vertebral CNR and edge ratios): "
+                 f"**{chosen}**, score {_fmt(row['sel_score'])} (CNR {_fmt(row['sel_cnr_ratio'])}x, edge "
+                 f"{_fmt(row['sel_edge_ratio'])}x the original).")
+    if chosen in settings:
+        lines.append(f"Its settings: `{json.dumps(settings[chosen], sort_keys=True)}`.")
+    lines.append("")
+    lines.append("## Held-out DRRs (view and degradations not used for choosing)")
+    for other in ("original", "clahe"):
+        if other not in by_method.index:
+            continue
+        other_row = by_method.loc[other]
+        cnr, other_cnr = row["drr_cnr_ratio"], other_row["drr_cnr_ratio"]
+        verdict = "beats" if cnr > other_cnr else "does not beat"
+        lines.append(f"- Ground-truth vertebral CNR: {chosen} {_fmt(cnr)}x vs {other} {_fmt(other_cnr)}x: it **{verdict} "
+                     f"{other}**; edge strength {_fmt(row['drr_edge_ratio'])}x vs {_fmt(other_row['drr_edge_ratio'])}x.")
+        lines.append(f"- Paper measures on held-out DRRs: {_compare_sentence(row, other_row, 'held-out DRR', other)}.")
+    lines.append("")
+    lines.append("## Real radiographs (no ground truth)")
+    for other in ("original", "clahe"):
+        if other in by_method.index:
+            lines.append(f"- {_compare_sentence(row, by_method.loc[other], 'real', other)}.")
+    if paper_entry and paper_entry in by_method.index and paper_entry != chosen:
+        paper = by_method.loc[paper_entry]
+        lines += ["", f"The paper's recipe ({paper_entry}): selection score {_fmt(paper['sel_score'])}, held-out CNR "
+                      f"{_fmt(paper['drr_cnr_ratio'])}x, edge {_fmt(paper['drr_edge_ratio'])}x."]
+    variants = summary[summary["role"] == "variant"]
+    beating = variants[variants["drr_cnr_ratio"] > by_method.loc["clahe", "drr_cnr_ratio"]]["method"].tolist() \
+        if "clahe" in by_method.index else []
+    lines.append("")
+    if beating:
+        lines.append(f"Variants above CLAHE on held-out vertebral CNR: {', '.join(beating)}.")
+    else:
+        lines.append("**No variant beats CLAHE on held-out ground-truth vertebral CNR.**")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_to_html(markdown: str, title: str) -> str:
+    """A minimal rendering (headings, bullets, paragraphs, pipe tables) for the Snakemake report."""
+    import html
+
+    def inline(text: str) -> str:
+        text = html.escape(text)
+        parts = text.split("**")
+        text = "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+        parts = text.split("`")
+        return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+    body, in_list, in_table = [], False, False
+    for line in markdown.splitlines():
+        if in_list and not line.startswith("- "):
+            body.append("</ul>")
+            in_list = False
+        if in_table and not line.startswith("|"):
+            body.append("</table>")
+            in_table = False
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{inline(line.lstrip('#').strip())}</h{level}>")
+        elif line.startswith("- "):
+            if not in_list:
+                body.append("<ul>")
+                in_list = True
+            body.append(f"<li>{inline(line[2:])}</li>")
+        elif line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if all(set(c) <= set("-:") for c in cells):
+                continue
+            tag = "th" if not in_table else "td"
+            if not in_table:
+                body.append('<table border="1" cellspacing="0" cellpadding="3">')
+                in_table = True
+            body.append("<tr>" + "".join(f"<{tag}>{inline(c)}</{tag}>" for c in cells) + "</tr>")
+        elif line.strip():
+            body.append(f"<p>{inline(line)}</p>")
+    if in_list:
+        body.append("</ul>")
+    if in_table:
+        body.append("</table>")
+    return f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+
+
+def write_study(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], out_dir, *, entries: list[str], references: list[str],
+                settings: dict[str, dict], enhanced: dict[str, list], select_split: str, select_conditions, report_split: str,
+                paper_entry: str | None = None, panel_images: list[str] | None = None) -> str:
+    """Every study output into ``out_dir``; returns the recommended entry.
+
+    ``summary.{csv,md}``, ``conclusion.{md,html}``, ``grouped_per_roi.csv`` and, per entry,
+    ``variants/<entry>.md`` and ``panels/<entry>.png`` (the entry beside the references).
+    """
+    from .report import visual_panel
+
+    out_dir = Path(out_dir)
+    (out_dir / "variants").mkdir(parents=True, exist_ok=True)
+    (out_dir / "panels").mkdir(parents=True, exist_ok=True)
+    table = label_groups(per_roi, manifests, select_split=select_split, select_conditions=select_conditions,
+                         report_split=report_split)
+    summary = summarise(table, entries, references)
+    chosen = recommend(summary)
+    with atomic_path(out_dir / "grouped_per_roi.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    with atomic_path(out_dir / "summary.csv") as tmp:
+        summary.assign(recommended=summary["method"].eq(chosen)).to_csv(tmp, index=False)
+    with atomic_path(out_dir / "summary.md") as tmp:
+        tmp.write_text(summary_markdown(summary, chosen))
+    conclusion = conclusion_markdown(summary, chosen, settings, paper_entry=paper_entry)
+    with atomic_path(out_dir / "conclusion.md") as tmp:
+        tmp.write_text(conclusion)
+    with atomic_path(out_dir / "conclusion.html") as tmp:
+        tmp.write_text(markdown_to_html(conclusion + "\n" + summary_markdown(summary, chosen), "XVertNet design study"))
+    if panel_images is None:
+        held_out = table[table["group"].isin(["held-out DRR", "real"])]
+        clean_or_real = held_out[held_out["condition"].isin(["clean", "low_dose", REAL_CONDITION])]
+        panel_images = clean_or_real["image_id"].drop_duplicates().tolist()[:4]
+    for entry in entries:
+        with atomic_path(out_dir / "variants" / f"{entry}.md") as tmp:
+            tmp.write_text(variant_markdown(table, entry, references, settings.get(entry)))
+        shown = {method: enhanced[method] for method in [*references, entry] if method in enhanced}
+        visual_panel(shown, out_dir / "panels" / f"{entry}.png", image_ids=panel_images)
+    return chosen
