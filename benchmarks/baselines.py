@@ -6,7 +6,7 @@ their default (CPU-sized) settings on 30 random 256 x 256 crops of the same imag
 training time is printed separately. XVertNet needs trained models: pass --models.
 
     python benchmarks/baselines.py
-    python benchmarks/baselines.py --models results/models/iter1 results/models/iter2 --repeats 5
+    python benchmarks/baselines.py --models results/models/xvertnet-paper/iter1 results/models/xvertnet-paper/iter2 --repeats 5
 """
 
 from __future__ import annotations

@@ -105,3 +105,23 @@ def test_madmad_branches_sum_to_the_input_and_synthetic_data_adds_up(tmp_path):
     gain_one = get_method("madmad", {"steps": 30, "patch": 32, "gain": 1.0})
     gain_one.load(tmp_path / "m")
     np.testing.assert_allclose(gain_one(radiograph), radiograph, atol=1e-5)
+
+
+def test_preprocessed_is_the_anchored_network_before_training():
+    import torch
+
+    from xvertnet.model import ModelConfig, XVertNet
+    from xvertnet.preprocess import PrepParams, preprocess
+
+    image = _radiograph_like()
+    result = preprocess(image, PrepParams())
+    output = get_method("preprocessed")(image)
+    np.testing.assert_allclose(output, np.clip(result["Xp"], 0, 1), atol=1e-6)
+    model = XVertNet(ModelConfig(base_width=4, depth=2, output_head="anchored")).eval()
+    size = (image.shape[0] // 4 * 4, image.shape[1] // 4 * 4)
+    xp = torch.from_numpy(result["Xp"][: size[0], : size[1]].astype(np.float32))[None, None]
+    hfc = torch.from_numpy(result["Y"][: size[0], : size[1]].astype(np.float32))[None, None]
+    with torch.no_grad():
+        start, _ = model(xp, hfc)
+    inside = (xp > 1e-3) & (xp < 1 - 1e-3)  # away from the logit clamp
+    np.testing.assert_allclose(start[inside].numpy(), xp[inside].numpy(), atol=1e-5)

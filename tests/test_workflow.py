@@ -26,11 +26,14 @@ TINY = {
     "roi": {"canonical_height": 512, "train_size": [256, 256], "eval_size": [256, 145]},
     "train": {"iterations": 2, "phase1_epochs": 3, "phase2_epochs": 2, "base_width": 4, "depth": 2, "batch_size": 4},
     "baselines": {"zerodce": {"steps": 5}, "madmad": {"steps": 5}, "zssr": {"steps": 5}},
+    "xvertnet": {"xvertnet-paper": {}, "xvertnet": {"output_head": "anchored", "inputs": ["X"]}},
 }
-METHODS = ["original", "xvertnet", "clahe", "farbman", "zerodce", "zssr", "madmad"]
+XVERTNET = ["xvertnet-paper", "xvertnet"]
+METHODS = ["original", *XVERTNET, "clahe", "farbman", "zerodce", "zssr", "madmad"]
 # Zero-DCE trains on the prep crops, so it follows prep; the other baselines start from the ROIs.
-DOWNSTREAM_OF_PREP = {"prep": 3, "prep_summary": 1, "train": 2, "refine": 3, "enhance": 3, "baseline_train": 1,
-                      "baseline_enhance": 3, "enhance_index": 2, "metrics": 6, "per_roi": 1, "tables": 1, "all": 1}
+# Per XVertNet configuration: 2 iterations trained, 3 shards refined once and enhanced.
+DOWNSTREAM_OF_PREP = {"prep": 3, "prep_summary": 1, "train": 2 * 2, "refine": 3 * 2, "enhance": 3 * 2, "baseline_train": 1,
+                      "baseline_enhance": 3, "enhance_index": 3, "metrics": 3 * 3, "per_roi": 1, "tables": 1, "all": 1}
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -105,7 +108,7 @@ def test_second_run_has_nothing_to_do(tiny_run):
 
 
 def test_changing_a_roi_parameter_reruns_roi_but_not_ingest(tiny_run):
-    expected = {**DOWNSTREAM_OF_PREP, "roi": 3, "roi_index": 1, "baseline_enhance": 3 * 6, "enhance_index": 7, "metrics": 3 * 7}
+    expected = {**DOWNSTREAM_OF_PREP, "roi": 3, "roi_index": 1, "baseline_enhance": 3 * 6, "enhance_index": 8, "metrics": 3 * 8}
     assert dry_run_with_change(tiny_run, "roi", "upper_fraction", 0.35)[0] == expected
 
 
@@ -116,16 +119,18 @@ def test_changing_prep_lambda_reruns_prep_and_nothing_before_it(tiny_run):
 def test_raising_iterations_from_2_to_3_trains_only_iteration_3(tiny_run):
     # Iteration 3 trains on iteration 2's refined data, then the chain of 3 enhances again.
     jobs, stdout = dry_run_with_change(tiny_run, "train", "iterations", 3)
-    assert jobs == {"refine": 3, "train": 1, "enhance": 3, "enhance_index": 1, "metrics": 3, "per_roi": 1, "tables": 1, "all": 1}
-    assert "results/models/iter3/model.pt" in stdout and "iter1/model.pt" not in stdout.split("rule train")[-1]
+    assert jobs == {"refine": 3 * 2, "train": 2, "enhance": 3 * 2, "enhance_index": 2, "metrics": 3 * 2, "per_roi": 1, "tables": 1,
+                    "all": 1}
+    assert "results/models/xvertnet-paper/iter3/model.pt" in stdout and "iter1/model.pt" not in stdout.split("rule train")[-1]
 
 
 def test_both_iterations_trained_with_falling_loss_and_enhanced_outputs(tiny_run):
-    for iteration in (1, 2):
-        log = pd.read_csv(tiny_run / f"results/models/iter{iteration}/train_log.csv")
-        phase1 = log[log["phase"] == 1]
-        assert phase1["train_l1"].iloc[-1] < phase1["train_l1"].iloc[0], f"iteration {iteration}"
-        assert (tiny_run / f"results/models/iter{iteration}/loss_curve.png").is_file()
+    for model_set in XVERTNET:
+        for iteration in (1, 2):
+            log = pd.read_csv(tiny_run / f"results/models/{model_set}/iter{iteration}/train_log.csv")
+            phase1 = log[log["phase"] == 1]
+            assert phase1["train_l1"].iloc[-1] < phase1["train_l1"].iloc[0], f"{model_set} iteration {iteration}"
+            assert (tiny_run / f"results/models/{model_set}/iter{iteration}/loss_curve.png").is_file()
     for method in METHODS:
         index = pd.read_csv(tiny_run / f"results/enhanced/{method}/demo/index.csv")
         # Only the val and test splits are enhanced: the AP view (test) and the real image.
@@ -230,7 +235,7 @@ def test_dry_run_for_montgomery_and_nih_contacts_no_host(tmp_path):
 
 def test_changing_a_metric_parameter_reruns_only_metrics_and_tables(tiny_run):
     jobs, _ = dry_run_with_change(tiny_run, "metrics", "lpc_sigma_onf", 0.75)
-    assert jobs == {"metrics": 3 * 7, "per_roi": 1, "tables": 1, "all": 1}
+    assert jobs == {"metrics": 3 * 8, "per_roi": 1, "tables": 1, "all": 1}
 
 
 def test_editing_a_rule_reruns_that_rule_and_what_follows(tiny_run):
@@ -257,7 +262,7 @@ def test_sigkill_mid_run_then_rerun_incomplete_equals_an_uninterrupted_run(tiny_
     command = [sys.executable, "-m", "snakemake", "--cores", "2", "--directory", str(workdir), "--snakefile", str(workdir / "Snakefile")]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 600
-    while time.time() < deadline and not (workdir / "results/models/iter1/train_log.csv").exists():
+    while time.time() < deadline and not list(workdir.glob("results/models/*/iter1/train_log.csv")):
         time.sleep(0.2)
     os.killpg(process.pid, signal.SIGKILL)  # Snakemake and the jobs it runs, mid-training
     process.wait()
@@ -268,3 +273,27 @@ def test_sigkill_mid_run_then_rerun_incomplete_equals_an_uninterrupted_run(tiny_
     resumed = pd.read_csv(workdir / "results/metrics/per_roi.csv").drop(columns=["params"])
     straight = pd.read_csv(tiny_run / "results/metrics/per_roi.csv").drop(columns=["params"])
     pd.testing.assert_frame_equal(resumed, straight, check_exact=False, rtol=1e-5)
+
+
+def test_study_shares_models_trains_internal_variants_and_reports(tiny_run):
+    # The tiny data set has no validation view: choose on the clean test DRR, report on the rest.
+    study = {"study": {"variants": {"paper": {}, "internal-x": {"internal": True, "iterations": 1, "output_head": "anchored",
+                                                                 "inputs": ["X"], "phase1_epochs": 3, "phase2_epochs": 1,
+                                                                 "batch_size": 2}},
+                       "select_split": "test", "select_conditions": ["clean"], "report_split": "test"}}
+    (tiny_run / "study.yaml").write_text(yaml.safe_dump(study))
+    result = snakemake(tiny_run, "study", "--configfile", str(tiny_run / "study.yaml"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (tiny_run / "results/models/study-paper").exists()  # the paper variant is xvertnet-paper's model set
+    summary = pd.read_csv(tiny_run / "results/study/summary.csv")
+    entries = ["study-paper-T1", "study-paper-T2", "study-internal-x-T1"]
+    assert set(summary["method"]) == {"original", "clahe", *entries}
+    assert summary["recommended"].sum() == 1 and summary.loc[summary["recommended"], "method"].item() in entries
+    for entry in entries:
+        assert (tiny_run / f"results/study/panels/{entry}.png").stat().st_size > 5_000
+        assert (tiny_run / f"results/study/variants/{entry}.md").is_file()
+    assert "Chosen on the selection DRRs" in (tiny_run / "results/study/conclusion.md").read_text()
+    report = tiny_run / "results/study/report.html"
+    result = snakemake(tiny_run, "study", "--configfile", str(tiny_run / "study.yaml"), "--report", str(report))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert report.stat().st_size > 50_000

@@ -298,11 +298,12 @@ def cmd_tables(args) -> int:
     import pandas as pd
 
     from .report import box_plots, visual_panel
-    from .stats import compare, write_comparison_tables
+    from .stats import compare, reference_method, write_comparison_tables
 
     per_roi = pd.read_csv(args.per_roi)
-    statistics = compare(per_roi, splits=tuple(args.splits))
-    write_comparison_tables(statistics, args.out_stem)
+    reference = reference_method(per_roi["method"].unique())
+    statistics = compare(per_roi, reference=reference, splits=tuple(args.splits))
+    write_comparison_tables(statistics, args.out_stem, reference=reference)
     box_plots(per_roi, args.boxplots, splits=tuple(args.splits))
     enhanced = {}
     for spec in args.enhanced:

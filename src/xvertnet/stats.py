@@ -87,7 +87,15 @@ def _cell(row, rank: int, style: str) -> str:
     return rf"\textbf{{{text}}}" if rank == 1 else rf"\underline{{{text}}}" if rank == 2 else text
 
 
-def write_comparison_tables(statistics: pd.DataFrame, stem) -> None:
+def reference_method(methods) -> str:
+    """The method the others are tested against: ``xvertnet`` (the recommended configuration), else the first XVertNet row."""
+    methods = list(methods)
+    if "xvertnet" in methods:
+        return "xvertnet"
+    return next((m for m in methods if m.startswith("xvertnet")), "xvertnet")
+
+
+def write_comparison_tables(statistics: pd.DataFrame, stem, *, reference: str = "xvertnet") -> None:
     """``stem``.csv (long, with p-values), ``stem``.md and ``stem``.tex (methods as columns, like Table 1)."""
     methods = [m for m in METHOD_ORDER if m in set(statistics["method"])]
     methods += sorted(set(statistics["method"]) - set(methods))
@@ -106,7 +114,7 @@ def write_comparison_tables(statistics: pd.DataFrame, stem) -> None:
         tex.append(f"{dataset} & {tex_label} & " + " & ".join(tex_cells) + r" \\")
     tex += [r"\hline", r"\end{tabular}"]
     notes = ("\n\nMean ± std over the test-split evaluation ROIs after z-score outlier removal (|z| > 1.96); "
-             "**best**, <u>second</u>; * = differs from xvertnet (Wilcoxon signed-rank, p < 0.05, union of both methods' "
+             f"**best**, <u>second</u>; * = differs from {reference} (Wilcoxon signed-rank, p < 0.05, union of both methods' "
              "outliers removed); ↑/↓ = higher/lower is better.\n")
     with atomic_path(f"{stem}.csv") as tmp:
         statistics.to_csv(tmp, index=False)

@@ -204,6 +204,12 @@ def conclusion_markdown(summary: pd.DataFrame, chosen: str, settings: dict[str, 
     for other in ("original", "clahe"):
         if other in by_method.index:
             lines.append(f"- {_compare_sentence(row, by_method.loc[other], 'real', other)}.")
+    others = [m for m in summary.loc[summary["role"] == "reference", "method"] if m not in ("original", "clahe")]
+    for other in others:
+        other_row = by_method.loc[other]
+        lines += ["", f"Against {other}: held-out CNR {_fmt(row['drr_cnr_ratio'])}x vs {_fmt(other_row['drr_cnr_ratio'])}x, "
+                      f"edge {_fmt(row['drr_edge_ratio'])}x vs {_fmt(other_row['drr_edge_ratio'])}x; on real radiographs "
+                      f"{_compare_sentence(row, other_row, 'real', other)}."]
     if paper_entry and paper_entry in by_method.index and paper_entry != chosen:
         paper = by_method.loc[paper_entry]
         lines += ["", f"The paper's recipe ({paper_entry}): selection score {_fmt(paper['sel_score'])}, held-out CNR "
@@ -300,5 +306,6 @@ def write_study(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], out_d
         with atomic_path(out_dir / "variants" / f"{entry}.md") as tmp:
             tmp.write_text(variant_markdown(table, entry, references, settings.get(entry)))
         shown = {method: enhanced[method] for method in [*references, entry] if method in enhanced}
-        visual_panel(shown, out_dir / "panels" / f"{entry}.png", image_ids=panel_images)
+        if entry in shown:
+            visual_panel(shown, out_dir / "panels" / f"{entry}.png", image_ids=panel_images)
     return chosen

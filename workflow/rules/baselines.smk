@@ -31,7 +31,7 @@ rule baseline_enhance:
         h5="results/enhanced/{method}/{dataset}/{shard}.h5",
         png=directory("results/enhanced/{method}/{dataset}/{shard}"),
     wildcard_constraints:
-        method="|".join(BASELINES),
+        method="|".join(ENHANCING_BASELINES),
     params:
         code=code_fingerprint("baselines", "enhance", "wls"),
         settings=lambda wildcards: baseline_params(wildcards.method),

@@ -58,6 +58,8 @@ for _variant, _overrides in config["study"]["variants"].items():
         STUDY_ENTRIES.append(_entry)
 # The study's methods: its entries and the references they are judged against.
 STUDY_METHODS = [*STUDY_ENTRIES, *[m for m in config["study"]["references"] if m not in STUDY_ENTRIES]]
+# Every baseline some target enhances with: the comparison's and the study's references.
+ENHANCING_BASELINES = [*BASELINES, *[m for m in config["study"]["references"] if m not in BASELINES]]
 
 
 def study_paper_entry():
@@ -203,7 +205,9 @@ def get_enhanced_shards(wildcards):
 
 
 def baseline_params(method):
-    """A baseline's config section as JSON (none for 'original')."""
+    """A baseline's config section as JSON (none for 'original'; the `prep` section for 'preprocessed')."""
+    if method == "preprocessed":
+        return json.dumps(config["prep"], sort_keys=True)
     return json.dumps(config["baselines"].get(method, {}), sort_keys=True)
 
 

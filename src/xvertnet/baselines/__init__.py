@@ -6,7 +6,8 @@ folder and loaded from it; the others need no training. Adding a method is one m
 defines a :class:`Baseline` subclass decorated with :func:`register`.
 
 Registered: ``original`` (the identity, so the metrics stage treats the unprocessed ROI like
-any method), ``clahe``, ``farbman``, ``zerodce``, ``zssr``, ``madmad``.
+any method), ``clahe``, ``farbman``, ``zerodce``, ``zssr``, ``madmad``, and ``preprocessed``
+(XVertNet's Eqs. 1-5 without the network, an ablation for the design study).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 REGISTRY: dict[str, type["Baseline"]] = {}
-_MODULES = ("identity", "clahe", "farbman", "zerodce", "zssr", "madmad")
+_MODULES = ("identity", "clahe", "farbman", "zerodce", "zssr", "madmad", "preprocessed")
 
 
 class Baseline:

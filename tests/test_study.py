@@ -1,0 +1,144 @@
+"""Internal learning (XVertNet trained on the image it enhances) and the design study's judgement."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from test_train_enhance import _synthetic_shards
+from xvertnet.config import ConfigError, load_config
+from xvertnet.enhance import enhance_rois_shard
+from xvertnet.internal import INTERNAL_SPLIT, InternalEnhancer, train_internal_chain, write_image_shard
+from xvertnet.shard_store import iter_items, open_shard_for_writing
+from xvertnet.study import label_groups, recommend, summarise, write_study
+from xvertnet.train import TrainConfig, find_crops
+
+from conftest import REPO, SCHEMA
+
+
+def _internal_config(**changes) -> TrainConfig:
+    values = {"phase1_epochs": 4, "phase2_epochs": 2, "batch_size": 2, "patience": 50, "precision": "fp32",
+              "model": {"base_width": 4, "depth": 2, "in_channels": 1, "output_head": "anchored"}, "inputs": ["X"]}
+    values.update(changes)
+    return TrainConfig.from_dict(values)
+
+
+@pytest.fixture(scope="module")
+def prep_shard(tmp_path_factory):
+    return _synthetic_shards(tmp_path_factory.mktemp("prep"))[0]
+
+
+def test_the_private_shard_holds_only_that_image(prep_shard, tmp_path):
+    write_image_shard(prep_shard, "img01", tmp_path / "one.h5")
+    crops = find_crops([tmp_path / "one.h5"], INTERNAL_SPLIT)
+    assert {crop.image_id for crop in crops} == {"img01"} and len(crops) == 2  # its two training crops
+    assert find_crops([tmp_path / "one.h5"], "train") == []
+
+
+def test_internal_chain_trains_each_iteration_on_the_image(prep_shard, tmp_path):
+    chain, record = train_internal_chain(prep_shard, "img01", _internal_config(), 2, tmp_path / "work")
+    assert len(chain.models) == 2 and [step["epochs"] for step in record["iterations"]] == [6, 6]
+    _, arrays, _ = next(iter_items(prep_shard))
+    output = chain.run(arrays["eval_upper/X"])
+    assert output.shape == arrays["eval_upper/X"].shape and np.isfinite(output).all()
+    other, _ = train_internal_chain(prep_shard, "img02", _internal_config(), 1, tmp_path / "other")
+    first = dict(chain.models[0].named_parameters())
+    differs = any(not np.allclose(first[name].detach(), value.detach()) for name, value in other.models[0].named_parameters())
+    assert differs  # another image, another model
+
+
+def test_internal_enhancer_enhances_every_image_with_its_own_model(prep_shard, tmp_path):
+    roi_shard = tmp_path / "roi.h5"
+    with open_shard_for_writing(roi_shard, stage="roi", params={}) as shard:
+        for image_id, arrays, attrs in iter_items(prep_shard):
+            shard.add(image_id, {"eval_upper": arrays["eval_upper/X"], "eval_lower": arrays["eval_lower/X"],
+                                 "canonical": arrays["train_upper/X"]}, {"split": "test" if image_id != "img00" else "train"})
+    enhancer = InternalEnhancer(prep_shard, _internal_config(phase2_epochs=0), 1)
+    count = enhance_rois_shard("internal", None, roi_shard, tmp_path / "out.h5", tmp_path / "png", splits=("test",),
+                               per_image=enhancer, whole=True)
+    assert count == 3 and [r["image_id"] for r in enhancer.records] == ["img01", "img02", "img03"]
+    with h5py.File(tmp_path / "out.h5") as handle:
+        group = handle["items/img02"]
+        assert set(group) == {"eval_upper", "eval_lower", "whole"}
+        assert "internal_training" in group.attrs
+    assert len(list((tmp_path / "png").glob("*.png"))) == 9
+
+
+def _study_fixture():
+    """Two variants: 'tuned' best on the selection DRRs, 'steady' best on the held-out ones."""
+    manifest = pd.DataFrame({
+        "image_id": ["sel_clean", "sel_blur", "sel_8bit", "ap_clean", "ap_8bit", "real1"],
+        "split": ["val", "val", "val", "test", "test", "test"],
+        "view": ["tilt", "tilt", "tilt", "ap", "ap", "pa"],
+        "condition": ["clean", "blur", "8bit", "clean", "8bit", "real"],
+    })
+    cnr = {"original": 1.0, "clahe": 1.1, "study-tuned-T1": 1.3, "study-steady-T1": 1.05}
+    held_out_cnr = {"original": 1.0, "clahe": 1.1, "study-tuned-T1": 0.9, "study-steady-T1": 1.2}
+    rows = []
+    for method in cnr:
+        for _, image in manifest.iterrows():
+            for roi in ("upper", "lower"):
+                is_real = image["condition"] == "real"
+                held = image["split"] == "test"
+                ratio = np.nan if is_real else (held_out_cnr if held else cnr)[method]
+                rows.append({"dataset": "demo", "image_id": image["image_id"], "split": image["split"], "roi": roi,
+                             "method": method, "cnr_ratio": ratio, "edge_ratio": ratio,
+                             "entropy": 7.0 + (method == "clahe"), "tc": 0.1, "lpc_si": 0.9, "tmqi": 0.8,
+                             "piqe": 30.0 - 5 * (method == "study-steady-T1"), "brisque": 30.0, "niqe": 5.0})
+    return pd.DataFrame(rows), {"demo": manifest}
+
+
+def test_groups_follow_the_selection_rule():
+    per_roi, manifests = _study_fixture()
+    table = label_groups(per_roi, manifests, select_split="val", select_conditions=["clean", "blur"], report_split="test")
+    groups = table.drop_duplicates("image_id").set_index("image_id")["group"]
+    assert groups.to_dict() == {"sel_clean": "selection", "sel_blur": "selection", "sel_8bit": "other",
+                                "ap_clean": "held-out DRR", "ap_8bit": "held-out DRR", "real1": "real"}
+
+
+def test_recommendation_uses_the_selection_images_only():
+    per_roi, manifests = _study_fixture()
+    table = label_groups(per_roi, manifests, select_split="val", select_conditions=["clean", "blur"], report_split="test")
+    summary = summarise(table, ["study-tuned-T1", "study-steady-T1"], ["original", "clahe"]).set_index("method")
+    assert summary.loc["study-tuned-T1", "sel_score"] == pytest.approx(1.3)
+    assert summary.loc["study-steady-T1", "drr_cnr_ratio"] == pytest.approx(1.2)
+    assert summary.loc["study-steady-T1", "real_wins_vs_original"] == 1  # PIQE only
+    assert summary.loc["clahe", "real_wins_vs_original"] == 1  # entropy only
+    assert recommend(summary.reset_index()) == "study-tuned-T1"  # not the one that looks best on held-out data
+
+
+def test_study_outputs_and_a_plain_conclusion(tmp_path):
+    per_roi, manifests = _study_fixture()
+    chosen = write_study(per_roi, manifests, tmp_path, entries=["study-tuned-T1", "study-steady-T1"],
+                         references=["original", "clahe"], settings={"study-tuned-T1": {"output_head": "anchored"}}, enhanced={},
+                         select_split="val", select_conditions=["clean", "blur"], report_split="test")
+    assert chosen == "study-tuned-T1"
+    conclusion = (tmp_path / "conclusion.md").read_text()
+    assert "**study-tuned-T1**" in conclusion and "does not beat clahe" in conclusion  # 0.9 < 1.1 on held-out DRRs
+    assert "Variants above CLAHE on held-out vertebral CNR: study-steady-T1" in conclusion
+    assert (tmp_path / "variants" / "study-steady-T1.md").is_file()
+    assert not (tmp_path / "panels" / "study-tuned-T1.png").exists()  # no enhanced images given, no panel
+    assert "<table" in (tmp_path / "conclusion.html").read_text()
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert summary.loc[summary["recommended"], "method"].tolist() == ["study-tuned-T1"]
+
+
+def test_variant_keys_are_validated_as_train_keys(tmp_path):
+    import yaml
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["xvertnet"]["xvertnet"]["output_head"] = "sideways"
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match=r"xvertnet\.xvertnet\.output_head"):
+        load_config(tmp_path / "bad.yaml", SCHEMA)
+    config["xvertnet"]["xvertnet"] = {"dropout": 0.1}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match=r"xvertnet\.xvertnet\.dropout.*unknown key"):
+        load_config(tmp_path / "bad.yaml", SCHEMA)
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["study"]["variants"]["odd"] = {"internal": "yes"}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match=r"study\.variants\.odd\.internal"):
+        load_config(tmp_path / "bad.yaml", SCHEMA)
