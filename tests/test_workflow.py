@@ -26,13 +26,13 @@ TINY = {
     "roi": {"canonical_height": 512, "train_size": [256, 256], "eval_size": [256, 145]},
     "train": {"iterations": 2, "phase1_epochs": 3, "phase2_epochs": 2, "base_width": 4, "depth": 2, "batch_size": 4},
     "baselines": {"zerodce": {"steps": 5}, "madmad": {"steps": 5}, "zssr": {"steps": 5}},
-    "xvertnet": {"xvertnet-paper": {}, "xvertnet": {"output_head": "anchored", "inputs": ["X"]}},
 }
-XVERTNET = ["xvertnet-paper", "xvertnet"]
+# The schema's default XVertNet rows: the paper's recipe (T = 2 here) and the recommended one (T = 1).
+XVERTNET = {"xvertnet-paper": 2, "xvertnet": 1}
 METHODS = ["original", *XVERTNET, "clahe", "farbman", "zerodce", "zssr", "madmad"]
 # Zero-DCE trains on the prep crops, so it follows prep; the other baselines start from the ROIs.
-# Per XVertNet configuration: 2 iterations trained, 3 shards refined once and enhanced.
-DOWNSTREAM_OF_PREP = {"prep": 3, "prep_summary": 1, "train": 2 * 2, "refine": 3 * 2, "enhance": 3 * 2, "baseline_train": 1,
+# xvertnet-paper: 2 iterations trained, 3 shards refined once; xvertnet: 1 iteration; both enhance 3 shards.
+DOWNSTREAM_OF_PREP = {"prep": 3, "prep_summary": 1, "train": 2 + 1, "refine": 3, "enhance": 3 * 2, "baseline_train": 1,
                       "baseline_enhance": 3, "enhance_index": 3, "metrics": 3 * 3, "per_roi": 1, "tables": 1, "all": 1}
 
 
@@ -119,14 +119,15 @@ def test_changing_prep_lambda_reruns_prep_and_nothing_before_it(tiny_run):
 def test_raising_iterations_from_2_to_3_trains_only_iteration_3(tiny_run):
     # Iteration 3 trains on iteration 2's refined data, then the chain of 3 enhances again.
     jobs, stdout = dry_run_with_change(tiny_run, "train", "iterations", 3)
-    assert jobs == {"refine": 3 * 2, "train": 2, "enhance": 3 * 2, "enhance_index": 2, "metrics": 3 * 2, "per_roi": 1, "tables": 1,
-                    "all": 1}
+    # The recommended configuration sets its own T = 1: untouched.
+    assert jobs == {"refine": 3, "train": 1, "enhance": 3, "enhance_index": 1, "metrics": 3, "per_roi": 1, "tables": 1, "all": 1}
     assert "results/models/xvertnet-paper/iter3/model.pt" in stdout and "iter1/model.pt" not in stdout.split("rule train")[-1]
 
 
 def test_both_iterations_trained_with_falling_loss_and_enhanced_outputs(tiny_run):
-    for model_set in XVERTNET:
-        for iteration in (1, 2):
+    for model_set, iterations in XVERTNET.items():
+        assert not (tiny_run / f"results/models/{model_set}/iter{iterations + 1}").exists()
+        for iteration in range(1, iterations + 1):
             log = pd.read_csv(tiny_run / f"results/models/{model_set}/iter{iteration}/train_log.csv")
             phase1 = log[log["phase"] == 1]
             assert phase1["train_l1"].iloc[-1] < phase1["train_l1"].iloc[0], f"{model_set} iteration {iteration}"
@@ -287,7 +288,7 @@ def test_study_shares_models_trains_internal_variants_and_reports(tiny_run):
     assert not (tiny_run / "results/models/study-paper").exists()  # the paper variant is xvertnet-paper's model set
     summary = pd.read_csv(tiny_run / "results/study/summary.csv")
     entries = ["study-paper-T1", "study-paper-T2", "study-internal-x-T1"]
-    assert set(summary["method"]) == {"original", "clahe", *entries}
+    assert set(summary["method"]) == {"original", "clahe", "preprocessed", *entries}
     assert summary["recommended"].sum() == 1 and summary.loc[summary["recommended"], "method"].item() in entries
     for entry in entries:
         assert (tiny_run / f"results/study/panels/{entry}.png").stat().st_size > 5_000

@@ -207,7 +207,9 @@ def get_enhanced_shards(wildcards):
 def baseline_params(method):
     """A baseline's config section as JSON (none for 'original'; the `prep` section for 'preprocessed')."""
     if method == "preprocessed":
-        return json.dumps(config["prep"], sort_keys=True)
+        from xvertnet.preprocess import PrepParams
+
+        return json.dumps({key: config["prep"][key] for key in PrepParams().record()}, sort_keys=True)
     return json.dumps(config["baselines"].get(method, {}), sort_keys=True)
 
 
