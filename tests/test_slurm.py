@@ -27,8 +27,9 @@ def cluster():
 
 
 def test_demo_workflow_runs_through_the_slurm_profile_with_gpus_only_for_training(cluster, tmp_path):
-    config = {**TINY, "datasets": [{"name": "demo", "manifest": "demo", "shard_size": 3}], "baselines": {"methods": []}}
-    workdir = make_workdir(tmp_path, config)  # 2 shards, XVertNet and the original only: about 25 SLURM jobs
+    config = {**TINY, "datasets": [{"name": "demo", "manifest": "demo", "shard_size": 3}], "baselines": {"methods": []},
+              "xvertnet": {"xvertnet-paper": {}}}
+    workdir = make_workdir(tmp_path, config)  # 2 shards, the paper's XVertNet and the original only: about 25 SLURM jobs
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     command = [sys.executable, "-m", "snakemake", "--profile", "workflow/profiles/slurm", "--slurm-init-seconds-before-status-checks", "1",
                "--jobs", "4", "--groups", "ingest=ingest", "--group-components", "ingest=2"]
