@@ -98,6 +98,13 @@ def test_groups_follow_the_selection_rule():
                                 "ap_clean": "held-out DRR", "ap_8bit": "held-out DRR", "real1": "real"}
 
 
+def test_an_image_chosen_on_is_never_held_out():
+    per_roi, manifests = _study_fixture()
+    table = label_groups(per_roi, manifests, select_split="test", select_conditions=["clean"], report_split="test")
+    groups = table.drop_duplicates("image_id").set_index("image_id")["group"]
+    assert groups["ap_clean"] == "selection" and groups["ap_8bit"] == "held-out DRR" and groups["real1"] == "real"
+
+
 def test_recommendation_uses_the_selection_images_only():
     per_roi, manifests = _study_fixture()
     table = label_groups(per_roi, manifests, select_split="val", select_conditions=["clean", "blur"], report_split="test")

@@ -47,10 +47,12 @@ def label_groups(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], *, s
     table = table.merge(info, on=["dataset", "image_id"], how="left")
     table[["view", "condition"]] = table[["view", "condition"]].fillna("")
     is_real = table["condition"].eq(REAL_CONDITION) | table["view"].eq("")
+    selection = (table["split"].eq(select_split) & table["condition"].isin(list(select_conditions)) & ~is_real).to_numpy()
+    reported = table["split"].eq(report_split).to_numpy() & ~selection  # an image chosen on is never held out
     group = np.full(len(table), "other", dtype=object)
-    group[(table["split"].eq(select_split) & table["condition"].isin(list(select_conditions)) & ~is_real).to_numpy()] = "selection"
-    group[(table["split"].eq(report_split) & ~is_real).to_numpy()] = "held-out DRR"
-    group[(table["split"].eq(report_split) & is_real).to_numpy()] = "real"
+    group[selection] = "selection"
+    group[reported & ~is_real.to_numpy()] = "held-out DRR"
+    group[reported & is_real.to_numpy()] = "real"
     table["group"] = group
     return table
 
