@@ -294,6 +294,15 @@ def cmd_aggregate_metrics(args) -> int:
     return 0
 
 
+def _paths_by_method(specs) -> dict[str, list[str]]:
+    """``method:shard.h5`` options grouped by method, in order."""
+    grouped: dict[str, list[str]] = {}
+    for spec in specs:
+        method, path = spec.split(":", 1)
+        grouped.setdefault(method, []).append(path)
+    return grouped
+
+
 def cmd_tables(args) -> int:
     import pandas as pd
 
@@ -305,10 +314,7 @@ def cmd_tables(args) -> int:
     statistics = compare(per_roi, reference=reference, splits=tuple(args.splits))
     write_comparison_tables(statistics, args.out_stem, reference=reference)
     box_plots(per_roi, args.boxplots, splits=tuple(args.splits))
-    enhanced = {}
-    for spec in args.enhanced:
-        method, path = spec.split(":", 1)
-        enhanced.setdefault(method, []).append(path)
+    enhanced = _paths_by_method(args.enhanced)
     test = per_roi[per_roi["split"].isin(args.splits)]["image_id"].drop_duplicates().tolist()
     visual_panel(enhanced, args.panel, image_ids=test[: args.panel_images])
     logging.getLogger("xvertnet").info("tables -> %s.{csv,md,tex}", args.out_stem)
@@ -325,10 +331,7 @@ def cmd_study_report(args) -> int:
     for spec in args.manifest:  # dataset:manifest.csv
         dataset, path = spec.split(":", 1)
         manifests[dataset] = pd.read_csv(path, keep_default_na=False)
-    enhanced = {}
-    for spec in args.enhanced:  # method:shard.h5
-        method, path = spec.split(":", 1)
-        enhanced.setdefault(method, []).append(path)
+    enhanced = _paths_by_method(args.enhanced)
     settings = json.loads(args.settings) if args.settings else {}
     chosen = write_study(per_roi, manifests, args.out_dir, entries=args.entries, references=args.references, settings=settings,
                          enhanced=enhanced, select_split=args.select_split, select_conditions=args.select_conditions,

@@ -286,9 +286,14 @@ def enhanced_specs(wildcards):
     return enhanced_method_specs(ALL_METHODS)
 
 
-def panel_specs(wildcards):
+def method_path_specs(methods):
+    """method:path entries for the figures of `xvertnet tables` and `xvertnet study-report`."""
     return " ".join(f"{method}:{enhanced_path(dataset, method, shard)}"
-                    for dataset in DATASETS for method in ALL_METHODS for shard in shard_names(dataset))
+                    for dataset in DATASETS for method in methods for shard in shard_names(dataset))
+
+
+def panel_specs(wildcards):
+    return method_path_specs(ALL_METHODS)
 
 
 def manifest_specs():

@@ -41,9 +41,7 @@ rule study_report:
         code=code_fingerprint("study", "report"),
         entries=" ".join(STUDY_ENTRIES),
         references=" ".join(config["study"]["references"]),
-        enhanced=lambda wildcards: " ".join(f"{method}:{enhanced_path(dataset, method, shard)}"
-                                            for dataset in DATASETS for method in STUDY_METHODS
-                                            for shard in shard_names(dataset)),
+        enhanced=lambda wildcards: method_path_specs(STUDY_METHODS),
         manifests=manifest_specs(),
         settings=json.dumps({entry: XVERTNET_ENTRIES[entry]["settings"] for entry in STUDY_ENTRIES}, sort_keys=True),
         select_conditions=" ".join(config["study"]["select_conditions"]),
