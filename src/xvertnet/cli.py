@@ -180,10 +180,11 @@ def cmd_enhance_shard(args) -> int:
     elif args.models:
         chain = Chain(args.models[: args.iterations], device=args.device)
         crop, whole, recorded = chain.run, (lambda image: chain.run(image, tile=args.tile, overlap=args.overlap)), chain.describe()
-    elif args.method in ("xvertnet", "xvertnet-paper"):
-        raise XvertnetError(f"enhance-shard: --method {args.method} needs --models or --internal")
     else:
-        from .baselines import get_method
+        from .baselines import REGISTRY, get_method
+
+        if args.method not in REGISTRY:
+            raise XvertnetError(f"enhance-shard: '{args.method}' is no baseline: an XVertNet method needs --models or --internal")
 
         method = get_method(args.method, params)
         if method.trainable:

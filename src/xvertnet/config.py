@@ -92,7 +92,7 @@ def _check_variants(config: dict, schema: dict, validator) -> None:
             internal = overrides.get("internal", False)
             if not isinstance(internal, bool):
                 raise ConfigError(f"{section}.{name}.internal", f"must be true or false, got {internal!r}")
-            merged = {**config.get("train", {}), **{k: v for k, v in overrides.items() if k not in VARIANT_KEYS}}
+            merged = {k: v for k, v in variant_settings(config, overrides).items() if k not in VARIANT_KEYS}
             errors = sorted(validator.evolve(schema=train_schema).iter_errors(merged), key=lambda e: list(e.absolute_path))
             if errors:
                 raise ConfigError(f"{section}.{name}.{_key_path(errors[0])}", errors[0].message)

@@ -30,8 +30,18 @@ MODEL_SETS = {}
 XVERTNET_ENTRIES = {}
 
 
+def train_settings(settings):
+    """A full `train` section as the settings of `xvertnet train`: `iterations` (so that changing
+    the number of iterations retrains no existing one) and `internal` left out, the
+    architecture keys grouped as the model."""
+    train = {k: v for k, v in settings.items() if k not in ("iterations", *VARIANT_KEYS)}
+    architecture = {key: train.pop(key) for key in ARCHITECTURE_KEYS}
+    train["model"] = {**architecture, "in_channels": len(train["inputs"])}
+    return train
+
+
 def _training_key(settings):
-    return json.dumps({k: v for k, v in settings.items() if k not in ("iterations", *VARIANT_KEYS)}, sort_keys=True)
+    return json.dumps(train_settings(settings), sort_keys=True)
 
 
 def _add_entry(entry, set_name, overrides, iterations=None):
@@ -230,16 +240,6 @@ def baseline_model_option(wildcards):
     if wildcards.method in TRAINED_BASELINES:
         return f"--baseline-model results/models/baselines/{wildcards.method}"
     return ""
-
-
-def train_settings(settings):
-    """A full `train` section as the settings of `xvertnet train`: `iterations` (so that changing
-    the number of iterations retrains no existing one) and `internal` left out, the
-    architecture keys grouped as the model."""
-    train = {k: v for k, v in settings.items() if k not in ("iterations", *VARIANT_KEYS)}
-    architecture = {key: train.pop(key) for key in ARCHITECTURE_KEYS}
-    train["model"] = {**architecture, "in_channels": len(train["inputs"])}
-    return train
 
 
 def train_settings_json(wildcards):
