@@ -1,4 +1,4 @@
-# xvertnet: the XVertNet workflow. Run `snakemake --cores N` (see README.md).
+# xvertnet: the XVertNet workflow. Run `snakemake --cores N` (see README.md, "Architecture").
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -14,13 +14,12 @@ include: "workflow/rules/ingest.smk"
 include: "workflow/rules/roi.smk"
 include: "workflow/rules/prep.smk"
 include: "workflow/rules/train.smk"
-include: "workflow/rules/enhance.smk"
-include: "workflow/rules/baselines.smk"
+include: "workflow/rules/methods.smk"
 include: "workflow/rules/metrics.smk"
 include: "workflow/rules/study.smk"
 
 
 rule all:
     input:
-        get_final_outputs(),
+        PLAN.final_outputs(),
     default_target: True

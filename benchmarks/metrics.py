@@ -17,7 +17,7 @@ from scipy import ndimage
 
 def main() -> None:
     from xvertnet.demo_data import real_radiograph_path
-    from xvertnet.io import read_image
+    from xvertnet.readers import read_image
     from xvertnet.metrics import measure_all, to_255
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -29,7 +29,7 @@ def _input(size: int, kind: str) -> tuple[np.ndarray, str]:
     from skimage.transform import resize
 
     from xvertnet.demo_data import real_radiograph_path
-    from xvertnet.io import read_image
+    from xvertnet.readers import read_image
 
     image = read_image(real_radiograph_path()).pixels.astype(np.float64)
     if kind == "crop" and size <= min(image.shape):

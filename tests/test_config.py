@@ -7,7 +7,7 @@ import copy
 import pytest
 import yaml
 
-from conftest import REPO, SCHEMA
+from helpers import REPO, SCHEMA
 from xvertnet.config import load_config, validate_config
 from xvertnet.errors import ConfigError
 

@@ -148,7 +148,7 @@ def test_fetch_unpacks_skips_junk_and_splits_by_patient(server, tmp_path):
     pd.testing.assert_frame_equal(manifest.reset_index(drop=True), again.reset_index(drop=True))  # cached: no request
     other = fetch_dataset("montgomery", tmp_path / "mc", DownloadOptions(registry=options.registry, seed=7))
     assert list(other["split"]) != list(manifest["split"])
-    from xvertnet.io import read_image
+    from xvertnet.readers import read_image
 
     record = read_image((tmp_path / "mc" / manifest["path"].iloc[0]).resolve())
     assert record.detected_bits == 12

@@ -6,14 +6,14 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from test_io import EXPECTED_REASONS, _bad_files
+from helpers import EXPECTED_REASONS, bad_files
 from xvertnet.cli import main
 from xvertnet.datasets import write_manifest
 from xvertnet.shard_store import file_attrs, item_ids, read_item
 
 
 def test_mixed_shard_keeps_good_images_and_reports_bad_ones(tmp_path, rg1_path, rg1_small):
-    bad = _bad_files(tmp_path, rg1_path, rg1_small)
+    bad = bad_files(tmp_path, rg1_path, rg1_small)
     good = tmp_path / "good16.png"
     Image.fromarray(np.rint(rg1_small * 4095).astype(np.uint16)).save(good)
     rows = [{"image_id": "rg1", "path": str(rg1_path), "source": "pydicom-data", "bit_depth": 15, "split": "test"}]

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xvertnet.io import read_image
+from xvertnet.readers import read_image
+from xvertnet.shard_store import ROI_NAMES
 from xvertnet.roi import (
-    ROI_NAMES,
     RoiSettings,
     best_vertical_path,
     box_around,
@@ -24,18 +24,7 @@ TOLERANCE_PX = 20  # at canonical scale, from the issue
 
 
 def _settings(config) -> RoiSettings:
-    roi = config["roi"]
-    return RoiSettings(
-        canonical_height=roi["canonical_height"],
-        train_size=tuple(roi["train_size"]),
-        eval_size=tuple(roi["eval_size"]),
-        spine_width_fraction=roi["spine_width_fraction"],
-        search_fraction=roi["search_fraction"],
-        max_step=roi["max_step"],
-        upper_fraction=roi["upper_fraction"],
-        lower_fraction=roi["lower_fraction"],
-        lung_contrast=roi["lung_contrast"],
-    )
+    return RoiSettings.from_config(config["roi"])
 
 
 def test_spine_centre_matches_projected_vertebra_mask_on_every_demo_drr(demo_dataset):

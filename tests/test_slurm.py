@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import slurm_cluster
-from test_workflow import TINY, make_workdir
+from helpers import load_test_config, make_workdir
 
 pytestmark = pytest.mark.slurm
 
@@ -27,9 +27,7 @@ def cluster():
 
 
 def test_demo_workflow_runs_through_the_slurm_profile_with_gpus_only_for_training(cluster, tmp_path):
-    config = {**TINY, "datasets": [{"name": "demo", "manifest": "demo", "shard_size": 3}], "baselines": {"methods": []},
-              "xvertnet": {"xvertnet-paper": {}}}
-    workdir = make_workdir(tmp_path, config)  # 2 shards, the paper's XVertNet and the original only: about 25 SLURM jobs
+    workdir = make_workdir(tmp_path, load_test_config("slurm"))  # .test/slurm.yaml: about 25 SLURM jobs
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     command = [sys.executable, "-m", "snakemake", "--profile", "workflow/profiles/slurm", "--slurm-init-seconds-before-status-checks", "1",
                "--jobs", "4", "--groups", "ingest=ingest", "--group-components", "ingest=2"]
@@ -42,13 +40,13 @@ def test_demo_workflow_runs_through_the_slurm_profile_with_gpus_only_for_trainin
     for job in submitted:
         rule = job.get("Comment", "").removeprefix("rule_").split("_wildcards_")[0]
         by_rule.setdefault(rule, []).append(job)
-    assert {"train", "prep", "metrics"} <= set(by_rule), sorted(by_rule)
+    assert {"train", "prep", "metrics_shard"} <= set(by_rule), sorted(by_rule)
     assert any(rule.startswith("ingest") for rule in by_rule), "the grouped ingest jobs"
 
     def asks_for_gpu(job):
         return "gpu" in (job.get("TresPerJob", "") + job.get("TresPerNode", "") + job.get("Gres", ""))
 
     assert all(asks_for_gpu(job) for job in by_rule["train"]) and len(by_rule["train"]) == 2
-    for rule in ("ingest_ingest", "roi", "prep", "metrics", "demo_data", "per_roi", "tables"):
+    for rule in ("ingest_ingest", "roi", "prep", "metrics_shard", "demo_data", "aggregate_metrics", "tables"):
         assert not any(asks_for_gpu(job) for job in by_rule.get(rule, [])), rule
     assert all(job["JobState"] == "COMPLETED" for job in submitted)

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import json
+
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
 
-from test_train_enhance import _synthetic_shards
+from helpers import REPO, SCHEMA, synthetic_shards
 from xvertnet.config import ConfigError, load_config
-from xvertnet.enhance import enhance_rois_shard
-from xvertnet.internal import INTERNAL_SPLIT, InternalEnhancer, train_internal_chain, write_image_shard
+from xvertnet.internal import INTERNAL_SPLIT, train_internal_chain, write_image_shard
+from xvertnet.methods import get_method
+from xvertnet.stages.enhance_shard import enhance_rois_shard
 from xvertnet.shard_store import iter_items, open_shard_for_writing
 from xvertnet.study import label_groups, recommend, summarise, write_study
 from xvertnet.train import TrainConfig, find_crops
-
-from conftest import REPO, SCHEMA
 
 
 def _internal_config(**changes) -> TrainConfig:
@@ -27,7 +28,7 @@ def _internal_config(**changes) -> TrainConfig:
 
 @pytest.fixture(scope="module")
 def prep_shard(tmp_path_factory):
-    return _synthetic_shards(tmp_path_factory.mktemp("prep"))[0]
+    return synthetic_shards(tmp_path_factory.mktemp("prep"))[0]
 
 
 def test_the_private_shard_holds_only_that_image(prep_shard, tmp_path):
@@ -55,14 +56,18 @@ def test_internal_enhancer_enhances_every_image_with_its_own_model(prep_shard, t
         for image_id, arrays, attrs in iter_items(prep_shard):
             shard.add(image_id, {"eval_upper": arrays["eval_upper/X"], "eval_lower": arrays["eval_lower/X"],
                                  "canonical": arrays["train_upper/X"]}, {"split": "test" if image_id != "img00" else "train"})
-    enhancer = InternalEnhancer(prep_shard, _internal_config(phase2_epochs=0), 1)
-    count = enhance_rois_shard("internal", None, roi_shard, tmp_path / "out.h5", tmp_path / "png", splits=("test",),
-                               per_image=enhancer, whole=True)
-    assert count == 3 and [r["image_id"] for r in enhancer.records] == ["img01", "img02", "img03"]
+    train = _internal_config(phase2_epochs=0).record()
+    method = get_method("xvertnet-internal", {"train": train, "iterations": 1, "prep": str(prep_shard)})
+    count = enhance_rois_shard(method, roi_shard, tmp_path / "out.h5", tmp_path / "png", name="internal", dataset="synthetic",
+                               splits=("test",), whole=True)
+    assert count == 3
     with h5py.File(tmp_path / "out.h5") as handle:
+        assert sorted(handle["items"]) == ["img01", "img02", "img03"]
         group = handle["items/img02"]
         assert set(group) == {"eval_upper", "eval_lower", "whole"}
-        assert "internal_training" in group.attrs
+        assert json.loads(group.attrs["internal_training"])["image_id"] == "img02"
+        params = json.loads(handle.attrs["params"])
+        assert (params["method"], params["kind"], params["dataset"]) == ("internal", "xvertnet-internal", "synthetic")
     assert len(list((tmp_path / "png").glob("*.png"))) == 9
 
 

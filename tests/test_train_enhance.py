@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,38 +15,16 @@ import pytest
 import torch
 from scipy import ndimage
 
-from xvertnet.preprocess import PrepParams, preprocess
-from xvertnet.shard_store import open_shard_for_writing
-from xvertnet.train import CropDataset, TrainConfig, find_crops, load_model, train_iteration
+from helpers import synthetic_shards
+from xvertnet.inference import load_model
+from xvertnet.train import CropDataset, TrainConfig, find_crops, train_iteration
 
 TINY_MODEL = {"base_width": 4, "depth": 2, "in_channels": 1}
 
 
-def _synthetic_shards(folder: Path, *, size: int = 32, images: int = 8) -> list[Path]:
-    """Two data shards of smooth random 'radiographs' with vertical bright bars, preprocessed by Eqs. 1-6."""
-    rng = np.random.default_rng(0)
-    params = PrepParams()
-    paths = []
-    for shard_index in range(2):
-        path = folder / f"shard-{shard_index:05d}.h5"
-        with open_shard_for_writing(path, stage="prep", params=params.record(), upstream={"roi": {"canonical_height": 64}}) as shard:
-            for index in range(images // 2):
-                arrays = {}
-                for roi in ("train_upper", "train_lower", "eval_upper", "eval_lower"):
-                    image = ndimage.gaussian_filter(rng.random((size, size)), 2)
-                    image[:, size // 2 - 3 : size // 2 + 3] += 0.3 * (1 + np.sin(np.arange(size) / 2))[:, None]
-                    image = (image - image.min()) / (image.max() - image.min())
-                    result = preprocess(image, params)
-                    arrays.update({f"{roi}/{key}": result[key] for key in ("X", "Xp", "Y")})
-                split = "val" if index == 0 else "train"
-                shard.add(f"img{shard_index}{index}", arrays, {"split": split, "boxes": {}, "scale": 1.0})
-        paths.append(path)
-    return paths
-
-
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
-    return _synthetic_shards(tmp_path_factory.mktemp("data"))
+    return synthetic_shards(tmp_path_factory.mktemp("data"))
 
 
 def _config(**changes) -> TrainConfig:
@@ -102,7 +79,7 @@ def test_streaming_loader_with_worker_processes(tmp_path, shards):
 
 
 def test_sigkill_and_restart_resumes_and_matches_an_uninterrupted_run(tmp_path, shards):
-    settings = json.dumps(_config(phase1_epochs=25, phase2_epochs=5).to_dict())
+    settings = json.dumps(_config(phase1_epochs=25, phase2_epochs=5).record())
     command = [sys.executable, "-m", "xvertnet", "train", *map(str, shards), "--settings", settings, "--no-progress"]
     killed = tmp_path / "killed"
     process = subprocess.Popen([*command, "--out-dir", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -139,7 +116,7 @@ def test_changed_settings_do_not_resume_a_stale_checkpoint(tmp_path, shards, cap
 
 
 def test_refine_writes_next_iteration_data(tmp_path, trained, shards):
-    from xvertnet.enhance import refine_shard
+    from xvertnet.inference import refine_shard
     from xvertnet.shard_store import file_attrs, read_item
 
     out, _ = trained
@@ -152,7 +129,7 @@ def test_refine_writes_next_iteration_data(tmp_path, trained, shards):
 
 
 def test_tiled_inference_matches_whole_image_inference(trained):
-    from xvertnet.enhance import Chain
+    from xvertnet.inference import Chain
 
     out, _ = trained
     chain = Chain([out, out], precision="fp32")
@@ -168,10 +145,11 @@ def test_enhance_dicom_keeps_patient_and_study_with_a_new_series(tmp_path, train
     import pydicom
 
     from xvertnet.cli import main
-    from xvertnet.io import read_image
+    from xvertnet.readers import read_image
 
     out, _ = trained
-    code = main(["enhance", "--model", str(out.parent), str(rg1_path), str(tmp_path / "enhanced.dcm"), "--tile", "64", "--overlap", "16"])
+    code = main(["enhance", "--model", str(out.parent), str(rg1_path), str(tmp_path / "enhanced.dcm"), "--settings",
+                 '{"tile": 64, "overlap": 16}'])
     assert code == 0
     source, derived = pydicom.dcmread(rg1_path), pydicom.dcmread(tmp_path / "enhanced.dcm")
     for keyword in ("PatientID", "PatientName", "StudyInstanceUID", "StudyDate"):
@@ -190,7 +168,7 @@ def test_enhance_dicom_keeps_patient_and_study_with_a_new_series(tmp_path, train
 def test_enhance_png_of_any_size(tmp_path, trained):
     from PIL import Image
 
-    from xvertnet.enhance import enhance_file
+    from xvertnet.stages.enhance import enhance_file
 
     out, _ = trained
     source = tmp_path / "in.png"

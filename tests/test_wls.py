@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xvertnet.io import read_image
+from xvertnet.readers import read_image
 from xvertnet.wls import SOLVERS, WlsParams, relative_residual, smoothness_weights, solve_tridiagonal, wls_smooth, wls_system
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,69 +11,19 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO
+from helpers import REPO, dry_run_with_change, load_test_config, make_workdir, planned_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
 
-TINY = {
-    "datasets": [{"name": "demo", "manifest": "demo", "shard_size": 2}],
-    "demo": {
-        "views": [{"name": "ap", "split": "test"}, {"name": "rotl4", "rotation": -4.0, "split": "train"}],
-        "conditions": ["clean", "8bit"],
-        "include_real": True,
-    },
-    "roi": {"canonical_height": 512, "train_size": [256, 256], "eval_size": [256, 145]},
-    "train": {"iterations": 2, "phase1_epochs": 3, "phase2_epochs": 2, "base_width": 4, "depth": 2, "batch_size": 4},
-    "baselines": {"zerodce": {"steps": 5}, "madmad": {"steps": 5}, "zssr": {"steps": 5}},
-}
+TINY = load_test_config("config")  # .test/config.yaml
 # The schema's default XVertNet rows: the paper's recipe (T = 2 here) and the recommended one (T = 1).
 XVERTNET = {"xvertnet-paper": 2, "xvertnet": 1}
 METHODS = ["original", *XVERTNET, "clahe", "farbman", "zerodce", "zssr", "madmad"]
 # Zero-DCE trains on the prep crops, so it follows prep; the other baselines start from the ROIs.
 # xvertnet-paper: 2 iterations trained, 3 shards refined once; xvertnet: 1 iteration; both enhance 3 shards.
-DOWNSTREAM_OF_PREP = {"prep": 3, "prep_summary": 1, "train": 2 + 1, "refine": 3, "enhance": 3 * 2, "baseline_train": 1,
-                      "baseline_enhance": 3, "enhance_index": 3, "metrics": 3 * 3, "per_roi": 1, "tables": 1, "all": 1}
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    command = [sys.executable, "-m", "snakemake", "--cores", "2", "--directory", str(workdir), "--snakefile", str(workdir / "Snakefile"), *args]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-
-
-def planned_jobs(output: str) -> dict[str, int]:
-    """Rule -> job count from the 'Job stats' table of a dry run."""
-    lines = output.splitlines()
-    if "Job stats:" not in lines:
-        return {}
-    table = lines[lines.index("Job stats:") + 3 :]
-    jobs = {}
-    for line in table:
-        parts = line.split()
-        if len(parts) != 2 or parts[0] == "total":
-            break
-        jobs[parts[0]] = int(parts[1])
-    return jobs
-
-
-def dry_run_with_change(workdir: Path, section: str, key: str, value) -> tuple[dict[str, int], str]:
-    """(planned jobs, stdout) of a dry run with one config key changed (through an extra --configfile)."""
-    config = yaml.safe_load((workdir / "config.yaml").read_text())
-    config.setdefault(section, {})[key] = value
-    changed = workdir / f"changed_{section}_{key}.yaml"
-    changed.write_text(yaml.safe_dump(config))
-    result = snakemake(workdir, "--dry-run", "--configfile", str(changed))
-    assert result.returncode == 0, result.stderr[-2000:]
-    return planned_jobs(result.stdout + result.stderr), result.stdout
-
-
-def make_workdir(tmp_path: Path, config: dict) -> Path:
-    workdir = tmp_path / "run"
-    workdir.mkdir()
-    shutil.copy(REPO / "Snakefile", workdir)
-    shutil.copytree(REPO / "workflow", workdir / "workflow")
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    return workdir
+# enhance_shard: the two XVertNet rows and Zero-DCE (3 shards each).
+DOWNSTREAM_OF_PREP = {"prep": 3, "prep_summary": 1, "train": 2 + 1, "refine": 3, "enhance_shard": 3 * 3, "train_baseline": 1,
+                      "enhanced_index": 3, "metrics_shard": 3 * 3, "aggregate_metrics": 1, "tables": 1, "all": 1}
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +57,7 @@ def test_second_run_has_nothing_to_do(tiny_run):
 
 
 def test_changing_a_roi_parameter_reruns_roi_but_not_ingest(tiny_run):
-    expected = {**DOWNSTREAM_OF_PREP, "roi": 3, "roi_index": 1, "baseline_enhance": 3 * 6, "enhance_index": 8, "metrics": 3 * 8}
+    expected = {**DOWNSTREAM_OF_PREP, "roi": 3, "roi_index": 1, "enhance_shard": 3 * 8, "enhanced_index": 8, "metrics_shard": 3 * 8}
     assert dry_run_with_change(tiny_run, "roi", "upper_fraction", 0.35)[0] == expected
 
 
@@ -120,7 +69,8 @@ def test_raising_iterations_from_2_to_3_trains_only_iteration_3(tiny_run):
     # Iteration 3 trains on iteration 2's refined data, then the chain of 3 enhances again.
     jobs, stdout = dry_run_with_change(tiny_run, "train", "iterations", 3)
     # The recommended configuration sets its own T = 1: untouched.
-    assert jobs == {"refine": 3, "train": 1, "enhance": 3, "enhance_index": 1, "metrics": 3, "per_roi": 1, "tables": 1, "all": 1}
+    assert jobs == {"refine": 3, "train": 1, "enhance_shard": 3, "enhanced_index": 1, "metrics_shard": 3, "aggregate_metrics": 1, "tables": 1,
+                    "all": 1}
     assert "results/models/xvertnet-paper/iter3/model.pt" in stdout and "iter1/model.pt" not in stdout.split("rule train")[-1]
 
 
@@ -229,21 +179,21 @@ def test_dry_run_for_montgomery_and_nih_contacts_no_host(tmp_path):
     result = snakemake(workdir, "--dry-run")
     assert result.returncode == 0, result.stderr[-2000:]
     jobs = planned_jobs(result.stdout + result.stderr)
-    assert jobs["download"] == 2 and jobs["shards"] == 2
+    assert jobs["download"] == 2 and jobs["shard"] == 2
     assert "xvertnet download montgomery" not in result.stdout  # nothing ran
     assert not (workdir / "results").exists()
 
 
 def test_changing_a_metric_parameter_reruns_only_metrics_and_tables(tiny_run):
     jobs, _ = dry_run_with_change(tiny_run, "metrics", "lpc_sigma_onf", 0.75)
-    assert jobs == {"metrics": 3 * 8, "per_roi": 1, "tables": 1, "all": 1}
+    assert jobs == {"metrics_shard": 3 * 8, "aggregate_metrics": 1, "tables": 1, "all": 1}
 
 
 def test_editing_a_rule_reruns_that_rule_and_what_follows(tiny_run):
     rule_file = tiny_run / "workflow/rules/prep.smk"
     original = rule_file.read_text()
     try:
-        rule_file.write_text(original.replace('" {params.options} > {log} 2>&1"', '" {params.options} --e-floor 0.1 > {log} 2>&1"'))
+        rule_file.write_text(original.replace("--settings {params.settings:q} > {log}", "--settings {params.settings:q} -v > {log}"))
         result = snakemake(tiny_run, "--dry-run")
         assert result.returncode == 0, result.stderr[-2000:]
         jobs = planned_jobs(result.stdout + result.stderr)
@@ -251,6 +201,24 @@ def test_editing_a_rule_reruns_that_rule_and_what_follows(tiny_run):
         assert "code has changed" in (result.stdout + result.stderr).lower() or "Code has changed" in result.stdout
     finally:
         rule_file.write_text(original)
+
+
+def test_editing_a_module_a_stage_imports_indirectly_reruns_that_stage(tiny_run):
+    # prep imports preprocess, which imports wls: an edit of wls.py must rerun prep, not roi.
+    import shutil
+
+    shutil.copytree(REPO / "src", tiny_run / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    try:
+        unchanged = snakemake(tiny_run, "--dry-run")
+        assert "Nothing to be done" in unchanged.stdout + unchanged.stderr  # the same code: nothing to redo
+        wls = tiny_run / "src/xvertnet/wls.py"
+        wls.write_text(wls.read_text() + "\n# an edit\n")
+        edited = snakemake(tiny_run, "--dry-run")
+        jobs = planned_jobs(edited.stdout + edited.stderr)
+        assert jobs.get("prep") == 3 and "roi" not in jobs and "ingest" not in jobs, jobs
+        assert jobs.get("train_baseline") == 1  # farbman and zerodce import wls too (Zero-DCE trains on prep)
+    finally:
+        shutil.rmtree(tiny_run / "src")
 
 
 def test_sigkill_mid_run_then_rerun_incomplete_equals_an_uninterrupted_run(tiny_run, tmp_path):

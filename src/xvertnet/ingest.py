@@ -1,6 +1,6 @@
 """Ingestion: read a shard of radiographs, normalise bit depth, store them with provenance.
 
-Each image becomes float32 in [0, 1] with bone bright (:mod:`xvertnet.io`), stored
+Each image becomes float32 in [0, 1] with bone bright (:mod:`xvertnet.readers`), stored
 in the shard's HDF5 file with a provenance record (source path, sha256, original
 dtype, detected bit depth, photometric interpretation, transforms applied). A bad
 image never stops the shard: it is listed in the rejects CSV with a one-line
@@ -18,7 +18,7 @@ import pandas as pd
 
 from .atomic import atomic_path
 from .errors import InputImageError, XvertnetError
-from .io import ReadOptions, read_image
+from .readers import ReadOptions, read_image
 from .provenance import sha256_file
 from .shard_store import open_shard_for_writing
 

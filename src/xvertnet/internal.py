@@ -11,14 +11,13 @@ models live in a temporary folder; their training record is stored with the enha
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from pathlib import Path
 
-from .enhance import Chain, refine_shard
+from .inference import Chain, refine_shard
 from .prep import STORED
-from .shard_store import file_attrs, open_shard_for_writing, read_item
-from .train import TRAIN_ROIS, TrainConfig, train_iteration
+from .shard_store import TRAIN_ROIS, file_attrs, open_shard_for_writing, read_item
+from .train import TrainConfig, train_iteration
 
 log = logging.getLogger(__name__)
 
@@ -58,21 +57,3 @@ def train_internal_chain(prep_shard, image_id: str, config: TrainConfig, iterati
     record["seconds"] = time.perf_counter() - start
     log.info("internal learning on %s: %d iteration(s), %.1f s", image_id, iterations, record["seconds"])
     return Chain(model_dirs, device=device), record
-
-
-class InternalEnhancer:
-    """``per_image`` hook of :func:`xvertnet.enhance.enhance_rois_shard`: a fresh chain per image."""
-
-    def __init__(self, prep_shard, config: TrainConfig, iterations: int, *, device: str = "auto", tile: int = 512,
-                 overlap: int = 64):
-        self.prep_shard, self.config, self.iterations = prep_shard, config, iterations
-        self.device, self.tile, self.overlap = device, tile, overlap
-        self.records: list[dict] = []
-
-    def __call__(self, image_id: str):
-        with tempfile.TemporaryDirectory(prefix=f"xvertnet-internal-{image_id}-") as work_dir:
-            chain, record = train_internal_chain(self.prep_shard, image_id, self.config, self.iterations, work_dir,
-                                                 device=self.device)
-        self.records.append(record)
-        whole = lambda image: chain.run(image, tile=self.tile, overlap=self.overlap)  # noqa: E731
-        return chain.run, whole, {"internal_training": record}

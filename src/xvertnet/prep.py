@@ -19,8 +19,7 @@ import numpy as np
 from .atomic import atomic_path
 from .preprocess import PrepParams, preprocess
 from .provenance import sha256_file
-from .roi import ROI_NAMES
-from .shard_store import file_attrs, iter_items, open_shard_for_writing
+from .shard_store import ROI_NAMES, file_attrs, iter_items, open_shard_for_writing
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +27,12 @@ log = logging.getLogger(__name__)
 STORED = ("X", "Xp", "Y")
 
 
-def prep_shard(roi_path, out_path, params: PrepParams, *, figure_dir=None, figure_limit: int | None = None) -> int:
+def prep_shard(roi_path, out_path, params: PrepParams, *, figure_dir=None) -> int:
     """Preprocess every crop of a ROI shard into ``out_path``; return the number of images.
 
     When ``figure_dir`` is given, a Fig. 1-style panel (X, X_inv, E, Xp, Y of the
-    upper training crop) is written per image, for the first ``figure_limit`` images
-    (all when None).
+    upper training crop) is written per image, for the first ``params.figures_per_shard``
+    images.
     """
     roi_path = Path(roi_path)
     if figure_dir is not None:
@@ -55,7 +54,7 @@ def prep_shard(roi_path, out_path, params: PrepParams, *, figure_dir=None, figur
                     "e_clamped_fraction": result["e_clamped_fraction"],
                     "hfc_std": float(result["Y"].std()),
                 }
-                if name == "train_upper" and figure_dir is not None and (figure_limit is None or index < figure_limit):
+                if name == "train_upper" and figure_dir is not None and index < params.figures_per_shard:
                     preprocessing_figure(result, Path(figure_dir) / f"{image_id}.png", title=f"{image_id} ({name})")
             shard.add(
                 image_id,

@@ -20,9 +20,12 @@ Guards the paper does not state, each a named parameter of :class:`PrepParams`:
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import numpy as np
 
+from .errors import ConfigError
+from .settings import FromConfig
 from .wls import WlsParams, wls_smooth
 
 #: E is clamped to at least this fraction of mean(X) (METHOD.md).
@@ -30,22 +33,53 @@ DEFAULT_E_FLOOR = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
-class PrepParams:
-    """Preprocessing parameters: the WLS parameters plus the guards."""
+class PrepParams(FromConfig):
+    """Preprocessing parameters (config section ``prep``): the WLS parameters plus the guards.
+
+    ``figures_per_shard`` (Fig. 1-style panels the prep stage draws) does not change the
+    data, so :meth:`record` leaves it out.
+    """
+
+    SECTION: ClassVar[str] = "prep"
+    #: Config keys of the WLS parameters -> fields of :class:`WlsParams`.
+    WLS_KEYS: ClassVar[dict[str, str]] = {"lambda": "lam", "alpha": "alpha", "eps": "eps", "log_floor": "log_floor",
+                                          "solver": "solver", "rtol": "rtol", "fgs_iterations": "fgs_iterations",
+                                          "fgs_lambda_factor": "fgs_lambda_factor"}
 
     wls: WlsParams = dataclasses.field(default_factory=lambda: WlsParams(lam=0.8))
     e_floor: float = DEFAULT_E_FLOOR
     rescale_xp: bool = True
+    figures_per_shard: int = 256
 
     def __post_init__(self):
         if not 0.0 < self.e_floor < 1.0:
             raise ValueError(f"e_floor must be in (0, 1), got {self.e_floor}")
 
+    @classmethod
+    def config_keys(cls) -> dict[str, str]:
+        return {**{key: f"wls.{field}" for key, field in cls.WLS_KEYS.items()}, "e_floor": "e_floor", "rescale_xp": "rescale_xp",
+                "figures_per_shard": "figures_per_shard"}
+
+    @classmethod
+    def from_config(cls, section: dict | None) -> "PrepParams":
+        """From the flat config section ``prep`` (or a stored :meth:`record`)."""
+        section = dict(section or {})
+        unknown = sorted(set(section) - set(cls.config_keys()))
+        if unknown:
+            raise ConfigError(f"prep.{unknown[0]}", f"unknown key for PrepParams (known: {', '.join(sorted(cls.config_keys()))})")
+        defaults = cls()
+        wls = {field: section[key] for key, field in cls.WLS_KEYS.items() if key in section}
+        try:
+            return cls(wls=dataclasses.replace(defaults.wls, **wls), e_floor=section.get("e_floor", defaults.e_floor),
+                       rescale_xp=section.get("rescale_xp", defaults.rescale_xp),
+                       figures_per_shard=section.get("figures_per_shard", defaults.figures_per_shard))
+        except (TypeError, ValueError) as error:
+            raise ConfigError("prep", str(error)) from None
+
     def record(self) -> dict:
-        """Flat dict of every parameter, for HDF5 attributes and logs."""
-        return {"lambda": self.wls.lam, "alpha": self.wls.alpha, "eps": self.wls.eps, "log_floor": self.wls.log_floor,
-                "solver": self.wls.solver, "rtol": self.wls.rtol, "fgs_iterations": self.wls.fgs_iterations,
-                "fgs_lambda_factor": self.wls.fgs_lambda_factor, "e_floor": self.e_floor, "rescale_xp": self.rescale_xp}
+        """Flat dict of every parameter that shapes the data, for HDF5 attributes and logs (config keys)."""
+        return {**{key: getattr(self.wls, field) for key, field in self.WLS_KEYS.items()}, "e_floor": self.e_floor,
+                "rescale_xp": self.rescale_xp}
 
 
 def inverted_image(image: np.ndarray) -> np.ndarray:

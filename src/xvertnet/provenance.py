@@ -49,22 +49,80 @@ def to_json(record: dict) -> str:
     return json.dumps(record, sort_keys=True, default=default)
 
 
-def code_fingerprint(*modules: str) -> str:
-    """sha256 (16 hex) of the source of the named modules or packages of this project, without importing them.
+PACKAGE_DIR = Path(__file__).resolve().parent
 
-    Rules pass it as a parameter, so that editing a stage's code in the package reruns that
-    stage (Snakemake's own code trigger sees only the rule's shell command).
+
+def _module_file(name: str) -> Path | None:
+    """The source file of module ``xvertnet.a.b`` (a package's ``__init__.py``), or None outside the package."""
+    parts = name.split(".")
+    if parts[0] != "xvertnet":
+        return None
+    base = PACKAGE_DIR.joinpath(*parts[1:])
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _module_name(path: Path) -> str:
+    relative = path.relative_to(PACKAGE_DIR).with_suffix("")
+    parts = ["xvertnet", *relative.parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(module: str) -> list[Path]:
+    """Source files of ``module`` and every project module it imports, directly or not, at any depth.
+
+    Read from the source (``import`` statements anywhere, functions included), never by
+    importing. A package whose ``__init__`` imports its modules by name at run time
+    (``importlib.import_module``, the registry of :mod:`xvertnet.methods`) counts with every
+    module in it.
     """
-    import importlib.util
+    import ast
 
+    start = _module_file(module if module.startswith("xvertnet") else f"xvertnet.{module}")
+    if start is None:
+        raise ValueError(f"no module named {module}")
+    seen: set[Path] = set()
+    todo = [start]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        source = path.read_text()
+        if path.name == "__init__.py" and "importlib.import_module" in source:
+            todo += sorted(path.parent.glob("*.py"))
+        name = _module_name(path)
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(source, filename=str(path))):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")
+                    base = base[: len(base) - (node.level - 1)]
+                    origin = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    origin = node.module or ""
+                targets = [origin] + [f"{origin}.{alias.name}" for alias in node.names]
+            for target in targets:
+                found = _module_file(target)
+                if found is not None and found not in seen:
+                    todo.append(found)
+    return sorted(seen)
+
+
+def code_fingerprint(stage: str) -> str:
+    """sha256 (16 hex) of the source of a stage module and every project module it imports.
+
+    Rules pass it as a parameter, so that editing any code a stage runs reruns that stage
+    (Snakemake's own code trigger sees only the rule's shell command). ``stage`` is a rule
+    name: :mod:`xvertnet.stages.<stage>`.
+    """
     digest = hashlib.sha256()
-    for name in modules:
-        spec = importlib.util.find_spec(name if name.startswith("xvertnet") else f"xvertnet.{name}")
-        if spec is None or spec.origin is None:
-            raise ValueError(f"no module named {name}")
-        origin = Path(spec.origin)
-        files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" and spec.submodule_search_locations else [origin]
-        for path in files:
-            digest.update(path.relative_to(origin.parent).as_posix().encode())
-            digest.update(path.read_bytes())
+    for path in imported_modules(f"xvertnet.stages.{stage}"):
+        digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:16]

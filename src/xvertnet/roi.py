@@ -25,35 +25,40 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from scipy import ndimage
 
 from .atomic import atomic_path
 from .errors import XvertnetError
+from .settings import FromConfig
 from .shard_store import iter_items, open_shard_for_writing
 
 log = logging.getLogger(__name__)
 
-ROI_NAMES = ("train_upper", "train_lower", "eval_upper", "eval_lower")
 
 
 @dataclasses.dataclass(frozen=True)
-class RoiSettings:
+class RoiSettings(FromConfig):
     """Parameters of the ROI stage (config section ``roi``); see the config schema for each.
 
-    Sizes are (height, width) in canonical pixels.
+    Sizes are (height, width) in canonical pixels. Defaults are the schema's (demo scale;
+    paper scale: 2048, 512 x 512, 512 x 290).
     """
 
-    canonical_height: int = 1024
-    train_size: tuple[int, int] = (512, 512)
-    eval_size: tuple[int, int] = (512, 290)
+    SECTION: ClassVar[str] = "roi"
+
+    canonical_height: int = 512
+    train_size: tuple[int, int] = (256, 256)
+    eval_size: tuple[int, int] = (256, 145)
     spine_width_fraction: float = 0.14
     search_fraction: float = 0.40
     max_step: int = 1
     upper_fraction: float = 0.30
     lower_fraction: float = 0.80
     lung_contrast: float = 0.5
+    qc_max_per_shard: int = 256
 
     def __post_init__(self):
         for name in ("train_size", "eval_size"):
@@ -264,20 +269,20 @@ def qc_overlay(image: np.ndarray, location: SpineLocation, boxes: dict, path, *,
         picture.save(tmp, format="PNG")
 
 
-def roi_shard(ingest_path, out_path, qc_dir, settings: RoiSettings, rejects_path, *, qc_limit: int | None = None) -> tuple[int, int]:
+def roi_shard(ingest_path, out_path, qc_dir, settings: RoiSettings, rejects_path) -> tuple[int, int]:
     """Cut ROIs for every image of an ingest shard; return (stored, rejected).
 
     Writes ``out_path`` (HDF5: per image the canonical image, the four ROIs and,
     where a ground-truth vertebra mask exists, the mask and its four crops), one
-    QC overlay PNG per image into ``qc_dir`` (the first ``qc_limit`` images, all
-    when None), and a rejects CSV.
+    QC overlay PNG per image into ``qc_dir`` (the first ``settings.qc_max_per_shard``
+    images), and a rejects CSV.
     """
     from .ingest import write_rejects
 
     qc_dir = Path(qc_dir)
     qc_dir.mkdir(parents=True, exist_ok=True)
     rejects = []
-    params = dataclasses.asdict(settings)
+    params = settings.record()
     with open_shard_for_writing(out_path, stage="roi", params=params) as shard:
         for index, (image_id, arrays, attrs) in enumerate(iter_items(ingest_path)):
             try:
@@ -310,7 +315,7 @@ def roi_shard(ingest_path, out_path, qc_dir, settings: RoiSettings, rejects_path
                 "vertical_method": location.vertical_method,
             }
             shard.add(image_id, stored, record)
-            if qc_limit is None or index < qc_limit:
+            if index < settings.qc_max_per_shard:
                 qc_overlay(canonical, location, boxes, qc_dir / f"{image_id}.png", mask=mask)
         counts = shard.count
     write_rejects(rejects, rejects_path)

@@ -24,6 +24,10 @@ from .atomic import atomic_path
 from .provenance import software_record, to_json
 
 ITEMS = "items"
+#: The ROIs every image gets (:mod:`xvertnet.roi`): two to train on, two to evaluate on, upper and lower.
+TRAIN_ROIS = ("train_upper", "train_lower")
+EVAL_ROIS = ("eval_upper", "eval_lower")
+ROI_NAMES = (*TRAIN_ROIS, *EVAL_ROIS)
 #: Arrays up to this many elements (a 1024 x 1024 crop) are one chunk: one read per crop.
 WHOLE_CHUNK_ELEMENTS = 1 << 20
 #: Larger arrays (whole radiographs) are chunked in tiles of this edge.

@@ -9,12 +9,16 @@ its outliers.
 
 from __future__ import annotations
 
+import dataclasses
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
 from .atomic import atomic_path
 from .metrics import BETTER
+from .settings import FromConfig
 
 Z_THRESHOLD = 1.96
 ALPHA = 0.05
@@ -24,6 +28,17 @@ MEASURE_ORDER = ("cnr_ratio", "edge_ratio", "consistency_psnr", "consistency_ssi
 LABELS = {"cnr_ratio": "vertebral CNR / original", "edge_ratio": "vertebral edge / original",
           "consistency_psnr": "PSNR degraded vs clean", "consistency_ssim": "SSIM degraded vs clean", "entropy": "Entropy",
           "tc": "TC", "lpc_si": "LPC-SI", "tmqi": "TMQI", "piqe": "PIQE", "brisque": "BRISQUE", "niqe": "NIQE"}
+
+
+@dataclasses.dataclass(frozen=True)
+class TableSettings(FromConfig):
+    """What the comparison table and its figures show (config section ``metrics``)."""
+
+    SECTION: ClassVar[str] = "metrics"
+    ELSEWHERE: ClassVar[tuple[str, ...]] = ("lpc_sigma_onf", "tc_intensity_scale", "cnr_band")
+
+    table_splits: tuple[str, ...] = ("test",)
+    panel_images: int = 4
 
 
 def inliers(values: pd.Series, *, z: float = Z_THRESHOLD) -> pd.Series:

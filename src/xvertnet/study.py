@@ -17,14 +17,32 @@ its held-out numbers are what the conclusion reports.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
 from .atomic import atomic_path
 from .metrics import BETTER
+from .settings import FromConfig
+
+
+
+@dataclasses.dataclass(frozen=True)
+class StudySettings(FromConfig):
+    """How the study judges its entries (config section ``study``); its variants are planned by :mod:`xvertnet.plan`."""
+
+    SECTION: ClassVar[str] = "study"
+    ELSEWHERE: ClassVar[tuple[str, ...]] = ("variants", "each_iteration")
+
+    select_split: str = "val"
+    select_conditions: tuple[str, ...] = ("clean", "low_dose", "blur")
+    report_split: str = "test"
+    references: tuple[str, ...] = ("original", "clahe", "preprocessed")
+
 
 GROUND_TRUTH = ("cnr_ratio", "edge_ratio")
 PAPER_MEASURES = ("entropy", "tc", "lpc_si", "tmqi", "piqe", "brisque", "niqe")

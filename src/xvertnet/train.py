@@ -27,6 +27,7 @@ import math
 import os
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import h5py
 import numpy as np
@@ -35,15 +36,15 @@ from torch.utils.data import DataLoader, Dataset
 
 from .atomic import atomic_path
 from .device import autocast, grad_scaler, prepare_model, resolve_precision, select_device, to_device
-from .errors import XvertnetError
+from .errors import ConfigError, XvertnetError
 from .losses import XVertNetLoss
 from .model import ModelConfig, XVertNet
 from .provenance import sha256_file
-from .shard_store import ITEMS, decode_attr
+from .settings import FromConfig
+from .shard_store import ITEMS, TRAIN_ROIS, decode_attr
 
 log = logging.getLogger(__name__)
 
-TRAIN_ROIS = ("train_upper", "train_lower")
 #: Network inputs that a data shard provides per crop: the iteration's input and the original crop.
 INPUT_NAMES = ("Xp", "X")
 LOG_COLUMNS = ("epoch", "phase", "train_loss", "train_l1", "train_l2", "val_loss", "val_l1", "val_l2", "seconds")
@@ -54,8 +55,17 @@ class TrainingError(XvertnetError):
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Training settings (config section ``train``). Paper scale: 200 + 200 (large data) or 25 epochs, batch 8."""
+class TrainConfig(FromConfig):
+    """Training settings (config section ``train``). Paper scale: 200 + 200 (large data) or 25 epochs, batch 8.
+
+    The config section is flat; the architecture keys (:data:`ARCHITECTURE_KEYS`) form ``model``.
+    ``iterations`` (how many are chained) and ``internal`` (a variant's way of training) are
+    planning keys (:mod:`xvertnet.plan`), not settings of one training run.
+    """
+
+    SECTION: ClassVar[str] = "train"
+    ELSEWHERE: ClassVar[tuple[str, ...]] = ("iterations", "internal")
+    ARCHITECTURE_KEYS: ClassVar[tuple[str, ...]] = ("base_width", "depth", "gl_weight", "output_head")
 
     phase1_epochs: int = 200
     phase2_epochs: int = 25
@@ -87,6 +97,31 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def config_keys(cls) -> dict[str, str]:
+        keys = {field.name: field.name for field in dataclasses.fields(cls) if field.name != "model"}
+        return {**keys, **{key: f"model.{key}" for key in cls.ARCHITECTURE_KEYS}}
+
+    @classmethod
+    def from_config(cls, section: dict | None) -> "TrainConfig":
+        """From the flat config section ``train`` (a variant's overrides merged in)."""
+        values = {key: value for key, value in dict(section or {}).items() if key not in cls.ELSEWHERE}
+        unknown = sorted(set(values) - set(cls.config_keys()))
+        if unknown:
+            raise ConfigError(f"train.{unknown[0]}", "unknown key for TrainConfig")
+        model = {key: values.pop(key) for key in cls.ARCHITECTURE_KEYS if key in values}
+        model["in_channels"] = len(values.get("inputs", ("Xp",)))
+        try:
+            return cls.from_dict({**values, "model": model})
+        except (TypeError, ValueError) as error:
+            raise ConfigError("train", str(error)) from None
+
+    def record(self) -> dict:
+        """The flat config keys (``from_config(record())`` gives the same settings)."""
+        values = self.to_dict()
+        model = values.pop("model")
+        return {**values, **{key: model[key] for key in self.ARCHITECTURE_KEYS}}
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
@@ -362,19 +397,3 @@ def train_iteration(shards, out_dir, config: TrainConfig, *, iteration: int = 1,
     with atomic_path(out_dir / "model.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2, default=float))
     return summary
-
-
-def load_model(model_dir, device: torch.device | None = None) -> tuple[XVertNet, dict]:
-    """Rebuild a trained model from ``model.json`` and ``model.pt`` (safe load); checks the hash."""
-    model_dir = Path(model_dir)
-    metadata_path, weights_path = model_dir / "model.json", model_dir / "model.pt"
-    for path in (metadata_path, weights_path):
-        if not path.is_file():
-            raise TrainingError(f"{path}: missing (a model directory holds model.json and model.pt)")
-    metadata = json.loads(metadata_path.read_text())
-    if sha256_file(weights_path) != metadata["model_sha256"]:
-        raise TrainingError(f"{weights_path}: sha256 differs from model.json (a partial copy or another model)")
-    device = device or torch.device("cpu")
-    model = XVertNet(ModelConfig(**metadata["model"]))
-    model.load_state_dict(torch.load(weights_path, map_location=device, weights_only=True))
-    return prepare_model(model, device).eval(), metadata

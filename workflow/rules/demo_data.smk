@@ -3,16 +3,17 @@ rule demo_data:
         manifest="results/{dataset}/raw/manifest.csv",
         images=directory("results/{dataset}/raw/images"),
     params:
-        code=code_fingerprint("demo_data", "datasets", "atomic"),
-        settings=json.dumps(config["demo"], sort_keys=True),
+        code=code_fingerprint("demo_data"),
+        settings=section("demo"),
     log:
         "logs/demo_data/{dataset}.log",
     benchmark:
         "results/benchmarks/demo_data/{dataset}.tsv"
-    threads: 1
+    conda:
+        ENV
+    threads: threads("demo_data")
     resources:
         mem_mb=3000,
         runtime=20,
     shell:
-        "xvertnet demo-data --out-dir {output.images} --manifest {output.manifest}"
-        " --settings {params.settings:q} > {log} 2>&1"
+        "{XVERTNET} demo-data --out-dir {output.images} --manifest {output.manifest} --settings {params.settings:q} > {log} 2>&1"

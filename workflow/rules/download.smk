@@ -5,16 +5,20 @@ localrules:
 
 rule download:
     output:
-        "results/{dataset}/download/manifest.csv",
+        manifest="results/{dataset}/download/manifest.csv",
     params:
         code=code_fingerprint("download"),
-        options=download_options,
-        dest="results/{dataset}/download",
+        settings=lambda w: as_json(PLAN.datasets[w.dataset]),
+        dest=lambda w, output: str(Path(output.manifest).parent),
     log:
         "logs/download/{dataset}.log",
-    threads: 1
+    benchmark:
+        "results/benchmarks/download/{dataset}.tsv"
+    conda:
+        ENV
+    threads: threads("download")
     resources:
         mem_mb=2000,
         runtime=24 * 60,
     shell:
-        "xvertnet download {wildcards.dataset} --dest {params.dest} {params.options} --no-progress > {log} 2>&1"
+        "{XVERTNET} download {wildcards.dataset} --dest {params.dest} --settings {params.settings:q} --no-progress > {log} 2>&1"

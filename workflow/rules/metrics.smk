@@ -1,51 +1,56 @@
-rule metrics:
+rule metrics_shard:
     input:
         enhanced="results/enhanced/{method}/{dataset}/{shard}.h5",
         roi="results/{dataset}/roi/{shard}.h5",
     output:
-        "results/metrics/{dataset}/{method}/{shard}.csv",
+        csv="results/metrics/{dataset}/{method}/{shard}.csv",
     params:
-        code=code_fingerprint("metrics", "evaluate"),
-        options=metric_cli_options(),
+        code=code_fingerprint("metrics_shard"),
+        settings=section("metrics"),
     log:
-        "logs/metrics/{dataset}/{method}/{shard}.log",
+        "logs/metrics_shard/{dataset}/{method}/{shard}.log",
     benchmark:
-        "results/benchmarks/metrics/{dataset}/{method}/{shard}.tsv"
-    threads: 1
+        "results/benchmarks/metrics_shard/{dataset}/{method}/{shard}.tsv"
+    conda:
+        ENV
+    threads: threads("metrics_shard")
     resources:
         mem_mb=2000,
         runtime=60,
     shell:
-        "xvertnet metrics-shard --method {wildcards.method} --dataset {wildcards.dataset} --enhanced {input.enhanced}"
-        " --roi {input.roi} --out {output} {params.options} > {log} 2>&1"
+        "{XVERTNET} metrics-shard {input.enhanced} --roi {input.roi} --out {output.csv} --settings {params.settings:q} > {log} 2>&1"
 
 
-rule per_roi:
+# One per-ROI table per collection of methods: `metrics` (the comparison) and `study`.
+rule aggregate_metrics:
     input:
-        csvs=get_metric_csvs,
-        enhanced=get_all_enhanced,
-        manifests=get_manifests,
+        csvs=collection_csvs,
+        enhanced=collection_enhanced,
+        manifests=lambda w: list(PLAN.manifests().values()),
     output:
-        report("results/metrics/per_roi.csv", caption="../report/per_roi.rst", category="Metrics"),
+        csv="results/{collection}/per_roi.csv",
     params:
-        code=code_fingerprint("evaluate", "metrics"),
-        enhanced=enhanced_specs,
-        manifests=manifest_specs(),
+        code=code_fingerprint("aggregate_metrics"),
+        manifests=as_json(PLAN.manifests()),
     log:
-        "logs/per_roi/per_roi.log",
-    threads: 1
+        "logs/aggregate_metrics/{collection}.log",
+    benchmark:
+        "results/benchmarks/aggregate_metrics/{collection}.tsv"
+    conda:
+        ENV
+    threads: threads("aggregate_metrics")
     resources:
         mem_mb=4000,
         runtime=30,
     shell:
-        "xvertnet aggregate-metrics {input.csvs} --out {output} --enhanced {params.enhanced}"
-        " --manifest {params.manifests} > {log} 2>&1"
+        "{XVERTNET} aggregate-metrics {input.csvs} --out {output.csv} --enhanced {input.enhanced}"
+        " --manifests {params.manifests:q} > {log} 2>&1"
 
 
 rule tables:
     input:
         per_roi="results/metrics/per_roi.csv",
-        enhanced=get_all_enhanced,
+        enhanced=lambda w: PLAN.enhanced_shards(PLAN.methods, shard_names),
     output:
         csv="results/tables/comparison.csv",
         md=report("results/tables/comparison.md", caption="../report/comparison.rst", category="Tables"),
@@ -53,17 +58,18 @@ rule tables:
         boxplots=report("results/figures/boxplots.png", caption="../report/boxplots.rst", category="Figures"),
         panel=report("results/figures/panel.png", caption="../report/panel.rst", category="Figures"),
     params:
-        code=code_fingerprint("stats", "report"),
-        enhanced=panel_specs,
-        splits=" ".join(config["metrics"]["table_splits"]),
-        panel_images=config["metrics"]["panel_images"],
+        code=code_fingerprint("tables"),
+        settings=section("metrics"),
     log:
         "logs/tables/tables.log",
-    threads: 1
+    benchmark:
+        "results/benchmarks/tables/tables.tsv"
+    conda:
+        ENV
+    threads: threads("tables")
     resources:
         mem_mb=4000,
         runtime=30,
     shell:
-        "xvertnet tables {input.per_roi} --out-stem results/tables/comparison --boxplots {output.boxplots}"
-        " --panel {output.panel} --enhanced {params.enhanced} --splits {params.splits}"
-        " --panel-images {params.panel_images} > {log} 2>&1"
+        "{XVERTNET} tables {input.per_roi} --csv {output.csv} --boxplots {output.boxplots} --panel {output.panel}"
+        " --enhanced {input.enhanced} --settings {params.settings:q} > {log} 2>&1"

@@ -2,32 +2,10 @@
 # enhanced and measured through the same rules as the comparison's methods, then judged.
 
 
-rule study_per_roi:
-    input:
-        csvs=lambda wildcards: metric_csvs(STUDY_METHODS),
-        enhanced=lambda wildcards: enhanced_files(STUDY_METHODS),
-        manifests=get_manifests,
-    output:
-        "results/study/per_roi.csv",
-    params:
-        code=code_fingerprint("evaluate", "metrics"),
-        enhanced=lambda wildcards: enhanced_method_specs(STUDY_METHODS),
-        manifests=manifest_specs(),
-    log:
-        "logs/study/per_roi.log",
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    shell:
-        "xvertnet aggregate-metrics {input.csvs} --out {output} --enhanced {params.enhanced}"
-        " --manifest {params.manifests} > {log} 2>&1"
-
-
 rule study_report:
     input:
         per_roi="results/study/per_roi.csv",
-        enhanced=lambda wildcards: enhanced_files(STUDY_METHODS),
+        enhanced=lambda w: PLAN.enhanced_shards(PLAN.study_methods, shard_names),
     output:
         summary=report("results/study/summary.csv", caption="../report/study_summary.rst", category="Design study"),
         summary_md="results/study/summary.md",
@@ -38,25 +16,25 @@ rule study_report:
         panels=report(directory("results/study/panels"), patterns=["{entry}.png"], caption="../report/study_panel.rst",
                       category="Design study", subcategory="Panels"),
     params:
-        code=code_fingerprint("study", "report"),
-        entries=" ".join(STUDY_ENTRIES),
-        references=" ".join(config["study"]["references"]),
-        enhanced=lambda wildcards: method_path_specs(STUDY_METHODS),
-        manifests=manifest_specs(),
-        settings=json.dumps({entry: XVERTNET_ENTRIES[entry]["settings"] for entry in STUDY_ENTRIES}, sort_keys=True),
-        select_conditions=" ".join(config["study"]["select_conditions"]),
-        paper=study_paper_entry(),
+        code=code_fingerprint("study_report"),
+        settings=section("study"),
+        entries=as_json(PLAN.study_entry_settings()),
+        manifests=as_json(PLAN.manifests()),
+        paper=f"--paper-entry {PLAN.study_paper_entry()}" if PLAN.study_paper_entry() else "",
+        out_dir=lambda w, output: str(Path(output.summary).parent),
     log:
-        "logs/study/report.log",
-    threads: 1
+        "logs/study_report/study_report.log",
+    benchmark:
+        "results/benchmarks/study_report/study_report.tsv"
+    conda:
+        ENV
+    threads: threads("study_report")
     resources:
         mem_mb=4000,
         runtime=30,
     shell:
-        "xvertnet study-report {input.per_roi} --out-dir results/study --entries {params.entries}"
-        " --references {params.references} --manifest {params.manifests} --enhanced {params.enhanced}"
-        " --settings {params.settings:q} --select-split {config[study][select_split]}"
-        " --select-conditions {params.select_conditions} --report-split {config[study][report_split]}"
+        "{XVERTNET} study-report {input.per_roi} --out-dir {params.out_dir} --entries {params.entries:q}"
+        " --manifests {params.manifests:q} --enhanced {input.enhanced} --settings {params.settings:q}"
         " {params.paper} > {log} 2>&1"
 
 

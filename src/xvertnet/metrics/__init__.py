@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import ClassVar
 
 import numpy as np
+
+from ..settings import FromConfig
 
 from .basic import DEFAULT_TC_SCALE, entropy, psnr, ssim, tenengrad
 from .lpcsi import DEFAULT_SIGMA_ONF, lpc_si
@@ -33,16 +36,16 @@ BETTER = {"entropy": 1, "tc": 1, "lpc_si": 1, "tmqi": 1, "piqe": -1, "brisque": 
 
 
 @dataclasses.dataclass(frozen=True)
-class MetricParams:
-    """Parameters of the measures; recorded in every output row."""
+class MetricParams(FromConfig):
+    """Parameters of the measures (config section ``metrics``); recorded in every output row."""
+
+    SECTION: ClassVar[str] = "metrics"
+    ELSEWHERE: ClassVar[tuple[str, ...]] = ("table_splits", "panel_images")
 
     lpc_sigma_onf: float = DEFAULT_SIGMA_ONF
     tc_intensity_scale: float = DEFAULT_TC_SCALE
     cnr_band: int = DEFAULT_BAND
     niqe_flat_residue: float = FLAT_RESIDUE
-
-    def record(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def to_255(image: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..wls import WlsParams, wls_smooth
-from . import Baseline, register
+from . import Method, register
 
 
 def wls_decomposition(image: np.ndarray, lambdas, *, alpha: float = 1.2, solver: str = "fast") -> tuple[np.ndarray, list[np.ndarray]]:
@@ -32,7 +32,7 @@ def wls_decomposition(image: np.ndarray, lambdas, *, alpha: float = 1.2, solver:
 
 
 @register
-class Farbman(Baseline):
+class Farbman(Method):
     name = "farbman"
     #: Three scales as in the paper's multi-scale examples; boosts emphasise fine and medium detail.
     defaults = {"lambdas": [0.125, 1.0, 8.0], "boosts": [2.0, 1.5, 1.2], "alpha": 1.2, "solver": "fast"}

@@ -9,19 +9,18 @@ from __future__ import annotations
 import numpy as np
 
 from ..preprocess import PrepParams
-from . import Baseline, register
+from . import Method, register
 
 _DEFAULT = PrepParams().record()
 
 
 @register
-class Preprocessed(Baseline):
+class Preprocessed(Method):
     name = "preprocessed"
     #: The `prep` section of the config (the workflow passes it), defaults as PrepParams.
     defaults = dict(_DEFAULT)
 
     def enhance(self, image: np.ndarray) -> np.ndarray:
-        from ..enhance import prep_params_from_record
         from ..preprocess import preprocess
 
-        return preprocess(image, prep_params_from_record(self.params))["Xp"]
+        return preprocess(image, PrepParams.from_config(self.params))["Xp"]

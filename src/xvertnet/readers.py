@@ -18,10 +18,12 @@ import math
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from .errors import InputImageError
+from .settings import FromConfig
 
 #: Default refusal threshold for a header's claimed size (8000 x 8000 pixels; the
 #: largest chest radiographs in the public sets, Montgomery's 4020 x 4892, are 19.7 M).
@@ -37,8 +39,8 @@ JSRT_BITS = 12
 RGB_TO_GRAY = (0.298936021293775, 0.587043074451121, 0.114020904255103)
 
 
-@dataclasses.dataclass
-class ReadOptions:
+@dataclasses.dataclass(frozen=True)
+class ReadOptions(FromConfig):
     """Options shared by every reader.
 
     Parameters
@@ -50,6 +52,9 @@ class ReadOptions:
     jsrt_invert : bool
         JSRT raw files store dense (bone) as low values; invert them so bone is bright.
     """
+
+    SECTION: ClassVar[str] = "ingest"
+    ELSEWHERE: ClassVar[tuple[str, ...]] = ("shard_size",)
 
     max_pixels: int = DEFAULT_MAX_PIXELS
     min_side: int = DEFAULT_MIN_SIDE

@@ -1,4 +1,4 @@
-"""Small helpers shared by the learned baselines: patch sampling, saving and loading, inference."""
+"""Small helpers shared by the learned methods: patch sampling, saving and loading, inference."""
 
 from __future__ import annotations
 

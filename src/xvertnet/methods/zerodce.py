@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import Baseline, register
+from . import Method, register
 from ._torch import apply, load_weights, random_patches, save_model
 
 
@@ -92,7 +92,7 @@ def illumination_smoothness_loss(curves: torch.Tensor) -> torch.Tensor:
 
 
 @register
-class ZeroDce(Baseline):
+class ZeroDce(Method):
     name = "zerodce"
     trainable = True
     #: CPU-sized; the authors trained 200 epochs on 2,422 images of 512 x 512, batch 8, lr 1e-4.

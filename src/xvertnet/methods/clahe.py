@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import Baseline, register
+from . import Method, register
 
 
 @register
-class Clahe(Baseline):
+class Clahe(Method):
     name = "clahe"
     #: kernel_size None = 1/8 of each image dimension (scikit-image's default).
     defaults = {"clip_limit": 0.01, "kernel_size": None, "nbins": 256}

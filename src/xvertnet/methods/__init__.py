@@ -1,13 +1,16 @@
-"""The methods XVertNet is compared with, behind one interface (a registry keyed by name).
+"""Every enhancement method behind one interface (a registry keyed by name).
 
 Every method maps a float image in [0, 1] (bone bright) to an enhanced image of the same
-shape in [0, 1]. Learned methods are trained once (:meth:`Baseline.fit`) into a model
+shape in [0, 1]. Learned baselines are trained once (:meth:`Method.fit`) into a model
 folder and loaded from it; the others need no training. Adding a method is one module that
-defines a :class:`Baseline` subclass decorated with :func:`register`.
+defines a :class:`Method` subclass decorated with :func:`register` (and its name in
+``_MODULES``); its parameters are its config section ``baselines.<name>``.
 
-Registered: ``original`` (the identity, so the metrics stage treats the unprocessed ROI like
-any method), ``clahe``, ``farbman``, ``zerodce``, ``zssr``, ``madmad``, and ``preprocessed``
-(XVertNet's Eqs. 1-5 without the network, an ablation for the design study).
+Registered: ``xvertnet-chain`` (the trained chain of iterations, :mod:`.xvertnet`),
+``xvertnet-internal`` (internal learning on each image), ``original`` (the identity, so the
+metrics stage treats the unprocessed ROI like any method), ``clahe``, ``farbman``,
+``zerodce``, ``zssr``, ``madmad``, and ``preprocessed`` (XVertNet's Eqs. 1-5 without the
+network, an ablation for the design study).
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-REGISTRY: dict[str, type["Baseline"]] = {}
-_MODULES = ("identity", "clahe", "farbman", "zerodce", "zssr", "madmad", "preprocessed")
+from ..errors import XvertnetError
+
+REGISTRY: dict[str, type["Method"]] = {}
+_MODULES = ("xvertnet", "identity", "clahe", "farbman", "zerodce", "zssr", "madmad", "preprocessed")
 
 
-class Baseline:
+class Method:
     """A comparison method. Subclasses set ``name``, ``defaults`` and implement :meth:`enhance`."""
 
     name: str = ""
@@ -37,7 +42,7 @@ class Baseline:
     def __init__(self, params: dict | None = None):
         unknown = sorted(set(params or {}) - set(self.defaults))
         if unknown:
-            raise ValueError(f"{self.name}: unknown parameters {unknown}, expected some of {sorted(self.defaults)}")
+            raise XvertnetError(f"{self.name}: unknown parameters {unknown}, expected some of {sorted(self.defaults)}")
         self.params = {**self.defaults, **(params or {})}
 
     def fit(self, crops: list[np.ndarray], out_dir: Path) -> dict:  # pragma: no cover - overridden by learned methods
@@ -49,6 +54,18 @@ class Baseline:
     def enhance(self, image: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def describe(self) -> dict:
+        """What the enhanced shard records about the method (its parameters; models' hashes for learned ones)."""
+        return self.params
+
+    def enhance_whole(self, image: np.ndarray) -> np.ndarray:
+        """A whole canonical image (methods that tile large images override this)."""
+        return self(image)
+
+    def for_image(self, image_id: str) -> tuple["Method", dict]:
+        """The method to apply to ``image_id`` and attributes to store with it (internal learning trains here)."""
+        return self, {}
+
     def __call__(self, image: np.ndarray) -> np.ndarray:
         image = np.asarray(image, dtype=np.float32)
         if image.ndim != 2:
@@ -59,24 +76,25 @@ class Baseline:
         return np.clip(result, 0.0, 1.0)
 
 
-def register(cls: type[Baseline]) -> type[Baseline]:
+def register(cls: type[Method]) -> type[Method]:
     if not cls.name or cls.name in REGISTRY:
-        raise ValueError(f"baseline name '{cls.name}' is empty or taken")
+        raise ValueError(f"method name '{cls.name}' is empty or taken")
     REGISTRY[cls.name] = cls
     return cls
 
 
-def get_method(name: str, params: dict | None = None) -> Baseline:
+def get_method(name: str, params: dict | None = None) -> Method:
     """An instance of the registered method ``name`` with ``params`` over its defaults."""
     if name not in REGISTRY:
-        raise ValueError(f"unknown baseline '{name}', expected one of {sorted(REGISTRY)}")
+        raise XvertnetError(f"unknown method '{name}', expected one of {sorted(REGISTRY)}")
     return REGISTRY[name](params)
 
 
-def training_crops(shards, *, rois=("train_upper", "train_lower"), split: str = "train") -> list[np.ndarray]:
+def training_crops(shards, *, rois=None, split: str = "train") -> list[np.ndarray]:
     """The original training crops (``X``) of ``split`` in data shards: what XVertNet trains on."""
-    from ..shard_store import iter_items
+    from ..shard_store import TRAIN_ROIS, iter_items
 
+    rois = rois or TRAIN_ROIS
     crops = []
     for shard in shards:
         for _, arrays, attrs in iter_items(shard, names=None):

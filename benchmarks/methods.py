@@ -20,9 +20,9 @@ import numpy as np
 
 
 def main() -> None:
-    from xvertnet.baselines import REGISTRY, get_method
+    from xvertnet.methods import REGISTRY, get_method
     from xvertnet.demo_data import real_radiograph_path
-    from xvertnet.io import read_image
+    from xvertnet.readers import read_image
     from xvertnet.roi import to_canonical
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import Baseline, register
+from . import Method, register
 
 
 @register
-class Original(Baseline):
+class Original(Method):
     name = "original"
 
     def enhance(self, image: np.ndarray) -> np.ndarray:

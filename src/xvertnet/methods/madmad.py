@@ -22,7 +22,7 @@ import torch
 from scipy import ndimage
 from torch import nn
 
-from . import Baseline, register
+from . import Method, register
 from ._torch import apply, load_weights, save_model
 
 
@@ -91,7 +91,7 @@ class TwoBranchNet(nn.Module):
 
 
 @register
-class Madmad(Baseline):
+class Madmad(Method):
     name = "madmad"
     trainable = True
     uses_training_crops = False  # trained on synthetic data only

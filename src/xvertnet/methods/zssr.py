@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import Baseline, register
+from . import Method, register
 from ._torch import apply
 
 
@@ -47,7 +47,7 @@ def degrade(image: np.ndarray, scale: float) -> np.ndarray:
 
 
 @register
-class Zssr(Baseline):
+class Zssr(Method):
     name = "zssr"
     whole_images = False  # one network trained per image: ROIs only by default
     defaults = {"scale": 2.0, "layers": 4, "width": 16, "steps": 150, "batch_size": 8, "patch": 48, "lr": 1e-3, "seed": 0,

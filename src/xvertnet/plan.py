@@ -1,0 +1,226 @@
+"""What the workflow runs for a configuration: data sets, model sets, methods, and every job's inputs and settings.
+
+The Snakefile builds one :class:`Plan` from the validated config; its input functions ask
+the plan (``workflow/rules/common.smk``). Paths of every output follow one layout:
+
+    results/{dataset}/{stage}/{shard}.h5                     ingest, roi, prep
+    results/{dataset}/refine/{model_set}/iter{t}/{shard}.h5  refine (data of iteration t + 1)
+    results/models/{model_set}/iter{t}/                      a trained XVertNet iteration
+    results/models/baselines/{method}/                       a trained baseline
+    results/enhanced/{method}/{dataset}/{shard}.h5           every method's enhanced ROIs
+    results/metrics/{dataset}/{method}/{shard}.csv           their measures
+
+Terms. A *model set* is a chain of trained iterations (``results/models/<set>/iter<t>``).
+An *entry* is an XVertNet configuration that enhances under its own name: the comparison
+tables' rows (config ``xvertnet``) and the study's variants (``study-<variant>-T<t>``).
+Entries whose training settings are equal share one model set (the one named first), and
+entry ``<variant>-T1`` reuses iteration 1 of ``<variant>``'s set. An entry with
+``internal: true`` trains on each image it enhances and has no model set.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from .errors import ConfigError
+
+RESULTS = "results"
+#: Keys of an XVertNet configuration that plan it rather than set a training run.
+PLANNING_KEYS = ("iterations", "internal")
+
+
+def _json(value) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+class Plan:
+    """Everything the rules need to know, computed once from a validated config."""
+
+    def __init__(self, config: dict):
+        from .methods import REGISTRY
+
+        self.config = config
+        self.datasets: dict[str, dict] = {entry["name"]: entry for entry in config["datasets"]}
+        self.baselines: list[str] = ["original", *config["baselines"]["methods"]]
+        self.model_sets: dict[str, dict] = {}
+        self.entries: dict[str, dict] = {}
+        self.xvertnet_methods: list[str] = list(config["xvertnet"])
+        for name, overrides in config["xvertnet"].items():
+            self._add_entry(name, name, overrides)
+        self.study_entries: list[str] = []
+        study = config["study"]
+        for variant, overrides in study["variants"].items():
+            total = self.variant_settings(overrides)["iterations"]
+            for t in range(1, total + 1) if study["each_iteration"] else [total]:
+                entry = f"study-{variant}-T{t}" if study["each_iteration"] else f"study-{variant}"
+                self._add_entry(entry, f"study-{variant}", overrides, t)
+                self.study_entries.append(entry)
+        self.study_methods = [*self.study_entries, *[m for m in study["references"] if m not in self.study_entries]]
+        #: Every baseline some target enhances with: the comparison's and the study's references.
+        self.enhancing_baselines = [*self.baselines, *[m for m in study["references"] if m not in self.baselines and m not in self.entries]]
+        unknown = sorted(set(self.enhancing_baselines) - set(REGISTRY))
+        if unknown:
+            raise ConfigError("study.references", f"{unknown} are neither methods nor study entries")
+        self.trained_baselines = [m for m in self.enhancing_baselines if REGISTRY[m].trainable]
+        self._uses_training_crops = {m: REGISTRY[m].uses_training_crops for m in self.trained_baselines}
+        self.methods: list[str] = [*self.xvertnet_methods, *self.baselines]
+        clash = sorted(set(self.entries) & set(REGISTRY))
+        if clash:
+            raise ConfigError("xvertnet", f"{clash} are names of registered methods; name XVertNet configurations differently")
+
+    # -- XVertNet configurations -----------------------------------------------------------
+
+    def variant_settings(self, overrides: dict) -> dict:
+        """A configuration's full flat `train` settings and planning keys: `train` with its overrides."""
+        merged = {**self.config["train"], **overrides}
+        merged.setdefault("internal", False)
+        return merged
+
+    @staticmethod
+    def train_settings(settings: dict) -> dict:
+        """The settings of one training run (``xvertnet train --settings``): the planning keys left out,
+        so that changing the number of iterations retrains no existing one."""
+        return {key: value for key, value in settings.items() if key not in PLANNING_KEYS}
+
+    def _add_entry(self, entry: str, set_name: str, overrides: dict, iterations: int | None = None) -> None:
+        settings = self.variant_settings(overrides)
+        iterations = iterations or settings["iterations"]
+        model_set = None
+        if not settings["internal"]:
+            key = _json(self.train_settings(settings))
+            model_set = next((name for name, known in self.model_sets.items() if known["key"] == key), set_name)
+            known = self.model_sets.setdefault(model_set, {"key": key, "settings": settings, "iterations": 0})
+            known["iterations"] = max(known["iterations"], iterations)
+        self.entries[entry] = {"settings": settings, "model_set": model_set, "iterations": iterations}
+
+    def study_paper_entry(self) -> str | None:
+        """The study entry with the paper's recipe (no overrides) at the configured T, if any."""
+        paper_key = _json(self.train_settings(self.variant_settings({})))
+        for entry in reversed(self.study_entries):
+            known = self.entries[entry]
+            if (known["model_set"] and self.model_sets[known["model_set"]]["key"] == paper_key
+                    and known["iterations"] == self.config["train"]["iterations"]):
+                return entry
+        return None
+
+    # -- paths -------------------------------------------------------------------------------
+
+    def manifest(self, dataset: str) -> str:
+        """The data set's manifest: built by demo_data or download, or the path given in the config."""
+        source = self.datasets[dataset]["manifest"]
+        if source == "demo":
+            return f"{RESULTS}/{dataset}/raw/manifest.csv"
+        if source == "download":
+            return f"{RESULTS}/{dataset}/download/manifest.csv"
+        return source
+
+    def manifests(self) -> dict[str, str]:
+        return {dataset: self.manifest(dataset) for dataset in self.datasets}
+
+    @staticmethod
+    def stage_shard(dataset: str, stage: str, shard: str) -> str:
+        return f"{RESULTS}/{dataset}/{stage}/{shard}.h5"
+
+    def data_shard(self, dataset: str, shard: str, iteration: int, model_set: str | None = None) -> str:
+        """Iteration ``iteration``'s data shard: prep for 0, the refine output of that model set after."""
+        if iteration == 0:
+            return self.stage_shard(dataset, "prep", shard)
+        return f"{RESULTS}/{dataset}/refine/{model_set}/iter{iteration}/{shard}.h5"
+
+    @staticmethod
+    def model_dir(model_set: str, iteration: int) -> str:
+        return f"{RESULTS}/models/{model_set}/iter{iteration}"
+
+    def model_dirs(self, model_set: str, iterations: int) -> list[str]:
+        return [self.model_dir(model_set, t) for t in range(1, iterations + 1)]
+
+    @staticmethod
+    def baseline_model_dir(method: str) -> str:
+        return f"{RESULTS}/models/baselines/{method}"
+
+    @staticmethod
+    def enhanced(dataset: str, method: str, shard: str) -> str:
+        return f"{RESULTS}/enhanced/{method}/{dataset}/{shard}.h5"
+
+    @staticmethod
+    def metric_csv(dataset: str, method: str, shard: str) -> str:
+        return f"{RESULTS}/metrics/{dataset}/{method}/{shard}.csv"
+
+    # -- job inputs and settings (``shards`` maps a data set to its shard names) --------------
+
+    def shard_settings(self, dataset: str) -> dict:
+        ingest = self.config["ingest"]
+        return {"shard_size": self.datasets[dataset].get("shard_size", ingest["shard_size"])}
+
+    def train_inputs(self, model_set: str, iteration: int, shards: Callable[[str], list[str]]) -> list[str]:
+        """Iteration t trains on iteration t-1's data shards of every data set."""
+        return [self.data_shard(dataset, shard, iteration - 1, model_set) for dataset in self.datasets for shard in shards(dataset)]
+
+    def model_set_settings(self, model_set: str) -> dict:
+        return self.train_settings(self.model_sets[model_set]["settings"])
+
+    def baseline_train_inputs(self, method: str, shards: Callable[[str], list[str]]) -> list[str]:
+        """Baselines that learn from the training crops train on every data set's prep shards (Madmad: synthetic data)."""
+        if not self._uses_training_crops.get(method, False):
+            return []
+        return [self.data_shard(dataset, shard, 0) for dataset in self.datasets for shard in shards(dataset)]
+
+    def baseline_settings(self, method: str) -> dict:
+        """A baseline's parameters: its config section (the `prep` section for 'preprocessed')."""
+        if method == "preprocessed":
+            from .preprocess import PrepParams
+
+            return PrepParams.from_config(self.config["prep"]).record()
+        return dict(self.config["baselines"].get(method, {}))
+
+    def enhance_inputs(self, method: str, dataset: str, shard: str) -> dict[str, list[str] | str]:
+        """Inputs of ``enhance_shard``: the ROI shard, and the models (or, internal learning, the prep shard)."""
+        inputs: dict[str, list[str] | str] = {"roi": self.stage_shard(dataset, "roi", shard), "models": []}
+        entry = self.entries.get(method)
+        if entry is None:
+            if method in self.trained_baselines:
+                inputs["models"] = [f"{self.baseline_model_dir(method)}/model.json"]
+        elif entry["model_set"] is None:
+            inputs["models"] = [self.stage_shard(dataset, "prep", shard)]
+        else:
+            inputs["models"] = [f"{folder}/model.json" for folder in self.model_dirs(entry["model_set"], entry["iterations"])]
+        return inputs
+
+    def enhance_method(self, method: str, dataset: str, shard: str) -> tuple[str, dict]:
+        """(registered method, its settings) with which ``method`` enhances a shard."""
+        entry = self.entries.get(method)
+        if entry is None:
+            return method, self.baseline_settings(method)
+        enhance = self.config["enhance"]
+        common = {"device": enhance["device"], "tile": enhance["tile"], "overlap": enhance["overlap"]}
+        if entry["model_set"] is None:
+            return "xvertnet-internal", {**common, "train": self.train_settings(entry["settings"]), "iterations": entry["iterations"],
+                                         "prep": self.stage_shard(dataset, "prep", shard)}
+        return "xvertnet-chain", {**common, "models": self.model_dirs(entry["model_set"], entry["iterations"]),
+                            "iterations": entry["iterations"]}
+
+    def enhance_model_option(self, method: str) -> str:
+        return f"--model-dir {self.baseline_model_dir(method)}" if method in self.trained_baselines else ""
+
+    def enhanced_shards(self, methods, shards: Callable[[str], list[str]]) -> list[str]:
+        return [self.enhanced(dataset, method, shard) for dataset in self.datasets for method in methods for shard in shards(dataset)]
+
+    def metric_csvs(self, methods, shards: Callable[[str], list[str]]) -> list[str]:
+        return [self.metric_csv(dataset, method, shard) for dataset in self.datasets for method in methods for shard in shards(dataset)]
+
+    def collection_methods(self, collection: str) -> list[str]:
+        """The methods of a per-ROI table: ``metrics`` (the comparison) or ``study`` (the design study)."""
+        return {"metrics": self.methods, "study": self.study_methods}[collection]
+
+    def study_entry_settings(self) -> dict[str, dict]:
+        return {entry: self.entries[entry]["settings"] for entry in self.study_entries}
+
+    def final_outputs(self) -> list[str]:
+        outputs = []
+        for name in self.datasets:
+            outputs += [f"{RESULTS}/{name}/roi/index.csv", f"{RESULTS}/{name}/prep/summary.csv"]
+            outputs += [f"{RESULTS}/enhanced/{method}/{name}/index.csv" for method in self.methods]
+        outputs += [f"{RESULTS}/metrics/per_roi.csv", f"{RESULTS}/tables/comparison.md", f"{RESULTS}/figures/boxplots.png",
+                    f"{RESULTS}/figures/panel.png"]
+        return outputs

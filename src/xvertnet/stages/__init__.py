@@ -1,0 +1,41 @@
+"""One module per workflow stage and command: ``xvertnet <command>`` runs ``stages/<command>.py``.
+
+A rule of the workflow, its subcommand and its module share one name (``roi_index`` ->
+``xvertnet roi-index`` -> :mod:`xvertnet.stages.roi_index`). Each module has a docstring
+(its help), ``add_arguments(parser)`` and ``run(args) -> int``; settings come as the
+config section in ``--settings`` (:func:`xvertnet.settings.load_settings`). The algorithms
+live in the concept modules of the package (``roi``, ``preprocess``, ``train``, ...).
+"""
+
+#: Subcommand -> one-line help (kept here so `xvertnet --help` imports no stage).
+COMMANDS = {
+    "download": "fetch, verify and unpack a public data set; write its manifest",
+    "demo-data": "build the embedded demo data set and its manifest",
+    "shard": "split a manifest into shard manifests",
+    "ingest": "read images, normalise bit depth, write one HDF5 shard",
+    "roi": "canonical scale, spine localisation, training and evaluation ROIs",
+    "roi-index": "one CSV row per image over all ROI shards, and merged rejects",
+    "prep": "WLS, Xp and HFC (Eqs. 1-6) of every crop of a ROI shard",
+    "prep-summary": "one CSV row per image and ROI over all prep shards",
+    "train": "train one XVertNet iteration on data shards",
+    "refine": "apply model t to a data shard: the next iteration's inputs and HFC",
+    "train-baseline": "train a learned baseline (zerodce on the training crops, madmad on synthetic data)",
+    "enhance-shard": "a method on the evaluation ROIs and whole images of a ROI shard",
+    "enhanced-index": "one CSV row per enhanced image over enhanced shards",
+    "metrics-shard": "measure a method's enhanced evaluation ROIs of one shard",
+    "aggregate-metrics": "the long per-ROI table with ratios and consistency measures",
+    "tables": "statistics, comparison tables (csv, md, tex), box plots and a visual panel",
+    "study-report": "the design study's table, per-variant tables and panels, and its conclusion",
+    "enhance": "enhance one image file (PNG/JPEG/TIFF/JSRT/DICOM) -> 16-bit PNG or derived DICOM",
+    "metrics": "every quality measure of one image (0-255; see the docs for the mapping)",
+    "check-config": "validate a config file against the schema",
+}
+
+
+def module_name(command: str) -> str:
+    return f"{__name__}.{command.replace('-', '_')}"
+
+
+def add_settings_argument(parser, section: str) -> None:
+    """The ``--settings`` option every stage takes: its config section as JSON, or @file."""
+    parser.add_argument("--settings", help=f"config section '{section}' as a JSON object, or @file.yaml (default: the schema's defaults)")

@@ -1,0 +1,23 @@
+"""Rule ``demo_data``: build the embedded demo data set and its manifest (:mod:`xvertnet.demo_data`)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..settings import load_settings
+from . import add_settings_argument
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--out-dir", required=True, type=Path)
+    parser.add_argument("--manifest", required=True, type=Path)
+    add_settings_argument(parser, "demo")
+
+
+def run(args) -> int:
+    from ..demo_data import DemoSettings, build_demo_data
+
+    manifest = build_demo_data(args.out_dir, args.manifest, DemoSettings.from_config(load_settings(args.settings)))
+    logging.getLogger("xvertnet").info("demo data: %d images, manifest %s", len(manifest), args.manifest)
+    return 0

@@ -1,0 +1,70 @@
+"""Command ``xvertnet enhance``: one image file (PNG/JPEG/TIFF/JSRT/DICOM) -> 16-bit PNG or, for a DICOM input, a derived DICOM.
+
+The chain runs at the models' canonical height (their training scale) and the result is
+resampled back to the input's size.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..errors import XvertnetError
+from ..settings import load_settings
+from . import add_settings_argument
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("input", type=Path)
+    parser.add_argument("output", type=Path, help="*.png, or *.dcm for a DICOM input (a PNG input cannot give a DICOM)")
+    parser.add_argument("--model", required=True, type=Path, help="a model directory or a folder of iter1, iter2, ...")
+    parser.add_argument("--iterations", type=int, default=None, help="apply only the first N iterations")
+    add_settings_argument(parser, "enhance")
+
+
+def model_dirs(path: Path) -> list[Path]:
+    """A model directory (model.json inside) or a folder of iter1, iter2, ... directories, in order."""
+    if (path / "model.json").is_file():
+        return [path]
+    found = sorted((p for p in path.glob("iter*") if (p / "model.json").is_file()), key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 0)
+    if not found:
+        raise XvertnetError(f"{path}: no model.json here and no iter*/model.json below")
+    return found
+
+
+def enhance_file(model_folders, in_path, out_path, *, iterations: int | None = None, device: str = "auto", tile: int = 512,
+                 overlap: int = 64) -> dict:
+    """Enhance one image file; the output has the input's size. Returns what was recorded."""
+    from ..inference import Chain
+    from ..readers import read_image
+    from ..roi import to_canonical
+    from ..writers import write_derived_dicom, write_png16
+
+    in_path, out_path = Path(in_path), Path(out_path)
+    chain = Chain(model_folders, device=device)
+    record = read_image(in_path)
+    if out_path.suffix.lower() in (".dcm", ".dicom") and record.format != "dicom":
+        raise XvertnetError(f"{out_path}: a DICOM output needs a DICOM input, got {record.format}")
+    image = record.pixels
+    canonical, _ = to_canonical(image, chain.canonical_height or image.shape[0])
+    enhanced = chain.run(canonical, iterations=iterations, tile=tile, overlap=overlap)
+    if enhanced.shape != image.shape:
+        from skimage.transform import resize
+
+        enhanced = resize(enhanced, image.shape, order=1, mode="edge", anti_aliasing=False, preserve_range=True)
+    description = {"software": "xvertnet", **chain.describe(), "iterations_applied": iterations or len(chain.models)}
+    if out_path.suffix.lower() in (".dcm", ".dicom"):
+        write_derived_dicom(in_path, enhanced, out_path, description)
+    else:
+        write_png16(out_path, enhanced)
+    return description
+
+
+def run(args) -> int:
+    from ..inference import EnhanceSettings
+
+    settings = EnhanceSettings.from_config(load_settings(args.settings))
+    description = enhance_file(model_dirs(args.model), args.input, args.output, iterations=args.iterations, device=settings.device,
+                               tile=settings.tile, overlap=settings.overlap)
+    logging.getLogger("xvertnet").info("enhanced %s -> %s with %d iteration(s)", args.input, args.output, description["iterations_applied"])
+    return 0

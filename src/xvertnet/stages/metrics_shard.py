@@ -1,0 +1,25 @@
+"""Rule ``metrics_shard``: every measure of one method's enhanced evaluation ROIs of one shard (:mod:`xvertnet.evaluate`)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..settings import load_settings
+from . import add_settings_argument
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("enhanced", type=Path, help="an enhanced shard (it records its method and data set)")
+    parser.add_argument("--roi", required=True, type=Path, help="the ROI shard it was enhanced from")
+    parser.add_argument("--out", required=True, type=Path)
+    add_settings_argument(parser, "metrics")
+
+
+def run(args) -> int:
+    from ..evaluate import metrics_shard
+    from ..metrics import MetricParams
+
+    count = metrics_shard(args.enhanced, args.roi, args.out, params=MetricParams.from_config(load_settings(args.settings)))
+    logging.getLogger("xvertnet").info("metrics: %d ROIs of %s -> %s", count, args.enhanced, args.out)
+    return 0

@@ -1,0 +1,25 @@
+"""Rule ``roi``: canonical scale, spine localisation, training and evaluation ROIs (:mod:`xvertnet.roi`)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..settings import load_settings
+from . import add_settings_argument
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("ingest", type=Path, help="ingest shard (HDF5)")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--qc-dir", required=True, type=Path)
+    parser.add_argument("--rejects", required=True, type=Path)
+    add_settings_argument(parser, "roi")
+
+
+def run(args) -> int:
+    from ..roi import RoiSettings, roi_shard
+
+    stored, rejected = roi_shard(args.ingest, args.out, args.qc_dir, RoiSettings.from_config(load_settings(args.settings)), args.rejects)
+    logging.getLogger("xvertnet").info("roi: %d images, %d rejected -> %s", stored, rejected, args.out)
+    return 0

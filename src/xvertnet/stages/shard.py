@@ -1,0 +1,24 @@
+"""Checkpoint ``shard``: split a manifest into shard manifests (:func:`xvertnet.datasets.split_into_shards`)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..settings import load_settings
+from . import add_settings_argument
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("manifest", type=Path)
+    parser.add_argument("--out-dir", required=True, type=Path)
+    add_settings_argument(parser, "ingest")
+
+
+def run(args) -> int:
+    from ..datasets import ShardSettings, split_into_shards
+
+    settings = ShardSettings.from_config(load_settings(args.settings))
+    written = split_into_shards(args.manifest, args.out_dir, shard_size=settings.shard_size)
+    logging.getLogger("xvertnet").info("%d shards of up to %d images in %s", len(written), settings.shard_size, args.out_dir)
+    return 0

@@ -1,0 +1,37 @@
+"""Rule ``study_report``: the design study's table, per-variant tables and panels, and its conclusion (:mod:`xvertnet.study`)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..settings import load_settings
+from . import add_settings_argument
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("per_roi", type=Path, help="per_roi.csv with the study entries and the reference methods")
+    parser.add_argument("--out-dir", required=True, type=Path)
+    parser.add_argument("--manifests", required=True, help="JSON object data set -> manifest CSV (view, condition)")
+    parser.add_argument("--enhanced", nargs="*", type=Path, default=[], help="enhanced shards for the panels")
+    parser.add_argument("--entries", required=True, help="JSON object study entry -> its settings (xvertnet.plan)")
+    parser.add_argument("--paper-entry", help="the entry with the paper's recipe (named in the conclusion)")
+    add_settings_argument(parser, "study")
+
+
+def run(args) -> int:
+    import pandas as pd
+
+    from ..evaluate import shards_by_method
+    from ..study import StudySettings, write_study
+
+    settings = StudySettings.from_config(load_settings(args.settings))
+    entries = load_settings(args.entries)
+    per_roi = pd.read_csv(args.per_roi)
+    manifests = {dataset: pd.read_csv(path, keep_default_na=False) for dataset, path in load_settings(args.manifests).items()}
+    chosen = write_study(per_roi, manifests, args.out_dir, entries=list(entries), references=list(settings.references), settings=entries,
+                         enhanced=shards_by_method(args.enhanced), select_split=settings.select_split,
+                         select_conditions=list(settings.select_conditions), report_split=settings.report_split,
+                         paper_entry=args.paper_entry)
+    logging.getLogger("xvertnet").info("study of %d entries -> %s; recommended: %s", len(entries), args.out_dir, chosen)
+    return 0

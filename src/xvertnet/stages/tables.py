@@ -1,0 +1,39 @@
+"""Rule ``tables``: statistics, comparison tables (csv, md, tex), box plots and a visual panel."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..settings import load_settings
+from . import add_settings_argument
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("per_roi", type=Path)
+    parser.add_argument("--csv", required=True, type=Path, help="comparison table (CSV); .md and .tex are written beside it")
+    parser.add_argument("--boxplots", required=True, type=Path)
+    parser.add_argument("--panel", required=True, type=Path)
+    parser.add_argument("--enhanced", nargs="*", type=Path, default=[], help="enhanced shards for the panel")
+    add_settings_argument(parser, "metrics")
+
+
+def run(args) -> int:
+    import pandas as pd
+
+    from ..evaluate import shards_by_method
+    from ..report import box_plots, visual_panel
+    from ..stats import TableSettings, compare, reference_method, write_comparison_tables
+
+    settings = TableSettings.from_config(load_settings(args.settings))
+    splits = tuple(settings.table_splits)
+    per_roi = pd.read_csv(args.per_roi)
+    reference = reference_method(per_roi["method"].unique())
+    statistics = compare(per_roi, reference=reference, splits=splits)
+    stem = args.csv.with_suffix("")
+    write_comparison_tables(statistics, stem, reference=reference)
+    box_plots(per_roi, args.boxplots, splits=splits)
+    test = per_roi[per_roi["split"].isin(splits)]["image_id"].drop_duplicates().tolist()
+    visual_panel(shards_by_method(args.enhanced), args.panel, image_ids=test[: settings.panel_images])
+    logging.getLogger("xvertnet").info("tables -> %s.{csv,md,tex}", stem)
+    return 0

@@ -1,0 +1,29 @@
+"""Rule ``train_baseline``: train a learned baseline (zerodce on the training crops, madmad on synthetic data)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..errors import XvertnetError
+from ..settings import load_settings
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("data", nargs="*", type=Path, help="data shards with the training crops")
+    parser.add_argument("--method", required=True)
+    parser.add_argument("--out-dir", required=True, type=Path)
+    parser.add_argument("--settings", help="the method's config section baselines.<method> as JSON, or @file")
+
+
+def run(args) -> int:
+    from ..methods import get_method, training_crops
+
+    method = get_method(args.method, load_settings(args.settings))
+    crops = training_crops(args.data) if method.uses_training_crops else []
+    if method.uses_training_crops and not crops:
+        raise XvertnetError(f"{args.method}: no training crops in {len(args.data)} data shard(s)")
+    metadata = method.fit(crops, args.out_dir)
+    logging.getLogger("xvertnet").info("trained %s on %d crops in %.1f s: loss %.4f -> %.4f", args.method, len(crops),
+                                       metadata["seconds"], metadata["first_loss"], metadata["last_loss"])
+    return 0

@@ -1,0 +1,65 @@
+"""Writing images: 16-bit PNG and derived DICOM, both atomically (nothing half-written on failure)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from .atomic import atomic_path
+
+
+def write_png(path, pixels: np.ndarray) -> None:
+    """An integer array (uint8 or uint16, grey) as a PNG, atomically."""
+    from PIL import Image
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(pixels).save(tmp, format="PNG")
+
+
+def write_png16(path, image: np.ndarray) -> None:
+    """A [0, 1] image as a 16-bit grey PNG, atomically."""
+    write_png(path, np.rint(np.clip(image, 0.0, 1.0) * 65535).astype(np.uint16))
+
+
+def write_derived_dicom(source_path, image: np.ndarray, out_path, description: dict) -> None:
+    """A derived DICOM: the source's patient and study, a new series and instance, the pixels as 16-bit MONOCHROME2.
+
+    ImageType DERIVED/SECONDARY, a Source Image Sequence pointing at the original, and the
+    software version, model hashes and parameters in Derivation Description.
+    """
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    from . import __version__
+
+    ds = pydicom.dcmread(source_path)
+    source_sop_class, source_sop_instance = ds.SOPClassUID, ds.SOPInstanceUID
+    for keyword in ("WindowCenter", "WindowWidth", "VOILUTSequence", "ModalityLUTSequence", "RescaleSlope", "RescaleIntercept",
+                    "RescaleType", "VOILUTFunction", "WindowCenterWidthExplanation", "PresentationLUTShape", "LossyImageCompression",
+                    "LossyImageCompressionRatio", "LossyImageCompressionMethod", "NumberOfFrames"):
+        if keyword in ds:
+            delattr(ds, keyword)
+    pixels = np.rint(np.clip(image, 0.0, 1.0) * 65535).astype(np.uint16)
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.PixelData = pixels.tobytes()
+    ds["PixelData"].VR = "OW"
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SeriesInstanceUID = generate_uid()
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.SeriesNumber = int(ds.get("SeriesNumber", 0) or 0) + 1000
+    ds.SeriesDescription = "XVertNet vertebra enhancement"
+    ds.ImageType = ["DERIVED", "SECONDARY"]
+    ds.SoftwareVersions = f"xvertnet {__version__}"
+    ds.DerivationDescription = json.dumps(description, sort_keys=True)[:1024]
+    source = Dataset()
+    source.ReferencedSOPClassUID = source_sop_class
+    source.ReferencedSOPInstanceUID = source_sop_instance
+    ds.SourceImageSequence = [source]
+    with atomic_path(out_path) as tmp:
+        ds.save_as(tmp, enforce_file_format=True)

@@ -1,0 +1,79 @@
+# Every method (XVertNet entries and baselines) enhances through the one rule enhance_shard.
+
+
+rule train_baseline:
+    input:
+        data=lambda w: PLAN.baseline_train_inputs(w.method, shard_names),
+    output:
+        model="results/models/baselines/{method}/model.pt",
+        metadata="results/models/baselines/{method}/model.json",
+    wildcard_constraints:
+        method="|".join(PLAN.trained_baselines) or "no-trained-baseline",
+    params:
+        code=code_fingerprint("train_baseline"),
+        settings=lambda w: as_json(PLAN.baseline_settings(w.method)),
+        out_dir=lambda w, output: str(Path(output.model).parent),
+    log:
+        "logs/train_baseline/{method}.log",
+    benchmark:
+        "results/benchmarks/train_baseline/{method}.tsv"
+    conda:
+        ENV
+    threads: threads("train_baseline")
+    resources:
+        mem_mb=4000,
+        runtime=6 * 60,
+    shell:
+        "{XVERTNET} train-baseline {input.data} --method {wildcards.method} --out-dir {params.out_dir}"
+        " --settings {params.settings:q} > {log} 2>&1"
+
+
+rule enhance_shard:
+    input:
+        unpack(lambda w: PLAN.enhance_inputs(w.method, w.dataset, w.shard)),
+    output:
+        h5="results/enhanced/{method}/{dataset}/{shard}.h5",
+        png=directory("results/enhanced/{method}/{dataset}/{shard}"),
+    wildcard_constraints:
+        method="|".join([*PLAN.entries, *PLAN.enhancing_baselines]),
+    params:
+        code=code_fingerprint("enhance_shard"),
+        kind=enhance_method,
+        settings=enhance_settings,
+        model=lambda w: PLAN.enhance_model_option(w.method),
+        splits=" ".join(config["enhance"]["splits"]),
+    log:
+        "logs/enhance_shard/{method}/{dataset}/{shard}.log",
+    benchmark:
+        "results/benchmarks/enhance_shard/{method}/{dataset}/{shard}.tsv"
+    conda:
+        ENV
+    threads: threads("enhance_shard")
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    shell:
+        "{XVERTNET} enhance-shard --method {params.kind} --name {wildcards.method} --dataset {wildcards.dataset}"
+        " --roi {input.roi} --out {output.h5} --png-dir {output.png} --splits {params.splits}"
+        " --settings {params.settings:q} {params.model} > {log} 2>&1"
+
+
+rule enhanced_index:
+    input:
+        shards=enhanced_of_method,
+    output:
+        csv="results/enhanced/{method}/{dataset}/index.csv",
+    params:
+        code=code_fingerprint("enhanced_index"),
+    log:
+        "logs/enhanced_index/{method}/{dataset}.log",
+    benchmark:
+        "results/benchmarks/enhanced_index/{method}/{dataset}.tsv"
+    conda:
+        ENV
+    threads: threads("enhanced_index")
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "{XVERTNET} enhanced-index {input.shards} --out {output.csv} > {log} 2>&1"
