@@ -1,10 +1,16 @@
-"""Atomic outputs: nothing half-written survives a failure."""
+"""Atomic outputs: nothing half-written survives a failure, a full disk is one line, modes follow the umask."""
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
+
 import pytest
 
-from xvertnet.atomic import atomic_path
+from small_fs import small_filesystem
+from xvertnet.atomic import atomic_dir, atomic_path, current_umask
+from xvertnet.errors import DiskFullError
 
 
 def test_success_renames_into_place(tmp_path):
@@ -24,3 +30,50 @@ def test_failure_leaves_target_untouched_and_no_temporary(tmp_path):
             raise RuntimeError("killed")
     assert target.read_text() == "old"
     assert list(tmp_path.iterdir()) == [target]
+
+
+@pytest.fixture(params=[0o022, 0o002], ids=["umask022", "umask002"])
+def umask(request):
+    previous = os.umask(request.param)
+    yield request.param
+    os.umask(previous)
+
+
+def test_outputs_follow_the_umask(tmp_path, umask):
+    assert current_umask() == umask
+    with atomic_path(tmp_path / "out.csv") as tmp:
+        tmp.write_text("x\n")
+    with atomic_dir(tmp_path / "folder") as staging:
+        (staging / "inside.txt").write_text("x")
+    assert stat.S_IMODE((tmp_path / "out.csv").stat().st_mode) == 0o666 & ~umask  # 0644 / 0664
+    assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o777 & ~umask  # 0755 / 0775
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "out.csv"]
+
+
+def test_a_failed_folder_leaves_nothing(tmp_path):
+    with pytest.raises(RuntimeError):
+        with atomic_dir(tmp_path / "folder") as staging:
+            (staging / "half.txt").write_text("x")
+            raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_out_of_space_reported_by_a_library_is_one_line_naming_the_file(tmp_path):
+    with pytest.raises(DiskFullError) as caught:
+        with atomic_path(tmp_path / "out.h5"):
+            raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
+    assert str(caught.value) == f"{tmp_path / 'out.h5'}: disk quota exceeded"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_leaves_nothing(tmp_path):
+    with small_filesystem(tmp_path / "small") as small:
+        (small / "kept.txt").write_text("before")
+        with pytest.raises(DiskFullError) as caught:
+            with atomic_path(small / "out.bin") as tmp:
+                tmp.write_bytes(os.urandom(2 << 20))
+        assert str(caught.value) == f"{small / 'out.bin'}: no space left on device"
+        with pytest.raises(DiskFullError, match=f"^{small / 'folder'}: no space left on device while testing$"):
+            with atomic_dir(small / "folder", detail="while testing") as staging:
+                (staging / "big.bin").write_bytes(os.urandom(2 << 20))
+        assert [p.name for p in small.iterdir()] == ["kept.txt"]

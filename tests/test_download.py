@@ -35,7 +35,7 @@ class RedirectingMirror(MirrorHandler):
 @pytest.fixture
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("mirror")
-    httpd = serve(root)
+    httpd = serve(root, poll_interval=0.02)
     httpd.RequestHandlerClass = RedirectingMirror
 
     def publish(name, data):

@@ -26,3 +26,12 @@ class ConfigError(XvertnetError):
 
 class MissingDependencyError(XvertnetError):
     """An optional package or data file is not installed; the message says how to get it."""
+
+
+class DiskFullError(XvertnetError):
+    """An output did not fit on its file system (no space left, or over quota); nothing partial is left."""
+
+    def __init__(self, path, reason="no space left on device", detail=""):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}" + (f" {detail}" if detail else ""))

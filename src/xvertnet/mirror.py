@@ -19,7 +19,10 @@ from pathlib import Path
 
 
 class MirrorHandler(http.server.BaseHTTPRequestHandler):
-    """GET files from ``server.root`` by name (any leading path is ignored); honours ``Range: bytes=N-``."""
+    """GET files from ``server.root`` by name (any leading path is ignored); honours ``Range: bytes=N-``.
+
+    A range starting at or past the end is answered with 416 and ``Content-Range: bytes */size``.
+    """
 
     def log_message(self, *args):
         pass
@@ -36,6 +39,12 @@ class MirrorHandler(http.server.BaseHTTPRequestHandler):
         start = 0
         if self.headers.get("Range", "").startswith("bytes="):
             start = int(self.headers["Range"][6:].split("-")[0] or 0)
+            if start >= size:  # nothing left to send: 416, as real servers answer
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{size}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             self.send_response(206)
             self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
         else:
@@ -56,12 +65,15 @@ class MirrorHandler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
 
 
-def serve(root, *, host: str = "127.0.0.1", port: int = 0) -> http.server.ThreadingHTTPServer:
-    """Start a mirror of ``root`` in a background thread; ``server.url`` is its base URL. Stop with ``shutdown()``."""
+def serve(root, *, host: str = "127.0.0.1", port: int = 0, poll_interval: float = 0.5) -> http.server.ThreadingHTTPServer:
+    """Start a mirror of ``root`` in a background thread; ``server.url`` is its base URL.
+
+    Stop with ``shutdown()``, which waits up to ``poll_interval`` seconds (tests use a short one).
+    """
     server = http.server.ThreadingHTTPServer((host, port), MirrorHandler)
     server.root, server.requests, server.interrupt_once = Path(root), [], {}
     server.url = f"http://{host}:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": poll_interval}, daemon=True).start()
     return server
 
 
