@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import json
 import os
 import stat
 import tarfile
@@ -54,7 +55,11 @@ def tree(folder: Path) -> set[str]:
 
 def download(capsys, dataset, dest, *options) -> tuple[int, str]:
     """Run ``xvertnet download``; the exit code and the error line (asserted to be the only one)."""
-    code = main(["download", dataset, "--dest", str(dest), "--no-progress", *options])
+    keys = {"--base-url": "base_url", "--archive": "archive", "--registry": "registry", "--seed": "split_seed"}
+    pairs = list(zip(options[::2], options[1::2]))
+    entry = {keys[flag]: value for flag, value in pairs if flag in keys}  # the data set's config entry
+    rest = [item for flag, value in pairs if flag not in keys for item in (flag, value)]
+    code = main(["download", dataset, "--dest", str(dest), "--no-progress", "--settings", json.dumps(entry), *rest])
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("xvertnet download:")]
     if code == 0:
         assert lines == []

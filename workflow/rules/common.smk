@@ -1,12 +1,14 @@
 # Input functions for the rules: each asks the plan (xvertnet.plan), which knows the data sets,
 # model sets and methods of the configuration. Rule files hold only rules.
 import json
+import shlex
 import sys
 from pathlib import Path
 
 SRC = Path(workflow.basedir) / "src"
-if (SRC / "xvertnet").is_dir():  # this checkout's package, for planning and for the jobs
+if (SRC / "xvertnet").is_dir():  # this checkout's package, for planning and for the jobs (`python -m xvertnet`)
     sys.path.insert(0, str(SRC))
+    shell.prefix(f"export PYTHONPATH={shlex.quote(str(SRC))}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 from xvertnet.config import validate_config
 from xvertnet.datasets import SHARD_PATTERN
@@ -15,9 +17,8 @@ from xvertnet.provenance import code_fingerprint
 
 validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
 PLAN = Plan(config)
+# The jobs' software with --software-deployment-method conda (the package itself comes from SRC).
 ENV = "../envs/xvertnet.yaml"
-# Every job runs this checkout's package (with --software-deployment-method conda: in ENV).
-XVERTNET = f"PYTHONPATH={SRC}${{PYTHONPATH:+:$PYTHONPATH}} python -m xvertnet"
 
 
 wildcard_constraints:

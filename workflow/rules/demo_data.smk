@@ -16,4 +16,4 @@ rule demo_data:
         mem_mb=3000,
         runtime=20,
     shell:
-        "{XVERTNET} demo-data --out-dir {output.images} --manifest {output.manifest} --settings {params.settings:q} > {log} 2>&1"
+        "python -m xvertnet demo-data --out-dir {output.images} --manifest {output.manifest} --settings {params.settings:q} > {log} 2>&1"

@@ -17,7 +17,7 @@ checkpoint shard:
         mem_mb=1000,
         runtime=10,
     shell:
-        "{XVERTNET} shard {input.manifest} --out-dir {output} --settings {params.settings:q} > {log} 2>&1"
+        "python -m xvertnet shard {input.manifest} --out-dir {output} --settings {params.settings:q} > {log} 2>&1"
 
 
 rule ingest:
@@ -40,5 +40,5 @@ rule ingest:
         mem_mb=4000,
         runtime=60,
     shell:
-        "{XVERTNET} ingest --manifest {input.manifest} --out {output.h5} --rejects {output.rejects}"
+        "python -m xvertnet ingest --manifest {input.manifest} --out {output.h5} --rejects {output.rejects}"
         " --settings {params.settings:q} > {log} 2>&1"

@@ -24,7 +24,7 @@ rule train_baseline:
         mem_mb=4000,
         runtime=6 * 60,
     shell:
-        "{XVERTNET} train-baseline {input.data} --method {wildcards.method} --out-dir {params.out_dir}"
+        "python -m xvertnet train-baseline {input.data} --method {wildcards.method} --out-dir {params.out_dir}"
         " --settings {params.settings:q} > {log} 2>&1"
 
 
@@ -53,7 +53,7 @@ rule enhance_shard:
         mem_mb=4000,
         runtime=60,
     shell:
-        "{XVERTNET} enhance-shard --method {params.kind} --name {wildcards.method} --dataset {wildcards.dataset}"
+        "python -m xvertnet enhance-shard --method {params.kind} --name {wildcards.method} --dataset {wildcards.dataset}"
         " --roi {input.roi} --out {output.h5} --png-dir {output.png} --splits {params.splits}"
         " --settings {params.settings:q} {params.model} > {log} 2>&1"
 
@@ -76,4 +76,4 @@ rule enhanced_index:
         mem_mb=1000,
         runtime=10,
     shell:
-        "{XVERTNET} enhanced-index {input.shards} --out {output.csv} > {log} 2>&1"
+        "python -m xvertnet enhanced-index {input.shards} --out {output.csv} > {log} 2>&1"

@@ -18,7 +18,7 @@ rule metrics_shard:
         mem_mb=2000,
         runtime=60,
     shell:
-        "{XVERTNET} metrics-shard {input.enhanced} --roi {input.roi} --out {output.csv} --settings {params.settings:q} > {log} 2>&1"
+        "python -m xvertnet metrics-shard {input.enhanced} --roi {input.roi} --out {output.csv} --settings {params.settings:q} > {log} 2>&1"
 
 
 # One per-ROI table per collection of methods: `metrics` (the comparison) and `study`.
@@ -43,7 +43,7 @@ rule aggregate_metrics:
         mem_mb=4000,
         runtime=30,
     shell:
-        "{XVERTNET} aggregate-metrics {input.csvs} --out {output.csv} --enhanced {input.enhanced}"
+        "python -m xvertnet aggregate-metrics {input.csvs} --out {output.csv} --enhanced {input.enhanced}"
         " --manifests {params.manifests:q} > {log} 2>&1"
 
 
@@ -71,5 +71,5 @@ rule tables:
         mem_mb=4000,
         runtime=30,
     shell:
-        "{XVERTNET} tables {input.per_roi} --csv {output.csv} --boxplots {output.boxplots} --panel {output.panel}"
+        "python -m xvertnet tables {input.per_roi} --csv {output.csv} --boxplots {output.boxplots} --panel {output.panel}"
         " --enhanced {input.enhanced} --settings {params.settings:q} > {log} 2>&1"

@@ -19,7 +19,7 @@ rule roi:
         mem_mb=4000,
         runtime=60,
     shell:
-        "{XVERTNET} roi {input.ingest} --out {output.h5} --rejects {output.rejects} --qc-dir {output.qc}"
+        "python -m xvertnet roi {input.ingest} --out {output.h5} --rejects {output.rejects} --qc-dir {output.qc}"
         " --settings {params.settings:q} > {log} 2>&1"
 
 
@@ -43,5 +43,5 @@ rule roi_index:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{XVERTNET} roi-index {input.roi} --out {output.index} --rejects-in {input.rejects}"
+        "python -m xvertnet roi-index {input.roi} --out {output.index} --rejects-in {input.rejects}"
         " --rejects-out {output.rejects} > {log} 2>&1"

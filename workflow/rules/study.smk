@@ -33,7 +33,7 @@ rule study_report:
         mem_mb=4000,
         runtime=30,
     shell:
-        "{XVERTNET} study-report {input.per_roi} --out-dir {params.out_dir} --entries {params.entries:q}"
+        "python -m xvertnet study-report {input.per_roi} --out-dir {params.out_dir} --entries {params.entries:q}"
         " --manifests {params.manifests:q} --enhanced {input.enhanced} --settings {params.settings:q}"
         " {params.paper} > {log} 2>&1"
 

@@ -21,7 +21,7 @@ rule train:
         mem_mb=8000,
         runtime=24 * 60,
     shell:
-        "{XVERTNET} train {input.data} --out-dir {params.out_dir} --iteration {wildcards.iteration}"
+        "python -m xvertnet train {input.data} --out-dir {params.out_dir} --iteration {wildcards.iteration}"
         " --settings {params.settings:q} --no-progress > {log} 2>&1"
 
 
@@ -47,4 +47,4 @@ rule refine:
         mem_mb=4000,
         runtime=60,
     shell:
-        "{XVERTNET} refine {input.data} --model {params.model_dir} --out {output.h5} --settings {params.settings:q} > {log} 2>&1"
+        "python -m xvertnet refine {input.data} --model {params.model_dir} --out {output.h5} --settings {params.settings:q} > {log} 2>&1"
