@@ -250,7 +250,8 @@ def _add_metric_options(parser: argparse.ArgumentParser) -> None:
     from .metrics import MetricParams
 
     defaults = MetricParams()
-    parser.add_argument("--lpc-sigma-onf", type=float, default=defaults.lpc_sigma_onf, help="LPC-SI log-Gabor bandwidth")
+    parser.add_argument("--lpc-sigma-onf", type=float, default=defaults.lpc_sigma_onf,
+                        help="LPC-SI log-Gabor bandwidth sigma_onf (default: the authors' released 0.75; 0.33 in other copies)")
     parser.add_argument("--tc-intensity-scale", type=float, default=defaults.tc_intensity_scale, help="TC: image (0-255) times this")
     parser.add_argument("--cnr-band", type=_positive_int, default=defaults.cnr_band, help="paravertebral band width (px) of the CNR")
 
