@@ -8,16 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from scipy import ndimage
+from scipy import ndimage, stats
 
-from xvertnet.metrics import measure_all
+from conftest import SCHEMA
+from xvertnet.metrics import MetricParams, measure_all
 from xvertnet.metrics.basic import entropy, psnr, ssim, tenengrad
-from xvertnet.metrics.lpcsi import lpc_si
+from xvertnet.metrics.lpcsi import DEFAULT_SIGMA_ONF, lpc_si
 from xvertnet.metrics.matlab import imresize, rgb2gray
 from xvertnet.metrics.natural_scene import brisque, niqe
 from xvertnet.metrics.piqe import piqe
 from xvertnet.metrics.task import vertebral_cnr, vertebral_edge_strength
-from xvertnet.metrics.tmqi import structural_fidelity, tmqi
+from xvertnet.metrics.tmqi import statistical_naturalness, structural_fidelity, tmqi
 
 DATA = Path(__file__).parent / "data" / "iqa_calibration"
 NAMES = ["I03", "I04", "I06", "I08", "I19"]
@@ -81,7 +82,7 @@ def roi():
 def test_lpc_si_falls_under_blur(roi):
     values = [lpc_si(ndimage.gaussian_filter(roi, sigma) if sigma else roi) for sigma in (0, 1, 2, 4)]
     assert all(a > b for a, b in zip(values, values[1:])), values
-    assert lpc_si(roi, sigma_onf=0.75) != pytest.approx(values[0], abs=1e-3)  # the parameter matters
+    assert lpc_si(roi, sigma_onf=0.33) != pytest.approx(values[0], abs=1e-3)  # the parameter matters
 
 
 def test_tmqi_against_itself_and_under_blur(roi):
@@ -123,3 +124,93 @@ def test_all_measures_on_a_512x290_roi(roi):
     assert set(values) >= {"entropy", "tc", "lpc_si", "tmqi", "piqe", "brisque", "niqe", "psnr", "ssim"}
     assert all(np.isfinite(v) for v in values.values() if v != float("inf"))
     assert values["ssim"] == pytest.approx(1.0)
+
+
+# --- Parity with the authors' released MATLAB code (issue 23) ---------------------------------
+# Reference numbers obtained with GNU Octave 7.3.0 (Debian 12 packages octave 7.3.0,
+# octave-image 2.14.0, octave-statistics 1.5.3) running, unmodified:
+# * TMQI.m, "Tone Mapped image Quality Index (TMQI), Version 1.0, Copyright(c) 2012 Hojatollah
+#   Yeganeh and Zhou Wang", as redistributed in https://github.com/chaochon/image-fusion-metric
+#   (commit 0eb35d67df5526d3c42aa66d08f70ae6425f7fb8, file TMQI.m). Grey images were passed as three
+#   equal channels (its RGBtoYxy then gives Y = grey, since 0.2126 + 0.7152 + 0.0722 = 1).
+# * lpc_si.m, "LPC-SI ... Version 1.0, Copyright(c) 2013 Rania Hassen", as redistributed in
+#   https://github.com/hanzongxi/RSIQA (commit ab97ad90d8249738f91c1e0cc59226ae6ce1b664), which
+#   hard-codes sigma_onf = 0.75; the 0.33 values are the same file with that one constant changed.
+# Octave has no blkproc (TMQI's statistical naturalness calls blkproc(L, [11 11], fun) with
+# fun = @(x) std(x(:))*ones(size(x))), so a shim with MATLAB's semantics was on the path: zero-pad
+# the image at the bottom and right to a multiple of the block size, apply fun to every block,
+# assemble, and trim the output back to the size of the image when fun returns blocks of the block
+# size (MATLAB Image Processing Toolbox, "Distinct Block Operations": the output image is the same
+# size as the input). The images were written from Python as float64 exactly as built below and
+# read in Octave with fread. Agreement is 5e-13 relative or better; the tolerance is 1e-6 relative.
+# Before issue 23 the package took a plain mean over the padded blocks, giving N = 0.9716, 0.4861,
+# 0.6471, 0.3241, 2.718e-4, 1.032e-3 for the six pairs below (too high by up to 4x on the strip).
+MATLAB_TMQI = {  # (reference, test): (Q, S, N) from TMQI.m
+    ("synthetic", "synthetic"): (0.997693640229234, 1.0, 0.983671421680065),
+    ("synthetic", "synthetic_gamma"): (0.920888718976923, 0.999521347323347, 0.48944252090883),
+    ("tid_roi", "tid_roi"): (0.913665366212214, 0.91639468675818, 0.570136623091371),
+    ("tid_roi", "tid_roi_blur"): (0.807658574055267, 0.756758519016349, 0.237074421460499),
+    ("rg1_strip", "rg1_strip"): (0.68809582518205, 0.606121327378754, 6.85484558705067e-05),
+    ("rg1_strip", "rg1_strip_stretched"): (0.797342000159042, 0.980411206490614, 0.000536304252894409),
+}
+MATLAB_LPC_SI = {  # image: (sigma_onf 0.75, sigma_onf 0.33) from lpc_si.m
+    "synthetic": (0.544540944581058, 0.752829359868302),
+    "synthetic_gamma": (0.591756976321437, 0.803691584246922),
+    "tid_roi": (0.922836679808955, 0.968691776837398),
+    "tid_roi_blur": (0.316807926760769, 0.878716092085595),
+    "rg1_strip": (0.238597631702213, 0.521142734556246),
+    "rg1_strip_stretched": (0.443300615999856, 0.746710384799772),
+}
+
+
+@pytest.fixture(scope="module")
+def parity_images(roi, rg1_stored):
+    """Grey 0-255 images whose sides are not multiples of 11 (181 x 215, 384 x 290, 512 x 290)."""
+    rng = np.random.default_rng(23)
+    rows, cols = 181, 215
+    y, x = np.mgrid[0:rows, 0:cols].astype(np.float64)
+    synthetic = np.clip(100 + 60 * np.sin(x / 17) * np.cos(y / 23) + 40 * x / cols + rng.normal(0, 12, (rows, cols)), 0, 255)
+    strip = 255.0 * (1.0 - rg1_stored[700:1212, 775:1065].astype(np.float64) / (2**15 - 1))  # RG1_UNCR, spine, bone bright
+    return {"synthetic": synthetic, "synthetic_gamma": 255 * (synthetic / 255) ** 0.7, "tid_roi": roi,
+            "tid_roi_blur": ndimage.gaussian_filter(roi, 2), "rg1_strip": strip,
+            "rg1_strip_stretched": 255 * (strip - strip.min()) / (strip.max() - strip.min())}
+
+
+@pytest.mark.parametrize(("reference", "test"), list(MATLAB_TMQI))
+def test_tmqi_matches_the_authors_matlab_code(parity_images, reference, test):
+    image = parity_images[test]
+    assert image.shape[0] % 11 and image.shape[1] % 11  # partial blocks at the right and bottom
+    q, s, n = MATLAB_TMQI[(reference, test)]
+    values = tmqi(parity_images[reference], image)
+    assert values["tmqi_n"] == pytest.approx(n, rel=1e-6)
+    assert values["tmqi_s"] == pytest.approx(s, rel=1e-6)
+    assert values["tmqi"] == pytest.approx(q, rel=1e-6)
+
+
+def test_naturalness_weights_each_block_by_its_area_inside_the_image():
+    # 12 x 12: one full block, two 11 x 1 / 1 x 11 strips and a 1 x 1 corner, each zero-padded to 11 x 11.
+    image = np.full((12, 12), 120.0)
+    image[:11, :11] = np.tile([100.0, 140.0], 61)[:121].reshape(11, 11)
+    padded = np.pad(image, ((0, 10), (0, 10)))
+    stds = [padded[r:r + 11, c:c + 11].std(ddof=1) for r in (0, 11) for c in (0, 11)]
+    sigma = (121 * stds[0] + 11 * stds[1] + 11 * stds[2] + 1 * stds[3]) / 144
+    expected = (stats.norm.pdf(image.mean(), 115.94, 27.99) / stats.norm.pdf(115.94, 115.94, 27.99)
+                * stats.beta.pdf(sigma / 64.29, 4.4, 10.1) / stats.beta.pdf(3.4 / 12.5, 4.4, 10.1))
+    assert statistical_naturalness(image) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", list(MATLAB_LPC_SI))
+def test_lpc_si_matches_the_authors_matlab_code(parity_images, name):
+    released, other = MATLAB_LPC_SI[name]
+    assert lpc_si(parity_images[name]) == pytest.approx(released, rel=1e-6)  # default: the released 0.75
+    assert lpc_si(parity_images[name], sigma_onf=0.33) == pytest.approx(other, rel=1e-6)
+
+
+def test_lpc_si_default_is_the_released_sigma_onf_everywhere():
+    import yaml
+
+    schema = yaml.safe_load(SCHEMA.read_text())["properties"]["metrics"]["properties"]
+    assert DEFAULT_SIGMA_ONF == MetricParams().lpc_sigma_onf == schema["lpc_sigma_onf"]["default"] == 0.75
+    defaults = MetricParams().record()
+    for key in set(schema) & set(defaults):  # every measure parameter the config exposes
+        assert schema[key]["default"] == pytest.approx(defaults[key]), key

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from xvertnet.stats import compare, inliers, write_comparison_tables
+from xvertnet.stats import compare, inliers, recorded_param, sigma_onf_note, write_comparison_tables
 
 
-def _per_roi(seed=0):
+def _per_roi(seed=0, sigma_onf=0.75):
     rng = np.random.default_rng(seed)
+    params = json.dumps({"cnr_band": 12, "lpc_sigma_onf": sigma_onf, "tc_intensity_scale": 1 / 255}, sort_keys=True)
     rows = []
     for index in range(20):
         for roi in ("upper", "lower"):
@@ -21,7 +24,7 @@ def _per_roi(seed=0):
                 if method == "clahe" and index == 3 and roi == "upper":
                     value = 50.0  # an outlier
                 rows.append({"dataset": "d", "image_id": f"i{index}", "roi": roi, "split": "test", "method": method,
-                             "entropy": value, "piqe": 100 - value})
+                             "entropy": value, "piqe": 100 - value, "lpc_si": value / 10, "params": params})
     return pd.DataFrame(rows)
 
 
@@ -51,3 +54,23 @@ def test_table_statistics_match_a_recomputation(tmp_path):
     assert "**" in entropy_line.split("|")[4]  # xvertnet has the best entropy (column 4: original, xvertnet, ...)
     assert r"\textbf" in (tmp_path / "comparison.tex").read_text()
     assert len(pd.read_csv(tmp_path / "comparison.csv")) == len(statistics)
+
+
+@pytest.mark.parametrize("sigma_onf", [0.75, 0.33])
+def test_every_table_names_the_lpc_si_sigma_onf_of_its_rows(tmp_path, sigma_onf):
+    statistics = compare(_per_roi(sigma_onf=sigma_onf))
+    lpc_rows = statistics[statistics["measure"] == "lpc_si"]
+    assert set(lpc_rows["lpc_sigma_onf"]) == {f"{sigma_onf:g}"}
+    assert set(statistics.loc[statistics["measure"] != "lpc_si", "lpc_sigma_onf"]) == {""}
+    write_comparison_tables(statistics, tmp_path / "comparison")
+    assert f"LPC-SI computed with log-Gabor σ_onf = {sigma_onf:g} " in (tmp_path / "comparison.md").read_text()
+    assert rf"$\sigma_\mathrm{{onf}}$ = {sigma_onf:g} " in (tmp_path / "comparison.tex").read_text()
+    assert set(pd.read_csv(tmp_path / "comparison.csv").dropna(subset=["lpc_sigma_onf"])["lpc_sigma_onf"]) == {sigma_onf}
+
+
+def test_mixed_or_missing_sigma_onf_is_said_plainly():
+    mixed = pd.concat([_per_roi(sigma_onf=0.75).assign(dataset="a"), _per_roi(sigma_onf=0.33).assign(dataset="b")])
+    assert recorded_param(mixed, "lpc_sigma_onf") == "0.33;0.75"
+    assert "different σ_onf (0.33, 0.75)" in sigma_onf_note(compare(mixed)["lpc_sigma_onf"])
+    assert recorded_param(mixed.drop(columns="params"), "lpc_sigma_onf") == ""
+    assert sigma_onf_note([]) == "LPC-SI: σ_onf not recorded."

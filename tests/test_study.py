@@ -71,7 +71,7 @@ def test_internal_enhancer_enhances_every_image_with_its_own_model(prep_shard, t
     assert len(list((tmp_path / "png").glob("*.png"))) == 9
 
 
-def _study_fixture():
+def _study_fixture(sigma_onf=0.75):
     """Two variants: 'tuned' best on the selection DRRs, 'steady' best on the held-out ones."""
     manifest = pd.DataFrame({
         "image_id": ["sel_clean", "sel_blur", "sel_8bit", "ap_clean", "ap_8bit", "real1"],
@@ -91,7 +91,8 @@ def _study_fixture():
                 rows.append({"dataset": "demo", "image_id": image["image_id"], "split": image["split"], "roi": roi,
                              "method": method, "cnr_ratio": ratio, "edge_ratio": ratio,
                              "entropy": 7.0 + (method == "clahe"), "tc": 0.1, "lpc_si": 0.9, "tmqi": 0.8,
-                             "piqe": 30.0 - 5 * (method == "study-steady-T1"), "brisque": 30.0, "niqe": 5.0})
+                             "piqe": 30.0 - 5 * (method == "study-steady-T1"), "brisque": 30.0, "niqe": 5.0,
+                             "params": json.dumps({"lpc_sigma_onf": sigma_onf}, sort_keys=True)})
     return pd.DataFrame(rows), {"demo": manifest}
 
 
@@ -135,6 +136,20 @@ def test_study_outputs_and_a_plain_conclusion(tmp_path):
     assert "<table" in (tmp_path / "conclusion.html").read_text()
     summary = pd.read_csv(tmp_path / "summary.csv")
     assert summary.loc[summary["recommended"], "method"].tolist() == ["study-tuned-T1"]
+
+
+def test_study_tables_name_the_lpc_si_sigma_onf_of_their_rows(tmp_path):
+    per_roi, manifests = _study_fixture(sigma_onf=0.33)
+    write_study(per_roi, manifests, tmp_path, entries=["study-tuned-T1", "study-steady-T1"], references=["original", "clahe"],
+                settings={}, enhanced={}, select_split="val", select_conditions=["clean", "blur"], report_split="test")
+    note = "LPC-SI computed with log-Gabor σ_onf = 0.33 "
+    for name in ("summary.md", "conclusion.md", "variants/study-tuned-T1.md"):
+        assert note in (tmp_path / name).read_text(), name
+    assert set(pd.read_csv(tmp_path / "summary.csv")["lpc_sigma_onf"]) == {0.33}
+    per_roi.loc[per_roi["method"] == "clahe", "params"] = json.dumps({"lpc_sigma_onf": 0.75})
+    write_study(per_roi, manifests, tmp_path, entries=["study-tuned-T1"], references=["original", "clahe"], settings={},
+                enhanced={}, select_split="val", select_conditions=["clean", "blur"], report_split="test")
+    assert "different σ_onf (0.33, 0.75), not comparable" in (tmp_path / "summary.md").read_text()
 
 
 def test_variant_keys_are_validated_as_train_keys(tmp_path):

@@ -185,7 +185,7 @@ def test_dry_run_for_montgomery_and_nih_contacts_no_host(tmp_path):
 
 
 def test_changing_a_metric_parameter_reruns_only_metrics_and_tables(tiny_run):
-    jobs, _ = dry_run_with_change(tiny_run, "metrics", "lpc_sigma_onf", 0.75)
+    jobs, _ = dry_run_with_change(tiny_run, "metrics", "lpc_sigma_onf", 0.33)  # the default is 0.75
     assert jobs == {"metrics_shard": 3 * 8, "aggregate_metrics": 1, "tables": 1, "all": 1}
 
 

@@ -10,6 +10,7 @@ its outliers.
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import ClassVar
 
 import numpy as np
@@ -60,8 +61,37 @@ def wilcoxon_p(a: pd.Series, b: pd.Series) -> float:
     return float(scipy_stats.wilcoxon(a.to_numpy(), b.to_numpy()).pvalue)
 
 
+def recorded_param(rows: pd.DataFrame, key: str) -> str:
+    """Distinct values of measure parameter ``key`` in the rows' ``params`` JSON (the per-ROI record).
+
+    "0.75" for one value, "0.33;0.75" when the rows mix values, "" when nothing is recorded.
+    """
+    if "params" not in rows.columns:
+        return ""
+    values = set()
+    for text in rows["params"].dropna().unique():
+        value = json.loads(text).get(key) if isinstance(text, str) and text.strip() else None
+        if value is not None:
+            values.add(float(value))
+    return ";".join(f"{value:g}" for value in sorted(values))
+
+
+def sigma_onf_note(recorded) -> str:
+    """The sentence naming LPC-SI's sigma_onf, from ``recorded_param`` texts (e.g. a table's column)."""
+    values = sorted({v for text in recorded if isinstance(text, str) for v in text.split(";") if v}, key=float)
+    if not values:
+        return "LPC-SI: σ_onf not recorded."
+    if len(values) > 1:
+        return f"LPC-SI: rows computed with different σ_onf ({', '.join(values)}), not comparable."
+    return (f"LPC-SI computed with log-Gabor σ_onf = {values[0]} (0.75: the authors' released lpc_si.m; "
+            "0.33: other copies; config metrics.lpc_sigma_onf).")
+
+
 def compare(per_roi: pd.DataFrame, *, reference: str = "xvertnet", splits=("test",)) -> pd.DataFrame:
-    """Long statistics: dataset, measure, method, n, mean, std, p-value against ``reference``."""
+    """Long statistics: dataset, measure, method, n, mean, std, p-value against ``reference``.
+
+    LPC-SI rows also name the ``lpc_sigma_onf`` their ROIs were measured with (``recorded_param``).
+    """
     table = per_roi[per_roi["split"].isin(splits)] if "split" in per_roi.columns else per_roi
     rows = []
     keys = ["image_id", "roi"]
@@ -78,10 +108,14 @@ def compare(per_roi: pd.DataFrame, *, reference: str = "xvertnet", splits=("test
                 if reference in wide.columns and method != reference:
                     both = keep[method] & keep[reference]
                     p_value = wilcoxon_p(wide.loc[both, reference], wide.loc[both, method])
+                sigma_onf = ""
+                if measure == "lpc_si":
+                    sigma_onf = recorded_param(part[(part["method"] == method) & part[measure].notna()], "lpc_sigma_onf")
                 rows.append({"dataset": dataset, "measure": measure, "method": method, "n": int(values.size),
                              "mean": float(values.mean()) if values.size else float("nan"),
                              "std": float(values.std(ddof=1)) if values.size > 1 else float("nan"), "p_value": p_value,
-                             "significant": bool(p_value < ALPHA) if not np.isnan(p_value) else False})
+                             "significant": bool(p_value < ALPHA) if not np.isnan(p_value) else False,
+                             "lpc_sigma_onf": sigma_onf})
     return pd.DataFrame(rows)
 
 
@@ -127,10 +161,17 @@ def write_comparison_tables(statistics: pd.DataFrame, stem, *, reference: str = 
         md.append(f"| {dataset} | {label} | " + " | ".join(md_cells) + " |")
         tex_label = label.replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$")
         tex.append(f"{dataset} & {tex_label} & " + " & ".join(tex_cells) + r" \\")
-    tex += [r"\hline", r"\end{tabular}"]
+    tex.append(r"\hline")
+    sigma_note = ""
+    if "lpc_si" in set(statistics["measure"]):  # which sigma_onf, read from the rows (recorded per ROI)
+        lpc_rows = statistics[statistics["measure"] == "lpc_si"]
+        sigma_note = " " + sigma_onf_note(lpc_rows["lpc_sigma_onf"] if "lpc_sigma_onf" in lpc_rows.columns else [])
+        tex_note = sigma_note.strip().replace("_", r"\_").replace(r"σ\_onf", r"$\sigma_\mathrm{onf}$")
+        tex.append(rf"\multicolumn{{{len(methods) + 2}}}{{l}}{{\footnotesize {tex_note}}} \\")
+    tex.append(r"\end{tabular}")
     notes = ("\n\nMean ± std over the test-split evaluation ROIs after z-score outlier removal (|z| > 1.96); "
              f"**best**, <u>second</u>; * = differs from {reference} (Wilcoxon signed-rank, p < 0.05, union of both methods' "
-             "outliers removed); ↑/↓ = higher/lower is better.\n")
+             f"outliers removed); ↑/↓ = higher/lower is better.{sigma_note}\n")
     with atomic_path(f"{stem}.csv") as tmp:
         statistics.to_csv(tmp, index=False)
     with atomic_path(f"{stem}.md") as tmp:

@@ -28,6 +28,7 @@ import pandas as pd
 from .atomic import atomic_path
 from .metrics import BETTER
 from .settings import FromConfig
+from .stats import recorded_param, sigma_onf_note
 
 
 
@@ -42,7 +43,6 @@ class StudySettings(FromConfig):
     select_conditions: tuple[str, ...] = ("clean", "low_dose", "blur")
     report_split: str = "test"
     references: tuple[str, ...] = ("original", "clahe", "preprocessed")
-
 
 GROUND_TRUTH = ("cnr_ratio", "edge_ratio")
 PAPER_MEASURES = ("entropy", "tc", "lpc_si", "tmqi", "piqe", "brisque", "niqe")
@@ -102,12 +102,19 @@ def _wins(means: pd.DataFrame, method: str, other: str, group: str) -> int:
 
 
 def summarise(table: pd.DataFrame, entries: list[str], references: list[str]) -> pd.DataFrame:
-    """One row per study entry and reference method: selection score, held-out and real-image means, wins."""
+    """One row per study entry and reference method: selection score, held-out and real-image means, wins.
+
+    ``lpc_sigma_onf`` names the LPC-SI bandwidth the method's grouped ROIs were measured with.
+    """
     methods = [*references, *entries]
     means = group_means(table, methods)
     rows = []
     for method in methods:
         row = {"method": method, "role": "reference" if method in references else "variant"}
+        measured = table[table["method"].eq(method) & table["group"].isin(GROUPS)]
+        if "lpc_si" in measured.columns:
+            measured = measured[measured["lpc_si"].notna()]
+        row["lpc_sigma_onf"] = recorded_param(measured, "lpc_sigma_onf")
         for group in GROUPS:
             values = means.loc[(method, group)] if (method, group) in means.index else pd.Series(dtype=float)
             prefix = {"selection": "sel", "held-out DRR": "drr", "real": "real"}[group]
@@ -160,7 +167,8 @@ def summary_markdown(summary: pd.DataFrame, chosen: str) -> str:
     lines.append("")
     lines.append("CNR and edge: vertebral-body contrast-to-noise ratio and boundary edge strength as ratios to the "
                  "original ROI (ground truth from the projected vertebra masks); score = their geometric mean. "
-                 f"sel = selection DRRs (chosen on), held-out = other view and degradations, real = real radiographs. {arrows}.")
+                 f"sel = selection DRRs (chosen on), held-out = other view and degradations, real = real radiographs. {arrows}. "
+                 + sigma_onf_note(summary["lpc_sigma_onf"] if "lpc_sigma_onf" in summary.columns else []))
     return "\n".join(lines) + "\n"
 
 
@@ -180,6 +188,9 @@ def variant_markdown(table: pd.DataFrame, entry: str, references: list[str], set
                 continue
             arrow = "↑" if BETTER.get(measure, 1) > 0 else "↓"
             lines.append(f"| {group} | {measure} {arrow} | " + " | ".join(_fmt(v, 4) for v in values) + " |")
+    if "lpc_si" in measures:
+        shown = table[table["method"].isin(methods) & table["group"].isin(GROUPS) & table["lpc_si"].notna()]
+        lines += ["", sigma_onf_note([recorded_param(shown, "lpc_sigma_onf")])]
     return "\n".join(lines) + "\n"
 
 
@@ -242,6 +253,8 @@ def conclusion_markdown(summary: pd.DataFrame, chosen: str, settings: dict[str, 
         lines.append(f"Variants above CLAHE on held-out vertebral CNR: {', '.join(beating)}.")
     else:
         lines.append("**No variant beats CLAHE on held-out ground-truth vertebral CNR.**")
+    if "lpc_sigma_onf" in summary.columns:
+        lines += ["", sigma_onf_note(summary["lpc_sigma_onf"])]
     return "\n".join(lines) + "\n"
 
 

@@ -1,15 +1,17 @@
 """LPC-SI, local phase coherence sharpness index (Hassen, Wang, Salama, IEEE TIP 2013), per METRICS.md.
 
-Higher is sharper (0-1). ``sigma_onf`` (bandwidth of the log-Gabor filters) is 0.33 in
-some copies of the authors' code and 0.75 in another, and changes the values a lot; it is a
-parameter, recorded with every result.
+Higher is sharper (0-1). ``sigma_onf`` (bandwidth of the log-Gabor filters) changes the values
+a lot. The default is 0.75, the value hard-coded in the only copy of the authors' code that
+carries their release header ("LPC-SI ... Version 1.0, Copyright(c) 2013 Rania Hassen");
+copies without the header use 0.33, which stays selectable (config ``metrics.lpc_sigma_onf``).
+It is recorded with every result.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-DEFAULT_SIGMA_ONF = 0.33
+DEFAULT_SIGMA_ONF = 0.75  # the authors' released lpc_si.m (v1.0)
 SCALES = (1.0, 1.5, 2.0)
 SCALE_WEIGHTS = (1.0, -3.0, 2.0)
 ORIENTATIONS = 8

@@ -84,9 +84,16 @@ def structural_fidelity(reference: np.ndarray, test: np.ndarray) -> tuple[float,
 def statistical_naturalness(test: np.ndarray) -> float:
     """N of a 0-255 image: brightness and contrast likelihoods of natural images, peak-normalised."""
     test = np.asarray(test, dtype=np.float64)
-    padded = np.pad(test, ((0, (-test.shape[0]) % 11), (0, (-test.shape[1]) % 11)))
-    blocks = padded.reshape(padded.shape[0] // 11, 11, padded.shape[1] // 11, 11).swapaxes(1, 2).reshape(-1, 121)
-    sigma = blocks.std(axis=1, ddof=1).mean()
+    rows, cols = test.shape
+    padded = np.pad(test, ((0, (-rows) % 11), (0, (-cols) % 11)))
+    block_rows, block_cols = padded.shape[0] // 11, padded.shape[1] // 11
+    blocks = padded.reshape(block_rows, 11, block_cols, 11).swapaxes(1, 2).reshape(block_rows, block_cols, 121)
+    block_std = blocks.std(axis=2, ddof=1)  # of the zero-padded block, as MATLAB's blkproc hands it to std
+    # MATLAB blkproc semantics: blkproc(L, [11 11], @(x) std(x(:))*ones(size(x))) zero-pads the partial
+    # blocks at the bottom and right, fills each block with its std and trims the output back to the
+    # image size; mean2 of that is the mean over pixels, so each block counts by its area inside the image.
+    inside = np.outer(np.minimum(11, rows - 11 * np.arange(block_rows)), np.minimum(11, cols - 11 * np.arange(block_cols)))
+    sigma = float(np.sum(block_std * inside) / (rows * cols))
     a, b = 4.4, 10.1
     mode = (a - 1) / (a + b - 2)
     contrast = stats.beta.pdf(sigma / 64.29, a, b) / stats.beta.pdf(mode, a, b)
