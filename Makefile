@@ -39,7 +39,9 @@ study: $(STAMP)
 	$(BIN)/snakemake study --cores $(CORES) --printshellcmds --keep-going
 	$(BIN)/snakemake study --report results/study/report.html
 
+# The workflow's lint (Snakemake conventions), then the test suite.
 test: $(STAMP)
+	$(BIN)/snakemake --lint
 	$(BIN)/python -m pytest
 
 clean-results:

@@ -1,7 +1,7 @@
 """Time `snakemake -n` over the whole workflow for NIH-scale manifests (112,120 and 224,316 images).
 
 For each size: a manifest of that many empty placeholder image files, the default shard size
-(256), the `shards` checkpoint executed for real (it only splits the manifest), then a dry run
+(256), the `shard` checkpoint executed for real (it only splits the manifest), then a dry run
 of the whole workflow, timed, with the peak memory of the snakemake process.
 
     python benchmarks/dag_scale.py                 # 112120 and 224316

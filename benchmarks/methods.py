@@ -5,8 +5,8 @@ evaluation ROI centred on it, the demo's sizes. Learned baselines are first trai
 their default (CPU-sized) settings on 30 random 256 x 256 crops of the same image; their
 training time is printed separately. XVertNet needs trained models: pass --models.
 
-    python benchmarks/baselines.py
-    python benchmarks/baselines.py --models results/models/xvertnet-paper/iter1 results/models/xvertnet-paper/iter2 --repeats 5
+    python benchmarks/methods.py
+    python benchmarks/methods.py --models results/models/xvertnet-paper/iter1 results/models/xvertnet-paper/iter2 --repeats 5
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def main() -> None:
     from xvertnet.roi import to_canonical
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", nargs="+", default=sorted(REGISTRY))
+    parser.add_argument("--methods", nargs="+", default=sorted(name for name in REGISTRY if not name.startswith("xvertnet")))
     parser.add_argument("--models", nargs="*", type=Path, default=[], help="XVertNet iteration directories")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -46,7 +46,7 @@ def main() -> None:
                 train_seconds = time.perf_counter() - start
             methods[name] = (method, train_seconds, method.whole_images)
         if args.models:
-            from xvertnet.enhance import Chain
+            from xvertnet.inference import Chain
 
             chain = Chain(args.models)
             methods["xvertnet"] = (lambda image: chain.run(image, tile=512), 0.0, True)

@@ -1,0 +1,44 @@
+"""Workflow conventions: the conda environment matches the pins, every rule is complete, the lint passes."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+import yaml
+
+from helpers import REPO
+
+
+def test_conda_environment_pins_equal_pyproject():
+    pins = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    environment = yaml.safe_load((REPO / "workflow/envs/xvertnet.yaml").read_text())
+    pip = next(entry["pip"] for entry in environment["dependencies"] if isinstance(entry, dict))
+    assert sorted(pip) == sorted(pins)
+    python = next(entry for entry in environment["dependencies"] if isinstance(entry, str) and entry.startswith("python="))
+    assert python == "python=3.11"
+
+
+def test_every_rule_has_conda_benchmark_log_threads_and_a_matching_stage_module():
+    from xvertnet.stages import COMMANDS
+
+    targets = {"all", "study"}
+    for path in sorted((REPO / "workflow/rules").glob("*.smk")):
+        text = path.read_text()
+        for match in re.finditer(r"^(?:rule|checkpoint) (\w+):\n((?:    .*\n|\n)*)", text, re.MULTILINE):
+            name, body = match.groups()
+            if name in targets:
+                continue
+            for directive in ("conda:", "benchmark:", "log:", "threads: threads(", "code=code_fingerprint("):
+                assert directive in body, f"{path.name}: rule {name} lacks {directive}"
+            assert f'threads("{name}")' in body and f'code_fingerprint("{name}")' in body, name
+            assert name.replace("_", "-") in COMMANDS, f"rule {name} has no subcommand of its name"
+            assert (REPO / "src/xvertnet/stages" / f"{name}.py").is_file(), f"rule {name} has no stage module"
+            assert f"python -m xvertnet {name.replace('_', '-')} " in body, f"rule {name} does not run its own subcommand"
+
+
+def test_project_files_for_users_and_citation():
+    assert "MIT License" in (REPO / "LICENSE").read_text()
+    citation = yaml.safe_load((REPO / "CITATION.cff").read_text())
+    assert citation["cff-version"] and citation["title"] and citation["references"]
+    assert (REPO / "CHANGELOG.md").read_text().startswith("# Changelog")

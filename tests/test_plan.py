@@ -1,0 +1,72 @@
+"""The plan: which model sets train, which entries share them, what each job reads, and clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import REPO, SCHEMA
+from xvertnet.config import load_config, validate_config
+from xvertnet.errors import ConfigError
+from xvertnet.plan import Plan
+
+
+def _plan(**sections) -> Plan:
+    config = {"datasets": [{"name": "a", "manifest": "demo"}, {"name": "b", "manifest": "m.csv", "shard_size": 4}], **sections}
+    return Plan(validate_config(config, SCHEMA))
+
+
+def shards(dataset):
+    return {"a": ["shard-00000"], "b": ["shard-00000", "shard-00001"]}[dataset]
+
+
+def test_default_config_plans_both_xvertnet_rows_and_every_baseline():
+    plan = Plan(load_config(REPO / "config.yaml", SCHEMA))
+    assert plan.xvertnet_methods == ["xvertnet-paper", "xvertnet"]
+    assert plan.methods == ["xvertnet-paper", "xvertnet", "original", "clahe", "farbman", "zerodce", "zssr", "madmad"]
+    assert plan.entries["xvertnet-paper"]["iterations"] == 2 and plan.entries["xvertnet"]["iterations"] == 1
+    # The study's `anchored` variant trains like `xvertnet`: one model set, trained to its T = 2.
+    assert plan.entries["study-anchored-T2"]["model_set"] == "xvertnet" and plan.model_sets["xvertnet"]["iterations"] == 2
+    assert plan.trained_baselines == ["zerodce", "madmad"]
+
+
+def test_entries_with_equal_training_settings_share_one_model_set():
+    plan = _plan(xvertnet={"paper": {}, "paper-t1": {"iterations": 1}, "wide": {"base_width": 16}},
+                 study={"variants": {"paper": {}, "internal": {"internal": True, "iterations": 1}}})
+    assert sorted(plan.model_sets) == ["paper", "wide"]  # paper-t1 and study-paper-* reuse paper's iterations
+    assert plan.entries["paper-t1"]["model_set"] == "paper" and plan.entries["study-paper-T1"]["model_set"] == "paper"
+    assert plan.entries["study-internal-T1"]["model_set"] is None
+    assert plan.study_paper_entry() == "study-paper-T2"
+    assert "iterations" not in plan.model_set_settings("paper") and plan.model_set_settings("wide")["base_width"] == 16
+
+
+def test_job_inputs_follow_the_layout():
+    plan = _plan(xvertnet={"x": {"iterations": 2}})
+    assert plan.manifest("a") == "results/a/raw/manifest.csv" and plan.manifest("b") == "m.csv"
+    assert plan.shard_settings("b") == {"shard_size": 4} and plan.shard_settings("a") == {"shard_size": 256}
+    assert plan.train_inputs("x", 1, shards) == ["results/a/prep/shard-00000.h5", "results/b/prep/shard-00000.h5",
+                                                 "results/b/prep/shard-00001.h5"]
+    assert plan.train_inputs("x", 2, shards)[0] == "results/a/refine/x/iter1/shard-00000.h5"
+    assert plan.enhance_inputs("x", "b", "shard-00001")["models"] == ["results/models/x/iter1/model.json",
+                                                                         "results/models/x/iter2/model.json"]
+    assert plan.enhance_inputs("zerodce", "a", "shard-00000")["models"] == ["results/models/baselines/zerodce/model.json"]
+    assert plan.enhance_inputs("clahe", "a", "shard-00000") == {"roi": "results/a/roi/shard-00000.h5", "models": []}
+    assert plan.baseline_train_inputs("madmad", shards) == []  # trained on synthetic data
+    assert len(plan.baseline_train_inputs("zerodce", shards)) == 3
+
+
+def test_every_method_enhances_through_a_registered_method_with_its_settings():
+    plan = _plan(xvertnet={"x": {"iterations": 1}, "own": {"internal": True}}, enhance={"tile": 256})
+    kind, settings = plan.enhance_method("x", "a", "shard-00000")
+    assert kind == "xvertnet-chain" and settings["models"] == ["results/models/x/iter1"] and settings["tile"] == 256
+    kind, settings = plan.enhance_method("own", "a", "shard-00000")
+    assert kind == "xvertnet-internal" and settings["prep"] == "results/a/prep/shard-00000.h5"
+    assert "internal" not in settings["train"] and settings["iterations"] == 2
+    assert plan.enhance_method("clahe", "a", "s") == ("clahe", {"clip_limit": 0.01, "kernel_size": None, "nbins": 256})
+    assert plan.enhance_method("preprocessed", "a", "s")[1]["lambda"] == 0.8
+
+
+def test_bad_configurations_fail_with_the_key():
+    with pytest.raises(ConfigError, match="config key 'xvertnet'.*clahe"):
+        _plan(xvertnet={"clahe": {}})
+    with pytest.raises(ConfigError, match="config key 'study.references'.*sharpen"):
+        _plan(study={"references": ["original", "sharpen"]})
