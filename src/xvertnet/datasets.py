@@ -120,3 +120,54 @@ def split_into_shards(manifest_path, out_dir, *, shard_size: int) -> list[Path]:
         if stale not in written:
             stale.unlink()
     return written
+
+
+def _image_id(relative: Path, taken: set[str]) -> str:
+    """A portable, unique image id from a file's path below the folder (``a/b/x.dcm`` -> ``a_b_x``)."""
+    stem = "_".join([*relative.parent.parts, relative.stem]) if relative.parent.parts else relative.stem
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-._") or "image"
+    if not IMAGE_ID_PATTERN.match(base):
+        base = f"img-{base}"
+    image_id, count = base, 1
+    while image_id in taken:
+        count += 1
+        image_id = f"{base}-{count}"
+    taken.add(image_id)
+    return image_id
+
+
+def manifest_from_folder(folder, out_path, *, split: str = "test", source: str | None = None, options=None) -> tuple[pd.DataFrame, list[dict]]:
+    """A manifest of every readable radiograph below ``folder``, with its detected format and bit depth.
+
+    Each file is read once (:func:`xvertnet.readers.read_image`): ``bit_depth`` is the depth
+    detected from the data (e.g. 12 for 12 bits stored in 16), ``format`` the sniffed format.
+    Files that cannot be used are returned as rejects (path and one-line reason), not listed.
+    Paths are written relative to the manifest's folder. Returns (manifest, rejects).
+    """
+    from .errors import InputImageError
+    from .readers import EXTENSIONS, read_image
+
+    if split not in SPLITS:
+        raise ManifestError(f"split must be one of {list(SPLITS)}, got '{split}'")
+    folder, out_path = Path(folder), Path(out_path)
+    if not folder.is_dir():
+        raise ManifestError(f"{folder}: not a folder")
+    candidates = sorted(path for path in folder.rglob("*") if path.is_file() and (path.suffix.lower() in EXTENSIONS or not path.suffix))
+    rows, rejects, taken = [], [], set()
+    for path in candidates:
+        try:
+            record = read_image(path, options)
+        except InputImageError as error:
+            rejects.append({"path": str(path), "reason": error.reason})
+            continue
+        relative = path.relative_to(folder)
+        rows.append({"image_id": _image_id(relative, taken),
+                     "path": os.path.relpath(path.resolve(), out_path.parent.resolve()),
+                     "source": source or folder.name, "bit_depth": record.detected_bits, "split": split,
+                     "format": record.format, "height": record.pixels.shape[0], "width": record.pixels.shape[1]})
+    if not rows:
+        raise ManifestError(f"{folder}: no readable radiograph among {len(candidates)} file(s)")
+    manifest = pd.DataFrame(rows)
+    write_manifest(manifest, out_path)
+    return manifest, rejects
+
