@@ -39,6 +39,8 @@ class EnhanceSettings(FromConfig):
     overlap: int = 64
     device: str = "auto"
     splits: tuple[str, ...] = ("val", "test")
+    native_radius: int = 4
+    native_eps: float = 1e-4
 
 
 class ModelError(XvertnetError):
@@ -56,7 +58,8 @@ def load_model(model_dir, device: torch.device | None = None) -> tuple[XVertNet,
     if sha256_file(weights_path) != metadata["model_sha256"]:
         raise ModelError(f"{weights_path}: sha256 differs from model.json (a partial copy or another model)")
     device = device or torch.device("cpu")
-    model = XVertNet(ModelConfig(**metadata["model"]))
+    # Models written before the `upsample` choice existed used transposed convolutions.
+    model = XVertNet(ModelConfig(**{"upsample": "transpose", **metadata["model"]}))
     model.load_state_dict(torch.load(weights_path, map_location=device, weights_only=True))
     return prepare_model(model, device).eval(), metadata
 
@@ -164,3 +167,41 @@ def refine_shard(model_dir, data_shard, out_path, *, rois=TRAIN_ROIS, device: st
             shard.add(image_id, stored, {key: attrs[key] for key in ("split", "source", "boxes", "scale") if key in attrs})
         count = shard.count
     return count
+
+
+def native_resolution(full: np.ndarray, low_input: np.ndarray, low_output: np.ndarray, *, radius: int = 4,
+                      eps: float = 1e-4, max_gain: float = 4.0) -> np.ndarray:
+    """Carry an enhancement computed at low resolution over to the full-resolution image.
+
+    The low-resolution output is upsampled (bilinear) and the detail that downsampling took
+    from the input (``full - upsampled low_input``) is added back, scaled by the local gain of
+    the enhancement: the slope ``a`` of the local affine fit ``low_output ~ a * low_input + b``
+    (the guided filter's coefficients, He et al. 2013: window ``2 radius + 1``, regulariser
+    ``eps``), smoothed with the same window, clipped to [0, ``max_gain``] and upsampled:
+
+        out = up(low_output) + up(a) * (full - up(low_input))
+
+    So the result equals the network's output at its own scale, keeps the input's finer
+    detail (amplified where the network raised contrast) instead of the blur of a resize,
+    and the gain map is smooth, so no pixel-scale pattern reaches the fine detail.
+    """
+    from scipy import ndimage
+    from skimage.transform import resize
+
+    size = 2 * radius + 1
+    low_input = low_input.astype(np.float64)
+    low_output = low_output.astype(np.float64)
+
+    def mean(values):
+        return ndimage.uniform_filter(values, size, mode="reflect")
+
+    def up(values):
+        return resize(values, full.shape, order=1, mode="edge", anti_aliasing=False).astype(np.float32)
+
+    mean_in, mean_out = mean(low_input), mean(low_output)
+    covariance = mean(low_input * low_output) - mean_in * mean_out
+    variance = mean(low_input * low_input) - mean_in**2
+    gain = np.clip(mean(covariance / (variance + eps)), 0.0, max_gain)
+    detail = full.astype(np.float32) - up(low_input)
+    return np.clip(up(low_output) + up(gain) * detail, 0.0, 1.0)
+

@@ -2,8 +2,13 @@
 
 * Encoder: ``depth`` levels of two 3x3 conv + batch norm + ReLU, each followed by 2x2 max
   pooling; a bottleneck of the same block. Widths base, 2 base, 4 base, ...
-* Decoder: 2x2 transposed-conv upsampling, concatenation with the encoder's skip features,
-  two 3x3 convs; then the guidance layer's maps at that scale are concatenated.
+* Decoder: upsampling by 2, concatenation with the encoder's skip features, two 3x3 convs;
+  then the guidance layer's maps at that scale are concatenated. The papers do not say how
+  they upsample. ``upsample="bilinear"`` (default): bilinear interpolation then a 3x3 conv;
+  ``"transpose"``: a 2x2 stride-2 transposed conv, the classic U-Net's, which leaves a
+  pixel-scale checkerboard in the output (each output pixel of a 2x2 block gets another
+  kernel weight; Odena et al. 2016): measured on the demo models as Nyquist peaks up to
+  400x the median of the spectrum (``tests/test_model_losses.py``).
 * Guidance layer (GL, Sec. 3.3.1): the HFC image Y -> LeakyReLU -> 3x3 conv -> max pooling
   to the decoder scale, as many maps as the decoder has there. At the last layer, base width
   64 gives the paper's 64 network + 64 GL = 128 maps. The GL maps are weighted
@@ -26,6 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 OUTPUT_HEADS = ("direct", "anchored")
+UPSAMPLING = ("bilinear", "transpose")
 #: Keeps logit(x) finite for inputs at 0 or 1.
 LOGIT_CLAMP = 1e-4
 
@@ -39,6 +45,7 @@ class ModelConfig:
     depth: int = 4
     gl_weight: float = 0.5
     output_head: str = "direct"
+    upsample: str = "bilinear"
     leaky_slope: float = 0.01
 
     def __post_init__(self):
@@ -48,6 +55,8 @@ class ModelConfig:
             raise ValueError(f"gl_weight must be in [0, 1], got {self.gl_weight}")
         if self.output_head not in OUTPUT_HEADS:
             raise ValueError(f"output_head must be one of {OUTPUT_HEADS}, got '{self.output_head}'")
+        if self.upsample not in UPSAMPLING:
+            raise ValueError(f"upsample must be one of {UPSAMPLING}, got '{self.upsample}'")
 
     @property
     def multiple(self) -> int:
@@ -87,7 +96,11 @@ class DecoderStage(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, level: int, config: ModelConfig):
         super().__init__()
-        self.up = nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2)
+        if config.upsample == "transpose":
+            self.up = nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2)
+        else:
+            self.up = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                                    nn.Conv2d(in_channels, out_channels, 3, padding=1))
         self.conv = DoubleConv(2 * out_channels, out_channels)
         self.guidance = GuidanceLayer(out_channels, level, config.leaky_slope)
         self.network_scale = 2.0 * (1.0 - config.gl_weight)

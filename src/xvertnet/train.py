@@ -65,7 +65,7 @@ class TrainConfig(FromConfig):
 
     SECTION: ClassVar[str] = "train"
     ELSEWHERE: ClassVar[tuple[str, ...]] = ("iterations", "internal")
-    ARCHITECTURE_KEYS: ClassVar[tuple[str, ...]] = ("base_width", "depth", "gl_weight", "output_head")
+    ARCHITECTURE_KEYS: ClassVar[tuple[str, ...]] = ("base_width", "depth", "gl_weight", "output_head", "upsample")
 
     phase1_epochs: int = 200
     phase2_epochs: int = 25

@@ -1,7 +1,8 @@
 """Command ``xvertnet enhance``: one image file (PNG/JPEG/TIFF/JSRT/DICOM) -> 16-bit PNG or, for a DICOM input, a derived DICOM.
 
-The chain runs at the models' canonical height (their training scale) and the result is
-resampled back to the input's size.
+The chain runs at the models' canonical height (their training scale); the enhancement is
+then carried over to the input's full resolution as a smooth local affine map
+(:func:`xvertnet.inference.native_resolution`), so the output keeps the input's size and detail.
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ def model_dirs(path: Path) -> list[Path]:
 
 
 def enhance_file(model_folders, in_path, out_path, *, iterations: int | None = None, device: str = "auto", tile: int = 512,
-                 overlap: int = 64) -> dict:
+                 overlap: int = 64, native_radius: int = 4, native_eps: float = 1e-4) -> dict:
     """Enhance one image file; the output has the input's size. Returns what was recorded."""
-    from ..inference import Chain
+    from ..inference import Chain, native_resolution
     from ..readers import read_image
     from ..roi import to_canonical
     from ..writers import write_derived_dicom, write_png16
@@ -48,11 +49,10 @@ def enhance_file(model_folders, in_path, out_path, *, iterations: int | None = N
     image = record.pixels
     canonical, _ = to_canonical(image, chain.canonical_height or image.shape[0])
     enhanced = chain.run(canonical, iterations=iterations, tile=tile, overlap=overlap)
-    if enhanced.shape != image.shape:
-        from skimage.transform import resize
-
-        enhanced = resize(enhanced, image.shape, order=1, mode="edge", anti_aliasing=False, preserve_range=True)
     description = {"software": "xvertnet", **chain.describe(), "iterations_applied": iterations or len(chain.models)}
+    if enhanced.shape != image.shape:
+        enhanced = native_resolution(image, canonical, enhanced, radius=native_radius, eps=native_eps)
+        description["native_resolution"] = {"working_height": canonical.shape[0], "radius": native_radius, "eps": native_eps}
     if out_path.suffix.lower() in (".dcm", ".dicom"):
         write_derived_dicom(in_path, enhanced, out_path, description)
     else:
@@ -65,6 +65,7 @@ def run(args) -> int:
 
     settings = EnhanceSettings.from_config(load_settings(args.settings))
     description = enhance_file(model_dirs(args.model), args.input, args.output, iterations=args.iterations, device=settings.device,
-                               tile=settings.tile, overlap=settings.overlap)
+                               tile=settings.tile, overlap=settings.overlap, native_radius=settings.native_radius,
+                               native_eps=settings.native_eps)
     logging.getLogger("xvertnet").info("enhanced %s -> %s with %d iteration(s)", args.input, args.output, description["iterations_applied"])
     return 0
