@@ -11,7 +11,8 @@ from xvertnet.plan import Plan
 
 
 def _plan(**sections) -> Plan:
-    config = {"datasets": [{"name": "a", "manifest": "demo"}, {"name": "b", "manifest": "m.csv", "shard_size": 4}], **sections}
+    config = {"datasets": [{"name": "a", "manifest": "demo"}, {"name": "b", "manifest": "m.csv", "shard_size": 4}]}
+    config.update(sections)
     return Plan(validate_config(config, SCHEMA))
 
 
@@ -70,3 +71,25 @@ def test_bad_configurations_fail_with_the_key():
         _plan(xvertnet={"clahe": {}})
     with pytest.raises(ConfigError, match="config key 'study.references'.*sharpen"):
         _plan(study={"references": ["original", "sharpen"]})
+
+
+def test_an_enhance_only_data_set_feeds_no_training_and_is_enhanced_in_every_split():
+    plan = _plan(datasets=[{"name": "a", "manifest": "demo"}, {"name": "b", "manifest": "m.csv", "enhance_only": True}])
+    assert plan.training_datasets == ["a"]
+    assert all("/b/" not in path for path in plan.train_inputs("xvertnet", 1, shards) + plan.baseline_train_inputs("zerodce", shards))
+    assert plan.enhance_splits("b") == ["train", "val", "test"] and plan.enhance_splits("a") == ["val", "test"]
+
+
+def test_existing_models_replace_training(tmp_path):
+    for t in (1, 2):
+        (tmp_path / "set" / f"iter{t}").mkdir(parents=True)
+        (tmp_path / "set" / f"iter{t}" / "model.json").write_text("{}")
+    plan = _plan(datasets=[{"name": "b", "manifest": "m.csv", "enhance_only": True}],
+                 xvertnet={"mine": {"models": str(tmp_path / "set"), "iterations": 2}}, baselines={"methods": ["clahe", "madmad"]})
+    assert plan.model_sets == {} and plan.entry_model_dirs("mine") == [str(tmp_path / "set" / "iter1"), str(tmp_path / "set" / "iter2")]
+    kind, settings = plan.enhance_method("mine", "b", "shard-00000")
+    assert kind == "xvertnet-chain" and settings["models"] == plan.entry_model_dirs("mine")
+    with pytest.raises(ConfigError, match="xvertnet.mine.models"):
+        _plan(xvertnet={"mine": {"models": str(tmp_path / "nothing")}})
+    with pytest.raises(ConfigError, match="every data set is enhance_only"):
+        _plan(datasets=[{"name": "b", "manifest": "m.csv", "enhance_only": True}])  # the default entries would need training

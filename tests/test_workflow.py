@@ -7,6 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -267,3 +268,28 @@ def test_study_shares_models_trains_internal_variants_and_reports(tiny_run):
     result = snakemake(tiny_run, "study", "--configfile", str(tiny_run / "study.yaml"), "--report", str(report))
     assert result.returncode == 0, result.stderr[-3000:]
     assert report.stat().st_size > 50_000
+
+
+def test_an_enhance_only_data_set_with_existing_models_trains_nothing(tmp_path, rg1_path, rg1_small):
+    from PIL import Image
+
+    from helpers import synthetic_shards
+    from xvertnet.cli import main
+    from xvertnet.train import TrainConfig, train_iteration
+
+    settings = TrainConfig.from_config({"phase1_epochs": 2, "phase2_epochs": 0, "base_width": 4, "depth": 2, "batch_size": 4})
+    train_iteration(synthetic_shards(tmp_path / "data"), tmp_path / "models" / "iter1", settings, progress=False)
+    images = tmp_path / "my images"
+    images.mkdir()
+    shutil.copy(rg1_path, images / "chest.dcm")
+    Image.fromarray(np.rint(rg1_small * 4095).astype(np.uint16)).save(images / "small.png")
+    assert main(["manifest", str(images)]) == 0  # every image in split test
+    config = {"datasets": [{"name": "mine", "manifest": str(images / "manifest.csv"), "enhance_only": True}], "roi": TINY["roi"],
+              "xvertnet": {"mine-xvertnet": {"models": str(tmp_path / "models")}}, "baselines": {"methods": ["clahe"]}}
+    workdir = make_workdir(tmp_path, config)
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stdout + result.stderr
+    assert "rule train" not in log and "rule train_baseline" not in log and not (workdir / "results/models").exists()
+    per_roi = pd.read_csv(workdir / "results/metrics/per_roi.csv")
+    assert set(per_roi["method"]) == {"mine-xvertnet", "original", "clahe"} and set(per_roi["image_id"]) == {"chest", "small"}

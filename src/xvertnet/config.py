@@ -75,8 +75,9 @@ def validate_config(config: dict, schema_path) -> dict:
     return config
 
 
-#: Keys of a variant that are not `train` settings.
-VARIANT_KEYS = ("internal",)
+#: Keys of a variant that are not `train` settings: ``internal`` (train on each image it enhances)
+#: and ``models`` (a folder of trained iterations iter1, iter2, ... to use instead of training).
+VARIANT_KEYS = ("internal", "models")
 
 
 def _check_variants(config: dict, schema: dict, validator) -> None:
@@ -88,10 +89,13 @@ def _check_variants(config: dict, schema: dict, validator) -> None:
         for name, overrides in variants.items():
             unknown = sorted(set(overrides) - allowed)
             if unknown:
-                raise ConfigError(f"{section}.{name}.{unknown[0]}", "unknown key (a `train` key or `internal`)")
+                raise ConfigError(f"{section}.{name}.{unknown[0]}", "unknown key (a `train` key, `internal` or `models`)")
             internal = overrides.get("internal", False)
             if not isinstance(internal, bool):
                 raise ConfigError(f"{section}.{name}.internal", f"must be true or false, got {internal!r}")
+            models = overrides.get("models")
+            if models is not None and (not isinstance(models, str) or internal):
+                raise ConfigError(f"{section}.{name}.models", "must be the path of a folder of trained iterations (and not internal)")
             merged = {k: v for k, v in variant_settings(config, overrides).items() if k not in VARIANT_KEYS}
             errors = sorted(validator.evolve(schema=train_schema).iter_errors(merged), key=lambda e: list(e.absolute_path))
             if errors:
@@ -102,6 +106,7 @@ def variant_settings(config: dict, overrides: dict) -> dict:
     """A variant's full `train` settings (and `internal`): the `train` section with its overrides."""
     merged = {**config["train"], **overrides}
     merged.setdefault("internal", False)
+    merged.setdefault("models", None)
     return merged
 
 

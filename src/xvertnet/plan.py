@@ -23,11 +23,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from pathlib import Path
+
+from .config import VARIANT_KEYS, variant_settings
 from .errors import ConfigError
 
 RESULTS = "results"
 #: Keys of an XVertNet configuration that plan it rather than set a training run.
-PLANNING_KEYS = ("iterations", "internal")
+PLANNING_KEYS = ("iterations", *VARIANT_KEYS)
 
 
 def _json(value) -> str:
@@ -42,6 +45,8 @@ class Plan:
 
         self.config = config
         self.datasets: dict[str, dict] = {entry["name"]: entry for entry in config["datasets"]}
+        #: Data sets models train on (an ``enhance_only`` data set is only enhanced and measured).
+        self.training_datasets = [name for name, entry in self.datasets.items() if not entry.get("enhance_only", False)]
         self.baselines: list[str] = ["original", *config["baselines"]["methods"]]
         self.model_sets: dict[str, dict] = {}
         self.entries: dict[str, dict] = {}
@@ -65,6 +70,11 @@ class Plan:
         self.trained_baselines = [m for m in self.enhancing_baselines if REGISTRY[m].trainable]
         self._uses_training_crops = {m: REGISTRY[m].uses_training_crops for m in self.trained_baselines}
         self.methods: list[str] = [*self.xvertnet_methods, *self.baselines]
+        if not self.training_datasets:
+            untrained = sorted({*self.model_sets, *[m for m in self.trained_baselines if self._uses_training_crops[m]]})
+            if untrained:
+                raise ConfigError("datasets", f"every data set is enhance_only, so nothing can train {untrained}: give "
+                                  "`models: <folder>` to the XVertNet entries and leave trained baselines out of baselines.methods")
         clash = sorted(set(self.entries) & set(REGISTRY))
         if clash:
             raise ConfigError("xvertnet", f"{clash} are names of registered methods; name XVertNet configurations differently")
@@ -73,9 +83,7 @@ class Plan:
 
     def variant_settings(self, overrides: dict) -> dict:
         """A configuration's full flat `train` settings and planning keys: `train` with its overrides."""
-        merged = {**self.config["train"], **overrides}
-        merged.setdefault("internal", False)
-        return merged
+        return variant_settings(self.config, overrides)
 
     @staticmethod
     def train_settings(settings: dict) -> dict:
@@ -87,12 +95,28 @@ class Plan:
         settings = self.variant_settings(overrides)
         iterations = iterations or settings["iterations"]
         model_set = None
+        if settings["models"]:
+            found = self._existing_models(entry, settings["models"], iterations)
+            self.entries[entry] = {"settings": settings, "model_set": None, "iterations": len(found), "models": found}
+            return
         if not settings["internal"]:
             key = _json(self.train_settings(settings))
             model_set = next((name for name, known in self.model_sets.items() if known["key"] == key), set_name)
             known = self.model_sets.setdefault(model_set, {"key": key, "settings": settings, "iterations": 0})
             known["iterations"] = max(known["iterations"], iterations)
-        self.entries[entry] = {"settings": settings, "model_set": model_set, "iterations": iterations}
+        self.entries[entry] = {"settings": settings, "model_set": model_set, "iterations": iterations, "models": None}
+
+    @staticmethod
+    def _existing_models(entry: str, folder: str, iterations: int) -> list[str]:
+        """The first ``iterations`` trained iterations in ``folder`` (iter1/model.json, ...), checked now."""
+        found = []
+        for t in range(1, iterations + 1):
+            if not (Path(folder) / f"iter{t}" / "model.json").is_file():
+                break
+            found.append(str(Path(folder) / f"iter{t}"))
+        if not found:
+            raise ConfigError(f"xvertnet.{entry}.models", f"{folder}: no trained iteration here (expected iter1/model.json)")
+        return found
 
     def study_paper_entry(self) -> str | None:
         """The study entry with the paper's recipe (no overrides) at the configured T, if any."""
@@ -155,7 +179,7 @@ class Plan:
 
     def train_inputs(self, model_set: str, iteration: int, shards: Callable[[str], list[str]]) -> list[str]:
         """Iteration t trains on iteration t-1's data shards of every data set."""
-        return [self.data_shard(dataset, shard, iteration - 1, model_set) for dataset in self.datasets for shard in shards(dataset)]
+        return [self.data_shard(dataset, shard, iteration - 1, model_set) for dataset in self.training_datasets for shard in shards(dataset)]
 
     def model_set_settings(self, model_set: str) -> dict:
         return self.train_settings(self.model_sets[model_set]["settings"])
@@ -164,7 +188,7 @@ class Plan:
         """Baselines that learn from the training crops train on every data set's prep shards (Madmad: synthetic data)."""
         if not self._uses_training_crops.get(method, False):
             return []
-        return [self.data_shard(dataset, shard, 0) for dataset in self.datasets for shard in shards(dataset)]
+        return [self.data_shard(dataset, shard, 0) for dataset in self.training_datasets for shard in shards(dataset)]
 
     def baseline_settings(self, method: str) -> dict:
         """A baseline's parameters: its config section (the `prep` section for 'preprocessed')."""
@@ -181,11 +205,18 @@ class Plan:
         if entry is None:
             if method in self.trained_baselines:
                 inputs["models"] = [f"{self.baseline_model_dir(method)}/model.json"]
-        elif entry["model_set"] is None:
+        elif self.entry_model_dirs(method) is None:
             inputs["models"] = [self.stage_shard(dataset, "prep", shard)]
         else:
-            inputs["models"] = [f"{folder}/model.json" for folder in self.model_dirs(entry["model_set"], entry["iterations"])]
+            inputs["models"] = [f"{folder}/model.json" for folder in self.entry_model_dirs(method)]
         return inputs
+
+    def entry_model_dirs(self, entry: str) -> list[str] | None:
+        """The iterations an XVertNet entry applies: trained here, or given (``models``); None for internal learning."""
+        known = self.entries[entry]
+        if known["models"]:
+            return known["models"]
+        return self.model_dirs(known["model_set"], known["iterations"]) if known["model_set"] else None
 
     def enhance_method(self, method: str, dataset: str, shard: str) -> tuple[str, dict]:
         """(registered method, its settings) with which ``method`` enhances a shard."""
@@ -194,11 +225,17 @@ class Plan:
             return method, self.baseline_settings(method)
         enhance = self.config["enhance"]
         common = {"device": enhance["device"], "tile": enhance["tile"], "overlap": enhance["overlap"]}
-        if entry["model_set"] is None:
+        models = self.entry_model_dirs(method)
+        if models is None:
             return "xvertnet-internal", {**common, "train": self.train_settings(entry["settings"]), "iterations": entry["iterations"],
                                          "prep": self.stage_shard(dataset, "prep", shard)}
-        return "xvertnet-chain", {**common, "models": self.model_dirs(entry["model_set"], entry["iterations"]),
-                            "iterations": entry["iterations"]}
+        return "xvertnet-chain", {**common, "models": models, "iterations": entry["iterations"]}
+
+    def enhance_splits(self, dataset: str) -> list[str]:
+        """Splits enhanced: every split of an ``enhance_only`` data set, else config ``enhance.splits``."""
+        if self.datasets[dataset].get("enhance_only", False):
+            return ["train", "val", "test"]
+        return list(self.config["enhance"]["splits"])
 
     def enhance_model_option(self, method: str) -> str:
         return f"--model-dir {self.baseline_model_dir(method)}" if method in self.trained_baselines else ""

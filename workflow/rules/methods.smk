@@ -41,7 +41,7 @@ rule enhance_shard:
         kind=enhance_method,
         settings=enhance_settings,
         model=lambda w: PLAN.enhance_model_option(w.method),
-        splits=" ".join(config["enhance"]["splits"]),
+        splits=lambda w: " ".join(PLAN.enhance_splits(w.dataset)),
     log:
         "logs/enhance_shard/{method}/{dataset}/{shard}.log",
     benchmark:
