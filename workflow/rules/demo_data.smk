@@ -16,4 +16,4 @@ rule demo_data:
         mem_mb=3000,
         runtime=20,
     shell:
-        "python -m xvertnet demo-data --out-dir {output.images} --manifest {output.manifest} --settings {params.settings:q} > {log} 2>&1"
+        "python -m xvertnet demo-data --out-dir {output.images:q} --manifest {output.manifest:q} --settings {params.settings:q} > {log:q} 2>&1"

@@ -21,4 +21,4 @@ rule download:
         mem_mb=2000,
         runtime=24 * 60,
     shell:
-        "python -m xvertnet download {wildcards.dataset} --dest {params.dest} --settings {params.settings:q} --no-progress > {log} 2>&1"
+        "python -m xvertnet download {wildcards.dataset} --dest {params.dest:q} --settings {params.settings:q} --no-progress > {log:q} 2>&1"

@@ -17,7 +17,7 @@ checkpoint shard:
         mem_mb=1000,
         runtime=10,
     shell:
-        "python -m xvertnet shard {input.manifest} --out-dir {output} --settings {params.settings:q} > {log} 2>&1"
+        "python -m xvertnet shard {input.manifest:q} --out-dir {output:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule ingest:
@@ -40,5 +40,5 @@ rule ingest:
         mem_mb=4000,
         runtime=60,
     shell:
-        "python -m xvertnet ingest --manifest {input.manifest} --out {output.h5} --rejects {output.rejects}"
-        " --settings {params.settings:q} > {log} 2>&1"
+        "python -m xvertnet ingest --manifest {input.manifest:q} --out {output.h5:q} --rejects {output.rejects:q}"
+        " --settings {params.settings:q} > {log:q} 2>&1"

@@ -24,8 +24,8 @@ rule train_baseline:
         mem_mb=4000,
         runtime=6 * 60,
     shell:
-        "python -m xvertnet train-baseline {input.data} --method {wildcards.method} --out-dir {params.out_dir}"
-        " --settings {params.settings:q} > {log} 2>&1"
+        "python -m xvertnet train-baseline {input.data:q} --method {wildcards.method} --out-dir {params.out_dir:q}"
+        " --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule enhance_shard:
@@ -54,8 +54,8 @@ rule enhance_shard:
         runtime=60,
     shell:
         "python -m xvertnet enhance-shard --method {params.kind} --name {wildcards.method} --dataset {wildcards.dataset}"
-        " --roi {input.roi} --out {output.h5} --png-dir {output.png} --splits {params.splits}"
-        " --settings {params.settings:q} {params.model} > {log} 2>&1"
+        " --roi {input.roi:q} --out {output.h5:q} --png-dir {output.png:q} --splits {params.splits}"
+        " --settings {params.settings:q} {params.model} > {log:q} 2>&1"
 
 
 rule enhanced_index:
@@ -76,4 +76,4 @@ rule enhanced_index:
         mem_mb=1000,
         runtime=10,
     shell:
-        "python -m xvertnet enhanced-index {input.shards} --out {output.csv} > {log} 2>&1"
+        "python -m xvertnet enhanced-index {input.shards:q} --out {output.csv:q} > {log:q} 2>&1"

@@ -18,7 +18,7 @@ rule metrics_shard:
         mem_mb=2000,
         runtime=60,
     shell:
-        "python -m xvertnet metrics-shard {input.enhanced} --roi {input.roi} --out {output.csv} --settings {params.settings:q} > {log} 2>&1"
+        "python -m xvertnet metrics-shard {input.enhanced:q} --roi {input.roi:q} --out {output.csv:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 # One per-ROI table per collection of methods: `metrics` (the comparison) and `study`.
@@ -43,8 +43,8 @@ rule aggregate_metrics:
         mem_mb=4000,
         runtime=30,
     shell:
-        "python -m xvertnet aggregate-metrics {input.csvs} --out {output.csv} --enhanced {input.enhanced}"
-        " --manifests {params.manifests:q} > {log} 2>&1"
+        "python -m xvertnet aggregate-metrics {input.csvs:q} --out {output.csv:q} --enhanced {input.enhanced:q}"
+        " --manifests {params.manifests:q} > {log:q} 2>&1"
 
 
 rule tables:
@@ -71,5 +71,5 @@ rule tables:
         mem_mb=4000,
         runtime=30,
     shell:
-        "python -m xvertnet tables {input.per_roi} --csv {output.csv} --boxplots {output.boxplots} --panel {output.panel}"
-        " --enhanced {input.enhanced} --settings {params.settings:q} > {log} 2>&1"
+        "python -m xvertnet tables {input.per_roi:q} --csv {output.csv:q} --boxplots {output.boxplots:q} --panel {output.panel:q}"
+        " --enhanced {input.enhanced:q} --settings {params.settings:q} > {log:q} 2>&1"

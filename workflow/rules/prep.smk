@@ -18,7 +18,7 @@ rule prep:
         mem_mb=4000,
         runtime=120,
     shell:
-        "python -m xvertnet prep {input.roi} --out {output.h5} --figure-dir {output.figures} --settings {params.settings:q} > {log} 2>&1"
+        "python -m xvertnet prep {input.roi:q} --out {output.h5:q} --figure-dir {output.figures:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule prep_summary:
@@ -39,4 +39,4 @@ rule prep_summary:
         mem_mb=1000,
         runtime=10,
     shell:
-        "python -m xvertnet prep-summary {input.prep} --out {output.csv} > {log} 2>&1"
+        "python -m xvertnet prep-summary {input.prep:q} --out {output.csv:q} > {log:q} 2>&1"

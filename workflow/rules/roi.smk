@@ -19,8 +19,8 @@ rule roi:
         mem_mb=4000,
         runtime=60,
     shell:
-        "python -m xvertnet roi {input.ingest} --out {output.h5} --rejects {output.rejects} --qc-dir {output.qc}"
-        " --settings {params.settings:q} > {log} 2>&1"
+        "python -m xvertnet roi {input.ingest:q} --out {output.h5:q} --rejects {output.rejects:q} --qc-dir {output.qc:q}"
+        " --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule roi_index:
@@ -43,5 +43,5 @@ rule roi_index:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m xvertnet roi-index {input.roi} --out {output.index} --rejects-in {input.rejects}"
-        " --rejects-out {output.rejects} > {log} 2>&1"
+        "python -m xvertnet roi-index {input.roi:q} --out {output.index:q} --rejects-in {input.rejects:q}"
+        " --rejects-out {output.rejects:q} > {log:q} 2>&1"

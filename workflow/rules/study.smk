@@ -33,9 +33,9 @@ rule study_report:
         mem_mb=4000,
         runtime=30,
     shell:
-        "python -m xvertnet study-report {input.per_roi} --out-dir {params.out_dir} --entries {params.entries:q}"
-        " --manifests {params.manifests:q} --enhanced {input.enhanced} --settings {params.settings:q}"
-        " {params.paper} > {log} 2>&1"
+        "python -m xvertnet study-report {input.per_roi:q} --out-dir {params.out_dir:q} --entries {params.entries:q}"
+        " --manifests {params.manifests:q} --enhanced {input.enhanced:q} --settings {params.settings:q}"
+        " {params.paper} > {log:q} 2>&1"
 
 
 rule study:

@@ -21,8 +21,8 @@ rule train:
         mem_mb=8000,
         runtime=24 * 60,
     shell:
-        "python -m xvertnet train {input.data} --out-dir {params.out_dir} --iteration {wildcards.iteration}"
-        " --settings {params.settings:q} --no-progress > {log} 2>&1"
+        "python -m xvertnet train {input.data:q} --out-dir {params.out_dir:q} --iteration {wildcards.iteration}"
+        " --settings {params.settings:q} --no-progress > {log:q} 2>&1"
 
 
 rule refine:
@@ -47,4 +47,4 @@ rule refine:
         mem_mb=4000,
         runtime=60,
     shell:
-        "python -m xvertnet refine {input.data} --model {params.model_dir} --out {output.h5} --settings {params.settings:q} > {log} 2>&1"
+        "python -m xvertnet refine {input.data:q} --model {params.model_dir:q} --out {output.h5:q} --settings {params.settings:q} > {log:q} 2>&1"
