@@ -18,13 +18,20 @@ from . import add_settings_argument
 def add_arguments(parser) -> None:
     parser.add_argument("input", type=Path)
     parser.add_argument("output", type=Path, help="*.png, or *.dcm for a DICOM input (a PNG input cannot give a DICOM)")
-    parser.add_argument("--model", required=True, type=Path, help="a model directory or a folder of iter1, iter2, ...")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="a model directory or a folder of iter1, iter2, ... (default: the model set shipped with the package, "
+                             "see its MODEL_CARD.md)")
     parser.add_argument("--iterations", type=int, default=None, help="apply only the first N iterations")
     add_settings_argument(parser, "enhance")
 
 
-def model_dirs(path: Path) -> list[Path]:
-    """A model directory (model.json inside) or a folder of iter1, iter2, ... directories, in order."""
+#: The trained model set shipped inside the package (the demo's recommended `xvertnet`; MODEL_CARD.md beside it).
+SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "models" / "xvertnet"
+
+
+def model_dirs(path: Path | None) -> list[Path]:
+    """A model directory (model.json inside) or a folder of iter1, iter2, ... directories, in order (None: the shipped set)."""
+    path = SHIPPED_MODELS if path is None else Path(path)
     if (path / "model.json").is_file():
         return [path]
     found = sorted((p for p in path.glob("iter*") if (p / "model.json").is_file()), key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 0)
