@@ -119,7 +119,16 @@ def bad_files(tmp_path, rg1_path, rg1_small):
     tifffile.imwrite(files["nan-tiff"], nan)
     files["unknown-format"] = tmp_path / "image.xyz"
     files["unknown-format"].write_bytes(b"\x00" * 100)
+    files["all-zero"] = write_png(tmp_path / "blank.png", np.zeros((64, 64), np.uint8))
+    files["near-constant"] = write_png(tmp_path / "near_blank.png", near_constant_image())
     return files
+
+
+def near_constant_image() -> np.ndarray:
+    """A blank exposure: grey 100 +- 1 with a small burnt-in label (60 of 16384 pixels at 255)."""
+    image = (100 + np.random.default_rng(1).integers(-1, 2, (128, 128))).astype(np.uint8)
+    image[4:9, 4:16] = 255
+    return image
 
 
 EXPECTED_REASONS = {
@@ -132,7 +141,34 @@ EXPECTED_REASONS = {
     "size-bomb-dicom": "exceeds the limit",
     "nan-tiff": "NaN or Inf",
     "unknown-format": "unsupported format",
+    "all-zero": "constant image (every pixel = 0), nothing to enhance",
+    "near-constant": "near-constant image (99 % of the pixels within",
 }
+#: Files the readers read and ingest refuses (nothing to enhance): the reason is ``flat_image_reason``'s.
+REFUSED_AFTER_READING = ("all-zero", "near-constant")
+
+
+def run_cli(capsys, *argv) -> tuple[int, str]:
+    """Run ``xvertnet argv`` in this process: the exit code and its error line, asserted to be the only line it printed
+    to stderr besides log records ("" when it succeeded)."""
+    from xvertnet.cli import main
+
+    capsys.readouterr()
+    code = main([str(arg) for arg in argv])
+    lines = [line for line in capsys.readouterr().err.splitlines() if not line.startswith(("DEBUG ", "INFO ", "WARNING "))]
+    if code == 0:
+        assert lines == [], lines
+        return code, ""
+    prefix = f"xvertnet {argv[0]}: error: "
+    assert len(lines) == 1 and lines[0].startswith(prefix), lines
+    return code, lines[0][len(prefix):]
+
+
+def run_cli_subprocess(*argv, cwd=None) -> subprocess.CompletedProcess:
+    """``python -m xvertnet argv`` in a fresh interpreter (what a user's terminal shows), text output captured."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
+    return subprocess.run([sys.executable, "-m", "xvertnet", *map(str, argv)], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
 
 
 def write_png(path, array):

@@ -42,3 +42,18 @@ def test_project_files_for_users_and_citation():
     citation = yaml.safe_load((REPO / "CITATION.cff").read_text())
     assert citation["cff-version"] and citation["title"] and citation["references"]
     assert (REPO / "CHANGELOG.md").read_text().startswith("# Changelog")
+
+
+#: ``raise ValueError`` kept for programming errors no setting or input can reach: a method returning the wrong
+#: shape, a method name registered twice, the losses' tensor checks, a rule naming no module.
+PROGRAMMING_GUARDS = {"methods/__init__.py": 2, "losses.py": 4, "provenance.py": 1}
+
+
+def test_every_expected_error_is_an_xvertnet_error():
+    # The command line turns an XvertnetError into one line; a plain ValueError would reach a user as a traceback.
+    found = {}
+    for path in sorted((REPO / "src/xvertnet").rglob("*.py")):
+        count = len(re.findall(r"raise ValueError\(", path.read_text()))
+        if count:
+            found[path.relative_to(REPO / "src/xvertnet").as_posix()] = count
+    assert found == PROGRAMMING_GUARDS

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +14,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage, stats
 
-from conftest import SCHEMA
+from conftest import REPO, SCHEMA
 from xvertnet.metrics import MetricParams, measure_all
 from xvertnet.metrics.basic import entropy, psnr, ssim, tenengrad
 from xvertnet.metrics.lpcsi import DEFAULT_SIGMA_ONF, lpc_si
@@ -214,3 +218,88 @@ def test_lpc_si_default_is_the_released_sigma_onf_everywhere():
     defaults = MetricParams().record()
     for key in set(schema) & set(defaults):  # every measure parameter the config exposes
         assert schema[key]["default"] == pytest.approx(defaults[key]), key
+
+
+# --- Large images (issue 15): bounded memory, same values for ROIs ------------------------------------------------
+
+
+def _lpc_map_textbook(image, sigma_onf):
+    """LPC-SI's map as written before issue 15 (every filter response kept): the lean version must equal it bit for bit."""
+    from xvertnet.metrics.lpcsi import C, ORIENTATIONS, SCALE_WEIGHTS, SCALES, _frequency_grid
+
+    rows, cols = image.shape
+    radius, theta = _frequency_grid(rows, cols)
+    lowpass = 1.0 / (1.0 + (radius / 0.45) ** 30)
+    radial = []
+    for scale in SCALES:
+        log_gabor = np.exp(-(np.log(radius / (1.0 / (4.0 * scale))) ** 2) / (2 * np.log(sigma_onf) ** 2)) * lowpass
+        log_gabor[0, 0] = 0.0
+        radial.append(log_gabor)
+    spectrum, sigma_theta = np.fft.fft2(image), np.pi / ORIENTATIONS / 1.5
+    border = int(round(min(rows, cols) / 16))
+    interior = (slice(border, rows - border or None), slice(border, cols - border or None))
+    numerator, denominator = np.zeros_like(image), np.zeros_like(image)
+    for orientation in range(ORIENTATIONS):
+        angle = orientation * np.pi / ORIENTATIONS
+        ds = np.sin(theta) * np.cos(angle) - np.cos(theta) * np.sin(angle)
+        dc = np.cos(theta) * np.cos(angle) + np.sin(theta) * np.sin(angle)
+        spread = np.exp(-(np.abs(np.arctan2(ds, dc)) ** 2) / (2 * sigma_theta**2))
+        responses = [np.fft.ifft2(spectrum * filter_ * spread) for filter_ in radial]
+        coherence = np.maximum(np.cos(sum(w * np.angle(r) for w, r in zip(SCALE_WEIGHTS, responses))), 0.0)
+        energy = np.abs(responses[0])
+        threshold = energy[interior].mean() + 2 * energy[interior].std(ddof=1)
+        energy = np.maximum(energy - threshold, 0.0)
+        numerator += coherence * energy
+        denominator += energy
+    return numerator / (denominator + C)
+
+
+@pytest.mark.parametrize("name", ["synthetic", "tid_roi", "rg1_strip"])
+def test_lean_lpc_map_equals_the_textbook_form_exactly(parity_images, name):
+    from xvertnet.metrics.lpcsi import lpc_map
+
+    for sigma_onf in (0.75, 0.33):
+        assert np.array_equal(lpc_map(parity_images[name], sigma_onf=sigma_onf), _lpc_map_textbook(parity_images[name], sigma_onf))
+
+
+def test_images_above_max_pixels_are_measured_on_their_block_mean(parity_images):
+    from xvertnet.metrics import block_mean, reduction_factor
+
+    assert [reduction_factor(shape, 2048 * 2048) for shape in ((2048, 2048), (2049, 2048), (8000, 8000), (4892, 4020))] == [1, 2, 4, 3]
+    image = parity_images["rg1_strip"]  # 512 x 290
+    details = {}
+    as_given = measure_all(image, reference255=image, details=details)
+    assert details == {"downsample": 1, "measured_shape": [512, 290]}
+    assert as_given == measure_all(image, reference255=image)  # ROIs: the measures see the image itself
+    params = MetricParams(max_pixels=40_000)  # 148 480 pixels -> 2 x 2 blocks, 256 x 145
+    reduced = measure_all(image, reference255=image, params=params, details=details)
+    assert details == {"downsample": 2, "measured_shape": [256, 145]}
+    blocks = block_mean(image, 2)
+    assert blocks[3, 7] == pytest.approx(image[6:8, 14:16].mean(), abs=1e-12)
+    assert reduced == measure_all(blocks, reference255=blocks)
+    assert MetricParams().record()["max_pixels"] == 2048 * 2048
+
+
+def test_metrics_of_an_8000_x_8000_image_stay_under_40_bytes_per_pixel(tmp_path):
+    # The issue's case: `xvertnet metrics` peaked at 17.1 GB (270 bytes per pixel) on an 8000 x 8000 image ingest accepts.
+    side = 8000
+    rows = np.linspace(0, 6, side, dtype=np.float32)
+    image = np.empty((side, side), np.uint16)
+    noise = np.random.default_rng(0)
+    for top in range(0, side, 1000):
+        band = 0.5 + 0.3 * np.sin(rows[None, :]) * np.cos(rows[top : top + 1000, None])
+        image[top : top + 1000] = np.clip(4095 * (band + noise.normal(0, 0.03, band.shape)), 0, 4095).astype(np.uint16)
+    Image.fromarray(image).save(tmp_path / "large.png", compress_level=1)
+    del image
+    # The peak is the process's own high-water mark (VmHWM): ru_maxrss would also count this test process at the fork.
+    script = ("import json, sys; from xvertnet.cli import main; code = main(sys.argv[1:]); "
+              "peak = next(int(line.split()[1]) * 1024 for line in open('/proc/self/status') if line.startswith('VmHWM:')); "
+              "print(json.dumps({'code': code, 'peak': peak}))")
+    result = subprocess.run([sys.executable, "-c", script, "metrics", str(tmp_path / "large.png"), "--json"], capture_output=True,
+                            text=True, timeout=600, env=dict(os.environ, PYTHONPATH=str(REPO / "src")))
+    *printed, last = result.stdout.strip().splitlines()
+    outcome, measured = json.loads(last), json.loads("\n".join(printed))
+    assert outcome["code"] == 0, result.stderr
+    assert measured["downsample"] == 4 and measured["measured_shape"] == [2000, 2000]
+    assert measured["params"]["max_pixels"] == 2048 * 2048 and np.isfinite(list(measured["measures"].values())).all()
+    assert outcome["peak"] < 40 * side * side, f"peak {outcome['peak'] / 2**30:.2f} GiB"

@@ -7,9 +7,9 @@ import pydicom
 import pytest
 from PIL import Image
 
-from helpers import EXPECTED_REASONS, bad_files, write_png
+from helpers import EXPECTED_REASONS, REFUSED_AFTER_READING, bad_files, bomb_png, write_png
 from xvertnet.errors import InputImageError
-from xvertnet.readers import ReadOptions, apply_dicom_window, detect_bit_depth, read_image
+from xvertnet.readers import ReadOptions, apply_dicom_window, detect_bit_depth, flat_image_reason, read_image
 
 
 @pytest.mark.parametrize(
@@ -60,6 +60,49 @@ def test_rgb_and_rgba_are_converted_to_grey_with_a_warning(tmp_path, rg1_small):
             record = read_image(write_png(tmp_path / name, array))
         assert "rgb2gray" in record.transforms
         np.testing.assert_allclose(record.pixels, grey / 255.0, atol=1.5 / 255)
+
+
+def test_grey_alpha_warns_when_the_dropped_alpha_hid_pixels(tmp_path, rg1_small):
+    import warnings
+
+    grey = np.rint(rg1_small * 255).astype(np.uint8)
+    alpha = np.full(grey.shape, 255, np.uint8)
+    opaque = Image.fromarray(np.stack([grey, alpha], axis=-1), "LA")
+    opaque.save(tmp_path / "opaque.png")
+    alpha[:64] = 0  # the top 64 rows transparent
+    Image.fromarray(np.stack([grey, alpha], axis=-1), "LA").save(tmp_path / "la.png")
+    with pytest.warns(UserWarning) as caught:
+        record = read_image(tmp_path / "la.png")
+    assert [str(w.message) for w in caught] == [f"{tmp_path / 'la.png'}: alpha channel dropped (12.5 % of the pixels are not "
+                                                "opaque; their grey values are used as stored)"]
+    assert "drop alpha channel" in record.transforms and record.notes == ["alpha channel dropped (12.5 % of the pixels not opaque)"]
+    np.testing.assert_array_equal(record.pixels, grey / np.float32(255))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a fully opaque alpha hides nothing: no warning
+        assert "drop alpha channel" in read_image(tmp_path / "opaque.png").transforms
+
+
+def test_a_folder_or_a_non_dicom_file_says_what_it_is(tmp_path):
+    with pytest.raises(InputImageError, match=f"^{tmp_path}: is a directory, not an image file$"):
+        read_image(tmp_path)
+    (tmp_path / "report.dcm").write_text("a radiology report\n")
+    with pytest.raises(InputImageError) as caught:
+        read_image(tmp_path / "report.dcm")
+    assert str(caught.value) == f"{tmp_path / 'report.dcm'}: not a DICOM file (no 'DICM' marker at byte 128 and no DICOM file meta header)"
+
+
+def test_max_pixels_is_the_one_limit_above_or_below_pillows(tmp_path):
+    from PIL import Image as PillowImage
+
+    pillow_limit = PillowImage.MAX_IMAGE_PIXELS
+    header = bomb_png(tmp_path / "tall.png", width=20_000, height=10_000)  # 200 M pixels: Pillow alone refuses it
+    assert 20_000 * 10_000 > 2 * pillow_limit
+    with pytest.raises(InputImageError, match="image size 20000x10000 exceeds the limit of 64000000 pixels$"):
+        read_image(header)
+    with pytest.raises(InputImageError) as caught:  # within our limit: decoded, and the data end early
+        read_image(header, ReadOptions(max_pixels=300_000_000))
+    assert "limit" not in str(caught.value) and "cannot decode PNG: image file is truncated" in str(caught.value)
+    assert PillowImage.MAX_IMAGE_PIXELS == pillow_limit  # restored after reading
 
 
 @pytest.mark.parametrize("dtype", [np.uint16, np.float32])
@@ -201,6 +244,9 @@ def test_bad_inputs_raise_one_line_errors_naming_file_and_reason(tmp_path, rg1_p
     import tracemalloc
 
     for kind, path in bad_files(tmp_path, rg1_path, rg1_small).items():
+        if kind in REFUSED_AFTER_READING:  # a valid file whose pixels ingest refuses
+            assert EXPECTED_REASONS[kind] in f"{flat_image_reason(read_image(path).pixels)}, nothing to enhance", kind
+            continue
         tracemalloc.start()
         with pytest.raises(InputImageError) as caught:
             read_image(path)

@@ -95,7 +95,7 @@ def test_roi_shard_writes_crops_masks_qc_and_rejects(tmp_path, demo_dataset):
     narrow = tmp_path / "narrow.png"
     from PIL import Image
 
-    Image.fromarray(np.full((600, 60), 128, np.uint8)).save(narrow)
+    Image.fromarray(np.tile(np.arange(60, dtype=np.uint8) * 4, (600, 1))).save(narrow)  # not constant: ingest keeps it
     entries.append({"image_id": "narrow", "resolved_path": str(narrow), "split": "test"})
     ingest_entries(entries, tmp_path / "ingest.h5", tmp_path / "ingest_rejects.csv")
     settings = _settings(demo_dataset["config"])

@@ -19,7 +19,7 @@ from typing import ClassVar
 import pandas as pd
 
 from .atomic import atomic_path
-from .errors import XvertnetError
+from .errors import InvalidValueError, XvertnetError
 from .settings import FromConfig
 
 #: Columns every manifest has.
@@ -100,7 +100,7 @@ def split_into_shards(manifest_path, out_dir, *, shard_size: int) -> list[Path]:
     are removed so the folder lists exactly the current shards.
     """
     if shard_size < 1:
-        raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+        raise InvalidValueError(f"shard_size must be >= 1, got {shard_size}")
     manifest = read_manifest(manifest_path)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ from scipy import ndimage
 
 from .atomic import atomic_path
 from .datasets import MANIFEST_COLUMNS, write_manifest
-from .errors import MissingDependencyError
+from .errors import InvalidValueError, MissingDependencyError
 from .settings import FromConfig
 from .writers import write_png
 
@@ -172,7 +172,7 @@ def project(attenuation: np.ndarray, vertebrae: np.ndarray, spacing: np.ndarray,
 def simulate(line_integral: np.ndarray, condition: str, settings: DemoSettings, rng: np.random.Generator) -> tuple[np.ndarray, int]:
     """Apply one acquisition condition; return (integer pixels, bits stored)."""
     if condition not in CONDITIONS:
-        raise ValueError(f"unknown demo condition '{condition}', expected one of {sorted(CONDITIONS)}")
+        raise InvalidValueError(f"unknown demo condition '{condition}', expected one of {sorted(CONDITIONS)}")
     values = line_integral
     if condition == "low_dose":
         counts = rng.poisson(settings.photons_per_pixel * np.exp(-values))

@@ -12,6 +12,8 @@ import logging
 
 import torch
 
+from .errors import InvalidValueError
+
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -27,7 +29,7 @@ def select_device(preference: str = "auto") -> torch.device:
         if preference != "auto":
             log.warning("device '%s' requested but CUDA is not available: using the CPU", preference)
         return torch.device("cpu")
-    raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got '{preference}'")
+    raise InvalidValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got '{preference}'")
 
 
 @functools.lru_cache(maxsize=None)
@@ -44,7 +46,7 @@ def cpu_bf16_works() -> bool:
 def resolve_precision(device: torch.device, precision: str = "auto") -> torch.dtype | None:
     """Autocast dtype for ``device``: None means fp32. ``auto``: fp16 on CUDA (bf16 where supported), bf16 on CPU."""
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got '{precision}'")
+        raise InvalidValueError(f"precision must be one of {PRECISIONS}, got '{precision}'")
     if precision == "fp32":
         return None
     if device.type == "cuda":

@@ -6,13 +6,25 @@ class XvertnetError(Exception):
     """Base of every error this package raises on purpose."""
 
 
-class InputImageError(XvertnetError):
-    """An input image cannot be used; the message names the file and the reason."""
+class InvalidValueError(XvertnetError, ValueError):
+    """A setting, argument or input value outside its domain (the message says which and why).
+
+    Also a ``ValueError``: code that catches ``ValueError`` around such a check keeps working,
+    and the command line reports it as one line like every :class:`XvertnetError`.
+    """
+
+
+class InputFileError(XvertnetError):
+    """An input file cannot be used (missing, unreadable, not the expected kind); the message names it."""
 
     def __init__(self, path, reason):
         self.path = str(path)
         self.reason = " ".join(str(reason).split())  # one line, always
         super().__init__(f"{self.path}: {self.reason}")
+
+
+class InputImageError(InputFileError):
+    """An input image cannot be used; the message names the file and the reason."""
 
 
 class ConfigError(XvertnetError):

@@ -15,13 +15,12 @@ import json
 import logging
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pandas as pd
 
 from .atomic import atomic_path
 from .metrics import MetricParams, measure_all, psnr, ssim, to_255
-from .shard_store import EVAL_ROIS, ITEMS, file_attrs, iter_items
+from .shard_store import EVAL_ROIS, ITEMS, file_attrs, iter_items, read_shard
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +47,18 @@ def metrics_shard(enhanced_path, roi_path, out_path, *, params: MetricParams | N
     identity = shard_identity(enhanced_path)
     method, dataset = identity["method"], identity["dataset"]
     rows = []
-    with h5py.File(roi_path, "r") as originals:
+    with read_shard(roi_path) as originals:
         for image_id, arrays, attrs in iter_items(enhanced_path, names=list(EVAL_ROIS)):
             source = originals[ITEMS][image_id]
             for roi in EVAL_ROIS:
                 mask = source[f"mask_{roi}"][()] if f"mask_{roi}" in source else None
                 errors: dict[str, str] = {}
+                details: dict = {}
                 values = measure_all(to_255(arrays[roi]), reference255=to_255(source[roi][()]), mask=mask, params=params,
-                                     errors=errors)
+                                     errors=errors, details=details)
+                if details["downsample"] > 1:
+                    log.warning("%s %s %s: above metrics.max_pixels %d, measured on its %dx%d block mean", method, image_id, roi,
+                                params.max_pixels, details["downsample"], details["downsample"])
                 for measure, reason in errors.items():
                     log.warning("%s %s %s: %s is NaN (%s)", method, image_id, roi, measure, reason)
                 rows.append({"dataset": dataset, "image_id": image_id, "split": attrs.get("split", ""), "roi": roi.split("_")[1],
@@ -69,7 +72,7 @@ def metrics_shard(enhanced_path, roi_path, out_path, *, params: MetricParams | N
 def _load_enhanced(shards) -> dict[str, dict[str, np.ndarray]]:
     found = {}
     for shard in shards:
-        with h5py.File(shard, "r") as handle:
+        with read_shard(shard) as handle:
             for image_id, group in handle.get(ITEMS, {}).items():
                 found[image_id] = {roi: group[roi][()] for roi in EVAL_ROIS}
     return found

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .device import autocast, prepare_model, resolve_precision, select_device, to_device
-from .errors import XvertnetError
+from .errors import InvalidValueError, XvertnetError
 from .model import ModelConfig, XVertNet, pad_to_multiple
 from .preprocess import PrepParams, high_frequency_components, preprocess
 from .provenance import sha256_file
@@ -111,7 +111,7 @@ class Chain:
             return self.predict(model, inputs[None], hfc[None])[0]
         step = tile - overlap
         if step <= 0:
-            raise ValueError(f"overlap ({overlap}) must be smaller than the tile ({tile})")
+            raise InvalidValueError(f"overlap ({overlap}) must be smaller than the tile ({tile})")
         ramp = np.minimum(np.arange(1, tile + 1), np.arange(tile, 0, -1)).astype(np.float32)
         ramp = np.minimum(ramp / max(overlap, 1), 1.0)
         window = np.outer(ramp, ramp) + 1e-3

@@ -4,7 +4,8 @@ Each image becomes float32 in [0, 1] with bone bright (:mod:`xvertnet.readers`),
 in the shard's HDF5 file with a provenance record (source path, sha256, original
 dtype, detected bit depth, photometric interpretation, transforms applied). A bad
 image never stops the shard: it is listed in the rejects CSV with a one-line
-reason and the rest goes on.
+reason and the rest goes on. A constant or near-constant image (a blank exposure,
+:func:`xvertnet.readers.flat_image_reason`) is rejected: it has nothing to enhance.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pandas as pd
 
 from .atomic import atomic_path
 from .errors import InputImageError, XvertnetError
-from .readers import ReadOptions, read_image
+from .readers import ReadOptions, flat_image_reason, read_image
 from .provenance import sha256_file
 from .shard_store import open_shard_for_writing
 
@@ -65,8 +66,12 @@ def ingest_entries(entries: list[dict], out_path, rejects_path, *, options: Read
     with open_shard_for_writing(out_path, stage="ingest", params=params) as shard:
         for entry in entries:
             image_id, path = entry["image_id"], entry["resolved_path"]
+            record = arrays = None  # one image in memory at a time: the previous one goes before the next is read
             try:
                 record = read_image(path, options)
+                flat = flat_image_reason(record.pixels)
+                if flat:
+                    raise InputImageError(path, f"{flat}, nothing to enhance")
                 digest = sha256_file(path)
                 arrays = {"image": record.pixels}
                 mask_path = entry.get("resolved_mask_path") or ""

@@ -14,6 +14,7 @@ import logging
 import time
 from pathlib import Path
 
+from .errors import InvalidValueError
 from .inference import Chain, refine_shard
 from .prep import STORED
 from .shard_store import TRAIN_ROIS, file_attrs, open_shard_for_writing, read_item
@@ -39,7 +40,7 @@ def train_internal_chain(prep_shard, image_id: str, config: TrainConfig, iterati
                          device: str = "auto") -> tuple[Chain, dict]:
     """Train iterations 1..``iterations`` on one image; return the chain and a training record."""
     if iterations < 1:
-        raise ValueError(f"internal learning needs at least one iteration, got {iterations}")
+        raise InvalidValueError(f"internal learning needs at least one iteration, got {iterations}")
     work_dir = Path(work_dir)
     data = work_dir / "iter0.h5"
     write_image_shard(prep_shard, image_id, data)

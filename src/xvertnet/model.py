@@ -30,6 +30,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .errors import InvalidValueError
+
 OUTPUT_HEADS = ("direct", "anchored")
 UPSAMPLING = ("bilinear", "transpose")
 #: Keeps logit(x) finite for inputs at 0 or 1.
@@ -50,13 +52,13 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.depth < 1 or self.base_width < 1 or self.in_channels < 1:
-            raise ValueError(f"depth, base_width and in_channels must be >= 1, got {self.depth}, {self.base_width}, {self.in_channels}")
+            raise InvalidValueError(f"depth, base_width and in_channels must be >= 1, got {self.depth}, {self.base_width}, {self.in_channels}")
         if not 0.0 <= self.gl_weight <= 1.0:
-            raise ValueError(f"gl_weight must be in [0, 1], got {self.gl_weight}")
+            raise InvalidValueError(f"gl_weight must be in [0, 1], got {self.gl_weight}")
         if self.output_head not in OUTPUT_HEADS:
-            raise ValueError(f"output_head must be one of {OUTPUT_HEADS}, got '{self.output_head}'")
+            raise InvalidValueError(f"output_head must be one of {OUTPUT_HEADS}, got '{self.output_head}'")
         if self.upsample not in UPSAMPLING:
-            raise ValueError(f"upsample must be one of {UPSAMPLING}, got '{self.upsample}'")
+            raise InvalidValueError(f"upsample must be one of {UPSAMPLING}, got '{self.upsample}'")
 
     @property
     def multiple(self) -> int:
@@ -138,12 +140,12 @@ class XVertNet(nn.Module):
     def forward(self, inputs: torch.Tensor, hfc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``inputs`` (B, in_channels, H, W), ``hfc`` (B, 1, H, W) -> (output (B, 1, H, W), last 2*base maps)."""
         if inputs.ndim != 4 or inputs.shape[1] != self.config.in_channels:
-            raise ValueError(f"expected inputs of shape (B, {self.config.in_channels}, H, W), got {tuple(inputs.shape)}")
+            raise InvalidValueError(f"expected inputs of shape (B, {self.config.in_channels}, H, W), got {tuple(inputs.shape)}")
         if hfc.shape[0] != inputs.shape[0] or hfc.shape[1] != 1 or hfc.shape[2:] != inputs.shape[2:]:
-            raise ValueError(f"expected hfc of shape ({inputs.shape[0]}, 1, {inputs.shape[2]}, {inputs.shape[3]}), got {tuple(hfc.shape)}")
+            raise InvalidValueError(f"expected hfc of shape ({inputs.shape[0]}, 1, {inputs.shape[2]}, {inputs.shape[3]}), got {tuple(hfc.shape)}")
         multiple = self.config.multiple
         if inputs.shape[2] % multiple or inputs.shape[3] % multiple:
-            raise ValueError(f"height and width must be multiples of {multiple} (2 ** depth), got {tuple(inputs.shape[2:])}")
+            raise InvalidValueError(f"height and width must be multiples of {multiple} (2 ** depth), got {tuple(inputs.shape[2:])}")
         skips = []
         features = inputs
         for encoder in self.encoders:

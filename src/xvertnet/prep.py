@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path
+from .errors import InputFileError, InvalidValueError
 from .preprocess import PrepParams, preprocess
 from .provenance import sha256_file
 from .shard_store import ROI_NAMES, file_attrs, iter_items, open_shard_for_writing
@@ -43,7 +44,10 @@ def prep_shard(roi_path, out_path, params: PrepParams, *, figure_dir=None) -> in
         for index, (image_id, arrays, attrs) in enumerate(iter_items(roi_path, names=list(ROI_NAMES))):
             stored, statistics = {}, {}
             for name in ROI_NAMES:
-                result = preprocess(arrays[name], params)
+                try:
+                    result = preprocess(arrays[name], params)
+                except InvalidValueError as error:  # a crop the guards cannot take (NaN, not 2-D)
+                    raise InputFileError(roi_path, f"{image_id}/{name}: {error}") from None
                 for key in STORED:
                     if not np.isfinite(result[key]).all():  # the guards make this unreachable; never store it
                         raise FloatingPointError(f"{roi_path}: {image_id}/{name}/{key} is not finite")
@@ -97,14 +101,13 @@ def preprocessing_figure(result: dict, path, *, title: str = "") -> None:
 
 def write_prep_summary(prep_shards, out_path) -> int:
     """One CSV row per image and ROI: the per-crop statistics stored by :func:`prep_shard`."""
-    import h5py
     import pandas as pd
 
-    from .shard_store import ITEMS, decode_attr
+    from .shard_store import ITEMS, decode_attr, read_shard
 
     rows = []
     for shard in prep_shards:
-        with h5py.File(shard, "r") as handle:
+        with read_shard(shard) as handle:
             for image_id, group in handle.get(ITEMS, {}).items():
                 statistics = decode_attr(group.attrs["statistics"])
                 split = decode_attr(group.attrs.get("split", ""))

@@ -24,7 +24,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, InvalidValueError
 from .settings import FromConfig
 from .wls import WlsParams, wls_smooth
 
@@ -53,7 +53,7 @@ class PrepParams(FromConfig):
 
     def __post_init__(self):
         if not 0.0 < self.e_floor < 1.0:
-            raise ValueError(f"e_floor must be in (0, 1), got {self.e_floor}")
+            raise InvalidValueError(f"e_floor must be in (0, 1), got {self.e_floor}")
 
     @classmethod
     def config_keys(cls) -> dict[str, str]:
@@ -134,9 +134,9 @@ def preprocess(image: np.ndarray, params: PrepParams | None = None) -> dict[str,
     params = params or PrepParams()
     image = np.asarray(image, dtype=np.float64)
     if image.ndim != 2:
-        raise ValueError(f"expected a 2-D crop, got shape {image.shape}")
+        raise InvalidValueError(f"expected a 2-D crop, got shape {image.shape}")
     if not np.isfinite(image).all():
-        raise ValueError("crop contains NaN or Inf")
+        raise InvalidValueError("crop contains NaN or Inf")
     smoothed = wls_smooth(image, params.wls)
     unclamped = inverted_image(image) + smoothed
     combined = combined_image(image, smoothed, e_floor=params.e_floor)

@@ -13,6 +13,7 @@ pixel buffer is allocated.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import warnings
@@ -22,7 +23,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from .errors import InputImageError
+from .errors import InputImageError, InvalidValueError
 from .settings import FromConfig
 
 #: Default refusal threshold for a header's claimed size (8000 x 8000 pixels; the
@@ -35,6 +36,10 @@ STANDARD_BIT_DEPTHS = (8, 10, 12, 14, 16)
 #: JSRT raw format: 2048 x 2048, big-endian uint16 holding 12 bits, no header.
 JSRT_SHAPE = (2048, 2048)
 JSRT_BITS = 12
+#: An image whose central 99 % of pixel values (0.5th to 99.5th percentile, on the [0, 1]
+#: scale) span less than this is near-constant: no anatomy to enhance or measure (a real
+#: radiograph, even the demo's range-compressed 'low_contrast' DRRs, spans more than 0.2).
+NEAR_CONSTANT_SPREAD = 0.01
 #: ITU-R BT.601 luma weights, as MATLAB's rgb2gray.
 RGB_TO_GRAY = (0.298936021293775, 0.587043074451121, 0.114020904255103)
 
@@ -157,7 +162,9 @@ def read_image(path, options: ReadOptions | None = None) -> ImageRecord:
     options = options or ReadOptions()
     path = Path(path)
     if not path.is_file():
-        raise InputImageError(path, "no such file")
+        if path.is_dir():
+            raise InputImageError(path, "is a directory, not an image file")
+        raise InputImageError(path, "no such file" if not path.exists() else "not a regular file")
     if path.stat().st_size == 0:
         raise InputImageError(path, "empty file (0 bytes)")
     fmt = detect_format(path)
@@ -170,6 +177,22 @@ def read_image(path, options: ReadOptions | None = None) -> ImageRecord:
         raise InputImageError(path, "pixel values contain NaN or Inf")
     record.pixels = np.clip(pixels, 0.0, 1.0).astype(np.float32, copy=False)
     return record
+
+
+def flat_image_reason(pixels: np.ndarray) -> str | None:
+    """Why a [0, 1] image is (near-)constant, on one line, or None when it is not.
+
+    Constant: every pixel has one value. Near-constant: the 0.5th to 99.5th percentile range is
+    below :data:`NEAR_CONSTANT_SPREAD` (a blank exposure with a burnt-in label stays blank).
+    """
+    low, high = float(pixels.min()), float(pixels.max())
+    if high == low:
+        return f"constant image (every pixel = {low:.4g}{'' if low == 0 else ' on the 0-1 scale'})"
+    bottom, top = (float(v) for v in np.percentile(pixels, (0.5, 99.5)))
+    if top - bottom < NEAR_CONSTANT_SPREAD:
+        return (f"near-constant image (99 % of the pixels within {top - bottom:.2g} of each other on the 0-1 scale, "
+                f"below {NEAR_CONSTANT_SPREAD:g})")
+    return None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -220,7 +243,15 @@ def _normalise_integers(path, values: np.ndarray, record_transforms: list[str]) 
 def _to_gray(path, values: np.ndarray, notes: list[str], transforms: list[str]) -> np.ndarray:
     """Convert (H, W, C) colour to grey with MATLAB's rgb2gray weights, with a warning."""
     channels = values.shape[2]
-    if channels in (2, 4):  # grey+alpha or RGBA: drop the alpha channel
+    if channels in (2, 4):  # grey+alpha or RGBA: drop the alpha channel, saying so when it hid anything
+        alpha = values[..., -1]
+        opaque = np.iinfo(alpha.dtype).max if alpha.dtype.kind in "ui" else 1.0
+        hidden = float(np.mean(alpha != opaque))
+        if hidden:
+            warnings.warn(f"{path}: alpha channel dropped ({100 * hidden:.3g} % of the pixels are not opaque; "
+                          "their grey values are used as stored)", stacklevel=3)
+            notes.append(f"alpha channel dropped ({100 * hidden:.3g} % of the pixels not opaque)")
+        transforms.append("drop alpha channel")
         values = values[..., :-1]
         channels -= 1
     if channels == 1:
@@ -245,7 +276,7 @@ def _read_with_pillow(path: Path, options: ReadOptions, fmt: str) -> ImageRecord
     from PIL import Image
 
     try:
-        with Image.open(path) as image:
+        with _size_limit_is_ours(Image), Image.open(path) as image:
             width, height = image.size
             _check_shape(path, (height, width), options)
             mode = image.mode
@@ -257,10 +288,8 @@ def _read_with_pillow(path: Path, options: ReadOptions, fmt: str) -> ImageRecord
             values = np.asarray(image)
     except InputImageError:
         raise
-    except Image.DecompressionBombError:
-        raise InputImageError(
-            path, f"image size exceeds the limit of {options.max_pixels} pixels (refused by Pillow as a decompression bomb before decoding)"
-        ) from None
+    except Image.DecompressionBombError as error:  # not expected: Pillow's own check is off while we read
+        raise InputImageError(path, f"refused by Pillow as a decompression bomb: {error}") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise InputImageError(path, f"cannot decode {fmt.upper()}: {error}") from None
 
@@ -277,6 +306,18 @@ def _read_with_pillow(path: Path, options: ReadOptions, fmt: str) -> ImageRecord
         values = values.astype(np.uint16)
     pixels, container, depth = _normalise_integers(path, values, transforms)
     return ImageRecord(pixels, str(path), fmt, original_dtype, container, depth, "MONOCHROME2", transforms, notes)
+
+
+@contextlib.contextmanager
+def _size_limit_is_ours(pillow_image_module):
+    """Switch off Pillow's decompression-bomb limit while we open a file: ``max_pixels`` (ours) is checked
+    from the header before anything is decoded, and is the one limit a user sets (above or below Pillow's)."""
+    previous = pillow_image_module.MAX_IMAGE_PIXELS
+    pillow_image_module.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        pillow_image_module.MAX_IMAGE_PIXELS = previous
 
 
 @register_reader("png")
@@ -382,10 +423,10 @@ def apply_dicom_window(values: np.ndarray, center: float, width: float, function
         return 1.0 / (1.0 + np.exp(-4.0 * (values - center) / width))
     if function == "LINEAR_EXACT":
         if width <= 0:
-            raise ValueError(f"LINEAR_EXACT window width must be > 0, got {width}")
+            raise InvalidValueError(f"LINEAR_EXACT window width must be > 0, got {width}")
         return np.clip((values - center) / width + 0.5, 0.0, 1.0)
     if width < 1:
-        raise ValueError(f"LINEAR window width must be >= 1, got {width}")
+        raise InvalidValueError(f"LINEAR window width must be >= 1, got {width}")
     if width == 1:
         return (values > center - 0.5).astype(np.float64)
     return np.clip((values - (center - 0.5)) / (width - 1) + 0.5, 0.0, 1.0)
@@ -424,8 +465,8 @@ def read_dicom(path: Path, options: ReadOptions) -> ImageRecord:
 
     try:
         ds = pydicom.dcmread(path)
-    except InvalidDicomError as error:
-        raise InputImageError(path, f"not a DICOM file ({error})") from None
+    except InvalidDicomError:  # pydicom's text suggests force=True, which means nothing here
+        raise InputImageError(path, "not a DICOM file (no 'DICM' marker at byte 128 and no DICOM file meta header)") from None
     except Exception as error:
         raise InputImageError(path, f"cannot parse DICOM: {type(error).__name__}: {error}") from None
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 
-import h5py
 import numpy as np
 import pandas as pd
 
 from .atomic import atomic_path
-from .shard_store import ITEMS
+from .shard_store import ITEMS, read_shard
 from .stats import LABELS, MEASURE_ORDER, METHOD_ORDER
 
 
@@ -49,7 +48,7 @@ def visual_panel(enhanced: dict[str, list], out_path, *, image_ids: list[str], r
     images = {}
     for method in methods:
         for shard in enhanced[method]:
-            with h5py.File(shard, "r") as handle:
+            with read_shard(shard) as handle:
                 for image_id in image_ids:
                     if image_id in handle.get(ITEMS, {}):
                         images[(method, image_id)] = handle[ITEMS][image_id][roi][()]

@@ -31,7 +31,8 @@ import numpy as np
 from scipy import ndimage
 
 from .atomic import atomic_path
-from .errors import XvertnetError
+from .errors import InvalidValueError, XvertnetError
+from .readers import flat_image_reason
 from .settings import FromConfig
 from .shard_store import iter_items, open_shard_for_writing
 
@@ -64,11 +65,11 @@ class RoiSettings(FromConfig):
         for name in ("train_size", "eval_size"):
             height, width = getattr(self, name)
             if height < 8 or width < 8:
-                raise ValueError(f"roi {name} must be at least 8x8, got {height}x{width}")
+                raise InvalidValueError(f"roi {name} must be at least 8x8, got {height}x{width}")
             if height > self.canonical_height:
-                raise ValueError(f"roi {name} height {height} exceeds canonical_height {self.canonical_height}")
+                raise InvalidValueError(f"roi {name} height {height} exceeds canonical_height {self.canonical_height}")
         if not 0.0 < self.upper_fraction < self.lower_fraction < 1.0:
-            raise ValueError(
+            raise InvalidValueError(
                 f"expected 0 < upper_fraction < lower_fraction < 1, got {self.upper_fraction}, {self.lower_fraction}"
             )
 
@@ -170,7 +171,7 @@ def locate_spine(image: np.ndarray, settings: RoiSettings) -> SpineLocation:
     SpineLocation
     """
     if image.ndim != 2:
-        raise ValueError(f"expected a 2-D image, got shape {image.shape}")
+        raise InvalidValueError(f"expected a 2-D image, got shape {image.shape}")
     height, width = image.shape
     low, high = np.percentile(image, (1, 99))
     normalised = np.clip((image - low) / max(high - low, 1e-6), 0.0, 1.0)
@@ -179,7 +180,7 @@ def locate_spine(image: np.ndarray, settings: RoiSettings) -> SpineLocation:
     half_band = settings.search_fraction * width / 2.0
     columns = slice(int(max(column_width, width / 2.0 - half_band)), int(min(width - column_width, width / 2.0 + half_band)))
     if columns.stop - columns.start < 3:
-        raise ValueError(f"image {width} px wide is too narrow to search for the spine (column width {column_width})")
+        raise InvalidValueError(f"image {width} px wide is too narrow to search for the spine (column width {column_width})")
     path = best_vertical_path(response, columns=columns, max_step=settings.max_step).astype(np.float64)
     path = ndimage.median_filter(path, size=max(3, height // 16), mode="nearest")
     centre_x = ndimage.gaussian_filter1d(path, sigma=height / 40.0, mode="nearest")
@@ -224,7 +225,7 @@ def box_around(centre_y: float, centre_x: float, size: tuple[int, int], shape: t
     """(top, left, height, width) of a box of ``size`` centred at the point, shifted inside ``shape``."""
     height, width = size
     if height > shape[0] or width > shape[1]:
-        raise ValueError(f"ROI {height}x{width} does not fit a canonical image of {shape[0]}x{shape[1]}")
+        raise InvalidValueError(f"ROI {height}x{width} does not fit a canonical image of {shape[0]}x{shape[1]}")
     top = int(round(centre_y - height / 2.0))
     left = int(round(centre_x - width / 2.0))
     top = min(max(top, 0), shape[0] - height)
@@ -286,6 +287,9 @@ def roi_shard(ingest_path, out_path, qc_dir, settings: RoiSettings, rejects_path
     with open_shard_for_writing(out_path, stage="roi", params=params) as shard:
         for index, (image_id, arrays, attrs) in enumerate(iter_items(ingest_path)):
             try:
+                flat = flat_image_reason(arrays["image"])
+                if flat:  # ingest rejects these; a shard written elsewhere may hold one
+                    raise XvertnetError(f"{flat}, nothing to enhance")
                 canonical, scale = to_canonical(arrays["image"], settings.canonical_height)
                 location = locate_spine(canonical, settings)
                 boxes = roi_boxes(location, settings, canonical.shape)
@@ -293,6 +297,7 @@ def roi_shard(ingest_path, out_path, qc_dir, settings: RoiSettings, rejects_path
                 reason = " ".join(str(error).split())
                 log.warning("rejected %s at roi: %s", image_id, reason)
                 rejects.append({"image_id": image_id, "path": str(ingest_path), "stage": "roi", "reason": reason})
+                arrays = None  # freed before the next image is read
                 continue
             stored = {"canonical": canonical, **{name: crop(canonical, box) for name, box in boxes.items()}}
             mask = None
@@ -317,6 +322,7 @@ def roi_shard(ingest_path, out_path, qc_dir, settings: RoiSettings, rejects_path
             shard.add(image_id, stored, record)
             if index < settings.qc_max_per_shard:
                 qc_overlay(canonical, location, boxes, qc_dir / f"{image_id}.png", mask=mask)
+            arrays = stored = canonical = None  # one image in memory at a time: freed before the next is read
         counts = shard.count
     write_rejects(rejects, rejects_path)
     return counts, len(rejects)
@@ -328,15 +334,14 @@ def write_roi_index(roi_shards, out_path, *, rejects_in=(), rejects_out) -> int:
 
     Reads only HDF5 attributes, not pixels. Returns the number of images indexed.
     """
-    import h5py
     import pandas as pd
 
     from .ingest import REJECT_COLUMNS
-    from .shard_store import ITEMS, decode_attr
+    from .shard_store import ITEMS, decode_attr, read_shard
 
     rows = []
     for shard in roi_shards:
-        with h5py.File(shard, "r") as handle:
+        with read_shard(shard) as handle:
             for image_id, group in handle.get(ITEMS, {}).items():
                 attrs = {key: decode_attr(value) for key, value in group.attrs.items()}
                 provenance = attrs.get("provenance", {})

@@ -25,6 +25,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from .errors import InvalidValueError
 from .atomic import atomic_path
 from .metrics import BETTER
 from .settings import FromConfig
@@ -137,7 +138,7 @@ def recommend(summary: pd.DataFrame) -> str:
     """The variant with the best selection score (ties: more paper-measure wins over CLAHE on held-out DRRs)."""
     variants = summary[(summary["role"] == "variant") & summary["sel_score"].notna()]
     if variants.empty:
-        raise ValueError("no study variant has a selection score (no selection ROIs with ground truth)")
+        raise InvalidValueError("no study variant has a selection score (no selection ROIs with ground truth)")
     ranked = variants.sort_values(["sel_score", "drr_wins_vs_clahe"], ascending=[False, False])
     return str(ranked.iloc[0]["method"])
 

@@ -36,12 +36,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from .atomic import atomic_path
 from .device import autocast, grad_scaler, prepare_model, resolve_precision, select_device, to_device
-from .errors import ConfigError, XvertnetError
+from .errors import ConfigError, InvalidValueError, XvertnetError
 from .losses import XVertNetLoss
 from .model import ModelConfig, XVertNet
 from .provenance import sha256_file
 from .settings import FromConfig
-from .shard_store import ITEMS, TRAIN_ROIS, decode_attr
+from .shard_store import ITEMS, TRAIN_ROIS, decode_attr, read_shard
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +87,13 @@ class TrainConfig(FromConfig):
     def __post_init__(self):
         unknown = [name for name in self.inputs if name not in INPUT_NAMES]
         if not self.inputs or unknown:
-            raise ValueError(f"inputs must be a non-empty subset of {INPUT_NAMES}, got {list(self.inputs)}")
+            raise InvalidValueError(f"inputs must be a non-empty subset of {INPUT_NAMES}, got {list(self.inputs)}")
         if self.model.in_channels != len(self.inputs):
-            raise ValueError(f"model.in_channels ({self.model.in_channels}) must equal the number of inputs ({len(self.inputs)})")
+            raise InvalidValueError(f"model.in_channels ({self.model.in_channels}) must equal the number of inputs ({len(self.inputs)})")
         if self.phase1_epochs < 0 or self.phase2_epochs < 0 or self.phase1_epochs + self.phase2_epochs < 1:
-            raise ValueError(f"need at least one epoch, got {self.phase1_epochs} + {self.phase2_epochs}")
+            raise InvalidValueError(f"need at least one epoch, got {self.phase1_epochs} + {self.phase2_epochs}")
         if self.batch_size < 1 or self.patience < 1:
-            raise ValueError(f"batch_size and patience must be >= 1, got {self.batch_size}, {self.patience}")
+            raise InvalidValueError(f"batch_size and patience must be >= 1, got {self.batch_size}, {self.patience}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -145,7 +145,7 @@ def find_crops(shards, split: str, rois=TRAIN_ROIS) -> list[CropRef]:
     """Every crop of the images of ``split`` in the shards (reads attributes only)."""
     crops = []
     for shard in shards:
-        with h5py.File(shard, "r") as handle:
+        with read_shard(shard) as handle:
             for image_id, group in handle.get(ITEMS, {}).items():
                 if decode_attr(group.attrs.get("split", "")) == split:
                     crops += [CropRef(str(shard), image_id, roi) for roi in rois if roi in group]
@@ -172,7 +172,7 @@ class CropDataset(Dataset):
         if self._pid != os.getpid():
             self._handles, self._pid = {}, os.getpid()
         if path not in self._handles:
-            self._handles[path] = h5py.File(path, "r")
+            self._handles[path] = read_shard(path)
         return self._handles[path]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -190,7 +190,7 @@ class CropDataset(Dataset):
 
 def data_parameters(shards) -> dict:
     """The preprocessing and ROI parameters recorded in the first data shard (for the model's metadata)."""
-    with h5py.File(shards[0], "r") as handle:
+    with read_shard(shards[0]) as handle:
         params = decode_attr(handle.attrs.get("params", "{}"))
         upstream = decode_attr(handle.attrs.get("upstream", "{}"))
     return {"prep": params.get("prep", params), "roi": upstream.get("roi", {})}

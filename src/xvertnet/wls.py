@@ -40,6 +40,8 @@ from collections.abc import Callable
 import numpy as np
 import scipy.sparse as sp
 
+from .errors import InvalidValueError
+
 #: Paper values: alpha = 1.2, eps = 1e-4 (Sec. 3.1.2); lambda 0.8-1.0.
 DEFAULT_ALPHA = 1.2
 DEFAULT_EPS = 1e-4
@@ -80,13 +82,13 @@ class WlsParams:
 
     def __post_init__(self):
         if not self.lam > 0:
-            raise ValueError(f"WLS lambda must be > 0, got {self.lam}")
+            raise InvalidValueError(f"WLS lambda must be > 0, got {self.lam}")
         if not self.alpha > 0 or not self.eps > 0 or not self.log_floor > 0:
-            raise ValueError(f"WLS alpha, eps and log_floor must be > 0, got {self.alpha}, {self.eps}, {self.log_floor}")
+            raise InvalidValueError(f"WLS alpha, eps and log_floor must be > 0, got {self.alpha}, {self.eps}, {self.log_floor}")
         if self.solver not in SOLVERS:
-            raise ValueError(f"unknown WLS solver '{self.solver}', expected one of {sorted(SOLVERS)}")
+            raise InvalidValueError(f"unknown WLS solver '{self.solver}', expected one of {sorted(SOLVERS)}")
         if self.fgs_iterations < 1:
-            raise ValueError(f"fgs_iterations must be >= 1, got {self.fgs_iterations}")
+            raise InvalidValueError(f"fgs_iterations must be >= 1, got {self.fgs_iterations}")
 
 
 def smoothness_weights(guide: np.ndarray, *, alpha: float, eps: float, log_floor: float) -> tuple[np.ndarray, np.ndarray]:
@@ -122,11 +124,11 @@ def wls_system(image: np.ndarray, params: WlsParams) -> sp.csr_matrix:
 def _check_image(image) -> np.ndarray:
     image = np.asarray(image)
     if image.ndim != 2:
-        raise ValueError(f"expected a 2-D image, got shape {image.shape}")
+        raise InvalidValueError(f"expected a 2-D image, got shape {image.shape}")
     if min(image.shape) < 2:
-        raise ValueError(f"expected an image of at least 2x2 pixels, got {image.shape}")
+        raise InvalidValueError(f"expected an image of at least 2x2 pixels, got {image.shape}")
     if not np.isfinite(image).all():
-        raise ValueError("image contains NaN or Inf")
+        raise InvalidValueError("image contains NaN or Inf")
     return image.astype(np.float64)
 
 

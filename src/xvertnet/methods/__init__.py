@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import XvertnetError
+from ..errors import InvalidValueError, XvertnetError
 
 REGISTRY: dict[str, type["Method"]] = {}
 _MODULES = ("xvertnet", "identity", "clahe", "farbman", "zerodce", "zssr", "madmad", "preprocessed")
@@ -69,7 +69,7 @@ class Method:
     def __call__(self, image: np.ndarray) -> np.ndarray:
         image = np.asarray(image, dtype=np.float32)
         if image.ndim != 2:
-            raise ValueError(f"{self.name}: expected a 2-D image, got shape {image.shape}")
+            raise InvalidValueError(f"{self.name}: expected a 2-D image, got shape {image.shape}")
         result = np.asarray(self.enhance(image), dtype=np.float32)
         if result.shape != image.shape:
             raise ValueError(f"{self.name}: output shape {result.shape} differs from input {image.shape}")

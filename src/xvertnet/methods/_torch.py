@@ -10,6 +10,7 @@ import torch
 
 from ..atomic import atomic_path
 from ..device import select_device
+from ..errors import InputFileError
 from ..provenance import sha256_file
 
 
@@ -43,7 +44,7 @@ def load_weights(model: torch.nn.Module, model_dir: Path) -> dict:
     model_dir = Path(model_dir)
     metadata = json.loads((model_dir / "model.json").read_text())
     if sha256_file(model_dir / "model.pt") != metadata["model_sha256"]:
-        raise ValueError(f"{model_dir / 'model.pt'}: sha256 differs from model.json")
+        raise InputFileError(model_dir / "model.pt", "sha256 differs from the one model.json records (a damaged or replaced model file)")
     model.load_state_dict(torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True))
     model.eval()
     return metadata

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InvalidValueError
 from ..wls import WlsParams, wls_smooth
 from . import Method, register
 
@@ -21,7 +22,7 @@ from . import Method, register
 def wls_decomposition(image: np.ndarray, lambdas, *, alpha: float = 1.2, solver: str = "fast") -> tuple[np.ndarray, list[np.ndarray]]:
     """(base layer, [fine ... coarse detail layers]) of ``image``; base + sum(details) == image."""
     if list(lambdas) != sorted(lambdas):
-        raise ValueError(f"lambdas must increase from fine to coarse, got {list(lambdas)}")
+        raise InvalidValueError(f"lambdas must increase from fine to coarse, got {list(lambdas)}")
     image = np.asarray(image, dtype=np.float64)
     previous, details = image, []
     for lam in lambdas:
@@ -40,6 +41,6 @@ class Farbman(Method):
     def enhance(self, image: np.ndarray) -> np.ndarray:
         lambdas, boosts = self.params["lambdas"], self.params["boosts"]
         if len(lambdas) != len(boosts):
-            raise ValueError(f"farbman: {len(lambdas)} lambdas but {len(boosts)} boosts")
+            raise InvalidValueError(f"farbman: {len(lambdas)} lambdas but {len(boosts)} boosts")
         base, details = wls_decomposition(image, lambdas, alpha=self.params["alpha"], solver=self.params["solver"])
         return base + sum(boost * detail for boost, detail in zip(boosts, details))

@@ -32,8 +32,21 @@ def _frequency_grid(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
     return radius, theta
 
 
+def _fft2_inplace(values: np.ndarray, inverse: bool = False) -> np.ndarray:
+    """``np.fft.fft2``/``ifft2`` of a complex128 array, computed in place (the same calls, so the same bits)."""
+    transform = np.fft.ifft if inverse else np.fft.fft
+    transform(values, axis=1, out=values)
+    transform(values, axis=0, out=values)
+    return values
+
+
 def lpc_map(image: np.ndarray, *, sigma_onf: float = DEFAULT_SIGMA_ONF) -> np.ndarray:
-    """The LPC-weighted sharpness map (before cropping and pooling)."""
+    """The LPC-weighted sharpness map (before cropping and pooling).
+
+    Memory: about 100 bytes per pixel (each filter response is formed, used and overwritten in
+    one buffer; every step is the same floating-point operation as the textbook form, so the
+    values are identical to it).
+    """
     image = np.asarray(image, dtype=np.float64)
     rows, cols = image.shape
     radius, theta = _frequency_grid(rows, cols)
@@ -44,27 +57,59 @@ def lpc_map(image: np.ndarray, *, sigma_onf: float = DEFAULT_SIGMA_ONF) -> np.nd
         log_gabor = np.exp(-(np.log(radius / f0) ** 2) / (2 * np.log(sigma_onf) ** 2)) * lowpass
         log_gabor[0, 0] = 0.0
         radial.append(log_gabor)
-    spectrum = np.fft.fft2(image)
+    del radius, lowpass
+    spectrum = _fft2_inplace(image.astype(np.complex128))
     sigma_theta = np.pi / ORIENTATIONS / 1.5
     border = int(round(min(rows, cols) / 16))
     interior = (slice(border, rows - border or None), slice(border, cols - border or None))
     numerator = np.zeros_like(image)
     denominator = np.zeros_like(image)
+    spread, scratch, phase, energy = (np.empty_like(image) for _ in range(4))
+    response = np.empty_like(spectrum)
     for orientation in range(ORIENTATIONS):
         angle = orientation * np.pi / ORIENTATIONS
-        ds = np.sin(theta) * np.cos(angle) - np.cos(theta) * np.sin(angle)
-        dc = np.cos(theta) * np.cos(angle) + np.sin(theta) * np.sin(angle)
-        spread = np.exp(-(np.abs(np.arctan2(ds, dc)) ** 2) / (2 * sigma_theta**2))
-        responses = [np.fft.ifft2(spectrum * filter_ * spread) for filter_ in radial]
-        phase = sum(weight * np.angle(response) for weight, response in zip(SCALE_WEIGHTS, responses))
-        coherence = np.maximum(np.cos(phase), 0.0)
-        energy = np.abs(responses[0])
+        # spread = exp(-(|arctan2(ds, dc)| ** 2) / (2 sigma_theta ** 2)), with
+        # ds = sin(theta) cos(angle) - cos(theta) sin(angle), dc = cos(theta) cos(angle) + sin(theta) sin(angle)
+        np.sin(theta, out=spread)
+        spread *= np.cos(angle)
+        np.cos(theta, out=scratch)
+        scratch *= np.sin(angle)
+        spread -= scratch  # ds
+        np.cos(theta, out=scratch)
+        scratch *= np.cos(angle)
+        np.sin(theta, out=phase)
+        phase *= np.sin(angle)
+        scratch += phase  # dc
+        np.arctan2(spread, scratch, out=spread)
+        np.abs(spread, out=spread)
+        np.square(spread, out=spread)
+        np.negative(spread, out=spread)
+        spread /= 2 * sigma_theta**2
+        np.exp(spread, out=spread)
+        for index, (weight, filter_) in enumerate(zip(SCALE_WEIGHTS, radial)):
+            np.multiply(spectrum, filter_, out=response)
+            response *= spread
+            _fft2_inplace(response, inverse=True)
+            if index == 0:
+                np.abs(response, out=energy)
+            np.arctan2(response.imag, response.real, out=scratch)  # np.angle
+            scratch *= weight
+            if index == 0:
+                phase[...] = scratch
+            else:
+                phase += scratch
+        coherence = np.cos(phase, out=phase)
+        np.maximum(coherence, 0.0, out=coherence)
         values = energy[interior]
         threshold = values.mean() + 2 * values.std(ddof=1)
-        energy = np.maximum(energy - threshold, 0.0)
-        numerator += coherence * energy
+        energy -= threshold
+        np.maximum(energy, 0.0, out=energy)
+        coherence *= energy
+        numerator += coherence
         denominator += energy
-    return numerator / (denominator + C)
+    denominator += C
+    numerator /= denominator
+    return numerator
 
 
 def lpc_si(image: np.ndarray, *, sigma_onf: float = DEFAULT_SIGMA_ONF) -> float:

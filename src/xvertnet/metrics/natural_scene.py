@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import gamma
 
+from ..errors import InvalidValueError
 from .matlab import filter2, gaussian_window, imfilter_replicate, imresize
 
 DATA = Path(__file__).with_name("data")
@@ -107,7 +108,7 @@ def niqe(image: np.ndarray, *, patch: int = 96, flat_residue: float = FLAT_RESID
     image = np.asarray(image, dtype=np.float64)
     rows, cols = (image.shape[0] // patch) * patch, (image.shape[1] // patch) * patch
     if rows == 0 or cols == 0:
-        raise ValueError(f"NIQE needs an image of at least {patch}x{patch}, got {image.shape}")
+        raise InvalidValueError(f"NIQE needs an image of at least {patch}x{patch}, got {image.shape}")
     image = image[:rows, :cols]
     per_scale = []
     for scale in (1, 2):

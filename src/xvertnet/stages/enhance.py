@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..errors import XvertnetError
+from ..errors import InputImageError, XvertnetError
 from ..settings import load_settings
 from . import add_settings_argument
 
@@ -44,16 +44,19 @@ def enhance_file(model_folders, in_path, out_path, *, iterations: int | None = N
                  overlap: int = 64, native_radius: int = 4, native_eps: float = 1e-4) -> dict:
     """Enhance one image file; the output has the input's size. Returns what was recorded."""
     from ..inference import Chain, native_resolution
-    from ..readers import read_image
+    from ..readers import flat_image_reason, read_image
     from ..roi import to_canonical
     from ..writers import write_derived_dicom, write_png16
 
     in_path, out_path = Path(in_path), Path(out_path)
-    chain = Chain(model_folders, device=device)
     record = read_image(in_path)
     if out_path.suffix.lower() in (".dcm", ".dicom") and record.format != "dicom":
         raise XvertnetError(f"{out_path}: a DICOM output needs a DICOM input, got {record.format}")
     image = record.pixels
+    flat = flat_image_reason(image)
+    if flat:
+        raise InputImageError(in_path, f"{flat}, nothing to enhance")
+    chain = Chain(model_folders, device=device)
     canonical, _ = to_canonical(image, chain.canonical_height or image.shape[0])
     enhanced = chain.run(canonical, iterations=iterations, tile=tile, overlap=overlap)
     description = {"software": "xvertnet", **chain.describe(), "iterations_applied": iterations or len(chain.models)}

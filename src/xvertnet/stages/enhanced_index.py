@@ -13,16 +13,15 @@ def add_arguments(parser) -> None:
 
 def write_enhanced_index(enhanced_shards, out_path) -> int:
     """One CSV row per enhanced image: shard, split and its PNG files (in the folder named after each shard)."""
-    import h5py
     import pandas as pd
 
     from ..atomic import atomic_path
-    from ..shard_store import ITEMS, decode_attr
+    from ..shard_store import ITEMS, decode_attr, read_shard
 
     rows = []
     for shard in enhanced_shards:
         shard = Path(shard)
-        with h5py.File(shard, "r") as handle:
+        with read_shard(shard) as handle:
             for image_id, group in handle.get(ITEMS, {}).items():
                 row = {"image_id": image_id, "shard": str(shard), "split": decode_attr(group.attrs.get("split", ""))}
                 row.update({f"{name}_png": str(shard.with_suffix("") / f"{image_id}_{name}.png") for name in group.keys()})

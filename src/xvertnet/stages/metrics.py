@@ -1,13 +1,21 @@
-"""Command ``xvertnet metrics``: every quality measure of one image (0-255; see README for the mapping)."""
+"""Command ``xvertnet metrics``: every quality measure of one image (0-255; see README for the mapping).
+
+An image above ``metrics.max_pixels`` is measured on its block mean (one log line says so and
+``--json`` records the block size); a measure that is undefined on the image (e.g. BRISQUE and
+NIQE of a constant image) prints NaN, with one warning line saying which and why.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from ..errors import XvertnetError
 from ..settings import load_settings
 from . import add_settings_argument
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser) -> None:
@@ -19,17 +27,31 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from ..metrics import MetricParams, measure_all, to_255
-    from ..readers import read_image
+    from ..readers import flat_image_reason, read_image
 
-    image = to_255(read_image(args.image).pixels)
-    reference = to_255(read_image(args.reference).pixels) if args.reference else None
-    if reference is not None and reference.shape != image.shape:
-        raise XvertnetError(f"{args.reference}: shape {reference.shape} differs from {args.image} {image.shape}")
     params = MetricParams.from_config(load_settings(args.settings))
-    values = measure_all(image, reference255=reference, clean255=reference, params=params)
+    pixels = read_image(args.image).pixels
+    reference = to_255(read_image(args.reference).pixels) if args.reference else None
+    if reference is not None and reference.shape != pixels.shape:
+        raise XvertnetError(f"{args.reference}: shape {reference.shape} differs from {args.image} {pixels.shape}")
+    flat = flat_image_reason(pixels)
+    image = to_255(pixels)
+    del pixels
+    errors: dict[str, str] = {}
+    details: dict = {}
+    values = measure_all(image, reference255=reference, clean255=reference, params=params, errors=errors, details=details)
+    if details["downsample"] > 1:
+        shape = "x".join(map(str, image.shape[::-1]))
+        measured = "x".join(map(str, details["measured_shape"][::-1]))
+        log.info("%s: %s pixels, above metrics.max_pixels %d: measured on its %dx%d block mean (%s)", args.image, shape,
+                 params.max_pixels, details["downsample"], details["downsample"], measured)
+    if errors and flat:
+        log.warning("%s: %s %s NaN (%s)", args.image, ", ".join(errors), "is" if len(errors) == 1 else "are", flat)
+    elif errors:
+        log.warning("%s: %s", args.image, "; ".join(f"{name} is NaN ({reason})" for name, reason in errors.items()))
     if args.json:
         print(json.dumps({"image": str(args.image), "reference": str(args.reference) if args.reference else None,
-                          "measures": values, "params": params.record()}, indent=2))
+                          "measures": values, "params": params.record(), **details}, indent=2))
     else:
         for name, value in values.items():
             print(f"{name:>10}  {value:.6g}")
