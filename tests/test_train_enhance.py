@@ -212,3 +212,16 @@ def test_whole_file_enhancement_of_a_smooth_image_has_no_checkerboard(tmp_path, 
     power = np.abs(np.fft.fft2(detail)) ** 2
     nyquist = power[128, :].sum() + power[:, 128].sum() - power[128, 128]
     assert nyquist / power.sum() < 0.05  # 2 of 256 lines hold ~0.8 % of a pattern-free spectrum
+
+
+def test_enhance_works_right_after_install_with_the_shipped_model_set(tmp_path, rg1_path):
+    from PIL import Image
+
+    from xvertnet.cli import main
+    from xvertnet.inference import load_model
+    from xvertnet.stages.enhance import SHIPPED_MODELS
+
+    _, metadata = load_model(SHIPPED_MODELS / "iter1")  # its sha256 matches model.json
+    assert metadata["model"]["output_head"] == "anchored" and (SHIPPED_MODELS / "MODEL_CARD.md").is_file()
+    assert main(["enhance", str(rg1_path), str(tmp_path / "rg1.png")]) == 0  # no --model
+    assert np.asarray(Image.open(tmp_path / "rg1.png")).shape == (1955, 1841)
