@@ -56,6 +56,14 @@ def test_every_key_of_a_section_is_read_by_exactly_one_settings_class(section):
     assert sorted(keys - set(readers)) == []
 
 
+@pytest.mark.parametrize("cls", SETTINGS, ids=lambda cls: cls.__name__)
+def test_every_class_accepts_its_whole_section_as_the_workflow_passes_it(cls):
+    from xvertnet.config import validate_config
+
+    config = validate_config({}, SCHEMA)  # every section with the schema's defaults
+    assert cls.from_config(config[cls.SECTION]) == cls()
+
+
 def test_planning_keys_are_the_only_keys_no_settings_class_reads():
     assert set(TrainConfig.ELSEWHERE) == {"iterations", "internal"}
     assert set(StudySettings.ELSEWHERE) == {"variants", "each_iteration"}

@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 from .atomic import atomic_path
-from .metrics import BETTER
+from .metrics import BETTER, MetricParams
 from .settings import FromConfig
 
 Z_THRESHOLD = 1.96
@@ -36,7 +36,7 @@ class TableSettings(FromConfig):
     """What the comparison table and its figures show (config section ``metrics``)."""
 
     SECTION: ClassVar[str] = "metrics"
-    ELSEWHERE: ClassVar[tuple[str, ...]] = ("lpc_sigma_onf", "tc_intensity_scale", "cnr_band")
+    ELSEWHERE: ClassVar[tuple[str, ...]] = tuple(MetricParams.config_keys())  # the measures' own keys
 
     table_splits: tuple[str, ...] = ("test",)
     panel_images: int = 4
