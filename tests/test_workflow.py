@@ -194,7 +194,9 @@ def test_editing_a_rule_reruns_that_rule_and_what_follows(tiny_run):
     rule_file = tiny_run / "workflow/rules/prep.smk"
     original = rule_file.read_text()
     try:
-        rule_file.write_text(original.replace("--settings {params.settings:q} > {log}", "--settings {params.settings:q} -v > {log}"))
+        edited = original.replace('"python -m xvertnet prep ', '"python -m xvertnet  prep ')  # same command, new code
+        assert edited != original
+        rule_file.write_text(edited)
         result = snakemake(tiny_run, "--dry-run")
         assert result.returncode == 0, result.stderr[-2000:]
         jobs = planned_jobs(result.stdout + result.stderr)
