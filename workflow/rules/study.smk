@@ -20,7 +20,7 @@ rule study_report:
         settings=section("study"),
         entries=as_json(PLAN.study_entry_settings()),
         manifests=as_json(PLAN.manifests()),
-        paper=f"--paper-entry {PLAN.study_paper_entry()}" if PLAN.study_paper_entry() else "",
+        paper=" ".join(["--paper-entry", entry] if (entry := PLAN.study_paper_entry()) else []),
         out_dir=lambda w, output: str(Path(output.summary).parent),
     log:
         "logs/study_report/study_report.log",
