@@ -22,8 +22,9 @@ XVERTNET = {"xvertnet-paper": 2, "xvertnet": 1}
 METHODS = ["original", *XVERTNET, "clahe", "farbman", "zerodce", "zssr", "madmad"]
 # Zero-DCE trains on the prep crops, so it follows prep; the other baselines start from the ROIs.
 # xvertnet-paper: 2 iterations trained, 3 shards refined once; xvertnet: 1 iteration; both enhance 3 shards.
-# enhance_shard: the two XVertNet rows and Zero-DCE (3 shards each).
+# enhance_shard: the two XVertNet rows and Zero-DCE (3 shards each). Every trained model is published.
 DOWNSTREAM_OF_PREP = {"prep": 3, "prep_summary": 1, "train": 2 + 1, "refine": 3, "enhance_shard": 3 * 3, "train_baseline": 1,
+                      "publish_model": 2 + 1 + 1,
                       "enhanced_index": 3, "metrics_shard": 3 * 3, "aggregate_metrics": 1, "tables": 1, "all": 1}
 
 
@@ -70,7 +71,7 @@ def test_raising_iterations_from_2_to_3_trains_only_iteration_3(tiny_run):
     # Iteration 3 trains on iteration 2's refined data, then the chain of 3 enhances again.
     jobs, stdout = dry_run_with_change(tiny_run, "train", "iterations", 3)
     # The recommended configuration sets its own T = 1: untouched.
-    assert jobs == {"refine": 3, "train": 1, "enhance_shard": 3, "enhanced_index": 1, "metrics_shard": 3, "aggregate_metrics": 1, "tables": 1,
+    assert jobs == {"refine": 3, "train": 1, "publish_model": 1, "enhance_shard": 3, "enhanced_index": 1, "metrics_shard": 3, "aggregate_metrics": 1, "tables": 1,
                     "all": 1}
     assert "results/models/xvertnet-paper/iter3/model.pt" in stdout and "iter1/model.pt" not in stdout.split("rule train")[-1]
 
@@ -79,10 +80,10 @@ def test_both_iterations_trained_with_falling_loss_and_enhanced_outputs(tiny_run
     for model_set, iterations in XVERTNET.items():
         assert not (tiny_run / f"results/models/{model_set}/iter{iterations + 1}").exists()
         for iteration in range(1, iterations + 1):
-            log = pd.read_csv(tiny_run / f"results/models/{model_set}/iter{iteration}/train_log.csv")
+            log = pd.read_csv(tiny_run / f"results/models/{model_set}/iter{iteration}/training/train_log.csv")
             phase1 = log[log["phase"] == 1]
             assert phase1["train_l1"].iloc[-1] < phase1["train_l1"].iloc[0], f"{model_set} iteration {iteration}"
-            assert (tiny_run / f"results/models/{model_set}/iter{iteration}/loss_curve.png").is_file()
+            assert (tiny_run / f"results/models/{model_set}/iter{iteration}/training/loss_curve.png").is_file()
     for method in METHODS:
         index = pd.read_csv(tiny_run / f"results/enhanced/{method}/demo/index.csv")
         # Only the val and test splits are enhanced: the AP view (test) and the real image.
@@ -235,7 +236,7 @@ def test_sigkill_mid_run_then_rerun_incomplete_equals_an_uninterrupted_run(tiny_
     command = [sys.executable, "-m", "snakemake", "--cores", "2", "--directory", str(workdir), "--snakefile", str(workdir / "Snakefile")]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 600
-    while time.time() < deadline and not list(workdir.glob("results/models/*/iter1/train_log.csv")):
+    while time.time() < deadline and not list(workdir.glob("results/models/*/iter1/training/train_log.csv")):
         time.sleep(0.2)
     os.killpg(process.pid, signal.SIGKILL)  # Snakemake and the jobs it runs, mid-training
     process.wait()
@@ -295,3 +296,58 @@ def test_an_enhance_only_data_set_with_existing_models_trains_nothing(tmp_path, 
     assert "rule train" not in log and "rule train_baseline" not in log and not (workdir / "results/models").exists()
     per_roi = pd.read_csv(workdir / "results/metrics/per_roi.csv")
     assert set(per_roi["method"]) == {"mine-xvertnet", "original", "clahe"} and set(per_roi["image_id"]) == {"chest", "small"}
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_failed_retraining_keeps_the_model_and_a_named_run_writes_apart(tmp_path, rg1_path, rg1_small):
+    """Issue 14: a training job that fails (no `train` images) leaves the published model in place, and a
+    second configuration with `run:` enhances with that model without touching the first run's results."""
+    from PIL import Image
+
+    from xvertnet.cli import main
+
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(rg1_path, images / "chest.dcm")
+    Image.fromarray(np.rint(rg1_small * 4095).astype(np.uint16)).save(images / "small.png")
+    assert main(["manifest", str(images)]) == 0
+    manifest = pd.read_csv(images / "manifest.csv")
+    manifest.assign(split=["train" if image_id == "chest" else "test" for image_id in manifest["image_id"]]).to_csv(
+        images / "train.csv", index=False)
+    manifest.assign(split="test").to_csv(images / "test.csv", index=False)
+    tiny_train = {"iterations": 1, "phase1_epochs": 2, "phase2_epochs": 0, "base_width": 4, "depth": 2, "batch_size": 2}
+    first = {"datasets": [{"name": "mine", "manifest": str(images / "train.csv")}], "roi": TINY["roi"], "train": tiny_train,
+             "xvertnet": {"xvertnet": {}}, "baselines": {"methods": ["clahe"]}}
+    workdir = make_workdir(tmp_path, first)
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    model = workdir / "results/models/xvertnet/iter1"
+    published = {name: _sha256(model / name) for name in ("model.pt", "model.json")}
+    assert published["model.pt"] == _sha256(model / "training/model.pt")
+    table = _sha256(workdir / "results/tables/comparison.csv")
+
+    # The issue's case: the same run's data set now has no `train` images, so retraining fails.
+    (workdir / "config.yaml").write_text(yaml.safe_dump({**first, "datasets": [{"name": "mine", "manifest": str(images / "test.csv")}]}))
+    result = snakemake(workdir)
+    assert result.returncode != 0 and "no training crops" in (workdir / "logs/train/xvertnet/iter1.log").read_text()
+    assert not (model / "training/model.pt").exists()  # Snakemake removed the failed job's outputs...
+    assert {name: _sha256(model / name) for name in published} == published  # ...not the published model
+    assert main(["enhance", str(images / "small.png"), str(tmp_path / "small_enhanced.png"), "--model", str(model.parent)]) == 0
+
+    # A named run with its own (enhance-only) data set uses that model: nothing trains, nothing of the first run changes.
+    second = {"run": "other", "datasets": [{"name": "other", "manifest": str(images / "test.csv"), "enhance_only": True}],
+              "roi": TINY["roi"], "xvertnet": {"xvertnet": {"models": "results/models/xvertnet"}}, "baselines": {"methods": ["clahe"]}}
+    (workdir / "other.yaml").write_text(yaml.safe_dump(second))
+    result = snakemake(workdir, "--configfile", str(workdir / "other.yaml"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "rule train" not in result.stdout + result.stderr
+    per_roi = pd.read_csv(workdir / "results/runs/other/metrics/per_roi.csv")
+    assert set(per_roi["method"]) == {"xvertnet", "original", "clahe"} and set(per_roi["image_id"]) == {"chest", "small"}
+    assert (workdir / "results/runs/other/tables/comparison.md").is_file()
+    assert {name: _sha256(model / name) for name in published} == published
+    assert _sha256(workdir / "results/tables/comparison.csv") == table

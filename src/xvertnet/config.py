@@ -110,12 +110,19 @@ def variant_settings(config: dict, overrides: dict) -> dict:
     return merged
 
 
+#: Folders of results/ that are not data sets (a run's outputs, benchmarks): no data set may take these names.
+RESERVED_RESULT_FOLDERS = ("runs", "models", "enhanced", "metrics", "tables", "figures", "study", "benchmarks")
+
+
 def _check_consistency(config: dict) -> None:
     """Rules between keys that a schema cannot express."""
     names = [entry["name"] for entry in config.get("datasets", [])]
     duplicated = sorted({name for name in names if names.count(name) > 1})
     if duplicated:
         raise ConfigError("datasets", f"duplicate data set names {duplicated}")
+    taken = sorted(set(names) & set(RESERVED_RESULT_FOLDERS))
+    if taken:
+        raise ConfigError("datasets", f"{taken} name folders of results/ that runs write; name the data set differently")
     roi = config.get("roi", {})
     if roi:
         if roi["upper_fraction"] >= roi["lower_fraction"]:

@@ -3,12 +3,19 @@
 The Snakefile builds one :class:`Plan` from the validated config; its input functions ask
 the plan (``workflow/rules/common.smk``). Paths of every output follow one layout:
 
-    results/{dataset}/{stage}/{shard}.h5                     ingest, roi, prep
-    results/{dataset}/refine/{model_set}/iter{t}/{shard}.h5  refine (data of iteration t + 1)
-    results/models/{model_set}/iter{t}/                      a trained XVertNet iteration
-    results/models/baselines/{method}/                       a trained baseline
-    results/enhanced/{method}/{dataset}/{shard}.h5           every method's enhanced ROIs
-    results/metrics/{dataset}/{method}/{shard}.csv           their measures
+    results/{dataset}/{stage}/{shard}.h5                 ingest, roi, prep (shared by every run)
+    RUN/{dataset}/refine/{model_set}/iter{t}/{shard}.h5  refine (data of iteration t + 1)
+    RUN/models/{model_set}/iter{t}/                      a trained XVertNet iteration (published)
+    RUN/models/{model_set}/iter{t}/training/             what its training job wrote (model, log, curve)
+    RUN/models/baselines/{method}/                       a trained baseline (published; training/ likewise)
+    RUN/enhanced/{method}/{dataset}/{shard}.h5           every method's enhanced ROIs
+    RUN/metrics/{dataset}/{method}/{shard}.csv           their measures
+    RUN/metrics/per_roi.csv, RUN/tables/, RUN/figures/   the comparison; RUN/study/ the design study
+
+``RUN`` is ``results`` for an unnamed run and ``results/runs/<run>`` for config ``run: <run>``,
+so two configurations never overwrite each other's models or tables. A training job writes to
+``training/``; the ``publish_model`` job copies the model up only once training succeeded, so a
+failed (re)training leaves the previous model in place.
 
 Terms. A *model set* is a chain of trained iterations (``results/models/<set>/iter<t>``).
 An *entry* is an XVertNet configuration that enhances under its own name: the comparison
@@ -44,6 +51,10 @@ class Plan:
         from .methods import REGISTRY
 
         self.config = config
+        run = config.get("run", "")
+        #: Where this run's models, enhanced images, metrics and tables go; its logs go to ``run_logs``.
+        self.run_dir = f"{RESULTS}/runs/{run}" if run else RESULTS
+        self.run_logs = f"logs/runs/{run}" if run else "logs"
         self.datasets: dict[str, dict] = {entry["name"]: entry for entry in config["datasets"]}
         #: Data sets models train on (an ``enhance_only`` data set is only enhanced and measured).
         self.training_datasets = [name for name, entry in self.datasets.items() if not entry.get("enhance_only", False)]
@@ -150,26 +161,22 @@ class Plan:
         """Iteration ``iteration``'s data shard: prep for 0, the refine output of that model set after."""
         if iteration == 0:
             return self.stage_shard(dataset, "prep", shard)
-        return f"{RESULTS}/{dataset}/refine/{model_set}/iter{iteration}/{shard}.h5"
+        return f"{self.run_dir}/{dataset}/refine/{model_set}/iter{iteration}/{shard}.h5"
 
-    @staticmethod
-    def model_dir(model_set: str, iteration: int) -> str:
-        return f"{RESULTS}/models/{model_set}/iter{iteration}"
+    def model_dir(self, model_set: str, iteration: int) -> str:
+        return f"{self.run_dir}/models/{model_set}/iter{iteration}"
 
     def model_dirs(self, model_set: str, iterations: int) -> list[str]:
         return [self.model_dir(model_set, t) for t in range(1, iterations + 1)]
 
-    @staticmethod
-    def baseline_model_dir(method: str) -> str:
-        return f"{RESULTS}/models/baselines/{method}"
+    def baseline_model_dir(self, method: str) -> str:
+        return f"{self.run_dir}/models/baselines/{method}"
 
-    @staticmethod
-    def enhanced(dataset: str, method: str, shard: str) -> str:
-        return f"{RESULTS}/enhanced/{method}/{dataset}/{shard}.h5"
+    def enhanced(self, dataset: str, method: str, shard: str) -> str:
+        return f"{self.run_dir}/enhanced/{method}/{dataset}/{shard}.h5"
 
-    @staticmethod
-    def metric_csv(dataset: str, method: str, shard: str) -> str:
-        return f"{RESULTS}/metrics/{dataset}/{method}/{shard}.csv"
+    def metric_csv(self, dataset: str, method: str, shard: str) -> str:
+        return f"{self.run_dir}/metrics/{dataset}/{method}/{shard}.csv"
 
     # -- job inputs and settings (``shards`` maps a data set to its shard names) --------------
 
@@ -257,7 +264,7 @@ class Plan:
         outputs = []
         for name in self.datasets:
             outputs += [f"{RESULTS}/{name}/roi/index.csv", f"{RESULTS}/{name}/prep/summary.csv"]
-            outputs += [f"{RESULTS}/enhanced/{method}/{name}/index.csv" for method in self.methods]
-        outputs += [f"{RESULTS}/metrics/per_roi.csv", f"{RESULTS}/tables/comparison.md", f"{RESULTS}/figures/boxplots.png",
-                    f"{RESULTS}/figures/panel.png"]
+            outputs += [f"{self.run_dir}/enhanced/{method}/{name}/index.csv" for method in self.methods]
+        run = self.run_dir
+        outputs += [f"{run}/metrics/per_roi.csv", f"{run}/tables/comparison.md", f"{run}/figures/boxplots.png", f"{run}/figures/panel.png"]
         return outputs

@@ -17,6 +17,10 @@ from xvertnet.provenance import code_fingerprint
 
 validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
 PLAN = Plan(config)
+# This run's outputs (models, enhanced, metrics, tables, study) and logs: results/ and logs/, or
+# results/runs/<run>/ and logs/runs/<run>/ for config `run: <run>` (xvertnet.plan).
+RUN = PLAN.run_dir
+RUN_LOGS = PLAN.run_logs
 # The jobs' software with --software-deployment-method conda (the package itself comes from SRC).
 ENV = "../envs/xvertnet.yaml"
 

@@ -5,8 +5,8 @@ rule train_baseline:
     input:
         data=lambda w: PLAN.baseline_train_inputs(w.method, shard_names),
     output:
-        model="results/models/baselines/{method}/model.pt",
-        metadata="results/models/baselines/{method}/model.json",
+        model=f"{RUN}/models/baselines/{{method}}/training/model.pt",
+        metadata=f"{RUN}/models/baselines/{{method}}/training/model.json",
     wildcard_constraints:
         method="|".join(PLAN.trained_baselines) or "no-trained-baseline",
     params:
@@ -14,9 +14,9 @@ rule train_baseline:
         settings=lambda w: as_json(PLAN.baseline_settings(w.method)),
         out_dir=lambda w, output: str(Path(output.model).parent),
     log:
-        "logs/train_baseline/{method}.log",
+        f"{RUN_LOGS}/train_baseline/{{method}}.log",
     benchmark:
-        "results/benchmarks/train_baseline/{method}.tsv"
+        f"{RUN}/benchmarks/train_baseline/{{method}}.tsv"
     conda:
         ENV
     threads: threads("train_baseline")
@@ -32,8 +32,8 @@ rule enhance_shard:
     input:
         unpack(lambda w: PLAN.enhance_inputs(w.method, w.dataset, w.shard)),
     output:
-        h5="results/enhanced/{method}/{dataset}/{shard}.h5",
-        png=directory("results/enhanced/{method}/{dataset}/{shard}"),
+        h5=f"{RUN}/enhanced/{{method}}/{{dataset}}/{{shard}}.h5",
+        png=directory(f"{RUN}/enhanced/{{method}}/{{dataset}}/{{shard}}"),
     wildcard_constraints:
         method="|".join([*PLAN.entries, *PLAN.enhancing_baselines]),
     params:
@@ -43,9 +43,9 @@ rule enhance_shard:
         model=lambda w: PLAN.enhance_model_option(w.method),
         splits=lambda w: " ".join(PLAN.enhance_splits(w.dataset)),
     log:
-        "logs/enhance_shard/{method}/{dataset}/{shard}.log",
+        f"{RUN_LOGS}/enhance_shard/{{method}}/{{dataset}}/{{shard}}.log",
     benchmark:
-        "results/benchmarks/enhance_shard/{method}/{dataset}/{shard}.tsv"
+        f"{RUN}/benchmarks/enhance_shard/{{method}}/{{dataset}}/{{shard}}.tsv"
     conda:
         ENV
     threads: threads("enhance_shard")
@@ -62,13 +62,13 @@ rule enhanced_index:
     input:
         shards=enhanced_of_method,
     output:
-        csv="results/enhanced/{method}/{dataset}/index.csv",
+        csv=f"{RUN}/enhanced/{{method}}/{{dataset}}/index.csv",
     params:
         code=code_fingerprint("enhanced_index"),
     log:
-        "logs/enhanced_index/{method}/{dataset}.log",
+        f"{RUN_LOGS}/enhanced_index/{{method}}/{{dataset}}.log",
     benchmark:
-        "results/benchmarks/enhanced_index/{method}/{dataset}.tsv"
+        f"{RUN}/benchmarks/enhanced_index/{{method}}/{{dataset}}.tsv"
     conda:
         ENV
     threads: threads("enhanced_index")

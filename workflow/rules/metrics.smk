@@ -1,16 +1,16 @@
 rule metrics_shard:
     input:
-        enhanced="results/enhanced/{method}/{dataset}/{shard}.h5",
+        enhanced=f"{RUN}/enhanced/{{method}}/{{dataset}}/{{shard}}.h5",
         roi="results/{dataset}/roi/{shard}.h5",
     output:
-        csv="results/metrics/{dataset}/{method}/{shard}.csv",
+        csv=f"{RUN}/metrics/{{dataset}}/{{method}}/{{shard}}.csv",
     params:
         code=code_fingerprint("metrics_shard"),
         settings=section("metrics"),
     log:
-        "logs/metrics_shard/{dataset}/{method}/{shard}.log",
+        f"{RUN_LOGS}/metrics_shard/{{dataset}}/{{method}}/{{shard}}.log",
     benchmark:
-        "results/benchmarks/metrics_shard/{dataset}/{method}/{shard}.tsv"
+        f"{RUN}/benchmarks/metrics_shard/{{dataset}}/{{method}}/{{shard}}.tsv"
     conda:
         ENV
     threads: threads("metrics_shard")
@@ -28,14 +28,14 @@ rule aggregate_metrics:
         enhanced=collection_enhanced,
         manifests=lambda w: list(PLAN.manifests().values()),
     output:
-        csv="results/{collection}/per_roi.csv",
+        csv=f"{RUN}/{{collection}}/per_roi.csv",
     params:
         code=code_fingerprint("aggregate_metrics"),
         manifests=as_json(PLAN.manifests()),
     log:
-        "logs/aggregate_metrics/{collection}.log",
+        f"{RUN_LOGS}/aggregate_metrics/{{collection}}.log",
     benchmark:
-        "results/benchmarks/aggregate_metrics/{collection}.tsv"
+        f"{RUN}/benchmarks/aggregate_metrics/{{collection}}.tsv"
     conda:
         ENV
     threads: threads("aggregate_metrics")
@@ -49,21 +49,21 @@ rule aggregate_metrics:
 
 rule tables:
     input:
-        per_roi="results/metrics/per_roi.csv",
+        per_roi=f"{RUN}/metrics/per_roi.csv",
         enhanced=lambda w: PLAN.enhanced_shards(PLAN.methods, shard_names),
     output:
-        csv="results/tables/comparison.csv",
-        md=report("results/tables/comparison.md", caption="../report/comparison.rst", category="Tables"),
-        tex="results/tables/comparison.tex",
-        boxplots=report("results/figures/boxplots.png", caption="../report/boxplots.rst", category="Figures"),
-        panel=report("results/figures/panel.png", caption="../report/panel.rst", category="Figures"),
+        csv=f"{RUN}/tables/comparison.csv",
+        md=report(f"{RUN}/tables/comparison.md", caption="../report/comparison.rst", category="Tables"),
+        tex=f"{RUN}/tables/comparison.tex",
+        boxplots=report(f"{RUN}/figures/boxplots.png", caption="../report/boxplots.rst", category="Figures"),
+        panel=report(f"{RUN}/figures/panel.png", caption="../report/panel.rst", category="Figures"),
     params:
         code=code_fingerprint("tables"),
         settings=section("metrics"),
     log:
-        "logs/tables/tables.log",
+        f"{RUN_LOGS}/tables/tables.log",
     benchmark:
-        "results/benchmarks/tables/tables.tsv"
+        f"{RUN}/benchmarks/tables/tables.tsv"
     conda:
         ENV
     threads: threads("tables")

@@ -4,16 +4,16 @@
 
 rule study_report:
     input:
-        per_roi="results/study/per_roi.csv",
+        per_roi=f"{RUN}/study/per_roi.csv",
         enhanced=lambda w: PLAN.enhanced_shards(PLAN.study_methods, shard_names),
     output:
-        summary=report("results/study/summary.csv", caption="../report/study_summary.rst", category="Design study"),
-        summary_md="results/study/summary.md",
-        conclusion="results/study/conclusion.md",
-        conclusion_html=report("results/study/conclusion.html", caption="../report/study_conclusion.rst",
+        summary=report(f"{RUN}/study/summary.csv", caption="../report/study_summary.rst", category="Design study"),
+        summary_md=f"{RUN}/study/summary.md",
+        conclusion=f"{RUN}/study/conclusion.md",
+        conclusion_html=report(f"{RUN}/study/conclusion.html", caption="../report/study_conclusion.rst",
                                category="Design study"),
-        variants=directory("results/study/variants"),
-        panels=report(directory("results/study/panels"), patterns=["{entry}.png"], caption="../report/study_panel.rst",
+        variants=directory(f"{RUN}/study/variants"),
+        panels=report(directory(f"{RUN}/study/panels"), patterns=["{entry}.png"], caption="../report/study_panel.rst",
                       category="Design study", subcategory="Panels"),
     params:
         code=code_fingerprint("study_report"),
@@ -23,9 +23,9 @@ rule study_report:
         paper=" ".join(["--paper-entry", entry] if (entry := PLAN.study_paper_entry()) else []),
         out_dir=lambda w, output: str(Path(output.summary).parent),
     log:
-        "logs/study_report/study_report.log",
+        f"{RUN_LOGS}/study_report/study_report.log",
     benchmark:
-        "results/benchmarks/study_report/study_report.tsv"
+        f"{RUN}/benchmarks/study_report/study_report.tsv"
     conda:
         ENV
     threads: threads("study_report")
@@ -40,5 +40,5 @@ rule study_report:
 
 rule study:
     input:
-        "results/study/summary.md",
-        "results/study/conclusion.md",
+        f"{RUN}/study/summary.md",
+        f"{RUN}/study/conclusion.md",

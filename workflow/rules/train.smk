@@ -1,19 +1,24 @@
+# A training job writes to <model>/training/; publish_model copies the model up to <model>/ once the
+# job has succeeded. Snakemake deletes a job's outputs before it runs and after it fails, so a
+# failed retraining then loses only training/, never the published model the enhance jobs use.
+
+
 rule train:
     input:
         data=lambda w: PLAN.train_inputs(w.model_set, int(w.iteration), shard_names),
     output:
-        model="results/models/{model_set}/iter{iteration}/model.pt",
-        metadata="results/models/{model_set}/iter{iteration}/model.json",
-        log_csv="results/models/{model_set}/iter{iteration}/train_log.csv",
-        curve="results/models/{model_set}/iter{iteration}/loss_curve.png",
+        model=f"{RUN}/models/{{model_set}}/iter{{iteration}}/training/model.pt",
+        metadata=f"{RUN}/models/{{model_set}}/iter{{iteration}}/training/model.json",
+        log_csv=f"{RUN}/models/{{model_set}}/iter{{iteration}}/training/train_log.csv",
+        curve=f"{RUN}/models/{{model_set}}/iter{{iteration}}/training/loss_curve.png",
     params:
         code=code_fingerprint("train"),
         settings=lambda w: as_json(PLAN.model_set_settings(w.model_set)),
         out_dir=lambda w, output: str(Path(output.model).parent),
     log:
-        "logs/train/{model_set}/iter{iteration}.log",
+        f"{RUN_LOGS}/train/{{model_set}}/iter{{iteration}}.log",
     benchmark:
-        "results/benchmarks/train/{model_set}/iter{iteration}.tsv"
+        f"{RUN}/benchmarks/train/{{model_set}}/iter{{iteration}}.tsv"
     conda:
         ENV
     threads: threads("train")
@@ -27,19 +32,19 @@ rule train:
 
 rule refine:
     input:
-        model="results/models/{model_set}/iter{iteration}/model.pt",
-        metadata="results/models/{model_set}/iter{iteration}/model.json",
+        model=f"{RUN}/models/{{model_set}}/iter{{iteration}}/model.pt",
+        metadata=f"{RUN}/models/{{model_set}}/iter{{iteration}}/model.json",
         data=lambda w: PLAN.data_shard(w.dataset, w.shard, int(w.iteration) - 1, w.model_set),
     output:
-        h5="results/{dataset}/refine/{model_set}/iter{iteration}/{shard}.h5",
+        h5=f"{RUN}/{{dataset}}/refine/{{model_set}}/iter{{iteration}}/{{shard}}.h5",
     params:
         code=code_fingerprint("refine"),
         settings=section("enhance"),
         model_dir=lambda w, input: str(Path(input.model).parent),
     log:
-        "logs/refine/{dataset}/{model_set}/iter{iteration}/{shard}.log",
+        f"{RUN_LOGS}/refine/{{dataset}}/{{model_set}}/iter{{iteration}}/{{shard}}.log",
     benchmark:
-        "results/benchmarks/refine/{dataset}/{model_set}/iter{iteration}/{shard}.tsv"
+        f"{RUN}/benchmarks/refine/{{dataset}}/{{model_set}}/iter{{iteration}}/{{shard}}.tsv"
     conda:
         ENV
     threads: threads("refine")
@@ -48,3 +53,30 @@ rule refine:
         runtime=60,
     shell:
         "python -m xvertnet refine {input.data:q} --model {params.model_dir:q} --out {output.h5:q} --settings {params.settings:q} > {log:q} 2>&1"
+
+
+rule publish_model:
+    input:
+        model=f"{RUN}/models/{{model}}/training/model.pt",
+        metadata=f"{RUN}/models/{{model}}/training/model.json",
+    output:
+        model=f"{RUN}/models/{{model}}/model.pt",
+        metadata=f"{RUN}/models/{{model}}/model.json",
+    wildcard_constraints:
+        model=r"[^/]+/iter[1-9][0-9]*|baselines/[^/]+",
+    params:
+        code=code_fingerprint("publish_model"),
+        out_dir=lambda w, output: str(Path(output.model).parent),
+    localrule: True
+    log:
+        f"{RUN_LOGS}/publish_model/{{model}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/publish_model/{{model}}.tsv"
+    conda:
+        ENV
+    threads: threads("publish_model")
+    resources:
+        mem_mb=500,
+        runtime=5,
+    shell:
+        "python -m xvertnet publish-model {input.model:q} {input.metadata:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"

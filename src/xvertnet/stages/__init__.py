@@ -18,6 +18,7 @@ COMMANDS = {
     "prep": "WLS, Xp and HFC (Eqs. 1-6) of every crop of a ROI shard",
     "prep-summary": "one CSV row per image and ROI over all prep shards",
     "train": "train one XVertNet iteration on data shards",
+    "publish-model": "copy a trained model from its job's training/ folder to the model folder (atomically)",
     "refine": "apply model t to a data shard: the next iteration's inputs and HFC",
     "train-baseline": "train a learned baseline (zerodce on the training crops, madmad on synthetic data)",
     "enhance-shard": "a method on the evaluation ROIs and whole images of a ROI shard",

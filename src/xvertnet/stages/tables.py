@@ -21,13 +21,21 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import pandas as pd
 
+    from ..errors import XvertnetError
+
     from ..evaluate import shards_by_method
     from ..report import box_plots, visual_panel
     from ..stats import TableSettings, compare, reference_method, write_comparison_tables
 
     settings = TableSettings.from_config(load_settings(args.settings))
     splits = tuple(settings.table_splits)
-    per_roi = pd.read_csv(args.per_roi)
+    try:
+        per_roi = pd.read_csv(args.per_roi)
+    except pd.errors.EmptyDataError:
+        per_roi = pd.DataFrame(columns=["split"])
+    if not per_roi["split"].isin(splits).any():
+        raise XvertnetError(f"{args.per_roi}: no measured ROI in splits {list(splits)} (metrics.table_splits); "
+                            "put images in those splits in the manifest")
     reference = reference_method(per_roi["method"].unique())
     statistics = compare(per_roi, reference=reference, splits=splits)
     stem = args.csv.with_suffix("")
