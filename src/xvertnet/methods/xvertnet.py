@@ -1,7 +1,8 @@
 """XVertNet as methods beside the baselines: the trained chain, and internal learning per image.
 
 * ``xvertnet-chain``: trained iterations 1..T (:class:`xvertnet.inference.Chain`) applied to
-  every crop; whole images are enhanced in overlapping tiles.
+  every crop; whole images are enhanced in overlapping tiles, burned-in labels and border strips
+  hidden from the network and put back unchanged (:mod:`xvertnet.burned_in`).
 * ``xvertnet-internal``: for each image it enhances, trains the chain on that image's own
   training crops (:mod:`xvertnet.internal`), then applies it.
 
@@ -16,6 +17,7 @@ import tempfile
 
 import numpy as np
 
+from ..burned_in import enhance_around_burned_in
 from ..errors import XvertnetError
 from . import Method, register
 
@@ -41,7 +43,7 @@ class XVertNetChain(Method):
         return self.chain.run(image)
 
     def enhance_whole(self, image: np.ndarray) -> np.ndarray:
-        return self.chain.run(image, tile=self.params["tile"], overlap=self.params["overlap"])
+        return enhance_around_burned_in(image, lambda x: self.chain.run(x, tile=self.params["tile"], overlap=self.params["overlap"]))
 
 
 class _TrainedChain(Method):
@@ -57,7 +59,7 @@ class _TrainedChain(Method):
         return self.chain.run(image)
 
     def enhance_whole(self, image: np.ndarray) -> np.ndarray:
-        return self.chain.run(image, tile=self.tile, overlap=self.overlap)
+        return enhance_around_burned_in(image, lambda x: self.chain.run(x, tile=self.tile, overlap=self.overlap))
 
 
 @register

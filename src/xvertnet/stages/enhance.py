@@ -43,6 +43,7 @@ def model_dirs(path: Path | None) -> list[Path]:
 def enhance_file(model_folders, in_path, out_path, *, iterations: int | None = None, device: str = "auto", tile: int = 512,
                  overlap: int = 64, native_radius: int = 4, native_eps: float = 1e-4) -> dict:
     """Enhance one image file; the output has the input's size. Returns what was recorded."""
+    from ..burned_in import burned_in_mask, fill_burned_in, restore_burned_in
     from ..inference import Chain, native_resolution
     from ..readers import flat_image_reason, read_image
     from ..roi import to_canonical
@@ -58,11 +59,16 @@ def enhance_file(model_folders, in_path, out_path, *, iterations: int | None = N
         raise InputImageError(in_path, f"{flat}, nothing to enhance")
     chain = Chain(model_folders, device=device)
     canonical, _ = to_canonical(image, chain.canonical_height or image.shape[0])
-    enhanced = chain.run(canonical, iterations=iterations, tile=tile, overlap=overlap)
-    description = {"software": "xvertnet", **chain.describe(), "iterations_applied": iterations or len(chain.models)}
+    # Burned-in labels and border strips are hidden from the network and put back unchanged (no glow).
+    burned_in = burned_in_mask(canonical)
+    filled = fill_burned_in(canonical, burned_in)
+    enhanced = chain.run(filled, iterations=iterations, tile=tile, overlap=overlap)
+    description = {"software": "xvertnet", **chain.describe(), "iterations_applied": iterations or len(chain.models),
+                   "burned_in_pixels": int(burned_in.sum())}
     if enhanced.shape != image.shape:
-        enhanced = native_resolution(image, canonical, enhanced, radius=native_radius, eps=native_eps)
+        enhanced = native_resolution(image, filled, enhanced, radius=native_radius, eps=native_eps)
         description["native_resolution"] = {"working_height": canonical.shape[0], "radius": native_radius, "eps": native_eps}
+    enhanced = restore_burned_in(enhanced, image, burned_in)
     if out_path.suffix.lower() in (".dcm", ".dicom"):
         write_derived_dicom(in_path, enhanced, out_path, description)
     else:

@@ -1,0 +1,96 @@
+"""Burned-in annotations and collimator borders: find them, hide them from the network, put them back.
+
+A burned-in label (side marker, text) or a collimator/border strip is a region at one extreme of the
+grey range with a sharp step to its surroundings. A convolutional network that sees such a step
+answers with a halo (the "glow" beside a marker, issue 14) that spreads over its receptive field.
+The regions are therefore filled from their surroundings before the network runs (biharmonic
+inpainting, scikit-image) and the original pixels are put back afterwards, so the anatomy next to
+them is enhanced as if they were not there and the markers themselves stay as they were.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+#: Share of the grey range below the brightest value that counts as burned-in white (anti-aliased
+#: label edges and 8-bit markers a little below the maximum included).
+SATURATION_LEVEL = 0.08
+#: A saturated region not touching the image border is a label only if it is at most this share of the image.
+MAX_LABEL_FRACTION = 0.02
+#: Smaller saturated specks are noise (a low-dose image's outliers), not labels.
+MIN_LABEL_AREA = 6
+#: Minimal step between a region and the ring around it (share of the grey range): labels, strips and
+#: metal stand out sharply; bright anatomy (spine, shoulders) rises gradually and is kept.
+MIN_STEP = 0.1
+
+
+def burned_in_mask(image: np.ndarray, *, level: float = SATURATION_LEVEL, max_label_fraction: float = MAX_LABEL_FRACTION,
+                   min_area: int = MIN_LABEL_AREA, min_step: float = MIN_STEP) -> np.ndarray:
+    """Pixels of burned-in labels, border strips and metal: regions near the brightest value (bone-bright
+    images, so labels drawn white on display) with a sharp step to their surroundings that are small or
+    touch the image border, grown by one pixel to take in their anti-aliased rim.
+
+    A heuristic: thin, low-contrast markers (a grey anti-aliased "L") are not found and keep their
+    (weak) halo; a bright strip of anatomy touching the border (neck at the top edge) is kept unenhanced.
+    """
+    from scipy import ndimage
+
+    image = np.asarray(image, dtype=np.float32)
+    low, high = float(image.min()), float(image.max())
+    span = high - low
+    mask = np.zeros(image.shape, dtype=bool)
+    if span <= 0:
+        return mask
+    structure = np.ones((3, 3), dtype=bool)
+    for saturated in (image >= high - level * span,):
+        labels, count = ndimage.label(saturated, structure=structure)
+        for index, box in enumerate(ndimage.find_objects(labels), start=1):
+            rows, cols = box
+            region = labels[box] == index
+            area = int(region.sum())
+            touches_border = rows.start == 0 or cols.start == 0 or rows.stop == image.shape[0] or cols.stop == image.shape[1]
+            if area < min_area or (not touches_border and area > max_label_fraction * image.size):
+                continue
+            # The ring 2-4 pixels outside the region, in a box grown by 4 pixels.
+            grown = tuple(slice(max(s.start - 4, 0), min(s.stop + 4, n)) for s, n in zip(box, image.shape))
+            inside = labels[grown] == index
+            ring = ndimage.binary_dilation(inside, structure, iterations=4) & ~ndimage.binary_dilation(inside, structure, iterations=1)
+            ring &= ~saturated[grown]
+            if not ring.any():
+                continue
+            step = abs(float(np.median(image[grown][inside])) - float(np.median(image[grown][ring])))
+            if step >= min_step * span:
+                mask[grown] |= inside
+    return ndimage.binary_dilation(mask, structure) if mask.any() else mask
+
+
+def fill_burned_in(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The image with the masked pixels replaced by a smooth continuation of their surroundings."""
+    if not mask.any():
+        return image
+    from skimage.restoration import inpaint_biharmonic
+
+    return inpaint_biharmonic(image.astype(np.float64), mask).astype(image.dtype)
+
+
+def restore_burned_in(enhanced: np.ndarray, original: np.ndarray, mask: np.ndarray, *, feather: float = 1.0) -> np.ndarray:
+    """``enhanced`` with the original pixels back under ``mask`` (resized to the image if it was found at another
+    scale), blended over a ``feather``-pixel (mask scale) soft edge."""
+    if not mask.any():
+        return enhanced
+    from scipy import ndimage
+    from skimage.transform import resize
+
+    weight = np.clip(ndimage.gaussian_filter(mask.astype(np.float32), feather) * 2.0, 0.0, 1.0)
+    weight = np.maximum(weight, mask)
+    if weight.shape != enhanced.shape:
+        weight = resize(weight, enhanced.shape, order=1, mode="edge", anti_aliasing=False)
+    return (enhanced + weight * (original.astype(np.float32) - enhanced)).astype(enhanced.dtype)
+
+
+def enhance_around_burned_in(image: np.ndarray, enhance: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``enhance(image)`` with burned-in labels and border strips hidden from it and put back unchanged."""
+    mask = burned_in_mask(image)
+    return restore_burned_in(enhance(fill_burned_in(image, mask)), image, mask)
