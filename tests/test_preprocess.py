@@ -92,14 +92,14 @@ def test_prep_shard_is_atomic_when_killed(tmp_path, monkeypatch, demo_dataset):
     manifest = read_manifest(demo_dataset["manifest_path"])
     entries = manifest[manifest["image_id"].isin(["drr_ap_clean", "drr_ap_low_dose"])].to_dict("records")
     ingest_entries(entries, tmp_path / "ingest.h5", tmp_path / "r.csv")
-    settings = RoiSettings(canonical_height=512, train_size=(256, 256), eval_size=(256, 145))
+    settings = RoiSettings(canonical_height=512, train_size=(256, 256), eval_size=(128, 73))
     roi_shard(tmp_path / "ingest.h5", tmp_path / "roi.h5", tmp_path / "qc", settings, tmp_path / "r2.csv")
 
     params = PrepParams()
     assert prep.prep_shard(tmp_path / "roi.h5", tmp_path / "prep.h5", params, figure_dir=tmp_path / "fig") == 2
     arrays, attrs = read_item(tmp_path / "prep.h5", "drr_ap_clean")
-    assert arrays["train_upper/Y"].shape == (256, 256) and arrays["eval_lower/Xp"].shape == (256, 145)
-    assert attrs["boxes"]["eval_upper"][2:] == [256, 145]
+    assert arrays["train_upper/Y"].shape == (256, 256) and arrays["eval_lower/Xp"].shape == (128, 73)
+    assert attrs["boxes"]["eval_upper"][2:] == [128, 73]
     recorded = file_attrs(tmp_path / "prep.h5")
     assert recorded["params"]["lambda"] == 0.8 and recorded["params"]["solver"] == "fast"
     assert len(recorded["inputs_sha256"][str(tmp_path / "roi.h5")]) == 64

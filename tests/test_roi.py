@@ -9,7 +9,9 @@ import pytest
 from xvertnet.readers import read_image
 from xvertnet.shard_store import ROI_NAMES
 from xvertnet.roi import (
+    QC_COLOURS,
     RoiSettings,
+    anatomy_bounds,
     best_vertical_path,
     box_around,
     locate_spine,
@@ -85,6 +87,53 @@ def test_box_is_shifted_inside_the_image():
         box_around(100, 100, (600, 50), (512, 400))
 
 
+def _overlap(boxes) -> float:
+    upper, lower = boxes["eval_upper"], boxes["eval_lower"]
+    return max(0, upper[0] + upper[2] - lower[0]) / upper[2]
+
+
+def test_evaluation_rois_stay_inside_the_border_strips_and_apart(rg1_path, demo_dataset):
+    """Issue 14: RG1's upper ROI was clipped at row 0 in its white border strip; the ROIs overlapped by 2/3."""
+    settings = _settings(demo_dataset["config"])
+    canonical, _ = to_canonical(read_image(rg1_path).pixels, settings.canonical_height)
+    top, bottom, left, right = anatomy_bounds(canonical)
+    assert 1 <= top <= 20 and bottom == canonical.shape[0]  # RG1's white strip along the top edge
+    boxes = roi_boxes(locate_spine(canonical, settings), settings, canonical.shape, (top, bottom, left, right))
+    for name, (box_top, box_left, height, width) in boxes.items():
+        assert box_top >= top and box_top + height <= bottom and box_left >= left and box_left + width <= right, name
+    assert _overlap(boxes) <= settings.max_eval_overlap
+
+    # An image with a border strip at the top and the bottom, and ROIs planned to overlap.
+    framed = canonical.copy()
+    framed[:25], framed[-25:] = 1.0, 1.0
+    bounds = anatomy_bounds(framed)
+    assert 25 <= bounds[0] <= 27 and framed.shape[0] - 27 <= bounds[1] <= framed.shape[0] - 25  # (the strip and its rim)
+    close = locate_spine(framed, settings)
+    close.upper_y, close.lower_y = 200, 230
+    boxes = roi_boxes(close, settings, framed.shape, bounds)
+    assert _overlap(boxes) <= settings.max_eval_overlap and boxes["eval_upper"][0] < 200 - 64 < boxes["eval_lower"][0]
+    assert all(bounds[0] <= box[0] and box[0] + box[2] <= bounds[1] for box in boxes.values())
+
+
+def test_rois_that_cannot_be_placed_apart_are_refused(demo_dataset):
+    settings = RoiSettings(canonical_height=512, eval_size=(300, 73), max_eval_overlap=0.25)
+    canonical = np.zeros((512, 400), np.float32)
+    location = locate_spine(canonical + np.linspace(0, 1, 400)[None, :], _settings(demo_dataset["config"]))
+    with pytest.raises(ValueError, match="cannot overlap by at most 25%"):
+        roi_boxes(location, settings, canonical.shape)
+
+
+def test_every_demo_drr_has_rois_apart(demo_dataset):
+    from xvertnet.datasets import read_manifest
+
+    settings = _settings(demo_dataset["config"])
+    manifest = read_manifest(demo_dataset["manifest_path"])
+    for _, row in manifest.iterrows():
+        canonical, _ = to_canonical(read_image(row["resolved_path"]).pixels, settings.canonical_height)
+        boxes = roi_boxes(locate_spine(canonical, settings), settings, canonical.shape, anatomy_bounds(canonical))
+        assert _overlap(boxes) <= settings.max_eval_overlap, row["image_id"]
+
+
 def test_roi_shard_writes_crops_masks_qc_and_rejects(tmp_path, demo_dataset):
     from xvertnet.datasets import read_manifest
     from xvertnet.ingest import ingest_entries
@@ -111,3 +160,8 @@ def test_roi_shard_writes_crops_masks_qc_and_rejects(tmp_path, demo_dataset):
     real, _ = read_item(tmp_path / "roi.h5", "rg1_uncr")
     assert "vertebra_mask" not in real
     assert sorted(p.name for p in (tmp_path / "qc").iterdir()) == ["drr_ap_clean.png", "rg1_uncr.png"]
+    overlay = np.asarray(Image.open(tmp_path / "qc" / "drr_ap_clean.png").convert("RGB"))
+    legend = overlay[512:].reshape(-1, 3)  # the band under the canonical image
+    assert overlay.shape[0] > 512 and overlay.shape[1] == arrays["canonical"].shape[1]
+    for name, colour in QC_COLOURS.items():  # a swatch of every colour (the DRR has a vertebra mask and lung rows)
+        assert (legend == colour).all(axis=1).sum() >= 30, name

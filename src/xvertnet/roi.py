@@ -52,13 +52,14 @@ class RoiSettings(FromConfig):
 
     canonical_height: int = 512
     train_size: tuple[int, int] = (256, 256)
-    eval_size: tuple[int, int] = (256, 145)
+    eval_size: tuple[int, int] = (128, 73)
     spine_width_fraction: float = 0.14
     search_fraction: float = 0.40
     max_step: int = 1
     upper_fraction: float = 0.30
     lower_fraction: float = 0.80
     lung_contrast: float = 0.5
+    max_eval_overlap: float = 0.25
     qc_max_per_shard: int = 256
 
     def __post_init__(self):
@@ -68,6 +69,8 @@ class RoiSettings(FromConfig):
                 raise InvalidValueError(f"roi {name} must be at least 8x8, got {height}x{width}")
             if height > self.canonical_height:
                 raise InvalidValueError(f"roi {name} height {height} exceeds canonical_height {self.canonical_height}")
+        if not 0.0 <= self.max_eval_overlap < 1.0:
+            raise InvalidValueError(f"roi max_eval_overlap must be in [0, 1), got {self.max_eval_overlap}")
         if not 0.0 < self.upper_fraction < self.lower_fraction < 1.0:
             raise InvalidValueError(
                 f"expected 0 < upper_fraction < lower_fraction < 1, got {self.upper_fraction}, {self.lower_fraction}"
@@ -221,25 +224,79 @@ def _longest_run(flags: np.ndarray) -> tuple[int, int] | None:
     return int(where[0]), int(where[-1])
 
 
-def box_around(centre_y: float, centre_x: float, size: tuple[int, int], shape: tuple[int, int]) -> tuple[int, int, int, int]:
-    """(top, left, height, width) of a box of ``size`` centred at the point, shifted inside ``shape``."""
+Bounds = tuple[int, int, int, int]  # first row, row after the last, first column, column after the last
+
+
+def anatomy_bounds(image: np.ndarray, *, strip_share: float = 0.25) -> Bounds:
+    """Rows and columns of ``image`` inside its border strips: leading and trailing rows (columns) where
+    burned-in white (a collimator or scanner border strip, :func:`xvertnet.burned_in.burned_in_mask`)
+    covers more than ``strip_share`` of the row (column)."""
+    from .burned_in import burned_in_mask
+
+    strips = burned_in_mask(image)
+
+    def inner(share: np.ndarray) -> tuple[int, int]:
+        inside = np.flatnonzero(share <= strip_share)
+        if inside.size == 0:
+            return 0, len(share)
+        return int(inside[0]), int(inside[-1]) + 1
+
+    top, bottom = inner(strips.mean(axis=1))
+    left, right = inner(strips.mean(axis=0))
+    return top, bottom, left, right
+
+
+def box_around(centre_y: float, centre_x: float, size: tuple[int, int], shape: tuple[int, int],
+               bounds: Bounds | None = None) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of a box of ``size`` centred at the point, shifted inside ``bounds``
+    (default: the whole ``shape``)."""
     height, width = size
-    if height > shape[0] or width > shape[1]:
-        raise InvalidValueError(f"ROI {height}x{width} does not fit a canonical image of {shape[0]}x{shape[1]}")
+    top_limit, bottom_limit, left_limit, right_limit = bounds or (0, shape[0], 0, shape[1])
+    if height > bottom_limit - top_limit or width > right_limit - left_limit:
+        where = "a canonical image" if bounds is None else "the anatomy (inside the border strips) of a canonical image"
+        raise InvalidValueError(f"ROI {height}x{width} does not fit {where} of "
+                                f"{bottom_limit - top_limit}x{right_limit - left_limit}")
     top = int(round(centre_y - height / 2.0))
     left = int(round(centre_x - width / 2.0))
-    top = min(max(top, 0), shape[0] - height)
-    left = min(max(left, 0), shape[1] - width)
+    top = min(max(top, top_limit), bottom_limit - height)
+    left = min(max(left, left_limit), right_limit - width)
     return top, left, height, width
 
 
-def roi_boxes(location: SpineLocation, settings: RoiSettings, shape: tuple[int, int]) -> dict[str, tuple[int, int, int, int]]:
-    """The four ROI boxes, centred on the spine at the upper and the lower row."""
+def roi_boxes(location: SpineLocation, settings: RoiSettings, shape: tuple[int, int],
+              bounds: Bounds | None = None) -> dict[str, tuple[int, int, int, int]]:
+    """The four ROI boxes, centred on the spine at the upper and the lower row, inside ``bounds``.
+
+    The two evaluation ROIs share at most ``settings.max_eval_overlap`` of their height: ones closer
+    than that move apart (each by half, or one more where the other meets the anatomy's edge); an
+    image too short for that is refused.
+    """
     boxes = {}
     for level, row in (("upper", location.upper_y), ("lower", location.lower_y)):
         centre = location.centre_at(row)
-        boxes[f"train_{level}"] = box_around(row, centre, settings.train_size, shape)
-        boxes[f"eval_{level}"] = box_around(row, centre, settings.eval_size, shape)
+        boxes[f"train_{level}"] = box_around(row, centre, settings.train_size, shape, bounds)
+        boxes[f"eval_{level}"] = box_around(row, centre, settings.eval_size, shape, bounds)
+    height = settings.eval_size[0]
+    allowed = int(np.floor(settings.max_eval_overlap * height))
+    upper_top, lower_top = boxes["eval_upper"][0], boxes["eval_lower"][0]
+    excess = upper_top + height - lower_top - allowed
+    if excess > 0:
+        top_limit, bottom_limit = (bounds or (0, shape[0]))[:2]
+        upper_top -= excess // 2
+        lower_top += excess - excess // 2
+        if upper_top < top_limit:
+            lower_top += top_limit - upper_top
+            upper_top = top_limit
+        if lower_top + height > bottom_limit:
+            upper_top -= lower_top + height - bottom_limit
+            lower_top = bottom_limit - height
+        if upper_top < top_limit:
+            raise InvalidValueError(
+                f"evaluation ROIs {height} rows tall cannot overlap by at most {settings.max_eval_overlap:.0%} in the "
+                f"{bottom_limit - top_limit} rows of anatomy; lower roi.eval_size or raise roi.canonical_height")
+        for level, top in (("upper", upper_top), ("lower", lower_top)):
+            boxes[f"eval_{level}"] = box_around(top + height / 2.0, location.centre_at(top + height // 2), settings.eval_size,
+                                                shape, bounds)
     return boxes
 
 
@@ -248,24 +305,50 @@ def crop(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     return image[top : top + height, left : left + width]
 
 
+#: QC overlay colours, and the legend drawn under the image.
+QC_COLOURS = {"spine centre": (255, 255, 0), "training ROI": (0, 200, 255), "evaluation ROI": (255, 80, 0),
+              "lung-field rows": (0, 255, 0), "vertebra mask": (255, 0, 255)}
+
+
 def qc_overlay(image: np.ndarray, location: SpineLocation, boxes: dict, path, *, mask: np.ndarray | None = None) -> None:
-    """Write a PNG showing the canonical image, the spine line, the ROI boxes and the mask outline."""
+    """Write a PNG showing the canonical image, the spine line, the ROI boxes and the mask outline, with a legend."""
     from PIL import Image, ImageDraw
 
     grey = (np.clip(image, 0, 1) * 255).astype(np.uint8)
     rgb = np.stack([grey] * 3, axis=-1)
     if mask is not None:
         edge = mask.astype(bool) & ~ndimage.binary_erosion(mask.astype(bool))
-        rgb[edge] = (255, 0, 255)
-    picture = Image.fromarray(rgb)
+        rgb[edge] = QC_COLOURS["vertebra mask"]
+    legend = [name for name in QC_COLOURS if name != "vertebra mask" or mask is not None]
+    if location.lung_rows is None:
+        legend.remove("lung-field rows")
+    line_height, height, width = 12, rgb.shape[0], rgb.shape[1]
+    # The legend wraps into as many lines as the width needs (6 px per character of the default font).
+    lines, current = [[]], 0
+    for name in legend:
+        need = 6 * (len(name) + 3)
+        if current + need > width and lines[-1]:
+            lines.append([])
+            current = 0
+        lines[-1].append(name)
+        current += need
+    canvas = np.zeros((height + line_height * len(lines) + 4, width, 3), dtype=np.uint8)
+    canvas[:height] = rgb
+    picture = Image.fromarray(canvas)
     draw = ImageDraw.Draw(picture)
-    draw.line([(float(x), float(y)) for y, x in enumerate(location.centre_x)], fill=(255, 255, 0), width=1)
-    colours = {"train": (0, 200, 255), "eval": (255, 80, 0)}
-    for name, (top, left, height, width) in boxes.items():
-        draw.rectangle([left, top, left + width - 1, top + height - 1], outline=colours[name.split("_")[0]], width=2)
+    draw.line([(float(x), float(y)) for y, x in enumerate(location.centre_x)], fill=QC_COLOURS["spine centre"], width=1)
+    colours = {"train": QC_COLOURS["training ROI"], "eval": QC_COLOURS["evaluation ROI"]}
+    for name, (top, left, box_height, box_width) in boxes.items():
+        draw.rectangle([left, top, left + box_width - 1, top + box_height - 1], outline=colours[name.split("_")[0]], width=2)
     if location.lung_rows is not None:
         for row in location.lung_rows:
-            draw.line([(0, row), (8, row)], fill=(0, 255, 0), width=2)
+            draw.line([(0, row), (8, row)], fill=QC_COLOURS["lung-field rows"], width=2)
+    for index, names in enumerate(lines):
+        x, y = 2, height + 2 + index * line_height
+        for name in names:
+            draw.rectangle([x, y + 2, x + 7, y + 9], fill=QC_COLOURS[name])
+            draw.text((x + 11, y), name, fill=(255, 255, 255))
+            x += 6 * (len(name) + 3)
     with atomic_path(path) as tmp:
         picture.save(tmp, format="PNG")
 
@@ -292,7 +375,8 @@ def roi_shard(ingest_path, out_path, qc_dir, settings: RoiSettings, rejects_path
                     raise XvertnetError(f"{flat}, nothing to enhance")
                 canonical, scale = to_canonical(arrays["image"], settings.canonical_height)
                 location = locate_spine(canonical, settings)
-                boxes = roi_boxes(location, settings, canonical.shape)
+                bounds = anatomy_bounds(canonical)
+                boxes = roi_boxes(location, settings, canonical.shape, bounds)
             except (XvertnetError, ValueError) as error:
                 reason = " ".join(str(error).split())
                 log.warning("rejected %s at roi: %s", image_id, reason)
@@ -318,6 +402,7 @@ def roi_shard(ingest_path, out_path, qc_dir, settings: RoiSettings, rejects_path
                 "lower_y": location.lower_y,
                 "lung_rows": list(location.lung_rows) if location.lung_rows else [],
                 "vertical_method": location.vertical_method,
+                "anatomy_bounds": list(bounds),
             }
             shard.add(image_id, stored, record)
             if index < settings.qc_max_per_shard:
