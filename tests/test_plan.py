@@ -93,3 +93,16 @@ def test_existing_models_replace_training(tmp_path):
         _plan(xvertnet={"mine": {"models": str(tmp_path / "nothing")}})
     with pytest.raises(ConfigError, match="every data set is enhance_only"):
         _plan(datasets=[{"name": "b", "manifest": "m.csv", "enhance_only": True}])  # the default entries would need training
+
+
+def test_the_shipped_model_set_and_a_named_run():
+    from xvertnet.config import SHIPPED_MODELS
+
+    plan = _plan(run="mine", datasets=[{"name": "a", "manifest": "a.csv", "enhance_only": True}],
+                 xvertnet={"mine-xvertnet": {"models": "shipped"}}, baselines={"methods": ["clahe"]})
+    assert plan.entry_model_dirs("mine-xvertnet") == [str(SHIPPED_MODELS / "iter1")] and not plan.model_sets
+    assert plan.enhanced("a", "clahe", "shard-00000") == "results/runs/mine/enhanced/clahe/a/shard-00000.h5"
+    assert "results/runs/mine/tables/comparison.md" in plan.final_outputs()
+    assert plan.stage_shard("a", "roi", "shard-00000") == "results/a/roi/shard-00000.h5"  # data set stages are shared
+    with pytest.raises(ConfigError, match="datasets"):
+        _plan(datasets=[{"name": "runs", "manifest": "a.csv"}])

@@ -219,7 +219,7 @@ def test_enhance_works_right_after_install_with_the_shipped_model_set(tmp_path, 
 
     from xvertnet.cli import main
     from xvertnet.inference import load_model
-    from xvertnet.stages.enhance import SHIPPED_MODELS
+    from xvertnet.config import SHIPPED_MODELS
 
     _, metadata = load_model(SHIPPED_MODELS / "iter1")  # its sha256 matches model.json
     assert metadata["model"]["output_head"] == "anchored" and (SHIPPED_MODELS / "MODEL_CARD.md").is_file()

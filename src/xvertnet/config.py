@@ -78,6 +78,8 @@ def validate_config(config: dict, schema_path) -> dict:
 #: Keys of a variant that are not `train` settings: ``internal`` (train on each image it enhances)
 #: and ``models`` (a folder of trained iterations iter1, iter2, ... to use instead of training).
 VARIANT_KEYS = ("internal", "models")
+#: The model set shipped in the package (its MODEL_CARD.md beside it); config ``models: shipped``.
+SHIPPED_MODELS = Path(__file__).resolve().parent / "models" / "xvertnet"
 
 
 def _check_variants(config: dict, schema: dict, validator) -> None:

@@ -120,6 +120,9 @@ class Plan:
     @staticmethod
     def _existing_models(entry: str, folder: str, iterations: int) -> list[str]:
         """The first ``iterations`` trained iterations in ``folder`` (iter1/model.json, ...), checked now."""
+        from .config import SHIPPED_MODELS
+
+        folder = str(SHIPPED_MODELS) if folder == "shipped" else folder
         found = []
         for t in range(1, iterations + 1):
             if not (Path(folder) / f"iter{t}" / "model.json").is_file():

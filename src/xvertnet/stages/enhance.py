@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ..config import SHIPPED_MODELS
 from ..errors import InputImageError, XvertnetError
 from ..settings import load_settings
 from . import add_settings_argument
@@ -26,7 +27,6 @@ def add_arguments(parser) -> None:
 
 
 #: The trained model set shipped inside the package (the demo's recommended `xvertnet`; MODEL_CARD.md beside it).
-SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "models" / "xvertnet"
 
 
 def model_dirs(path: Path | None) -> list[Path]:
