@@ -6,20 +6,12 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from xvertnet.burned_in import burned_in_mask, enhance_around_burned_in
+from xvertnet.burned_in import burned_in_mask, draw_side_marker, enhance_around_burned_in
 
 
 def with_label(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``image`` with a white side marker "R" (strokes 4 pixels wide) burned in near its top right corner."""
-    labelled = image.copy()
-    r, c = 40, image.shape[1] - 90
-    labelled[r:r + 30, c:c + 4] = 1.0
-    labelled[r:r + 4, c:c + 20] = 1.0
-    labelled[r + 14:r + 18, c:c + 20] = 1.0
-    labelled[r:r + 18, c + 18:c + 22] = 1.0
-    for i in range(14):
-        labelled[r + 16 + i, c + 6 + i:c + 10 + i] = 1.0
-    return labelled, labelled != image
+    """``image`` with a white side marker "R" burned in near its top right corner."""
+    return draw_side_marker(image, 40, image.shape[1] - 90)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +53,7 @@ def test_no_glow_beside_a_burned_in_label(rg1_small, shipped_chain):
     assert unprotected > 0.02  # the network alone answers the marker with a halo (the test can fail) ...
     assert protected < unprotected / 5 and protected < 0.01  # ... hidden from it, the anatomy beside is enhanced as without
     out = shipped_chain.enhance_whole(labelled)
-    assert np.array_equal(out[label], labelled[label])  # the marker itself is kept as it was
+    assert out[label].mean() > out[beside].mean() + 0.2  # the marker is put back, standing out as before
 
 
 def test_enhance_around_burned_in_passes_images_without_labels_through_unchanged_calls():
@@ -69,3 +61,17 @@ def test_enhance_around_burned_in_passes_images_without_labels_through_unchanged
     seen = []
     result = enhance_around_burned_in(image, lambda x: seen.append(x) or x * 0.5)
     assert np.array_equal(seen[0], image) and np.allclose(result, image * 0.5)
+
+
+def test_a_label_is_put_back_as_what_it_adds_and_nothing_else_changes(rg1_small):
+    from xvertnet.burned_in import fill_burned_in, restore_burned_in
+
+    image = rg1_small.astype(np.float32)
+    labelled, label = with_label(image)
+    mask = burned_in_mask(labelled)
+    filled = fill_burned_in(labelled, mask)
+    assert np.array_equal(filled[~mask], labelled[~mask]) and filled[label].max() < 0.99  # filled from around, not white
+    enhanced = filled * 0.8
+    restored = restore_burned_in(enhanced, labelled, filled)
+    assert np.array_equal(restored[~mask], enhanced[~mask])
+    assert np.allclose(restored[label], np.clip(enhanced[label] + 1.0 - filled[label], 0, 1))

@@ -59,7 +59,8 @@ def enhance_file(model_folders, in_path, out_path, *, iterations: int | None = N
         raise InputImageError(in_path, f"{flat}, nothing to enhance")
     chain = Chain(model_folders, device=device)
     canonical, _ = to_canonical(image, chain.canonical_height or image.shape[0])
-    # Burned-in labels and border strips are hidden from the network and put back unchanged (no glow).
+    # Burned-in labels and border strips are hidden from the network (no glow) and put back: at native
+    # resolution as part of the detail added back, at working resolution by restore_burned_in.
     burned_in = burned_in_mask(canonical)
     filled = fill_burned_in(canonical, burned_in)
     enhanced = chain.run(filled, iterations=iterations, tile=tile, overlap=overlap)
@@ -68,7 +69,8 @@ def enhance_file(model_folders, in_path, out_path, *, iterations: int | None = N
     if enhanced.shape != image.shape:
         enhanced = native_resolution(image, filled, enhanced, radius=native_radius, eps=native_eps)
         description["native_resolution"] = {"working_height": canonical.shape[0], "radius": native_radius, "eps": native_eps}
-    enhanced = restore_burned_in(enhanced, image, burned_in)
+    else:
+        enhanced = restore_burned_in(enhanced, canonical, filled)
     if out_path.suffix.lower() in (".dcm", ".dicom"):
         write_derived_dicom(in_path, enhanced, out_path, description)
     else:
