@@ -44,7 +44,7 @@ def test_workflow_builds_demo_ingest_and_rois(tiny_run):
     assert shards == ["shard-00000.h5", "shard-00001.h5", "shard-00002.h5"]
     index = pd.read_csv(tiny_run / "results/demo/roi/index.csv")
     assert sorted(index["image_id"]) == sorted(manifest["image_id"])
-    assert set(index["train_upper_height"]) == {256} and set(index["eval_upper_width"]) == {145}
+    assert set(index["train_upper_height"]) == {256} and set(index["eval_upper_width"]) == {73}
     assert len(pd.read_csv(tiny_run / "results/demo/rejects.csv")) == 0
     assert len(list((tiny_run / "results/demo/qc/roi").glob("*/*.png"))) == 5
     assert (tiny_run / "logs/ingest/demo/shard-00000.log").is_file()
