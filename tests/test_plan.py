@@ -106,3 +106,10 @@ def test_the_shipped_model_set_and_a_named_run():
     assert plan.stage_shard("a", "roi", "shard-00000") == "results/a/roi/shard-00000.h5"  # data set stages are shared
     with pytest.raises(ConfigError, match="datasets"):
         _plan(datasets=[{"name": "runs", "manifest": "a.csv"}])
+
+
+def test_null_entries_are_dropped_and_only_the_comparison_needs_training_data():
+    plan = _plan(datasets=[{"name": "a", "manifest": "a.csv", "enhance_only": True}],
+                 xvertnet={"xvertnet-paper": None, "mine": {"models": "shipped"}}, baselines={"methods": ["clahe"]},
+                 study={"variants": {"paper": {}}})
+    assert plan.xvertnet_methods == ["mine"] and plan.study_entries  # the study's entries exist, built only when asked for

@@ -62,6 +62,7 @@ def validate_config(config: dict, schema_path) -> dict:
 
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = _extend_with_defaults(Draft202012Validator)(schema)
+    _drop_null_entries(config)
     # Defaults of nested objects are filled when their parent default is applied, so run twice.
     for _ in range(2):
         errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
@@ -73,6 +74,16 @@ def validate_config(config: dict, schema_path) -> dict:
     _check_consistency(config)
     _check_variants(config, schema, validator)
     return config
+
+
+def _drop_null_entries(config: dict) -> None:
+    """An XVertNet configuration or study variant set to null is left out: ``--configfile`` merges into
+    config.yaml, so this is how a second config file drops config.yaml's entries."""
+    sections = [config.get("xvertnet"), (config.get("study") or {}).get("variants")]
+    for entries in sections:
+        if isinstance(entries, dict):
+            for name in [name for name, value in entries.items() if value is None]:
+                del entries[name]
 
 
 #: Keys of a variant that are not `train` settings: ``internal`` (train on each image it enhances)

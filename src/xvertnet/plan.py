@@ -81,8 +81,9 @@ class Plan:
         self.trained_baselines = [m for m in self.enhancing_baselines if REGISTRY[m].trainable]
         self._uses_training_crops = {m: REGISTRY[m].uses_training_crops for m in self.trained_baselines}
         self.methods: list[str] = [*self.xvertnet_methods, *self.baselines]
-        if not self.training_datasets:
-            untrained = sorted({*self.model_sets, *[m for m in self.trained_baselines if self._uses_training_crops[m]]})
+        if not self.training_datasets:  # the comparison's rows must not need training (the study is only built when asked for)
+            comparison_sets = {self.entries[entry]["model_set"] for entry in self.xvertnet_methods} - {None}
+            untrained = sorted({*comparison_sets, *[m for m in self.baselines if self._uses_training_crops.get(m, False)]})
             if untrained:
                 raise ConfigError("datasets", f"every data set is enhance_only, so nothing can train {untrained}: give "
                                   "`models: <folder>` to the XVertNet entries and leave trained baselines out of baselines.methods")
