@@ -57,3 +57,13 @@ def test_every_expected_error_is_an_xvertnet_error():
         if count:
             found[path.relative_to(REPO / "src/xvertnet").as_posix()] = count
     assert found == PROGRAMMING_GUARDS
+
+
+def test_adding_a_command_reruns_no_stage():
+    # The fingerprint of a stage covers what it imports; stages/__init__.py (the command list) must not be part of it.
+    from xvertnet.provenance import imported_modules
+    from xvertnet.stages import COMMANDS, module_name
+
+    for command in COMMANDS:
+        files = {path.as_posix() for path in imported_modules(module_name(command))}
+        assert not any(path.endswith("stages/__init__.py") for path in files), command

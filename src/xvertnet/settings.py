@@ -101,3 +101,8 @@ def load_settings(text: str | None) -> dict:
     if not isinstance(loaded, dict):
         raise ConfigError("--settings", f"expected a JSON object, got {type(loaded).__name__}")
     return loaded
+
+
+def add_settings_argument(parser, section: str) -> None:
+    """The ``--settings`` option every stage takes: its config section as JSON, or @file."""
+    parser.add_argument("--settings", help=f"config section '{section}' as a JSON object, or @file.yaml (default: the schema's defaults)")

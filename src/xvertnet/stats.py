@@ -144,8 +144,15 @@ def reference_method(methods) -> str:
     return next((m for m in methods if m.startswith("xvertnet")), "xvertnet")
 
 
-def write_comparison_tables(statistics: pd.DataFrame, stem, *, reference: str = "xvertnet") -> None:
-    """``stem``.csv (long, with p-values), ``stem``.md and ``stem``.tex (methods as columns, like Table 1)."""
+def undefined_measures(per_roi: pd.DataFrame, splits) -> list[str]:
+    """Measures of the per-ROI table that no ROI of ``splits`` has a value for (NIQE on ROIs under 96 x 96)."""
+    rows = per_roi[per_roi["split"].isin(splits)]
+    return [m for m in MEASURE_ORDER if m in rows.columns and rows[m].isna().all()]
+
+
+def write_comparison_tables(statistics: pd.DataFrame, stem, *, reference: str = "xvertnet", undefined=()) -> None:
+    """``stem``.csv (long, with p-values), ``stem``.md and ``stem``.tex (methods as columns, like Table 1);
+    the notes name the ``undefined`` measures (no value on any ROI), which have no row."""
     methods = [m for m in METHOD_ORDER if m in set(statistics["method"])]
     methods += sorted(set(statistics["method"]) - set(methods))
     md = ["| data set | measure | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
@@ -171,7 +178,12 @@ def write_comparison_tables(statistics: pd.DataFrame, stem, *, reference: str = 
     tex.append(r"\end{tabular}")
     notes = ("\n\nMean ± std over the test-split evaluation ROIs after z-score outlier removal (|z| > 1.96); "
              f"**best**, <u>second</u>; * = differs from {reference} (Wilcoxon signed-rank, p < 0.05, union of both methods' "
-             f"outliers removed); ↑/↓ = higher/lower is better.{sigma_note}\n")
+             f"outliers removed); ↑/↓ = higher/lower is better.{sigma_note}")
+    if undefined:
+        names = ", ".join(LABELS.get(m, m) for m in undefined)
+        notes += (f" Not shown, undefined on every ROI: {names}"
+                  + (" (NIQE needs at least 96 x 96 pixels)." if "niqe" in undefined else "."))
+    notes += "\n"
     with atomic_path(f"{stem}.csv") as tmp:
         statistics.to_csv(tmp, index=False)
     with atomic_path(f"{stem}.md") as tmp:

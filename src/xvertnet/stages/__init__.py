@@ -37,8 +37,3 @@ COMMANDS = {
 
 def module_name(command: str) -> str:
     return f"{__name__}.{command.replace('-', '_')}"
-
-
-def add_settings_argument(parser, section: str) -> None:
-    """The ``--settings`` option every stage takes: its config section as JSON, or @file."""
-    parser.add_argument("--settings", help=f"config section '{section}' as a JSON object, or @file.yaml (default: the schema's defaults)")

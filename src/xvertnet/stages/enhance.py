@@ -12,8 +12,7 @@ from pathlib import Path
 
 from ..config import SHIPPED_MODELS
 from ..errors import InputImageError, XvertnetError
-from ..settings import load_settings
-from . import add_settings_argument
+from ..settings import add_settings_argument, load_settings
 
 
 def add_arguments(parser) -> None:

@@ -6,8 +6,7 @@ import logging
 from pathlib import Path
 
 from ..errors import XvertnetError
-from ..settings import load_settings
-from . import add_settings_argument
+from ..settings import add_settings_argument, load_settings
 
 
 def add_arguments(parser) -> None:

@@ -12,8 +12,7 @@ import logging
 from pathlib import Path
 
 from ..errors import XvertnetError
-from ..settings import load_settings
-from . import add_settings_argument
+from ..settings import add_settings_argument, load_settings
 
 log = logging.getLogger(__name__)
 

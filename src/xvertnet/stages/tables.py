@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..settings import load_settings
-from . import add_settings_argument
+from ..settings import add_settings_argument, load_settings
 
 
 def add_arguments(parser) -> None:
@@ -25,7 +24,7 @@ def run(args) -> int:
 
     from ..evaluate import shards_by_method
     from ..report import box_plots, visual_panel
-    from ..stats import TableSettings, compare, reference_method, write_comparison_tables
+    from ..stats import TableSettings, compare, reference_method, undefined_measures, write_comparison_tables
 
     settings = TableSettings.from_config(load_settings(args.settings))
     splits = tuple(settings.table_splits)
@@ -39,7 +38,7 @@ def run(args) -> int:
     reference = reference_method(per_roi["method"].unique())
     statistics = compare(per_roi, reference=reference, splits=splits)
     stem = args.csv.with_suffix("")
-    write_comparison_tables(statistics, stem, reference=reference)
+    write_comparison_tables(statistics, stem, reference=reference, undefined=undefined_measures(per_roi, splits))
     box_plots(per_roi, args.boxplots, splits=splits)
     test = per_roi[per_roi["split"].isin(splits)]["image_id"].drop_duplicates().tolist()
     visual_panel(shards_by_method(args.enhanced), args.panel, image_ids=test[: settings.panel_images])

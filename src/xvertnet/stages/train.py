@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..settings import load_settings
-from . import add_settings_argument
+from ..settings import add_settings_argument, load_settings
 
 
 def add_arguments(parser) -> None:
