@@ -94,6 +94,8 @@ def test_sigkill_and_restart_resumes_and_matches_an_uninterrupted_run(tmp_path, 
     done_before = len(pd.read_csv(killed / "train_log.csv"))
     assert 3 <= done_before < 30, "the job must be killed mid-run"
     assert not (killed / "model.json").exists()
+    for output in ("model.pt", "train_log.csv", "loss_curve.png"):  # Snakemake deletes an incomplete job's outputs
+        (killed / output).unlink(missing_ok=True)
     resumed = subprocess.run([*command, "--out-dir", str(killed)], capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"after epoch {done_before}" in resumed.stderr or f"after epoch {done_before + 1}" in resumed.stderr
@@ -104,6 +106,21 @@ def test_sigkill_and_restart_resumes_and_matches_an_uninterrupted_run(tmp_path, 
     straight_weights = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)
     for name, tensor in straight_weights.items():
         torch.testing.assert_close(resumed_weights[name], tensor, msg=name)
+
+
+def test_a_finished_run_whose_outputs_were_deleted_ends_with_the_same_model_and_log(tmp_path, shards):
+    # What Snakemake does when an input's timestamp changes but not its content: outputs deleted, job rerun.
+    config = _config(phase1_epochs=3, phase2_epochs=3, patience=2)
+    train_iteration(shards, tmp_path / "m", config, progress=False)
+    first = torch.load(tmp_path / "m" / "model.pt", weights_only=True)
+    log_rows = pd.read_csv(tmp_path / "m" / "train_log.csv")
+    for output in ("model.pt", "model.json", "train_log.csv", "loss_curve.png"):
+        (tmp_path / "m" / output).unlink()
+    summary = train_iteration(shards, tmp_path / "m", config, progress=False)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "m" / "train_log.csv"), log_rows)
+    again = torch.load(tmp_path / "m" / "model.pt", weights_only=True)
+    assert all(torch.equal(again[name], tensor) for name, tensor in first.items())  # the best epoch's, not the last
+    assert summary["best_epoch"] == int(log_rows.loc[log_rows["phase"] == log_rows["phase"].max(), "val_loss"].idxmin()) + 1
 
 
 def test_changed_settings_do_not_resume_a_stale_checkpoint(tmp_path, shards, caplog):

@@ -39,7 +39,8 @@ def burned_in_mask(image: np.ndarray, *, level: float = SATURATION_LEVEL, max_la
     from scipy import ndimage
 
     image = np.asarray(image, dtype=np.float32)
-    low, high = float(image.min()), float(image.max())
+    # The brightest value that is not a stray outlier pixel: labels are small but never single pixels.
+    low, high = float(image.min()), float(max(np.percentile(image, 99.99), image.min()))
     span = high - low
     mask = np.zeros(image.shape, dtype=bool)
     if span <= 0:
@@ -80,8 +81,8 @@ def restore_burned_in(enhanced: np.ndarray, original: np.ndarray, filled: np.nda
     """Put the labels back onto the enhanced image as what they add to the anatomy: ``original - filled``
     (zero outside the mask, so nothing else changes and no seam appears), clipped to [0, 1].
 
-    At native resolution (:func:`xvertnet.inference.native_resolution` with ``filled`` as the low
-    input) this happens by itself: the labels are part of the detail added back.
+    At native resolution :func:`xvertnet.inference.native_resolution` does it (``filled`` as the low
+    input, the mask as ``keep``: the labels are detail added back with gain 1).
     """
     return np.clip(enhanced + (original.astype(np.float32) - filled.astype(np.float32)), 0.0, 1.0).astype(enhanced.dtype)
 

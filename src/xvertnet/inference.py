@@ -170,7 +170,7 @@ def refine_shard(model_dir, data_shard, out_path, *, rois=TRAIN_ROIS, device: st
 
 
 def native_resolution(full: np.ndarray, low_input: np.ndarray, low_output: np.ndarray, *, radius: int = 4,
-                      eps: float = 1e-4, max_gain: float = 4.0) -> np.ndarray:
+                      eps: float = 1e-4, max_gain: float = 4.0, keep: np.ndarray | None = None) -> np.ndarray:
     """Carry an enhancement computed at low resolution over to the full-resolution image.
 
     The low-resolution output is upsampled (bilinear) and the detail that downsampling took
@@ -184,6 +184,9 @@ def native_resolution(full: np.ndarray, low_input: np.ndarray, low_output: np.nd
     So the result equals the network's output at its own scale, keeps the input's finer
     detail (amplified where the network raised contrast) instead of the blur of a resize,
     and the gain map is smooth, so no pixel-scale pattern reaches the fine detail.
+
+    ``keep`` (low resolution, bool) marks pixels whose detail is added back with gain 1: burned-in
+    labels hidden from the network (``low_input`` is then the filled image), which come back whole.
     """
     from scipy import ndimage
     from skimage.transform import resize
@@ -203,5 +206,9 @@ def native_resolution(full: np.ndarray, low_input: np.ndarray, low_output: np.nd
     variance = mean(low_input * low_input) - mean_in**2
     gain = np.clip(mean(covariance / (variance + eps)), 0.0, max_gain)
     detail = full.astype(np.float32) - up(low_input)
-    return np.clip(up(low_output) + up(gain) * detail, 0.0, 1.0)
+    gain = up(gain)
+    if keep is not None and keep.any():
+        kept = up(keep.astype(np.float64))
+        gain = gain * (1.0 - kept) + kept
+    return np.clip(up(low_output) + gain * detail, 0.0, 1.0)
 

@@ -316,6 +316,9 @@ def train_iteration(shards, out_dir, config: TrainConfig, *, iteration: int = 1,
     key = fingerprint(config, train_crops + val_crops, shards)
     checkpoint_path = out_dir / "checkpoint.pt"
     state = {"epoch": 0, "phase1_end": config.phase1_epochs, "best_val": math.inf, "best_epoch": 0, "stale": 0, "log": [], "seconds": 0.0}
+    # The best weights of the last phase so far: kept in the checkpoint, since Snakemake deletes model.pt
+    # (an output) before it reruns an interrupted job, and a resumed run must still end with the best epoch.
+    best_weights = None
     if checkpoint_path.exists():
         checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=True)
         if checkpoint.get("fingerprint") == key:
@@ -325,6 +328,7 @@ def train_iteration(shards, out_dir, config: TrainConfig, *, iteration: int = 1,
             generator.set_state(checkpoint["generator"])
             torch.set_rng_state(checkpoint["torch_rng"])
             state = checkpoint["state"]
+            best_weights = checkpoint.get("best_model")
             log.info("resumed iteration %d from %s after epoch %d", iteration, checkpoint_path, state["epoch"])
         else:
             log.warning("%s was written for other settings or data: starting afresh", checkpoint_path)
@@ -351,7 +355,8 @@ def train_iteration(shards, out_dir, config: TrainConfig, *, iteration: int = 1,
         if monitored < state["best_val"]:
             state["best_val"], state["best_epoch"], state["stale"] = monitored, epoch, 0
             if phase == last_phase:
-                _save_torch(model.state_dict(), out_dir / "model.pt")
+                best_weights = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+                _save_torch(best_weights, out_dir / "model.pt")
         else:
             state["stale"] += 1
         if state["stale"] >= config.patience:
@@ -366,13 +371,15 @@ def train_iteration(shards, out_dir, config: TrainConfig, *, iteration: int = 1,
                  train_terms["total"], train_terms["l1"], monitored, seconds)
         _save_torch({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "scaler": scaler.state_dict(),
                      "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "state": state,
-                     "fingerprint": key}, checkpoint_path)
+                     "fingerprint": key, "best_model": best_weights}, checkpoint_path)
         _write_log(state["log"], out_dir / "train_log.csv")
         if state.get("stopped_early"):
             break
 
-    if not (out_dir / "model.pt").exists():  # no epoch of the last phase improved on infinity: keep the last
-        _save_torch(model.state_dict(), out_dir / "model.pt")
+    # The best epoch's weights (also after resuming a finished or interrupted run whose model.pt was
+    # deleted); the last weights if no epoch of the last phase improved on infinity.
+    _save_torch(best_weights if best_weights is not None else model.state_dict(), out_dir / "model.pt")
+    _write_log(state["log"], out_dir / "train_log.csv")
     loss_curve_figure(state["log"], out_dir / "loss_curve.png", title=f"XVertNet iteration {iteration}")
     summary = {
         "iteration": iteration,

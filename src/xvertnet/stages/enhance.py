@@ -59,14 +59,14 @@ def enhance_file(model_folders, in_path, out_path, *, iterations: int | None = N
     chain = Chain(model_folders, device=device)
     canonical, _ = to_canonical(image, chain.canonical_height or image.shape[0])
     # Burned-in labels and border strips are hidden from the network (no glow) and put back: at native
-    # resolution as part of the detail added back, at working resolution by restore_burned_in.
+    # resolution as detail added back with gain 1, at working resolution by restore_burned_in.
     burned_in = burned_in_mask(canonical)
     filled = fill_burned_in(canonical, burned_in)
     enhanced = chain.run(filled, iterations=iterations, tile=tile, overlap=overlap)
     description = {"software": "xvertnet", **chain.describe(), "iterations_applied": iterations or len(chain.models),
                    "burned_in_pixels": int(burned_in.sum())}
     if enhanced.shape != image.shape:
-        enhanced = native_resolution(image, filled, enhanced, radius=native_radius, eps=native_eps)
+        enhanced = native_resolution(image, filled, enhanced, radius=native_radius, eps=native_eps, keep=burned_in)
         description["native_resolution"] = {"working_height": canonical.shape[0], "radius": native_radius, "eps": native_eps}
     else:
         enhanced = restore_burned_in(enhanced, canonical, filled)
