@@ -321,7 +321,7 @@ def train_iteration(shards, out_dir, config: TrainConfig, *, iteration: int = 1,
     best_weights = None
     if checkpoint_path.exists():
         checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        if checkpoint.get("fingerprint") == key:
+        if checkpoint.get("fingerprint") == key and "best_model" in checkpoint:  # (older checkpoints lack the best weights)
             model.load_state_dict(checkpoint["model"])
             optimiser.load_state_dict(checkpoint["optimiser"])
             scaler.load_state_dict(checkpoint["scaler"])
