@@ -111,5 +111,7 @@ def test_the_shipped_model_set_and_a_named_run():
 def test_null_entries_are_dropped_and_only_the_comparison_needs_training_data():
     plan = _plan(datasets=[{"name": "a", "manifest": "a.csv", "enhance_only": True}],
                  xvertnet={"xvertnet-paper": None, "mine": {"models": "shipped"}}, baselines={"methods": ["clahe"]},
-                 study={"variants": {"paper": {}}})
-    assert plan.xvertnet_methods == ["mine"] and plan.study_entries  # the study's entries exist, built only when asked for
+                 study={"variants": {"paper": {}, "other": None}})
+    assert plan.xvertnet_methods == ["mine"] and plan.study_entries == ["study-paper-T1", "study-paper-T2"]  # built when asked for
+    with pytest.raises(ConfigError, match="xvertnet.baselines"):
+        _plan(xvertnet={"baselines": {}})

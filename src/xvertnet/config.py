@@ -136,6 +136,8 @@ def _check_consistency(config: dict) -> None:
     taken = sorted(set(names) & set(RESERVED_RESULT_FOLDERS))
     if taken:
         raise ConfigError("datasets", f"{taken} name folders of results/ that runs write; name the data set differently")
+    if "baselines" in (config.get("xvertnet") or {}):
+        raise ConfigError("xvertnet.baselines", "'baselines' is the folder of the trained baselines' models; name the entry differently")
     roi = config.get("roi", {})
     if roi:
         if roi["upper_fraction"] >= roi["lower_fraction"]:

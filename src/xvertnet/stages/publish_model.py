@@ -26,12 +26,18 @@ def publish_model(files, out_dir) -> list[Path]:
     from ..atomic import atomic_path
 
     files = sorted((Path(f) for f in files), key=lambda f: f.suffix == ".json")
+    from ..provenance import sha256_file
+
+    weights = [path for path in files if path.suffix == ".pt"]
     for path in files:
         if path.suffix == ".json":
             try:
-                json.loads(path.read_text())
+                record = json.loads(path.read_text())
             except (OSError, ValueError) as error:
                 raise XvertnetError(f"{path}: not a readable model record ({error}); nothing published") from error
+            recorded = record.get("model_sha256") if isinstance(record, dict) else None
+            if recorded and weights and sha256_file(weights[0]) != recorded:
+                raise XvertnetError(f"{weights[0]}: sha256 differs from the model_sha256 of {path.name}; nothing published")
     out_dir.mkdir(parents=True, exist_ok=True)
     published = []
     for path in files:
