@@ -246,7 +246,10 @@ def test_sigkill_mid_run_then_rerun_incomplete_equals_an_uninterrupted_run(tiny_
     assert result.returncode == 0, result.stderr[-3000:]
     resumed = pd.read_csv(workdir / "results/metrics/per_roi.csv").drop(columns=["params"])
     straight = pd.read_csv(tiny_run / "results/metrics/per_roi.csv").drop(columns=["params"])
-    pd.testing.assert_frame_equal(resumed, straight, check_exact=False, rtol=1e-5)
+    # atol: Zero-DCE retrains with 2 torch threads, whose float sums may differ in the last bits; on a
+    # 128 x 73 ROI one pixel moving to the next histogram bin changes the entropy by up to about 1e-3
+    # (seen: 7.4e-5 on one ROI).
+    pd.testing.assert_frame_equal(resumed, straight, check_exact=False, rtol=1e-5, atol=1e-3)
 
 
 def test_study_shares_models_trains_internal_variants_and_reports(tiny_run):
