@@ -58,7 +58,7 @@ def test_reference_bodies_drop_the_posterior_elements_of_whole_vertebra_labels()
 
 @pytest.mark.parametrize("patient", ["tschest", "tsabdomen"])
 def test_the_labelling_agrees_with_the_shipped_labels(patient):
-    """Measured in benchmarks/vertebra_labels.py: tschest 0.79, tsabdomen 0.66 (3-D Dice over the labelled slices)."""
+    """Measured in benchmarks/vertebra_labels.py: tschest 0.79, tsabdomen 0.78 (3-D Dice over the labelled slices)."""
     from xvertnet.ct_volumes import load_patient
 
     volume = load_patient(patient)
@@ -66,4 +66,4 @@ def test_the_labelling_agrees_with_the_shipped_labels(patient):
     reference = volume.bodies if volume.bodies is not None else reference_bodies(volume.vertebrae, volume.spacing)
     rows = np.nonzero(reference.any(axis=(0, 1)))[0]
     section = slice(rows.min(), rows.max() + 1)
-    assert dice(bodies[:, :, section], reference[:, :, section]) > 0.6
+    assert dice(bodies[:, :, section], reference[:, :, section]) > 0.7

