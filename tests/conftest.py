@@ -39,12 +39,9 @@ def rg1_small(rg1_stored) -> np.ndarray:
 def demo_dataset(tmp_path_factory):
     """The demo data set exactly as the default config.yaml builds it (about 30 s)."""
     from xvertnet.config import load_config
-    from xvertnet.demo_data import DemoSettings, View, build_demo_data
+    from xvertnet.demo_data import DemoSettings, build_demo_data
 
     config = load_config(REPO / "config.yaml", SCHEMA)
-    settings = dict(config["demo"])
-    views = tuple(View(**view) for view in settings.pop("views"))
-    conditions = tuple(settings.pop("conditions"))
     folder = tmp_path_factory.mktemp("demo")
-    manifest = build_demo_data(folder / "images", folder / "manifest.csv", DemoSettings(views=views, conditions=conditions, **settings))
+    manifest = build_demo_data(folder / "images", folder / "manifest.csv", DemoSettings.from_config(config["demo"]))
     return {"manifest_path": folder / "manifest.csv", "manifest": manifest, "config": config}

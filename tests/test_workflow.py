@@ -38,7 +38,7 @@ def tiny_run(tmp_path_factory):
 
 def test_workflow_builds_demo_ingest_and_rois(tiny_run):
     manifest = pd.read_csv(tiny_run / "results/demo/raw/manifest.csv")
-    assert sorted(manifest["image_id"]) == sorted(["drr_ap_clean", "drr_ap_8bit", "drr_rotl4_clean", "drr_rotl4_8bit", "rg1_uncr"])
+    assert sorted(manifest["image_id"]) == sorted(["drr_lidc0001_ap_clean", "drr_lidc0001_ap_8bit", "drr_lidc0001_rotl4_clean", "drr_lidc0001_rotl4_8bit", "rg1_uncr"])
     assert list(manifest.columns[:5]) == ["image_id", "path", "source", "bit_depth", "split"]
     shards = sorted(p.name for p in (tiny_run / "results/demo/ingest").glob("*.h5"))
     assert shards == ["shard-00000.h5", "shard-00001.h5", "shard-00002.h5"]
@@ -87,7 +87,7 @@ def test_both_iterations_trained_with_falling_loss_and_enhanced_outputs(tiny_run
     for method in METHODS:
         index = pd.read_csv(tiny_run / f"results/enhanced/{method}/demo/index.csv")
         # Only the val and test splits are enhanced: the AP view (test) and the real image.
-        assert sorted(index["image_id"]) == ["drr_ap_8bit", "drr_ap_clean", "rg1_uncr"], method
+        assert sorted(index["image_id"]) == ["drr_lidc0001_ap_8bit", "drr_lidc0001_ap_clean", "rg1_uncr"], method
         columns = ["eval_upper_png", "eval_lower_png"] + ([] if method == "zssr" else ["whole_png"])
         assert set(columns) <= set(index.columns), method
         for column in columns:

@@ -65,7 +65,7 @@ class LabellingSettings:
     #: Smoothing before thresholds, mm (Gaussian sigma).
     smoothing_mm: float = 1.0
     #: Half-width of a vertebral body at most, mm.
-    body_half_width_mm: float = 32.0
+    body_half_width_mm: float = 28.0
     #: Shortest vertebra (body + disc) along the body axis, mm.
     min_level_mm: float = 14.0
 
@@ -179,8 +179,10 @@ def select_column(candidates: np.ndarray, midline: np.ndarray, spacing: np.ndarr
         z = blobs[i][0]
         if z not in best or distance[i] < distance[best[z]]:
             best[z] = i
-    for z, i in best.items():
-        selected[:, :, z] = blobs[i][1] == blobs[i][2]
+    columns = np.arange(candidates.shape[0]) * spacing[0]
+    for z, i in best.items():  # what reaches beyond a body's half-width from the line is a rib head or a vessel
+        within = np.abs(columns - line[i, 0]) <= settings.body_half_width_mm
+        selected[:, :, z] = (blobs[i][1] == blobs[i][2]) & within[:, None]
     return selected
 
 
