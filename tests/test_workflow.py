@@ -164,6 +164,12 @@ def test_comparison_table_agrees_with_per_roi(tiny_run):
     assert table.loc[("lpc_si", "clahe"), "p_value"] == pytest.approx(expected)
     markdown = (tiny_run / "results/tables/comparison.md").read_text()
     assert "LPC-SI ↑" in markdown and "vertebral CNR / original ↑" in markdown
+    # The display-referred measures (whole image, one window): every DRR ROI with levels of the method's whole image
+    # (ZSSR enhances ROIs only), none on the real radiograph, which has no level map.
+    drrs = per_roi[per_roi["image_id"].str.startswith("drr_") & (per_roi["method"] != "zssr")]
+    assert drrs["displayed_contrast"].notna().all() and (drrs["displayed_levels"] > 0).all()
+    assert per_roi[per_roi["image_id"] == "rg1_uncr"]["displayed_contrast"].isna().all()
+    assert "displayed vertebral contrast ↑" in markdown
     assert (tiny_run / "results/figures/boxplots.png").stat().st_size > 10_000
     assert (tiny_run / "results/figures/panel.png").stat().st_size > 10_000
 

@@ -2,7 +2,8 @@
 
 * :func:`metrics_shard`: one CSV per method and shard; a row per image and ROI (upper,
   lower) with every measure of :func:`xvertnet.metrics.measure_all` and the parameters. TMQI
-  takes the original ROI as its reference; the vertebra mask (DRRs) gives the task measures.
+  takes the original ROI as its reference; the vertebra mask (DRRs) gives the task measures, the
+  level map (DRRs) the display-referred measures on the whole image.
 * :func:`aggregate`: ``per_roi.csv``, one row per dataset x image x ROI x method, with the
   task measures as ratios to the original ROI (``cnr_ratio``, ``edge_ratio``) and, for
   degraded DRRs, PSNR/SSIM of the method's output against the same method's output on the
@@ -20,7 +21,8 @@ import pandas as pd
 
 from .atomic import atomic_path
 from .metrics import MetricParams, measure_all, psnr, ssim, to_255
-from .shard_store import EVAL_ROIS, ITEMS, file_attrs, iter_items, read_shard
+from .metrics.displayed import level_visibility, roi_visibility
+from .shard_store import EVAL_ROIS, ITEMS, decode_attr, file_attrs, read_item, read_shard
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +44,26 @@ def shards_by_method(enhanced_shards, *, key=("method",)) -> dict:
 
 
 def metrics_shard(enhanced_path, roi_path, out_path, *, params: MetricParams | None = None) -> int:
-    """Measure every evaluation ROI of one method's enhanced shard; write a CSV; return the row count."""
+    """Measure every evaluation ROI of one method's enhanced shard; write a CSV; return the row count.
+
+    Where the ROI shard holds a vertebral level map and the method enhanced the whole image, each
+    ROI row also gets the display-referred measures of :mod:`xvertnet.metrics.displayed` (the
+    levels centred in the ROI's rows, measured on the whole image at one window), and
+    ``displayed_per_level`` (JSON: level -> contrast, CNR, saturation, centre row).
+    """
     params = params or MetricParams()
     identity = shard_identity(enhanced_path)
     method, dataset = identity["method"], identity["dataset"]
     rows = []
-    with read_shard(roi_path) as originals:
-        for image_id, arrays, attrs in iter_items(enhanced_path, names=list(EVAL_ROIS)):
+    with read_shard(roi_path) as originals, read_shard(enhanced_path) as enhanced:
+        for image_id in enhanced[ITEMS].keys() if ITEMS in enhanced else ():
+            arrays, attrs = read_item(enhanced, image_id, list(EVAL_ROIS))
             source = originals[ITEMS][image_id]
+            per_level = None
+            if "vertebra_levels" in source and "whole" in enhanced[ITEMS][image_id]:
+                per_level = level_visibility(enhanced[ITEMS][image_id]["whole"][()], source["vertebra_levels"][()],
+                                             band=params.cnr_band)
+            boxes = decode_attr(source.attrs["boxes"])
             for roi in EVAL_ROIS:
                 mask = source[f"mask_{roi}"][()] if f"mask_{roi}" in source else None
                 errors: dict[str, str] = {}
@@ -61,8 +75,13 @@ def metrics_shard(enhanced_path, roi_path, out_path, *, params: MetricParams | N
                                 params.max_pixels, details["downsample"], details["downsample"])
                 for measure, reason in errors.items():
                     log.warning("%s %s %s: %s is NaN (%s)", method, image_id, roi, measure, reason)
+                if per_level is not None:
+                    values |= roi_visibility(per_level, boxes[roi])
+                    values["displayed_per_level"] = json.dumps(
+                        {int(level): {key: round(value, 5) for key, value in found.items()} for level, found in per_level.items()})
                 rows.append({"dataset": dataset, "image_id": image_id, "split": attrs.get("split", ""), "roi": roi.split("_")[1],
                              "method": method, **values, "params": json.dumps(params.record(), sort_keys=True)})
+            arrays = None  # one image in memory at a time
             log.info("measured %s %s", method, image_id)
     with atomic_path(out_path) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)

@@ -54,6 +54,22 @@ def read_mask(path, shape) -> np.ndarray:
     return mask
 
 
+def read_levels(path, shape) -> np.ndarray:
+    """A vertebral level map (8-bit PNG, 0 = none, 1 = most superior level), as uint8, checked against the image shape."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            if image.mode not in ("L", "P"):
+                raise InputImageError(path, f"level map mode {image.mode}: expected an 8-bit single-channel PNG")
+            levels = np.asarray(image, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as error:
+        raise InputImageError(path, f"level map unreadable ({error})") from None
+    if levels.shape != tuple(shape):
+        raise InputImageError(path, f"level map shape {levels.shape} differs from the image shape {tuple(shape)}")
+    return levels
+
+
 def ingest_entries(entries: list[dict], out_path, rejects_path, *, options: ReadOptions | None = None, params: dict | None = None) -> IngestSummary:
     """Ingest manifest entries (dicts with ``image_id`` and ``resolved_path``) into one shard.
 
@@ -77,6 +93,9 @@ def ingest_entries(entries: list[dict], out_path, rejects_path, *, options: Read
                 mask_path = entry.get("resolved_mask_path") or ""
                 if mask_path:
                     arrays["vertebra_mask"] = read_mask(mask_path, record.pixels.shape)
+                levels_path = entry.get("resolved_levels_path") or ""
+                if levels_path:
+                    arrays["vertebra_levels"] = read_levels(levels_path, record.pixels.shape)
             except (XvertnetError, OSError, ValueError, MemoryError) as error:
                 reason = error.reason if isinstance(error, InputImageError) else f"{type(error).__name__}: {error}"
                 reason = " ".join(str(reason).split())

@@ -389,6 +389,8 @@ def roi_shard(ingest_path, out_path, qc_dir, settings: RoiSettings, rejects_path
                 mask = resample_mask(arrays["vertebra_mask"], canonical.shape)
                 stored["vertebra_mask"] = mask
                 stored.update({f"mask_{name}": crop(mask, box) for name, box in boxes.items()})
+            if "vertebra_levels" in arrays:
+                stored["vertebra_levels"] = resample_mask(arrays["vertebra_levels"], canonical.shape)
             record = {
                 "split": attrs.get("split", ""),
                 "source": attrs.get("source", ""),
