@@ -38,7 +38,7 @@ def test_spine_centre_matches_projected_vertebra_mask_on_every_demo_drr(demo_dat
     settings = _settings(demo_dataset["config"])
     manifest = read_manifest(demo_dataset["manifest_path"])
     drrs = manifest[manifest["resolved_mask_path"] != ""]
-    assert len(drrs) == 20 + 10  # lidc0001: 4 views x 5 conditions; tschest: 2 views x 5
+    assert len(drrs) == 15 + 5  # lidc0001: 3 views x 5 conditions; tschest: 1 view x 5
     errors = {}
     for _, row in drrs.iterrows():
         canonical, _ = to_canonical(read_image(row["resolved_path"]).pixels, settings.canonical_height)

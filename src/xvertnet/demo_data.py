@@ -83,8 +83,7 @@ class Patient:
 
 
 #: The schema's default patients: train and validate on one, test on another (and on the real radiograph).
-DEFAULT_PATIENTS = (Patient("lidc0001", views=("rotl4", "rotr4", "tiltu3", "tiltd3")),
-                    Patient("tschest", split="test", views=("ap", "rotl4")))
+DEFAULT_PATIENTS = (Patient("lidc0001", views=("rotl4", "rotr4", "tiltd3")), Patient("tschest", split="test", views=("ap",)))
 
 #: The schema's default views: AP for testing, rotations and tilt up for training, tilt down for validation.
 DEFAULT_VIEWS = (View("ap", 0.0, 0.0, "test"), View("rotl4", -4.0, 0.0, "train"), View("rotr4", 4.0, 0.0, "train"),
