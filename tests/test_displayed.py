@@ -76,3 +76,12 @@ def test_display_window_and_shape_check():
     assert shown.min() == 0 and shown.max() == 1 and 0.4 < shown.mean() < 0.6
     with pytest.raises(InvalidValueError, match="differ in shape"):
         level_visibility(np.zeros((10, 10)), np.zeros((10, 11), dtype=np.uint8))
+
+
+def test_a_noise_free_image_scores_its_contrast_in_display_grey_levels():
+    from xvertnet.metrics.displayed import DISPLAY_QUANTISATION_NOISE
+
+    image, levels = chest(noise=0.0)
+    for values in level_visibility(image, levels).values():
+        assert np.isfinite(values["displayed_cnr"])
+        assert values["displayed_cnr"] == pytest.approx(values["displayed_contrast"] / DISPLAY_QUANTISATION_NOISE, rel=0.2)

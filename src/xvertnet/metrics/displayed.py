@@ -16,7 +16,9 @@ level map (1 = most superior):
 * ``displayed_cnr``: the same divided by the displayed noise, estimated on the level's
   neighbourhood by the wavelet median absolute deviation of :func:`skimage.restoration.estimate_sigma`
   (Donoho's estimator) on the image before clipping, scaled by the window, so that a contrast
-  bought with amplified noise does not count. Both scale alike with the window, so this CNR
+  bought with amplified noise does not count; the noise of an 8-bit display's quantisation
+  (one grey level / sqrt(12)) is added in quadrature, so that a noise-free image (a clean DRR)
+  scores its contrast in display grey levels instead of dividing by nearly zero. Both scale alike with the window, so this CNR
   changes with the display only where it clips (clipping removes contrast, not noise): it says
   what noise amplification and saturation cost, the contrast says what the window shows.
 * ``displayed_saturation``: the share of the level's body and surroundings clipped at either
@@ -36,6 +38,8 @@ from ..errors import InvalidValueError
 
 DEFAULT_PERCENTILES = (1.0, 99.0)
 DEFAULT_DISPLAY_BAND = 12
+#: Quantisation noise of an 8-bit display, in displayed units: the floor of the displayed noise.
+DISPLAY_QUANTISATION_NOISE = 1.0 / 255.0 / np.sqrt(12.0)
 #: Fewest body pixels a level needs to be measured.
 MIN_LEVEL_PIXELS = 20
 
@@ -83,10 +87,11 @@ def level_visibility(image: np.ndarray, levels: np.ndarray, *, band: int = DEFAU
         patch = shown[window_]
         contrast = float(patch[body].mean() - patch[surround].mean())
         noise = float(estimate_sigma(image[window_])) / (high - low) if high > low else 0.0
+        noise = float(np.hypot(noise, DISPLAY_QUANTISATION_NOISE))
         near = body | surround
         saturated = float(((patch[near] <= 0.0) | (patch[near] >= 1.0)).mean())
         found[level] = {"row": float(np.nonzero(body)[0].mean() + top), "displayed_contrast": contrast,
-                        "displayed_cnr": contrast / noise if noise > 0 else float("nan"), "displayed_saturation": saturated}
+                        "displayed_cnr": contrast / noise, "displayed_saturation": saturated}
     return found
 
 
