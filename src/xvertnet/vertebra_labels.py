@@ -68,6 +68,8 @@ class LabellingSettings:
     body_half_width_mm: float = 28.0
     #: Shortest vertebra (body + disc) along the body axis, mm.
     min_level_mm: float = 14.0
+    #: A disc lowers the bodies' bone content per slice by this share of its neighbourhood's peak at least.
+    min_disc_dip: float = 0.2
 
 
 def patient_mask(hounsfield: np.ndarray) -> np.ndarray:
@@ -215,27 +217,42 @@ def vertebral_bodies(hounsfield: np.ndarray, spacing: np.ndarray, settings: Labe
 
 def split_levels(bodies: np.ndarray, hounsfield: np.ndarray, spacing: np.ndarray,
                  settings: LabellingSettings | None = None) -> np.ndarray:
-    """Number the bodies from the top (1 = most superior) by cutting at the discs.
+    """Number every body voxel by its vertebra from the top (1 = most superior), cutting at the discs.
 
-    A disc is a local minimum, at least ``min_level_mm`` from the next, of the body's bone
-    content per slice (area x mean HU) along the body axis; slices without body are gaps too.
+    A disc is a minimum of the bodies' bone content per slice (sum of HU above 0) along the body
+    axis, smoothed over 1.5 mm, that is the lowest within +-``min_level_mm`` / 2 and at least
+    ``min_disc_dip`` below that neighbourhood's peak; cuts closer than ``min_level_mm`` keep the
+    lower minimum. Every body voxel gets a level (a cut slice belongs to
+    the vertebra above it), so the level map covers exactly the body mask.
     """
     settings = settings or LabellingSettings()
     content = (np.clip(hounsfield, 0, None) * bodies).sum(axis=(0, 1)).astype(np.float64)
     profile = ndimage.gaussian_filter1d(content, max(0.5, 1.5 / spacing[2]))
-    half = max(1, int(round(settings.min_level_mm / spacing[2] / 2)))
-    cuts = [z for z in range(len(profile))
-            if content[z] == 0 or (profile[z] == profile[max(0, z - half) : z + half + 1].min() and 0 < z < len(profile) - 1)]
+    present = np.nonzero(content > 0)[0]
     levels = np.zeros(bodies.shape, dtype=np.int16)
-    number, run = 0, False
-    for z in range(bodies.shape[2] - 1, -1, -1):  # z grows superior: number from the top down
-        if z in cuts or not bodies[:, :, z].any():
-            run = False
-            continue
-        if not run:
-            number, run = number + 1, True
-        levels[:, :, z] = np.where(bodies[:, :, z], number, 0)
-    return levels
+    if present.size == 0:
+        return levels
+    gap = max(1, int(np.ceil(settings.min_level_mm / spacing[2])))
+    half = max(1, gap // 2)
+    minima = [z for z in range(present.min() + 1, present.max())
+              if profile[z] == profile[max(0, z - half) : z + half + 1].min()
+              and profile[z] < (1.0 - settings.min_disc_dip) * profile[max(0, z - half) : z + half + 1].max()]
+    cuts: list[int] = []
+    for z in sorted(minima, key=lambda z: profile[z]):  # the deepest minima first, then those far enough from them
+        if all(abs(z - cut) >= gap for cut in cuts):
+            cuts.append(z)
+    number_of_slice = 1 + np.searchsorted(-np.asarray(sorted(cuts, reverse=True)), -np.arange(bodies.shape[2]), side="right")
+    for z in present:
+        levels[:, :, z] = np.where(bodies[:, :, z], number_of_slice[z], 0)
+    return renumber(levels)
+
+
+def renumber(levels: np.ndarray) -> np.ndarray:
+    """Levels 1, 2, ... without gaps, in their order from the top."""
+    found = np.unique(levels[levels > 0])
+    lookup = np.zeros(int(levels.max()) + 1, dtype=np.int16)
+    lookup[found] = np.arange(1, found.size + 1)
+    return lookup[levels]
 
 
 def reference_bodies(vertebrae: np.ndarray, spacing: np.ndarray, settings: LabellingSettings | None = None) -> np.ndarray:
