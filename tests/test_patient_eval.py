@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from xvertnet.errors import InvalidValueError
-from xvertnet.patient_eval import EvaluationSettings, bootstrap_interval, fold_config, folds, patient_table
+from xvertnet.patient_eval import EvaluationSettings, bootstrap_interval, fold_config, folds, patient_table, sign_flip_p, write_report
 
 PATIENTS = ("lidc0001", "tschest", "lung1", "lung2")
 
@@ -40,11 +40,11 @@ def test_fold_config_is_a_valid_named_run_with_patient_splits():
     assert [view.name for view in demo.views] == list(settings.views) and not demo.include_real
 
 
-def _rows():
+def _rows(images_of=None):
     rng = np.random.default_rng(1)
     rows = []
     for patient, shift in (("a", 0.0), ("b", 0.5), ("c", 1.0)):
-        for image in range(4):
+        for image in range((images_of or {}).get(patient, 4)):
             for roi in ("upper", "lower"):
                 for method, gain in (("original", 1.0), ("xvertnet", 1.5), ("clahe", 1.2)):
                     rows.append({"patient": patient, "image_id": f"{patient}{image}", "roi": roi, "split": "test",
@@ -52,7 +52,7 @@ def _rows():
     return pd.DataFrame(rows)
 
 
-def test_table_reports_patient_and_roi_spread_bootstrap_and_wilcoxon():
+def test_table_reports_patient_and_roi_spread_bootstrap_and_both_tests():
     table = patient_table(_rows(), EvaluationSettings(bootstrap=500)).set_index(["measure", "method"])
     row = table.loc[("cnr_ratio", "xvertnet")]
     assert row["patients"] == 3 and row["rois"] == 24
@@ -60,12 +60,47 @@ def test_table_reports_patient_and_roi_spread_bootstrap_and_wilcoxon():
     assert row["std_over_patients"] == pytest.approx(0.5, abs=0.01)  # patients differ by 0.5: the spread is theirs
     assert row["ci_low"] < 2.0 < row["ci_high"] and row["ci_high"] - row["ci_low"] > 0.3
     assert json.loads(row["per_patient"]) == pytest.approx({"a": 1.5, "b": 2.0, "c": 2.5}, abs=0.01)
-    assert table.loc[("cnr_ratio", "clahe"), "p_vs_reference"] < 0.001
-    assert np.isnan(row["p_vs_reference"])
+    clahe = table.loc[("cnr_ratio", "clahe")]
+    assert clahe["p_rois_wilcoxon"] < 0.001  # 24 ROIs taken as independent
+    assert clahe["p_patients_sign_flip"] == pytest.approx(0.25)  # three patients all agree: 2 / 2**3, no smaller
+    assert np.isnan(row["p_rois_wilcoxon"]) and np.isnan(row["p_patients_sign_flip"])
 
 
-def test_bootstrap_by_patient_keeps_a_patients_rois_together():
+def test_the_mean_over_patients_and_its_interval_weigh_patients_equally():
+    """A patient with many ROIs does not pull the mean over patients or its bootstrap interval."""
+    table = patient_table(_rows({"a": 40, "b": 1, "c": 1}), EvaluationSettings(bootstrap=500)).set_index(["measure", "method"])
+    row = table.loc[("cnr_ratio", "xvertnet")]
+    assert row["mean_over_patients"] == pytest.approx(2.0, abs=0.01)
+    assert row["mean_over_rois"] < 1.6  # the ROI mean is patient a's
+    assert row["ci_low"] < 2.0 < row["ci_high"]
+
+
+def test_bootstrap_over_patients_and_sign_flip():
     rng = np.random.default_rng(0)
-    low, high = bootstrap_interval({"a": np.zeros(100), "b": np.ones(100)}, 1000, rng)
+    low, high = bootstrap_interval(np.array([0.0, 1.0]), 1000, rng)
     assert low == pytest.approx(0.0) and high == pytest.approx(1.0)  # only 0, 0.5 or 1: whole patients move
-    assert np.isnan(bootstrap_interval({"a": np.ones(3)}, 10, rng)[0])
+    assert np.isnan(bootstrap_interval(np.array([1.0]), 10, rng)[0])
+    assert sign_flip_p(np.array([1.0, 1.0, 1.0, 1.0])) == pytest.approx(0.125)
+    assert sign_flip_p(np.array([1.0, -1.0, 1.0, -1.0])) == pytest.approx(1.0)
+
+
+def test_report_names_a_file_it_cannot_use(tmp_path):
+    from xvertnet.errors import InputFileError
+
+    per_roi, manifest = tmp_path / "per_roi.csv", tmp_path / "manifest.csv"
+    per_roi.write_text("")
+    manifest.write_text("image_id,patient\nx,a\n")
+    with pytest.raises(InputFileError, match="per_roi.csv: per-ROI table unreadable"):
+        write_report([(per_roi, manifest)], tmp_path / "out", EvaluationSettings())
+    per_roi.write_text("image_id,split,method\nx,test,original\n")
+    manifest.write_text("image_id,path\nx,x.png\n")
+    with pytest.raises(InputFileError, match="manifest.csv: has no 'patient' column"):
+        write_report([(per_roi, manifest)], tmp_path / "out", EvaluationSettings())
+
+
+def test_a_patient_named_twice_is_refused():
+    from xvertnet.demo_data import DemoSettings
+    from xvertnet.errors import XvertnetError
+
+    with pytest.raises(XvertnetError, match="lung1 twice"):
+        DemoSettings.from_config({"patients": [{"name": "lung1"}, {"name": "lung1", "split": "test"}]})

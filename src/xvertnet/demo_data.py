@@ -122,6 +122,12 @@ class DemoSettings(FromConfig):
                 **{**patient, "views": tuple(patient.get("views", ()))}) for patient in section["patients"]]
         return super().from_config(section)
 
+    def __post_init__(self) -> None:
+        names = [patient.name for patient in self.patients]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise InvalidValueError(f"demo.patients names {repeated[0]} twice (its image ids would clash)")
+
     def views_of(self, patient: Patient) -> list[View]:
         """The patient's views, each with the split its images get."""
         known = {view.name: view for view in self.views}
@@ -286,6 +292,10 @@ def build_demo_data(out_dir, manifest_path, settings: DemoSettings) -> pd.DataFr
         views = settings.views_of(patient)
         if not views:
             continue
+        splits = {view.split for view in views}
+        if "test" in splits and splits & {"train", "val"}:
+            log.warning("patient %s has images in the test split and in %s: its test results are not patient-independent "
+                        "(give the patient a split in demo.patients)", patient.name, " and ".join(sorted(splits - {"test"})))
         volume = load_patient(patient.name)
         levels, mask_source = vertebra_levels(volume)
         mu = attenuation(volume.hounsfield, settings.bone_boost)

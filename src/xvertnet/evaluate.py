@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import atomic_path
+from .errors import InputFileError
 from .metrics import MetricParams, measure_all, psnr, ssim, to_255
 from .metrics.displayed import level_visibility, roi_visibility
 from .shard_store import EVAL_ROIS, ITEMS, decode_attr, file_attrs, read_item, read_shard
@@ -61,8 +62,11 @@ def metrics_shard(enhanced_path, roi_path, out_path, *, params: MetricParams | N
             source = originals[ITEMS][image_id]
             per_level = None
             if "vertebra_levels" in source and "whole" in enhanced[ITEMS][image_id]:
-                per_level = level_visibility(enhanced[ITEMS][image_id]["whole"][()], source["vertebra_levels"][()],
-                                             band=params.cnr_band)
+                whole, levels = enhanced[ITEMS][image_id]["whole"][()], source["vertebra_levels"][()]
+                if whole.shape != levels.shape:
+                    raise InputFileError(str(enhanced_path), f"{image_id}: whole image {whole.shape} and the level map of "
+                                                             f"{roi_path} {levels.shape} differ in shape (not the same ROI shard?)")
+                per_level = level_visibility(whole, levels, band=params.cnr_band)
             boxes = decode_attr(source.attrs["boxes"])
             for roi in EVAL_ROIS:
                 mask = source[f"mask_{roi}"][()] if f"mask_{roi}" in source else None

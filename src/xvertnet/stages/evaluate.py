@@ -11,14 +11,17 @@ nothing to do.
 from __future__ import annotations
 
 import logging
+import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
-from ..errors import XvertnetError
+from ..atomic import atomic_path
+from ..errors import ConfigError, XvertnetError
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +32,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("results/evaluate"), help="folder of the pooled report")
     parser.add_argument("--report-only", action="store_true", help="pool the folds already run; run no workflow")
-    parser.add_argument("--snakemake-args", nargs="*", default=[], help="more arguments for every fold's snakemake")
+    parser.add_argument("--snakemake-args", default="", help="more arguments for every fold's snakemake, one string "
+                        "(e.g. \"--keep-going --profile workflow/profiles/slurm\")")
 
 
 def run(args) -> int:
@@ -38,29 +42,36 @@ def run(args) -> int:
 
     base = load_config(args.configfile, args.schema)
     settings = EvaluationSettings.from_config(base.get("evaluate"))
+    known = {view["name"] for view in base.get("demo", {}).get("views", [])}
+    unknown = [view for view in settings.views if view not in known]
+    if unknown:
+        raise ConfigError("evaluate.views", f"'{unknown[0]}' is not one of demo.views ({', '.join(sorted(known))})")
     args.out.mkdir(parents=True, exist_ok=True)
-    timings, results = [], []
+    timings_path = args.out / "timings.csv"
+    timings = pd.read_csv(timings_path).set_index("fold")["seconds"].to_dict() if timings_path.is_file() else {}
+    results = []
     for fold in folds(settings.patients):
         config_path = args.out / f"{fold['name']}.yaml"
-        config_path.write_text(yaml.safe_dump(fold_config(base, fold, settings), sort_keys=False))
+        with atomic_path(config_path) as tmp:
+            Path(tmp).write_text(yaml.safe_dump(fold_config(base, fold, settings), sort_keys=False))
         if not args.report_only:
             log.info("fold %s: train %s, validate %s, test %s", fold["name"], ", ".join(fold["train"]), fold["val"], fold["test"])
             start = time.perf_counter()
             command = [sys.executable, "-m", "snakemake", "--cores", str(args.cores), "--configfile", str(config_path),
-                       "--printshellcmds", *args.snakemake_args]
+                       "--printshellcmds", *shlex.split(args.snakemake_args)]
             if subprocess.run(command).returncode != 0:
                 raise XvertnetError(f"fold {fold['name']} failed (its config: {config_path}); rerun `make evaluate` to resume")
-            timings.append({"fold": fold["name"], "seconds": round(time.perf_counter() - start, 1)})
+            seconds = round(time.perf_counter() - start, 1)
+            if seconds > 60 or fold["name"] not in timings:  # a fold already complete keeps the time it took
+                timings[fold["name"]] = seconds
+            with atomic_path(timings_path) as tmp:
+                pd.DataFrame({"fold": list(timings), "seconds": list(timings.values())}).to_csv(tmp, index=False)
         per_roi = Path("results/runs") / fold["name"] / "metrics/per_roi.csv"
         manifest = Path("results") / fold["name"] / "raw/manifest.csv"
         for path in (per_roi, manifest):
             if not path.is_file():
                 raise XvertnetError(f"{path} is missing: run the fold (make evaluate) before --report-only")
         results.append((per_roi, manifest))
-    if timings:
-        import pandas as pd
-
-        pd.DataFrame(timings).to_csv(args.out / "timings.csv", index=False)
     table = write_report(results, args.out, settings)
     log.info("wrote %s (%d rows) and %s", args.out / "patients.csv", len(table), args.out / "patients.md")
     return 0
