@@ -50,10 +50,11 @@ def window(image: np.ndarray, percentiles=DEFAULT_PERCENTILES) -> tuple[float, f
     return float(low), float(high)
 
 
-def display(image: np.ndarray, percentiles=DEFAULT_PERCENTILES) -> np.ndarray:
-    """The image mapped to [0, 1] by one window from its own ``percentiles`` (values outside are clipped)."""
+def display(image: np.ndarray, percentiles=DEFAULT_PERCENTILES, *, limits: tuple[float, float] | None = None) -> np.ndarray:
+    """The image mapped to [0, 1] by one window, from its own ``percentiles`` or the given ``limits``
+    (values outside are clipped)."""
     image = np.asarray(image, dtype=np.float64)
-    low, high = window(image, percentiles)
+    low, high = limits if limits is not None else window(image, percentiles)
     if high <= low:
         return np.zeros_like(image)
     return np.clip((image - low) / (high - low), 0.0, 1.0)
@@ -68,8 +69,8 @@ def level_visibility(image: np.ndarray, levels: np.ndarray, *, band: int = DEFAU
     if levels.shape != np.shape(image):
         raise InvalidValueError(f"level map {levels.shape} and image {np.shape(image)} differ in shape")
     image = np.asarray(image, dtype=np.float64)
-    shown = display(image, percentiles)
     low, high = window(image, percentiles)
+    shown = display(image, limits=(low, high))
     any_level = levels > 0
     found = {}
     for level, region in enumerate(ndimage.find_objects(levels.astype(np.int32)), start=1):
