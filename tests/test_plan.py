@@ -77,7 +77,13 @@ def test_an_enhance_only_data_set_feeds_no_training_and_is_enhanced_in_every_spl
     plan = _plan(datasets=[{"name": "a", "manifest": "demo"}, {"name": "b", "manifest": "m.csv", "enhance_only": True}])
     assert plan.training_datasets == ["a"]
     assert all("/b/" not in path for path in plan.train_inputs("xvertnet", 1, shards) + plan.baseline_train_inputs("zerodce", shards))
-    assert plan.enhance_splits("b") == ["train", "val", "test"] and plan.enhance_splits("a") == ["val", "test"]
+    assert plan.enhance_splits("b") == ["train", "val", "test"] and plan.measure_splits("a") == ["val", "test"]
+    # the segmentation task trains on the training split, which is enhanced but not measured
+    assert plan.enhance_splits("a") == ["val", "test", "train"]
+    assert plan.segmentation_csvs("metrics") == [f"results/segmentation/{method}.csv" for method in plan.methods]
+    assert plan.segmentation_csvs("study") == []
+    without = _plan(segmentation_task={"enabled": False})
+    assert without.enhance_splits("a") == ["val", "test"] and without.segmentation_csvs("metrics") == []
 
 
 def test_existing_models_replace_training(tmp_path):

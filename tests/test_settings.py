@@ -19,12 +19,13 @@ from xvertnet.readers import ReadOptions
 from xvertnet.roi import RoiSettings
 from xvertnet.settings import _plain, load_settings
 from xvertnet.patient_eval import EvaluationSettings
+from xvertnet.segmentation_task import SegmentationTaskSettings
 from xvertnet.stats import TableSettings
 from xvertnet.study import StudySettings
 from xvertnet.train import TrainConfig
 
 SETTINGS = (ReadOptions, ShardSettings, RoiSettings, PrepParams, TrainConfig, EnhanceSettings, MetricParams, TableSettings,
-            StudySettings, DemoSettings, EvaluationSettings)
+            StudySettings, DemoSettings, EvaluationSettings, SegmentationTaskSettings)
 SCHEMA_SECTIONS = yaml.safe_load(SCHEMA.read_text())["properties"]
 
 

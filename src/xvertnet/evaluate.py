@@ -7,7 +7,8 @@
 * :func:`aggregate`: ``per_roi.csv``, one row per dataset x image x ROI x method, with the
   task measures as ratios to the original ROI (``cnr_ratio``, ``edge_ratio``) and, for
   degraded DRRs, PSNR/SSIM of the method's output against the same method's output on the
-  clean DRR of the same view (``consistency_psnr``, ``consistency_ssim``).
+  clean DRR of the same view (``consistency_psnr``, ``consistency_ssim``), and the segmentation
+  task's Dice and boundary distances (:mod:`xvertnet.segmentation_task`).
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ def shards_by_method(enhanced_shards, *, key=("method",)) -> dict:
     return grouped
 
 
-def metrics_shard(enhanced_path, roi_path, out_path, *, params: MetricParams | None = None) -> int:
-    """Measure every evaluation ROI of one method's enhanced shard; write a CSV; return the row count.
+def metrics_shard(enhanced_path, roi_path, out_path, *, params: MetricParams | None = None, splits=None) -> int:
+    """Measure every evaluation ROI of one method's enhanced shard (of ``splits``, when given); write a CSV;
+    return the row count. Images of other splits (the segmentation task's training images) are skipped.
 
     Where the ROI shard holds a vertebral level map and the method enhanced the whole image, each
     ROI row also gets the display-referred measures of :mod:`xvertnet.metrics.displayed` (the
@@ -58,6 +60,8 @@ def metrics_shard(enhanced_path, roi_path, out_path, *, params: MetricParams | N
     rows = []
     with read_shard(roi_path) as originals, read_shard(enhanced_path) as enhanced:
         for image_id in enhanced[ITEMS].keys() if ITEMS in enhanced else ():
+            if splits is not None and decode_attr(enhanced[ITEMS][image_id].attrs.get("split", "")) not in splits:
+                continue
             arrays, attrs = read_item(enhanced, image_id, list(EVAL_ROIS))
             source = originals[ITEMS][image_id]
             per_level = None
@@ -123,15 +127,17 @@ def consistency_rows(method: str, dataset: str, enhanced_shards, manifest: pd.Da
     return rows
 
 
-def aggregate(metric_csvs, out_path, *, enhanced: dict[tuple[str, str], list], manifests: dict[str, str]) -> pd.DataFrame:
-    """The long table ``per_roi.csv``; ``enhanced`` maps (dataset, method) to enhanced shards."""
+def aggregate(metric_csvs, out_path, *, enhanced: dict[tuple[str, str], list], manifests: dict[str, str],
+              segmentation_csvs=()) -> pd.DataFrame:
+    """The long table ``per_roi.csv``; ``enhanced`` maps (dataset, method) to enhanced shards; the segmentation
+    task's rows (:mod:`xvertnet.segmentation_task`), where given, add ``seg_dice``, ``seg_hd95``, ``seg_asd``."""
     frames = [pd.read_csv(path) for path in metric_csvs if Path(path).stat().st_size > 1]
     frames = [frame for frame in frames if len(frame)]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if len(table) and "cnr" in table.columns:
         keys = ["dataset", "image_id", "roi"]
-        original = table[table["method"] == "original"].set_index(keys)[["cnr", "edge"]]
-        joined = table.join(original, on=keys, rsuffix="_original")
+        original = table[table["method"] == "original"].set_index(keys)[["cnr", "edge"]].add_suffix("_original")
+        joined = table.join(original, on=keys)
         table["cnr_ratio"] = joined["cnr"] / joined["cnr_original"]
         table["edge_ratio"] = joined["edge"] / joined["edge_original"]
     consistency = []
@@ -141,6 +147,10 @@ def aggregate(metric_csvs, out_path, *, enhanced: dict[tuple[str, str], list], m
             consistency += consistency_rows(method, dataset, shards, pd.read_csv(manifest_path, keep_default_na=False))
     if consistency and len(table):
         table = table.merge(pd.DataFrame(consistency), on=["dataset", "image_id", "roi", "method"], how="left")
+    segmentation = [frame for frame in (pd.read_csv(path) for path in segmentation_csvs) if len(frame)]
+    if segmentation and len(table):
+        scored = pd.concat(segmentation, ignore_index=True).drop(columns=["split"])
+        table = table.merge(scored, on=["dataset", "image_id", "roi", "method"], how="left")
     with atomic_path(out_path) as tmp:
         table.to_csv(tmp, index=False)
     return table

@@ -182,6 +182,9 @@ class Plan:
     def metric_csv(self, dataset: str, method: str, shard: str) -> str:
         return f"{self.run_dir}/metrics/{dataset}/{method}/{shard}.csv"
 
+    def segmentation_csv(self, method: str) -> str:
+        return f"{self.run_dir}/segmentation/{method}.csv"
+
     # -- job inputs and settings (``shards`` maps a data set to its shard names) --------------
 
     def shard_settings(self, dataset: str) -> dict:
@@ -242,11 +245,23 @@ class Plan:
                                          "prep": self.stage_shard(dataset, "prep", shard)}
         return "xvertnet-chain", {**common, "models": models, "iterations": entry["iterations"]}
 
-    def enhance_splits(self, dataset: str) -> list[str]:
-        """Splits enhanced: every split of an ``enhance_only`` data set, else config ``enhance.splits``."""
+    def measure_splits(self, dataset: str) -> list[str]:
+        """Splits measured and compared: every split of an ``enhance_only`` data set, else config ``enhance.splits``."""
         if self.datasets[dataset].get("enhance_only", False):
             return ["train", "val", "test"]
         return list(self.config["enhance"]["splits"])
+
+    @property
+    def segmentation_task(self) -> bool:
+        """Whether the comparison gets the segmentation task's rows (config ``segmentation_task.enabled``)."""
+        return bool(self.config["segmentation_task"]["enabled"])
+
+    def enhance_splits(self, dataset: str) -> list[str]:
+        """Splits enhanced: those measured, and those the segmentation task trains on when it is enabled."""
+        splits = self.measure_splits(dataset)
+        if self.segmentation_task:
+            splits += [split for split in self.config["segmentation_task"]["train_splits"] if split not in splits]
+        return splits
 
     def enhance_model_option(self, method: str) -> str:
         return f"--model-dir {self.baseline_model_dir(method)}" if method in self.trained_baselines else ""
@@ -256,6 +271,16 @@ class Plan:
 
     def metric_csvs(self, methods, shards: Callable[[str], list[str]]) -> list[str]:
         return [self.metric_csv(dataset, method, shard) for dataset in self.datasets for method in methods for shard in shards(dataset)]
+
+    def segmentation_csvs(self, collection: str) -> list[str]:
+        """The segmentation task's tables of a per-ROI table's methods (the comparison only, when enabled)."""
+        return [self.segmentation_csv(method) for method in self.methods] if collection == "metrics" and self.segmentation_task else []
+
+    def segmentation_inputs(self, method: str, shards: Callable[[str], list[str]]) -> dict[str, list[str]]:
+        """Every enhanced shard of ``method`` and, in the same order, the ROI shard it was enhanced from."""
+        pairs = [(dataset, shard) for dataset in self.datasets for shard in shards(dataset)]
+        return {"enhanced": [self.enhanced(dataset, method, shard) for dataset, shard in pairs],
+                "roi": [self.stage_shard(dataset, "roi", shard) for dataset, shard in pairs]}
 
     def collection_methods(self, collection: str) -> list[str]:
         """The methods of a per-ROI table: ``metrics`` (the comparison) or ``study`` (the design study)."""

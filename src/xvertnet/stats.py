@@ -24,10 +24,12 @@ from .settings import FromConfig
 Z_THRESHOLD = 1.96
 ALPHA = 0.05
 METHOD_ORDER = ("original", "xvertnet", "xvertnet-paper", "clahe", "farbman", "zerodce", "zssr", "madmad")
-MEASURE_ORDER = ("displayed_contrast", "displayed_cnr", "displayed_saturation", "cnr_ratio", "edge_ratio", "consistency_psnr",
+MEASURE_ORDER = ("seg_dice", "seg_hd95", "displayed_contrast", "displayed_cnr", "displayed_saturation", "cnr_ratio", "edge_ratio",
+                 "consistency_psnr",
                  "consistency_ssim", "entropy", "tc", "lpc_si", "tmqi", "piqe",
                  "brisque", "niqe")
-LABELS = {"displayed_contrast": "displayed vertebral contrast", "displayed_cnr": "displayed vertebral CNR",
+LABELS = {"seg_dice": "segmentation Dice", "seg_hd95": "segmentation HD95 (px)",
+          "displayed_contrast": "displayed vertebral contrast", "displayed_cnr": "displayed vertebral CNR",
           "displayed_saturation": "displayed saturation", "cnr_ratio": "vertebral CNR / original", "edge_ratio": "vertebral edge / original",
           "consistency_psnr": "PSNR degraded vs clean", "consistency_ssim": "SSIM degraded vs clean", "entropy": "Entropy",
           "tc": "TC", "lpc_si": "LPC-SI", "tmqi": "TMQI", "piqe": "PIQE", "brisque": "BRISQUE", "niqe": "NIQE"}

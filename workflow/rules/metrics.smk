@@ -7,6 +7,7 @@ rule metrics_shard:
     params:
         code=code_fingerprint("metrics_shard"),
         settings=section("metrics"),
+        splits=lambda w: " ".join(PLAN.measure_splits(w.dataset)),
     log:
         f"{RUN_LOGS}/metrics_shard/{{dataset}}/{{method}}/{{shard}}.log",
     benchmark:
@@ -18,13 +19,41 @@ rule metrics_shard:
         mem_mb=2000,
         runtime=60,
     shell:
-        "python -m xvertnet metrics-shard {input.enhanced:q} --roi {input.roi:q} --out {output.csv:q} --settings {params.settings:q} > {log:q} 2>&1"
+        "python -m xvertnet metrics-shard {input.enhanced:q} --roi {input.roi:q} --out {output.csv:q} --splits {params.splits}"
+        " --settings {params.settings:q} > {log:q} 2>&1"
+
+
+# The segmentation task (README "Segmentation task"): one segmenter per method, same budget for all.
+rule segmentation_task:
+    input:
+        unpack(lambda w: PLAN.segmentation_inputs(w.method, shard_names)),
+    output:
+        csv=f"{RUN}/segmentation/{{method}}.csv",
+    wildcard_constraints:
+        method="|".join(PLAN.methods),
+    params:
+        code=code_fingerprint("segmentation_task"),
+        settings=section("segmentation_task"),
+    log:
+        f"{RUN_LOGS}/segmentation_task/{{method}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/segmentation_task/{{method}}.tsv"
+    conda:
+        ENV
+    threads: threads("segmentation_task")
+    resources:
+        mem_mb=3000,
+        runtime=60,
+    shell:
+        "python -m xvertnet segmentation-task {input.enhanced:q} --roi {input.roi:q} --method {wildcards.method}"
+        " --out {output.csv:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 # One per-ROI table per collection of methods: `metrics` (the comparison) and `study`.
 rule aggregate_metrics:
     input:
         csvs=collection_csvs,
+        segmentation=lambda w: PLAN.segmentation_csvs(w.collection),
         enhanced=collection_enhanced,
         manifests=lambda w: list(PLAN.manifests().values()),
     output:
@@ -44,6 +73,7 @@ rule aggregate_metrics:
         runtime=30,
     shell:
         "python -m xvertnet aggregate-metrics {input.csvs:q} --out {output.csv:q} --enhanced {input.enhanced:q}"
+        " --segmentation {input.segmentation:q}"
         " --manifests {params.manifests:q} > {log:q} 2>&1"
 
 

@@ -15,15 +15,20 @@ from ..provenance import sha256_file
 
 
 def random_patches(images: list[np.ndarray], size: int, count: int, rng: np.random.Generator) -> torch.Tensor:
-    """``count`` random ``size`` x ``size`` patches (B, 1, size, size) from the images (smaller images are padded)."""
-    patches = np.empty((count, 1, size, size), np.float32)
+    """``count`` random ``size`` x ``size`` patches (B, C, size, size) from (H, W) or (C, H, W) images (smaller ones padded).
+
+    The channels of a (C, H, W) image (e.g. an image and its mask) are cut at the same place.
+    """
+    stacked = [image[None] if image.ndim == 2 else image for image in images]
+    patches = np.empty((count, stacked[0].shape[0], size, size), np.float32)
     for index in range(count):
-        image = images[rng.integers(len(images))]
-        if image.shape[0] < size or image.shape[1] < size:
-            image = np.pad(image, ((0, max(0, size - image.shape[0])), (0, max(0, size - image.shape[1]))), mode="reflect")
-        top = rng.integers(image.shape[0] - size + 1)
-        left = rng.integers(image.shape[1] - size + 1)
-        patches[index, 0] = image[top : top + size, left : left + size]
+        image = stacked[rng.integers(len(stacked))]
+        height, width = image.shape[-2:]
+        if height < size or width < size:
+            image = np.pad(image, ((0, 0), (0, max(0, size - height)), (0, max(0, size - width))), mode="reflect")
+        top = rng.integers(image.shape[-2] - size + 1)
+        left = rng.integers(image.shape[-1] - size + 1)
+        patches[index] = image[:, top : top + size, left : left + size]
     return torch.from_numpy(patches)
 
 

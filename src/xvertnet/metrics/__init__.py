@@ -50,7 +50,8 @@ MIN_MEASURED_PIXELS = 96 * 96
 #: Direction of "better" for every measure the tables show (+1 higher, -1 lower).
 BETTER = {"entropy": 1, "tc": 1, "lpc_si": 1, "tmqi": 1, "piqe": -1, "brisque": -1, "niqe": -1, "psnr": 1, "ssim": 1,
           "cnr_ratio": 1, "edge_ratio": 1, "consistency_psnr": 1, "consistency_ssim": 1,
-          "displayed_contrast": 1, "displayed_cnr": 1, "displayed_saturation": -1}
+          "displayed_contrast": 1, "displayed_cnr": 1, "displayed_saturation": -1,
+          "seg_dice": 1, "seg_hd95": -1, "seg_asd": -1}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,6 +24,7 @@ COMMANDS = {
     "enhance-shard": "a method on the evaluation ROIs and whole images of a ROI shard",
     "enhanced-index": "one CSV row per enhanced image over enhanced shards",
     "metrics-shard": "measure a method's enhanced evaluation ROIs of one shard",
+    "segmentation-task": "train a vertebra segmenter on one method's enhanced training ROIs; Dice and boundary distance on the rest",
     "aggregate-metrics": "the long per-ROI table with ratios and consistency measures",
     "tables": "statistics, comparison tables (csv, md, tex), box plots and a visual panel",
     "study-report": "the design study's table, per-variant tables and panels, and its conclusion",
