@@ -25,7 +25,7 @@ METHODS = ["original", *XVERTNET, "clahe", "farbman", "zerodce", "zssr", "madmad
 # enhance_shard: the two XVertNet rows and Zero-DCE (3 shards each). Every trained model is published.
 DOWNSTREAM_OF_PREP = {"prep": 3, "prep_summary": 1, "train": 2 + 1, "refine": 3, "enhance_shard": 3 * 3, "train_baseline": 1,
                       "publish_model": 2 + 1 + 1,
-                      "enhanced_index": 3, "metrics_shard": 3 * 3, "aggregate_metrics": 1, "tables": 1, "all": 1}
+                      "enhanced_index": 3, "metrics_shard": 3 * 3, "segmentation_task": 3, "aggregate_metrics": 1, "tables": 1, "all": 1}
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,8 @@ def test_second_run_has_nothing_to_do(tiny_run):
 
 
 def test_changing_a_roi_parameter_reruns_roi_but_not_ingest(tiny_run):
-    expected = {**DOWNSTREAM_OF_PREP, "roi": 3, "roi_index": 1, "enhance_shard": 3 * 8, "enhanced_index": 8, "metrics_shard": 3 * 8}
+    expected = {**DOWNSTREAM_OF_PREP, "roi": 3, "roi_index": 1, "enhance_shard": 3 * 8, "enhanced_index": 8, "metrics_shard": 3 * 8,
+                "segmentation_task": 8}
     assert dry_run_with_change(tiny_run, "roi", "upper_fraction", 0.35)[0] == expected
 
 
@@ -71,8 +72,8 @@ def test_raising_iterations_from_2_to_3_trains_only_iteration_3(tiny_run):
     # Iteration 3 trains on iteration 2's refined data, then the chain of 3 enhances again.
     jobs, stdout = dry_run_with_change(tiny_run, "train", "iterations", 3)
     # The recommended configuration sets its own T = 1: untouched.
-    assert jobs == {"refine": 3, "train": 1, "publish_model": 1, "enhance_shard": 3, "enhanced_index": 1, "metrics_shard": 3, "aggregate_metrics": 1, "tables": 1,
-                    "all": 1}
+    assert jobs == {"refine": 3, "train": 1, "publish_model": 1, "enhance_shard": 3, "enhanced_index": 1, "metrics_shard": 3,
+                    "segmentation_task": 1, "aggregate_metrics": 1, "tables": 1, "all": 1}
     assert "results/models/xvertnet-paper/iter3/model.pt" in stdout and "iter1/model.pt" not in stdout.split("rule train")[-1]
 
 
@@ -86,8 +87,15 @@ def test_both_iterations_trained_with_falling_loss_and_enhanced_outputs(tiny_run
             assert (tiny_run / f"results/models/{model_set}/iter{iteration}/training/loss_curve.png").is_file()
     for method in METHODS:
         index = pd.read_csv(tiny_run / f"results/enhanced/{method}/demo/index.csv")
-        # Only the val and test splits are enhanced: the AP view (test) and the real image.
-        assert sorted(index["image_id"]) == ["drr_lidc0001_ap_8bit", "drr_lidc0001_ap_clean", "rg1_uncr"], method
+        # The val and test splits (the AP view and the real image) and, for the segmentation task, the train split.
+        assert sorted(index["image_id"]) == ["drr_lidc0001_ap_8bit", "drr_lidc0001_ap_clean", "drr_lidc0001_rotl4_8bit",
+                                             "drr_lidc0001_rotl4_clean", "rg1_uncr"], method
+        # Only the measured splits are measured: the training images are not in the comparison.
+        measured = pd.read_csv(tiny_run / "results/metrics/per_roi.csv")
+        assert not measured["image_id"].str.contains("rotl4").any()
+        segmented = pd.read_csv(tiny_run / f"results/segmentation/{method}.csv")
+        assert sorted(set(segmented["image_id"])) == ["drr_lidc0001_ap_8bit", "drr_lidc0001_ap_clean"], method
+        assert segmented["seg_dice"].between(0, 1).all() and (segmented["seg_hd95"] >= 0).all()
         columns = ["eval_upper_png", "eval_lower_png"] + ([] if method == "zssr" else ["whole_png"])
         assert set(columns) <= set(index.columns), method
         for column in columns:
@@ -360,3 +368,46 @@ def test_a_failed_retraining_keeps_the_model_and_a_named_run_writes_apart(tmp_pa
     assert (workdir / "results/runs/other/tables/comparison.md").is_file()
     assert {name: _sha256(model / name) for name in published} == published
     assert _sha256(workdir / "results/tables/comparison.csv") == table
+
+
+def test_a_labelled_data_set_gets_the_classifier_check(tmp_path, rg1_small):
+    """Issue 16 item 6: a data set with `labels` (NIH-style CSV) gets a ResNet-18 per method on its enhanced
+    images, trained on its train split and tested on its test split; without vertebra masks the
+    segmentation task gives no rows and the comparison still builds."""
+    from PIL import Image
+
+    from xvertnet.cli import main
+
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    rows = []
+    for index in range(12):
+        image = rg1_small + rng.normal(0, 0.01, rg1_small.shape)
+        positive = index % 2 == 1
+        if positive:  # a bright round opacity in the right lung
+            yy, xx = np.mgrid[: image.shape[0], : image.shape[1]]
+            image += 0.25 * (np.hypot(yy - 200 - 10 * index, xx - 140) < 30)
+        name = f"{index:08d}_000.png"
+        Image.fromarray(np.rint(np.clip(image, 0, 1) * 4095).astype(np.uint16)).save(images / name)
+        rows.append({"Image Index": name, "Finding Labels": "Emphysema" if positive else "No Finding"})
+    pd.DataFrame(rows).to_csv(tmp_path / "Data_Entry_2017.csv", index=False)
+    assert main(["manifest", str(images)]) == 0
+    manifest = pd.read_csv(images / "manifest.csv")
+    manifest.assign(split=["test" if int(i[:8]) >= 8 else "train" for i in manifest["image_id"]]).to_csv(images / "manifest.csv", index=False)
+    config = {"datasets": [{"name": "labelled", "manifest": str(images / "manifest.csv"), "enhance_only": True,
+                            "labels": {"path": str(tmp_path / "Data_Entry_2017.csv")}}],
+              "roi": TINY["roi"], "xvertnet": {}, "baselines": {"methods": ["clahe"]},
+              "classifier_check": {"size": 32, "iterations": 20, "batch_size": 8, "bootstrap": 100}}
+    workdir = make_workdir(tmp_path, config)
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(workdir / "results/tables/classifier.csv")
+    assert list(table["method"]) == ["original", "clahe"]
+    assert set(table["n_train"]) == {8} and set(table["n_test"]) == {4} and set(table["positives_test"]) == {2}
+    assert table["auc"].between(0, 1).all()
+    assert "| labelled | clahe | 8 / 4 (2) |" in (workdir / "results/tables/classifier.md").read_text()
+    assert len(pd.read_csv(workdir / "results/classifier/labelled/clahe.per_image.csv")) == 4
+    assert "segmentation task skipped" in (workdir / "logs/segmentation_task/clahe.log").read_text()
+    per_roi = pd.read_csv(workdir / "results/metrics/per_roi.csv")
+    assert "seg_dice" not in per_roi.columns and (workdir / "results/tables/comparison.md").is_file()

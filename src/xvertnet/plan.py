@@ -257,11 +257,32 @@ class Plan:
         return bool(self.config["segmentation_task"]["enabled"])
 
     def enhance_splits(self, dataset: str) -> list[str]:
-        """Splits enhanced: those measured, and those the segmentation task trains on when it is enabled."""
+        """Splits enhanced: those measured, those the segmentation task trains on when it is enabled, and
+        (a data set with labels) those of the classifier check."""
         splits = self.measure_splits(dataset)
-        if self.segmentation_task:
-            splits += [split for split in self.config["segmentation_task"]["train_splits"] if split not in splits]
-        return splits
+        extra = list(self.config["segmentation_task"]["train_splits"]) if self.segmentation_task else []
+        if dataset in self.labelled_datasets:
+            extra += [*self.config["classifier_check"]["train_splits"], *self.config["classifier_check"]["test_splits"]]
+        return splits + [split for split in dict.fromkeys(extra) if split not in splits]
+
+    # -- the classifier check (data sets with labels) ------------------------------------------
+
+    @property
+    def labelled_datasets(self) -> list[str]:
+        return [name for name, entry in self.datasets.items() if entry.get("labels")]
+
+    @property
+    def classified_methods(self) -> list[str]:
+        """The comparison's methods that enhance whole images (the classifier sees whole radiographs)."""
+        from .methods import REGISTRY
+
+        return [method for method in self.methods if method in self.entries or REGISTRY[method].whole_images]
+
+    def classifier_csv(self, dataset: str, method: str) -> str:
+        return f"{self.run_dir}/classifier/{dataset}/{method}.csv"
+
+    def classifier_csvs(self) -> list[str]:
+        return [self.classifier_csv(dataset, method) for dataset in self.labelled_datasets for method in self.classified_methods]
 
     def enhance_model_option(self, method: str) -> str:
         return f"--model-dir {self.baseline_model_dir(method)}" if method in self.trained_baselines else ""
@@ -296,4 +317,6 @@ class Plan:
             outputs += [f"{self.run_dir}/enhanced/{method}/{name}/index.csv" for method in self.methods]
         run = self.run_dir
         outputs += [f"{run}/metrics/per_roi.csv", f"{run}/tables/comparison.md", f"{run}/figures/boxplots.png", f"{run}/figures/panel.png"]
+        if self.labelled_datasets:
+            outputs.append(f"{run}/tables/classifier.md")
         return outputs

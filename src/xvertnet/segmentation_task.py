@@ -102,12 +102,6 @@ def labelled_rois(enhanced_shards, roi_shards) -> list[LabelledRoi]:
     return found
 
 
-def standardise(image: np.ndarray) -> np.ndarray:
-    """Zero mean, unit variance (a flat image becomes zeros)."""
-    spread = float(image.std())
-    return ((image - image.mean()) / spread if spread > 0 else image - image.mean()).astype(np.float32)
-
-
 def build_segmenter(settings: SegmentationTaskSettings):
     """MONAI's 2-D U-Net, one residual unit per level, one output channel (vertebral body logit)."""
     from monai.networks.nets import UNet
@@ -122,7 +116,7 @@ def train_segmenter(rois: list[LabelledRoi], settings: SegmentationTaskSettings,
     from monai.losses import DiceCELoss
 
     from .device import autocast, prepare_model, resolve_precision, select_device, to_device
-    from .methods._torch import random_patches
+    from .methods._torch import random_patches, standardise
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -154,6 +148,8 @@ def train_segmenter(rois: list[LabelledRoi], settings: SegmentationTaskSettings,
 def segment(model, image: np.ndarray, settings: SegmentationTaskSettings) -> np.ndarray:
     """The predicted vertebral-body mask of one ROI (padded by reflection to the U-Net's multiple)."""
     import torch
+
+    from .methods._torch import standardise
 
     multiple = 2 ** (len(settings.channels) - 1)
     height, width = image.shape

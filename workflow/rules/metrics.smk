@@ -26,7 +26,8 @@ rule metrics_shard:
 # The segmentation task (README "Segmentation task"): one segmenter per method, same budget for all.
 rule segmentation_task:
     input:
-        unpack(lambda w: PLAN.segmentation_inputs(w.method, shard_names)),
+        enhanced=lambda w: PLAN.segmentation_inputs(w.method, shard_names)["enhanced"],
+        roi=lambda w: PLAN.segmentation_inputs(w.method, shard_names)["roi"],
     output:
         csv=f"{RUN}/segmentation/{{method}}.csv",
     wildcard_constraints:
@@ -47,6 +48,55 @@ rule segmentation_task:
     shell:
         "python -m xvertnet segmentation-task {input.enhanced:q} --roi {input.roi:q} --method {wildcards.method}"
         " --out {output.csv:q} --settings {params.settings:q} > {log:q} 2>&1"
+
+
+# The classifier check (README "Classifier check"): data sets with `labels` only, one ResNet-18 per method.
+rule classifier_check:
+    input:
+        enhanced=lambda w: [PLAN.enhanced(w.dataset, w.method, shard) for shard in shard_names(w.dataset)],
+        labels=lambda w: PLAN.datasets[w.dataset]["labels"]["path"],
+    output:
+        csv=f"{RUN}/classifier/{{dataset}}/{{method}}.csv",
+        per_image=f"{RUN}/classifier/{{dataset}}/{{method}}.per_image.csv",
+    wildcard_constraints:
+        method="|".join(PLAN.classified_methods),
+    params:
+        code=code_fingerprint("classifier_check"),
+        settings=section("classifier_check"),
+        labels=lambda w: as_json(PLAN.datasets[w.dataset]["labels"]),
+    log:
+        f"{RUN_LOGS}/classifier_check/{{dataset}}/{{method}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/classifier_check/{{dataset}}/{{method}}.tsv"
+    conda:
+        ENV
+    threads: threads("classifier_check")
+    resources:
+        mem_mb=8000,
+        runtime=12 * 60,
+    shell:
+        "python -m xvertnet classifier-check {input.enhanced:q} --method {wildcards.method} --dataset {wildcards.dataset}"
+        " --labels {params.labels:q} --out {output.csv:q} --settings {params.settings:q} > {log:q} 2>&1"
+
+
+rule classifier_table:
+    input:
+        csvs=PLAN.classifier_csvs(),
+    output:
+        csv=f"{RUN}/tables/classifier.csv",
+        md=report(f"{RUN}/tables/classifier.md", caption="../report/classifier.rst", category="Tables"),
+    params:
+        code=code_fingerprint("classifier_table"),
+    log:
+        f"{RUN_LOGS}/classifier_table/classifier_table.log",
+    conda:
+        ENV
+    threads: threads("classifier_table")
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "python -m xvertnet classifier-table {input.csvs:q} --csv {output.csv:q} > {log:q} 2>&1"
 
 
 # One per-ROI table per collection of methods: `metrics` (the comparison) and `study`.

@@ -32,6 +32,12 @@ def random_patches(images: list[np.ndarray], size: int, count: int, rng: np.rand
     return torch.from_numpy(patches)
 
 
+def standardise(image: np.ndarray) -> np.ndarray:
+    """Zero mean, unit variance, float32 (a flat image becomes zeros): the input of the task networks."""
+    spread = float(image.std())
+    return ((image - image.mean()) / spread if spread > 0 else image - image.mean()).astype(np.float32)
+
+
 def save_model(model: torch.nn.Module, out_dir: Path, metadata: dict) -> dict:
     """``model.pt`` (state dict, safe to load) and ``model.json`` (metadata + sha256), atomically."""
     out_dir = Path(out_dir)

@@ -25,6 +25,8 @@ COMMANDS = {
     "enhanced-index": "one CSV row per enhanced image over enhanced shards",
     "metrics-shard": "measure a method's enhanced evaluation ROIs of one shard",
     "segmentation-task": "train a vertebra segmenter on one method's enhanced training ROIs; Dice and boundary distance on the rest",
+    "classifier-check": "train and test a ResNet-18 on one method's enhanced images of a labelled data set",
+    "classifier-table": "the classifier check of every method and labelled data set in one table",
     "aggregate-metrics": "the long per-ROI table with ratios and consistency measures",
     "tables": "statistics, comparison tables (csv, md, tex), box plots and a visual panel",
     "study-report": "the design study's table, per-variant tables and panels, and its conclusion",
