@@ -397,13 +397,13 @@ def test_a_labelled_data_set_gets_the_classifier_check(tmp_path, rg1_small):
     manifest.assign(split=["test" if int(i[:8]) >= 8 else "train" for i in manifest["image_id"]]).to_csv(images / "manifest.csv", index=False)
     config = {"datasets": [{"name": "labelled", "manifest": str(images / "manifest.csv"), "enhance_only": True,
                             "labels": {"path": str(tmp_path / "Data_Entry_2017.csv")}}],
-              "roi": TINY["roi"], "xvertnet": {}, "baselines": {"methods": ["clahe"]},
+              "roi": TINY["roi"], "xvertnet": {"xvertnet": {"models": "shipped"}}, "baselines": {"methods": ["clahe", "zssr"]},
               "classifier_check": {"size": 32, "iterations": 20, "batch_size": 8, "bootstrap": 100}}
     workdir = make_workdir(tmp_path, config)
     result = snakemake(workdir)
     assert result.returncode == 0, result.stderr[-3000:]
     table = pd.read_csv(workdir / "results/tables/classifier.csv")
-    assert list(table["method"]) == ["original", "clahe"]
+    assert list(table["method"]) == ["xvertnet", "original", "clahe"]  # not zssr: it enhances ROIs only
     assert set(table["n_train"]) == {8} and set(table["n_test"]) == {4} and set(table["positives_test"]) == {2}
     assert table["auc"].between(0, 1).all()
     assert "| labelled | clahe | 8 / 4 (2) |" in (workdir / "results/tables/classifier.md").read_text()
