@@ -89,6 +89,8 @@ rule classifier_table:
         code=code_fingerprint("classifier_table"),
     log:
         f"{RUN_LOGS}/classifier_table/classifier_table.log",
+    benchmark:
+        f"{RUN}/benchmarks/classifier_table/classifier_table.tsv"
     conda:
         ENV
     threads: threads("classifier_table")
