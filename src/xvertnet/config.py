@@ -86,9 +86,10 @@ def _drop_null_entries(config: dict) -> None:
                 del entries[name]
 
 
-#: Keys of a variant that are not `train` settings: ``internal`` (train on each image it enhances)
-#: and ``models`` (a folder of trained iterations iter1, iter2, ... to use instead of training).
-VARIANT_KEYS = ("internal", "models")
+#: Keys of a variant that are not `train` settings: ``internal`` (train on each image it enhances),
+#: ``models`` (a folder of trained iterations iter1, iter2, ... to use instead of training), and
+#: ``before``/``then`` (untrained methods applied before / after it: :mod:`xvertnet.methods.composite`).
+VARIANT_KEYS = ("internal", "models", "before", "then")
 #: The model set shipped in the package (its MODEL_CARD.md beside it); config ``models: shipped``.
 SHIPPED_MODELS = Path(__file__).resolve().parent / "models" / "xvertnet"
 
@@ -102,7 +103,11 @@ def _check_variants(config: dict, schema: dict, validator) -> None:
         for name, overrides in variants.items():
             unknown = sorted(set(overrides) - allowed)
             if unknown:
-                raise ConfigError(f"{section}.{name}.{unknown[0]}", "unknown key (a `train` key, `internal` or `models`)")
+                raise ConfigError(f"{section}.{name}.{unknown[0]}", "unknown key (a `train` key, `internal`, `models`, `before` or `then`)")
+            for key in ("before", "then"):
+                _check_steps(f"{section}.{name}.{key}", overrides.get(key, []))
+            if overrides.get("before") and overrides.get("internal", False):
+                raise ConfigError(f"{section}.{name}.before", "internal learning trains on the image itself; `before` cannot change it")
             internal = overrides.get("internal", False)
             if not isinstance(internal, bool):
                 raise ConfigError(f"{section}.{name}.internal", f"must be true or false, got {internal!r}")
@@ -115,11 +120,23 @@ def _check_variants(config: dict, schema: dict, validator) -> None:
                 raise ConfigError(f"{section}.{name}.{_key_path(errors[0])}", errors[0].message)
 
 
+def _check_steps(key: str, steps) -> None:
+    from .methods.composite import composable
+
+    if not isinstance(steps, list) or not all(isinstance(step, str) for step in steps):
+        raise ConfigError(key, f"must be a list of method names, got {steps!r}")
+    refused = [step for step in steps if not composable(step)]
+    if refused:
+        raise ConfigError(key, f"{refused} cannot be composed: only registered methods that need no training (e.g. clahe, farbman, preprocessed)")
+
+
 def variant_settings(config: dict, overrides: dict) -> dict:
     """A variant's full `train` settings (and `internal`): the `train` section with its overrides."""
     merged = {**config["train"], **overrides}
     merged.setdefault("internal", False)
     merged.setdefault("models", None)
+    merged.setdefault("before", [])
+    merged.setdefault("then", [])
     return merged
 
 

@@ -240,10 +240,12 @@ class Plan:
         enhance = self.config["enhance"]
         common = {"device": enhance["device"], "tile": enhance["tile"], "overlap": enhance["overlap"]}
         models = self.entry_model_dirs(method)
+        steps = {key: [{"method": name, "settings": self.baseline_settings(name)} for name in entry["settings"][key]]
+                 for key in ("before", "then") if entry["settings"][key]}
         if models is None:
             return "xvertnet-internal", {**common, "train": self.train_settings(entry["settings"]), "iterations": entry["iterations"],
-                                         "prep": self.stage_shard(dataset, "prep", shard)}
-        return "xvertnet-chain", {**common, "models": models, "iterations": entry["iterations"]}
+                                         "prep": self.stage_shard(dataset, "prep", shard), **steps}
+        return "xvertnet-chain", {**common, "models": models, "iterations": entry["iterations"], **steps}
 
     def measure_splits(self, dataset: str) -> list[str]:
         """Splits measured and compared: every split of an ``enhance_only`` data set, else config ``enhance.splits``."""

@@ -29,7 +29,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--roi", required=True, type=Path, help="ROI shard (HDF5)")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--png-dir", required=True, type=Path)
-    parser.add_argument("--settings", help="the method's settings as JSON, or @file (see xvertnet.methods)")
+    parser.add_argument("--settings", help="the method's settings as JSON, or @file (see xvertnet.methods); keys `before` and "
+                                           "`then` (lists of {method, settings}) compose it with untrained methods")
     parser.add_argument("--model-dir", type=Path, help="a trained baseline's model directory")
     parser.add_argument("--splits", nargs="+", default=["val", "test"], choices=["train", "val", "test"])
     parser.add_argument("--whole", action=argparse.BooleanOptionalAction, default=True, help="also enhance the canonical whole image")
@@ -69,12 +70,15 @@ def enhance_rois_shard(method, roi_shard, out_path, png_dir, *, name: str, datas
 
 def run(args) -> int:
     from ..methods import get_method
+    from ..methods.composite import compose, split_steps
 
-    method = get_method(args.method, load_settings(args.settings))
+    settings, steps = split_steps(load_settings(args.settings))
+    method = get_method(args.method, settings)
     if method.trainable:
         if not args.model_dir:
             raise XvertnetError(f"{args.method} is trained: give --model-dir")
         method.load(args.model_dir)
+    method = compose(method, steps)  # `before`/`then` of an XVertNet configuration (xvertnet.methods.composite)
     name = args.name or args.method
     count = enhance_rois_shard(method, args.roi, args.out, args.png_dir, name=name, dataset=args.dataset, splits=tuple(args.splits),
                                whole=args.whole)
