@@ -39,11 +39,12 @@ demo: $(STAMP)
 results/report.html: results/tables/comparison.md
 	$(BIN)/snakemake --report $@
 
-# The design study (README "Design study"): the variant grid of config `study`, its tables,
-# panels and conclusion, and a report of them. About 50 min on 2 CPU cores.
+# The design study (README "Design study"): the variant grid of config `study` in its own run
+# (study.yaml: trained on lidc0001, chosen on lung1, reported on tschest, lung2 and the real
+# radiograph), its tables, panels and conclusion in results/runs/study/study/, and a report of them.
 study: $(STAMP)
-	$(BIN)/snakemake study --cores $(CORES) --printshellcmds --keep-going
-	$(BIN)/snakemake study --report results/study/report.html
+	$(BIN)/snakemake study --configfile config.yaml study.yaml --cores $(CORES) --printshellcmds --keep-going
+	$(BIN)/snakemake study --configfile config.yaml study.yaml --report results/runs/study/study/report.html
 
 # Leave-one-patient-out over the four chest CT patients (README "Patient-level evaluation"): one
 # workflow run per fold (results/runs/lopo-<patient>/), pooled into results/evaluate/patients.md.

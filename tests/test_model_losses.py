@@ -11,6 +11,12 @@ import torch
 
 from xvertnet.losses import (
     XVertNetLoss,
+    band_pass,
+    band_pass_contrast_loss,
+    band_pass_energy,
+    blind_spot_input,
+    blind_spot_loss,
+    blind_spot_mask,
     feature_loss,
     feature_map_entropy,
     gradient_correlation,
@@ -152,3 +158,92 @@ def test_bilinear_upsampling_leaves_no_checkerboard_where_the_transposed_conv_do
             shares[upsample] = nyquist_share(model(x, hfc)[0][0, 0].numpy())
     assert nyquist_share(image) < 0.01
     assert shares["bilinear"] < 0.05 < 0.5 < shares["transpose"], shares  # 2 of 128 lines: about 1.6 % for no pattern
+
+
+# -- the design study's terms (issue 17; README Eqs. S1, S2) -----------------------------------
+
+
+def test_blind_spot_mask_is_one_pixel_per_cell_and_the_input_gets_the_neighbours_mean():
+    mask = blind_spot_mask((3, 1, 8, 12), 4, torch.Generator().manual_seed(1))
+    assert mask.shape == (3, 1, 8, 12) and mask.dtype == torch.bool
+    assert mask.sum(dim=(1, 2, 3)).tolist() == [6, 6, 6]  # (8 / 4) * (12 / 4) cells
+    image = torch.zeros(1, 1, 5, 5)
+    image[0, 0, 1, 1], image[0, 0, 2, 3] = 8.0, 4.0
+    centre = torch.zeros(1, 1, 5, 5, dtype=torch.bool)
+    centre[0, 0, 2, 2] = True
+    replaced = blind_spot_input(image, centre)
+    assert replaced[0, 0, 2, 2] == pytest.approx((8.0 + 4.0) / 8.0)  # the 8 neighbours' mean, the centre left out
+    unchanged = ~centre
+    assert torch.equal(replaced[unchanged], image[unchanged])
+
+
+def test_blind_spot_loss_hand_values():
+    output = torch.zeros(1, 1, 4, 4)
+    masked = output.clone()
+    mask = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
+    mask[0, 0, 0, 0] = mask[0, 0, 2, 2] = True
+    masked[0, 0, 0, 0], masked[0, 0, 2, 2], masked[0, 0, 1, 1] = 0.3, 0.4, 9.0  # (1, 1) is not masked: ignored
+    assert float(blind_spot_loss(output, masked, mask)) == pytest.approx(math.sqrt((0.09 + 0.16) / 2), rel=1e-6)
+
+
+def test_blind_spot_loss_penalises_a_network_that_copies_the_pixel_and_not_one_that_smooths():
+    generator = torch.Generator().manual_seed(0)
+    noisy = torch.rand(2, 1, 16, 16, generator=generator)
+    mask = blind_spot_mask(noisy.shape, 4, generator)
+    identity = blind_spot_loss(noisy, blind_spot_input(noisy, mask), mask)
+    smoothing = lambda x: torch.nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=False)  # noqa: E731
+    # a 3x3 mean still sees the centre pixel, with weight 1/9 instead of 1
+    assert float(blind_spot_loss(smoothing(noisy), smoothing(blind_spot_input(noisy, mask)), mask)) < float(identity) / 5
+
+
+def test_band_pass_energy_and_loss_hand_values():
+    flat = torch.full((1, 1, 24, 24), 0.5)
+    assert float(band_pass(flat, (1.0, 3.0)).abs().max()) < 1e-6  # a DoG passes no constant
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(2, 1, 24, 24, generator=generator)
+    energy = band_pass_energy(image, (1.0, 3.0))
+    assert torch.allclose(band_pass_energy(3 * image + 0.2, (1.0, 3.0)), 3 * energy, rtol=1e-5)  # linear, offset-free
+    # output = 1.5 x the reference: log 2 - log 1.5 short of the gain 2; at 3x the gain is reached: 0
+    assert float(band_pass_contrast_loss(1.5 * image, image, sigmas=(1.0, 3.0), gain=2.0)) == pytest.approx(math.log(2 / 1.5), rel=1e-4)
+    assert float(band_pass_contrast_loss(3.0 * image, image, sigmas=(1.0, 3.0), gain=2.0)) == 0.0
+    with pytest.raises(ValueError, match="sigmas"):
+        band_pass(image, (3.0, 1.0))
+
+
+def test_gradcheck_of_the_blind_spot_and_band_pass_terms():
+    generator = torch.Generator().manual_seed(2)
+    output = torch.rand(1, 1, 8, 8, generator=generator, dtype=torch.float64, requires_grad=True)
+    masked = torch.rand(1, 1, 8, 8, generator=generator, dtype=torch.float64)
+    mask = blind_spot_mask(output.shape, 2, generator)
+    assert torch.autograd.gradcheck(lambda o: blind_spot_loss(o, masked, mask).double(), (output,), eps=1e-6, atol=1e-4)
+    # band_pass works in fp32; check the DoG energy's gradient against finite differences at that precision
+    image = torch.rand(1, 1, 12, 12, generator=generator) + 0.1
+    reference = torch.rand(1, 1, 12, 12, generator=generator)
+    image.requires_grad_(True)
+    loss = band_pass_contrast_loss(image, reference, sigmas=(1.0, 2.0), gain=50.0)
+    (grad,) = torch.autograd.grad(loss, image)
+    step = 1e-3
+    for index in [(0, 0, 3, 4), (0, 0, 6, 6), (0, 0, 0, 11)]:
+        plus, minus = image.detach().clone(), image.detach().clone()
+        plus[index] += step
+        minus[index] -= step
+        numeric = (band_pass_contrast_loss(plus, reference, sigmas=(1.0, 2.0), gain=50.0)
+                   - band_pass_contrast_loss(minus, reference, sigmas=(1.0, 2.0), gain=50.0)) / (2 * step)
+        assert float(grad[index]) == pytest.approx(float(numeric), rel=2e-2, abs=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["flat", "noisy"])
+def test_the_new_terms_have_finite_gradients_on_flat_and_noisy_inputs(kind):
+    generator = torch.Generator().manual_seed(3)
+    image = torch.full((2, 1, 16, 16), 0.5) if kind == "flat" else torch.rand(2, 1, 16, 16, generator=generator)
+    model = XVertNet(ModelConfig(base_width=4, depth=2, output_head="anchored"))
+    hfc = torch.zeros_like(image) if kind == "flat" else torch.randn(2, 1, 16, 16, generator=generator)
+    output, features = model(image, hfc)
+    mask = blind_spot_mask(image.shape, 4, generator)
+    masked_output, _ = model(blind_spot_input(image, mask), blind_spot_input(hfc, mask))
+    terms = XVertNetLoss(band_pass_weight=1.0, band_pass_sigmas=(1.0, 3.0))(output, hfc, features, with_feature_loss=True,
+                                                                             reference=image)
+    total = terms["total"] + blind_spot_loss(output, masked_output, mask)
+    total.backward()
+    assert torch.isfinite(total)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

@@ -81,7 +81,7 @@ def test_an_enhance_only_data_set_feeds_no_training_and_is_enhanced_in_every_spl
     # the segmentation task trains on the training split, which is enhanced but not measured
     assert plan.enhance_splits("a") == ["val", "test", "train"]
     assert plan.segmentation_csvs("metrics") == [f"results/segmentation/{method}.csv" for method in plan.methods]
-    assert plan.segmentation_csvs("study") == []
+    assert plan.segmentation_csvs("study") == [f"results/segmentation/{method}.csv" for method in plan.study_methods]
     without = _plan(segmentation_task={"enabled": False})
     assert without.enhance_splits("a") == ["val", "test"] and without.segmentation_csvs("metrics") == []
 

@@ -17,7 +17,7 @@ from scipy import ndimage
 
 from helpers import synthetic_shards
 from xvertnet.inference import load_model
-from xvertnet.train import CropDataset, TrainConfig, find_crops, train_iteration
+from xvertnet.train import CropDataset, TrainConfig, find_crops, refresh_batchnorm, train_iteration, validation_spikes
 
 TINY_MODEL = {"base_width": 4, "depth": 2, "in_channels": 1}
 
@@ -71,6 +71,54 @@ def test_early_stopping_moves_on_and_stops(tmp_path, shards):
     log = pd.read_csv(tmp_path / "es" / "train_log.csv")
     assert summary["epochs"] < 60 and summary["phase1_epochs_run"] < 30
     assert set(log["phase"]) == {1, 2}
+
+
+def test_the_design_study_terms_train_and_are_logged(tmp_path, shards):
+    config = _config(phase1_epochs=2, phase2_epochs=2, blind_spot_weight=1.0, band_pass_weight=0.5,
+                     band_pass_sigmas=[1.0, 3.0], refresh_batchnorm=True, model={**TINY_MODEL})
+    summary = train_iteration(shards, tmp_path / "terms", config, progress=False)
+    log = pd.read_csv(tmp_path / "terms" / "train_log.csv")
+    for column in ("train_blind_spot", "train_band_pass", "val_blind_spot", "val_band_pass"):
+        assert log[column].notna().all() and np.isfinite(log[column]).all() and (log[column] >= 0).all(), column
+    # the total is the weighted sum of its terms
+    phase1 = log[log["phase"] == 1]
+    assert np.allclose(phase1["val_loss"], phase1["val_l1"] + phase1["val_blind_spot"] + 0.5 * phase1["val_band_pass"], rtol=1e-5)
+    assert summary["validation_spikes"] == [] or all(isinstance(e, int) for e in summary["validation_spikes"])
+    plain = _config(phase1_epochs=1, phase2_epochs=0)
+    train_iteration(shards, tmp_path / "plain", plain, progress=False)
+    plain_log = pd.read_csv(tmp_path / "plain" / "train_log.csv")
+    assert plain_log["train_blind_spot"].isna().all() and plain_log["train_band_pass"].isna().all()
+
+
+def test_refreshed_batchnorm_statistics_are_those_of_the_data_with_the_current_weights():
+    from xvertnet.model import ModelConfig, XVertNet
+
+    torch.manual_seed(0)
+    model = XVertNet(ModelConfig(base_width=4, depth=1))
+    data = [(torch.rand(4, 1, 16, 16) * 3 + 1, torch.randn(4, 1, 16, 16)) for _ in range(3)]
+    refresh_batchnorm(model, data, device=torch.device("cpu"), dtype=None)
+    first = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    captured = []
+    handle = first.register_forward_hook(lambda module, inputs, output: captured.append(inputs[0].detach()))
+    model.eval()
+    with torch.no_grad():
+        for inputs, hfc in data:
+            model(inputs, hfc)
+    handle.remove()
+    # what the layer sees on the data with these weights: the average of the batches' means and
+    # (unbiased) variances, as a cumulative BatchNorm average is
+    means = torch.stack([batch.mean(dim=(0, 2, 3)) for batch in captured]).mean(dim=0)
+    variances = torch.stack([batch.var(dim=(0, 2, 3)) for batch in captured]).mean(dim=0)
+    assert torch.allclose(first.running_mean, means, atol=1e-5)
+    assert torch.allclose(first.running_var, variances, rtol=1e-3, atol=1e-6)
+    assert first.momentum == 0.1  # restored
+
+
+def test_validation_spikes_are_found_per_phase():
+    rows = [{"epoch": e, "phase": 1 if e <= 5 else 2, "val_loss": v}
+            for e, v in enumerate([0.9, 0.8, 0.7, 0.7, 0.6, 0.5, 20.0, 428.0, 0.45, 0.44, 0.43, 0.43], start=1)]
+    assert validation_spikes(rows) == [7, 8]
+    assert validation_spikes([{**row, "val_loss": float("nan")} for row in rows]) == []
 
 
 def test_streaming_loader_with_worker_processes(tmp_path, shards):

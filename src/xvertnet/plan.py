@@ -296,8 +296,8 @@ class Plan:
         return [self.metric_csv(dataset, method, shard) for dataset in self.datasets for method in methods for shard in shards(dataset)]
 
     def segmentation_csvs(self, collection: str) -> list[str]:
-        """The segmentation task's tables of a per-ROI table's methods (the comparison only, when enabled)."""
-        return [self.segmentation_csv(method) for method in self.methods] if collection == "metrics" and self.segmentation_task else []
+        """The segmentation task's tables of a per-ROI table's methods (the comparison's or the study's), when enabled."""
+        return [self.segmentation_csv(method) for method in self.collection_methods(collection)] if self.segmentation_task else []
 
     def segmentation_inputs(self, method: str, shards: Callable[[str], list[str]]) -> dict[str, list[str]]:
         """Every enhanced shard of ``method`` and, in the same order, the ROI shard it was enhanced from."""

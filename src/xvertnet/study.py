@@ -42,10 +42,19 @@ class StudySettings(FromConfig):
 
     select_split: str = "val"
     select_conditions: tuple[str, ...] = ("clean", "low_dose", "blur")
+    score: tuple[str, ...] = ("cnr_ratio", "edge_ratio")
     report_split: str = "test"
     references: tuple[str, ...] = ("original", "clahe", "preprocessed")
 
+    def __post_init__(self):
+        unknown = [m for m in self.score if m not in BETTER or BETTER[m] < 0]
+        if not self.score or unknown:
+            raise InvalidValueError(f"study.score needs measures where higher is better, got {unknown or list(self.score)}")
+
+
 GROUND_TRUTH = ("cnr_ratio", "edge_ratio")
+#: Task and display-referred measures (issue 16) reported for the DRR groups beside the ground truth.
+TASK_MEASURES = ("displayed_contrast", "displayed_cnr", "seg_dice", "seg_hd95")
 PAPER_MEASURES = ("entropy", "tc", "lpc_si", "tmqi", "piqe", "brisque", "niqe")
 GROUPS = ("selection", "held-out DRR", "real")
 REAL_CONDITION = "real"
@@ -56,18 +65,24 @@ def label_groups(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], *, s
     """``per_roi`` with the manifest's ``view`` and ``condition`` and the study ``group`` of every row."""
     frames = []
     for dataset, manifest in manifests.items():
-        columns = [c for c in ("image_id", "view", "condition") if c in manifest.columns]
+        columns = [c for c in ("image_id", "view", "condition", "patient") if c in manifest.columns]
         frames.append(manifest[columns].assign(dataset=dataset))
     info = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["dataset", "image_id"])
     for column in ("view", "condition"):
         if column not in info.columns:
             info[column] = ""
-    table = per_roi.drop(columns=[c for c in ("view", "condition") if c in per_roi.columns])
+    table = per_roi.drop(columns=[c for c in ("view", "condition", "patient") if c in per_roi.columns])
     table = table.merge(info, on=["dataset", "image_id"], how="left")
     table[["view", "condition"]] = table[["view", "condition"]].fillna("")
     is_real = table["condition"].eq(REAL_CONDITION) | table["view"].eq("")
     selection = (table["split"].eq(select_split) & table["condition"].isin(list(select_conditions)) & ~is_real).to_numpy()
     reported = table["split"].eq(report_split).to_numpy() & ~selection  # an image chosen on is never held out
+    if "patient" in table.columns:  # selection never sees a report patient
+        patients = table["patient"].fillna("").astype(str)
+        shared = sorted(set(patients[selection]) & set(patients[reported & ~is_real.to_numpy()]) - {""})
+        if shared:
+            raise InvalidValueError(f"patients {shared} are both selection and report patients of the study; give them one "
+                                    "split (config demo.patients)")
     group = np.full(len(table), "other", dtype=object)
     group[selection] = "selection"
     group[reported & ~is_real.to_numpy()] = "held-out DRR"
@@ -78,19 +93,30 @@ def label_groups(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], *, s
 
 def group_means(table: pd.DataFrame, methods) -> pd.DataFrame:
     """Mean of every measure per (method, group); rows for ``methods`` only."""
-    measures = [m for m in (*GROUND_TRUTH, *PAPER_MEASURES, "consistency_ssim") if m in table.columns]
+    measures = [m for m in (*GROUND_TRUTH, *TASK_MEASURES, *PAPER_MEASURES, "consistency_ssim") if m in table.columns]
     part = table[table["method"].isin(list(methods)) & table["group"].isin(GROUPS)]
     means = part.groupby(["method", "group"])[measures].mean()
     means["n_rois"] = part.groupby(["method", "group"]).size()
     return means
 
 
-def _ground_truth_score(row) -> float:
-    """Geometric mean of the CNR and edge ratios (1 = the original ROI)."""
-    cnr, edge = row.get("cnr_ratio", np.nan), row.get("edge_ratio", np.nan)
-    if not (cnr > 0 and edge > 0):
-        return float("nan")
-    return float(np.sqrt(cnr * edge))
+def selection_score(row, original, measures=GROUND_TRUTH) -> float:
+    """Geometric mean over ``measures`` of the group mean's ratio to the original's (1 = the original).
+
+    ``cnr_ratio`` and ``edge_ratio`` are ratios to the original ROI already and enter as they are.
+    A ratio <= 0 (e.g. a negative displayed contrast) makes the score 0; a missing measure NaN."""
+    ratios = []
+    for measure in measures:
+        value = row.get(measure, np.nan)
+        if measure not in GROUND_TRUTH:
+            reference = original.get(measure, np.nan) if original is not None else np.nan
+            value = value / reference if np.isfinite(reference) and reference > 0 else np.nan
+        if not np.isfinite(value):
+            return float("nan")
+        ratios.append(value)
+    if min(ratios) <= 0:
+        return 0.0
+    return float(np.exp(np.mean(np.log(ratios))))
 
 
 def _wins(means: pd.DataFrame, method: str, other: str, group: str) -> int:
@@ -102,13 +128,16 @@ def _wins(means: pd.DataFrame, method: str, other: str, group: str) -> int:
                    and BETTER[m] * (a[m] - b[m]) > 0))
 
 
-def summarise(table: pd.DataFrame, entries: list[str], references: list[str]) -> pd.DataFrame:
+def summarise(table: pd.DataFrame, entries: list[str], references: list[str], *, score=GROUND_TRUTH,
+              spikes: dict[str, int] | None = None) -> pd.DataFrame:
     """One row per study entry and reference method: selection score, held-out and real-image means, wins.
 
-    ``lpc_sigma_onf`` names the LPC-SI bandwidth the method's grouped ROIs were measured with.
+    ``score``: the measures of :func:`selection_score`. ``spikes``: validation-loss spikes per entry
+    (:func:`xvertnet.train.validation_spikes`, summed over its iterations). ``lpc_sigma_onf`` names the
+    LPC-SI bandwidth the method's grouped ROIs were measured with.
     """
     methods = [*references, *entries]
-    means = group_means(table, methods)
+    means = group_means(table, methods if "original" in methods else ["original", *methods])
     rows = []
     for method in methods:
         row = {"method": method, "role": "reference" if method in references else "variant"}
@@ -121,15 +150,17 @@ def summarise(table: pd.DataFrame, entries: list[str], references: list[str]) ->
             prefix = {"selection": "sel", "held-out DRR": "drr", "real": "real"}[group]
             row[f"{prefix}_n"] = int(values.get("n_rois", 0) or 0)
             if group != "real":
-                for measure in GROUND_TRUTH:
+                for measure in (*GROUND_TRUTH, *TASK_MEASURES):
                     row[f"{prefix}_{measure}"] = float(values.get(measure, np.nan))
-                row[f"{prefix}_score"] = _ground_truth_score(values)
+                original = means.loc[("original", group)] if ("original", group) in means.index else None
+                row[f"{prefix}_score"] = selection_score(values, original, score)
             if group != "selection":
                 for measure in PAPER_MEASURES:
                     row[f"{prefix}_{measure}"] = float(values.get(measure, np.nan))
                 for other in ("original", "clahe"):
                     if other != method:
                         row[f"{prefix}_wins_vs_{other}"] = _wins(means, method, other, group)
+        row["val_spikes"] = (spikes or {}).get(method, np.nan)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -151,24 +182,38 @@ def _count(value) -> str:
     return "–" if value is None or not np.isfinite(value) else str(int(value))
 
 
-def summary_markdown(summary: pd.DataFrame, chosen: str) -> str:
-    """The study table: ground truth first (selection, then held out), then the paper's measures on real images."""
-    header = ["method", "sel CNR", "sel edge", "sel score", "held-out CNR", "held-out edge", "held-out score",
-              *[f"real {m}" for m in PAPER_MEASURES], "real wins vs orig", "real wins vs CLAHE"]
+#: The DRR columns of the study table: (column suffix, heading, digits).
+DRR_COLUMNS = (("cnr_ratio", "CNR", 3), ("edge_ratio", "edge", 3), ("displayed_contrast", "disp. contrast", 4),
+               ("displayed_cnr", "disp. CNR", 2), ("seg_dice", "Dice", 3), ("seg_hd95", "HD95", 1))
+
+
+def summary_markdown(summary: pd.DataFrame, chosen: str, score=GROUND_TRUTH) -> str:
+    """The study table: the selection score and ground truth, task and display measures on the selection and the
+    held-out DRRs, then the paper's measures on real images and the validation-loss spikes."""
+    drr = [c for c in DRR_COLUMNS if f"drr_{c[0]}" in summary.columns and summary[f"drr_{c[0]}"].notna().any()]
+    header = ["method", "sel score", *[f"sel {h}" for _, h, _ in drr], "held-out score", *[f"held-out {h}" for _, h, _ in drr],
+              *[f"real {m}" for m in PAPER_MEASURES], "real wins vs orig", "real wins vs CLAHE", "val spikes"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in summary.iterrows():
         name = f"**{row['method']}** (chosen)" if row["method"] == chosen else row["method"]
-        cells = [name, _fmt(row["sel_cnr_ratio"]), _fmt(row["sel_edge_ratio"]), _fmt(row["sel_score"]),
-                 _fmt(row["drr_cnr_ratio"]), _fmt(row["drr_edge_ratio"]), _fmt(row["drr_score"]),
+        cells = [name, _fmt(row["sel_score"]), *[_fmt(row.get(f"sel_{c}", np.nan), d) for c, _, d in drr],
+                 _fmt(row["drr_score"]), *[_fmt(row.get(f"drr_{c}", np.nan), d) for c, _, d in drr],
                  *[_fmt(row[f"real_{m}"], 4 if m == "tc" else 3) for m in PAPER_MEASURES],
                  _count(row.get("real_wins_vs_original")) if row["method"] != "original" else "–",
-                 _count(row.get("real_wins_vs_clahe")) if row["method"] != "clahe" else "–"]
+                 _count(row.get("real_wins_vs_clahe")) if row["method"] != "clahe" else "–",
+                 _count(row.get("val_spikes", np.nan))]
         lines.append("| " + " | ".join(cells) + " |")
-    arrows = ", ".join(f"{m} {'↑' if BETTER[m] > 0 else '↓'}" for m in PAPER_MEASURES)
+    arrows = ", ".join(f"{m} {'↑' if BETTER[m] > 0 else '↓'}" for m in (*PAPER_MEASURES, "seg_hd95"))
     lines.append("")
     lines.append("CNR and edge: vertebral-body contrast-to-noise ratio and boundary edge strength as ratios to the "
-                 "original ROI (ground truth from the projected vertebra masks); score = their geometric mean. "
-                 f"sel = selection DRRs (chosen on), held-out = other view and degradations, real = real radiographs. {arrows}. "
+                 "original ROI (ground truth from the projected vertebra masks); disp. contrast and disp. CNR: the "
+                 "vertebral contrast and CNR of the whole image as displayed (8-bit, default window); Dice and HD95 (px): "
+                 "the segmentation task's U-Net, trained on the training patients' enhanced ROIs. "
+                 f"Score = geometric mean of the ratios to the original of {', '.join(score)}. "
+                 "sel = the selection images (chosen on), held-out = the report patients' DRRs, real = real radiographs. "
+                 f"Higher is better except {arrows.replace(' ↑', '').replace(' ↓', '')} where marked: {arrows}. "
+                 "val spikes: epochs whose validation loss exceeded 10x its phase's median, summed over the entry's "
+                 "iterations (– for methods that do not train). "
                  + sigma_onf_note(summary["lpc_sigma_onf"] if "lpc_sigma_onf" in summary.columns else []))
     return "\n".join(lines) + "\n"
 

@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, Dataset
 from .atomic import atomic_path
 from .device import autocast, grad_scaler, prepare_model, resolve_precision, select_device, to_device
 from .errors import ConfigError, InvalidValueError, XvertnetError
-from .losses import XVertNetLoss
+from .losses import XVertNetLoss, blind_spot_input, blind_spot_loss, blind_spot_mask
 from .model import ModelConfig, XVertNet
 from .provenance import sha256_file
 from .settings import FromConfig
@@ -47,7 +47,12 @@ log = logging.getLogger(__name__)
 
 #: Network inputs that a data shard provides per crop: the iteration's input and the original crop.
 INPUT_NAMES = ("Xp", "X")
-LOG_COLUMNS = ("epoch", "phase", "train_loss", "train_l1", "train_l2", "val_loss", "val_l1", "val_l2", "seconds")
+LOG_COLUMNS = ("epoch", "phase", "train_loss", "train_l1", "train_l2", "train_blind_spot", "train_band_pass",
+               "val_loss", "val_l1", "val_l2", "val_blind_spot", "val_band_pass", "seconds")
+#: Loss terms summed per epoch (a term that is off stays NaN in the log).
+TERMS = ("total", "l1", "l2", "blind_spot", "band_pass")
+#: An epoch whose validation loss exceeds this multiple of its phase's median is a spike (model.json lists them).
+SPIKE_FACTOR = 10.0
 
 
 class TrainingError(XvertnetError):
@@ -82,6 +87,12 @@ class TrainConfig(FromConfig):
     entropy_bins: int = 256
     detach_feature_target: bool = False
     inputs: tuple[str, ...] = ("Xp",)
+    blind_spot_weight: float = 0.0
+    blind_spot_spacing: int = 4
+    band_pass_weight: float = 0.0
+    band_pass_sigmas: tuple[float, float] = (4.0, 12.0)
+    band_pass_gain: float = 2.0
+    refresh_batchnorm: bool = False
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
 
     def __post_init__(self):
@@ -94,6 +105,13 @@ class TrainConfig(FromConfig):
             raise InvalidValueError(f"need at least one epoch, got {self.phase1_epochs} + {self.phase2_epochs}")
         if self.batch_size < 1 or self.patience < 1:
             raise InvalidValueError(f"batch_size and patience must be >= 1, got {self.batch_size}, {self.patience}")
+        if self.blind_spot_weight < 0 or self.band_pass_weight < 0:
+            raise InvalidValueError(f"loss weights must be >= 0, got {self.blind_spot_weight}, {self.band_pass_weight}")
+        if self.blind_spot_spacing < 2:
+            raise InvalidValueError(f"blind_spot_spacing must be >= 2, got {self.blind_spot_spacing}")
+        if len(self.band_pass_sigmas) != 2 or not 0 < self.band_pass_sigmas[0] < self.band_pass_sigmas[1] or self.band_pass_gain <= 0:
+            raise InvalidValueError(f"need band_pass_sigmas [s1, s2] with 0 < s1 < s2 and band_pass_gain > 0, got "
+                                    f"{list(self.band_pass_sigmas)}, {self.band_pass_gain}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -129,6 +147,7 @@ class TrainConfig(FromConfig):
         model = ModelConfig(**values.pop("model", {}))
         values["betas"] = tuple(values.get("betas", (0.9, 0.99)))
         values["inputs"] = tuple(values.get("inputs", ("Xp",)))
+        values["band_pass_sigmas"] = tuple(float(v) for v in values.get("band_pass_sigmas", (4.0, 12.0)))
         return cls(model=model, **values)
 
 
@@ -243,20 +262,68 @@ def loss_curve_figure(rows: list[dict], path: Path, *, title: str = "") -> None:
     plt.close(figure)
 
 
-def _run_epoch(model, loader, loss_fn, *, phase: int, device, dtype, optimiser=None, scaler=None, progress: str = "") -> dict:
-    """One pass over ``loader``; trains when ``optimiser`` is given. Returns mean losses."""
+def validation_spikes(rows: list[dict], factor: float = SPIKE_FACTOR) -> list[int]:
+    """Epochs whose validation loss exceeds ``factor`` times the median validation loss of their phase."""
+    spikes = []
+    for phase in sorted({row["phase"] for row in rows}):
+        values = [(row["epoch"], row["val_loss"]) for row in rows if row["phase"] == phase and math.isfinite(row["val_loss"])]
+        if len(values) < 3:
+            continue
+        median = float(np.median([value for _, value in values]))
+        spikes += [epoch for epoch, value in values if value > factor * abs(median) and value - median > 1e-6]
+    return spikes
+
+
+def refresh_batchnorm(model, loader, *, device, dtype) -> None:
+    """Re-estimate every BatchNorm layer's running statistics on ``loader`` with the current weights
+    (a cumulative average over one pass, as ``torch.optim.swa_utils.update_bn`` does; the model takes
+    two inputs, so the pass is written here). Validation and the saved model then use statistics of
+    the weights they were computed with, not a moving average that lags behind them."""
+    norms = [module for module in model.modules() if isinstance(module, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = {module: module.momentum for module in norms}
+    for module in norms:
+        module.reset_running_stats()
+        module.momentum = None
+    was_training = model.training
+    model.train()
+    with torch.no_grad():
+        for inputs, hfc in loader:
+            with autocast(device, dtype):
+                model(to_device(inputs, device), to_device(hfc, device))
+    for module, momentum in momenta.items():
+        module.momentum = momentum
+    model.train(was_training)
+
+
+def _run_epoch(model, loader, loss_fn, *, phase: int, device, dtype, optimiser=None, scaler=None, progress: str = "",
+               blind_spot: tuple[float, int] = (0.0, 4), seed: int = 0) -> dict:
+    """One pass over ``loader``; trains when ``optimiser`` is given. Returns mean losses.
+
+    ``blind_spot``: (weight, spacing) of Eq. S1 (:func:`xvertnet.losses.blind_spot_loss`); its
+    masks come from the global RNG when training (resumable with it) and from ``seed`` when validating."""
     from tqdm import tqdm
 
     training = optimiser is not None
     model.train(training)
-    sums = {"total": 0.0, "l1": 0.0, "l2": 0.0}
+    sums = dict.fromkeys(TERMS, 0.0)
+    seen = set()
     count = 0
+    blind_weight, spacing = blind_spot
+    generator = None if training else torch.Generator().manual_seed(seed)
     with torch.set_grad_enabled(training):
         for inputs, hfc in tqdm(loader, desc=progress, leave=False, disable=not progress, mininterval=1.0):
             inputs, hfc = to_device(inputs, device), to_device(hfc, device)
             with autocast(device, dtype):
                 output, features = model(inputs, hfc)
-            terms = loss_fn(output, hfc, features, with_feature_loss=phase == 2)
+            terms = loss_fn(output, hfc, features, with_feature_loss=phase == 2, reference=inputs[:, :1])
+            if blind_weight > 0:
+                mask = blind_spot_mask(inputs.shape, spacing, generator).to(device)
+                with autocast(device, dtype):
+                    masked_output, _ = model(blind_spot_input(inputs, mask), blind_spot_input(hfc, mask))
+                terms["blind_spot"] = blind_spot_loss(output, masked_output, mask)
+                terms["total"] = terms["total"] + blind_weight * terms["blind_spot"]
             if training:
                 optimiser.zero_grad(set_to_none=True)
                 scaler.scale(terms["total"]).backward()
@@ -267,12 +334,10 @@ def _run_epoch(model, loader, loss_fn, *, phase: int, device, dtype, optimiser=N
             for key in sums:
                 if key in terms:
                     sums[key] += float(terms[key].detach()) * batch
+                    seen.add(key)
     if count == 0:
         return {key: float("nan") for key in sums}
-    means = {key: value / count for key, value in sums.items()}
-    if phase == 1:
-        means["l2"] = float("nan")
-    return means
+    return {key: value / count if key in seen else float("nan") for key, value in sums.items()}
 
 
 def train_iteration(shards, out_dir, config: TrainConfig, *, iteration: int = 1, progress: bool = True,
@@ -306,12 +371,17 @@ def train_iteration(shards, out_dir, config: TrainConfig, *, iteration: int = 1,
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
     scaler = grad_scaler(device, dtype)
     loss_fn = XVertNetLoss(gc_weight=config.gc_weight, feature_weight=config.feature_weight,
-                           bins=config.entropy_bins, detach_target=config.detach_feature_target)
+                           bins=config.entropy_bins, detach_target=config.detach_feature_target,
+                           band_pass_weight=config.band_pass_weight, band_pass_sigmas=config.band_pass_sigmas,
+                           band_pass_gain=config.band_pass_gain)
     generator = torch.Generator().manual_seed(config.seed)
     loader_options = {"batch_size": config.batch_size, "num_workers": config.num_workers, "pin_memory": device.type == "cuda",
                       "persistent_workers": config.num_workers > 0}
     train_loader = DataLoader(CropDataset(train_crops, config.inputs), shuffle=True, generator=generator, **loader_options)
     val_loader = DataLoader(CropDataset(val_crops, config.inputs), shuffle=False, **loader_options) if val_crops else None
+    # The BatchNorm refresh reads the training crops in a fixed order (the shuffled loader's generator is left alone).
+    refresh_loader = DataLoader(CropDataset(train_crops, config.inputs), shuffle=False, **loader_options) \
+        if config.refresh_batchnorm else None
 
     key = fingerprint(config, train_crops + val_crops, shards)
     checkpoint_path = out_dir / "checkpoint.pt"
@@ -340,14 +410,20 @@ def train_iteration(shards, out_dir, config: TrainConfig, *, iteration: int = 1,
         epoch = state["epoch"] + 1
         phase = 1 if epoch <= state["phase1_end"] else 2
         start = time.perf_counter()
+        blind_spot = (config.blind_spot_weight, config.blind_spot_spacing)
         train_terms = _run_epoch(model, train_loader, loss_fn, phase=phase, device=device, dtype=dtype, optimiser=optimiser,
-                                 scaler=scaler, progress=f"iter {iteration} epoch {epoch} (phase {phase})" if progress else "")
-        val_terms = _run_epoch(model, val_loader, loss_fn, phase=phase, device=device, dtype=dtype) if val_loader else train_terms
+                                 scaler=scaler, progress=f"iter {iteration} epoch {epoch} (phase {phase})" if progress else "",
+                                 blind_spot=blind_spot)
+        if refresh_loader is not None:
+            refresh_batchnorm(model, refresh_loader, device=device, dtype=dtype)
+        val_terms = _run_epoch(model, val_loader, loss_fn, phase=phase, device=device, dtype=dtype, blind_spot=blind_spot,
+                               seed=config.seed) if val_loader else train_terms
         seconds = time.perf_counter() - start
-        state["log"].append({"epoch": epoch, "phase": phase, "train_loss": train_terms["total"], "train_l1": train_terms["l1"],
-                             "train_l2": train_terms["l2"], "val_loss": val_terms["total"] if val_loader else float("nan"),
-                             "val_l1": val_terms["l1"] if val_loader else float("nan"),
-                             "val_l2": val_terms["l2"] if val_loader else float("nan"), "seconds": seconds})
+        row = {"epoch": epoch, "phase": phase, "seconds": seconds}
+        for term, column in zip(("total", *TERMS[1:]), ("loss", *TERMS[1:])):
+            row[f"train_{column}"] = train_terms[term]
+            row[f"val_{column}"] = val_terms[term] if val_loader else float("nan")
+        state["log"].append(row)
         state["seconds"] += seconds
         monitored = val_terms["total"]
         if epoch == state["phase1_end"] + 1 and phase == 2:  # a new phase, a new loss: a new best
@@ -393,6 +469,7 @@ def train_iteration(shards, out_dir, config: TrainConfig, *, iteration: int = 1,
         "phase1_epochs_run": min(state["phase1_end"], state["epoch"]),
         "best_epoch": state["best_epoch"],
         "best_val_loss": state["best_val"],
+        "validation_spikes": validation_spikes(state["log"]),
         "training_seconds": state["seconds"],
         "device": str(device),
         "autocast": str(dtype),

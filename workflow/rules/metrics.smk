@@ -31,7 +31,7 @@ rule segmentation_task:
     output:
         csv=f"{RUN}/segmentation/{{method}}.csv",
     wildcard_constraints:
-        method="|".join(PLAN.methods),
+        method="|".join(dict.fromkeys([*PLAN.methods, *PLAN.study_methods])),
     params:
         code=code_fingerprint("segmentation_task"),
         settings=section("segmentation_task"),
