@@ -45,8 +45,9 @@ def test_project_files_for_users_and_citation():
 
 
 #: ``raise ValueError`` kept for programming errors no setting or input can reach: a method returning the wrong
-#: shape, a method name registered twice, the losses' tensor checks, a rule naming no module.
-PROGRAMMING_GUARDS = {"methods/__init__.py": 2, "losses.py": 4, "provenance.py": 1}
+#: shape, a method name registered twice, the losses' tensor and argument checks (TrainConfig checks the settings
+#: first), a rule naming no module.
+PROGRAMMING_GUARDS = {"methods/__init__.py": 2, "losses.py": 9, "provenance.py": 1}
 
 
 def test_every_expected_error_is_an_xvertnet_error():

@@ -247,3 +247,33 @@ def test_the_new_terms_have_finite_gradients_on_flat_and_noisy_inputs(kind):
     total.backward()
     assert torch.isfinite(total)
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_bone_prior_loss_hand_values_and_gradients():
+    from xvertnet.losses import bone_prior_loss
+
+    generator = torch.Generator().manual_seed(4)
+    output = torch.rand(3, 1, 8, 8, generator=generator)
+    target = 2.0 * output + 1.0  # the same pattern, another scale and offset: NCC 1
+    assert float(bone_prior_loss(output, target)) == pytest.approx(0.0, abs=1e-5)
+    assert float(bone_prior_loss(output, -target)) == pytest.approx(2.0, abs=1e-5)
+    mixed = target.clone()
+    mixed[1] = -mixed[1]
+    mixed[2] = float("nan")  # no target for this crop: left out of the mean
+    assert float(bone_prior_loss(output, mixed)) == pytest.approx(1.0, abs=1e-5)
+    assert bone_prior_loss(output, torch.full_like(output, float("nan"))) is None
+    for start in (torch.full((2, 1, 8, 8), 0.5), torch.rand(2, 1, 8, 8, generator=generator)):  # flat and noisy
+        start.requires_grad_(True)
+        loss = bone_prior_loss(start, torch.rand(2, 1, 8, 8, generator=generator))
+        (grad,) = torch.autograd.grad(loss, start)
+        assert torch.isfinite(loss) and torch.isfinite(grad).all()
+    noisy = torch.rand(1, 1, 6, 6, generator=generator, requires_grad=True)
+    reference = torch.rand(1, 1, 6, 6, generator=generator)
+    (grad,) = torch.autograd.grad(bone_prior_loss(noisy, reference), noisy)
+    step = 1e-3
+    for index in [(0, 0, 1, 2), (0, 0, 4, 5)]:
+        plus, minus = noisy.detach().clone(), noisy.detach().clone()
+        plus[index] += step
+        minus[index] -= step
+        numeric = (bone_prior_loss(plus, reference) - bone_prior_loss(minus, reference)) / (2 * step)
+        assert float(grad[index]) == pytest.approx(float(numeric), rel=2e-2, abs=1e-4)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from xvertnet.preprocess import (
     PrepParams,
@@ -120,3 +121,46 @@ def test_prep_shard_is_atomic_when_killed(tmp_path, monkeypatch, demo_dataset):
     assert not (tmp_path / "killed.h5").exists()
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
     assert item_ids(tmp_path / "prep.h5") == ["drr_lidc0001_rotl4_clean", "drr_lidc0001_rotl4_low_dose"]
+
+
+def test_the_bone_prior_target_reaches_the_training_crops_of_training_images_only(tmp_path):
+    """demo.bone_emphasis -> manifest bone_path (training split only) -> ingest -> roi -> prep ``<roi>/B``."""
+    from xvertnet.datasets import read_manifest
+    from xvertnet.demo_data import DemoSettings, build_demo_data
+    from xvertnet.ingest import ingest_entries
+    from xvertnet.prep import prep_shard
+    from xvertnet.readers import read_image
+    from xvertnet.roi import RoiSettings, roi_shard
+    from xvertnet.train import CropDataset, find_crops
+
+    settings = DemoSettings.from_config({"patients": [{"name": "lidc0001", "views": ["rotl4", "tiltd3"]}], "conditions": ["clean"],
+                                         "include_real": False, "bone_emphasis": 10.0})
+    build_demo_data(tmp_path / "images", tmp_path / "manifest.csv", settings)
+    manifest = read_manifest(tmp_path / "manifest.csv").set_index("image_id")
+    train, val = "drr_lidc0001_rotl4_clean", "drr_lidc0001_tiltd3_clean"
+    assert manifest.loc[train, "split"] == "train" and manifest.loc[train, "bone_path"] == "images/bone_lidc0001_rotl4.png"
+    assert manifest.loc[val, "bone_path"] == ""  # the prior never sees a validation (or test) image
+    image = read_image(manifest.loc[train, "resolved_path"]).pixels.astype(float)
+    bone = read_image(manifest.loc[train, "resolved_bone_path"]).pixels.astype(float)
+    mask = read_image(manifest.loc[train, "resolved_mask_path"]).pixels > 0
+    assert bone.shape == image.shape
+    # the vertebral bodies stand out more against their surroundings (a ring around them) in the target
+    from scipy import ndimage
+
+    ring = ndimage.binary_dilation(mask, iterations=12) & ~ndimage.binary_dilation(mask, iterations=3)
+    assert bone[mask].mean() - bone[ring].mean() > 1.3 * (image[mask].mean() - image[ring].mean())  # 1.55x here
+
+    ingest_entries(manifest.reset_index().to_dict("records"), tmp_path / "ingest.h5", tmp_path / "r.csv")
+    roi_settings = RoiSettings(canonical_height=512, train_size=(256, 256), eval_size=(128, 73))
+    roi_shard(tmp_path / "ingest.h5", tmp_path / "roi.h5", tmp_path / "qc", roi_settings, tmp_path / "r2.csv")
+    prep_shard(tmp_path / "roi.h5", tmp_path / "prep.h5", PrepParams())
+    for split, finite in (("train", True), ("val", False)):
+        crops = find_crops([tmp_path / "prep.h5"], split)
+        assert len(crops) == 2
+        for inputs, hfc, target in (CropDataset(crops, with_bone=True)[i] for i in range(2)):
+            assert target.shape == hfc.shape
+            assert bool(torch.isfinite(target).all()) is finite
+            if finite:
+                assert 0 <= float(target.min()) and float(target.max()) <= 1
+                assert np.corrcoef(target.flatten(), inputs[0].flatten())[0, 1] > 0.3  # the same view
+    assert len(CropDataset(find_crops([tmp_path / "prep.h5"], "train"))[0]) == 2  # without with_bone, as before

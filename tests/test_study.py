@@ -11,11 +11,12 @@ import pytest
 
 from helpers import REPO, SCHEMA, synthetic_shards
 from xvertnet.config import ConfigError, load_config
+from xvertnet.errors import InvalidValueError
 from xvertnet.internal import INTERNAL_SPLIT, train_internal_chain, write_image_shard
 from xvertnet.methods import get_method
 from xvertnet.stages.enhance_shard import enhance_rois_shard
 from xvertnet.shard_store import iter_items, open_shard_for_writing
-from xvertnet.study import label_groups, recommend, summarise, write_study
+from xvertnet.study import goal_markdown, label_groups, panel_image_ids, recommend, selection_score, summarise, write_study
 from xvertnet.train import TrainConfig, find_crops
 
 
@@ -169,3 +170,63 @@ def test_variant_keys_are_validated_as_train_keys(tmp_path):
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
     with pytest.raises(ConfigError, match=r"study\.variants\.odd\.internal"):
         load_config(tmp_path / "bad.yaml", SCHEMA)
+
+
+def _with_patients(per_roi, manifests, patients):
+    manifest = manifests["demo"].assign(patient=manifests["demo"]["image_id"].map(patients))
+    return per_roi, {"demo": manifest}
+
+
+def test_selection_never_sees_a_report_patient():
+    per_roi, manifests = _study_fixture()
+    separate = {"sel_clean": "p1", "sel_blur": "p1", "sel_8bit": "p1", "ap_clean": "p2", "ap_8bit": "p2", "real1": ""}
+    table = label_groups(*_with_patients(per_roi, manifests, separate), select_split="val", select_conditions=["clean", "blur"],
+                         report_split="test")
+    assert set(table.loc[table["group"] == "selection", "patient"]) == {"p1"}
+    assert set(table.loc[table["group"] == "held-out DRR", "patient"]) == {"p2"}
+    shared = {**separate, "ap_clean": "p1"}
+    with pytest.raises(InvalidValueError, match=r"\['p1'\] are both selection and report patients"):
+        label_groups(*_with_patients(per_roi, manifests, shared), select_split="val", select_conditions=["clean", "blur"],
+                     report_split="test")
+
+
+def test_the_study_run_names_disjoint_training_selection_and_report_patients(tmp_path):
+    import yaml
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    overlay = yaml.safe_load((REPO / "study.yaml").read_text())
+    merged = {**config, **{key: value for key, value in overlay.items() if key not in ("demo", "study")},
+              "demo": {**config["demo"], **overlay["demo"]}, "study": {**config["study"], **overlay["study"]}}
+    (tmp_path / "merged.yaml").write_text(yaml.safe_dump(merged))
+    validated = load_config(tmp_path / "merged.yaml", SCHEMA)
+    study = validated["study"]
+    splits = {}
+    for patient in validated["demo"]["patients"]:
+        assert patient["split"], f"{patient['name']}: a study patient needs one split for all its images"
+        splits.setdefault(patient["split"], set()).add(patient["name"])
+    selection, report, train = splits[study["select_split"]], splits[study["report_split"]], splits["train"]
+    assert selection and report and train
+    assert not selection & report and not train & (selection | report)
+    assert validated["run"] and validated["demo"]["include_real"] and validated["demo"]["real_split"] == study["report_split"]
+
+
+def test_selection_score_hand_values():
+    original = pd.Series({"displayed_contrast": 0.02, "seg_dice": 0.5})
+    row = pd.Series({"cnr_ratio": 4.0, "edge_ratio": 1.0, "displayed_contrast": 0.04, "seg_dice": 0.5})
+    assert selection_score(row, original) == pytest.approx(2.0)  # sqrt(4 * 1)
+    assert selection_score(row, original, ("cnr_ratio", "displayed_contrast")) == pytest.approx(np.sqrt(8.0))
+    assert selection_score(row, original, ("cnr_ratio", "edge_ratio", "displayed_contrast", "seg_dice")) == pytest.approx(8 ** 0.25)
+    assert selection_score(row.replace(0.04, -0.01), original, ("cnr_ratio", "displayed_contrast")) == 0.0
+    assert np.isnan(selection_score(row, None, ("displayed_contrast",)))
+
+
+def test_the_goal_table_and_the_panel_images():
+    per_roi, manifests = _study_fixture()
+    patients = {"sel_clean": "p1", "sel_blur": "p1", "sel_8bit": "p1", "ap_clean": "p2", "ap_8bit": "p2", "real1": ""}
+    per_roi, manifests = _with_patients(per_roi, manifests, patients)
+    manifests["demo"].loc[manifests["demo"]["image_id"] == "ap_8bit", "condition"] = "low_dose"
+    table = label_groups(per_roi, manifests, select_split="val", select_conditions=["clean", "blur"], report_split="test")
+    assert panel_image_ids(table) == ["ap_clean", "ap_8bit", "real1"]
+    goal = goal_markdown(table, "study-steady-T1")
+    line = next(line for line in goal.splitlines() if line.startswith("| cnr_ratio"))
+    assert "| 1.2000 | 1.1000 | study-steady-T1 |" in line and "(n = 4)" in line and "1 of 1" in line

@@ -90,6 +90,31 @@ def test_the_design_study_terms_train_and_are_logged(tmp_path, shards):
     assert plain_log["train_blind_spot"].isna().all() and plain_log["train_band_pass"].isna().all()
 
 
+def test_the_bone_prior_trains_on_the_crops_with_a_target_and_is_refused_without_any(tmp_path, shards):
+    import shutil
+
+    import h5py
+
+    from xvertnet.train import TrainingError
+
+    copies = []
+    for shard in shards:
+        copy = tmp_path / shard.name
+        shutil.copyfile(shard, copy)
+        with h5py.File(copy, "r+") as handle:
+            for image_id, group in handle["items"].items():
+                if group.attrs["split"] in ("train", b"train") and image_id.endswith(("1", "2")):  # some training images only
+                    for roi in ("train_upper", "train_lower"):
+                        group[f"{roi}/B"] = np.clip(group[f"{roi}/X"][()] * 1.5, 0, 1)
+        copies.append(copy)
+    summary = train_iteration(copies, tmp_path / "bone", _config(phase1_epochs=2, phase2_epochs=1, bone_weight=1.0), progress=False)
+    log = pd.read_csv(tmp_path / "bone" / "train_log.csv")
+    assert log["train_bone"].notna().all() and (log["train_bone"] >= 0).all() and log["val_bone"].isna().all()
+    assert summary["epochs"] == 3
+    with pytest.raises(TrainingError, match="no training crop has a bone target"):
+        train_iteration(shards, tmp_path / "none", _config(phase1_epochs=1, phase2_epochs=0, bone_weight=1.0), progress=False)
+
+
 def test_refreshed_batchnorm_statistics_are_those_of_the_data_with_the_current_weights():
     from xvertnet.model import ModelConfig, XVertNet
 

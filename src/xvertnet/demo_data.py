@@ -108,6 +108,10 @@ class DemoSettings(FromConfig):
     #: DRR pixel size, mm (every CT is resampled to it).
     pixel_mm: float = 0.7
     bone_boost: float = 1.3
+    #: Bone-emphasised targets (issue 17's CT bone prior): 0 = none; k > 0 renders, for every image of the
+    #: training split, the clean projection with the attenuation above ``bone_threshold_hu`` raised by 1 + k.
+    bone_emphasis: float = 0.0
+    bone_threshold_hu: float = 150.0
     scatter_fraction: float = 0.5
     scatter_sigma_mm: float = 40.0
     tone_curve: float = 0.0
@@ -170,6 +174,11 @@ def attenuation(hounsfield: np.ndarray, bone_boost: float) -> np.ndarray:
     """Linear attenuation per mm at the radiograph's effective energy (module docstring)."""
     excess = np.where(hounsfield > 0, bone_boost * hounsfield, np.maximum(hounsfield, -1000.0))
     return (MU_WATER_PER_MM * (1.0 + excess / 1000.0)).astype(np.float32)
+
+
+def bone_excess(hounsfield: np.ndarray, threshold_hu: float) -> np.ndarray:
+    """The attenuation per mm of bone above ``threshold_hu`` (as :func:`attenuation` counts it, bone_boost 1)."""
+    return (MU_WATER_PER_MM * np.maximum(hounsfield - threshold_hu, 0.0) / 1000.0).astype(np.float32)
 
 
 def vertebra_levels(volume) -> tuple[np.ndarray, str]:
@@ -272,7 +281,7 @@ def simulate(line_integral: np.ndarray, condition: str, settings: DemoSettings, 
 
 
 #: Manifest columns the demo adds: the patient, the ground truth and where it comes from, the DRR geometry.
-DEMO_COLUMNS = ("mask_path", "levels_path", "mask_source", "patient", "view", "condition", "ct_source", "ct_spacing_mm",
+DEMO_COLUMNS = ("mask_path", "levels_path", "bone_path", "mask_source", "patient", "view", "condition", "ct_source", "ct_spacing_mm",
                 "ct_slice_mm", "ct_field_of_view_mm", "pixel_mm")
 
 
@@ -299,14 +308,23 @@ def build_demo_data(out_dir, manifest_path, settings: DemoSettings) -> pd.DataFr
         volume = load_patient(patient.name)
         levels, mask_source = vertebra_levels(volume)
         mu = attenuation(volume.hounsfield, settings.bone_boost)
+        bone = bone_excess(volume.hounsfield, settings.bone_threshold_hu) \
+            if settings.bone_emphasis > 0 and any(view.split == "train" for view in views) else None
         geometry = volume.geometry
-        volume.hounsfield = None  # the attenuation volume is all that is needed from here on
+        volume.hounsfield = None  # the attenuation volumes are all that is needed from here on
         for view_index, view in enumerate(views):
             line_integral, projected = project(mu, levels, volume.spacing, view, settings.pixel_mm)
             stem = f"{patient.name}_{view.name}"
             mask_path, levels_path = out_dir / f"mask_{stem}.png", out_dir / f"levels_{stem}.png"
             write_png(mask_path, (projected > 0).astype(np.uint8) * 255)
             write_png(levels_path, projected.astype(np.uint8))
+            bone_path = None
+            if bone is not None and view.split == "train":  # training patients only: the prior never sees the others
+                bone_integral, _ = project(bone, levels, volume.spacing, view, settings.pixel_mm)
+                bone_pixels, _ = simulate(line_integral + settings.bone_emphasis * bone_integral, "clean", settings,
+                                          np.random.default_rng(0))
+                bone_path = out_dir / f"bone_{stem}.png"
+                write_png(bone_path, bone_pixels)
             for condition_index, condition in enumerate(settings.conditions):
                 rng = np.random.default_rng([settings.seed, patient_index, view_index, condition_index])
                 pixels, bits = simulate(line_integral, condition, settings, rng)
@@ -321,6 +339,7 @@ def build_demo_data(out_dir, manifest_path, settings: DemoSettings) -> pd.DataFr
                     "split": view.split,
                     "mask_path": _relative(mask_path, manifest_path.parent),
                     "levels_path": _relative(levels_path, manifest_path.parent),
+                    "bone_path": _relative(bone_path, manifest_path.parent) if bone_path else "",
                     "mask_source": mask_source,
                     "patient": patient.name,
                     "view": view.name,
@@ -343,6 +362,7 @@ def build_demo_data(out_dir, manifest_path, settings: DemoSettings) -> pd.DataFr
                 "split": settings.real_split,
                 "mask_path": "",
                 "levels_path": "",
+                "bone_path": "",
                 "mask_source": "",
                 "patient": "rg1",
                 "view": "pa",

@@ -164,6 +164,8 @@ def refine_shard(model_dir, data_shard, out_path, *, rois=TRAIN_ROIS, device: st
                 stored[f"{roi}/X"] = arrays[f"{roi}/X"]
                 stored[f"{roi}/Xp"] = output.astype(np.float32)
                 stored[f"{roi}/Y"] = high_frequency_components(output, chain.prep.wls).astype(np.float32)
+                if f"{roi}/B" in arrays:  # the bone prior's target goes on to the next iteration
+                    stored[f"{roi}/B"] = arrays[f"{roi}/B"]
             shard.add(image_id, stored, {key: attrs[key] for key in ("split", "source", "boxes", "scale") if key in attrs})
         count = shard.count
     return count

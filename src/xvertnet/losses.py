@@ -23,6 +23,10 @@ default, so that ``xvertnet-paper`` stays the paper's recipe:
   L_bp = max(0, log g - log(E(output) / E(input)))                                  (S2)
   rewards raising the band-pass energy of the output over the network's input up to the
   gain g, and no further (beyond g the term is 0, so noise cannot be traded for it).
+* CT bone prior: on training crops that have a bone-emphasised target B (the same view
+  projected with the attenuation of bone raised; ``demo.bone_emphasis``, training patients only)
+  L_bone = mean over those crops of (1 - NCC(output, B))                                  (S3)
+  with the NCC of Eq. 9 (offset- and scale-free, so only the pattern is pulled toward B).
 """
 
 from __future__ import annotations
@@ -174,20 +178,35 @@ def band_pass_contrast_loss(output: torch.Tensor, reference: torch.Tensor, *, si
     return F.relu(math.log(gain) - ratio).mean()
 
 
+def bone_prior_loss(output: torch.Tensor, bone: torch.Tensor) -> torch.Tensor | None:
+    """L_bone of Eq. S3 over the images of the batch whose target is finite (a crop without a target is NaN);
+    None when no image has one."""
+    _check_pair(output, bone)
+    has = torch.isfinite(bone.flatten(1)).all(dim=1)
+    if not bool(has.any()):
+        return None
+    return (1.0 - normalised_cross_correlation(output[has], bone[has])).mean()
+
+
 class XVertNetLoss(nn.Module):
     """w_gc * L1 (+ w_feature * L2 in phase 2) (Eq. 14 with configurable weights; the paper sums them),
-    + w_bp * L_bp (Eq. S2) when ``band_pass_weight`` > 0, in both phases. The blind-spot term (Eq. S1)
+    + w_bp * L_bp (Eq. S2) when ``band_pass_weight`` > 0 and + w_bone * L_bone (Eq. S3) when ``bone_weight`` > 0,
+    in both phases. The blind-spot term (Eq. S1)
     needs a second forward pass and is added by the training loop (:mod:`xvertnet.train`)."""
 
     def __init__(self, *, gc_weight: float = 1.0, feature_weight: float = 1.0, bins: int = 256, detach_target: bool = False,
-                 band_pass_weight: float = 0.0, band_pass_sigmas: tuple[float, float] = (4.0, 12.0), band_pass_gain: float = 2.0):
+                 band_pass_weight: float = 0.0, band_pass_sigmas: tuple[float, float] = (4.0, 12.0), band_pass_gain: float = 2.0,
+                 bone_weight: float = 0.0):
         super().__init__()
+        self.bone_weight = bone_weight
         self.gc_weight, self.feature_weight = gc_weight, feature_weight
         self.bins, self.detach_target = bins, detach_target
         self.band_pass_weight, self.band_pass_sigmas, self.band_pass_gain = band_pass_weight, tuple(band_pass_sigmas), band_pass_gain
 
-    def forward(self, output, hfc, features, *, with_feature_loss: bool, reference: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """``reference``: the network's input the band-pass term compares with (B, 1, H, W); needed when it is on."""
+    def forward(self, output, hfc, features, *, with_feature_loss: bool, reference: torch.Tensor | None = None,
+                bone: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``reference``: the network's input the band-pass term compares with (B, 1, H, W); needed when it is on.
+        ``bone``: the bone prior's targets (NaN where a crop has none), used when ``bone_weight`` > 0."""
         l1 = gradient_correlation_loss(output, hfc)
         terms = {"l1": l1}
         total = self.gc_weight * l1
@@ -200,5 +219,10 @@ class XVertNetLoss(nn.Module):
                 raise ValueError("the band-pass term needs the reference input")
             terms["band_pass"] = band_pass_contrast_loss(output, reference, sigmas=self.band_pass_sigmas, gain=self.band_pass_gain)
             total = total + self.band_pass_weight * terms["band_pass"]
+        if self.bone_weight > 0 and bone is not None:
+            term = bone_prior_loss(output, bone)
+            if term is not None:
+                terms["bone"] = term
+                total = total + self.bone_weight * term
         terms["total"] = total
         return terms

@@ -309,6 +309,10 @@ class Plan:
         """The methods of a per-ROI table: ``metrics`` (the comparison) or ``study`` (the design study)."""
         return {"metrics": self.methods, "study": self.study_methods}[collection]
 
+    def study_model_records(self) -> dict[str, list[str]]:
+        """Per study entry, the model.json of every iteration it applies (none for internal learning)."""
+        return {entry: [f"{folder}/model.json" for folder in self.entry_model_dirs(entry) or []] for entry in self.study_entries}
+
     def study_entry_settings(self) -> dict[str, dict]:
         return {entry: self.entries[entry]["settings"] for entry in self.study_entries}
 

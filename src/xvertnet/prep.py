@@ -20,12 +20,25 @@ from .atomic import atomic_path
 from .errors import InputFileError, InvalidValueError
 from .preprocess import PrepParams, preprocess
 from .provenance import sha256_file
-from .shard_store import ROI_NAMES, file_attrs, iter_items, open_shard_for_writing
+from .shard_store import ITEMS, ROI_NAMES, TRAIN_ROIS, file_attrs, iter_items, open_shard_for_writing, read_shard
 
 log = logging.getLogger(__name__)
 
 #: What the prep shard stores per ROI.
 STORED = ("X", "Xp", "Y")
+#: A training crop's bone-emphasised target, when the data set has one (demo.bone_emphasis).
+BONE_TARGET = "B"
+
+
+def bone_targets(group) -> dict[str, np.ndarray]:
+    """The bone prior's targets of one image's ROI group: ``<train roi>/B``, each crop min-max scaled to [0, 1]."""
+    targets = {}
+    for name in TRAIN_ROIS:
+        if f"bone_{name}" in group:
+            crop = group[f"bone_{name}"][()].astype(np.float32)
+            low, high = float(crop.min()), float(crop.max())
+            targets[f"{name}/{BONE_TARGET}"] = (crop - low) / (high - low) if high > low else np.zeros_like(crop)
+    return targets
 
 
 def prep_shard(roi_path, out_path, params: PrepParams, *, figure_dir=None) -> int:
@@ -39,10 +52,12 @@ def prep_shard(roi_path, out_path, params: PrepParams, *, figure_dir=None) -> in
     if figure_dir is not None:
         Path(figure_dir).mkdir(parents=True, exist_ok=True)
     upstream = {"roi": file_attrs(roi_path).get("params", {})}
-    with open_shard_for_writing(out_path, stage="prep", params=params.record(), upstream=upstream) as shard:
+    with open_shard_for_writing(out_path, stage="prep", params=params.record(), upstream=upstream) as shard, \
+            read_shard(roi_path) as roi_handle:
         shard.inputs[str(roi_path)] = sha256_file(roi_path)
         for index, (image_id, arrays, attrs) in enumerate(iter_items(roi_path, names=list(ROI_NAMES))):
             stored, statistics = {}, {}
+            stored.update(bone_targets(roi_handle[ITEMS][image_id]))
             for name in ROI_NAMES:
                 try:
                     result = preprocess(arrays[name], params)

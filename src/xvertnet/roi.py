@@ -34,7 +34,7 @@ from .atomic import atomic_path
 from .errors import InvalidValueError, XvertnetError
 from .readers import flat_image_reason
 from .settings import FromConfig
-from .shard_store import iter_items, open_shard_for_writing
+from .shard_store import TRAIN_ROIS, iter_items, open_shard_for_writing
 
 log = logging.getLogger(__name__)
 
@@ -391,6 +391,9 @@ def roi_shard(ingest_path, out_path, qc_dir, settings: RoiSettings, rejects_path
                 stored.update({f"mask_{name}": crop(mask, box) for name, box in boxes.items()})
             if "vertebra_levels" in arrays:
                 stored["vertebra_levels"] = resample_mask(arrays["vertebra_levels"], canonical.shape)
+            if "bone_target" in arrays:  # the bone prior's target: the training crops only, same boxes
+                bone, _ = to_canonical(arrays["bone_target"], settings.canonical_height)
+                stored.update({f"bone_{name}": crop(bone, boxes[name]) for name in TRAIN_ROIS if name in boxes})
             record = {
                 "split": attrs.get("split", ""),
                 "source": attrs.get("source", ""),

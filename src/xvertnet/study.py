@@ -255,18 +255,19 @@ def _compare_sentence(row, other_row, group: str, other: str) -> str:
     return text
 
 
-def conclusion_markdown(summary: pd.DataFrame, chosen: str, settings: dict[str, dict], *, paper_entry: str | None) -> str:
+def conclusion_markdown(summary: pd.DataFrame, chosen: str, settings: dict[str, dict], *, paper_entry: str | None,
+                        score=GROUND_TRUTH) -> str:
     """The written conclusion: which variant, why, and how it does on held-out data against CLAHE and the original."""
     by_method = summary.set_index("method")
     row = by_method.loc[chosen]
     lines = ["# Design study: conclusion", ""]
-    lines.append(f"Chosen on the selection DRRs by ground-truth score (geometric mean of vertebral CNR and edge ratios): "
-                 f"**{chosen}**, score {_fmt(row['sel_score'])} (CNR {_fmt(row['sel_cnr_ratio'])}x, edge "
+    lines.append(f"Chosen on the selection DRRs by the score (geometric mean of the ratios to the original of "
+                 f"{', '.join(score)}): **{chosen}**, score {_fmt(row['sel_score'])} (CNR {_fmt(row['sel_cnr_ratio'])}x, edge "
                  f"{_fmt(row['sel_edge_ratio'])}x the original).")
     if chosen in settings:
         lines.append(f"Its settings: `{json.dumps(settings[chosen], sort_keys=True)}`.")
     lines.append("")
-    lines.append("## Held-out DRRs (view and degradations not used for choosing)")
+    lines.append("## Held-out DRRs (images not used for choosing)")
     for other in ("original", "clahe"):
         if other not in by_method.index:
             continue
@@ -302,6 +303,56 @@ def conclusion_markdown(summary: pd.DataFrame, chosen: str, settings: dict[str, 
     if "lpc_sigma_onf" in summary.columns:
         lines += ["", sigma_onf_note(summary["lpc_sigma_onf"])]
     return "\n".join(lines) + "\n"
+
+
+#: The goal of issue 17 on held-out DRRs: these measures, against CLAHE, each with p < 0.05.
+GOAL_MEASURES = ("cnr_ratio", "edge_ratio", "displayed_contrast", "displayed_cnr", "seg_dice")
+
+
+def goal_markdown(table: pd.DataFrame, chosen: str, other: str = "clahe") -> str:
+    """Where the chosen entry stands against ``other`` on the held-out DRRs: per goal measure the means,
+    the paired Wilcoxon signed-rank p over ROIs (ROIs of one patient are not independent, so it overstates
+    the evidence) and, per report patient, which method is ahead."""
+    from .stats import wilcoxon_p
+
+    held = table[table["group"].eq("held-out DRR") & table["method"].isin([chosen, other])]
+    lines = [f"## The goal: {chosen} against {other} on the report patients' DRRs", "",
+             "| measure | " + f"{chosen} | {other} | ahead | Wilcoxon p (ROIs) | patients ahead |", "|---|---|---|---|---|---|"]
+    keys = [k for k in ("dataset", "image_id", "roi") if k in held.columns]
+    for measure in GOAL_MEASURES:
+        if measure not in held.columns or held[measure].isna().all():
+            continue
+        wide = held.pivot_table(index=keys, columns="method", values=measure).dropna()
+        if not {chosen, other} <= set(wide.columns) or wide.empty:
+            continue
+        a, b = wide[chosen], wide[other]
+        p = wilcoxon_p(a, b)
+        ahead = chosen if BETTER[measure] * (a.mean() - b.mean()) > 0 else other
+        patients = ""
+        if "patient" in held.columns:
+            per_patient = held.pivot_table(index="patient", columns="method", values=measure)
+            if {chosen, other} <= set(per_patient.columns):
+                wins = int((BETTER[measure] * (per_patient[chosen] - per_patient[other]) > 0).sum())
+                patients = f"{wins} of {len(per_patient)}"
+        lines.append(f"| {measure} | {_fmt(a.mean(), 4)} | {_fmt(b.mean(), 4)} | {ahead} | {_fmt(p, 4)} (n = {len(wide)}) | {patients} |")
+    return "\n".join(lines) + "\n"
+
+
+def panel_image_ids(table: pd.DataFrame) -> list[str]:
+    """The panel's images: a report patient's clean and low-dose DRR (the first report patient with both) and the
+    real radiographs, so that the panel always shows a real image and a low-dose one."""
+    held = table[table["group"].eq("held-out DRR")]
+    chosen = []
+    if "patient" in held.columns and held["patient"].notna().any():
+        for _, part in held.groupby("patient", sort=True):
+            ids = [part.loc[part["condition"].eq(c), "image_id"].iloc[0] for c in ("clean", "low_dose") if part["condition"].eq(c).any()]
+            if len(ids) == 2:
+                chosen = ids
+                break
+    if not chosen:
+        chosen = held[held["condition"].isin(["clean", "low_dose"])]["image_id"].drop_duplicates().tolist()[:2]
+    real = table[table["group"].eq("real")]["image_id"].drop_duplicates().tolist()
+    return [*chosen, *real][:4]
 
 
 def markdown_to_html(markdown: str, title: str) -> str:
@@ -351,7 +402,8 @@ def markdown_to_html(markdown: str, title: str) -> str:
 
 def write_study(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], out_dir, *, entries: list[str], references: list[str],
                 settings: dict[str, dict], enhanced: dict[str, list], select_split: str, select_conditions, report_split: str,
-                paper_entry: str | None = None, panel_images: list[str] | None = None) -> str:
+                paper_entry: str | None = None, panel_images: list[str] | None = None, score=GROUND_TRUTH,
+                spikes: dict[str, int] | None = None) -> str:
     """Every study output into ``out_dir``; returns the recommended entry.
 
     ``summary.{csv,md}``, ``conclusion.{md,html}``, ``grouped_per_roi.csv`` and, per entry,
@@ -364,23 +416,22 @@ def write_study(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], out_d
     (out_dir / "panels").mkdir(parents=True, exist_ok=True)
     table = label_groups(per_roi, manifests, select_split=select_split, select_conditions=select_conditions,
                          report_split=report_split)
-    summary = summarise(table, entries, references)
+    summary = summarise(table, entries, references, score=score, spikes=spikes)
     chosen = recommend(summary)
     with atomic_path(out_dir / "grouped_per_roi.csv") as tmp:
         table.to_csv(tmp, index=False)
     with atomic_path(out_dir / "summary.csv") as tmp:
         summary.assign(recommended=summary["method"].eq(chosen)).to_csv(tmp, index=False)
     with atomic_path(out_dir / "summary.md") as tmp:
-        tmp.write_text(summary_markdown(summary, chosen))
-    conclusion = conclusion_markdown(summary, chosen, settings, paper_entry=paper_entry)
+        tmp.write_text(summary_markdown(summary, chosen, score))
+    conclusion = conclusion_markdown(summary, chosen, settings, paper_entry=paper_entry, score=score) \
+        + "\n" + goal_markdown(table, chosen)
     with atomic_path(out_dir / "conclusion.md") as tmp:
         tmp.write_text(conclusion)
     with atomic_path(out_dir / "conclusion.html") as tmp:
-        tmp.write_text(markdown_to_html(conclusion + "\n" + summary_markdown(summary, chosen), "XVertNet design study"))
+        tmp.write_text(markdown_to_html(conclusion + "\n" + summary_markdown(summary, chosen, score), "XVertNet design study"))
     if panel_images is None:
-        held_out = table[table["group"].isin(["held-out DRR", "real"])]
-        clean_or_real = held_out[held_out["condition"].isin(["clean", "low_dose", REAL_CONDITION])]
-        panel_images = clean_or_real["image_id"].drop_duplicates().tolist()[:4]
+        panel_images = panel_image_ids(table)
     for entry in entries:
         with atomic_path(out_dir / "variants" / f"{entry}.md") as tmp:
             tmp.write_text(variant_markdown(table, entry, references, settings.get(entry)))

@@ -41,16 +41,17 @@ from .losses import XVertNetLoss, blind_spot_input, blind_spot_loss, blind_spot_
 from .model import ModelConfig, XVertNet
 from .provenance import sha256_file
 from .settings import FromConfig
+from .prep import BONE_TARGET
 from .shard_store import ITEMS, TRAIN_ROIS, decode_attr, read_shard
 
 log = logging.getLogger(__name__)
 
 #: Network inputs that a data shard provides per crop: the iteration's input and the original crop.
 INPUT_NAMES = ("Xp", "X")
-LOG_COLUMNS = ("epoch", "phase", "train_loss", "train_l1", "train_l2", "train_blind_spot", "train_band_pass",
-               "val_loss", "val_l1", "val_l2", "val_blind_spot", "val_band_pass", "seconds")
 #: Loss terms summed per epoch (a term that is off stays NaN in the log).
-TERMS = ("total", "l1", "l2", "blind_spot", "band_pass")
+TERMS = ("total", "l1", "l2", "blind_spot", "band_pass", "bone")
+LOG_COLUMNS = ("epoch", "phase", "train_loss", *[f"train_{t}" for t in TERMS[1:]], "val_loss", *[f"val_{t}" for t in TERMS[1:]],
+               "seconds")
 #: An epoch whose validation loss exceeds this multiple of its phase's median is a spike (model.json lists them).
 SPIKE_FACTOR = 10.0
 
@@ -92,6 +93,7 @@ class TrainConfig(FromConfig):
     band_pass_weight: float = 0.0
     band_pass_sigmas: tuple[float, float] = (4.0, 12.0)
     band_pass_gain: float = 2.0
+    bone_weight: float = 0.0
     refresh_batchnorm: bool = False
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
 
@@ -105,8 +107,9 @@ class TrainConfig(FromConfig):
             raise InvalidValueError(f"need at least one epoch, got {self.phase1_epochs} + {self.phase2_epochs}")
         if self.batch_size < 1 or self.patience < 1:
             raise InvalidValueError(f"batch_size and patience must be >= 1, got {self.batch_size}, {self.patience}")
-        if self.blind_spot_weight < 0 or self.band_pass_weight < 0:
-            raise InvalidValueError(f"loss weights must be >= 0, got {self.blind_spot_weight}, {self.band_pass_weight}")
+        if min(self.blind_spot_weight, self.band_pass_weight, self.bone_weight) < 0:
+            raise InvalidValueError(f"loss weights must be >= 0, got {self.blind_spot_weight}, {self.band_pass_weight}, "
+                                    f"{self.bone_weight}")
         if self.blind_spot_spacing < 2:
             raise InvalidValueError(f"blind_spot_spacing must be >= 2, got {self.blind_spot_spacing}")
         if len(self.band_pass_sigmas) != 2 or not 0 < self.band_pass_sigmas[0] < self.band_pass_sigmas[1] or self.band_pass_gain <= 0:
@@ -172,15 +175,17 @@ def find_crops(shards, split: str, rois=TRAIN_ROIS) -> list[CropRef]:
 
 
 class CropDataset(Dataset):
-    """Crops streamed from shard files; a sample is (inputs (C, H, W), hfc (1, H, W)) float32.
+    """Crops streamed from shard files; a sample is (inputs (C, H, W), hfc (1, H, W)) float32, and with
+    ``with_bone`` the bone prior's target (1, H, W) as a third, NaN where the crop has none.
 
     File handles are opened lazily in the process that reads and dropped when the
     process id changes or the dataset is pickled: each worker has its own.
     """
 
-    def __init__(self, crops: list[CropRef], inputs: tuple[str, ...] = ("Xp",)):
+    def __init__(self, crops: list[CropRef], inputs: tuple[str, ...] = ("Xp",), *, with_bone: bool = False):
         self.crops = list(crops)
         self.inputs = tuple(inputs)
+        self.with_bone = with_bone
         self._handles: dict[str, h5py.File] = {}
         self._pid: int | None = None
 
@@ -194,17 +199,29 @@ class CropDataset(Dataset):
             self._handles[path] = read_shard(path)
         return self._handles[path]
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
         ref = self.crops[index]
         group = self._file(ref.shard)[ITEMS][ref.image_id][ref.roi]
         inputs = np.stack([group[name][()] for name in self.inputs]).astype(np.float32)
         hfc = group["Y"][()][None].astype(np.float32)
-        return torch.from_numpy(inputs), torch.from_numpy(hfc)
+        if not self.with_bone:
+            return torch.from_numpy(inputs), torch.from_numpy(hfc)
+        bone = group[BONE_TARGET][()][None].astype(np.float32) if BONE_TARGET in group else np.full_like(hfc, np.nan)
+        return torch.from_numpy(inputs), torch.from_numpy(hfc), torch.from_numpy(bone)
 
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_handles"], state["_pid"] = {}, None
         return state
+
+
+def _any_bone(crops: list[CropRef]) -> bool:
+    """Whether any of ``crops`` has the bone prior's target."""
+    for ref in crops:
+        with read_shard(ref.shard) as handle:
+            if BONE_TARGET in handle[ITEMS][ref.image_id][ref.roi]:
+                return True
+    return False
 
 
 def data_parameters(shards) -> dict:
@@ -289,7 +306,7 @@ def refresh_batchnorm(model, loader, *, device, dtype) -> None:
     was_training = model.training
     model.train()
     with torch.no_grad():
-        for inputs, hfc in loader:
+        for inputs, hfc, *_ in loader:
             with autocast(device, dtype):
                 model(to_device(inputs, device), to_device(hfc, device))
     for module, momentum in momenta.items():
@@ -313,11 +330,12 @@ def _run_epoch(model, loader, loss_fn, *, phase: int, device, dtype, optimiser=N
     blind_weight, spacing = blind_spot
     generator = None if training else torch.Generator().manual_seed(seed)
     with torch.set_grad_enabled(training):
-        for inputs, hfc in tqdm(loader, desc=progress, leave=False, disable=not progress, mininterval=1.0):
+        for inputs, hfc, *bone in tqdm(loader, desc=progress, leave=False, disable=not progress, mininterval=1.0):
             inputs, hfc = to_device(inputs, device), to_device(hfc, device)
             with autocast(device, dtype):
                 output, features = model(inputs, hfc)
-            terms = loss_fn(output, hfc, features, with_feature_loss=phase == 2, reference=inputs[:, :1])
+            terms = loss_fn(output, hfc, features, with_feature_loss=phase == 2, reference=inputs[:, :1],
+                            bone=to_device(bone[0], device) if bone else None)
             if blind_weight > 0:
                 mask = blind_spot_mask(inputs.shape, spacing, generator).to(device)
                 with autocast(device, dtype):
@@ -373,12 +391,18 @@ def train_iteration(shards, out_dir, config: TrainConfig, *, iteration: int = 1,
     loss_fn = XVertNetLoss(gc_weight=config.gc_weight, feature_weight=config.feature_weight,
                            bins=config.entropy_bins, detach_target=config.detach_feature_target,
                            band_pass_weight=config.band_pass_weight, band_pass_sigmas=config.band_pass_sigmas,
-                           band_pass_gain=config.band_pass_gain)
+                           band_pass_gain=config.band_pass_gain, bone_weight=config.bone_weight)
     generator = torch.Generator().manual_seed(config.seed)
     loader_options = {"batch_size": config.batch_size, "num_workers": config.num_workers, "pin_memory": device.type == "cuda",
                       "persistent_workers": config.num_workers > 0}
-    train_loader = DataLoader(CropDataset(train_crops, config.inputs), shuffle=True, generator=generator, **loader_options)
-    val_loader = DataLoader(CropDataset(val_crops, config.inputs), shuffle=False, **loader_options) if val_crops else None
+    with_bone = config.bone_weight > 0
+    train_loader = DataLoader(CropDataset(train_crops, config.inputs, with_bone=with_bone), shuffle=True, generator=generator,
+                              **loader_options)
+    val_loader = DataLoader(CropDataset(val_crops, config.inputs, with_bone=with_bone), shuffle=False, **loader_options) \
+        if val_crops else None
+    if with_bone and not _any_bone(train_crops):
+        raise TrainingError("train.bone_weight > 0 but no training crop has a bone target (set demo.bone_emphasis, or "
+                            "give the manifest a bone_path column)")
     # The BatchNorm refresh reads the training crops in a fixed order (the shuffled loader's generator is left alone).
     refresh_loader = DataLoader(CropDataset(train_crops, config.inputs), shuffle=False, **loader_options) \
         if config.refresh_batchnorm else None

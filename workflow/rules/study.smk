@@ -6,6 +6,7 @@ rule study_report:
     input:
         per_roi=f"{RUN}/study/per_roi.csv",
         enhanced=lambda w: PLAN.enhanced_shards(PLAN.study_methods, shard_names),
+        models=sorted({path for paths in PLAN.study_model_records().values() for path in paths}),
     output:
         summary=report(f"{RUN}/study/summary.csv", caption="../report/study_summary.rst", category="Design study"),
         summary_md=f"{RUN}/study/summary.md",
@@ -19,6 +20,7 @@ rule study_report:
         code=code_fingerprint("study_report"),
         settings=section("study"),
         entries=as_json(PLAN.study_entry_settings()),
+        models=as_json(PLAN.study_model_records()),
         manifests=as_json(PLAN.manifests()),
         paper=" ".join(["--paper-entry", entry] if (entry := PLAN.study_paper_entry()) else []),
         out_dir=lambda w, output: str(Path(output.summary).parent),
@@ -34,7 +36,7 @@ rule study_report:
         runtime=30,
     shell:
         "python -m xvertnet study-report {input.per_roi:q} --out-dir {params.out_dir:q} --entries {params.entries:q}"
-        " --manifests {params.manifests:q} --enhanced {input.enhanced:q} --settings {params.settings:q}"
+        " --manifests {params.manifests:q} --enhanced {input.enhanced:q} --settings {params.settings:q} --models {params.models:q}"
         " {params.paper} > {log:q} 2>&1"
 
 

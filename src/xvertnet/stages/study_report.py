@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -15,6 +16,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--enhanced", nargs="*", type=Path, default=[], help="enhanced shards for the panels")
     parser.add_argument("--entries", required=True, help="JSON object study entry -> its settings (xvertnet.plan)")
     parser.add_argument("--paper-entry", help="the entry with the paper's recipe (named in the conclusion)")
+    parser.add_argument("--models", default="{}", help="JSON object study entry -> the model.json of its iterations")
     add_settings_argument(parser, "study")
 
 
@@ -28,9 +30,11 @@ def run(args) -> int:
     entries = load_settings(args.entries)
     per_roi = pd.read_csv(args.per_roi)
     manifests = {dataset: pd.read_csv(path, keep_default_na=False) for dataset, path in load_settings(args.manifests).items()}
+    spikes = {entry: sum(len(json.loads(Path(path).read_text()).get("validation_spikes", [])) for path in paths)
+              for entry, paths in load_settings(args.models).items() if paths}
     chosen = write_study(per_roi, manifests, args.out_dir, entries=list(entries), references=list(settings.references), settings=entries,
                          enhanced=shards_by_method(args.enhanced), select_split=settings.select_split,
                          select_conditions=list(settings.select_conditions), report_split=settings.report_split,
-                         paper_entry=args.paper_entry)
+                         paper_entry=args.paper_entry, score=settings.score, spikes=spikes)
     logging.getLogger("xvertnet").info("study of %d entries -> %s; recommended: %s", len(entries), args.out_dir, chosen)
     return 0
