@@ -139,6 +139,14 @@ def test_refreshed_batchnorm_statistics_are_those_of_the_data_with_the_current_w
     assert first.momentum == 0.1  # restored
 
 
+def test_the_loss_curve_names_its_configuration():
+    from xvertnet.train import curve_title
+
+    title = curve_title("results/models/xvertnet/iter2/training", _config(band_pass_weight=0.5, refresh_batchnorm=True), 2)
+    assert title.startswith("xvertnet: XVertNet iteration 2\n") and "band_pass_weight 0.5" in title and "BatchNorm refreshed" in title
+    assert "blind_spot" not in title  # a term that is off is not named
+
+
 def test_validation_spikes_are_found_per_phase():
     rows = [{"epoch": e, "phase": 1 if e <= 5 else 2, "val_loss": v}
             for e, v in enumerate([0.9, 0.8, 0.7, 0.7, 0.6, 0.5, 20.0, 428.0, 0.45, 0.44, 0.43, 0.43], start=1)]

@@ -334,7 +334,8 @@ def goal_markdown(table: pd.DataFrame, chosen: str, other: str = "clahe") -> str
             if {chosen, other} <= set(per_patient.columns):
                 wins = int((BETTER[measure] * (per_patient[chosen] - per_patient[other]) > 0).sum())
                 patients = f"{wins} of {len(per_patient)}"
-        lines.append(f"| {measure} | {_fmt(a.mean(), 4)} | {_fmt(b.mean(), 4)} | {ahead} | {_fmt(p, 4)} (n = {len(wide)}) | {patients} |")
+        shown_p = "–" if not np.isfinite(p) else f"{p:.2g}"
+        lines.append(f"| {measure} | {_fmt(a.mean(), 4)} | {_fmt(b.mean(), 4)} | {ahead} | {shown_p} (n = {len(wide)}) | {patients} |")
     return "\n".join(lines) + "\n"
 
 

@@ -255,7 +255,8 @@ def _write_log(rows: list[dict], path: Path) -> None:
 
 
 def loss_curve_figure(rows: list[dict], path: Path, *, title: str = "") -> None:
-    """Training and validation loss per epoch, the phase change marked."""
+    """Training and validation loss per epoch on a log axis (one spike does not flatten the other curves),
+    the phase change and validation spikes marked."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -270,13 +271,33 @@ def loss_curve_figure(rows: list[dict], path: Path, *, title: str = "") -> None:
     changes = [row["epoch"] for previous, row in zip(rows, rows[1:]) if row["phase"] != previous["phase"]]
     for epoch in changes:
         axis.axvline(epoch - 0.5, color="grey", linestyle=":", label="L1 + L2 from here")
+    spikes = set(validation_spikes(rows))
+    if spikes:
+        axis.plot([row["epoch"] for row in rows if row["epoch"] in spikes], [row["val_loss"] for row in rows if row["epoch"] in spikes],
+                  "rx", label="validation spike (> 10x phase median)")
+    values = [row[key] for row in rows for key in ("train_loss", "val_loss", "train_l1") if math.isfinite(row[key])]
+    if values and min(values) > 0:
+        axis.set_yscale("log")
     axis.set_xlabel("epoch")
-    axis.set_ylabel("loss")
+    axis.set_ylabel("loss (log scale)" if axis.get_yscale() == "log" else "loss")
     axis.set_title(title, fontsize=9)
     axis.legend(fontsize=8)
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=90, format="png")
     plt.close(figure)
+
+
+def curve_title(out_dir: Path, config: TrainConfig, iteration: int) -> str:
+    """The loss curve's title: the model set (from ``<set>/iter<t>[/training]``), the iteration and the settings
+    that tell configurations apart."""
+    parts = Path(out_dir).resolve().parts
+    folder = next((parts[i - 1] for i in range(len(parts) - 1, 0, -1) if parts[i].startswith("iter")), "")
+    extras = [f"{key} {getattr(config, key)}" for key in ("blind_spot_weight", "band_pass_weight", "bone_weight") if getattr(config, key)]
+    if config.refresh_batchnorm:
+        extras.append("BatchNorm refreshed")
+    settings = (f"{config.model.output_head} head, inputs {'+'.join(config.inputs)}, base {config.model.base_width}, "
+                f"depth {config.model.depth}, L2 weight {config.feature_weight:g}" + "".join(f", {e}" for e in extras))
+    return f"{folder + ': ' if folder else ''}XVertNet iteration {iteration}\n{settings}"
 
 
 def validation_spikes(rows: list[dict], factor: float = SPIKE_FACTOR) -> list[int]:
@@ -480,7 +501,7 @@ def train_iteration(shards, out_dir, config: TrainConfig, *, iteration: int = 1,
     # deleted); the last weights if no epoch of the last phase improved on infinity.
     _save_torch(best_weights if best_weights is not None else model.state_dict(), out_dir / "model.pt")
     _write_log(state["log"], out_dir / "train_log.csv")
-    loss_curve_figure(state["log"], out_dir / "loss_curve.png", title=f"XVertNet iteration {iteration}")
+    loss_curve_figure(state["log"], out_dir / "loss_curve.png", title=curve_title(out_dir, config, iteration))
     summary = {
         "iteration": iteration,
         "model": dataclasses.asdict(config.model),
