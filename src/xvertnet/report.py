@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import atomic_path
-from .shard_store import ITEMS, read_shard
+from .shard_store import ITEMS, decode_attr, read_shard
 from .stats import LABELS, MEASURE_ORDER, METHOD_ORDER
 
 
@@ -68,31 +68,96 @@ def box_plots(per_roi: pd.DataFrame, out_path, *, splits=("test",)) -> None:
     plt.close(figure)
 
 
-def visual_panel(enhanced: dict[str, list], out_path, *, image_ids: list[str], roi: str = "eval_lower") -> None:
-    """Rows: ROIs of ``image_ids``; columns: the original and every method (each shown on its own [0, 1] scale)."""
+def _wrapped(name: str, width: int = 14) -> str:
+    """A method name broken at hyphens into lines of at most ``width`` characters (column titles never clip)."""
+    lines, current = [], ""
+    for part in name.split("-"):
+        piece = part if not current else f"{current}-{part}"
+        if len(piece) > width and current:
+            lines.append(current + "-")
+            current = part
+        else:
+            current = piece
+    return "\n".join([*lines, current])
+
+
+def panel_image_ids(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame] | None, *, splits=("test",), count: int = 4) -> list[str]:
+    """The panel's images: every real radiograph of ``splits`` first (at most two), then a clean and a low-dose DRR
+    of one patient, then others up to ``count``; without manifests, the first ``count`` images."""
+    ids = per_roi[per_roi["split"].isin(splits)]["image_id"].drop_duplicates().tolist()
+    if not manifests:
+        return ids[:count]
+    info = pd.concat([m for m in manifests.values()], ignore_index=True)
+    info = info[info["image_id"].isin(ids)].drop_duplicates("image_id").set_index("image_id")
+    condition = info["condition"] if "condition" in info.columns else pd.Series("", index=info.index)
+    real = [i for i in ids if i in info.index and (condition.get(i, "") in ("real", "") or "drr" not in str(info.loc[i].get("source", "drr")))]
+    chosen = real[:2]
+    if "patient" in info.columns:
+        for _, part in info[condition.isin(["clean", "low_dose"])].groupby("patient", sort=True):
+            pair = [part.index[part["condition"] == c][0] for c in ("clean", "low_dose") if (part["condition"] == c).any()]
+            if len(pair) == 2:
+                chosen += pair
+                break
+    chosen += [i for i in ids if i not in chosen]
+    return chosen[:count]
+
+
+def visual_panel(enhanced: dict[str, list], out_path, *, image_ids: list[str], rois=("eval_upper", "eval_lower"),
+                 values: pd.DataFrame | None = None) -> None:
+    """Rows: the ROIs of ``image_ids``; columns: a thumbnail locating the ROI on the original image, then the
+    original and every method, all on one grey scale ([0, 1], the ROIs' common range). With ``values`` (per-ROI
+    rows), each tile is labelled with its vertebral CNR and edge ratios to the original where they exist."""
+    from matplotlib.patches import Rectangle
+
     plt = _pyplot()
     methods = [m for m in METHOD_ORDER if m in enhanced] + sorted(set(enhanced) - set(METHOD_ORDER))
-    images = {}
+    images, wholes, boxes = {}, {}, {}
     for method in methods:
         for shard in enhanced[method]:
             with read_shard(shard) as handle:
                 for image_id in image_ids:
-                    if image_id in handle.get(ITEMS, {}):
-                        images[(method, image_id)] = handle[ITEMS][image_id][roi][()]
-    shown = [i for i in image_ids if any((m, i) in images for m in methods)]
-    figure, axes = plt.subplots(max(1, len(shown)), len(methods), figsize=(1.6 * len(methods), 2.6 * max(1, len(shown))),
+                    if image_id not in handle.get(ITEMS, {}):
+                        continue
+                    group = handle[ITEMS][image_id]
+                    for roi in rois:
+                        if roi in group:
+                            images[(method, image_id, roi)] = group[roi][()]
+                    if method == methods[0] and "whole" in group:
+                        wholes[image_id] = group["whole"][()]
+                        boxes[image_id] = decode_attr(group.attrs.get("boxes", "{}")) or {}
+    shown = [(i, r) for i in image_ids for r in rois if any((m, i, r) in images for m in methods)]
+    lookup = {}
+    if values is not None and not values.empty:
+        for row in values.itertuples(index=False):
+            lookup[(row.method, row.image_id, row.roi)] = row
+    columns = len(methods) + 1
+    figure, axes = plt.subplots(max(1, len(shown)), columns, figsize=(1.7 * columns, 2.9 * max(1, len(shown))),
                                 constrained_layout=True, squeeze=False)
-    for row, image_id in enumerate(shown):
-        for column, method in enumerate(methods):
-            axis = axes[row, column]
-            if (method, image_id) in images:
-                axis.imshow(images[(method, image_id)], cmap="gray", vmin=0, vmax=1)
+    for row_index, (image_id, roi) in enumerate(shown):
+        thumb = axes[row_index, 0]
+        if image_id in wholes:
+            thumb.imshow(wholes[image_id], cmap="gray", vmin=0, vmax=1)
+            if roi in boxes.get(image_id, {}):
+                top, left, height, width = boxes[image_id][roi]
+                thumb.add_patch(Rectangle((left, top), width, height, fill=False, edgecolor="red", linewidth=1.2))
+        thumb.set_xticks([])
+        thumb.set_yticks([])
+        thumb.set_ylabel(f"{image_id}\n{roi.replace('eval_', '')} ROI", fontsize=7)
+        if row_index == 0:
+            thumb.set_title("where\n(red box)", fontsize=8)
+        for column, method in enumerate(methods, start=1):
+            axis = axes[row_index, column]
+            if (method, image_id, roi) in images:
+                axis.imshow(images[(method, image_id, roi)], cmap="gray", vmin=0, vmax=1)
+                row = lookup.get((method, image_id, roi.removeprefix("eval_")))  # per-ROI rows name it upper / lower
+                if row is not None:
+                    cnr, edge = getattr(row, "cnr_ratio", np.nan), getattr(row, "edge_ratio", np.nan)
+                    if np.isfinite(cnr) and np.isfinite(edge):
+                        axis.set_xlabel(f"CNR {cnr:.2f}x\nedge {edge:.1f}x", fontsize=7)
             axis.set_xticks([])
             axis.set_yticks([])
-            if row == 0:
-                axis.set_title(method, fontsize=8)
-            if column == 0:
-                axis.set_ylabel(image_id, fontsize=7)
+            if row_index == 0:
+                axis.set_title(_wrapped(method), fontsize=8)
     with atomic_path(out_path) as tmp:
         figure.savefig(tmp, dpi=100, format="png")
     plt.close(figure)

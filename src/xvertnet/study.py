@@ -438,5 +438,5 @@ def write_study(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], out_d
             tmp.write_text(variant_markdown(table, entry, references, settings.get(entry)))
         shown = {method: enhanced[method] for method in [*references, entry] if method in enhanced}
         if entry in shown:
-            visual_panel(shown, out_dir / "panels" / f"{entry}.png", image_ids=panel_images)
+            visual_panel(shown, out_dir / "panels" / f"{entry}.png", image_ids=panel_images, values=table)
     return chosen

@@ -142,6 +142,7 @@ rule tables:
     params:
         code=code_fingerprint("tables"),
         settings=section("metrics"),
+        manifests=as_json(PLAN.manifests()),
     log:
         f"{RUN_LOGS}/tables/tables.log",
     benchmark:
@@ -154,4 +155,4 @@ rule tables:
         runtime=30,
     shell:
         "python -m xvertnet tables {input.per_roi:q} --csv {output.csv:q} --boxplots {output.boxplots:q} --panel {output.panel:q}"
-        " --enhanced {input.enhanced:q} --settings {params.settings:q} > {log:q} 2>&1"
+        " --enhanced {input.enhanced:q} --manifests {params.manifests:q} --settings {params.settings:q} > {log:q} 2>&1"
