@@ -188,6 +188,9 @@ def test_selection_never_sees_a_report_patient():
     with pytest.raises(InvalidValueError, match=r"\['p1'\] are both selection and report patients"):
         label_groups(*_with_patients(per_roi, manifests, shared), select_split="val", select_conditions=["clean", "blur"],
                      report_split="test")
+    allowed = label_groups(*_with_patients(per_roi, manifests, shared), select_split="val", select_conditions=["clean", "blur"],
+                           report_split="test", patient_independent=False)
+    assert allowed.attrs["shared_patients"] == ["p1"]
 
 
 def test_the_study_run_names_disjoint_training_selection_and_report_patients(tmp_path):

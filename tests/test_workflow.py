@@ -180,6 +180,12 @@ def test_comparison_table_agrees_with_per_roi(tiny_run):
     assert "displayed vertebral contrast ↑" in markdown
     assert (tiny_run / "results/figures/boxplots.png").stat().st_size > 10_000
     assert (tiny_run / "results/figures/panel.png").stat().st_size > 10_000
+    page = (tiny_run / "results/tables/comparison.html").read_text()
+    assert "xvertnet is better than original on" in page and "n = " in page and "<table>" in page
+    report = tiny_run / "results/report.html"
+    result = snakemake(tiny_run, "--report", str(report))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert report.stat().st_size > 50_000
 
 
 def test_dry_run_for_montgomery_and_nih_contacts_no_host(tmp_path):
@@ -280,7 +286,8 @@ def test_study_shares_models_trains_internal_variants_and_reports(tiny_run):
     study = {"study": {"variants": {"paper": {}, "internal-x": {"internal": True, "iterations": 1, "output_head": "anchored",
                                                                  "inputs": ["X"], "phase1_epochs": 3, "phase2_epochs": 1,
                                                                  "batch_size": 2}},
-                       "select_split": "test", "select_conditions": ["clean"], "report_split": "test"}}
+                       "select_split": "test", "select_conditions": ["clean"], "report_split": "test",
+                       "patient_independent": False}}  # one patient: chosen and reported on its own images
     (tiny_run / "study.yaml").write_text(yaml.safe_dump(study))
     result = snakemake(tiny_run, "study", "--configfile", str(tiny_run / "study.yaml"))
     assert result.returncode == 0, result.stderr[-3000:]
@@ -293,6 +300,7 @@ def test_study_shares_models_trains_internal_variants_and_reports(tiny_run):
         assert (tiny_run / f"results/study/panels/{entry}.png").stat().st_size > 5_000
         assert (tiny_run / f"results/study/variants/{entry}.md").is_file()
     assert "Chosen on the selection DRRs" in (tiny_run / "results/study/conclusion.md").read_text()
+    assert "Not patient-independent:** lidc0001" in (tiny_run / "results/study/conclusion.md").read_text()
     report = tiny_run / "results/study/report.html"
     result = snakemake(tiny_run, "study", "--configfile", str(tiny_run / "study.yaml"), "--report", str(report))
     assert result.returncode == 0, result.stderr[-3000:]

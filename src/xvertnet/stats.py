@@ -154,8 +154,77 @@ def undefined_measures(per_roi: pd.DataFrame, splits) -> list[str]:
     return [m for m in MEASURE_ORDER if m in rows.columns and rows[m].isna().all()]
 
 
+def headline(statistics: pd.DataFrame, *, reference: str = "xvertnet", others=("original", "clahe")) -> list[str]:
+    """Sentences generated from the comparison: per other method, on how many measures ``reference``'s mean is
+    better (and how many of those differ significantly), and which method is best most often."""
+    sentences = []
+    for other in others:
+        if other == reference or other not in set(statistics["method"]):
+            continue
+        better = worse = significant = 0
+        for (_, measure), part in statistics.groupby(["dataset", "measure"], sort=False):
+            by_method = part.set_index("method")
+            if reference not in by_method.index or other not in by_method.index:
+                continue
+            a, b = by_method.loc[reference, "mean"], by_method.loc[other, "mean"]
+            if not (np.isfinite(a) and np.isfinite(b)) or a == b:
+                continue
+            if BETTER.get(measure, 1) * (a - b) > 0:
+                better += 1
+                significant += bool(by_method.loc[other, "significant"])
+            else:
+                worse += 1
+        sentences.append(f"{reference} is better than {other} on {better} of {better + worse} measures "
+                         f"({significant} of them significant at p < {ALPHA}).")
+    wins = {}
+    for _, part in statistics.groupby(["dataset", "measure"], sort=False):
+        best = [m for m, rank in _ranks(part).items() if rank == 1]
+        for method in best:
+            wins[method] = wins.get(method, 0) + 1
+    if wins:
+        leader = max(wins, key=wins.get)
+        sentences.append(f"Best mean most often: {leader} ({wins[leader]} of "
+                         f"{statistics.groupby(['dataset', 'measure']).ngroups} measures).")
+    return sentences
+
+
+def comparison_html(statistics: pd.DataFrame, methods: list[str], *, reference: str, notes: str) -> str:
+    """The comparison as one HTML page for the report: the headline, then the table with n in every cell."""
+    import html
+
+    rows = []
+    for (dataset, measure), part in statistics.groupby(["dataset", "measure"], sort=False):
+        ranks = _ranks(part)
+        by_method = part.set_index("method")
+        arrow = "&uarr;" if BETTER.get(measure, 1) > 0 else "&darr;"
+        cells = []
+        for method in methods:
+            if method not in by_method.index:
+                cells.append("<td>&ndash;</td>")
+                continue
+            row = by_method.loc[method]
+            text = html.escape(f"{row['mean']:.4g}" + (f" ± {row['std']:.2g}" if np.isfinite(row["std"]) else ""))
+            text += "*" if row["significant"] else ""
+            rank = ranks.get(method, 0)
+            text = f"<b>{text}</b>" if rank == 1 else f"<u>{text}</u>" if rank == 2 else text
+            cells.append(f"<td>{text}<br><small>n = {int(row['n'])}</small></td>")
+        rows.append(f"<tr><td>{html.escape(str(dataset))}</td><td>{html.escape(LABELS.get(measure, measure))} {arrow}</td>"
+                    + "".join(cells) + "</tr>")
+    header = "".join(f"<th>{html.escape(m)}</th>" for m in methods)
+    lead = "".join(f"<li>{html.escape(s)}</li>" for s in headline(statistics, reference=reference))
+    note = html.escape(notes).replace("**best**", "<b>best</b>").replace("&lt;u&gt;second&lt;/u&gt;", "<u>second</u>")
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>Comparison</title><style>"
+            "body{font-family:sans-serif;margin:1em}table{border-collapse:collapse;font-size:90%}"
+            "td,th{border:1px solid #bbb;padding:3px 6px;text-align:right}td:nth-child(-n+2){text-align:left}"
+            "</style></head><body><h2>Comparison on the test split</h2>"
+            f"<ul>{lead}</ul><table><tr><th>data set</th><th>measure</th>{header}</tr>{''.join(rows)}</table>"
+            f"<p><small>{note} n = the ROIs each mean is over, after the method's own outliers are removed, so n "
+            "can differ between methods of one measure.</small></p></body></html>\n")
+
+
 def write_comparison_tables(statistics: pd.DataFrame, stem, *, reference: str = "xvertnet", undefined=()) -> None:
-    """``stem``.csv (long, with p-values), ``stem``.md and ``stem``.tex (methods as columns, like Table 1);
+    """``stem``.csv (long, with p-values), ``stem``.md and ``stem``.tex (methods as columns, like Table 1), ``stem``.html
+    (the headline and the table with n per cell, for the report);
     the notes name the ``undefined`` measures (no value on any ROI), which have no row."""
     methods = [m for m in METHOD_ORDER if m in set(statistics["method"])]
     methods += sorted(set(statistics["method"]) - set(methods))
@@ -188,6 +257,8 @@ def write_comparison_tables(statistics: pd.DataFrame, stem, *, reference: str = 
         notes += (f" Not shown, undefined on every ROI: {names}"
                   + (" (NIQE needs at least 96 x 96 pixels)." if "niqe" in undefined else "."))
     notes += "\n"
+    with atomic_path(f"{stem}.html") as tmp:
+        tmp.write_text(comparison_html(statistics, methods, reference=reference, notes=notes.strip()))
     with atomic_path(f"{stem}.csv") as tmp:
         statistics.to_csv(tmp, index=False)
     with atomic_path(f"{stem}.md") as tmp:

@@ -44,6 +44,7 @@ class StudySettings(FromConfig):
     select_conditions: tuple[str, ...] = ("clean", "low_dose", "blur")
     score: tuple[str, ...] = ("cnr_ratio", "edge_ratio")
     report_split: str = "test"
+    patient_independent: bool = True
     references: tuple[str, ...] = ("original", "clahe", "preprocessed")
 
     def __post_init__(self):
@@ -61,7 +62,7 @@ REAL_CONDITION = "real"
 
 
 def label_groups(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], *, select_split: str,
-                 select_conditions, report_split: str) -> pd.DataFrame:
+                 select_conditions, report_split: str, patient_independent: bool = True) -> pd.DataFrame:
     """``per_roi`` with the manifest's ``view`` and ``condition`` and the study ``group`` of every row."""
     frames = []
     for dataset, manifest in manifests.items():
@@ -80,9 +81,11 @@ def label_groups(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], *, s
     if "patient" in table.columns:  # selection never sees a report patient
         patients = table["patient"].fillna("").astype(str)
         shared = sorted(set(patients[selection]) & set(patients[reported & ~is_real.to_numpy()]) - {""})
-        if shared:
+        if shared and patient_independent:
             raise InvalidValueError(f"patients {shared} are both selection and report patients of the study; give them one "
-                                    "split (config demo.patients)")
+                                    "split (config demo.patients), or set study.patient_independent: false for a one-patient "
+                                    "data set")
+        table.attrs["shared_patients"] = shared
     group = np.full(len(table), "other", dtype=object)
     group[selection] = "selection"
     group[reported & ~is_real.to_numpy()] = "held-out DRR"
@@ -404,7 +407,7 @@ def markdown_to_html(markdown: str, title: str) -> str:
 def write_study(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], out_dir, *, entries: list[str], references: list[str],
                 settings: dict[str, dict], enhanced: dict[str, list], select_split: str, select_conditions, report_split: str,
                 paper_entry: str | None = None, panel_images: list[str] | None = None, score=GROUND_TRUTH,
-                spikes: dict[str, int] | None = None) -> str:
+                spikes: dict[str, int] | None = None, patient_independent: bool = True) -> str:
     """Every study output into ``out_dir``; returns the recommended entry.
 
     ``summary.{csv,md}``, ``conclusion.{md,html}``, ``grouped_per_roi.csv`` and, per entry,
@@ -416,7 +419,7 @@ def write_study(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], out_d
     (out_dir / "variants").mkdir(parents=True, exist_ok=True)
     (out_dir / "panels").mkdir(parents=True, exist_ok=True)
     table = label_groups(per_roi, manifests, select_split=select_split, select_conditions=select_conditions,
-                         report_split=report_split)
+                         report_split=report_split, patient_independent=patient_independent)
     summary = summarise(table, entries, references, score=score, spikes=spikes)
     chosen = recommend(summary)
     with atomic_path(out_dir / "grouped_per_roi.csv") as tmp:
@@ -427,6 +430,9 @@ def write_study(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], out_d
         tmp.write_text(summary_markdown(summary, chosen, score))
     conclusion = conclusion_markdown(summary, chosen, settings, paper_entry=paper_entry, score=score) \
         + "\n" + goal_markdown(table, chosen)
+    if table.attrs.get("shared_patients"):
+        conclusion += (f"\n**Not patient-independent:** {', '.join(table.attrs['shared_patients'])} gave both selection and "
+                       "report images (study.patient_independent: false).\n")
     with atomic_path(out_dir / "conclusion.md") as tmp:
         tmp.write_text(conclusion)
     with atomic_path(out_dir / "conclusion.html") as tmp:

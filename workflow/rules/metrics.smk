@@ -135,7 +135,8 @@ rule tables:
         enhanced=lambda w: PLAN.enhanced_shards(PLAN.methods, shard_names),
     output:
         csv=f"{RUN}/tables/comparison.csv",
-        md=report(f"{RUN}/tables/comparison.md", caption="../report/comparison.rst", category="Tables"),
+        md=f"{RUN}/tables/comparison.md",
+        html=report(f"{RUN}/tables/comparison.html", caption="../report/comparison.rst", category="Tables"),
         tex=f"{RUN}/tables/comparison.tex",
         boxplots=report(f"{RUN}/figures/boxplots.png", caption="../report/boxplots.rst", category="Figures"),
         panel=report(f"{RUN}/figures/panel.png", caption="../report/panel.rst", category="Figures"),

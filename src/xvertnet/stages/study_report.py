@@ -35,6 +35,7 @@ def run(args) -> int:
     chosen = write_study(per_roi, manifests, args.out_dir, entries=list(entries), references=list(settings.references), settings=entries,
                          enhanced=shards_by_method(args.enhanced), select_split=settings.select_split,
                          select_conditions=list(settings.select_conditions), report_split=settings.report_split,
-                         paper_entry=args.paper_entry, score=settings.score, spikes=spikes)
+                         paper_entry=args.paper_entry, score=settings.score, spikes=spikes,
+                         patient_independent=settings.patient_independent)
     logging.getLogger("xvertnet").info("study of %d entries -> %s; recommended: %s", len(entries), args.out_dir, chosen)
     return 0
