@@ -216,10 +216,13 @@ class CropDataset(Dataset):
 
 
 def _any_bone(crops: list[CropRef]) -> bool:
-    """Whether any of ``crops`` has the bone prior's target."""
+    """Whether any of ``crops`` has the bone prior's target (each shard opened once)."""
+    by_shard: dict[str, list[CropRef]] = {}
     for ref in crops:
-        with read_shard(ref.shard) as handle:
-            if BONE_TARGET in handle[ITEMS][ref.image_id][ref.roi]:
+        by_shard.setdefault(ref.shard, []).append(ref)
+    for shard, refs in by_shard.items():
+        with read_shard(shard) as handle:
+            if any(BONE_TARGET in handle[ITEMS][ref.image_id][ref.roi] for ref in refs):
                 return True
     return False
 
