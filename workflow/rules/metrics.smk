@@ -26,8 +26,7 @@ rule metrics_shard:
 # The segmentation task (README "Segmentation task"): one segmenter per method, same budget for all.
 rule segmentation_task:
     input:
-        enhanced=lambda w: PLAN.segmentation_inputs(w.method, shard_names)["enhanced"],
-        roi=lambda w: PLAN.segmentation_inputs(w.method, shard_names)["roi"],
+        unpack(lambda w: PLAN.segmentation_inputs(w.method, shard_names)),  # enhanced=..., roi=...
     output:
         csv=f"{RUN}/segmentation/{{method}}.csv",
     wildcard_constraints:
