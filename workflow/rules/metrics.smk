@@ -26,7 +26,10 @@ rule metrics_shard:
 # The segmentation task (README "Segmentation task"): one segmenter per method, same budget for all.
 rule segmentation_task:
     input:
-        unpack(lambda w: PLAN.segmentation_inputs(w.method, shard_names)),  # enhanced=..., roi=...
+        # Two named functions, not unpack(): before a download checkpoint has run, Snakemake stands the
+        # checkpoint's target in for an input function's result, and under unpack() the names are lost.
+        enhanced=lambda w: PLAN.segmentation_inputs(w.method, shard_names)["enhanced"],
+        roi=lambda w: PLAN.segmentation_inputs(w.method, shard_names)["roi"],
     output:
         csv=f"{RUN}/segmentation/{{method}}.csv",
     wildcard_constraints:
