@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import REPO, dry_run_with_change, load_test_config, make_workdir, planned_jobs, snakemake
+from helpers import (REPO, check_gallery, check_report, chromium_driver, chromium_paths, dry_run_with_change, load_test_config,
+                     make_workdir, planned_jobs, snakemake)
 
 pytestmark = pytest.mark.workflow
 
@@ -25,7 +26,7 @@ METHODS = ["original", *XVERTNET, "clahe", "farbman", "zerodce", "zssr", "madmad
 # enhance_shard: the two XVertNet rows and Zero-DCE (3 shards each). Every trained model is published.
 DOWNSTREAM_OF_PREP = {"prep": 3, "prep_summary": 1, "train": 2 + 1, "refine": 3, "enhance_shard": 3 * 3, "train_baseline": 1,
                       "publish_model": 2 + 1 + 1,
-                      "enhanced_index": 3, "metrics_shard": 3 * 3, "segmentation_task": 3, "aggregate_metrics": 1, "tables": 1, "all": 1}
+                      "enhanced_index": 3, "metrics_shard": 3 * 3, "segmentation_task": 3, "aggregate_metrics": 1, "tables": 1, "gallery": 1, "all": 1}
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def test_raising_iterations_from_2_to_3_trains_only_iteration_3(tiny_run):
     jobs, stdout = dry_run_with_change(tiny_run, "train", "iterations", 3)
     # The recommended configuration sets its own T = 1: untouched.
     assert jobs == {"refine": 3, "train": 1, "publish_model": 1, "enhance_shard": 3, "enhanced_index": 1, "metrics_shard": 3,
-                    "segmentation_task": 1, "aggregate_metrics": 1, "tables": 1, "all": 1}
+                    "segmentation_task": 1, "aggregate_metrics": 1, "tables": 1, "gallery": 1, "all": 1}
     assert "results/models/xvertnet-paper/iter3/model.pt" in stdout and "iter1/model.pt" not in stdout.split("rule train")[-1]
 
 
@@ -188,6 +189,31 @@ def test_comparison_table_agrees_with_per_roi(tiny_run):
     assert report.stat().st_size > 50_000
 
 
+def test_the_report_and_the_gallery_in_headless_chromium(tiny_run):
+    """What a reader sees: the report's landing page with the headline and table, the gallery working."""
+    paths = chromium_paths()
+    if isinstance(paths, str):
+        pytest.skip(paths)
+    report = tiny_run / "results/report.html"
+    if not report.exists():
+        assert snakemake(tiny_run, "--report", str(report)).returncode == 0
+    shots = Path(os.environ.get("XVERTNET_SCREENSHOTS", tiny_run / "screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    driver = chromium_driver(1280, 720)
+    try:
+        text = check_report(driver, report, shots / "report.png")
+        assert "xvertnet is better than original on" in text and "n = " in text
+        assert "results/gallery/index.html" in text
+        seen = check_gallery(driver, tiny_run / "results/gallery/index.html", shots / "gallery.png")
+    finally:
+        driver.quit()
+    # Every enhanced image (3 val/test, and the training images the segmentation task enhances) x 3 parts x
+    # (original + 7 methods), ZSSR enhancing ROIs only: every one was shown.
+    enhanced = pd.read_csv(tiny_run / "results/enhanced/original/demo/index.csv")
+    assert seen["gallery_images"] == len(enhanced) and len(seen["links"]) == len(enhanced) * (3 * 8 - 1)
+    assert (shots / "report.png").stat().st_size > 20_000 and (shots / "gallery.png").stat().st_size > 20_000
+
+
 def test_dry_run_for_montgomery_and_nih_contacts_no_host(tmp_path):
     config = {
         "datasets": [
@@ -208,7 +234,7 @@ def test_dry_run_for_montgomery_and_nih_contacts_no_host(tmp_path):
 
 def test_changing_a_metric_parameter_reruns_only_metrics_and_tables(tiny_run):
     jobs, _ = dry_run_with_change(tiny_run, "metrics", "lpc_sigma_onf", 0.33)  # the default is 0.75
-    assert jobs == {"metrics_shard": 3 * 8, "aggregate_metrics": 1, "tables": 1, "all": 1}
+    assert jobs == {"metrics_shard": 3 * 8, "aggregate_metrics": 1, "tables": 1, "gallery": 1, "all": 1}  # the gallery prints ratios
 
 
 def test_editing_a_rule_reruns_that_rule_and_what_follows(tiny_run):

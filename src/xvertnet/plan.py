@@ -322,7 +322,8 @@ class Plan:
             outputs += [f"{RESULTS}/{name}/roi/index.csv", f"{RESULTS}/{name}/prep/summary.csv"]
             outputs += [f"{self.run_dir}/enhanced/{method}/{name}/index.csv" for method in self.methods]
         run = self.run_dir
-        outputs += [f"{run}/metrics/per_roi.csv", f"{run}/tables/comparison.md", f"{run}/figures/boxplots.png", f"{run}/figures/panel.png"]
+        outputs += [f"{run}/metrics/per_roi.csv", f"{run}/tables/comparison.md", f"{run}/figures/boxplots.png", f"{run}/figures/panel.png",
+                    f"{run}/gallery"]
         if self.labelled_datasets:
             outputs.append(f"{run}/tables/classifier.md")
         return outputs

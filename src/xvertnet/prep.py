@@ -92,7 +92,10 @@ def prep_shard(roi_path, out_path, params: PrepParams, *, figure_dir=None) -> in
 
 
 def preprocessing_figure(result: dict, path, *, title: str = "") -> None:
-    """The paper's Fig. 1 for one crop: (a) X, (b) X_inv, (c) E, (d) Xp, (e) Y."""
+    """The paper's Fig. 1 for one crop: (a) X, (b) X_inv, (c) E, (d) Xp, (e) Y.
+
+    The images (a, b, d) share the fixed window [0, 1], so a low-contrast input looks low in contrast; the
+    maps (c, e) are windowed on their own range (Y symmetric about 0); every panel has its colour bar."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -100,11 +103,18 @@ def preprocessing_figure(result: dict, path, *, title: str = "") -> None:
 
     panels = [("X", "(a) input X"), ("X_inv", "(b) inverted (Eq. 1)"), ("E", "(c) combined E (Eq. 4)"),
               ("Xp", "(d) preprocessed Xp (Eq. 5)"), ("Y", "(e) HFC Y (Eq. 6)")]
-    figure, axes = plt.subplots(1, 5, figsize=(15, 3.6), constrained_layout=True)
+    figure, axes = plt.subplots(1, 5, figsize=(16, 3.6), constrained_layout=True)
     for axis, (key, label) in zip(axes, panels):
         image = result[key]
-        low, high = np.percentile(image, (0.5, 99.5)) if key == "Y" else (image.min(), image.max())
-        axis.imshow(image, cmap="gray", vmin=low, vmax=high if high > low else low + 1e-6)
+        if key == "Y":
+            high = float(np.percentile(np.abs(image), 99.5))
+            low = -high
+        elif key == "E":
+            low, high = float(image.min()), float(image.max())
+        else:
+            low, high = 0.0, 1.0
+        shown = axis.imshow(image, cmap="gray", vmin=low, vmax=high if high > low else low + 1e-6)
+        figure.colorbar(shown, ax=axis, shrink=0.8, pad=0.02)
         axis.set_title(label, fontsize=9)
         axis.axis("off")
     if title:

@@ -81,6 +81,11 @@ def _wrapped(name: str, width: int = 14) -> str:
     return "\n".join([*lines, current])
 
 
+def is_real_radiograph(condition, source) -> bool:
+    """A manifest row's image is a radiograph, not a DRR: condition ``real`` or none, or a source not naming a DRR."""
+    return str(condition) in ("real", "") or "drr" not in str(source)
+
+
 def panel_image_ids(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame] | None, *, splits=("test",), count: int = 4) -> list[str]:
     """The panel's images: every real radiograph of ``splits`` first (at most two), then a clean and a low-dose DRR
     of one patient, then others up to ``count``; without manifests, the first ``count`` images."""
@@ -90,7 +95,7 @@ def panel_image_ids(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame] | 
     info = pd.concat([m for m in manifests.values()], ignore_index=True)
     info = info[info["image_id"].isin(ids)].drop_duplicates("image_id").set_index("image_id")
     condition = info["condition"] if "condition" in info.columns else pd.Series("", index=info.index)
-    real = [i for i in ids if i in info.index and (condition.get(i, "") in ("real", "") or "drr" not in str(info.loc[i].get("source", "drr")))]
+    real = [i for i in ids if i in info.index and is_real_radiograph(condition.get(i, ""), info.loc[i].get("source", "drr"))]
     chosen = real[:2]
     if "patient" in info.columns:
         for _, part in info[condition.isin(["clean", "low_dose"])].groupby("patient", sort=True):

@@ -44,6 +44,7 @@ class TableSettings(FromConfig):
 
     table_splits: tuple[str, ...] = ("test",)
     panel_images: int = 4
+    gallery_images: int = 48
 
 
 def inliers(values: pd.Series, *, z: float = Z_THRESHOLD) -> pd.Series:
@@ -213,13 +214,15 @@ def comparison_html(statistics: pd.DataFrame, methods: list[str], *, reference: 
     header = "".join(f"<th>{html.escape(m)}</th>" for m in methods)
     lead = "".join(f"<li>{html.escape(s)}</li>" for s in headline(statistics, reference=reference))
     note = html.escape(notes).replace("**best**", "<b>best</b>").replace("&lt;u&gt;second&lt;/u&gt;", "<u>second</u>")
+    # Every style rule is scoped to the page's one <div>, so the report's landing page can embed the file as it is.
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>Comparison</title><style>"
-            "body{font-family:sans-serif;margin:1em}table{border-collapse:collapse;font-size:90%}"
-            "td,th{border:1px solid #bbb;padding:3px 6px;text-align:right}td:nth-child(-n+2){text-align:left}"
-            "</style></head><body><h2>Comparison on the test split</h2>"
+            ".xv-comparison{font-family:sans-serif;margin:1em 0;max-width:100%;overflow-x:auto}.xv-comparison table{border-collapse:collapse;font-size:90%}"
+            ".xv-comparison td,.xv-comparison th{border:1px solid #bbb;padding:3px 6px;text-align:right}"
+            ".xv-comparison td:nth-child(-n+2){text-align:left}"
+            "</style></head><body><div class='xv-comparison'><h2>Comparison on the test split</h2>"
             f"<ul>{lead}</ul><table><tr><th>data set</th><th>measure</th>{header}</tr>{''.join(rows)}</table>"
             f"<p><small>{note} n = the ROIs each mean is over, after the method's own outliers are removed, so n "
-            "can differ between methods of one measure.</small></p></body></html>\n")
+            "can differ between methods of one measure.</small></p></div></body></html>\n")
 
 
 def write_comparison_tables(statistics: pd.DataFrame, stem, *, reference: str = "xvertnet", undefined=()) -> None:

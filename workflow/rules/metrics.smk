@@ -159,3 +159,29 @@ rule tables:
     shell:
         "python -m xvertnet tables {input.per_roi:q} --csv {output.csv:q} --boxplots {output.boxplots:q} --panel {output.panel:q}"
         " --enhanced {input.enhanced:q} --manifests {params.manifests:q} --settings {params.settings:q} > {log:q} 2>&1"
+
+
+# The static results gallery (README "Results gallery"): open results/gallery/index.html from disk.
+rule gallery:
+    input:
+        per_roi=f"{RUN}/metrics/per_roi.csv",
+        enhanced=lambda w: PLAN.enhanced_shards(PLAN.methods, shard_names),
+    output:
+        directory(f"{RUN}/gallery"),
+    params:
+        code=code_fingerprint("gallery"),
+        settings=section("metrics"),
+        manifests=as_json(PLAN.manifests()),
+    log:
+        f"{RUN_LOGS}/gallery/gallery.log",
+    benchmark:
+        f"{RUN}/benchmarks/gallery/gallery.tsv"
+    conda:
+        ENV
+    threads: threads("gallery")
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    shell:
+        "python -m xvertnet gallery {input.enhanced:q} --per-roi {input.per_roi:q} --out-dir {output:q}"
+        " --manifests {params.manifests:q} --settings {params.settings:q} > {log:q} 2>&1"

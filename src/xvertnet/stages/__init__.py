@@ -29,6 +29,7 @@ COMMANDS = {
     "classifier-table": "the classifier check of every method and labelled data set in one table",
     "aggregate-metrics": "the long per-ROI table with ratios and consistency measures",
     "tables": "statistics, comparison tables (csv, md, tex), box plots and a visual panel",
+    "gallery": "the static results gallery: per image and method, previews, before/after slider, difference view",
     "study-report": "the design study's table, per-variant tables and panels, and its conclusion",
     "enhance": "enhance one image file (PNG/JPEG/TIFF/JSRT/DICOM) -> 16-bit PNG or derived DICOM",
     "metrics": "every quality measure of one image (0-255; see the docs for the mapping)",
