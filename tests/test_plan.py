@@ -23,11 +23,11 @@ def shards(dataset):
 def test_default_config_plans_both_xvertnet_rows_and_every_baseline():
     plan = Plan(load_config(REPO / "config.yaml", SCHEMA))
     assert plan.xvertnet_methods == ["xvertnet-paper", "xvertnet"]
-    assert plan.methods == ["xvertnet-paper", "xvertnet", "original", "clahe", "farbman", "zerodce", "zssr", "madmad"]
+    assert plan.methods == ["xvertnet-paper", "xvertnet", "original", "clahe", "farbman", "zerodce", "zssr", "madmad", "lut-mapping"]
     assert plan.entries["xvertnet-paper"]["iterations"] == 2 and plan.entries["xvertnet"]["iterations"] == 1
     # The study's `anchored` variant trains like `xvertnet`: one model set, trained to its T = 2.
     assert plan.entries["study-anchored-T2"]["model_set"] == "xvertnet" and plan.model_sets["xvertnet"]["iterations"] == 2
-    assert plan.trained_baselines == ["zerodce", "madmad"]
+    assert plan.trained_baselines == ["zerodce", "madmad", "lut-mapping"]
 
 
 def test_entries_with_equal_training_settings_share_one_model_set():

@@ -20,13 +20,14 @@ pytestmark = pytest.mark.workflow
 TINY = load_test_config("config")  # .test/config.yaml
 # The schema's default XVertNet rows: the paper's recipe (T = 2 here) and the recommended one (T = 1).
 XVERTNET = {"xvertnet-paper": 2, "xvertnet": 1}
-METHODS = ["original", *XVERTNET, "clahe", "farbman", "zerodce", "zssr", "madmad"]
-# Zero-DCE trains on the prep crops, so it follows prep; the other baselines start from the ROIs.
+METHODS = ["original", *XVERTNET, "clahe", "farbman", "zerodce", "zssr", "madmad", "lut-mapping"]
+# Zero-DCE and the LUT mapping train on the prep crops, so they follow prep; the other baselines start from the ROIs.
 # xvertnet-paper: 2 iterations trained, 3 shards refined once; xvertnet: 1 iteration; both enhance 3 shards.
-# enhance_shard: the two XVertNet rows and Zero-DCE (3 shards each). Every trained model is published.
-DOWNSTREAM_OF_PREP = {"prep": 3, "prep_summary": 1, "train": 2 + 1, "refine": 3, "enhance_shard": 3 * 3, "train_baseline": 1,
-                      "publish_model": 2 + 1 + 1,
-                      "enhanced_index": 3, "metrics_shard": 3 * 3, "segmentation_task": 3, "aggregate_metrics": 1, "tables": 1, "gallery": 1, "all": 1}
+# enhance_shard: the two XVertNet rows, Zero-DCE and the LUT mapping (3 shards each). Every trained model is published;
+# the LUT mapping's maps are drawn again from its new model.
+DOWNSTREAM_OF_PREP = {"prep": 3, "prep_summary": 1, "train": 2 + 1, "refine": 3, "enhance_shard": 3 * 4, "train_baseline": 2,
+                      "publish_model": 2 + 1 + 2, "lut_maps": 1,
+                      "enhanced_index": 4, "metrics_shard": 3 * 4, "segmentation_task": 4, "aggregate_metrics": 1, "tables": 1, "gallery": 1, "all": 1}
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +61,8 @@ def test_second_run_has_nothing_to_do(tiny_run):
 
 
 def test_changing_a_roi_parameter_reruns_roi_but_not_ingest(tiny_run):
-    expected = {**DOWNSTREAM_OF_PREP, "roi": 3, "roi_index": 1, "enhance_shard": 3 * 8, "enhanced_index": 8, "metrics_shard": 3 * 8,
-                "segmentation_task": 8}
+    expected = {**DOWNSTREAM_OF_PREP, "roi": 3, "roi_index": 1, "enhance_shard": 3 * 9, "enhanced_index": 9, "metrics_shard": 3 * 9,
+                "segmentation_task": 9}
     assert dry_run_with_change(tiny_run, "roi", "upper_fraction", 0.35)[0] == expected
 
 
@@ -208,9 +209,9 @@ def test_the_report_and_the_gallery_in_headless_chromium(tiny_run):
     finally:
         driver.quit()
     # Every enhanced image (3 val/test, and the training images the segmentation task enhances) x 3 parts x
-    # (original + 7 methods), ZSSR enhancing ROIs only: every one was shown.
+    # (original + 8 methods), ZSSR enhancing ROIs only: every one was shown.
     enhanced = pd.read_csv(tiny_run / "results/enhanced/original/demo/index.csv")
-    assert seen["gallery_images"] == len(enhanced) and len(seen["links"]) == len(enhanced) * (3 * 8 - 1)
+    assert seen["gallery_images"] == len(enhanced) and len(seen["links"]) == len(enhanced) * (3 * 9 - 1)
     assert (shots / "report.png").stat().st_size > 20_000 and (shots / "gallery.png").stat().st_size > 20_000
 
 
@@ -234,7 +235,7 @@ def test_dry_run_for_montgomery_and_nih_contacts_no_host(tmp_path):
 
 def test_changing_a_metric_parameter_reruns_only_metrics_and_tables(tiny_run):
     jobs, _ = dry_run_with_change(tiny_run, "metrics", "lpc_sigma_onf", 0.33)  # the default is 0.75
-    assert jobs == {"metrics_shard": 3 * 8, "aggregate_metrics": 1, "tables": 1, "gallery": 1, "all": 1}  # the gallery prints ratios
+    assert jobs == {"metrics_shard": 3 * 9, "aggregate_metrics": 1, "tables": 1, "gallery": 1, "all": 1}  # the gallery prints ratios
 
 
 def test_editing_a_rule_reruns_that_rule_and_what_follows(tiny_run):
@@ -266,8 +267,8 @@ def test_editing_a_module_a_stage_imports_indirectly_reruns_that_stage(tiny_run)
         edited = snakemake(tiny_run, "--dry-run")
         jobs = planned_jobs(edited.stdout + edited.stderr)
         assert jobs.get("prep") == 3 and "roi" not in jobs and "ingest" not in jobs, jobs
-        # The methods registry imports farbman, which uses wls: both learned baselines retrain.
-        assert jobs.get("train_baseline") == 2 and jobs.get("enhance_shard", 0) >= 3 * 8
+        # The methods registry imports farbman, which uses wls: the three learned baselines retrain.
+        assert jobs.get("train_baseline") == 3 and jobs.get("enhance_shard", 0) >= 3 * 9
     finally:
         shutil.rmtree(tiny_run / "src")
 
@@ -292,13 +293,14 @@ def test_sigkill_mid_run_then_rerun_incomplete_equals_an_uninterrupted_run(tiny_
     assert result.returncode == 0, result.stderr[-3000:]
     resumed = pd.read_csv(workdir / "results/metrics/per_roi.csv").drop(columns=["params"])
     straight = pd.read_csv(tiny_run / "results/metrics/per_roi.csv").drop(columns=["params"])
-    # atol: Zero-DCE retrains with 2 torch threads, whose float sums may differ in the last bits; on a
+    # atol: Zero-DCE (and the LUT mapping) retrain with 2 torch threads, whose float sums may differ in the last bits; on a
     # 128 x 73 ROI one pixel moving to the next histogram bin changes the entropy by up to about 1e-3
     # (seen: 7.4e-5 on one ROI).
     # The segmentation task trains a U-Net on each method's output: Zero-DCE's last-bit differences move
     # predicted boundary pixels across the threshold, so its segmentation values are compared loosely.
+    # The LUT mapping trains on the prep crops with 2 threads as well: the same holds for it.
     seg = [column for column in straight.columns if column.startswith("seg_")]
-    zerodce = straight["method"] == "zerodce"
+    zerodce = straight["method"].isin(["zerodce", "lut-mapping"])
     assert resumed["method"].equals(straight["method"])
     loose = {"seg_dice": 0.15, "seg_hd95": 10.0, "seg_asd": 5.0}  # Dice; px
     for column, tolerance in loose.items():

@@ -326,4 +326,10 @@ class Plan:
                     f"{run}/gallery"]
         if self.labelled_datasets:
             outputs.append(f"{run}/tables/classifier.md")
+        if "lut-mapping" in self.baselines:
+            outputs += [self.lut_maps_dir(dataset) for dataset in self.datasets]
         return outputs
+
+    def lut_maps_dir(self, dataset: str) -> str:
+        """The LUT mapping's interpretable-map figures of a data set's test images (rule ``lut_maps``)."""
+        return f"{self.run_dir}/figures/lut_maps/{dataset}"

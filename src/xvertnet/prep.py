@@ -96,11 +96,9 @@ def preprocessing_figure(result: dict, path, *, title: str = "") -> None:
 
     The images (a, b, d) share the fixed window [0, 1], so a low-contrast input looks low in contrast; the
     maps (c, e) are windowed on their own range (Y symmetric about 0); every panel has its colour bar."""
-    import matplotlib
+    from .figures import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     panels = [("X", "(a) input X"), ("X_inv", "(b) inverted (Eq. 1)"), ("E", "(c) combined E (Eq. 4)"),
               ("Xp", "(d) preprocessed Xp (Eq. 5)"), ("Y", "(e) HFC Y (Eq. 6)")]
     figure, axes = plt.subplots(1, 5, figsize=(16, 3.6), constrained_layout=True)
@@ -117,11 +115,7 @@ def preprocessing_figure(result: dict, path, *, title: str = "") -> None:
         figure.colorbar(shown, ax=axis, shrink=0.8, pad=0.02)
         axis.set_title(label, fontsize=9)
         axis.axis("off")
-    if title:
-        figure.suptitle(title, fontsize=10)
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=80, format="png")
-    plt.close(figure)
+    save_figure(figure, path, dpi=80, title=title)
 
 
 def write_prep_summary(prep_shards, out_path) -> int:

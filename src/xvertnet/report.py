@@ -6,18 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_path
+from .figures import pyplot, save_figure
 from .shard_store import ITEMS, decode_attr, read_shard
 from .stats import LABELS, MEASURE_ORDER, METHOD_ORDER
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 #: Measures that are ratios to the original ROI: a reference line at 1.
@@ -33,7 +26,7 @@ def box_plots(per_roi: pd.DataFrame, out_path, *, splits=("test",)) -> None:
     from .metrics import BETTER
     from .stats import inliers
 
-    plt = _pyplot()
+    plt = pyplot()
     table = per_roi[per_roi["split"].isin(splits)]
     measures = [m for m in MEASURE_ORDER if m in table.columns and table[m].notna().any()]
     methods = [m for m in METHOD_ORDER if m in set(table["method"])] + sorted(set(table["method"]) - set(METHOD_ORDER))
@@ -63,9 +56,7 @@ def box_plots(per_roi: pd.DataFrame, out_path, *, splits=("test",)) -> None:
         axis.axis("off")
     figure.suptitle("Test-split evaluation ROIs: every ROI a point; red x = dropped from the table's mean as a z-score "
                     "outlier (|z| > 1.96 within the method); boxes over all points", fontsize=9)
-    with atomic_path(out_path) as tmp:
-        figure.savefig(tmp, dpi=90, format="png")
-    plt.close(figure)
+    save_figure(figure, out_path, dpi=90)
 
 
 def _wrapped(name: str, width: int = 14) -> str:
@@ -114,7 +105,7 @@ def visual_panel(enhanced: dict[str, list], out_path, *, image_ids: list[str], r
     rows), each tile is labelled with its vertebral CNR and edge ratios to the original where they exist."""
     from matplotlib.patches import Rectangle
 
-    plt = _pyplot()
+    plt = pyplot()
     methods = [m for m in METHOD_ORDER if m in enhanced] + sorted(set(enhanced) - set(METHOD_ORDER))
     images, wholes, boxes = {}, {}, {}
     for method in methods:
@@ -163,6 +154,26 @@ def visual_panel(enhanced: dict[str, list], out_path, *, image_ids: list[str], r
             axis.set_yticks([])
             if row_index == 0:
                 axis.set_title(_wrapped(method), fontsize=8)
-    with atomic_path(out_path) as tmp:
-        figure.savefig(tmp, dpi=100, format="png")
-    plt.close(figure)
+    save_figure(figure, out_path, dpi=100)
+
+
+def lut_maps_figure(image: np.ndarray, output: np.ndarray, maps: dict[str, np.ndarray], out_path, *, title: str = "") -> None:
+    """The LUT mapping's explanation of one image (seed `interpretable_mapping_ge.txt`, Fig. 2): input, output and the
+    four maps (slope a and bias b of the regional LUT, Eq. L1; window centre wc and width ww, Eq. L2), each map
+    with its colour bar; identity values (a = 1, b = 0, wc = 0.5, ww = 1) sit at the middle of a diverging scale."""
+    plt = pyplot()
+    figure, axes = plt.subplots(1, 6, figsize=(18, 3.8), constrained_layout=True)
+    for axis, picture, label in ((axes[0], image, "input"), (axes[1], output, "output")):
+        axis.imshow(picture, cmap="gray", vmin=0, vmax=1)
+        axis.set_title(label, fontsize=9)
+        axis.axis("off")
+    centres = {"a": 1.0, "b": 0.0, "wc": 0.5, "ww": 1.0}
+    labels = {"a": "slope a (Eq. L1)", "b": "bias b (Eq. L1)", "wc": "window centre wc (Eq. L2)", "ww": "window width ww (Eq. L2)"}
+    for axis, key in zip(axes[2:], ("a", "b", "wc", "ww")):
+        values = maps[key]
+        spread = max(1e-3, float(np.max(np.abs(values - centres[key]))))
+        shown = axis.imshow(values, cmap="RdBu_r", vmin=centres[key] - spread, vmax=centres[key] + spread)
+        figure.colorbar(shown, ax=axis, shrink=0.8, pad=0.02)
+        axis.set_title(labels[key], fontsize=9)
+        axis.axis("off")
+    save_figure(figure, out_path, dpi=80, title=title)

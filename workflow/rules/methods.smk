@@ -77,3 +77,58 @@ rule enhanced_index:
         runtime=10,
     shell:
         "python -m xvertnet enhanced-index {input.shards:q} --out {output.csv:q} > {log:q} 2>&1"
+
+
+# The LUT mapping's four interpretable maps beside input and output (README "LUT mapping"), when it is a baseline.
+rule lut_maps:
+    input:
+        model=f"{PLAN.baseline_model_dir('lut-mapping')}/model.json",
+        roi=lambda w: [PLAN.stage_shard(w.dataset, "roi", shard) for shard in shard_names(w.dataset)],
+    output:
+        figures=report(directory(f"{RUN}/figures/lut_maps/{{dataset}}"), patterns=["{image_id}.png"],
+                       caption="../report/lut_maps.rst", category="Figures", subcategory="LUT mapping maps"),
+    params:
+        code=code_fingerprint("lut_maps"),
+        settings=lambda w: as_json(PLAN.baseline_settings("lut-mapping")),
+        model_dir=lambda w, input: str(Path(input.model).parent),
+        splits=" ".join(PLAN.config["metrics"].get("table_splits", ["test"])),
+    log:
+        f"{RUN_LOGS}/lut_maps/{{dataset}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/lut_maps/{{dataset}}.tsv"
+    conda:
+        ENV
+    threads: threads("lut_maps")
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    shell:
+        "python -m xvertnet lut-maps {input.roi:q} --model-dir {params.model_dir:q} --out-dir {output.figures:q}"
+        " --settings {params.settings:q} --splits {params.splits} > {log:q} 2>&1"
+
+
+# The GE seed's Table 1 on our data (README "LUT mapping"): `make lut-table`, not part of `all` (about 5 min on 2 cores).
+rule lut_table:
+    input:
+        data=lambda w: PLAN.baseline_train_inputs("lut-mapping", shard_names),
+        roi=lambda w: [PLAN.stage_shard(dataset, "roi", shard) for dataset in PLAN.datasets for shard in shard_names(dataset)],
+    output:
+        csv=f"{RUN}/tables/lut_mapping_table.csv",
+        md=report(f"{RUN}/tables/lut_mapping_table.md", caption="../report/lut_table.rst", category="Tables"),
+    params:
+        code=code_fingerprint("lut_table"),
+        steps=lambda w: PLAN.baseline_settings("lut-mapping").get("steps", 400),
+        splits=" ".join(PLAN.config["metrics"].get("table_splits", ["test"])),
+    log:
+        f"{RUN_LOGS}/lut_table/lut_table.log",
+    benchmark:
+        f"{RUN}/benchmarks/lut_table/lut_table.tsv"
+    conda:
+        ENV
+    threads: threads("lut_table")
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    shell:
+        "python -m xvertnet lut-table {input.data:q} --roi {input.roi:q} --splits {params.splits} --csv {output.csv:q}"
+        " --steps {params.steps} > {log:q} 2>&1"

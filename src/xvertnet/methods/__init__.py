@@ -9,8 +9,9 @@ defines a :class:`Method` subclass decorated with :func:`register` (and its name
 Registered: ``xvertnet-chain`` (the trained chain of iterations, :mod:`.xvertnet`),
 ``xvertnet-internal`` (internal learning on each image), ``original`` (the identity, so the
 metrics stage treats the unprocessed ROI like any method), ``clahe``, ``farbman``,
-``zerodce``, ``zssr``, ``madmad``, and ``preprocessed`` (XVertNet's Eqs. 1-5 without the
-network, an ablation for the design study).
+``zerodce``, ``zssr``, ``madmad``, ``preprocessed`` (XVertNet's Eqs. 1-5 without the
+network, an ablation for the design study), and ``lut-mapping`` (the GE seed's interpretable
+pixel-wise LUT mapping, :mod:`xvertnet.lut_mapping`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 from ..errors import InvalidValueError, XvertnetError
 
 REGISTRY: dict[str, type["Method"]] = {}
-_MODULES = ("xvertnet", "identity", "clahe", "farbman", "zerodce", "zssr", "madmad", "preprocessed")
+_MODULES = ("xvertnet", "identity", "clahe", "farbman", "zerodce", "zssr", "madmad", "preprocessed", "lut_mapping")
 
 
 class Method:

@@ -1,0 +1,44 @@
+"""Rule ``lut_table``: the GE seed's Table 1 on our data (:mod:`xvertnet.lut_table`), training every model of it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("data", nargs="+", type=Path, help="data shards with the training crops")
+    parser.add_argument("--roi", nargs="+", required=True, type=Path, help="ROI shards: the held-out canonical whole images")
+    parser.add_argument("--splits", nargs="+", default=["test"], help="splits of the held-out images")
+    parser.add_argument("--csv", required=True, type=Path, help="one row per method, image and change; .md beside it")
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--methods", nargs="+", help="a subset of the table's methods")
+
+
+def run(args) -> int:
+    import torch
+
+    from ..atomic import atomic_path
+    from ..lut_mapping import PresentationChange
+    from ..lut_table import MODELS, TableSettings, evaluate, table_markdown, train_model
+    from ..methods import training_crops
+    from ..shard_store import iter_items
+
+    log = logging.getLogger("xvertnet")
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    settings, change = TableSettings(steps=args.steps), PresentationChange()
+    crops = training_crops(args.data)
+    images = {image_id: arrays["canonical"] for shard in args.roi for image_id, arrays, attrs in iter_items(shard, names=["canonical"])
+              if attrs.get("split", "") in args.splits}
+    models, seconds = {}, {}
+    for name in args.methods or list(MODELS):
+        models[name], seconds[name] = train_model(name, crops, settings, change)
+        log.info("lut_table: trained %s on %d crops in %.1f s", name, len(crops), seconds[name])
+    rows = evaluate(models, images, settings, change)
+    args.csv.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(args.csv) as tmp:
+        rows.to_csv(tmp, index=False)
+    with atomic_path(args.csv.with_suffix(".md")) as tmp:
+        tmp.write_text(table_markdown(rows, seconds))
+    log.info("lut_table: %d images x %d changes -> %s", len(images), settings.changes_per_image, args.csv)
+    return 0
