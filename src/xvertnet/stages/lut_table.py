@@ -16,8 +16,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import torch
-
     from ..atomic import atomic_path
     from ..lut_mapping import PresentationChange
     from ..lut_table import MODELS, TableSettings, evaluate, table_markdown, train_model
@@ -25,7 +23,6 @@ def run(args) -> int:
     from ..shard_store import iter_items
 
     log = logging.getLogger("xvertnet")
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     settings, change = TableSettings(steps=args.steps), PresentationChange()
     crops = training_crops(args.data)
     images = {image_id: arrays["canonical"] for shard in args.roi for image_id, arrays, attrs in iter_items(shard, names=["canonical"])
