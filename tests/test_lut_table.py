@@ -45,3 +45,15 @@ def test_a_tiny_table_has_every_method_and_the_paper_beside_it():
     assert rows["psnr"].between(0, 100).all() and rows["ssim"].between(-1, 1).all()
     markdown = table_markdown(rows, seconds)
     assert f"{PAPER['lut-mapping-ds8'][0]:.2f}" in markdown and "n = 2" in markdown
+
+
+def test_training_images_are_centre_cropped_to_one_shape():
+    from xvertnet.errors import XvertnetError
+    from xvertnet.lut_table import common_shape
+
+    images = [np.arange(12 * 10, dtype=np.float32).reshape(12, 10), np.zeros((10, 14), np.float32)]
+    cropped = common_shape(images)
+    assert [c.shape for c in cropped] == [(10, 10), (10, 10)]
+    assert np.array_equal(cropped[0], images[0][1:11, :])  # 12 rows -> the middle 10
+    with pytest.raises(XvertnetError, match="training-split"):
+        common_shape([])

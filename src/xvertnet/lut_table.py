@@ -1,6 +1,7 @@
 """The GE seed's Table 1 on our data (README "LUT mapping"): presentation correction on held-out images.
 
-Every model learns the same task from the same training crops under the same budget: undo random known
+Every model learns the same task from the same training images (the training split's whole canonical images,
+centre-cropped to one shape) under the same budget: undo random known
 presentation changes (:func:`xvertnet.lut_mapping.random_presentation`) toward the standard presentation.
 They are then scored on held-out images (PSNR, SSIM against the reference, seconds per image):
 
@@ -28,6 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .errors import XvertnetError
 from .lut_mapping import MAPS, LutMappingNet, PresentationChange, ResUNet, global_window, lut_mapping_loss, random_presentation, standard_presentation
 
 #: The paper's Table 1 (429 clinical images, A100): PSNR dB, SSIM, seconds.
@@ -139,6 +141,14 @@ PATCH = {"sup-dce": 64}
 MODELS = {"resunet-ds8": lambda: ImageResUNet(8), "dlbc": Dlbc, "lut-bank": LutBank, "sup-dce": SupDce,
           "lut-mapping-ds16": lambda: LutMappingNet(downscale=16), "lut-mapping-ds8": lambda: LutMappingNet(downscale=8),
           "lut-mapping-ds4": lambda: LutMappingNet(downscale=4)}
+
+
+def common_shape(images: list[np.ndarray]) -> list[np.ndarray]:
+    """The images centre-cropped to their smallest height and width, so they batch (canonical images differ in width)."""
+    if not images:
+        raise XvertnetError("the LUT mapping table needs training-split images")
+    height, width = min(i.shape[0] for i in images), min(i.shape[1] for i in images)
+    return [i[(i.shape[0] - height) // 2:][:height, (i.shape[1] - width) // 2:][:, :width] for i in images]
 
 
 def _loss(name, output, maps, reference, truth):

@@ -110,7 +110,6 @@ rule lut_maps:
 # The GE seed's Table 1 on our data (README "LUT mapping"): `make lut-table`, not part of `all` (about 5 min on 2 cores).
 rule lut_table:
     input:
-        data=lambda w: PLAN.baseline_train_inputs("lut-mapping", shard_names),
         roi=lambda w: [PLAN.stage_shard(dataset, "roi", shard) for dataset in PLAN.datasets for shard in shard_names(dataset)],
     output:
         csv=f"{RUN}/tables/lut_mapping_table.csv",
@@ -130,5 +129,5 @@ rule lut_table:
         mem_mb=4000,
         runtime=120,
     shell:
-        "python -m xvertnet lut-table {input.data:q} --roi {input.roi:q} --splits {params.splits} --csv {output.csv:q}"
+        "python -m xvertnet lut-table {input.roi:q} --splits {params.splits} --csv {output.csv:q}"
         " --steps {params.steps} > {log:q} 2>&1"

@@ -7,9 +7,8 @@ from pathlib import Path
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("data", nargs="+", type=Path, help="data shards with the training crops")
-    parser.add_argument("--roi", nargs="+", required=True, type=Path, help="ROI shards: the held-out canonical whole images")
-    parser.add_argument("--splits", nargs="+", default=["test"], help="splits of the held-out images")
+    parser.add_argument("roi", nargs="+", type=Path, help="ROI shards: the canonical whole images of every split")
+    parser.add_argument("--splits", nargs="+", default=["test"], help="splits of the held-out images (training: split train)")
     parser.add_argument("--csv", required=True, type=Path, help="one row per method, image and change; .md beside it")
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--methods", nargs="+", help="a subset of the table's methods")
@@ -18,19 +17,21 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from ..atomic import atomic_path
     from ..lut_mapping import PresentationChange
-    from ..lut_table import MODELS, TableSettings, evaluate, table_markdown, train_model
-    from ..methods import training_crops
+    from ..lut_table import MODELS, TableSettings, common_shape, evaluate, table_markdown, train_model
     from ..shard_store import iter_items
 
     log = logging.getLogger("xvertnet")
     settings, change = TableSettings(steps=args.steps), PresentationChange()
-    crops = training_crops(args.data)
-    images = {image_id: arrays["canonical"] for shard in args.roi for image_id, arrays, attrs in iter_items(shard, names=["canonical"])
-              if attrs.get("split", "") in args.splits}
+    # Trained on the training split's whole canonical images (the paper trained on whole radiographs), scored on the
+    # held-out splits' ones: the same kind of image on both sides.
+    whole = [(attrs.get("split", ""), image_id, arrays["canonical"]) for shard in args.roi
+             for image_id, arrays, attrs in iter_items(shard, names=["canonical"])]
+    crops = common_shape([image for split, _, image in whole if split == "train"])
+    images = {image_id: image for split, image_id, image in whole if split in args.splits}
     models, seconds = {}, {}
     for name in args.methods or list(MODELS):
         models[name], seconds[name] = train_model(name, crops, settings, change)
-        log.info("lut_table: trained %s on %d crops in %.1f s", name, len(crops), seconds[name])
+        log.info("lut_table: trained %s on %d images of %s in %.1f s", name, len(crops), crops[0].shape, seconds[name])
     rows = evaluate(models, images, settings, change)
     args.csv.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(args.csv) as tmp:
