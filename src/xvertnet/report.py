@@ -174,6 +174,7 @@ def lut_maps_figure(image: np.ndarray, output: np.ndarray, maps: dict[str, np.nd
         spread = max(1e-3, float(np.max(np.abs(values - centres[key]))))
         shown = axis.imshow(values, cmap="RdBu_r", vmin=centres[key] - spread, vmax=centres[key] + spread)
         figure.colorbar(shown, ax=axis, shrink=0.8, pad=0.02)
-        axis.set_title(labels[key], fontsize=9)
+        constant = float(np.ptp(values)) < 1e-6  # wc and ww: one value per image, printed
+        axis.set_title(labels[key] + (f" = {float(values.mean()):.3f}" if constant else ""), fontsize=9)
         axis.axis("off")
     save_figure(figure, out_path, dpi=80, title=title)
