@@ -251,7 +251,8 @@ def check_gallery(driver, index_html: Path, screenshot: Path | None = None) -> d
     from selenium.webdriver.support.ui import Select
 
     driver.get(index_html.resolve().as_uri())
-    assert wait_for_images(driver) == []
+    failed = wait_for_images(driver)
+    assert failed == [], f"images that did not load: {failed[:5]}"
     if screenshot is not None:
         driver.save_screenshot(str(screenshot))
     seen = {"pages": 0, "images": 0, "links": set(), "gallery_images": driver.execute_script("return DATA.images.length")}

@@ -117,7 +117,7 @@ def test_a_broken_gallery_image_is_caught(tmp_path, browser):
     enhanced, per_roi, _ = _gallery_inputs(tmp_path / "enhanced")
     write_gallery(enhanced, tmp_path / "gallery", manifests={"demo": MANIFEST}, per_roi=per_roi, count=2)
     next((tmp_path / "gallery" / "previews" / "clahe").glob("rg1_whole.png")).unlink()
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match="did not load"):
         check_gallery(browser, tmp_path / "gallery" / "index.html")
     console_errors(browser)  # drain the log of the failed load
 
@@ -135,3 +135,25 @@ def test_the_demo_results_in_headless_chromium(browser):
     browser.set_window_size(1280, 900)
     seen = check_gallery(browser, results / "gallery" / "index.html", shots / "gallery.png")
     assert seen["pages"] >= 2 and seen["links"]
+
+
+def test_odd_image_ids_and_manifest_text_cannot_break_the_page(tmp_path, browser):
+    """An id with '#', '%' and a space, and a patient name that would end or comment out a script element."""
+    from xvertnet.writers import write_png16
+
+    image = np.full((40, 30), 0.4, np.float32)
+    enhanced = {}
+    for method, value in (("original", 0.4), ("clahe", 0.6)):
+        shard = tmp_path / method / "shard-00000.h5"
+        with open_shard_for_writing(shard, stage="enhance", params={"method": method, "dataset": "demo"}) as writer:
+            for image_id in ("scan#1 50%", "plain"):
+                out = {"whole": np.full_like(image, value), "eval_upper": np.full((8, 6), value, np.float32)}
+                for part, pixels in out.items():
+                    write_png16(shard.with_suffix("") / f"{image_id}_{part}.png", pixels)
+                writer.add(image_id, out, {"split": "", "boxes": {}})
+        enhanced[method] = [str(shard)]
+    manifest = pd.DataFrame({"image_id": ["scan#1 50%", "plain"], "patient": ["<!--<script>", "</script><b>x"], "split": ["test", "test"]})
+    write_gallery(enhanced, tmp_path / "gallery", manifests={"demo": manifest})
+    seen = check_gallery(browser, tmp_path / "gallery" / "index.html")
+    assert seen["gallery_images"] == 2 and len(seen["links"]) == 2 * 2 * 2
+    assert sorted(browser.execute_script("return DATA.images.map(i => i.patient)")) == ["</script><b>x", "<!--<script>"]

@@ -83,20 +83,28 @@ def _save(pixels: np.ndarray, path: Path) -> None:
             Image.fromarray(pixels).save(tmp, format="PNG")
 
 
-def _load(enhanced: dict[str, list], image_ids: list[str]) -> tuple[dict, dict, dict]:
-    """Arrays per (method, image, part), the 16-bit PNG of each, and the ROI boxes of each image."""
-    wanted = set(image_ids)
-    arrays, files, boxes = {}, {}, {}
+def _shards_holding(enhanced: dict[str, list], image_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """image -> every (method, shard) holding it (keys only: no pixels are read here)."""
+    wanted, holding = set(image_ids), {}
     for method, shards in enhanced.items():
         for shard in shards:
             with read_shard(shard) as handle:
                 for image_id in wanted & set(handle.get(ITEMS, {}).keys()):
-                    group = handle[ITEMS][image_id]
-                    for part in PARTS:
-                        if part in group:
-                            arrays[(method, image_id, part)] = group[part][()].astype(np.float32)
-                            files[(method, image_id, part)] = Path(shard).with_suffix("") / f"{image_id}_{part}.png"
-                    boxes.setdefault(image_id, decode_attr(group.attrs.get("boxes", "{}")) or {})
+                    holding.setdefault(image_id, []).append((method, shard))
+    return holding
+
+
+def _load(holding: list[tuple[str, str]], image_id: str) -> tuple[dict, dict, dict]:
+    """One image's arrays per (method, part), the 16-bit PNG of each, and its ROI boxes: one image in memory at a time."""
+    arrays, files, boxes = {}, {}, {}
+    for method, shard in holding:
+        with read_shard(shard) as handle:
+            group = handle[ITEMS][image_id]
+            for part in PARTS:
+                if part in group:
+                    arrays[(method, part)] = group[part][()].astype(np.float32)
+                    files[(method, part)] = Path(shard).with_suffix("") / f"{image_id}_{part}.png"
+            boxes = boxes or decode_attr(group.attrs.get("boxes", "{}")) or {}
     return arrays, files, boxes
 
 
@@ -136,34 +144,35 @@ def write_gallery(enhanced: dict[str, list], out_dir, *, manifests: dict[str, pd
         with read_shard(shard) as handle:
             available += list(handle.get(ITEMS, {}).keys())
     image_ids = gallery_image_ids(available, info, count)
-    arrays, files, boxes = _load(enhanced, image_ids)
+    holding = _shards_holding(enhanced, image_ids)
     ratios = _ratios(per_roi)
     records = []
     for image_id in image_ids:
+        arrays, files, boxes = _load(holding.get(image_id, []), image_id)
         row = info.loc[image_id] if image_id in info.index else pd.Series(dtype=object)
         record = {"id": image_id, **{facet: str(row.get(facet, "")) for facet in FACETS}, "parts": {}}
         for part, label in PARTS.items():
-            original = arrays.get(("original", image_id, part))
+            original = arrays.get(("original", part))
             if original is None:
                 continue
-            shown = [m for m in methods if (m, image_id, part) in arrays]
-            changes = [np.abs(arrays[(m, image_id, part)] - original) for m in shown if m != "original"]
+            shown = [m for m in methods if (m, part) in arrays]
+            changes = [np.abs(arrays[(m, part)] - original) for m in shown if m != "original"]
             scale = max(MIN_DIFFERENCE_RANGE, max((float(np.percentile(c, 99.5)) for c in changes), default=0.0))
             entry = {"label": label, "difference_range": round(scale, 3), "methods": {}}
             if part == "whole":
                 height, width = original.shape
                 entry["boxes"] = {roi.removeprefix("eval_"): [b[0] / height, b[1] / width, b[2] / height, b[3] / width]
-                                  for roi, b in boxes.get(image_id, {}).items() if roi in PARTS}
+                                  for roi, b in boxes.items() if roi in PARTS}
             for method in shown:
-                image = arrays[(method, image_id, part)]
+                image = arrays[(method, part)]
                 stem = Path("previews") / method / f"{image_id}_{part}"
                 _save(_preview(image, part), out_dir / f"{stem}.png")
-                item = {"preview": f"{stem}.png",
-                        "file": os.path.relpath(files[(method, image_id, part)], out_dir),
+                item = {"preview": _url(f"{stem}.png"),
+                        "file": _url(os.path.relpath(files[(method, part)], out_dir)),
                         "ratios": ratios.get((method, image_id, part), {})}
                 if method != "original":
                     _save(_preview_difference(image, original, scale, part), out_dir / f"{stem}_difference.jpg")
-                    item["difference"] = f"{stem}_difference.jpg"
+                    item["difference"] = _url(f"{stem}_difference.jpg")
                 entry["methods"][method] = item
             record["parts"][part] = entry
         records.append(record)
@@ -186,9 +195,17 @@ def _preview_difference(image: np.ndarray, original: np.ndarray, scale: float, p
     return rgb
 
 
+def _url(path) -> str:
+    """A relative path as a URL (image ids may hold '#', '%' or spaces)."""
+    from urllib.parse import quote
+
+    return quote(Path(path).as_posix())
+
+
 def _page(data: dict) -> str:
-    """The gallery page: the data as JSON in the page, rendered by the script below it."""
-    payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    """The gallery page: the data as JSON in the page, rendered by the script below it. '<', '>' and '&' are
+    escaped in the JSON, so no string from a manifest can end or comment out the script element."""
+    payload = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return _TEMPLATE.replace("__TITLE__", html.escape(data["title"])).replace("__DATA__", payload)
 
 

@@ -113,7 +113,7 @@ def maps_from_outputs(z: torch.Tensor) -> dict[str, torch.Tensor]:
     """The four maps from the network's raw outputs (B, 4, H, W); zeros give the identity maps."""
     a = torch.exp(torch.clamp(z[:, 0:1], -3.0, 3.0))
     b = z[:, 1:2]
-    wc = torch.sigmoid(z[:, 2:3])
+    wc = torch.clamp(torch.sigmoid(z[:, 2:3]), EPS, 1 - EPS)  # sigmoid reaches 1.0 in float32: logit(wc) finite
     ww = torch.exp(torch.clamp(z[:, 3:4], -3.0, 3.0))
     return {"a": a, "b": b, "wc": wc, "ww": ww}
 

@@ -86,7 +86,7 @@ class Dlbc(nn.Module):
 
     def forward(self, image):
         z = self.encoder(image)
-        wc = torch.sigmoid(z[:, 0]).view(-1, 1, 1, 1)
+        wc = torch.clamp(torch.sigmoid(z[:, 0]), 1e-4, 1 - 1e-4).view(-1, 1, 1, 1)
         ww = torch.exp(torch.clamp(z[:, 1], -3, 3)).view(-1, 1, 1, 1)
         r = torch.clamp(image, 1e-4, 1 - 1e-4)
         return global_window(r, wc, ww), {"wc": wc.expand_as(image), "ww": ww.expand_as(image)}
