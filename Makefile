@@ -47,6 +47,7 @@ study: $(STAMP)
 	$(BIN)/snakemake study --configfile config.yaml study.yaml --report results/runs/study/study/report.html
 
 # The GE seed's Table 1 on the demo data (README "LUT mapping"): seven presentation-correction models.
+# (The default run; with `run:` set in a config, ask for results/runs/<run>/tables/lut_mapping_table.md.)
 lut-table: $(STAMP)
 	$(BIN)/snakemake results/tables/lut_mapping_table.md --cores $(CORES) --printshellcmds
 

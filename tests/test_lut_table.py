@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from xvertnet.lut_mapping import PresentationChange
-from xvertnet.lut_table import MODELS, PAPER, LutBank, TableSettings, evaluate, table_markdown, train_model
+from xvertnet.lut_table import MODELS, PAPER, LutBank, LutTableSettings, evaluate, table_markdown, train_model
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -36,7 +36,7 @@ def test_a_tiny_table_has_every_method_and_the_paper_beside_it():
     rng = np.random.default_rng(0)
     crops = [np.clip(rng.normal(0.5, 0.15, (128, 128)), 0, 1).astype(np.float32) for _ in range(4)]
     images = {"held_out": np.clip(rng.normal(0.5, 0.15, (160, 144)), 0, 1).astype(np.float32)}
-    settings = TableSettings(steps=2, batch_size=2, changes_per_image=2)
+    settings = LutTableSettings(steps=2, batch_size=2, changes_per_image=2)
     models, seconds = {}, {}
     for name in ("dlbc", "lut-bank", "lut-mapping-ds8"):
         models[name], seconds[name] = train_model(name, crops, settings, PresentationChange())

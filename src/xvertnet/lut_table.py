@@ -127,7 +127,9 @@ class SupDce(nn.Module):
 
 
 @dataclasses.dataclass(frozen=True)
-class TableSettings:
+class LutTableSettings:
+    """The table's training budget and evaluation (steps, batch, lr and seed come from ``baselines.lut-mapping``)."""
+
     steps: int = 400
     batch_size: int = 4
     lr: float = 1e-3
@@ -167,7 +169,7 @@ def _batch(crops, rng, batch_size, change):
     return stack([p[0] for p in pairs]), stack(references), {k: stack([p[1][k] for p in pairs]) for k in MAPS}
 
 
-def train_model(name: str, crops: list[np.ndarray], settings: TableSettings, change: PresentationChange) -> tuple[nn.Module, float]:
+def train_model(name: str, crops: list[np.ndarray], settings: LutTableSettings, change: PresentationChange) -> tuple[nn.Module, float]:
     """One model of the table trained on ``crops``; returns it and its training seconds."""
     torch.manual_seed(settings.seed)
     model = MODELS[name]()
@@ -190,7 +192,7 @@ def train_model(name: str, crops: list[np.ndarray], settings: TableSettings, cha
     return model.eval(), time.perf_counter() - start
 
 
-def evaluate(models: dict[str, nn.Module], images: dict[str, np.ndarray], settings: TableSettings, change: PresentationChange) -> pd.DataFrame:
+def evaluate(models: dict[str, nn.Module], images: dict[str, np.ndarray], settings: LutTableSettings, change: PresentationChange) -> pd.DataFrame:
     """One row per model, image and change: PSNR and SSIM of the output against the reference, seconds, and the
     same for the unchanged input (``input``), on held-out whole images."""
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity

@@ -116,7 +116,7 @@ rule lut_table:
         md=report(f"{RUN}/tables/lut_mapping_table.md", caption="../report/lut_table.rst", category="Tables"),
     params:
         code=code_fingerprint("lut_table"),
-        steps=lambda w: PLAN.baseline_settings("lut-mapping").get("steps", 400),
+        settings=lambda w: as_json(PLAN.baseline_settings("lut-mapping")),
         splits=" ".join(PLAN.config["metrics"].get("table_splits", ["test"])),
     log:
         f"{RUN_LOGS}/lut_table/lut_table.log",
@@ -130,4 +130,4 @@ rule lut_table:
         runtime=120,
     shell:
         "python -m xvertnet lut-table {input.roi:q} --splits {params.splits} --csv {output.csv:q}"
-        " --steps {params.steps} > {log:q} 2>&1"
+        " --settings {params.settings:q} > {log:q} 2>&1"

@@ -50,7 +50,8 @@ class LutMapping(Method):
         torch.manual_seed(self.params["seed"])
         self.network = LutMappingNet(downscale=self.params["downscale"], levels=self.params["levels"], features=self.params["features"])
 
-    def _change(self):
+    def presentation_change(self):
+        """The ranges of the random ground-truth parameters (keys slope, bias, centre, width)."""
         from ..lut_mapping import PresentationChange
 
         p = self.params
@@ -61,7 +62,7 @@ class LutMapping(Method):
         from ..lut_mapping import MAPS, random_presentation, standard_presentation
 
         inputs, references, maps = [], [], {k: [] for k in MAPS}
-        change = self._change()
+        change = self.presentation_change()
         for _ in range(self.params["batch_size"]):
             crop = crops[int(rng.integers(len(crops)))]
             reference = standard_presentation(augment(crop, rng, rotation_deg=self.params["rotation_deg"], shear=self.params["shear"]))

@@ -10,18 +10,23 @@ def add_arguments(parser) -> None:
     parser.add_argument("roi", nargs="+", type=Path, help="ROI shards: the canonical whole images of every split")
     parser.add_argument("--splits", nargs="+", default=["test"], help="splits of the held-out images (training: split train)")
     parser.add_argument("--csv", required=True, type=Path, help="one row per method, image and change; .md beside it")
-    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--settings", help="the config section baselines.lut-mapping as JSON, or @file: the training budget "
+                                           "(steps, batch_size, lr, seed) and the presentation-change ranges of every model")
     parser.add_argument("--methods", nargs="+", help="a subset of the table's methods")
 
 
 def run(args) -> int:
     from ..atomic import atomic_path
-    from ..lut_mapping import PresentationChange
-    from ..lut_table import MODELS, TableSettings, common_shape, evaluate, table_markdown, train_model
+    from ..lut_table import MODELS, LutTableSettings, common_shape, evaluate, table_markdown, train_model
+    from ..methods import get_method
+    from ..settings import load_settings
     from ..shard_store import iter_items
 
     log = logging.getLogger("xvertnet")
-    settings, change = TableSettings(steps=args.steps), PresentationChange()
+    method = get_method("lut-mapping", load_settings(args.settings))  # its defaults are the one source of these values
+    params = method.params
+    settings = LutTableSettings(steps=params["steps"], batch_size=params["batch_size"], lr=params["lr"], seed=params["seed"])
+    change = method.presentation_change()
     # Trained on the training split's whole canonical images (the paper trained on whole radiographs), scored on the
     # held-out splits' ones: the same kind of image on both sides.
     whole = [(attrs.get("split", ""), image_id, arrays["canonical"]) for shard in args.roi
