@@ -151,6 +151,16 @@ class ResUNet(nn.Module):
         return self.head(x)
 
 
+def pad_to_levels(image: torch.Tensor, multiple: int, *, reflect: bool = True) -> torch.Tensor:
+    """``image`` padded at the bottom and right to a multiple of ``multiple`` per side, at least two of them (so the
+    coarsest level of a ResUNet keeps 2 x 2 pixels, which InstanceNorm needs); reflected where the pad is narrower
+    than the image, replicated otherwise."""
+    height, width = image.shape[-2:]
+    pad_h, pad_w = (max(2 * multiple, -(-n // multiple) * multiple) - n for n in (height, width))
+    mode = "reflect" if reflect and min(height, width) > max(pad_h, pad_w) else "replicate"
+    return F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
+
+
 class LutMappingNet(nn.Module):
     """Downsample by ``downscale``, predict the maps with the ResUNet, upsample them, remap at full resolution.
 
@@ -165,10 +175,7 @@ class LutMappingNet(nn.Module):
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         height, width = image.shape[-2:]
-        multiple = self.downscale * 2 ** (self.levels - 1)  # the coarsest level is 1 / multiple of the input
-        # ... and at least 2 x 2 (InstanceNorm needs more than one pixel): pad to 2 multiples at least.
-        pad_h, pad_w = (max(2 * multiple, -(-n // multiple) * multiple) - n for n in (height, width))
-        padded = F.pad(image, (0, pad_w, 0, pad_h), mode="reflect" if min(height, width) > max(pad_h, pad_w) else "replicate")
+        padded = pad_to_levels(image, self.downscale * 2 ** (self.levels - 1))  # the coarsest level: 1 / multiple
         small = F.interpolate(padded, scale_factor=1 / self.downscale, mode="area")
         z = F.interpolate(self.network(small), size=padded.shape[-2:], mode="bilinear", align_corners=False)
         maps = {k: v[..., :height, :width] for k, v in maps_from_outputs(z).items()}

@@ -30,7 +30,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from .errors import XvertnetError
-from .lut_mapping import MAPS, LutMappingNet, PresentationChange, ResUNet, global_window, lut_mapping_loss, random_presentation, standard_presentation
+from .lut_mapping import (MAPS, LutMappingNet, PresentationChange, ResUNet, global_window, lut_mapping_loss, pad_to_levels,
+                          random_presentation, standard_presentation)
 
 #: The paper's Table 1 (429 clinical images, A100): PSNR dB, SSIM, seconds.
 PAPER = {"resunet-ds8": (25.10, 0.7652, 0.0275), "dlbc": (22.97, 0.7500, 0.0127), "lut-bank": (24.33, 0.8255, 0.0127),
@@ -71,8 +72,7 @@ class ImageResUNet(nn.Module):
     def forward(self, image):
         height, width = image.shape[-2:]
         small = F.interpolate(image, scale_factor=1 / self.downscale, mode="area")
-        pad_h, pad_w = (max(2 * self.multiple, -(-n // self.multiple) * self.multiple) - n for n in small.shape[-2:])
-        padded = F.pad(small, (0, pad_w, 0, pad_h), mode="replicate")
+        padded = pad_to_levels(small, self.multiple, reflect=False)
         predicted = (padded + self.network(padded))[..., : small.shape[-2], : small.shape[-1]]
         return torch.clamp(F.interpolate(predicted, size=(height, width), mode="bilinear", align_corners=False), 0, 1), None
 
