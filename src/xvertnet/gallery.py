@@ -53,23 +53,28 @@ def gallery_image_ids(available: list[str], info: pd.DataFrame, count: int) -> l
     return sorted(dict.fromkeys(available), key=rank)[:count]
 
 
-def _preview(image: np.ndarray, part: str) -> np.ndarray:
-    """The 8-bit preview of a [0, 1] image; whole images downsized to WHOLE_PREVIEW_WIDTH (area averaging)."""
+def _shrink(values: np.ndarray, part: str) -> np.ndarray:
+    """Whole images (grey or RGB) downsized to WHOLE_PREVIEW_WIDTH with anti-aliasing; ROIs as they are."""
+    if part != "whole" or values.shape[1] <= WHOLE_PREVIEW_WIDTH:
+        return values
     from skimage.transform import resize
 
-    image = np.clip(np.nan_to_num(image, nan=0.0), 0.0, 1.0)
-    if part == "whole" and image.shape[1] > WHOLE_PREVIEW_WIDTH:
-        height = max(1, round(image.shape[0] * WHOLE_PREVIEW_WIDTH / image.shape[1]))
-        image = resize(image, (height, WHOLE_PREVIEW_WIDTH), anti_aliasing=True, preserve_range=True)
-    return np.rint(image * 255).astype(np.uint8)
+    height = max(1, round(values.shape[0] * WHOLE_PREVIEW_WIDTH / values.shape[1]))
+    return resize(values, (height, WHOLE_PREVIEW_WIDTH, *values.shape[2:]), anti_aliasing=True, preserve_range=True)
 
 
-def _difference(image: np.ndarray, original: np.ndarray, scale: float) -> np.ndarray:
-    """RGB 8-bit map of ``image - original`` on a blue (darker) - white - red (brighter) scale of +- ``scale``."""
+def _preview(image: np.ndarray, part: str) -> np.ndarray:
+    """The 8-bit preview of a [0, 1] image (whole images shrunk, :func:`_shrink`)."""
+    return np.rint(_shrink(np.clip(np.nan_to_num(image, nan=0.0), 0.0, 1.0), part) * 255).astype(np.uint8)
+
+
+def _preview_difference(image: np.ndarray, original: np.ndarray, scale: float, part: str) -> np.ndarray:
+    """RGB 8-bit map of ``image - original`` on a blue (darker) - white - red (brighter) scale of +- ``scale``, at the
+    preview's size."""
     from matplotlib import colormaps
 
     delta = np.clip((image - original) / scale, -1.0, 1.0)
-    return np.rint(colormaps["RdBu_r"]((delta + 1.0) / 2.0)[..., :3] * 255).astype(np.uint8)
+    return np.rint(_shrink(colormaps["RdBu_r"]((delta + 1.0) / 2.0)[..., :3], part) * 255).astype(np.uint8)
 
 
 def _save(pixels: np.ndarray, path: Path) -> None:
@@ -182,17 +187,6 @@ def write_gallery(enhanced: dict[str, list], out_dir, *, manifests: dict[str, pd
         Path(tmp).write_text(_page(data), encoding="utf-8")
     log.info("gallery: %d of %d images, %d methods -> %s", len(records), data["total_images"], len(methods), out_dir / "index.html")
     return len(records)
-
-
-def _preview_difference(image: np.ndarray, original: np.ndarray, scale: float, part: str) -> np.ndarray:
-    """The difference map at the preview's size."""
-    rgb = _difference(image, original, scale)
-    if part == "whole" and rgb.shape[1] > WHOLE_PREVIEW_WIDTH:
-        from skimage.transform import resize
-
-        height = max(1, round(rgb.shape[0] * WHOLE_PREVIEW_WIDTH / rgb.shape[1]))
-        rgb = np.rint(resize(rgb / 255.0, (height, WHOLE_PREVIEW_WIDTH, 3), anti_aliasing=True) * 255).astype(np.uint8)
-    return rgb
 
 
 def _url(path) -> str:
