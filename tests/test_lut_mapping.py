@@ -97,3 +97,48 @@ def test_the_loss_is_the_papers_eq_1_and_its_gradients_are_finite():
     exact = lut_mapping_loss(as_tensor(reference), {k: as_tensor(v) for k, v in maps.items()}, as_tensor(reference),
                              {k: as_tensor(v) for k, v in maps.items()})
     assert float(exact["total"]) == 0.0
+
+
+def test_the_bone_configuration_trains_on_crop_and_target_pairs(tmp_path):
+    """lut-mapping-bone: pairs only where a crop has a bone target, the same warp for crop and target, the image
+    term alone, and a clear error naming the setting when the shards hold no targets."""
+    from types import SimpleNamespace
+
+    from helpers import synthetic_shards
+    from xvertnet.errors import XvertnetError
+    from xvertnet.methods import get_method, training_crops
+    from xvertnet.shard_store import TRAIN_ROIS, iter_items, open_shard_for_writing
+    from xvertnet.stages import train_baseline
+
+    plain = synthetic_shards(tmp_path / "plain", size=32)
+    with pytest.raises(XvertnetError, match="target 'B'.*demo.bone_emphasis"):
+        train_baseline.run(SimpleNamespace(data=plain, method="lut-mapping-bone", out_dir=tmp_path / "m", settings='{"steps": 1}'))
+
+    with_bone = tmp_path / "bone.h5"
+    with open_shard_for_writing(with_bone, stage="prep", params={}) as shard:
+        for index, (image_id, arrays, attrs) in enumerate(iter_items(plain[0])):
+            if index % 2:  # every other image has targets: its crops inverted, so a pair is recognisable
+                arrays.update({f"{roi}/B": 1 - arrays[f"{roi}/X"] for roi in TRAIN_ROIS})
+            shard.add(image_id, arrays, attrs)
+    pairs = training_crops([with_bone], target="B")
+    train = [attrs for i, (_, _, attrs) in enumerate(iter_items(with_bone)) if attrs["split"] == "train" and i % 2]
+    assert len(pairs) == len(train) * len(TRAIN_ROIS) > 0
+    assert all(np.array_equal(bone, 1 - crop) for crop, bone in pairs)
+    assert len(training_crops([with_bone])) == 3 * len(TRAIN_ROIS)  # without a target: every training crop
+
+    method = get_method("lut-mapping-bone", {"steps": 3, "batch_size": 2, "features": 4, "levels": 2, "downscale": 4,
+                                             "rotation_deg": 0.0, "shear": 0.0})
+    rng = np.random.default_rng(1)
+    asym = np.add.outer(np.linspace(0, 1, 32) ** 2, np.linspace(0, 0.5, 32)).astype(np.float32)
+    inputs, references, maps = method.training_batch([(asym, asym)], rng)
+    assert maps is None and inputs.shape == references.shape == (2, 1, 32, 32)
+    for given, reference in zip(inputs[:, 0].numpy(), references[:, 0].numpy()):
+        variants = [np.rot90(v, k) for v in (asym, asym[:, ::-1]) for k in range(4)]
+        matches = [i for i, v in enumerate(variants) if np.allclose(reference, standard_presentation(np.ascontiguousarray(v)), atol=1e-6)]
+        assert matches, "the reference is a dihedral copy of the target in the standard presentation"
+        agreement = [np.corrcoef(given.ravel(), v.ravel())[0, 1] for v in variants]
+        assert int(np.argmax(agreement)) in matches, "the input went through the same flip and turn as its target"
+
+    metadata = method.fit([(asym, 1 - asym)] * 2, tmp_path / "model")
+    assert metadata["method"] == "lut-mapping-bone" and set(metadata["last_terms"]) == {"image", "total"}
+    assert np.isfinite(metadata["last_loss"])

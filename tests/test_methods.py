@@ -13,7 +13,8 @@ from xvertnet.methods.farbman import wls_decomposition
 from xvertnet.methods.madmad import synthetic_sample
 from xvertnet.methods.zerodce import DceNet, light_enhancement_curve
 
-SMALL = {"zerodce": {"steps": 5, "patch": 32}, "madmad": {"steps": 5, "patch": 32}, "zssr": {"steps": 5, "patch": 24}}
+SMALL = {"zerodce": {"steps": 5, "patch": 32}, "madmad": {"steps": 5, "patch": 32}, "zssr": {"steps": 5, "patch": 24},
+         "lut-mapping": {"steps": 5, "features": 8}, "lut-mapping-bone": {"steps": 5, "features": 8}}
 
 
 def _radiograph_like(shape=(96, 64), seed=0):
@@ -39,6 +40,8 @@ def test_every_method_keeps_shape_and_range(tmp_path, name):
     image = _radiograph_like()
     if method.trainable:
         crops = [_radiograph_like(seed=s) for s in range(3)]
+        if method.training_target:  # (crop, target) pairs
+            crops = [(crop, 1 - crop) for crop in crops]
         metadata = method.fit(crops, tmp_path / name)
         assert metadata["model_sha256"] and (tmp_path / name / "model.pt").is_file()
     output = method(image)

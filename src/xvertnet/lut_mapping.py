@@ -185,8 +185,12 @@ class LutMappingNet(nn.Module):
 
 
 def lut_mapping_loss(output: torch.Tensor, maps: dict[str, torch.Tensor], target: torch.Tensor,
-                     target_maps: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The paper's Eq. 1: MSE of the image plus the MSE of each of the four maps; every term and the total."""
-    terms = {"image": F.mse_loss(output, target), **{k: F.mse_loss(maps[k], target_maps[k]) for k in MAPS}}
+                     target_maps: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
+    """The paper's Eq. 1: MSE of the image plus the MSE of each of the four maps; every term and the total.
+    Without ``target_maps`` (a target that no presentation change produced exactly, e.g. the bone-emphasised
+    DRR) only the image term: the maps are then free, and still say what the mapping did."""
+    terms = {"image": F.mse_loss(output, target)}
+    if target_maps is not None:
+        terms.update({k: F.mse_loss(maps[k], target_maps[k]) for k in MAPS})
     terms["total"] = sum(terms.values())
     return terms

@@ -10,8 +10,9 @@ Registered: ``xvertnet-chain`` (the trained chain of iterations, :mod:`.xvertnet
 ``xvertnet-internal`` (internal learning on each image), ``original`` (the identity, so the
 metrics stage treats the unprocessed ROI like any method), ``clahe``, ``farbman``,
 ``zerodce``, ``zssr``, ``madmad``, ``preprocessed`` (XVertNet's Eqs. 1-5 without the
-network, an ablation for the design study), and ``lut-mapping`` (the GE seed's interpretable
-pixel-wise LUT mapping, :mod:`xvertnet.lut_mapping`).
+network, an ablation for the design study), ``lut-mapping`` (the GE seed's interpretable
+pixel-wise LUT mapping, :mod:`xvertnet.lut_mapping`) and ``lut-mapping-bone`` (the same model trained
+toward the bone-emphasised CT targets).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class Method:
     trainable: bool = False
     #: Trained on the project's training crops (False: on data of its own, e.g. synthetic).
     uses_training_crops: bool = True
+    #: Trained on (crop, target) pairs: the name of the target array in the data shards (None: crops alone).
+    training_target: str | None = None
     #: Worth running on whole canonical images (False where it costs too much, e.g. per-image training).
     whole_images: bool = True
     #: Parameters and their defaults; a method's config section overrides them.
@@ -91,16 +94,24 @@ def get_method(name: str, params: dict | None = None) -> Method:
     return REGISTRY[name](params)
 
 
-def training_crops(shards, *, rois=None, split: str = "train") -> list[np.ndarray]:
-    """The original training crops (``X``) of ``split`` in data shards: what XVertNet trains on."""
+def training_crops(shards, *, rois=None, split: str = "train", target: str | None = None) -> list:
+    """The original training crops (``X``) of ``split`` in data shards: what XVertNet trains on. With ``target``
+    (an array name such as ``B``, the bone-emphasised target), ``(X, target)`` pairs of the crops that have one."""
     from ..shard_store import TRAIN_ROIS, iter_items
 
     rois = rois or TRAIN_ROIS
     crops = []
     for shard in shards:
         for _, arrays, attrs in iter_items(shard, names=None):
-            if attrs.get("split") == split:
-                crops += [arrays[f"{roi}/X"] for roi in rois if f"{roi}/X" in arrays]
+            if attrs.get("split") != split:
+                continue
+            for roi in rois:
+                if f"{roi}/X" not in arrays:
+                    continue
+                if target is None:
+                    crops.append(arrays[f"{roi}/X"])
+                elif f"{roi}/{target}" in arrays:
+                    crops.append((arrays[f"{roi}/X"], arrays[f"{roi}/{target}"]))
     return crops
 
 

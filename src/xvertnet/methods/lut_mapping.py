@@ -74,12 +74,12 @@ class LutMapping(Method):
         stack = lambda arrays: torch.from_numpy(np.stack(arrays)[:, None])  # noqa: E731
         return stack(inputs), stack(references), {k: stack(v) for k, v in maps.items()}
 
-    def fit(self, crops: list[np.ndarray], out_dir: Path) -> dict:
+    def fit(self, crops: list, out_dir: Path) -> dict:
         from ..device import select_device
         from ..lut_mapping import lut_mapping_loss
 
-        side = min(min(c.shape) for c in crops)
-        crops = [c[:side, :side] for c in crops]  # one batch shape (the training crops are square already)
+        side = min(min(np.shape(c)[-2:]) for c in crops)
+        crops = [np.asarray(c)[..., :side, :side] for c in crops]  # one batch shape (the training crops are square already)
         device = select_device(self.params["device"])
         rng = np.random.default_rng(self.params["seed"])
         self.network.to(device).train()
@@ -88,7 +88,7 @@ class LutMapping(Method):
         for _ in range(self.params["steps"]):
             inputs, references, maps = self.training_batch(crops, rng)
             output, predicted = self.network(inputs.to(device))
-            terms = lut_mapping_loss(output, predicted, references.to(device), {k: v.to(device) for k, v in maps.items()})
+            terms = lut_mapping_loss(output, predicted, references.to(device), None if maps is None else {k: v.to(device) for k, v in maps.items()})
             optimiser.zero_grad(set_to_none=True)
             terms["total"].backward()
             optimiser.step()
@@ -114,3 +114,32 @@ class LutMapping(Method):
 
     def enhance(self, image: np.ndarray) -> np.ndarray:
         return self.maps(image)[0]
+
+
+@register
+class LutMappingBone(LutMapping):
+    """The same model trained toward the CT bone prior's targets (issue 19's second configuration): the input is a
+    training crop in the standard presentation under a random known presentation change, the reference the
+    bone-emphasised projection of the same view (``B``, training patients only; ``demo.bone_emphasis``) in the
+    standard presentation. No presentation change turns a DRR into its bone-emphasised version exactly, so there
+    are no ground-truth maps and the loss is Eq. 1's image term alone; the maps stay free and still show where and
+    how the model changed the grey levels."""
+
+    name = "lut-mapping-bone"
+    training_target = "B"
+
+    def training_batch(self, pairs: list[np.ndarray], rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, None]:
+        """(inputs, references, None) of ``batch_size`` augmented (crop, bone target) pairs, both under the same warp."""
+        from ..lut_mapping import random_presentation, standard_presentation
+
+        inputs, references = [], []
+        for _ in range(self.params["batch_size"]):
+            pair = pairs[int(rng.integers(len(pairs)))]
+            seed = int(rng.integers(2**32))  # the same flip, turn, rotation and shear for the crop and its target
+            crop, bone = (augment(image, np.random.default_rng(seed), rotation_deg=self.params["rotation_deg"], shear=self.params["shear"])
+                          for image in pair)
+            degraded, _ = random_presentation(standard_presentation(crop), rng, self.presentation_change())
+            inputs.append(degraded)
+            references.append(standard_presentation(bone))
+        stack = lambda arrays: torch.from_numpy(np.stack(arrays)[:, None])  # noqa: E731
+        return stack(inputs), stack(references), None

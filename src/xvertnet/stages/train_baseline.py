@@ -20,9 +20,12 @@ def run(args) -> int:
     from ..methods import get_method, training_crops
 
     method = get_method(args.method, load_settings(args.settings))
-    crops = training_crops(args.data) if method.uses_training_crops else []
+    crops = training_crops(args.data, target=method.training_target) if method.uses_training_crops else []
     if method.uses_training_crops and not crops:
-        raise XvertnetError(f"{args.method}: no training crops in {len(args.data)} data shard(s)")
+        what = f"training crops with a target '{method.training_target}'" if method.training_target else "training crops"
+        raise XvertnetError(f"{args.method}: no {what} in {len(args.data)} data shard(s)"
+                            + ("; bone-emphasised targets exist only for CT-derived demo data with demo.bone_emphasis > 0"
+                               if method.training_target == "B" else ""))
     metadata = method.fit(crops, args.out_dir)
     logging.getLogger("xvertnet").info("trained %s on %d crops in %.1f s: loss %.4f -> %.4f", args.method, len(crops),
                                        metadata["seconds"], metadata["first_loss"], metadata["last_loss"])
