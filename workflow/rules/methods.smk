@@ -12,6 +12,7 @@ rule train_baseline:
     params:
         code=code_fingerprint("train_baseline"),
         settings=lambda w: as_json(PLAN.baseline_settings(w.method)),
+        manifests=as_json(PLAN.manifests()),
         out_dir=lambda w, output: str(Path(output.model).parent),
     log:
         f"{RUN_LOGS}/train_baseline/{{method}}.log",
@@ -25,7 +26,7 @@ rule train_baseline:
         runtime=6 * 60,
     shell:
         "python -m xvertnet train-baseline {input.data:q} --method {wildcards.method} --out-dir {params.out_dir:q}"
-        " --settings {params.settings:q} > {log:q} 2>&1"
+        " --settings {params.settings:q} --manifests {params.manifests:q} > {log:q} 2>&1"
 
 
 rule enhance_shard:

@@ -12,7 +12,8 @@ metrics stage treats the unprocessed ROI like any method), ``clahe``, ``farbman`
 ``zerodce``, ``zssr``, ``madmad``, ``preprocessed`` (XVertNet's Eqs. 1-5 without the
 network, an ablation for the design study), ``lut-mapping`` (the GE seed's interpretable
 pixel-wise LUT mapping, :mod:`xvertnet.lut_mapping`) and ``lut-mapping-bone`` (the same model trained
-toward the bone-emphasised CT targets).
+toward the bone-emphasised CT targets) and ``led`` (the LED seed's CycleGAN degradation model and
+conditional diffusion enhancer).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 from ..errors import InvalidValueError, XvertnetError
 
 REGISTRY: dict[str, type["Method"]] = {}
-_MODULES = ("xvertnet", "identity", "clahe", "farbman", "zerodce", "zssr", "madmad", "preprocessed", "lut_mapping")
+_MODULES = ("xvertnet", "identity", "clahe", "farbman", "zerodce", "zssr", "madmad", "preprocessed", "lut_mapping", "led")
 
 
 class Method:
@@ -48,6 +49,11 @@ class Method:
         if unknown:
             raise XvertnetError(f"{self.name}: unknown parameters {unknown}, expected some of {sorted(self.defaults)}")
         self.params = {**self.defaults, **(params or {})}
+
+    def training_data(self, shards, manifests: dict | None = None):
+        """What :meth:`fit` trains on, from the data shards (and the data sets' manifests, ``{dataset: path}``, for
+        methods that need the images' conditions): the training crops, or (crop, target) pairs."""
+        return training_crops(shards, target=self.training_target)
 
     def fit(self, crops: list[np.ndarray], out_dir: Path) -> dict:  # pragma: no cover - overridden by learned methods
         raise NotImplementedError(f"{self.name} is not trained")
