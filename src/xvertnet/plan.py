@@ -292,6 +292,11 @@ class Plan:
     def enhanced_shards(self, methods, shards: Callable[[str], list[str]]) -> list[str]:
         return [self.enhanced(dataset, method, shard) for dataset in self.datasets for method in methods for shard in shards(dataset)]
 
+    def enhanced_specs(self, methods, shards: Callable[[str], list[str]]) -> list[str]:
+        """``dataset:method:path`` of every enhanced shard of ``methods`` (rule ``led_report``)."""
+        return [f"{dataset}:{method}:{self.enhanced(dataset, method, shard)}" for dataset in self.datasets for method in methods
+                for shard in shards(dataset)]
+
     def metric_csvs(self, methods, shards: Callable[[str], list[str]]) -> list[str]:
         return [self.metric_csv(dataset, method, shard) for dataset in self.datasets for method in methods for shard in shards(dataset)]
 
@@ -328,6 +333,8 @@ class Plan:
             outputs.append(f"{run}/tables/classifier.md")
         if "lut-mapping" in self.baselines:
             outputs += [self.lut_maps_dir(dataset) for dataset in self.datasets]
+        if "led" in self.baselines:
+            outputs.append(f"{run}/led/led.md")
         return outputs
 
     def lut_maps_dir(self, dataset: str) -> str:

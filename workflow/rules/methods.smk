@@ -132,3 +132,37 @@ rule lut_table:
     shell:
         "python -m xvertnet lut-table {input.roi:q} --splits {params.splits} --csv {output.csv:q}"
         " --settings {params.settings:q} > {log:q} 2>&1"
+
+
+# LED (README "LED"), when it is a baseline (`make led`): restoration against the clean DRRs for every method,
+# hallucination checks of LED and of its learned degradation, and the worst cases.
+rule led_report:
+    input:
+        model=f"{PLAN.baseline_model_dir('led')}/model.json",
+        enhanced=lambda w: PLAN.enhanced_shards(PLAN.methods, shard_names),
+    output:
+        md=report(f"{RUN}/led/led.md", caption="../report/led.rst", category="Tables"),
+        restoration=f"{RUN}/led/restoration.csv",
+        hallucination=f"{RUN}/led/hallucination.csv",
+        worst=report(f"{RUN}/led/worst_cases.png", caption="../report/led_worst_cases.rst", category="Figures"),
+    params:
+        code=code_fingerprint("led_report"),
+        settings=lambda w: as_json(PLAN.baseline_settings("led")),
+        manifests=as_json(PLAN.manifests()),
+        specs=lambda w: " ".join(shlex.quote(spec) for spec in PLAN.enhanced_specs(PLAN.methods, shard_names)),
+        model_dir=lambda w, input: str(Path(input.model).parent),
+        splits=" ".join(PLAN.config["metrics"].get("table_splits", ["test"])),
+        out_dir=lambda w, output: str(Path(output.md).parent),
+    log:
+        f"{RUN_LOGS}/led_report/led_report.log",
+    benchmark:
+        f"{RUN}/benchmarks/led_report/led_report.tsv"
+    conda:
+        ENV
+    threads: threads("led_report")
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    shell:
+        "python -m xvertnet led-report --enhanced {params.specs} --manifests {params.manifests:q} --model-dir {params.model_dir:q}"
+        " --settings {params.settings:q} --splits {params.splits} --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -125,6 +125,14 @@ class Led(Method):
 
     def __init__(self, params=None):
         super().__init__(params)
+        from ..errors import InvalidValueError
+
+        channels, attention = self.params["channels"], self.params["attention"]
+        if len(attention) != len(channels) or any(c % self.params["norm_groups"] for c in channels):
+            raise InvalidValueError(f"led: 'attention' needs one entry per level of 'channels' ({len(channels)}, got {len(attention)}) and every "
+                                    f"channel count a multiple of norm_groups ({self.params['norm_groups']}): channels {list(channels)}")
+        if self.params["patch"] % 2 ** max(len(channels) - 1, 2):
+            raise InvalidValueError(f"led: patch {self.params['patch']} must be a multiple of {2 ** max(len(channels) - 1, 2)}")
         torch.manual_seed(self.params["seed"])
         self.models = LedModels(self.params)
 

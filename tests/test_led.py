@@ -1,0 +1,193 @@
+"""LED (issue 20): the CycleGAN's networks and losses, the diffusion training target, the sampler, the quality sets,
+the CPU fallback, and what the conditional model does with an already clean condition (measured)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from xvertnet.conditional_diffusion import diffusion_unet, noise_prediction_loss, sample
+from xvertnet.cyclegan import (CycleGan, ImagePool, PatchDiscriminator, ResnetGenerator, cycle_consistency_loss, lsgan_loss,
+                               receptive_field)
+from xvertnet.methods import get_method
+from xvertnet.methods.led import quality_sets
+
+TINY = {"gan_steps": 3, "gan_width": 4, "gan_blocks": 1, "disc_width": 4, "diffusion_steps": 4, "validate_every": 2,
+        "channels": [8, 8], "attention": [False, False], "norm_groups": 4, "patch": 32, "sample_steps": 4}
+
+
+def test_generator_and_discriminator_shapes():
+    generator = ResnetGenerator(width=8, blocks=2)
+    x = torch.rand(2, 1, 64, 48) * 2 - 1
+    y = generator(x)
+    assert y.shape == x.shape and y.abs().max() <= 1
+    discriminator = PatchDiscriminator(width=8)
+    # 64 px: /2 /2 /2 = 8, then two 4 x 4 convolutions at stride 1 with padding 1: 8 -> 7 -> 6
+    assert discriminator(torch.rand(2, 1, 64, 64)).shape == (2, 1, 6, 6)
+    assert discriminator(torch.rand(1, 1, 256, 256)).shape == (1, 1, 30, 30)  # the CycleGAN paper's 30 x 30 at 256 px
+
+
+def test_the_patchgan_sees_70_by_70_pixels():
+    """From the kernels and strides, and measured: the input pixels that one output depends on (without the
+    InstanceNorm, which couples every pixel of an image through its mean and variance)."""
+    discriminator = PatchDiscriminator(width=4)
+    assert receptive_field(discriminator) == 70
+    for index, module in enumerate(discriminator.model):
+        if isinstance(module, torch.nn.InstanceNorm2d):
+            discriminator.model[index] = torch.nn.Identity()
+    torch.manual_seed(0)
+    x = torch.rand(1, 1, 160, 160, requires_grad=True)
+    out = discriminator(x)
+    out[0, 0, out.shape[2] // 2, out.shape[3] // 2].backward()
+    rows, cols = np.nonzero(x.grad[0, 0].abs().numpy() > 0)
+    assert rows.max() - rows.min() + 1 == 70 and cols.max() - cols.min() + 1 == 70
+
+
+def test_cycle_gan_losses_by_hand():
+    original = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]])
+    reconstructed = torch.tensor([[[[1.0, 1.0], [2.0, 1.0]]]])
+    assert float(cycle_consistency_loss(original, reconstructed)) == pytest.approx((1 + 0 + 0 + 2) / 4)
+    prediction = torch.tensor([0.5, 1.0, 0.0])
+    assert float(lsgan_loss(prediction, True)) == pytest.approx((0.25 + 0 + 1) / 3)
+    assert float(lsgan_loss(prediction, False)) == pytest.approx((0.25 + 1 + 0) / 3)
+    torch.manual_seed(0)
+    gan = CycleGan(generator_width=4, blocks=1, discriminator_width=4)
+    high, low = torch.rand(2, 1, 32, 32) * 2 - 1, torch.rand(2, 1, 32, 32) * 2 - 1
+    terms, fake_low, fake_high = gan.generator_step(high, low, cycle_weight=10.0, identity_weight=0.5)
+    value = {k: float(v.detach()) for k, v in terms.items()}
+    assert value["total"] == pytest.approx(value["gan"] + 10 * value["cycle"] + 5 * value["identity"], rel=1e-6)
+    with torch.no_grad():
+        expected_cycle = (gan.restore(gan.degrade(high)) - high).abs().mean() + (gan.degrade(gan.restore(low)) - low).abs().mean()
+    assert value["cycle"] == pytest.approx(float(expected_cycle), rel=1e-5)
+    loss = gan.discriminator_loss(high, low, fake_low, fake_high)
+    loss.backward()
+    assert all(p.grad is None for p in gan.degrade.parameters()), "the discriminators' loss must not train the generators"
+
+
+def test_the_image_pool_keeps_a_history():
+    pool = ImagePool(2, seed=0)
+    first = pool.query(torch.zeros(2, 1, 2, 2))
+    assert torch.equal(first, torch.zeros(2, 1, 2, 2)) and len(pool.images) == 2
+    mixed = torch.cat([pool.query(torch.ones(1, 1, 2, 2)) for _ in range(40)])
+    assert (mixed.flatten(1).amax(1) == 0).any() and (mixed.flatten(1).amax(1) == 1).any()
+    assert torch.equal(ImagePool(0).query(torch.ones(1, 1, 2, 2)), torch.ones(1, 1, 2, 2))
+
+
+def test_the_diffusion_training_target_is_the_added_noise():
+    """A network that knows x_0 and returns the true noise has zero loss; one that returns zeros has the noise's
+    mean square: the target is eps of x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps (MONAI's add_noise)."""
+    from monai.networks.schedulers import DDPMScheduler
+
+    scheduler = DDPMScheduler(num_train_timesteps=1000)
+    generator = torch.Generator().manual_seed(0)
+    clean, condition = torch.rand(3, 1, 8, 8, generator=generator), torch.rand(3, 1, 8, 8, generator=generator)
+    noise, timesteps = torch.randn(3, 1, 8, 8, generator=generator), torch.tensor([0, 500, 999])
+    abar = scheduler.alphas_cumprod[timesteps].view(-1, 1, 1, 1)
+
+    def oracle(inputs, t):
+        assert inputs.shape[1] == 2 and torch.allclose(inputs[:, 1:], condition * 2 - 1) and torch.equal(t, timesteps)
+        return (inputs[:, :1] - abar.sqrt() * (clean * 2 - 1)) / (1 - abar).sqrt()
+
+    assert float(noise_prediction_loss(oracle, scheduler, clean, condition, timesteps=timesteps, noise=noise)) < 1e-8
+    zero = lambda inputs, t: torch.zeros_like(inputs[:, :1])  # noqa: E731
+    assert float(noise_prediction_loss(zero, scheduler, clean, condition, timesteps=timesteps, noise=noise)) == pytest.approx(float((noise ** 2).mean()))
+
+
+def test_the_sampler_is_deterministic_for_a_seed():
+    torch.manual_seed(0)
+    network = diffusion_unet(channels=(8, 8), attention=(False, False), norm_groups=4).eval()
+    condition = torch.rand(1, 1, 16, 16)
+    a = sample(network, condition, steps=5, start_fraction=1.0, seed=3)
+    b = sample(network, condition, steps=5, start_fraction=1.0, seed=3)
+    c = sample(network, condition, steps=5, start_fraction=1.0, seed=4)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert a.shape == condition.shape and 0 <= float(a.min()) and float(a.max()) <= 1
+
+
+def test_quality_sets_never_put_one_view_in_both():
+    records = [{"image_id": f"drr_{p}_{v}_{c}", "patient": p, "view": v, "condition": c, "source": "ct-drr", "crop": np.zeros((4, 4))}
+               for p in ("a", "b") for v in ("ap", "rotl4") for c in ("clean", "low_dose", "blur", "low_contrast", "8bit")]
+    records.append({"image_id": "rg1", "patient": "rg1", "view": "pa", "condition": "real", "source": "pydicom (real CR)", "crop": np.zeros((4, 4))})
+    high, low, rule = quality_sets(records)
+    views = lambda rs: {(r["patient"], r["view"]) for r in rs}  # noqa: E731
+    assert high and low and not views(high) & views(low) and "condition labels" in rule
+    assert {r["condition"] for r in high} == {"clean", "real"} and {r["condition"] for r in low} == {"low_dose", "blur", "low_contrast"}
+    assert "rg1" in {r["image_id"] for r in high}
+
+    rng = np.random.default_rng(0)
+    unlabelled = [{"image_id": f"n{i}", "crop": ndimage.gaussian_filter(rng.random((64, 64)), 4) + rng.normal(0, s, (64, 64))}
+                  for i, s in enumerate([0.001, 0.002, 0.05, 0.08])]
+    high, low, rule = quality_sets(unlabelled)
+    assert [r["image_id"] for r in high] == ["n0", "n1"] and [r["image_id"] for r in low] == ["n2", "n3"] and "noise proxy" in rule
+    high, low, _ = quality_sets(unlabelled, noise_threshold=0.06)
+    assert len(high) == 3 and len(low) == 1
+
+
+def test_led_trains_and_enhances_on_the_cpu_when_cuda_is_asked_for(tmp_path, caplog):
+    rng = np.random.default_rng(1)
+    clean = [ndimage.gaussian_filter(rng.random((48, 48)), 3).astype(np.float32) for _ in range(3)]
+    data = {"high": [{"image_id": "h", "crop": c} for c in clean],
+            "low": [{"image_id": "l", "crop": np.clip(c + rng.normal(0, 0.1, c.shape), 0, 1).astype(np.float32)} for c in clean],
+            "val_high": [], "rule": "test"}
+    method = get_method("led", {**TINY, "device": "cuda", "precision": "fp16"})
+    with caplog.at_level(logging.WARNING):
+        metadata = method.fit(data, tmp_path / "led")
+    if not torch.cuda.is_available():
+        assert metadata["device"] == "cpu" and "CUDA is not available" in caplog.text
+    assert metadata["diffusion"]["validation_source"].startswith("training pairs")
+    loaded = get_method("led", {**TINY, "device": "cuda"})
+    loaded.load(tmp_path / "led")
+    image = clean[0][:45, :37]
+    out = loaded.enhance(image)
+    assert out.shape == image.shape and out.dtype == np.float32 and np.isfinite(out).all()
+    assert np.array_equal(out, loaded.enhance(image)), "enhancement is deterministic"
+    assert loaded.degrade(image).shape == image.shape
+
+
+def test_led_needs_both_quality_sets(tmp_path):
+    from xvertnet.errors import XvertnetError
+
+    crop = np.zeros((48, 48), np.float32)
+    with pytest.raises(XvertnetError, match="needs high- and low-quality training crops, got 1 high and 0 low"):
+        get_method("led", TINY).fit({"high": [{"crop": crop}], "low": [], "val_high": [], "rule": "test"}, tmp_path)
+
+
+def test_a_clean_condition_comes_back_nearly_unchanged_measured():
+    """Trained on (noisy, clean) pairs, the conditional model denoises a noisy condition and, given an already
+    clean one, returns it nearly unchanged: measured on new images, not assumed."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+
+    def clean_images(n):
+        return np.stack([ndimage.gaussian_filter(rng.random((32, 32)), 2.5) for _ in range(n)]).astype(np.float32)
+
+    def normalise(x):
+        lo, hi = x.min(axis=(1, 2), keepdims=True), x.max(axis=(1, 2), keepdims=True)
+        return 0.2 + 0.6 * (x - lo) / (hi - lo)
+
+    from monai.networks.schedulers import DDPMScheduler
+
+    network = diffusion_unet(channels=(16, 32), attention=(False, False), norm_groups=8)
+    scheduler = DDPMScheduler(num_train_timesteps=1000)
+    optimiser = torch.optim.Adam(network.parameters(), lr=2e-3)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(400):
+        clean = normalise(clean_images(16))
+        noisy = np.clip(clean + rng.normal(0, 0.08, clean.shape), 0, 1).astype(np.float32)
+        loss = noise_prediction_loss(network, scheduler, torch.from_numpy(clean)[:, None], torch.from_numpy(noisy)[:, None], generator=generator)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    network.eval()
+    clean = normalise(clean_images(8))
+    noisy = np.clip(clean + rng.normal(0, 0.08, clean.shape), 0, 1).astype(np.float32)
+    psnr = lambda a, b: float(10 * np.log10(1 / np.mean((a - b) ** 2)))  # noqa: E731
+    from_clean = sample(network, torch.from_numpy(clean)[:, None], steps=20, start_fraction=0.3, seed=0)[:, 0].numpy()
+    from_noisy = sample(network, torch.from_numpy(noisy)[:, None], steps=20, start_fraction=0.3, seed=0)[:, 0].numpy()
+    unchanged, denoised, before = psnr(from_clean, clean), psnr(from_noisy, clean), psnr(noisy, clean)
+    assert denoised > before + 2, (denoised, before)
+    assert unchanged > before + 4, (unchanged, before)
