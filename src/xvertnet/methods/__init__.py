@@ -13,7 +13,8 @@ metrics stage treats the unprocessed ROI like any method), ``clahe``, ``farbman`
 network, an ablation for the design study), ``lut-mapping`` (the GE seed's interpretable
 pixel-wise LUT mapping, :mod:`xvertnet.lut_mapping`) and ``lut-mapping-bone`` (the same model trained
 toward the bone-emphasised CT targets) and ``led`` (the LED seed's CycleGAN degradation model and
-conditional diffusion enhancer).
+conditional diffusion enhancer), ``srcnn``, ``vdsr`` and ``vdsr-dehaze`` (the super-resolution seed's
+networks, and its VDSR-then-iterative-dehazing pipeline).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 from ..errors import InvalidValueError, XvertnetError
 
 REGISTRY: dict[str, type["Method"]] = {}
-_MODULES = ("xvertnet", "identity", "clahe", "farbman", "zerodce", "zssr", "madmad", "preprocessed", "lut_mapping", "led")
+_MODULES = ("xvertnet", "identity", "clahe", "farbman", "zerodce", "zssr", "madmad", "preprocessed", "lut_mapping", "led", "super_resolution")
 
 
 class Method:

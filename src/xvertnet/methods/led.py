@@ -7,6 +7,8 @@
    schedulers), with an EMA of its weights and early stopping on validation pairs made the same way from the
    validation split's high-quality crops.
 5. Enhance: DDIM sampling conditioned on the image, from the condition noised to ``start_fraction`` of T.
+   Unless the configuration fixes it, ``start_fraction`` is chosen after training from ``START_CHOICES`` by the
+   PSNR of the restored validation pairs against their clean crops (never on test images), and recorded.
 
 The seed trained on 256 x 256 PadChest images on a GPU (CycleGAN lr 1e-4, 9 residual blocks; diffusion lr
 1e-5, batch 32); the CPU defaults here (64-pixel patches, small networks, a few hundred steps) are sized for
@@ -23,13 +25,15 @@ import numpy as np
 import torch
 
 from . import Method, register
-from ._torch import load_weights, save_model
+from ._torch import load_weights, random_patches, save_model
 
 log = logging.getLogger(__name__)
 
 #: Demo conditions (CT-derived DRRs): clean DRRs are high quality, these degradations low quality; 8-bit
 #: quantisation is neither (it changes the grey levels, not the visibility LED restores).
 HIGH_CONDITIONS = ("clean", "real")
+#: Candidate starts of the sampler, chosen on the validation pairs when ``start_fraction`` is not set.
+START_CHOICES = (0.1, 0.2, 0.3, 0.5, 1.0)
 LOW_CONDITIONS = ("low_dose", "blur", "low_contrast")
 
 
@@ -71,20 +75,14 @@ def quality_sets(records: list[dict], *, noise_threshold: float | None = None) -
     return high, low, f"noise proxy: estimated sigma <= {threshold:.4g} high"
 
 
-def random_patches(crops: list[np.ndarray], count: int, size: int, rng: np.random.Generator, *, partners: list[np.ndarray] | None = None):
-    """``count`` random ``size`` x ``size`` patches with random flips (B, 1, size, size) as a float tensor; with
-    ``partners`` (arrays aligned with ``crops``), the same patches of them too."""
-    out, paired = [], []
-    for _ in range(count):
-        index = int(rng.integers(len(crops)))
-        height, width = crops[index].shape
-        top, left = int(rng.integers(height - size + 1)), int(rng.integers(width - size + 1))
-        flip = rng.random() < 0.5
-        for source, target in ((crops, out), *(((partners, paired),) if partners is not None else ())):
-            patch = source[index][top:top + size, left:left + size]
-            target.append(patch[:, ::-1] if flip else patch)
-    stack = lambda arrays: torch.from_numpy(np.ascontiguousarray(np.stack(arrays)[:, None], np.float32))  # noqa: E731
-    return (stack(out), stack(paired)) if partners is not None else stack(out)
+def patch_batch(crops: list[np.ndarray], count: int, size: int, rng: np.random.Generator, *, partners: list[np.ndarray] | None = None):
+    """``count`` random patches (B, 1, size, size) of ``crops`` (the shared :func:`._torch.random_patches`), half of
+    the batch mirrored; with ``partners`` (aligned with ``crops``), the same patches of them too."""
+    stacked = crops if partners is None else [np.stack([c, p]) for c, p in zip(crops, partners)]
+    patches = random_patches(stacked, size, count, rng)
+    flip = torch.from_numpy(rng.random(count) < 0.5)
+    patches[flip] = patches[flip].flip(-1)
+    return patches if partners is None else (patches[:, :1], patches[:, 1:])
 
 
 def pad_to_multiple(image: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -121,7 +119,7 @@ class Led(Method):
                 "attention": [False, False, False], "res_blocks": 1, "norm_groups": 16, "train_timesteps": 1000,
                 "ema_decay": 0.995, "validate_every": 50, "patience": 4,
                 # sampling
-                "sample_steps": 20, "start_fraction": 0.5}
+                "sample_steps": 20, "start_fraction": None}
 
     def __init__(self, params=None):
         super().__init__(params)
@@ -135,6 +133,7 @@ class Led(Method):
             raise InvalidValueError(f"led: patch {self.params['patch']} must be a multiple of {2 ** max(len(channels) - 1, 2)}")
         torch.manual_seed(self.params["seed"])
         self.models = LedModels(self.params)
+        self.start_fraction = self.params["start_fraction"]  # or chosen by fit, or read by load
 
     # -- training data -------------------------------------------------------------------------------------
     def training_data(self, shards, manifests: dict | None = None) -> dict:
@@ -186,6 +185,8 @@ class Led(Method):
         val_degraded = self._degrade_all(val_high, device) if val_high else []
         diffusion = self._train_diffusion(high, degraded, val_high, val_degraded, rng, device, dtype, grad_scaler(device, dtype))
         self.models.to("cpu").eval()
+        diffusion["start_choice"] = self._choose_start(val_high or high, val_degraded or degraded)
+        self.start_fraction = diffusion["start_choice"]["chosen"]
         ids = lambda records: sorted({r.get("image_id", "") for r in records})  # noqa: E731
         return save_model(self.models, out_dir, {
             "method": self.name, "params": self.params, "quality_rule": data["rule"],
@@ -209,8 +210,8 @@ class Led(Method):
         scalers = grad_scaler(device, dtype), grad_scaler(device, dtype)  # enabled for fp16 on CUDA only
         history = []
         for step in range(p["gan_steps"]):
-            batch_high = to_model_range(random_patches(high, p["gan_batch"], p["patch"], rng)).to(device)
-            batch_low = to_model_range(random_patches(low, p["gan_batch"], p["patch"], rng)).to(device)
+            batch_high = to_model_range(patch_batch(high, p["gan_batch"], p["patch"], rng)).to(device)
+            batch_low = to_model_range(patch_batch(low, p["gan_batch"], p["patch"], rng)).to(device)
             with autocast(device, dtype):
                 terms, fake_low, fake_high = gan.generator_step(batch_high, batch_low, cycle_weight=p["cycle_weight"], identity_weight=p["identity_weight"])
             generators.zero_grad(set_to_none=True)
@@ -256,14 +257,14 @@ class Led(Method):
         # Fixed validation batch (patches, timesteps, noise): the validation split's pairs, else training pairs.
         val_rng = np.random.default_rng(p["seed"] + 7)
         val_source = (val_high, val_degraded) if val_high else (high, degraded)
-        val_clean, val_condition = random_patches(val_source[0], 16, p["patch"], val_rng, partners=val_source[1])
+        val_clean, val_condition = patch_batch(val_source[0], 16, p["patch"], val_rng, partners=val_source[1])
         val_generator = torch.Generator(device="cpu").manual_seed(p["seed"] + 11)
         val_t = torch.randint(0, p["train_timesteps"], (16,), generator=val_generator)
         val_noise = torch.randn(val_clean.shape, generator=val_generator)
         pin = device.type == "cuda"
         history, best, best_state, waited = [], float("inf"), None, 0
         for step in range(p["diffusion_steps"]):
-            clean, condition = random_patches(high, p["diffusion_batch"], p["patch"], rng, partners=degraded)
+            clean, condition = patch_batch(high, p["diffusion_batch"], p["patch"], rng, partners=degraded)
             if pin:
                 clean, condition = clean.pin_memory(), condition.pin_memory()
             clean, condition = clean.to(device, non_blocking=pin), condition.to(device, non_blocking=pin)
@@ -291,9 +292,28 @@ class Led(Method):
         return {"history": history, "best_validation": best, "stopped_at": history[-1]["step"],
                 "validation_source": "validation split" if val_high else "training pairs (no validation split)"}
 
+    def _choose_start(self, clean: list[np.ndarray], degraded: list[np.ndarray]) -> dict:
+        """``start_fraction`` as configured, or the candidate whose restorations of the validation pairs (the
+        validation split's clean crops and their learned degradations) have the best mean PSNR."""
+        from ..metrics import psnr, to_255
+
+        if self.params["start_fraction"] is not None:
+            return {"chosen": float(self.params["start_fraction"]), "rule": "configured"}
+        scores = {}
+        for fraction in START_CHOICES:
+            self.start_fraction = fraction
+            scores[fraction] = float(np.mean([psnr(to_255(self.enhance(d)), to_255(c)) for c, d in zip(clean, degraded)]))
+        chosen = max(scores, key=scores.get)
+        unrestored = float(np.mean([psnr(to_255(d), to_255(c)) for c, d in zip(clean, degraded)]))
+        return {"chosen": chosen, "rule": "best validation PSNR", "psnr": {str(k): v for k, v in scores.items()}, "degraded_psnr": unrestored}
+
     # -- use -------------------------------------------------------------------------------------------------
     def load(self, model_dir: Path) -> None:
+        import json
+
         load_weights(self.models, model_dir)
+        recorded = json.loads((Path(model_dir) / "model.json").read_text())["diffusion"].get("start_choice", {}).get("chosen")
+        self.start_fraction = float(self.params["start_fraction"] if self.params["start_fraction"] is not None else recorded)
 
     def degrade(self, image: np.ndarray) -> np.ndarray:
         """The learned degradation G applied to an image (LED's synthetic low-quality version)."""
@@ -306,11 +326,15 @@ class Led(Method):
         from ..conditional_diffusion import sample
         from ..device import autocast, resolve_precision, select_device
 
+        if self.start_fraction is None:
+            from ..errors import XvertnetError
+
+            raise XvertnetError("led: train (fit) or load the model before enhancing: the sampler's start is chosen in training")
         device = select_device(self.params["device"])
         network = self.models.denoiser.to(device).eval()
         levels = len(self.params["channels"])
         padded, (height, width) = pad_to_multiple(torch.from_numpy(np.ascontiguousarray(image, np.float32))[None, None].to(device), 2 ** (levels - 1))
         output = sample(network, padded, train_timesteps=self.params["train_timesteps"], steps=self.params["sample_steps"],
-                        start_fraction=self.params["start_fraction"], seed=self.params["seed"],
+                        start_fraction=self.start_fraction, seed=self.params["seed"],
                         autocast=autocast(device, resolve_precision(device, self.params["precision"])))
         return output[0, 0, :height, :width].float().cpu().numpy().astype(np.float32)

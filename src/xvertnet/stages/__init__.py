@@ -32,6 +32,7 @@ COMMANDS = {
     "lut-maps": "the LUT mapping's four interpretable maps beside input and output, per test image",
     "lut-table": "the GE seed's Table 1 on our data: presentation correction by seven models on held-out images",
     "led-report": "LED's restoration against clean DRRs, its hallucination checks and worst cases, beside every method",
+    "sr-table": "the super-resolution seed's tables: SRCNN, VDSR, ZSSR by scale, and iterative dehazing with its stop rule",
     "gallery": "the static results gallery: per image and method, previews, before/after slider, difference view",
     "study-report": "the design study's table, per-variant tables and panels, and its conclusion",
     "enhance": "enhance one image file (PNG/JPEG/TIFF/JSRT/DICOM) -> 16-bit PNG or derived DICOM",

@@ -1,0 +1,139 @@
+"""SRCNN, VDSR and the seed's VDSR-then-iterative-dehazing pipeline as enhancement methods (:mod:`xvertnet.super_resolution`,
+:mod:`xvertnet.dehaze`; seed ``srcnn_vdsr_benchmark.txt``).
+
+Trained on the training crops (bicubic x2/x3/x4 pairs; synthetic haze for the dehazing network) and applied
+at the native scale: the image is treated as a bicubic upscale and the network adds the detail it learnt to
+restore. The papers trained for hours on a GPU (SRCNN: SGD, 10^8 back-propagations; VDSR: 80 epochs of
+SGD with adjustable gradient clipping); the CPU defaults here are a few hundred Adam steps, recorded in
+``model.json``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import Method, register
+from ._torch import load_weights, save_model
+
+SR_DEFAULTS = {"steps": 300, "batch_size": 8, "patch": 41, "lr": 1e-4, "scales": [2, 3, 4], "clip": 0.4, "seed": 0}
+
+
+class _SuperResolution(Method):
+    trainable = True
+
+    def build(self) -> torch.nn.Module:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __init__(self, params=None):
+        super().__init__(params)
+        torch.manual_seed(self.params["seed"])
+        self.network = self.build()
+
+    def fit(self, crops: list[np.ndarray], out_dir: Path) -> dict:
+        from ..super_resolution import parameter_count, train_sr
+
+        start = time.perf_counter()
+        p = self.params
+        losses = train_sr(self.network, crops, steps=p["steps"], batch=p["batch_size"], patch=p["patch"], lr=p["lr"], scales=tuple(p["scales"]),
+                          clip=p["clip"], seed=p["seed"])
+        extra = self.fit_more(crops) if hasattr(self, "fit_more") else {}
+        return save_model(self.network, out_dir, {"method": self.name, "params": p, "crops": len(crops), "parameters": parameter_count(self.network),
+                                                  "first_loss": losses[0], "last_loss": float(np.mean(losses[-20:])), **extra,
+                                                  "seconds": time.perf_counter() - start})
+
+    def load(self, model_dir: Path) -> None:
+        load_weights(self.network, model_dir)
+
+    def super_resolve(self, upscaled: np.ndarray) -> np.ndarray:
+        from ..super_resolution import apply_sr
+
+        return apply_sr(self.sr_network(), upscaled)
+
+    def sr_network(self) -> torch.nn.Module:
+        return self.network
+
+    def enhance(self, image: np.ndarray) -> np.ndarray:
+        return self.super_resolve(image)
+
+
+@register
+class SrcnnMethod(_SuperResolution):
+    name = "srcnn"
+    defaults = {**SR_DEFAULTS, "patch": 33, "lr": 1e-3, "filters": [64, 32], "kernels": [9, 1, 5], "clip": None}
+
+    def build(self):
+        from ..super_resolution import Srcnn
+
+        return Srcnn(filters=tuple(self.params["filters"]), kernels=tuple(self.params["kernels"]))
+
+
+@register
+class VdsrMethod(_SuperResolution):
+    name = "vdsr"
+    defaults = {**SR_DEFAULTS, "depth": 20, "filters": 64}
+
+    def build(self):
+        from ..super_resolution import Vdsr
+
+        return Vdsr(depth=self.params["depth"], filters=self.params["filters"])
+
+
+class _VdsrAndDehaze(torch.nn.Module):
+    def __init__(self, params: dict):
+        super().__init__()
+        from ..dehaze import DehazeNet
+        from ..super_resolution import Vdsr
+
+        self.vdsr = Vdsr(depth=params["depth"], filters=params["filters"])
+        self.dehaze = DehazeNet(width=params["dehaze_width"], heads=params["dehaze_heads"])
+
+
+@register
+class VdsrDehaze(_SuperResolution):
+    """The seed's pipeline: VDSR at the native scale, then the dehazing network applied iteratively with the
+    stop rule of :func:`xvertnet.dehaze.iterate_with_stop_rule`."""
+
+    name = "vdsr-dehaze"
+    defaults = {**VdsrMethod.defaults, "dehaze_steps": 300, "dehaze_batch": 8, "dehaze_patch": 64, "dehaze_lr": 1e-3, "dehaze_width": 32,
+                "dehaze_heads": 4, "max_iterations": 5, "psnr_min": 30.0, "ssim_min": 0.9}
+
+    def build(self):
+        return _VdsrAndDehaze(self.params)
+
+    def sr_network(self):
+        return self.network.vdsr
+
+    def fit(self, crops, out_dir):
+        network, self.network = self.network, self.network.vdsr  # train_sr trains the VDSR part
+        try:
+            metadata = super().fit(crops, out_dir / "_vdsr_only")
+        finally:
+            self.network = network
+        import shutil
+
+        shutil.rmtree(out_dir / "_vdsr_only", ignore_errors=True)
+        from ..dehaze import train_dehaze
+
+        start = time.perf_counter()
+        p = self.params
+        losses = train_dehaze(self.network.dehaze, crops, steps=p["dehaze_steps"], batch=p["dehaze_batch"], patch=p["dehaze_patch"], lr=p["dehaze_lr"],
+                              seed=p["seed"])
+        metadata.pop("model_sha256", None)
+        metadata.update({"method": self.name, "parameters": sum(q.numel() for q in self.network.parameters()),
+                         "dehaze_first_loss": losses[0], "dehaze_last_loss": float(np.mean(losses[-20:])),
+                         "seconds": metadata["seconds"] + time.perf_counter() - start})
+        return save_model(self.network, out_dir, metadata)
+
+    def dehaze(self, image: np.ndarray) -> tuple[np.ndarray, int, list[dict]]:
+        from ..dehaze import dehaze_once, iterate_with_stop_rule
+
+        p = self.params
+        return iterate_with_stop_rule(lambda x: dehaze_once(self.network.dehaze, x), image, max_iterations=p["max_iterations"],
+                                      psnr_min=p["psnr_min"], ssim_min=p["ssim_min"])
+
+    def enhance(self, image: np.ndarray) -> np.ndarray:
+        return self.dehaze(self.super_resolve(image))[0].astype(np.float32)

@@ -1,0 +1,34 @@
+"""Rule ``sr_table``: the super-resolution seed's tables on our data (SRCNN, VDSR, ZSSR by scale; iterative dehazing)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..settings import load_settings
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("prep_shards", nargs="+", type=Path, help="prep shards of every data set (training and held-out crops)")
+    parser.add_argument("--manifests", required=True, help="{dataset: manifest path} as JSON, or @file")
+    parser.add_argument("--settings", help="the config section baselines (srcnn, vdsr, vdsr-dehaze, zssr) as JSON, or @file")
+    parser.add_argument("--splits", nargs="+", default=["test"], help="held-out splits scored")
+    parser.add_argument("--out-dir", required=True, type=Path)
+
+
+def run(args) -> int:
+    import pandas as pd
+
+    from ..datasets import read_manifest
+    from ..errors import XvertnetError
+    from ..methods import training_crops
+    from ..sr_table import held_out_rois, write_tables
+
+    manifest = pd.concat([read_manifest(path) for path in load_settings(args.manifests).values()], ignore_index=True)
+    crops = training_crops(args.prep_shards)
+    rois = held_out_rois(args.prep_shards, manifest, set(args.splits))
+    if not crops or not rois:
+        raise XvertnetError(f"sr_table: needs training crops and held-out clean or real ROIs, got {len(crops)} and {len(rois)}")
+    summary = write_tables(crops, rois, load_settings(args.settings), args.out_dir)
+    logging.getLogger("xvertnet").info("sr_table: %s -> %s", summary, args.out_dir)
+    return 0
