@@ -4,7 +4,6 @@ and a stop rule that halts on a deteriorating sequence."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 from scipy import ndimage
 

@@ -115,9 +115,9 @@ class Led(Method):
                 "gan_steps": 300, "gan_batch": 4, "gan_width": 16, "gan_blocks": 3, "disc_width": 32, "gan_lr": 2e-4,
                 "gan_beta1": 0.5, "cycle_weight": 10.0, "identity_weight": 0.5, "pool_size": 50,
                 # conditional DDPM (seed: lr 1e-5, batch 32, T 1000, early stopping)
-                "diffusion_steps": 600, "diffusion_batch": 8, "diffusion_lr": 2e-4, "channels": [32, 64, 64],
+                "diffusion_steps": 1500, "diffusion_batch": 8, "diffusion_lr": 5e-4, "channels": [32, 64, 64],
                 "attention": [False, False, False], "res_blocks": 1, "norm_groups": 16, "train_timesteps": 1000,
-                "ema_decay": 0.995, "validate_every": 50, "patience": 4,
+                "ema_decay": 0.995, "validate_every": 100, "patience": 4,
                 # sampling
                 "sample_steps": 20, "start_fraction": None}
 
