@@ -42,7 +42,7 @@ def main() -> None:
             method, train_seconds = get_method(name), 0.0
             if method.trainable:
                 start = time.perf_counter()
-                method.fit(crops, Path(folder) / name)
+                method.fit([(c, c) for c in crops] if method.training_target else crops, Path(folder) / name)  # pairs: timing only
                 train_seconds = time.perf_counter() - start
             methods[name] = (method, train_seconds, method.whole_images)
         if args.models:

@@ -97,7 +97,7 @@ def test_the_tables_score_every_method_scale_and_iteration(tmp_path, monkeypatch
     crops = [_crop(s) for s in range(3)]
     rois = [{"image_id": "a", "roi": "upper", "group": "held-out DRR", "image": _crop(7)[:40, :30]},
             {"image_id": "rg1", "roi": "lower", "group": "real", "image": _crop(8)[:41, :29]}]
-    settings = {"srcnn": {"steps": 2}, "vdsr": {"steps": 2}, "zssr": {"steps": 2, "patch": 16},
+    settings = {"srcnn": {"steps": 2}, "vdsr": {"steps": 2, "lr": 1e-6}, "zssr": {"steps": 2, "patch": 16},
                 "vdsr-dehaze": {"dehaze_steps": 2, "dehaze_patch": 32, "max_iterations": 2}}
     summary = sr_table.write_tables(crops, rois, settings, tmp_path)
     assert summary["training"]["vdsr-11"]["parameters"] == 333_569

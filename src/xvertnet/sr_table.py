@@ -1,11 +1,14 @@
 """The super-resolution seed's tables on our data (issue 21; rule ``sr_table``, ``make sr-table``).
 
 * **Super-resolution**: SRCNN, VDSR (depth 20 as published and 11 as in the seed) are trained on the training
-  split's crops (bicubic x2/x3/x4 pairs, one multi-scale model each); on the held-out images that have a
-  ground truth worth restoring (clean DRRs and real radiographs of the report splits, both evaluation ROIs),
-  every scale's ground truth (cropped to a multiple of the scale) is downscaled by bicubic interpolation and
-  restored by bicubic upscaling, SRCNN, VDSR and ZSSR (which learns from the low-resolution image itself);
-  PSNR and SSIM on the 0-255 mapping, and seconds per ROI on this machine.
+  split's 256 x 256 crops (bicubic x2/x3/x4 pairs, one multi-scale model each); on the held-out images that
+  have a ground truth worth restoring (clean DRRs and real radiographs of the report splits, both 256 x 256
+  training-ROI crops), every scale's ground truth (cropped to a multiple of the scale) is downscaled by
+  bicubic interpolation and restored by bicubic upscaling, SRCNN, VDSR and ZSSR (which learns from the
+  low-resolution image itself); PSNR and SSIM on the 0-255 mapping, and seconds per crop on this machine.
+  Every crop, for training and testing, is first stretched to [0, 1] (its minimum and maximum), as the
+  seed's 8-bit images use their whole range: the canonical crops span a few percent of it, which would
+  make every PSNR here tens of dB higher than on natural images and hide the differences.
 * **Dehazing**: the dehazing network of ``vdsr-dehaze`` is trained on synthetic haze of the training crops and
   applied to the same held-out ROIs under random haze (two per ROI, fixed seed), 0..max_iterations times and
   with the stop rule (:func:`xvertnet.dehaze.iterate_with_stop_rule`); PSNR/SSIM against the clean ROI.
@@ -27,10 +30,17 @@ SR_MODELS = {"srcnn": ("srcnn", {}), "vdsr-20": ("vdsr", {"depth": 20}), "vdsr-1
 PUBLISHED_SET5 = {"srcnn": (36.66, 32.75, 30.49), "vdsr-20": (37.53, 33.66, 31.35)}
 
 
+def stretch(image: np.ndarray) -> np.ndarray:
+    """The image's minimum and maximum mapped to 0 and 1 (a flat image to 0)."""
+    low, high = float(image.min()), float(image.max())
+    return ((image - low) / (high - low) if high > low else image * 0).astype(np.float32)
+
+
 def held_out_rois(prep_shards, manifest: pd.DataFrame, splits) -> list[dict]:
-    """The evaluation ROIs of clean DRRs and real radiographs of ``splits`` (``group`` 'held-out DRR' or 'real')."""
+    """The stretched 256 x 256 training-ROI crops of clean DRRs and real radiographs of ``splits`` (``group``
+    'held-out DRR' or 'real')."""
     from .report import is_real_radiograph
-    from .shard_store import EVAL_ROIS, iter_items
+    from .shard_store import TRAIN_ROIS, iter_items
 
     table = manifest.set_index("image_id")
     found = []
@@ -42,10 +52,10 @@ def held_out_rois(prep_shards, manifest: pd.DataFrame, splits) -> list[dict]:
             real = is_real_radiograph(condition, source)
             if not real and condition != "clean":
                 continue
-            for roi in EVAL_ROIS:
+            for roi in TRAIN_ROIS:
                 if f"{roi}/X" in arrays:
                     found.append({"image_id": image_id, "roi": roi.split("_")[1], "group": "real" if real else "held-out DRR",
-                                  "image": arrays[f"{roi}/X"]})
+                                  "image": stretch(arrays[f"{roi}/X"])})
     return found
 
 
@@ -118,8 +128,8 @@ def sr_markdown(rows: pd.DataFrame, training: dict) -> str:
         cells.append(" / ".join(f"{v:.2f}" for v in PUBLISHED_SET5[method]) if method in PUBLISHED_SET5 else "")
         lines.append("| " + " | ".join(cells) + " |")
     groups = ", ".join(f"{g}: {n}" for g, n in rows.drop_duplicates(["image_id", "roi"])["group"].value_counts().items())
-    lines += ["", f"Means over the held-out ROIs ({groups}); PSNR (dB) and SSIM on the 0-255 mapping; Set5 values "
-              "from the papers (x2 / x3 / x4, natural images, luminance)."]
+    lines += ["", f"Means over the held-out 256 x 256 crops, each stretched to [0, 1] ({groups}); PSNR (dB) and SSIM on "
+              "the 0-255 mapping; Set5 values from the papers (x2 / x3 / x4, natural images, luminance)."]
     return "\n".join(lines) + "\n"
 
 
@@ -129,19 +139,21 @@ def dehazing_markdown(rows: pd.DataFrame) -> str:
     for run in order:
         part = rows[rows["run"] == run]
         lines.append(f"| {run} | {part['psnr'].mean():.2f} | {part['ssim'].mean():.4f} | {part['iterations'].mean():.2f} | {part['seconds'].mean():.3f} |")
-    lines += ["", f"{rows.drop_duplicates(['image_id', 'roi', 'haze']).shape[0]} hazed held-out ROIs against their clean ROI; "
+    lines += ["", f"{rows.drop_duplicates(['image_id', 'roi', 'haze']).shape[0]} hazed held-out crops (stretched 256 x 256) against the clean crop; "
               "'0 iterations' is the hazed input."]
     return "\n".join(lines) + "\n"
 
 
 def write_tables(train_crops: list[np.ndarray], rois: list[dict], settings: dict, out_dir) -> dict:
-    """Train, score, and write ``super_resolution.{csv,md}`` and ``dehazing.{csv,md}`` in ``out_dir``."""
+    """Train (on the stretched ``train_crops``), score, and write ``super_resolution.{csv,md}`` and
+    ``dehazing.{csv,md}`` in ``out_dir``."""
     import tempfile
 
     from .methods import get_method
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    train_crops = [stretch(crop) for crop in train_crops]
     models, training = {}, {}
     for name, (method_name, overrides) in SR_MODELS.items():
         method = get_method(method_name, {**settings.get(method_name, {}), **overrides})

@@ -19,7 +19,7 @@ import torch
 from . import Method, register
 from ._torch import load_weights, save_model
 
-SR_DEFAULTS = {"steps": 300, "batch_size": 8, "patch": 41, "lr": 1e-4, "scales": [2, 3, 4], "clip": 0.4, "seed": 0}
+SR_DEFAULTS = {"steps": 500, "batch_size": 8, "patch": 41, "lr": 1e-3, "scales": [2, 3, 4], "clip": 0.4, "seed": 0}
 
 
 class _SuperResolution(Method):
@@ -63,7 +63,7 @@ class _SuperResolution(Method):
 @register
 class SrcnnMethod(_SuperResolution):
     name = "srcnn"
-    defaults = {**SR_DEFAULTS, "patch": 33, "lr": 1e-3, "filters": [64, 32], "kernels": [9, 1, 5], "clip": None}
+    defaults = {**SR_DEFAULTS, "steps": 2000, "patch": 33, "filters": [64, 32], "kernels": [9, 1, 5], "clip": None}
 
     def build(self):
         from ..super_resolution import Srcnn
@@ -98,7 +98,7 @@ class VdsrDehaze(_SuperResolution):
     stop rule of :func:`xvertnet.dehaze.iterate_with_stop_rule`."""
 
     name = "vdsr-dehaze"
-    defaults = {**VdsrMethod.defaults, "dehaze_steps": 300, "dehaze_batch": 8, "dehaze_patch": 64, "dehaze_lr": 1e-3, "dehaze_width": 32,
+    defaults = {**VdsrMethod.defaults, "dehaze_steps": 1500, "dehaze_batch": 8, "dehaze_patch": 64, "dehaze_lr": 1e-3, "dehaze_width": 32,
                 "dehaze_heads": 4, "max_iterations": 5, "psnr_min": 30.0, "ssim_min": 0.9}
 
     def build(self):
