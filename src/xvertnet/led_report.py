@@ -180,7 +180,7 @@ def worst_cases_figure(hallucination: pd.DataFrame, data: dict, path, *, method:
         axes[0, 0].text(0.5, 0.5, f"no whole images of {method}", ha="center")
         for ax in axes[0]:
             ax.axis("off")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 0.97))  # room for the title
     save_figure(figure, path, dpi=110, title=f"{method}: the images where the bone mask moved most")
 
 
