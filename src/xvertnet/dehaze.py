@@ -11,9 +11,10 @@ under them, so the output is physically a dehazed image. Loss: MSE of the image 
 
 **Iterations with a stop rule** (:func:`iterate_with_stop_rule`): the seed computes PSNR and SSIM after each
 iteration and halts when quality deteriorates beyond thresholds. A deployed method has no clean image to
-compare with, so the measures here compare each iteration with the one before: the process halts, keeping
-the previous image, when an iteration changes the image more than the thresholds allow (PSNR below
-``psnr_min`` dB or SSIM below ``ssim_min``) or after ``max_iterations``. The iteration count is recorded.
+compare with, so the measures here compare each iteration with the one before, and the process halts,
+keeping the previous image, when an iteration changes the image more than the one before did (its PSNR
+more than ``psnr_drop`` dB or its SSIM more than ``ssim_drop`` lower: the iterations diverge instead of
+settling) or after ``max_iterations``. The first iteration is always taken. The iteration count is recorded.
 """
 
 from __future__ import annotations
@@ -105,10 +106,12 @@ def train_dehaze(network: DehazeNet, crops, *, steps: int, batch: int, patch: in
 
 
 def iterate_with_stop_rule(step: Callable[[np.ndarray], np.ndarray], image: np.ndarray, *, max_iterations: int = 5,
-                           psnr_min: float = 30.0, ssim_min: float = 0.9) -> tuple[np.ndarray, int, list[dict]]:
-    """``(result, iterations, log)``: apply ``step`` until an iteration changes the image beyond the thresholds
-    (against the previous iterate, on the 0-255 mapping) or ``max_iterations``; the result is the last iterate
-    that passed. ``log`` has the PSNR/SSIM of every iteration tried."""
+                           psnr_drop: float = 1.0, ssim_drop: float = 0.01) -> tuple[np.ndarray, int, list[dict]]:
+    """``(result, iterations, log)``: apply ``step`` while the iterations converge. After each iteration the PSNR
+    and SSIM of the new image against the previous one are computed (0-255 mapping); from the second iteration
+    on, the process halts, keeping the previous image, when the PSNR falls more than ``psnr_drop`` dB or the
+    SSIM more than ``ssim_drop`` below the previous iteration's, i.e. when an iteration changes the image more
+    than the one before (the quality deteriorates instead of settling), or after ``max_iterations``."""
     from .metrics import psnr, ssim, to_255
 
     current, log = image, []
@@ -116,7 +119,7 @@ def iterate_with_stop_rule(step: Callable[[np.ndarray], np.ndarray], image: np.n
         candidate = step(current)
         quality = {"iteration": iteration, "psnr": psnr(to_255(candidate), to_255(current)), "ssim": ssim(to_255(candidate), to_255(current))}
         log.append(quality)
-        if quality["psnr"] < psnr_min or quality["ssim"] < ssim_min:
+        if iteration > 1 and (quality["psnr"] < log[-2]["psnr"] - psnr_drop or quality["ssim"] < log[-2]["ssim"] - ssim_drop):
             return current, iteration - 1, log
         current = candidate
     return current, max_iterations, log

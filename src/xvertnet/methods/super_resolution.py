@@ -99,7 +99,7 @@ class VdsrDehaze(_SuperResolution):
 
     name = "vdsr-dehaze"
     defaults = {**VdsrMethod.defaults, "dehaze_steps": 1500, "dehaze_batch": 8, "dehaze_patch": 64, "dehaze_lr": 1e-3, "dehaze_width": 32,
-                "dehaze_heads": 4, "max_iterations": 5, "psnr_min": 30.0, "ssim_min": 0.9}
+                "dehaze_heads": 4, "max_iterations": 5, "psnr_drop": 1.0, "ssim_drop": 0.01}
 
     def build(self):
         return _VdsrAndDehaze(self.params)
@@ -133,7 +133,7 @@ class VdsrDehaze(_SuperResolution):
 
         p = self.params
         return iterate_with_stop_rule(lambda x: dehaze_once(self.network.dehaze, x), image, max_iterations=p["max_iterations"],
-                                      psnr_min=p["psnr_min"], ssim_min=p["ssim_min"])
+                                      psnr_drop=p["psnr_drop"], ssim_drop=p["ssim_drop"])
 
     def enhance(self, image: np.ndarray) -> np.ndarray:
         return self.dehaze(self.super_resolve(image))[0].astype(np.float32)
