@@ -467,4 +467,5 @@ def test_this_rounds_methods_and_tables_plan_as_rows_and_targets(tiny_run):
     result = snakemake(tiny_run, "--dry-run", "results/tables/super_resolution.md")
     assert result.returncode == 0, result.stderr[-2000:]
     assert planned_jobs(result.stdout + result.stderr) == {"sr_table": 1}
-    assert (REPO / "led.yaml").is_file() and "led" in yaml.safe_load((REPO / "led.yaml").read_text())["baselines"]["methods"]
+    assert "led" in yaml.safe_load((REPO / "led.yaml").read_text())["baselines"]["methods"]
+    assert {"srcnn", "vdsr", "vdsr-dehaze"} <= set(yaml.safe_load((REPO / "sr.yaml").read_text())["baselines"]["methods"])
