@@ -106,6 +106,18 @@ def test_the_sampler_is_deterministic_for_a_seed():
     c = sample(network, condition, steps=5, start_fraction=1.0, seed=4)
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert a.shape == condition.shape and 0 <= float(a.min()) and float(a.max()) <= 1
+    # the network is asked at the start and then at strides of T // steps, the stride MONAI's DDIM step assumes
+    from xvertnet.conditional_diffusion import sampling_timesteps
+
+    asked = []
+
+    def recording(inputs, t):
+        asked.append(int(t[0]))
+        return torch.zeros_like(inputs[:, :1])
+
+    sample(recording, condition, steps=20, start_fraction=0.5, seed=0)
+    assert asked[0] == round(0.5 * 999) == 500 and asked == sampling_timesteps(500, 1000, 20) and asked[-1] < 50
+    assert all(a - b == 50 for a, b in zip(asked, asked[1:]))
 
 
 def test_quality_sets_never_put_one_view_in_both():

@@ -47,6 +47,14 @@ def noise_prediction_loss(network, scheduler, clean: torch.Tensor, condition: to
     return F.mse_loss(prediction.float(), noise)
 
 
+def sampling_timesteps(start: int, train_timesteps: int, steps: int) -> list[int]:
+    """The DDIM timesteps from ``start`` down in strides of T // steps, the stride MONAI's ``DDIMScheduler.step``
+    assumes for the previous timestep (its own ``linspace`` grid is spaced slightly wider, so stepping on it would
+    tell the network a wrong noise level, and a start between grid points would be snapped down)."""
+    stride = max(train_timesteps // steps, 1)
+    return list(range(start, -1, -stride))
+
+
 @torch.no_grad()
 def sample(network, condition: torch.Tensor, *, train_timesteps: int = 1000, steps: int = 20, start_fraction: float = 1.0,
            seed: int = 0, autocast=None) -> torch.Tensor:
@@ -62,7 +70,7 @@ def sample(network, condition: torch.Tensor, *, train_timesteps: int = 1000, ste
     c = to_model_range(condition)
     noise = torch.randn(c.shape, generator=generator, device=c.device)
     start = int(round(start_fraction * (train_timesteps - 1)))
-    timesteps = [int(t) for t in scheduler.timesteps if int(t) <= start]  # never empty: DDIM's last step is t = 0
+    timesteps = sampling_timesteps(start, train_timesteps, steps)
     if start_fraction >= 1.0:
         x = noise
     else:

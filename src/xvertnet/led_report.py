@@ -22,6 +22,7 @@ from scipy import ndimage
 from .atomic import atomic_path
 from .metrics import psnr, ssim, to_255
 from .shard_store import EVAL_ROIS, iter_items
+from .vertebra_labels import dice
 
 DEGRADATION = "led (G)"
 
@@ -52,11 +53,6 @@ def bone_mask(image: np.ndarray, body: np.ndarray | None = None) -> np.ndarray:
     if inside.size == 0 or inside.max() <= inside.min():
         return np.zeros(image.shape, bool)
     return (smooth > threshold_otsu(inside)) & body
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
 
 
 def structure_agreement(before: np.ndarray, after: np.ndarray) -> dict[str, float]:

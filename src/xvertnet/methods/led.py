@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from . import Method, register
+from ..model import pad_to_multiple
 from ._torch import load_weights, random_patches, save_model
 
 log = logging.getLogger(__name__)
@@ -85,14 +86,6 @@ def patch_batch(crops: list[np.ndarray], count: int, size: int, rng: np.random.G
     return patches if partners is None else (patches[:, :1], patches[:, 1:])
 
 
-def pad_to_multiple(image: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Reflect-pad (B, C, H, W) at the bottom and right to multiples of ``multiple``; returns the original size."""
-    height, width = image.shape[-2:]
-    pad_h, pad_w = -height % multiple, -width % multiple
-    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-    return torch.nn.functional.pad(image, (0, pad_w, 0, pad_h), mode=mode), (height, width)
-
-
 class LedModels(torch.nn.Module):
     """What LED keeps: the CycleGAN's degradation generator and the (EMA) conditional denoiser."""
 
@@ -126,11 +119,13 @@ class Led(Method):
         from ..errors import InvalidValueError
 
         channels, attention = self.params["channels"], self.params["attention"]
-        if len(attention) != len(channels) or any(c % self.params["norm_groups"] for c in channels):
-            raise InvalidValueError(f"led: 'attention' needs one entry per level of 'channels' ({len(channels)}, got {len(attention)}) and every "
-                                    f"channel count a multiple of norm_groups ({self.params['norm_groups']}): channels {list(channels)}")
-        if self.params["patch"] % 2 ** max(len(channels) - 1, 2):
-            raise InvalidValueError(f"led: patch {self.params['patch']} must be a multiple of {2 ** max(len(channels) - 1, 2)}")
+        if len(attention) != len(channels):
+            raise InvalidValueError(f"led: 'attention' needs one entry per level of 'channels': {len(channels)} levels, got {len(attention)}")
+        if any(c % self.params["norm_groups"] for c in channels):
+            raise InvalidValueError(f"led: every channel count must be a multiple of norm_groups ({self.params['norm_groups']}): channels {list(channels)}")
+        if self.params["patch"] < 32 or self.params["patch"] % 2 ** max(len(channels) - 1, 2):
+            raise InvalidValueError(f"led: patch {self.params['patch']} must be at least 32 (the PatchGAN's four downsamplings) "
+                                    f"and a multiple of {2 ** max(len(channels) - 1, 2)}")
         torch.manual_seed(self.params["seed"])
         self.models = LedModels(self.params)
         self.start_fraction = self.params["start_fraction"]  # or chosen by fit, or read by load
@@ -288,6 +283,10 @@ class Led(Method):
                     waited += 1
                     if waited >= p["patience"]:
                         break
+        if best_state is None:
+            from ..errors import XvertnetError
+
+            raise XvertnetError(f"led: the diffusion model's validation loss was never finite ({history[-1]['validation']}): training diverged")
         self.models.denoiser.load_state_dict(best_state)
         return {"history": history, "best_validation": best, "stopped_at": history[-1]["step"],
                 "validation_source": "validation split" if val_high else "training pairs (no validation split)"}
@@ -312,7 +311,11 @@ class Led(Method):
         import json
 
         load_weights(self.models, model_dir)
-        recorded = json.loads((Path(model_dir) / "model.json").read_text())["diffusion"].get("start_choice", {}).get("chosen")
+        recorded = json.loads((Path(model_dir) / "model.json").read_text()).get("diffusion", {}).get("start_choice", {}).get("chosen")
+        if self.params["start_fraction"] is None and recorded is None:
+            from ..errors import InputFileError
+
+            raise InputFileError(Path(model_dir) / "model.json", "records no sampler start (diffusion.start_choice); retrain or set baselines.led.start_fraction")
         self.start_fraction = float(self.params["start_fraction"] if self.params["start_fraction"] is not None else recorded)
 
     def degrade(self, image: np.ndarray) -> np.ndarray:

@@ -40,9 +40,8 @@ class _SuperResolution(Method):
         p = self.params
         losses = train_sr(self.network, crops, steps=p["steps"], batch=p["batch_size"], patch=p["patch"], lr=p["lr"], scales=tuple(p["scales"]),
                           clip=p["clip"], seed=p["seed"])
-        extra = self.fit_more(crops) if hasattr(self, "fit_more") else {}
         return save_model(self.network, out_dir, {"method": self.name, "params": p, "crops": len(crops), "parameters": parameter_count(self.network),
-                                                  "first_loss": losses[0], "last_loss": float(np.mean(losses[-20:])), **extra,
+                                                  "first_loss": losses[0], "last_loss": float(np.mean(losses[-20:])),
                                                   "seconds": time.perf_counter() - start})
 
     def load(self, model_dir: Path) -> None:
@@ -123,7 +122,9 @@ class VdsrDehaze(_SuperResolution):
         losses = train_dehaze(self.network.dehaze, crops, steps=p["dehaze_steps"], batch=p["dehaze_batch"], patch=p["dehaze_patch"], lr=p["dehaze_lr"],
                               seed=p["seed"])
         metadata.pop("model_sha256", None)
-        metadata.update({"method": self.name, "parameters": sum(q.numel() for q in self.network.parameters()),
+        from ..super_resolution import parameter_count
+
+        metadata.update({"method": self.name, "parameters": parameter_count(self.network),
                          "dehaze_first_loss": losses[0], "dehaze_last_loss": float(np.mean(losses[-20:])),
                          "seconds": metadata["seconds"] + time.perf_counter() - start})
         return save_model(self.network, out_dir, metadata)
