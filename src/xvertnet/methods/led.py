@@ -133,12 +133,11 @@ class Led(Method):
     # -- training data -------------------------------------------------------------------------------------
     def training_data(self, shards, manifests: dict | None = None) -> dict:
         """The training and validation crops with their manifest rows, split into the quality sets."""
+        from ..datasets import read_manifest
         from ..shard_store import TRAIN_ROIS, iter_items
 
         rows = {}
         for path in (manifests or {}).values():
-            from ..datasets import read_manifest
-
             frame = read_manifest(path)
             rows.update({row["image_id"]: row for row in frame.to_dict("records")})
         records = {"train": [], "val": []}

@@ -34,15 +34,18 @@ class _SuperResolution(Method):
         self.network = self.build()
 
     def fit(self, crops: list[np.ndarray], out_dir: Path) -> dict:
+        return save_model(self.network, out_dir, self.train(crops))
+
+    def train(self, crops: list[np.ndarray]) -> dict:
+        """Train the super-resolution network (:meth:`sr_network`) on bicubic pairs of ``crops``; its metadata."""
         from ..super_resolution import parameter_count, train_sr
 
         start = time.perf_counter()
         p = self.params
-        losses = train_sr(self.network, crops, steps=p["steps"], batch=p["batch_size"], patch=p["patch"], lr=p["lr"], scales=tuple(p["scales"]),
-                          clip=p["clip"], seed=p["seed"])
-        return save_model(self.network, out_dir, {"method": self.name, "params": p, "crops": len(crops), "parameters": parameter_count(self.network),
-                                                  "first_loss": losses[0], "last_loss": float(np.mean(losses[-20:])),
-                                                  "seconds": time.perf_counter() - start})
+        losses = train_sr(self.sr_network(), crops, steps=p["steps"], batch=p["batch_size"], patch=p["patch"], lr=p["lr"],
+                          scales=tuple(p["scales"]), clip=p["clip"], seed=p["seed"])
+        return {"method": self.name, "params": p, "crops": len(crops), "parameters": parameter_count(self.network),
+                "first_loss": losses[0], "last_loss": float(np.mean(losses[-20:])), "seconds": time.perf_counter() - start}
 
     def load(self, model_dir: Path) -> None:
         load_weights(self.network, model_dir)
@@ -106,28 +109,17 @@ class VdsrDehaze(_SuperResolution):
     def sr_network(self):
         return self.network.vdsr
 
-    def fit(self, crops, out_dir):
-        network, self.network = self.network, self.network.vdsr  # train_sr trains the VDSR part
-        try:
-            metadata = super().fit(crops, out_dir / "_vdsr_only")
-        finally:
-            self.network = network
-        import shutil
-
-        shutil.rmtree(out_dir / "_vdsr_only", ignore_errors=True)
+    def train(self, crops: list[np.ndarray]) -> dict:
+        """VDSR as in :class:`VdsrMethod`, then the dehazing network on synthetic haze of the same crops."""
         from ..dehaze import train_dehaze
 
+        metadata = super().train(crops)
         start = time.perf_counter()
         p = self.params
         losses = train_dehaze(self.network.dehaze, crops, steps=p["dehaze_steps"], batch=p["dehaze_batch"], patch=p["dehaze_patch"], lr=p["dehaze_lr"],
                               seed=p["seed"])
-        metadata.pop("model_sha256", None)
-        from ..super_resolution import parameter_count
-
-        metadata.update({"method": self.name, "parameters": parameter_count(self.network),
-                         "dehaze_first_loss": losses[0], "dehaze_last_loss": float(np.mean(losses[-20:])),
-                         "seconds": metadata["seconds"] + time.perf_counter() - start})
-        return save_model(self.network, out_dir, metadata)
+        return {**metadata, "dehaze_first_loss": losses[0], "dehaze_last_loss": float(np.mean(losses[-20:])),
+                "seconds": metadata["seconds"] + time.perf_counter() - start}
 
     def dehaze(self, image: np.ndarray) -> tuple[np.ndarray, int, list[dict]]:
         from ..dehaze import dehaze_once, iterate_with_stop_rule
