@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from xvertnet.readers import read_image
-from xvertnet.wls import SOLVERS, WlsParams, relative_residual, smoothness_weights, solve_tridiagonal, wls_smooth, wls_system
+from xvertnet.wls import SOLVERS, WlsParams, relative_residual, smoothness_weights, wls_smooth, wls_system
+from xvertnet.tridiagonal import wls_1d_columns, wls_1d_rows
 
 
 def psnr(reference, test, data_range=1.0):
@@ -49,17 +50,28 @@ def test_weights_shapes_and_floor():
     np.testing.assert_allclose(w_x, 1e4)  # flat: 1 / eps
 
 
-def test_tridiagonal_matches_dense_solve():
+def _dense_1d_wls(values, weights, lam):
+    """(I + lam L_w) u = f for one system, built densely."""
+    n = len(values)
+    coupling = np.zeros(n + 1)
+    coupling[1:n] = lam * weights
+    matrix = np.diag(1 + coupling[:-1] + coupling[1:]) - np.diag(coupling[1:n], 1) - np.diag(coupling[1:n], -1)
+    return np.linalg.solve(matrix, values)
+
+
+def test_batched_1d_wls_matches_dense_solves_along_rows_and_columns():
     rng = np.random.default_rng(1)
-    n, batch = 12, 5
-    lower, upper = -rng.random((n, batch)), -rng.random((n, batch))
-    lower[0] = upper[-1] = 0
-    diagonal = 1 - lower - upper
-    rhs = rng.random((n, batch))
-    solution = solve_tridiagonal(lower, diagonal, upper, rhs)
-    for column in range(batch):
-        dense = np.diag(diagonal[:, column]) + np.diag(lower[1:, column], -1) + np.diag(upper[:-1, column], 1)
-        np.testing.assert_allclose(solution[:, column], np.linalg.solve(dense, rhs[:, column]), rtol=1e-10)
+    values = rng.random((70, 131))  # more columns than one parallel block, not a multiple of it
+    along_x, along_y = rng.random((70, 130)) * 50, rng.random((69, 131)) * 50
+    rows = wls_1d_rows(values, along_x, 0.7)
+    columns = wls_1d_columns(values, along_y, 0.7)
+    for r in range(70):
+        np.testing.assert_allclose(rows[r], _dense_1d_wls(values[r], along_x[r], 0.7), rtol=1e-10)
+    for c in range(131):
+        np.testing.assert_allclose(columns[:, c], _dense_1d_wls(values[:, c], along_y[:, c], 0.7), rtol=1e-10)
+    np.testing.assert_array_equal(wls_1d_columns(values.T, along_x.T, 0.7), rows.T)  # one algorithm both ways
+    with pytest.raises(ValueError, match="do not fit"):
+        wls_1d_rows(values, along_y, 0.7)
 
 
 @pytest.mark.parametrize("solver", ["amg", "direct"])
