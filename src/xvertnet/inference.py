@@ -38,6 +38,7 @@ class EnhanceSettings(FromConfig):
     tile: int = 512
     overlap: int = 64
     device: str = "auto"
+    precision: str = "auto"
     splits: tuple[str, ...] = ("val", "test")
     native_radius: int = 4
     native_eps: float = 1e-4
@@ -133,14 +134,16 @@ class Chain:
         """The chain on one crop or image X in [0, 1]: preprocess (Eqs. 1-6), then f_1, HFC, f_2, ..."""
         result = preprocess(x, self.prep)
         output, hfc = result["Xp"], result["Y"]
-        for model, metadata in list(zip(self.models, self.metadata))[:iterations]:
+        applied = list(zip(self.models, self.metadata))[:iterations]
+        for index, (model, metadata) in enumerate(applied):
+            if index > 0:  # the HFC of the previous output guides the next iteration (Eq. 6)
+                hfc = high_frequency_components(output, self.prep.wls).astype(np.float32)
             inputs = self.inputs(metadata, output, x)
             guide = hfc[None].astype(np.float32)
             if tile:
                 output = self.predict_tiled(model, inputs, guide, tile=tile, overlap=overlap)
             else:
                 output = self.predict(model, inputs[None], guide[None])[0]
-            hfc = high_frequency_components(output, self.prep.wls).astype(np.float32)
         return output.astype(np.float32)
 
 

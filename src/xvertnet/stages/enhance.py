@@ -39,24 +39,16 @@ def model_dirs(path: Path | None) -> list[Path]:
     return found
 
 
-def enhance_file(model_folders, in_path, out_path, *, iterations: int | None = None, device: str = "auto", tile: int = 512,
-                 overlap: int = 64, native_radius: int = 4, native_eps: float = 1e-4) -> dict:
-    """Enhance one image file; the output has the input's size. Returns what was recorded."""
-    from ..burned_in import burned_in_mask, fill_burned_in, restore_burned_in
-    from ..inference import Chain, native_resolution
-    from ..readers import flat_image_reason, read_image
-    from ..roi import to_canonical
-    from ..writers import write_derived_dicom, write_png16
+def enhance_image(chain, image, *, iterations: int | None = None, tile: int = 512, overlap: int = 64, native_radius: int = 4,
+                  native_eps: float = 1e-4) -> tuple:
+    """Enhance one image in [0, 1] with a loaded :class:`~xvertnet.inference.Chain`; the output has the input's size.
 
-    in_path, out_path = Path(in_path), Path(out_path)
-    record = read_image(in_path)
-    if out_path.suffix.lower() in (".dcm", ".dicom") and record.format != "dicom":
-        raise XvertnetError(f"{out_path}: a DICOM output needs a DICOM input, got {record.format}")
-    image = record.pixels
-    flat = flat_image_reason(image)
-    if flat:
-        raise InputImageError(in_path, f"{flat}, nothing to enhance")
-    chain = Chain(model_folders, device=device)
+    Returns (enhanced float32 image, description of what was done).
+    """
+    from ..burned_in import burned_in_mask, fill_burned_in, restore_burned_in
+    from ..inference import native_resolution
+    from ..roi import to_canonical
+
     canonical, _ = to_canonical(image, chain.canonical_height or image.shape[0])
     # Burned-in labels and border strips are hidden from the network (no glow) and put back: at native
     # resolution as detail added back with gain 1, at working resolution by restore_burned_in.
@@ -70,6 +62,27 @@ def enhance_file(model_folders, in_path, out_path, *, iterations: int | None = N
         description["native_resolution"] = {"working_height": canonical.shape[0], "radius": native_radius, "eps": native_eps}
     else:
         enhanced = restore_burned_in(enhanced, canonical, filled)
+    return enhanced, description
+
+
+def enhance_file(model_folders, in_path, out_path, *, iterations: int | None = None, device: str = "auto", precision: str = "auto",
+                 tile: int = 512, overlap: int = 64, native_radius: int = 4, native_eps: float = 1e-4) -> dict:
+    """Enhance one image file; the output has the input's size. Returns what was recorded."""
+    from ..inference import Chain
+    from ..readers import flat_image_reason, read_image
+    from ..writers import write_derived_dicom, write_png16
+
+    in_path, out_path = Path(in_path), Path(out_path)
+    record = read_image(in_path)
+    if out_path.suffix.lower() in (".dcm", ".dicom") and record.format != "dicom":
+        raise XvertnetError(f"{out_path}: a DICOM output needs a DICOM input, got {record.format}")
+    image = record.pixels
+    flat = flat_image_reason(image)
+    if flat:
+        raise InputImageError(in_path, f"{flat}, nothing to enhance")
+    chain = Chain(model_folders, device=device, precision=precision)
+    enhanced, description = enhance_image(chain, image, iterations=iterations, tile=tile, overlap=overlap,
+                                          native_radius=native_radius, native_eps=native_eps)
     if out_path.suffix.lower() in (".dcm", ".dicom"):
         write_derived_dicom(in_path, enhanced, out_path, description)
     else:
@@ -82,7 +95,7 @@ def run(args) -> int:
 
     settings = EnhanceSettings.from_config(load_settings(args.settings))
     description = enhance_file(model_dirs(args.model), args.input, args.output, iterations=args.iterations, device=settings.device,
-                               tile=settings.tile, overlap=settings.overlap, native_radius=settings.native_radius,
+                               precision=settings.precision, tile=settings.tile, overlap=settings.overlap, native_radius=settings.native_radius,
                                native_eps=settings.native_eps)
     logging.getLogger("xvertnet").info("enhanced %s -> %s with %d iteration(s)", args.input, args.output, description["iterations_applied"])
     return 0
