@@ -16,7 +16,8 @@ from xvertnet.internal import INTERNAL_SPLIT, train_internal_chain, write_image_
 from xvertnet.methods import get_method
 from xvertnet.stages.enhance_shard import enhance_rois_shard
 from xvertnet.shard_store import iter_items, open_shard_for_writing
-from xvertnet.study import goal_markdown, label_groups, panel_image_ids, recommend, selection_score, summarise, write_study
+from xvertnet.study import (NESTED, choose_on_patients, goal_markdown, label_groups, nested_markdown, nested_selection,
+                            panel_image_ids, recommend, selection_score, summarise, write_study)
 from xvertnet.train import TrainConfig, find_crops
 
 
@@ -205,11 +206,14 @@ def test_the_study_run_names_disjoint_training_selection_and_report_patients(tmp
     study = validated["study"]
     splits = {}
     for patient in validated["demo"]["patients"]:
-        assert patient["split"], f"{patient['name']}: a study patient needs one split for all its images"
-        splits.setdefault(patient["split"], set()).add(patient["name"])
-    selection, report, train = splits[study["select_split"]], splits[study["report_split"]], splits["train"]
-    assert selection and report and train
-    assert not selection & report and not train & (selection | report)
+        views = {view["name"]: view["split"] for view in validated["demo"]["views"]}
+        patient_splits = {patient["split"]} if patient["split"] else {views[name] for name in patient["views"]}
+        for split in patient_splits:
+            splits.setdefault(split, set()).add(patient["name"])
+    report, train = splits[study["report_split"]], splits["train"]
+    assert len(report) >= 2 and train and not train & report
+    assert splits.get("val", set()) <= train  # early stopping sees training patients only
+    assert study["nested"] and study["do_no_harm"]  # choosing happens among report patients, each held out in turn
     assert validated["run"] and validated["demo"]["include_real"] and validated["demo"]["real_split"] == study["report_split"]
 
 
@@ -233,3 +237,53 @@ def test_the_goal_table_and_the_panel_images():
     goal = goal_markdown(table, "study-steady-T1")
     line = next(line for line in goal.splitlines() if line.startswith("| cnr_ratio"))
     assert "| 1.2000 | 1.1000 | study-steady-T1 |" in line and "(n = 4)" in line and "1 of 1" in line
+
+
+def _nested_fixture():
+    """Three report patients; entry 'bold' scores higher but lowers the displayed CNR on p1, 'mild' harms nothing."""
+    rows = []
+    values = {  # (method, patient): (cnr_ratio, edge_ratio, displayed_cnr)
+        **{("original", p): (1.0, 1.0, 10.0) for p in ("p1", "p2", "p3")},
+        **{("clahe", p): (1.0, 4.0, 10.0) for p in ("p1", "p2", "p3")},
+        ("bold", "p1"): (4.0, 4.0, 5.0), ("bold", "p2"): (4.0, 4.0, 12.0), ("bold", "p3"): (4.0, 4.0, 12.0),
+        ("mild", "p1"): (1.0, 4.0, 10.0), ("mild", "p2"): (1.0, 4.0, 11.0), ("mild", "p3"): (1.0, 9.0, 10.0),
+    }
+    for (method, patient), (cnr, edge, displayed) in values.items():
+        for roi in ("upper", "lower"):
+            rows.append({"method": method, "patient": patient, "group": "held-out DRR", "dataset": "demo",
+                         "image_id": f"{patient}_ap", "roi": roi, "cnr_ratio": cnr, "edge_ratio": edge, "displayed_cnr": displayed})
+    rows.append({"method": "bold", "patient": "", "group": "real", "dataset": "demo", "image_id": "real1", "roi": "upper",
+                 "cnr_ratio": np.nan, "edge_ratio": np.nan, "displayed_cnr": np.nan})
+    return pd.DataFrame(rows)
+
+
+def test_choosing_on_patients_refuses_an_entry_that_harms_any_of_them():
+    table = _nested_fixture()
+    chosen, ranking = choose_on_patients(table, ["bold", "mild"], ["p2", "p3"], do_no_harm=["displayed_cnr"])
+    assert chosen == "bold"
+    assert ranking.set_index("entry").loc["bold", "score"] == pytest.approx(4.0)  # sqrt(4 * 4) on both patients
+    assert ranking.set_index("entry").loc["mild", "score"] == pytest.approx(np.sqrt(2.0 * 3.0))  # patients 2 and 3
+    chosen, ranking = choose_on_patients(table, ["bold", "mild"], ["p1", "p2"], do_no_harm=["displayed_cnr"])
+    assert chosen == "mild" and ranking.set_index("entry").loc["bold", "harmed"] == "displayed_cnr (p1)"
+    # a tolerance of 50 % lets 5 against 10 pass; without the rule the higher score wins
+    assert choose_on_patients(table, ["bold", "mild"], ["p1", "p2"], do_no_harm=["displayed_cnr"], tolerance=0.5)[0] == "bold"
+    assert choose_on_patients(table, ["bold", "mild"], ["p1", "p2"])[0] == "bold"
+    assert choose_on_patients(table, ["bold"], ["p1"], do_no_harm=["displayed_cnr"])[0] is None
+
+
+def test_nested_selection_holds_out_each_patient_and_reports_what_it_chose_there(tmp_path):
+    table = _nested_fixture()
+    folds, with_nested, final, _ = nested_selection(table, ["bold", "mild"], do_no_harm=["displayed_cnr"])
+    assert folds.set_index("held_out")["chosen"].to_dict() == {"p1": "bold", "p2": "mild", "p3": "mild"}
+    assert final == "mild"  # chosen on all three patients, bold harms p1
+    nested = with_nested[with_nested["method"] == NESTED].set_index("patient")
+    assert nested.loc["p1", "cnr_ratio"].tolist() == [4.0, 4.0]  # bold's rows on p1, where it was not chosen on p1
+    assert nested.loc["p3", "edge_ratio"].tolist() == [9.0, 9.0]
+    assert len(with_nested) == len(table) + 6
+    text = nested_markdown(folds, with_nested, final, _, score=("cnr_ratio", "edge_ratio"), do_no_harm=["displayed_cnr"],
+                           tolerance=0.0)
+    assert "| p1 | p2, p3 | bold |" in text and "**mild**" in text and "nested-selected against clahe" in text
+    nothing, _, final, _ = nested_selection(table[table["method"] != "mild"], ["bold"], do_no_harm=["displayed_cnr"])
+    assert final is None and nothing.set_index("held_out").loc["p2", "chosen"] == "none (original kept)"
+    with pytest.raises(InvalidValueError, match="at least two report patients"):
+        nested_selection(table[table["patient"].isin(["p1", ""])], ["bold"])

@@ -46,11 +46,23 @@ class StudySettings(FromConfig):
     report_split: str = "test"
     patient_independent: bool = True
     references: tuple[str, ...] = ("original", "clahe", "preprocessed")
+    #: Nested selection: each report patient in turn is held out, the entry is chosen on the other report
+    #: patients, and the chosen entries' results on the held-out patients form the ``nested-selected`` row.
+    nested: bool = False
+    #: Measures on which an entry must not fall below the original on any patient it is chosen on.
+    do_no_harm: tuple[str, ...] = ()
+    #: Relative slack of that rule: below (1 - harm_tolerance) x the original's mean counts as harm.
+    harm_tolerance: float = 0.0
 
     def __post_init__(self):
         unknown = [m for m in self.score if m not in BETTER or BETTER[m] < 0]
         if not self.score or unknown:
             raise InvalidValueError(f"study.score needs measures where higher is better, got {unknown or list(self.score)}")
+        unknown = [m for m in self.do_no_harm if m not in BETTER]
+        if unknown:
+            raise InvalidValueError(f"study.do_no_harm: unknown measures {unknown}")
+        if not 0 <= self.harm_tolerance < 1:
+            raise InvalidValueError(f"study.harm_tolerance must be in [0, 1), got {self.harm_tolerance}")
 
 
 GROUND_TRUTH = ("cnr_ratio", "edge_ratio")
@@ -259,14 +271,19 @@ def _compare_sentence(row, other_row, group: str, other: str) -> str:
 
 
 def conclusion_markdown(summary: pd.DataFrame, chosen: str, settings: dict[str, dict], *, paper_entry: str | None,
-                        score=GROUND_TRUTH) -> str:
+                        score=GROUND_TRUTH, nested: bool = False) -> str:
     """The written conclusion: which variant, why, and how it does on held-out data against CLAHE and the original."""
     by_method = summary.set_index("method")
     row = by_method.loc[chosen]
     lines = ["# Design study: conclusion", ""]
-    lines.append(f"Chosen on the selection DRRs by the score (geometric mean of the ratios to the original of "
-                 f"{', '.join(score)}): **{chosen}**, score {_fmt(row['sel_score'])} (CNR {_fmt(row['sel_cnr_ratio'])}x, edge "
-                 f"{_fmt(row['sel_edge_ratio'])}x the original).")
+    if nested:
+        lines.append(f"Chosen on all report patients by the nested selection's rule (above): **{chosen}**. Its held-out "
+                     "numbers below are on the patients it was chosen on, so they flatter it; the nested row is the "
+                     "honest estimate.")
+    else:
+        lines.append(f"Chosen on the selection DRRs by the score (geometric mean of the ratios to the original of "
+                     f"{', '.join(score)}): **{chosen}**, score {_fmt(row['sel_score'])} (CNR {_fmt(row['sel_cnr_ratio'])}x, "
+                     f"edge {_fmt(row['sel_edge_ratio'])}x the original).")
     if chosen in settings:
         lines.append(f"Its settings: `{json.dumps(settings[chosen], sort_keys=True)}`.")
     lines.append("")
@@ -342,6 +359,100 @@ def goal_markdown(table: pd.DataFrame, chosen: str, other: str = "clahe") -> str
     return "\n".join(lines) + "\n"
 
 
+NESTED = "nested-selected"
+
+
+def _harmed(values, original, measures, tolerance: float) -> list[str]:
+    """The ``measures`` on which ``values`` falls short of ``original`` by more than ``tolerance`` (relative)."""
+    harmed = []
+    for measure in measures:
+        value, reference = values.get(measure, np.nan), original.get(measure, np.nan)
+        if not (np.isfinite(value) and np.isfinite(reference)):
+            harmed.append(measure)  # not measured: cannot show it does no harm
+        elif BETTER[measure] * (value - reference) < -tolerance * abs(reference):
+            harmed.append(measure)
+    return harmed
+
+
+def choose_on_patients(table: pd.DataFrame, entries, patients, *, score=GROUND_TRUTH, do_no_harm=(),
+                       tolerance: float = 0.0) -> tuple[str | None, pd.DataFrame]:
+    """The entry chosen on the held-out DRRs of ``patients``, and the ranking it came from.
+
+    Per patient, an entry's score is :func:`selection_score` of its patient means against the original's;
+    its overall score is the geometric mean over the patients (0 if any is 0). It is eligible only if, on
+    every one of the patients, no ``do_no_harm`` measure's mean falls below the original's by more than
+    ``tolerance`` (relative). The highest overall score among the eligible entries wins (None: none eligible).
+    """
+    part = table[table["group"].eq("held-out DRR") & table["patient"].isin(list(patients))]
+    measures = sorted({*score, *do_no_harm} & set(part.columns))
+    means = part.groupby(["method", "patient"])[measures].mean()
+    rows = []
+    for entry in entries:
+        scores, harmed = [], []
+        for patient in patients:
+            if (entry, patient) not in means.index or ("original", patient) not in means.index:
+                scores.append(np.nan)
+                continue
+            values, original = means.loc[(entry, patient)], means.loc[("original", patient)]
+            scores.append(selection_score(values, original, score))
+            harmed += [f"{measure} ({patient})" for measure in _harmed(values, original, do_no_harm, tolerance)]
+        finite = np.isfinite(scores).all() and len(scores) > 0
+        overall = 0.0 if finite and min(scores) <= 0 else float(np.exp(np.mean(np.log(scores)))) if finite else float("nan")
+        rows.append({"entry": entry, "score": overall, **{f"score_{p}": v for p, v in zip(patients, scores)},
+                     "harmed": ", ".join(harmed), "eligible": finite and not harmed})
+    ranking = pd.DataFrame(rows).sort_values("score", ascending=False, na_position="last", kind="stable")
+    eligible = ranking[ranking["eligible"]]
+    return (str(eligible.iloc[0]["entry"]) if not eligible.empty else None), ranking
+
+
+def nested_selection(table: pd.DataFrame, entries, *, score=GROUND_TRUTH, do_no_harm=(), tolerance: float = 0.0):
+    """Leave-one-report-patient-out selection: an honest estimate of what the selection rule delivers.
+
+    For every report patient p, the entry is chosen (:func:`choose_on_patients`) on the other report
+    patients' held-out DRRs and its rows on p become the ``nested-selected`` method (the original's rows
+    when no entry is eligible: doing nothing does no harm). Returns (folds, table with the
+    ``nested-selected`` rows added, the entry chosen on all report patients, its ranking).
+    """
+    held = table[table["group"].eq("held-out DRR")]
+    patients = sorted(p for p in held["patient"].dropna().astype(str).unique() if p)
+    if len(patients) < 2:
+        raise InvalidValueError(f"study.nested needs at least two report patients with DRRs, got {patients}")
+    folds, nested = [], []
+    for patient in patients:
+        others = [p for p in patients if p != patient]
+        chosen, ranking = choose_on_patients(table, entries, others, score=score, do_no_harm=do_no_harm, tolerance=tolerance)
+        used = chosen or "original"
+        rows = held[held["patient"].eq(patient) & held["method"].eq(used)]
+        nested.append(rows.assign(method=NESTED))
+        refused = ranking.loc[~ranking["eligible"].astype(bool), "entry"].tolist()
+        folds.append({"held_out": patient, "chosen_on": ", ".join(others), "chosen": chosen or "none (original kept)",
+                      "score": float(ranking.set_index("entry").loc[chosen, "score"]) if chosen else float("nan"),
+                      "refused": len(refused), "entries": len(ranking)})
+    final, ranking = choose_on_patients(table, entries, patients, score=score, do_no_harm=do_no_harm, tolerance=tolerance)
+    return pd.DataFrame(folds), pd.concat([table, *nested], ignore_index=True), final, ranking
+
+
+def nested_markdown(folds: pd.DataFrame, with_nested: pd.DataFrame, final: str | None, ranking: pd.DataFrame, *,
+                    score, do_no_harm, tolerance: float) -> str:
+    """The nested selection: the folds, the goal table of the ``nested-selected`` row against CLAHE, the final choice."""
+    rule = (f"no mean of {', '.join(do_no_harm)} below the original's" + (f" by more than {tolerance:.0%}" if tolerance else "")
+            + " on any patient it is chosen on") if do_no_harm else "none"
+    lines = ["## Nested selection (each report patient held out in turn)", "",
+             f"Score: geometric mean over the choosing patients of the per-patient geometric mean of {', '.join(score)} "
+             f"as ratios to the original. Do-no-harm rule: {rule}.", "",
+             "| held-out patient | chosen on | chosen entry | its score there | entries refused by the rule |", "|---|---|---|---|---|"]
+    for fold in folds.to_dict("records"):
+        lines.append(f"| {fold['held_out']} | {fold['chosen_on']} | {fold['chosen']} | {_fmt(fold['score'])} | "
+                     f"{fold['refused']} of {fold['entries']} |")
+    lines += ["", goal_markdown(with_nested, NESTED).replace("## The goal:", "### The goal, nested:")]
+    lines += ["### Chosen on all report patients (the recommendation; its unbiased estimate is the nested row above)", "",
+              f"**{final or 'none: no entry passes the do-no-harm rule'}**", "",
+              "| entry | score | eligible | harmed |", "|---|---|---|---|"]
+    for row in ranking.to_dict("records"):
+        lines.append(f"| {row['entry']} | {_fmt(row['score'])} | {'yes' if row['eligible'] else 'no'} | {row['harmed'] or '–'} |")
+    return "\n".join(lines) + "\n"
+
+
 def panel_image_ids(table: pd.DataFrame) -> list[str]:
     """The panel's images: a report patient's clean and low-dose DRR (the first report patient with both) and the
     real radiographs, so that the panel always shows a real image and a low-dose one."""
@@ -407,7 +518,8 @@ def markdown_to_html(markdown: str, title: str) -> str:
 def write_study(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], out_dir, *, entries: list[str], references: list[str],
                 settings: dict[str, dict], enhanced: dict[str, list], select_split: str, select_conditions, report_split: str,
                 paper_entry: str | None = None, panel_images: list[str] | None = None, score=GROUND_TRUTH,
-                spikes: dict[str, int] | None = None, patient_independent: bool = True) -> str:
+                spikes: dict[str, int] | None = None, patient_independent: bool = True, nested: bool = False,
+                do_no_harm=(), harm_tolerance: float = 0.0) -> str:
     """Every study output into ``out_dir``; returns the recommended entry.
 
     ``summary.{csv,md}``, ``conclusion.{md,html}``, ``grouped_per_roi.csv`` and, per entry,
@@ -421,14 +533,26 @@ def write_study(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], out_d
     table = label_groups(per_roi, manifests, select_split=select_split, select_conditions=select_conditions,
                          report_split=report_split, patient_independent=patient_independent)
     summary = summarise(table, entries, references, score=score, spikes=spikes)
-    chosen = recommend(summary)
+    nested_text = ""
+    if nested:
+        folds, with_nested, final, ranking = nested_selection(table, entries, score=score, do_no_harm=do_no_harm,
+                                                              tolerance=harm_tolerance)
+        nested_text = nested_markdown(folds, with_nested, final, ranking, score=score, do_no_harm=do_no_harm,
+                                      tolerance=harm_tolerance)
+        with atomic_path(out_dir / "nested.csv") as tmp:
+            folds.to_csv(tmp, index=False)
+        # the conclusion below describes the recommendation; with none eligible, the best score regardless (said above)
+        chosen = final or str(ranking.iloc[0]["entry"])
+    else:
+        chosen = recommend(summary)
     with atomic_path(out_dir / "grouped_per_roi.csv") as tmp:
         table.to_csv(tmp, index=False)
     with atomic_path(out_dir / "summary.csv") as tmp:
         summary.assign(recommended=summary["method"].eq(chosen)).to_csv(tmp, index=False)
     with atomic_path(out_dir / "summary.md") as tmp:
         tmp.write_text(summary_markdown(summary, chosen, score))
-    conclusion = conclusion_markdown(summary, chosen, settings, paper_entry=paper_entry, score=score) \
+    conclusion = nested_text + "\n" if nested else ""
+    conclusion += conclusion_markdown(summary, chosen, settings, paper_entry=paper_entry, score=score, nested=nested) \
         + "\n" + goal_markdown(table, chosen)
     if table.attrs.get("shared_patients"):
         conclusion += (f"\n**Not patient-independent:** {', '.join(table.attrs['shared_patients'])} gave both selection and "

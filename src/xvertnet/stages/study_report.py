@@ -36,6 +36,7 @@ def run(args) -> int:
                          enhanced=shards_by_method(args.enhanced), select_split=settings.select_split,
                          select_conditions=list(settings.select_conditions), report_split=settings.report_split,
                          paper_entry=args.paper_entry, score=settings.score, spikes=spikes,
-                         patient_independent=settings.patient_independent)
+                         patient_independent=settings.patient_independent, nested=settings.nested,
+                         do_no_harm=list(settings.do_no_harm), harm_tolerance=settings.harm_tolerance)
     logging.getLogger("xvertnet").info("study of %d entries -> %s; recommended: %s", len(entries), args.out_dir, chosen)
     return 0
