@@ -413,6 +413,8 @@ def nested_selection(table: pd.DataFrame, entries, *, score=GROUND_TRUTH, do_no_
     when no entry is eligible: doing nothing does no harm). Returns (folds, table with the
     ``nested-selected`` rows added, the entry chosen on all report patients, its ranking).
     """
+    if "patient" not in table.columns:
+        raise InvalidValueError("study.nested needs the manifest's `patient` column (which patient every DRR shows)")
     held = table[table["group"].eq("held-out DRR")]
     patients = sorted(p for p in held["patient"].dropna().astype(str).unique() if p)
     if len(patients) < 2:
