@@ -9,6 +9,8 @@ It is recorded with every result.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 DEFAULT_SIGMA_ONF = 0.75  # the authors' released lpc_si.m (v1.0)
@@ -17,6 +19,11 @@ SCALE_WEIGHTS = (1.0, -3.0, 2.0)
 ORIENTATIONS = 8
 C = 2.0
 BETA_K = 1e-4
+#: Images of at most this many pixels (every ROI) keep their log-Gabor filters between calls, cached
+#: by shape: the 8 angular spreads (64 bytes per pixel, last two shapes) and the 3 radial filters
+#: (24 bytes per pixel, last two shapes or sigma_onf values): at most 46 MB, at 512 x 512. Larger
+#: images compute them per call, in the lean buffers of ``lpc_map``.
+CACHED_FILTER_PIXELS = 512 * 512
 
 
 def _frequency_grid(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
@@ -40,16 +47,9 @@ def _fft2_inplace(values: np.ndarray, inverse: bool = False) -> np.ndarray:
     return values
 
 
-def lpc_map(image: np.ndarray, *, sigma_onf: float = DEFAULT_SIGMA_ONF) -> np.ndarray:
-    """The LPC-weighted sharpness map (before cropping and pooling).
-
-    Memory: about 100 bytes per pixel (each filter response is formed, used and overwritten in
-    one buffer; every step is the same floating-point operation as the textbook form, so the
-    values are identical to it).
-    """
-    image = np.asarray(image, dtype=np.float64)
-    rows, cols = image.shape
-    radius, theta = _frequency_grid(rows, cols)
+def _radial_filters(rows: int, cols: int, sigma_onf: float) -> list[np.ndarray]:
+    """The log-Gabor radial filter of each scale, low-passed, zero at DC."""
+    radius = _frequency_grid(rows, cols)[0]
     lowpass = 1.0 / (1.0 + (radius / 0.45) ** 30)
     radial = []
     for scale in SCALES:
@@ -57,42 +57,90 @@ def lpc_map(image: np.ndarray, *, sigma_onf: float = DEFAULT_SIGMA_ONF) -> np.nd
         log_gabor = np.exp(-(np.log(radius / f0) ** 2) / (2 * np.log(sigma_onf) ** 2)) * lowpass
         log_gabor[0, 0] = 0.0
         radial.append(log_gabor)
-    del radius, lowpass
-    spectrum = _fft2_inplace(image.astype(np.complex128))
+    return radial
+
+
+def _angular_spread(theta: np.ndarray, orientation: int, out: np.ndarray, scratch: np.ndarray,
+                    product: np.ndarray) -> np.ndarray:
+    """The angular Gaussian of one orientation, into ``out`` (``scratch``, ``product``: work buffers)."""
+    angle = orientation * np.pi / ORIENTATIONS
     sigma_theta = np.pi / ORIENTATIONS / 1.5
+    # spread = exp(-(|arctan2(ds, dc)| ** 2) / (2 sigma_theta ** 2)), with
+    # ds = sin(theta) cos(angle) - cos(theta) sin(angle), dc = cos(theta) cos(angle) + sin(theta) sin(angle)
+    np.sin(theta, out=out)
+    out *= np.cos(angle)
+    np.cos(theta, out=scratch)
+    scratch *= np.sin(angle)
+    out -= scratch  # ds
+    np.cos(theta, out=scratch)
+    scratch *= np.cos(angle)
+    np.sin(theta, out=product)
+    product *= np.sin(angle)
+    scratch += product  # dc
+    np.arctan2(out, scratch, out=out)
+    np.abs(out, out=out)
+    np.square(out, out=out)
+    np.negative(out, out=out)
+    out /= 2 * sigma_theta**2
+    np.exp(out, out=out)
+    return out
+
+
+def _read_only(arrays) -> tuple[np.ndarray, ...]:
+    for array in arrays:
+        array.flags.writeable = False
+    return tuple(arrays)
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_radial_filters(rows: int, cols: int, sigma_onf: float) -> tuple[np.ndarray, ...]:
+    return _read_only(_radial_filters(rows, cols, sigma_onf))
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_angular_spreads(rows: int, cols: int) -> tuple[np.ndarray, ...]:
+    theta = _frequency_grid(rows, cols)[1]
+    scratch, product = np.empty_like(theta), np.empty_like(theta)
+    return _read_only([_angular_spread(theta, o, np.empty_like(theta), scratch, product) for o in range(ORIENTATIONS)])
+
+
+def lpc_map(image: np.ndarray, *, sigma_onf: float = DEFAULT_SIGMA_ONF) -> np.ndarray:
+    """The LPC-weighted sharpness map (before cropping and pooling).
+
+    Memory: about 100 bytes per pixel (each filter response is formed, used and overwritten in
+    one buffer; every step is the same floating-point operation as the textbook form, so the
+    values are identical to it), plus the cached filters of an image of at most
+    ``CACHED_FILTER_PIXELS`` pixels.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    rows, cols = image.shape
+    cached = rows * cols <= CACHED_FILTER_PIXELS
+    if cached:
+        radial = _cached_radial_filters(rows, cols, float(sigma_onf))
+        spreads = _cached_angular_spreads(rows, cols)
+    else:
+        radial = _radial_filters(rows, cols, sigma_onf)
+        theta = _frequency_grid(rows, cols)[1]
+    spectrum = _fft2_inplace(image.astype(np.complex128))
     border = int(round(min(rows, cols) / 16))
     interior = (slice(border, rows - border or None), slice(border, cols - border or None))
     numerator = np.zeros_like(image)
     denominator = np.zeros_like(image)
-    spread, scratch, phase, energy = (np.empty_like(image) for _ in range(4))
+    scratch, phase, energy = (np.empty_like(image) for _ in range(3))
+    spread = None if cached else np.empty_like(image)
     response = np.empty_like(spectrum)
     for orientation in range(ORIENTATIONS):
-        angle = orientation * np.pi / ORIENTATIONS
-        # spread = exp(-(|arctan2(ds, dc)| ** 2) / (2 sigma_theta ** 2)), with
-        # ds = sin(theta) cos(angle) - cos(theta) sin(angle), dc = cos(theta) cos(angle) + sin(theta) sin(angle)
-        np.sin(theta, out=spread)
-        spread *= np.cos(angle)
-        np.cos(theta, out=scratch)
-        scratch *= np.sin(angle)
-        spread -= scratch  # ds
-        np.cos(theta, out=scratch)
-        scratch *= np.cos(angle)
-        np.sin(theta, out=phase)
-        phase *= np.sin(angle)
-        scratch += phase  # dc
-        np.arctan2(spread, scratch, out=spread)
-        np.abs(spread, out=spread)
-        np.square(spread, out=spread)
-        np.negative(spread, out=spread)
-        spread /= 2 * sigma_theta**2
-        np.exp(spread, out=spread)
+        if cached:
+            spread = spreads[orientation]
+        else:  # formed in its buffer, scratch and phase (free until the responses) as work space
+            _angular_spread(theta, orientation, spread, scratch, phase)
         for index, (weight, filter_) in enumerate(zip(SCALE_WEIGHTS, radial)):
             np.multiply(spectrum, filter_, out=response)
             response *= spread
             _fft2_inplace(response, inverse=True)
             if index == 0:
                 np.abs(response, out=energy)
-            np.arctan2(response.imag, response.real, out=scratch)  # np.angle
+            np.arctan2(response.imag, response.real, out=scratch)  # np.angle (on the strided parts, as np.angle)
             scratch *= weight
             if index == 0:
                 phase[...] = scratch
@@ -120,6 +168,13 @@ def lpc_si(image: np.ndarray, *, sigma_onf: float = DEFAULT_SIGMA_ONF) -> float:
     if border:
         sharpness = sharpness[border:-border, border:-border]
     values = np.sort(sharpness.ravel())[::-1]
-    count = values.size
+    weights, weight_sum = _pooling_weights(values.size)
+    return float(np.sum(weights * values) / weight_sum)
+
+
+@functools.lru_cache(maxsize=4)
+def _pooling_weights(count: int) -> tuple[np.ndarray, float]:
+    """The exponential weights of the sorted values (largest first) and their sum, cached by count."""
     weights = np.exp(-(np.arange(count) / max(count - 1, 1)) / BETA_K)
-    return float(np.sum(weights * values) / np.sum(weights))
+    weights.flags.writeable = False
+    return weights, np.sum(weights)

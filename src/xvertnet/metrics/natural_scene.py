@@ -26,6 +26,10 @@ from .matlab import filter2, gaussian_window, imfilter_replicate, imresize
 
 DATA = Path(__file__).with_name("data")
 _GAM = np.arange(0.2, 10.0 + 1e-9, 0.001)
+# The moment ratios of the shape grid, computed once (each fit used to recompute them: 3 gamma
+# functions on 9801 points, most of NIQE's time).
+_GGD_RATIO = gamma(1 / _GAM) * gamma(3 / _GAM) / gamma(2 / _GAM) ** 2
+_AGGD_RATIO = gamma(2 / _GAM) ** 2 / (gamma(1 / _GAM) * gamma(3 / _GAM))
 
 
 # In a locally constant region the exact MSCN coefficient is 0, but the filtered mean differs
@@ -58,7 +62,7 @@ def mscn(image: np.ndarray, *, padding: str, flat_residue: float = 0.0) -> np.nd
 
 def ggd_fit(values: np.ndarray) -> tuple[float, float]:
     """Generalised Gaussian: (shape alpha, standard deviation) by moment matching on a 0.001 grid."""
-    r_gam = gamma(1 / _GAM) * gamma(3 / _GAM) / gamma(2 / _GAM) ** 2
+    r_gam = _GGD_RATIO
     sigma_sq = np.mean(values**2)
     rho = sigma_sq / np.mean(np.abs(values)) ** 2
     return float(_GAM[np.argmin(np.abs(rho - r_gam))]), float(np.sqrt(sigma_sq))
@@ -66,11 +70,13 @@ def ggd_fit(values: np.ndarray) -> tuple[float, float]:
 
 def aggd_fit(values: np.ndarray) -> tuple[float, float, float]:
     """Asymmetric generalised Gaussian: (alpha, left std, right std) as LIVE's ``estimateaggdparam``."""
-    r_gam = gamma(2 / _GAM) ** 2 / (gamma(1 / _GAM) * gamma(3 / _GAM))
-    left_std = np.sqrt(np.mean(values[values < 0] ** 2))
-    right_std = np.sqrt(np.mean(values[values > 0] ** 2))
+    r_gam = _AGGD_RATIO
+    squares = values**2
+    # np.compress(values < 0, squares) is values[values < 0] ** 2, the same elements in the same order, 4x faster
+    left_std = np.sqrt(np.mean(np.compress(values < 0, squares)))
+    right_std = np.sqrt(np.mean(np.compress(values > 0, squares)))
     gamma_hat = left_std / right_std
-    r_hat = np.mean(np.abs(values)) ** 2 / np.mean(values**2)
+    r_hat = np.mean(np.abs(values)) ** 2 / np.mean(squares)
     r_hat_norm = r_hat * (gamma_hat**3 + 1) * (gamma_hat + 1) / (gamma_hat**2 + 1) ** 2
     alpha = float(_GAM[np.argmin((r_gam - r_hat_norm) ** 2)])
     return alpha, float(left_std), float(right_std)
@@ -118,7 +124,8 @@ def niqe(image: np.ndarray, *, patch: int = 96, flat_residue: float = FLAT_RESID
                     for left in range(0, coefficients.shape[1] - size + 1, size)
                     for top in range(0, coefficients.shape[0] - size + 1, size)]
         per_scale.append(np.asarray(features))
-        image = imresize(image, 0.5)
+        if scale == 1:
+            image = imresize(image, 0.5)
     features = np.concatenate(per_scale, axis=1)
     # As MATLAB: nanmean per feature over every patch, nancov over the complete rows only.
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
@@ -137,7 +144,7 @@ def brisque_features(image: np.ndarray) -> np.ndarray:
     """The 36 BRISQUE features of a 0-255 grey image (LIVE ``brisque_feature.m``)."""
     image = np.asarray(image, dtype=np.float64)
     features = []
-    for _ in range(2):
+    for scale in (1, 2):
         coefficients = mscn(image, padding="zero")
         alpha, std = ggd_fit(coefficients.ravel(order="F"))
         features += [alpha, std**2]
@@ -147,7 +154,8 @@ def brisque_features(image: np.ndarray) -> np.ndarray:
             const = np.sqrt(gamma(1 / alpha)) / np.sqrt(gamma(3 / alpha))
             mean = (right - left) * (gamma(2 / alpha) / gamma(1 / alpha)) * const
             features += [alpha, mean, left**2, right**2]
-        image = imresize(image, 0.5)
+        if scale == 1:
+            image = imresize(image, 0.5)
     return np.asarray(features)
 
 
