@@ -11,6 +11,7 @@ of the whole workflow, timed, with the peak memory of the snakemake process.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import resource
@@ -26,25 +27,31 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
-def snakemake(workdir: Path, *args: str) -> tuple[subprocess.CompletedProcess, float, float]:
-    """Run snakemake in a child; return (result, seconds, peak MB of that child)."""
+def snakemake(workdir: Path, *args: str) -> tuple[subprocess.CompletedProcess, float, float, float]:
+    """Run snakemake in a child; return (result, seconds, CPU seconds, peak MB of that child).
+
+    The CPU seconds (user + system) hardly depend on what else the machine runs. The wall seconds also
+    count waiting: the SLURM executor plugin runs `scontrol show config` when snakemake starts, which
+    takes about 9 s where a SLURM client is configured but its controller is down (as after the SLURM tests)."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "snakemake", "--directory", str(workdir), "--snakefile",
                              str(workdir / "Snakefile"), *args], env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return result, seconds, max(peak, before) / 1024
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return result, seconds, cpu, max(after.ru_maxrss, before.ru_maxrss) / 1024
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[112120, 224316])
     parser.add_argument("--shard-size", type=int, default=256)
+    parser.add_argument("--keep", action="store_true", help="keep each size's work folder (its path is printed) for profiling")
     args = parser.parse_args()
     for size in args.sizes:
-        with tempfile.TemporaryDirectory() as folder:
+        with contextlib.nullcontext(tempfile.mkdtemp(prefix=f"dag_scale_{size}_")) if args.keep else tempfile.TemporaryDirectory() as folder:
             workdir = Path(folder) / "run"
             workdir.mkdir()
             shutil.copy(REPO / "Snakefile", workdir)
@@ -60,16 +67,18 @@ def main() -> None:
             (Path(folder) / "manifest.csv").write_text("\n".join(lines) + "\n")
             config = {"datasets": [{"name": "nih", "manifest": str(Path(folder) / "manifest.csv"), "shard_size": args.shard_size}]}
             (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-            result, seconds, _ = snakemake(workdir, "--cores", "1", "results/nih/shards")
+            result, seconds, _, _ = snakemake(workdir, "--cores", "1", "results/nih/shards")
             if result.returncode:
                 raise SystemExit(result.stderr[-2000:])
             shards = len(list((workdir / "results/nih/shards").glob("*.csv")))
-            result, seconds, peak_mb = snakemake(workdir, "--dry-run", "--quiet", "rules")
+            result, seconds, cpu, peak_mb = snakemake(workdir, "--dry-run", "--quiet", "rules")
             if result.returncode:
                 raise SystemExit(result.stderr[-2000:])
             total = re.search(r"^total\s+(\d+)", result.stdout + result.stderr, re.MULTILINE)
-            print(f"{size} images, {shards} shards of {args.shard_size}: snakemake -n {seconds:.1f} s, "
+            print(f"{size} images, {shards} shards of {args.shard_size}: snakemake -n {seconds:.1f} s ({cpu:.1f} s CPU), "
                   f"{total.group(1) if total else '?'} jobs, peak {peak_mb:.0f} MB", flush=True)
+            if args.keep:
+                print(f"kept {workdir}", flush=True)
 
 
 if __name__ == "__main__":

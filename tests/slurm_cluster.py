@@ -42,8 +42,15 @@ def _memory_mb() -> int:
     return 4000
 
 
+#: The SLURM configuration files start() writes, and what they held before (None: absent), for stop().
+CONFIG_FILES = (Path("/etc/slurm/slurm.conf"), Path("/etc/slurm/gres.conf"))
+_saved: dict[Path, str | None] = {}
+
+
 def start() -> str:
     """Configure and start munge, slurmctld and slurmd; return the node name."""
+    for path in CONFIG_FILES:
+        _saved.setdefault(path, path.read_text() if path.exists() else None)
     host = socket.gethostname()
     cpus = os.cpu_count() or 2
     memory = max(2000, _memory_mb() - 2000)
@@ -94,9 +101,17 @@ PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
 
 
 def stop() -> None:
+    """Stop the daemons and put the configuration back as it was: a slurm.conf left naming a stopped
+    controller makes every later `scontrol` (which Snakemake's SLURM plugin runs at each start) wait ~9 s."""
     subprocess.run(["scontrol", "shutdown"], capture_output=True)
     for name in ("slurmd", "slurmctld", "munged"):
         subprocess.run(["pkill", "-x", name], capture_output=True)
+    for path, text in _saved.items():
+        if text is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_text(text)
+    _saved.clear()
 
 
 def jobs() -> list[dict]:

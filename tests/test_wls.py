@@ -70,7 +70,7 @@ def test_batched_1d_wls_matches_dense_solves_along_rows_and_columns():
     for c in range(131):
         np.testing.assert_allclose(columns[:, c], _dense_1d_wls(values[:, c], along_y[:, c], 0.7), rtol=1e-10)
     np.testing.assert_array_equal(wls_1d_columns(values.T, along_x.T, 0.7), rows.T)  # one algorithm both ways
-    with pytest.raises(ValueError, match="do not fit"):
+    with pytest.raises(InvalidValueError, match="do not fit"):
         wls_1d_rows(values, along_y, 0.7)
 
 

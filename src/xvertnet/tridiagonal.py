@@ -23,6 +23,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .errors import InvalidValueError
+
 #: Fewest columns per parallel block of the column sweep (the inner loop's contiguous run).
 _MIN_COLUMN_BLOCK = 64
 
@@ -78,7 +80,7 @@ def _checked(values: np.ndarray, weights: np.ndarray, expected_weights: tuple[in
     values = np.ascontiguousarray(values, dtype=np.float64)
     weights = np.ascontiguousarray(weights, dtype=np.float64)
     if values.ndim != 2 or weights.shape != expected_weights:
-        raise ValueError(f"weights of shape {weights.shape} do not fit values of shape {values.shape}")
+        raise InvalidValueError(f"weights of shape {weights.shape} do not fit values of shape {values.shape}")
     return values, weights
 
 

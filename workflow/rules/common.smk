@@ -12,11 +12,12 @@ if (SRC / "xvertnet").is_dir():  # this checkout's package, for planning and for
 
 from xvertnet.config import validate_config
 from xvertnet.datasets import SHARD_PATTERN
-from xvertnet.plan import Plan
+from xvertnet.plan import Plan, relax_garbage_collection
 from xvertnet.provenance import code_fingerprint
 
 validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
 PLAN = Plan(config)
+relax_garbage_collection()  # planning a large data set's jobs: see xvertnet.plan
 # This run's outputs (models, enhanced, metrics, tables, study) and logs: results/ and logs/, or
 # results/runs/<run>/ and logs/runs/<run>/ for config `run: <run>` (xvertnet.plan).
 RUN = PLAN.run_dir
