@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from xvertnet.errors import InvalidValueError
 from xvertnet.readers import read_image
 from xvertnet.wls import SOLVERS, WlsParams, relative_residual, smoothness_weights, wls_smooth, wls_system
 from xvertnet.tridiagonal import wls_1d_columns, wls_1d_rows
