@@ -303,3 +303,20 @@ def test_metrics_of_an_8000_x_8000_image_stay_under_40_bytes_per_pixel(tmp_path)
     assert measured["downsample"] == 4 and measured["measured_shape"] == [2000, 2000]
     assert measured["params"]["max_pixels"] == 2048 * 2048 and np.isfinite(list(measured["measures"].values())).all()
     assert outcome["peak"] < 40 * side * side, f"peak {outcome['peak'] / 2**30:.2f} GiB"
+
+
+def test_compiled_correlations_equal_scipys_bit_for_bit():
+    """filter2 and imfilter_replicate are numba kernels summing in scipy's order: the values must be scipy's exactly."""
+    from scipy import ndimage, signal
+
+    from xvertnet.metrics.matlab import filter2, imfilter_replicate
+
+    rng = np.random.default_rng(7)
+    for shape, window_shape in (((37, 53), (11, 11)), ((20, 9), (7, 7)), ((64, 64), (6, 4)), ((5, 5), (3, 5))):
+        image = rng.random(shape) * 255
+        image[: shape[0] // 2, : shape[1] // 3] = 17.25  # a flat region: where summation order shows
+        window = rng.random(window_shape)
+        window[0, 0] = 1e-17  # a tap below DBL_EPSILON, which ndimage skips
+        for mode in ("same", "valid"):
+            np.testing.assert_array_equal(filter2(window, image, mode), signal.correlate2d(image, window, mode=mode))
+        np.testing.assert_array_equal(imfilter_replicate(image, window), ndimage.correlate(image, window, mode="nearest"))

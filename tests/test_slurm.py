@@ -21,7 +21,11 @@ def cluster():
     reason = slurm_cluster.why_not_available()
     if reason:
         pytest.skip(reason)
-    host = slurm_cluster.start()
+    try:
+        host = slurm_cluster.start()
+    except BaseException:
+        slurm_cluster.stop()  # daemons half up and the configuration written: put everything back
+        raise
     yield host
     slurm_cluster.stop()
 

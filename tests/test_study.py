@@ -287,3 +287,15 @@ def test_nested_selection_holds_out_each_patient_and_reports_what_it_chose_there
     assert final is None and nothing.set_index("held_out").loc["p2", "chosen"] == "none (original kept)"
     with pytest.raises(InvalidValueError, match="at least two report patients"):
         nested_selection(table[table["patient"].isin(["p1", ""])], ["bold"])
+    numbered = table.assign(patient=table["patient"].map({"p1": 1, "p2": 2, "p3": 3, "": np.nan}))  # ids read as numbers
+    folds, _, final, _ = nested_selection(numbered, ["bold", "mild"], do_no_harm=["displayed_cnr"])
+    assert final == "mild" and folds["chosen"].tolist() == ["bold", "mild", "mild"]
+
+
+def test_an_entry_no_better_than_the_original_is_not_chosen():
+    table = _nested_fixture()
+    worse = table[table["method"] == "original"].assign(method="worse", edge_ratio=0.8)
+    chosen, ranking = choose_on_patients(pd.concat([table, worse]), ["worse"], ["p1", "p2"])
+    assert chosen is None and ranking.iloc[0]["score"] == pytest.approx(np.sqrt(0.8))
+    with pytest.raises(InvalidValueError, match=r"\['seg_dice'\]"):
+        choose_on_patients(table, ["mild"], ["p1", "p2"], do_no_harm=["seg_dice"])

@@ -83,7 +83,7 @@ class Chain:
         self.model_dirs = model_dirs
 
     def describe(self) -> dict:
-        return {"iterations": len(self.models), "models": [str(d) for d in self.model_dirs],
+        return {"iterations": len(self.models), "models": [str(d) for d in self.model_dirs], "autocast": str(self.dtype or "fp32"),
                 "model_sha256": [m["model_sha256"] for m in self.metadata], "prep": self.prep.record()}
 
     @staticmethod

@@ -129,9 +129,14 @@ def selection_score(row, original, measures=GROUND_TRUTH) -> float:
         if not np.isfinite(value):
             return float("nan")
         ratios.append(value)
-    if min(ratios) <= 0:
+    return _geometric_mean(ratios)
+
+
+def _geometric_mean(values) -> float:
+    """Geometric mean of positive values; 0 when any is <= 0 (a displayed contrast below zero)."""
+    if min(values) <= 0:
         return 0.0
-    return float(np.exp(np.mean(np.log(ratios))))
+    return float(np.exp(np.mean(np.log(values))))
 
 
 def _wins(means: pd.DataFrame, method: str, other: str, group: str) -> int:
@@ -202,7 +207,7 @@ DRR_COLUMNS = (("cnr_ratio", "CNR", 3), ("edge_ratio", "edge", 3), ("displayed_c
                ("displayed_cnr", "disp. CNR", 2), ("seg_dice", "Dice", 3), ("seg_hd95", "HD95", 1))
 
 
-def summary_markdown(summary: pd.DataFrame, chosen: str, score=GROUND_TRUTH) -> str:
+def summary_markdown(summary: pd.DataFrame, chosen: str, score=GROUND_TRUTH, nested: bool = False) -> str:
     """The study table: the selection score and ground truth, task and display measures on the selection and the
     held-out DRRs, then the paper's measures on real images and the validation-loss spikes."""
     drr = [c for c in DRR_COLUMNS if f"drr_{c[0]}" in summary.columns and summary[f"drr_{c[0]}"].notna().any()]
@@ -225,7 +230,9 @@ def summary_markdown(summary: pd.DataFrame, chosen: str, score=GROUND_TRUTH) -> 
                  "vertebral contrast and CNR of the whole image as displayed (8-bit, default window); Dice and HD95 (px): "
                  "the segmentation task's U-Net, trained on the training patients' enhanced ROIs. "
                  f"Score = geometric mean of the ratios to the original of {', '.join(score)}. "
-                 "sel = the selection images (chosen on), held-out = the report patients' DRRs, real = real radiographs. "
+                 + ("sel = the training patient's validation view (not chosen on: the nested selection chooses among the "
+                    "report patients, each held out in turn), " if nested else "sel = the selection images (chosen on), ")
+                 + "held-out = the report patients' DRRs, real = real radiographs. "
                  f"Higher is better except {arrows.replace(' ↑', '').replace(' ↓', '')} where marked: {arrows}. "
                  "val spikes: epochs whose validation loss exceeded 10x its phase's median, summed over the entry's "
                  "iterations (– for methods that do not train). "
@@ -271,15 +278,17 @@ def _compare_sentence(row, other_row, group: str, other: str) -> str:
 
 
 def conclusion_markdown(summary: pd.DataFrame, chosen: str, settings: dict[str, dict], *, paper_entry: str | None,
-                        score=GROUND_TRUTH, nested: bool = False) -> str:
+                        score=GROUND_TRUTH, nested: bool | None = None) -> str:
     """The written conclusion: which variant, why, and how it does on held-out data against CLAHE and the original."""
     by_method = summary.set_index("method")
     row = by_method.loc[chosen]
     lines = ["# Design study: conclusion", ""]
-    if nested:
-        lines.append(f"Chosen on all report patients by the nested selection's rule (above): **{chosen}**. Its held-out "
+    if nested is not None:  # True: the nested selection's recommendation; False: it found none
+        lines.append(f"Chosen on all report patients by the nested selection's rule (below): **{chosen}**. Its held-out "
                      "numbers below are on the patients it was chosen on, so they flatter it; the nested row is the "
-                     "honest estimate.")
+                     "honest estimate." if nested else
+                     f"**No entry passes the nested selection's rule (below); nothing is recommended.** Shown is the entry "
+                     f"with the best score regardless, which the rule refused: **{chosen}**.")
     else:
         lines.append(f"Chosen on the selection DRRs by the score (geometric mean of the ratios to the original of "
                      f"{', '.join(score)}): **{chosen}**, score {_fmt(row['sel_score'])} (CNR {_fmt(row['sel_cnr_ratio'])}x, "
@@ -381,10 +390,18 @@ def choose_on_patients(table: pd.DataFrame, entries, patients, *, score=GROUND_T
     Per patient, an entry's score is :func:`selection_score` of its patient means against the original's;
     its overall score is the geometric mean over the patients (0 if any is 0). It is eligible only if, on
     every one of the patients, no ``do_no_harm`` measure's mean falls below the original's by more than
-    ``tolerance`` (relative). The highest overall score among the eligible entries wins (None: none eligible).
+    ``tolerance`` (relative), and it scores above 1 (the original's score). The highest overall score among
+    the eligible entries wins; ties keep the order of ``entries`` (None: none eligible).
     """
-    part = table[table["group"].eq("held-out DRR") & table["patient"].isin(list(patients))]
-    measures = sorted({*score, *do_no_harm} & set(part.columns))
+    if not entries:
+        raise InvalidValueError("study: no entries to choose from")
+    missing = sorted({*score, *do_no_harm} - set(table.columns))
+    if missing:
+        raise InvalidValueError(f"study: measures {missing} of study.score / study.do_no_harm are not in per_roi.csv")
+    patients = [str(p) for p in patients]
+    table = table.assign(patient=table["patient"].fillna("").astype(str))  # ids such as 1, 2 read as numbers
+    part = table[table["group"].eq("held-out DRR") & table["patient"].isin(patients)]
+    measures = sorted({*score, *do_no_harm})
     means = part.groupby(["method", "patient"])[measures].mean()
     rows = []
     for entry in entries:
@@ -396,10 +413,11 @@ def choose_on_patients(table: pd.DataFrame, entries, patients, *, score=GROUND_T
             values, original = means.loc[(entry, patient)], means.loc[("original", patient)]
             scores.append(selection_score(values, original, score))
             harmed += [f"{measure} ({patient})" for measure in _harmed(values, original, do_no_harm, tolerance)]
-        finite = np.isfinite(scores).all() and len(scores) > 0
-        overall = 0.0 if finite and min(scores) <= 0 else float(np.exp(np.mean(np.log(scores)))) if finite else float("nan")
+        finite = bool(np.isfinite(scores).all()) and len(scores) > 0
+        overall = _geometric_mean(scores) if finite else float("nan")
+        # the original scores 1 by construction: an entry that scores no better is no reason to change anything
         rows.append({"entry": entry, "score": overall, **{f"score_{p}": v for p, v in zip(patients, scores)},
-                     "harmed": ", ".join(harmed), "eligible": finite and not harmed})
+                     "harmed": ", ".join(harmed), "eligible": finite and not harmed and overall > 1.0})
     ranking = pd.DataFrame(rows).sort_values("score", ascending=False, na_position="last", kind="stable")
     eligible = ranking[ranking["eligible"]]
     return (str(eligible.iloc[0]["entry"]) if not eligible.empty else None), ranking
@@ -415,8 +433,9 @@ def nested_selection(table: pd.DataFrame, entries, *, score=GROUND_TRUTH, do_no_
     """
     if "patient" not in table.columns:
         raise InvalidValueError("study.nested needs the manifest's `patient` column (which patient every DRR shows)")
+    table = table.assign(patient=table["patient"].fillna("").astype(str))  # ids such as 1, 2 read as numbers
     held = table[table["group"].eq("held-out DRR")]
-    patients = sorted(p for p in held["patient"].dropna().astype(str).unique() if p)
+    patients = sorted(p for p in held["patient"].unique() if p)
     if len(patients) < 2:
         raise InvalidValueError(f"study.nested needs at least two report patients with DRRs, got {patients}")
     folds, nested = [], []
@@ -524,8 +543,9 @@ def write_study(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], out_d
                 do_no_harm=(), harm_tolerance: float = 0.0) -> str:
     """Every study output into ``out_dir``; returns the recommended entry.
 
-    ``summary.{csv,md}``, ``conclusion.{md,html}``, ``grouped_per_roi.csv`` and, per entry,
-    ``variants/<entry>.md`` and ``panels/<entry>.png`` (the entry beside the references).
+    ``summary.{csv,md}``, ``conclusion.{md,html}``, ``grouped_per_roi.csv``, with ``nested`` also
+    ``nested.csv`` (the folds), and, per entry, ``variants/<entry>.md`` and ``panels/<entry>.png`` (the
+    entry beside the references). Returns ``"none"`` when the nested selection finds no eligible entry.
     """
     from .report import visual_panel
 
@@ -543,26 +563,30 @@ def write_study(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], out_d
                                       tolerance=harm_tolerance)
         with atomic_path(out_dir / "nested.csv") as tmp:
             folds.to_csv(tmp, index=False)
-        # the conclusion below describes the recommendation; with none eligible, the best score regardless (said above)
+        # with none eligible, the conclusion and panels show the best score regardless, and say so
         chosen = final or str(ranking.iloc[0]["entry"])
     else:
         chosen = recommend(summary)
     with atomic_path(out_dir / "grouped_per_roi.csv") as tmp:
         table.to_csv(tmp, index=False)
+    recommended = "none" if nested and final is None else chosen
     with atomic_path(out_dir / "summary.csv") as tmp:
-        summary.assign(recommended=summary["method"].eq(chosen)).to_csv(tmp, index=False)
+        summary.assign(recommended=summary["method"].eq(recommended)).to_csv(tmp, index=False)
     with atomic_path(out_dir / "summary.md") as tmp:
-        tmp.write_text(summary_markdown(summary, chosen, score))
-    conclusion = nested_text + "\n" if nested else ""
-    conclusion += conclusion_markdown(summary, chosen, settings, paper_entry=paper_entry, score=score, nested=nested) \
-        + "\n" + goal_markdown(table, chosen)
+        tmp.write_text(summary_markdown(summary, chosen, score, nested=nested))
+    conclusion = conclusion_markdown(summary, chosen, settings, paper_entry=paper_entry, score=score,
+                                     nested=(final is not None) if nested else None)
+    if nested:
+        conclusion = conclusion.replace("\n", "\n\n" + nested_text + "\n", 1)  # right under the title
+    conclusion += "\n" + goal_markdown(table, chosen)
     if table.attrs.get("shared_patients"):
         conclusion += (f"\n**Not patient-independent:** {', '.join(table.attrs['shared_patients'])} gave both selection and "
                        "report images (study.patient_independent: false).\n")
     with atomic_path(out_dir / "conclusion.md") as tmp:
         tmp.write_text(conclusion)
     with atomic_path(out_dir / "conclusion.html") as tmp:
-        tmp.write_text(markdown_to_html(conclusion + "\n" + summary_markdown(summary, chosen, score), "XVertNet design study"))
+        tmp.write_text(markdown_to_html(conclusion + "\n" + summary_markdown(summary, chosen, score, nested=nested),
+                                        "XVertNet design study"))
     if panel_images is None:
         panel_images = panel_image_ids(table)
     for entry in entries:
@@ -571,4 +595,4 @@ def write_study(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], out_d
         shown = {method: enhanced[method] for method in [*references, entry] if method in enhanced}
         if entry in shown:
             visual_panel(shown, out_dir / "panels" / f"{entry}.png", image_ids=panel_images, values=table)
-    return chosen
+    return recommended

@@ -76,22 +76,30 @@ def _solve_columns(values, weights, lam, out, scaled_upper, block_width):  # pra
                 out[i, j] -= scaled_upper[i, j] * out[i + 1, j]
 
 
-def _checked(values: np.ndarray, weights: np.ndarray, expected_weights: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _checked(values: np.ndarray, weights: np.ndarray, along_rows: bool, *buffers) -> tuple[np.ndarray, np.ndarray]:
+    """float64 C-contiguous values and weights of fitting shapes; ``buffers`` (None or arrays) of the values' shape.
+
+    The compiled kernels do not check bounds, so every shape is checked here."""
     values = np.ascontiguousarray(values, dtype=np.float64)
     weights = np.ascontiguousarray(weights, dtype=np.float64)
-    if values.ndim != 2 or weights.shape != expected_weights:
+    if values.ndim != 2:
+        raise InvalidValueError(f"expected a 2-D image, got shape {values.shape}")
+    expected = (values.shape[0], values.shape[1] - 1) if along_rows else (values.shape[0] - 1, values.shape[1])
+    if weights.shape != expected:
         raise InvalidValueError(f"weights of shape {weights.shape} do not fit values of shape {values.shape}")
+    for buffer in buffers:
+        if buffer is not None and (buffer.shape != values.shape or buffer.dtype != np.float64 or not buffer.flags.c_contiguous):
+            raise InvalidValueError(f"an output buffer must be float64, C-contiguous and of shape {values.shape}")
     return values, weights
 
 
 def wls_1d_rows(values: np.ndarray, weights: np.ndarray, lam: float, out: np.ndarray | None = None) -> np.ndarray:
     """Solve (I + lam L_w) u = f along every row; ``values`` (H, W), ``weights`` (H, W - 1).
 
-    ``out``: a float64 (H, W) array to write into (not ``values``); reusing one across calls
+    ``out``: a float64 (H, W) array to write into (``values`` itself too); reusing one across calls
     saves the first-touch page faults of a new image-sized array.
     """
-    values = np.asarray(values)
-    values, weights = _checked(values, weights, (values.shape[0], values.shape[1] - 1))
+    values, weights = _checked(values, weights, True, out)
     out = np.empty_like(values) if out is None else out
     _solve_rows(values, weights, float(lam), out)
     return out
@@ -101,10 +109,12 @@ def wls_1d_columns(values: np.ndarray, weights: np.ndarray, lam: float, out: np.
                    scratch: np.ndarray | None = None) -> np.ndarray:
     """Solve (I + lam L_w) u = f along every column; ``values`` (H, W), ``weights`` (H - 1, W).
 
-    ``out`` and ``scratch``: float64 (H, W) arrays to reuse (as for :func:`wls_1d_rows`).
+    ``out`` and ``scratch``: float64 (H, W) arrays to reuse (as for :func:`wls_1d_rows`); ``scratch``
+    must be neither ``values`` nor ``out``.
     """
-    values = np.asarray(values)
-    values, weights = _checked(values, weights, (values.shape[0] - 1, values.shape[1]))
+    values, weights = _checked(values, weights, False, out, scratch)
+    if scratch is not None and (np.shares_memory(scratch, values) or (out is not None and np.shares_memory(scratch, out))):
+        raise InvalidValueError("the scratch buffer must not share memory with the values or the output")
     out = np.empty_like(values) if out is None else out
     scratch = np.empty_like(values) if scratch is None else scratch
     # One block per thread: long contiguous runs keep the hardware prefetcher streaming (blocks of

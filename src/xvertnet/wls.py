@@ -177,7 +177,8 @@ def _fast_global_smoother(image: np.ndarray, params: WlsParams) -> np.ndarray:
     w_x, w_y = smoothness_weights(image, alpha=params.alpha, eps=params.eps, log_floor=params.log_floor)
     lam_fgs = params.fgs_lambda_factor * params.lam
     iterations = params.fgs_iterations
-    result, along_x, scratch = np.array(image, dtype=np.float64), np.empty(image.shape), np.empty(image.shape)
+    # ``image`` is wls_smooth's own float64 copy (_check_image): it becomes the result buffer
+    result, along_x, scratch = image, np.empty(image.shape), np.empty(image.shape)
     for t in range(1, iterations + 1):
         lam_t = 1.5 * 4.0 ** (iterations - t) / (4.0**iterations - 1.0) * lam_fgs
         wls_1d_rows(result, w_x, lam_t, out=along_x)

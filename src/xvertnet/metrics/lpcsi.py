@@ -168,7 +168,10 @@ def lpc_si(image: np.ndarray, *, sigma_onf: float = DEFAULT_SIGMA_ONF) -> float:
     if border:
         sharpness = sharpness[border:-border, border:-border]
     values = np.sort(sharpness.ravel())[::-1]
-    weights, weight_sum = _pooling_weights(values.size)
+    if values.size <= CACHED_FILTER_PIXELS:
+        weights, weight_sum = _pooling_weights(values.size)
+    else:  # large images: not kept between calls, like the filters
+        weights, weight_sum = _pooling_weights.__wrapped__(values.size)
     return float(np.sum(weights * values) / weight_sum)
 
 
