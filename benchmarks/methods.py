@@ -5,8 +5,12 @@ evaluation ROI centred on it, the demo's sizes; whole images go through each met
 whole-image path (``enhance_whole``), as the enhance stage runs them. Learned baselines are first trained with
 their default (CPU-sized) settings on 30 random 256 x 256 crops of the same image; their
 training time is printed separately. XVertNet needs trained models: pass --models.
+``--short-training`` trains every learned method for a few steps only (their enhancement costs
+the same; LED samples from the start fraction the demo's training chose, 0.5): for timing
+enhancement, not training.
 
     python benchmarks/methods.py
+    python benchmarks/methods.py --short-training --methods lut-mapping led srcnn vdsr vdsr-dehaze   # timing only
     python benchmarks/methods.py --models results/models/xvertnet-paper/iter1 results/models/xvertnet-paper/iter2 --repeats 5
 """
 
@@ -20,6 +24,14 @@ from pathlib import Path
 import numpy as np
 
 
+#: Step counts of --short-training (keys of each method's defaults).
+SHORT_TRAINING = {
+    "zerodce": {"steps": 10}, "madmad": {"steps": 10}, "lut-mapping": {"steps": 10}, "lut-mapping-bone": {"steps": 10},
+    "srcnn": {"steps": 10}, "vdsr": {"steps": 10}, "vdsr-dehaze": {"steps": 10, "dehaze_steps": 10},
+    "led": {"gan_steps": 5, "diffusion_steps": 10, "validate_every": 5, "start_fraction": 0.5},
+}
+
+
 def main() -> None:
     from xvertnet.methods import REGISTRY, get_method
     from xvertnet.demo_data import real_radiograph_path
@@ -30,6 +42,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=sorted(name for name in REGISTRY if not name.startswith("xvertnet")))
     parser.add_argument("--models", nargs="*", type=Path, default=[], help="XVertNet iteration directories")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--short-training", action="store_true", help="a few training steps per method (enhancement timing only)")
     args = parser.parse_args()
 
     canonical, _ = to_canonical(read_image(real_radiograph_path()).pixels, 512)
@@ -40,7 +53,7 @@ def main() -> None:
     print(f"{'method':>10} {'train s':>8} {'s / ROI 256x145':>16} {'s / whole 512x482':>18}")
     with tempfile.TemporaryDirectory() as folder:
         for name in args.methods:
-            method, train_seconds = get_method(name), 0.0
+            method, train_seconds = get_method(name, SHORT_TRAINING.get(name) if args.short_training else None), 0.0
             if method.trainable:
                 start = time.perf_counter()
                 method.fit([(c, c) for c in crops] if method.training_target else crops, Path(folder) / name)  # pairs: timing only
