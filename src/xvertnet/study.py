@@ -284,10 +284,10 @@ def conclusion_markdown(summary: pd.DataFrame, chosen: str, settings: dict[str, 
     row = by_method.loc[chosen]
     lines = ["# Design study: conclusion", ""]
     if nested is not None:  # True: the nested selection's recommendation; False: it found none
-        lines.append(f"Chosen on all report patients by the nested selection's rule (below): **{chosen}**. Its held-out "
+        lines.append(f"Chosen on all report patients by the nested selection's rule (above): **{chosen}**. Its held-out "
                      "numbers below are on the patients it was chosen on, so they flatter it; the nested row is the "
                      "honest estimate." if nested else
-                     f"**No entry passes the nested selection's rule (below); nothing is recommended.** Shown is the entry "
+                     f"**No entry passes the nested selection's rule (above); nothing is recommended.** Shown is the entry "
                      f"with the best score regardless, which the rule refused: **{chosen}**.")
     else:
         lines.append(f"Chosen on the selection DRRs by the score (geometric mean of the ratios to the original of "
@@ -296,7 +296,8 @@ def conclusion_markdown(summary: pd.DataFrame, chosen: str, settings: dict[str, 
     if chosen in settings:
         lines.append(f"Its settings: `{json.dumps(settings[chosen], sort_keys=True)}`.")
     lines.append("")
-    lines.append("## Held-out DRRs (images not used for choosing)")
+    lines.append("## Held-out DRRs (the report patients' DRRs, also chosen on)" if nested is not None
+                 else "## Held-out DRRs (images not used for choosing)")
     for other in ("original", "clahe"):
         if other not in by_method.index:
             continue
