@@ -384,6 +384,11 @@ def _harmed(values, original, measures, tolerance: float) -> list[str]:
     return harmed
 
 
+def _patients_as_text(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its patient ids as text (ids such as 1, 2 are read from a manifest as numbers)."""
+    return table.assign(patient=table["patient"].fillna("").astype(str))
+
+
 def choose_on_patients(table: pd.DataFrame, entries, patients, *, score=GROUND_TRUTH, do_no_harm=(),
                        tolerance: float = 0.0) -> tuple[str | None, pd.DataFrame]:
     """The entry chosen on the held-out DRRs of ``patients``, and the ranking it came from.
@@ -400,7 +405,7 @@ def choose_on_patients(table: pd.DataFrame, entries, patients, *, score=GROUND_T
     if missing:
         raise InvalidValueError(f"study: measures {missing} of study.score / study.do_no_harm are not in per_roi.csv")
     patients = [str(p) for p in patients]
-    table = table.assign(patient=table["patient"].fillna("").astype(str))  # ids such as 1, 2 read as numbers
+    table = _patients_as_text(table)
     part = table[table["group"].eq("held-out DRR") & table["patient"].isin(patients)]
     measures = sorted({*score, *do_no_harm})
     means = part.groupby(["method", "patient"])[measures].mean()
@@ -434,7 +439,7 @@ def nested_selection(table: pd.DataFrame, entries, *, score=GROUND_TRUTH, do_no_
     """
     if "patient" not in table.columns:
         raise InvalidValueError("study.nested needs the manifest's `patient` column (which patient every DRR shows)")
-    table = table.assign(patient=table["patient"].fillna("").astype(str))  # ids such as 1, 2 read as numbers
+    table = _patients_as_text(table)
     held = table[table["group"].eq("held-out DRR")]
     patients = sorted(p for p in held["patient"].unique() if p)
     if len(patients) < 2:
