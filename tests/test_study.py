@@ -124,6 +124,27 @@ def test_recommendation_uses_the_selection_images_only():
     assert recommend(summary.reset_index()) == "study-tuned-T1"  # not the one that looks best on held-out data
 
 
+def test_single_selection_applies_the_do_no_harm_rule(tmp_path):
+    per_roi, manifests = _study_fixture()
+    # tuned scores best on the selection images but loses Dice there; steady keeps it (hand values)
+    per_roi["seg_dice"] = per_roi["method"].map({"original": 0.50, "clahe": 0.55, "study-tuned-T1": 0.45,
+                                                 "study-steady-T1": 0.50})
+    table = label_groups(per_roi, manifests, select_split="val", select_conditions=["clean", "blur"], report_split="test")
+    summary = summarise(table, ["study-tuned-T1", "study-steady-T1"], ["original", "clahe"])
+    assert recommend(summary) == "study-tuned-T1"
+    assert recommend(summary, ["seg_dice"]) == "study-steady-T1"  # equal to the original is no harm
+    assert recommend(summary, ["seg_dice"], tolerance=0.2) == "study-tuned-T1"  # 0.45 is within 20 % of 0.50
+    per_roi.loc[per_roi["method"].eq("study-steady-T1"), "seg_dice"] = 0.49
+    chosen = write_study(per_roi, manifests, tmp_path, entries=["study-tuned-T1", "study-steady-T1"],
+                         references=["original", "clahe"], settings={}, enhanced={}, select_split="val",
+                         select_conditions=["clean", "blur"], report_split="test", do_no_harm=["seg_dice"])
+    assert chosen == "none"
+    assert "nothing is recommended" in (tmp_path / "conclusion.md").read_text()
+    assert not pd.read_csv(tmp_path / "summary.csv")["recommended"].any()
+    with pytest.raises(InvalidValueError, match="not measured on the selection images"):
+        recommend(summary, ["piqe"])
+
+
 def test_study_outputs_and_a_plain_conclusion(tmp_path):
     per_roi, manifests = _study_fixture()
     chosen = write_study(per_roi, manifests, tmp_path, entries=["study-tuned-T1", "study-steady-T1"],

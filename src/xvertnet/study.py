@@ -185,11 +185,27 @@ def summarise(table: pd.DataFrame, entries: list[str], references: list[str], *,
     return pd.DataFrame(rows)
 
 
-def recommend(summary: pd.DataFrame) -> str:
-    """The variant with the best selection score (ties: more paper-measure wins over CLAHE on held-out DRRs)."""
+def recommend(summary: pd.DataFrame, do_no_harm=(), tolerance: float = 0.0) -> str | None:
+    """The variant with the best selection score (ties: more paper-measure wins over CLAHE on held-out DRRs).
+
+    With ``do_no_harm``, a variant whose selection mean of any of those measures falls below the
+    original's by more than ``tolerance`` (relative) is refused, as in the nested selection; None when
+    every variant is refused."""
     variants = summary[(summary["role"] == "variant") & summary["sel_score"].notna()]
     if variants.empty:
         raise InvalidValueError("no study variant has a selection score (no selection ROIs with ground truth)")
+    if do_no_harm:
+        unknown = [m for m in do_no_harm if f"sel_{m}" not in summary.columns]
+        if unknown:
+            raise InvalidValueError(f"study.do_no_harm: {unknown} are not measured on the selection images")
+        original = summary.set_index("method").loc["original"] if summary["method"].eq("original").any() else None
+        if original is None:
+            raise InvalidValueError("study.do_no_harm needs the original among study.references")
+        reference = {m: original[f"sel_{m}"] for m in do_no_harm}
+        variants = variants[[not _harmed({m: row[f"sel_{m}"] for m in do_no_harm}, reference, do_no_harm, tolerance)
+                             for row in variants.to_dict("records")]]
+        if variants.empty:
+            return None
     ranked = variants.sort_values(["sel_score", "drr_wins_vs_clahe"], ascending=[False, False])
     return str(ranked.iloc[0]["method"])
 
@@ -386,7 +402,8 @@ def _harmed(values, original, measures, tolerance: float) -> list[str]:
 
 def _patients_as_text(table: pd.DataFrame) -> pd.DataFrame:
     """``table`` with its patient ids as text (ids such as 1, 2 are read from a manifest as numbers)."""
-    return table.assign(patient=table["patient"].fillna("").astype(str))
+    patient = table["patient"].astype(object)
+    return table.assign(patient=patient.where(patient.notna(), "").astype(str))
 
 
 def choose_on_patients(table: pd.DataFrame, entries, patients, *, score=GROUND_TRUTH, do_no_harm=(),
@@ -572,16 +589,22 @@ def write_study(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], out_d
         # with none eligible, the conclusion and panels show the best score regardless, and say so
         chosen = final or str(ranking.iloc[0]["entry"])
     else:
-        chosen = recommend(summary)
+        final = recommend(summary, do_no_harm, harm_tolerance)
+        # with every variant refused by the rule, the conclusion and panels show the best score regardless
+        chosen = final or recommend(summary)
     with atomic_path(out_dir / "grouped_per_roi.csv") as tmp:
         table.to_csv(tmp, index=False)
-    recommended = "none" if nested and final is None else chosen
+    recommended = "none" if final is None else chosen
     with atomic_path(out_dir / "summary.csv") as tmp:
         summary.assign(recommended=summary["method"].eq(recommended)).to_csv(tmp, index=False)
     with atomic_path(out_dir / "summary.md") as tmp:
         tmp.write_text(summary_markdown(summary, chosen, score, nested=nested))
     conclusion = conclusion_markdown(summary, chosen, settings, paper_entry=paper_entry, score=score,
                                      nested=(final is not None) if nested else None)
+    if not nested and final is None:
+        conclusion = conclusion.replace("\n", f"\n\n**Every variant harms {', '.join(do_no_harm)} on the selection images "
+                                        "(study.do_no_harm); nothing is recommended.** The entry below has the best "
+                                        "score regardless.\n", 1)
     if nested:
         conclusion = conclusion.replace("\n", "\n\n" + nested_text + "\n", 1)  # right under the title
     conclusion += "\n" + goal_markdown(table, chosen)
