@@ -73,6 +73,21 @@ def _measure(models: str | None, precision: str, full: bool, png: str, repeats: 
                "peak_mb": _peak_mb(), "dtype": str(chain.dtype), "shape": enhanced.shape})
 
 
+def _result_of(process, queue) -> dict:
+    """The measuring process's result; exits with its code if it dies without one (an error, or out of memory)."""
+    import queue as queues
+
+    while True:
+        try:
+            result = queue.get(timeout=5)
+            break
+        except queues.Empty:
+            if not process.is_alive():
+                raise SystemExit(f"whole_image: the measuring process ended with code {process.exitcode} and no result")
+    process.join()
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=None, help="a model set (default: the set shipped with the package)")
@@ -103,8 +118,7 @@ def main() -> None:
                 queue = context.Queue()
                 process = context.Process(target=_measure, args=(args.models, precision, full, png, args.repeats, queue))
                 process.start()
-                result = queue.get()
-                process.join()
+                result = _result_of(process, queue)
                 assert result["shape"] == (SIZE, SIZE)
                 file_seconds = "-" if result["file"] is None else f"{result['file']:.2f}"
                 print(f"| {result['working']} | {precision} | {result['dtype']} | {result['seconds']:.2f} | {file_seconds} | "
