@@ -47,6 +47,12 @@ def threads(rule):
     return config["threads"].get(rule, config["threads"]["default"])
 
 
+def manifest_files(w):
+    """Every data set's manifest, as an input of the rules that read them (`--manifests`): a changed
+    manifest reruns them, and none starts before its manifests exist."""
+    return list(PLAN.manifests().values())
+
+
 def shard_names(dataset):
     """Shard names of a data set, known once the `shard` checkpoint has run."""
     folder = checkpoints.shard.get(dataset=dataset).output[0]

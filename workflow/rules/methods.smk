@@ -4,6 +4,7 @@
 rule train_baseline:
     input:
         data=lambda w: PLAN.baseline_train_inputs(w.method, shard_names),
+        manifests=manifest_files,
     output:
         model=f"{RUN}/models/baselines/{{method}}/training/model.pt",
         metadata=f"{RUN}/models/baselines/{{method}}/training/model.json",
@@ -140,6 +141,7 @@ rule led_report:
     input:
         model=f"{PLAN.baseline_model_dir('led')}/model.json",
         enhanced=lambda w: PLAN.enhanced_shards(PLAN.methods, shard_names),
+        manifests=manifest_files,
     output:
         md=report(f"{RUN}/led/led.md", caption="../report/led.rst", category="Tables"),
         restoration=f"{RUN}/led/restoration.csv",
@@ -172,6 +174,7 @@ rule led_report:
 rule sr_table:
     input:
         prep=lambda w: [PLAN.stage_shard(dataset, "prep", shard) for dataset in PLAN.datasets for shard in shard_names(dataset)],
+        manifests=manifest_files,
     output:
         sr=report(f"{RUN}/tables/super_resolution.md", caption="../report/sr_table.rst", category="Tables"),
         sr_csv=f"{RUN}/tables/super_resolution.csv",

@@ -109,7 +109,7 @@ rule aggregate_metrics:
         csvs=collection_csvs,
         segmentation=lambda w: PLAN.segmentation_csvs(w.collection),
         enhanced=collection_enhanced,
-        manifests=lambda w: list(PLAN.manifests().values()),
+        manifests=manifest_files,
     output:
         csv=f"{RUN}/{{collection}}/per_roi.csv",
     params:
@@ -135,6 +135,7 @@ rule tables:
     input:
         per_roi=f"{RUN}/metrics/per_roi.csv",
         enhanced=lambda w: PLAN.enhanced_shards(PLAN.methods, shard_names),
+        manifests=manifest_files,
     output:
         csv=f"{RUN}/tables/comparison.csv",
         md=f"{RUN}/tables/comparison.md",
@@ -166,6 +167,7 @@ rule gallery:
     input:
         per_roi=f"{RUN}/metrics/per_roi.csv",
         enhanced=lambda w: PLAN.enhanced_shards(PLAN.methods, shard_names),
+        manifests=manifest_files,
     output:
         directory(f"{RUN}/gallery"),
     params:

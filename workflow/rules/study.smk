@@ -7,6 +7,7 @@ rule study_report:
         per_roi=f"{RUN}/study/per_roi.csv",
         enhanced=lambda w: PLAN.enhanced_shards(PLAN.study_methods, shard_names),
         models=sorted({path for paths in PLAN.study_model_records().values() for path in paths}),
+        manifests=manifest_files,
     output:
         summary=report(f"{RUN}/study/summary.csv", caption="../report/study_summary.rst", category="Design study"),
         summary_md=f"{RUN}/study/summary.md",
