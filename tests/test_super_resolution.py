@@ -4,6 +4,7 @@ and a stop rule that halts on a deteriorating sequence."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from scipy import ndimage
 
@@ -113,3 +114,27 @@ def test_the_tables_score_every_method_scale_and_iteration(tmp_path, monkeypatch
     assert set(dehazing["run"]) == {"0 iterations", "1 iterations", "2 iterations", "stop rule"} and len(dehazing) == 2 * 2 * 4
     assert dehazing[dehazing["run"] == "stop rule"]["iterations"].between(1, 2).all()
     assert "| stop rule |" in (tmp_path / "dehazing.md").read_text() and "| zssr |" in (tmp_path / "super_resolution.md").read_text()
+
+
+def test_held_out_rois_look_each_image_up_in_its_own_data_sets_manifest(tmp_path):
+    import pandas as pd
+
+    from helpers import synthetic_shards
+    from xvertnet.errors import XvertnetError
+    from xvertnet.sr_table import held_out_rois
+    from xvertnet.stages.sr_table import _by_dataset
+    from xvertnet.shard_store import TRAIN_ROIS
+
+    shards = []
+    for dataset in ("a", "b"):
+        (tmp_path / dataset / "prep").mkdir(parents=True)
+        shards += synthetic_shards(tmp_path / dataset / "prep", images=4)
+    # both data sets hold img00 (split val); only a's is a clean DRR, b's a low-dose one (not scored)
+    manifests = {"a": pd.DataFrame({"image_id": ["img00", "img10"], "condition": ["clean", "clean"], "source": ["drr", "drr"]}),
+                 "b": pd.DataFrame({"image_id": ["img00", "img10"], "condition": ["low_dose", "real"], "source": ["drr", "cr"]})}
+    rois = held_out_rois(_by_dataset(shards, manifests), manifests, {"val"})
+    found = sorted({(roi["dataset"], roi["image_id"], roi["group"]) for roi in rois})
+    assert found == [("a", "img00", "held-out DRR"), ("a", "img10", "held-out DRR"), ("b", "img10", "real")]
+    assert len(rois) == 3 * len(TRAIN_ROIS)
+    with pytest.raises(XvertnetError, match="has no manifest"):
+        _by_dataset(shards, {"a": manifests["a"]})

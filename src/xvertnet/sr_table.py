@@ -36,26 +36,28 @@ def stretch(image: np.ndarray) -> np.ndarray:
     return ((image - low) / (high - low) if high > low else image * 0).astype(np.float32)
 
 
-def held_out_rois(prep_shards, manifest: pd.DataFrame, splits) -> list[dict]:
+def held_out_rois(prep_shards: dict[str, list], manifests: dict[str, pd.DataFrame], splits) -> list[dict]:
     """The stretched 256 x 256 training-ROI crops of clean DRRs and real radiographs of ``splits`` (``group``
-    'held-out DRR' or 'real')."""
+    'held-out DRR' or 'real'). ``prep_shards`` and ``manifests`` by data set: an image is looked up in its own
+    data set's manifest, so two data sets may use the same image ids."""
     from .report import is_real_radiograph
     from .shard_store import TRAIN_ROIS, iter_items
 
-    table = manifest.set_index("image_id")
     found = []
-    for shard in prep_shards:
-        for image_id, arrays, attrs in iter_items(shard, names=None):
-            if attrs.get("split") not in splits or image_id not in table.index:
-                continue
-            condition, source = table.loc[image_id].get("condition", ""), table.loc[image_id].get("source", "")
-            real = is_real_radiograph(condition, source)
-            if not real and condition != "clean":
-                continue
-            for roi in TRAIN_ROIS:
-                if f"{roi}/X" in arrays:
-                    found.append({"image_id": image_id, "roi": roi.split("_")[1], "group": "real" if real else "held-out DRR",
-                                  "image": stretch(arrays[f"{roi}/X"])})
+    for dataset, shards in prep_shards.items():
+        table = manifests[dataset].drop_duplicates("image_id").set_index("image_id")
+        for shard in shards:
+            for image_id, arrays, attrs in iter_items(shard, names=None):
+                if attrs.get("split") not in splits or image_id not in table.index:
+                    continue
+                condition, source = table.loc[image_id].get("condition", ""), table.loc[image_id].get("source", "")
+                real = is_real_radiograph(condition, source)
+                if not real and condition != "clean":
+                    continue
+                for roi in TRAIN_ROIS:
+                    if f"{roi}/X" in arrays:
+                        found.append({"dataset": dataset, "image_id": image_id, "roi": roi.split("_")[1],
+                                      "group": "real" if real else "held-out DRR", "image": stretch(arrays[f"{roi}/X"])})
     return found
 
 
@@ -75,7 +77,8 @@ def super_resolution_rows(models: dict, rois: list[dict], zssr_settings: dict, s
             truth = np.ascontiguousarray(item["image"][:height, :width], np.float32)
             tensor = torch.from_numpy(truth)[None, None]
             upscaled = bicubic_pair(tensor, scale)[0, 0].numpy()
-            base = {"image_id": item["image_id"], "roi": item["roi"], "group": item["group"], "scale": scale}
+            base = {"dataset": item.get("dataset", ""), "image_id": item["image_id"], "roi": item["roi"], "group": item["group"],
+                    "scale": scale}
             rows.append({**base, "method": "bicubic", **_score(upscaled, truth), "seconds": 0.0})
             for name, network in models.items():
                 start = time.perf_counter()
@@ -101,7 +104,8 @@ def dehazing_rows(dehazer, rois: list[dict], *, hazes: int = 2, seed: int = 0) -
         for haze in range(hazes):
             t, a = random_haze(clean.shape, rng)
             hazy = add_haze(clean, t, a).astype(np.float32)
-            base = {"image_id": item["image_id"], "roi": item["roi"], "group": item["group"], "haze": haze}
+            base = {"dataset": item.get("dataset", ""), "image_id": item["image_id"], "roi": item["roi"], "group": item["group"],
+                    "haze": haze}
             current, elapsed = hazy, 0.0
             for iteration in range(dehazer.params["max_iterations"] + 1):
                 if iteration:
@@ -127,7 +131,7 @@ def sr_markdown(rows: pd.DataFrame, training: dict) -> str:
         cells.append(f"{part['seconds'].mean():.3f}")
         cells.append(" / ".join(f"{v:.2f}" for v in PUBLISHED_SET5[method]) if method in PUBLISHED_SET5 else "")
         lines.append("| " + " | ".join(cells) + " |")
-    groups = ", ".join(f"{g}: {n}" for g, n in rows.drop_duplicates(["image_id", "roi"])["group"].value_counts().items())
+    groups = ", ".join(f"{g}: {n}" for g, n in rows.drop_duplicates(["dataset", "image_id", "roi"])["group"].value_counts().items())
     lines += ["", f"Means over the held-out 256 x 256 crops, each stretched to [0, 1] ({groups}); PSNR (dB) and SSIM on "
               "the 0-255 mapping; Set5 values from the papers (x2 / x3 / x4, natural images, luminance)."]
     return "\n".join(lines) + "\n"

@@ -174,6 +174,8 @@ rule led_report:
 rule sr_table:
     input:
         prep=lambda w: [PLAN.stage_shard(dataset, "prep", shard) for dataset in PLAN.datasets for shard in shard_names(dataset)],
+        train=lambda w: [PLAN.stage_shard(dataset, "prep", shard) for dataset in PLAN.training_datasets
+                         for shard in shard_names(dataset)],
         manifests=manifest_files,
     output:
         sr=report(f"{RUN}/tables/super_resolution.md", caption="../report/sr_table.rst", category="Tables"),
@@ -197,5 +199,5 @@ rule sr_table:
         mem_mb=4000,
         runtime=120,
     shell:
-        "python -m xvertnet sr-table {input.prep:q} --manifests {params.manifests:q} --settings {params.settings:q}"
+        "python -m xvertnet sr-table {input.prep:q} --train-shards {input.train:q} --manifests {params.manifests:q} --settings {params.settings:q}"
         " --splits {params.splits} --out-dir {params.out_dir:q} > {log:q} 2>&1"

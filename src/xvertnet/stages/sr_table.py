@@ -9,24 +9,38 @@ from ..settings import load_settings
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("prep_shards", nargs="+", type=Path, help="prep shards of every data set (training and held-out crops)")
+    parser.add_argument("prep_shards", nargs="+", type=Path,
+                        help="prep shards of every data set (results/<dataset>/prep/<shard>.h5): the held-out images")
+    parser.add_argument("--train-shards", nargs="+", type=Path, required=True,
+                        help="prep shards of the data sets models train on (not the enhance_only ones): the training crops")
     parser.add_argument("--manifests", required=True, help="{dataset: manifest path} as JSON, or @file")
     parser.add_argument("--settings", help="the config section baselines (srcnn, vdsr, vdsr-dehaze, zssr) as JSON, or @file")
     parser.add_argument("--splits", nargs="+", default=["test"], help="held-out splits scored")
     parser.add_argument("--out-dir", required=True, type=Path)
 
 
-def run(args) -> int:
-    import pandas as pd
+def _by_dataset(shards, datasets) -> dict[str, list[Path]]:
+    """Prep shards grouped by their data set, the folder two levels up (``PLAN.stage_shard``)."""
+    from ..errors import XvertnetError
 
+    grouped: dict[str, list[Path]] = {}
+    for shard in shards:
+        dataset = shard.parent.parent.name
+        if dataset not in datasets:
+            raise XvertnetError(f"sr_table: {shard}: its data set {dataset!r} has no manifest in --manifests")
+        grouped.setdefault(dataset, []).append(shard)
+    return grouped
+
+
+def run(args) -> int:
     from ..datasets import read_manifest
     from ..errors import XvertnetError
     from ..methods import training_crops
     from ..sr_table import held_out_rois, write_tables
 
-    manifest = pd.concat([read_manifest(path) for path in load_settings(args.manifests).values()], ignore_index=True)
-    crops = training_crops(args.prep_shards)
-    rois = held_out_rois(args.prep_shards, manifest, set(args.splits))
+    manifests = {dataset: read_manifest(path) for dataset, path in load_settings(args.manifests).items()}
+    crops = training_crops(args.train_shards)
+    rois = held_out_rois(_by_dataset(args.prep_shards, manifests), manifests, set(args.splits))
     if not crops or not rois:
         raise XvertnetError(f"sr_table: needs training crops and held-out clean or real ROIs, got {len(crops)} and {len(rois)}")
     summary = write_tables(crops, rois, load_settings(args.settings), args.out_dir)
