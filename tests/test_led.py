@@ -257,3 +257,17 @@ def test_the_led_report_scores_restoration_and_moved_structures(tmp_path):
     assert hallucination.loc["moved", "bone_dice"] < 0.5 and hallucination.loc["moved", "body_dice"] > 0.9
     assert "led (G)" in hallucination.index and (out / "worst_cases.png").stat().st_size > 1000
     assert "| perfect |" in (out / "led.md").read_text()
+
+
+def test_the_restoration_mean_covers_the_degradations_led_restores_only():
+    import pandas as pd
+
+    from xvertnet.led_report import summary_markdown
+
+    # hand values: 8-bit quantisation (neither quality set) would lift the mean from 20 to 30 dB
+    restoration = pd.DataFrame({"method": ["led"] * 4, "condition": ["8bit", "low_dose", "blur", "clean in"],
+                                "psnr": [60.0, 10.0, 30.0, 50.0], "ssim": [1.0, 0.2, 0.6, 0.9]})
+    hallucination = pd.DataFrame({"method": ["led"], "image_id": ["a"], "condition": ["clean"], "bone_dice": [1.0], "body_dice": [1.0]})
+    text = summary_markdown(restoration, hallucination, ["led"])
+    assert "mean of low_dose, blur, low_contrast PSNR / SSIM" in text
+    assert "| 20.00 / 0.4000 |" in text
