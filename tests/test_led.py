@@ -271,3 +271,24 @@ def test_the_restoration_mean_covers_the_degradations_led_restores_only():
     text = summary_markdown(restoration, hallucination, ["led"])
     assert "mean of low_dose, blur, low_contrast PSNR / SSIM" in text
     assert "| 20.00 / 0.4000 |" in text
+
+
+def test_led_training_data_reads_each_shards_own_manifest(tmp_path):
+    import pandas as pd
+
+    from helpers import synthetic_shards
+
+    shards, manifests = [], {}
+    for dataset, condition in (("a", "clean"), ("b", "low_dose")):
+        (tmp_path / dataset / "prep").mkdir(parents=True)
+        shards += synthetic_shards(tmp_path / dataset / "prep", images=4)  # both: img00, img01, img10, img11
+        path = tmp_path / f"{dataset}.csv"
+        ids = ["img00", "img01", "img10", "img11"]
+        pd.DataFrame({"image_id": ids, "path": [f"{i}.png" for i in ids], "split": ["val", "train", "val", "train"],
+                      "patient": [dataset] * 4, "view": ["ap", "ap", "lat", "lat"], "condition": [condition] * 4,
+                      "source": ["ct-drr"] * 4, "bit_depth": [12] * 4}).to_csv(path, index=False)
+        manifests[dataset] = str(path)
+    data = get_method("led", TINY).training_data(shards, manifests)
+    # a's crops are clean (high quality), b's low dose (low quality): each image kept its own data set's row
+    assert data["high"] and data["low"]
+    assert {item["patient"] for item in data["high"]} == {"a"} and {item["patient"] for item in data["low"]} == {"b"}

@@ -120,9 +120,9 @@ def test_held_out_rois_look_each_image_up_in_its_own_data_sets_manifest(tmp_path
     import pandas as pd
 
     from helpers import synthetic_shards
-    from xvertnet.errors import XvertnetError
+    from xvertnet.errors import InvalidValueError
     from xvertnet.sr_table import held_out_rois
-    from xvertnet.stages.sr_table import _by_dataset
+    from xvertnet.plan import shards_by_dataset
     from xvertnet.shard_store import TRAIN_ROIS
 
     shards = []
@@ -132,9 +132,10 @@ def test_held_out_rois_look_each_image_up_in_its_own_data_sets_manifest(tmp_path
     # both data sets hold img00 (split val); only a's is a clean DRR, b's a low-dose one (not scored)
     manifests = {"a": pd.DataFrame({"image_id": ["img00", "img10"], "condition": ["clean", "clean"], "source": ["drr", "drr"]}),
                  "b": pd.DataFrame({"image_id": ["img00", "img10"], "condition": ["low_dose", "real"], "source": ["drr", "cr"]})}
-    rois = held_out_rois(_by_dataset(shards, manifests), manifests, {"val"})
+    rois = held_out_rois(shards_by_dataset(shards, manifests), manifests, {"val"})
     found = sorted({(roi["dataset"], roi["image_id"], roi["group"]) for roi in rois})
     assert found == [("a", "img00", "held-out DRR"), ("a", "img10", "held-out DRR"), ("b", "img10", "real")]
     assert len(rois) == 3 * len(TRAIN_ROIS)
-    with pytest.raises(XvertnetError, match="has no manifest"):
-        _by_dataset(shards, {"a": manifests["a"]})
+    assert shards_by_dataset(shards, ["a"]) == {"a": shards}  # one data set: every shard is its
+    with pytest.raises(InvalidValueError, match="not a stage shard of one of the data sets"):
+        shards_by_dataset(shards, ["a", "c"])

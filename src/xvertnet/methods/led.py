@@ -134,18 +134,19 @@ class Led(Method):
     def training_data(self, shards, manifests: dict | None = None) -> dict:
         """The training and validation crops with their manifest rows, split into the quality sets."""
         from ..datasets import read_manifest
+        from ..plan import shards_by_dataset
         from ..shard_store import TRAIN_ROIS, iter_items
 
-        rows = {}
-        for path in (manifests or {}).values():
-            frame = read_manifest(path)
-            rows.update({row["image_id"]: row for row in frame.to_dict("records")})
+        manifests = manifests or {}
+        rows = {(dataset, row["image_id"]): row for dataset, path in manifests.items()
+                for row in read_manifest(path).to_dict("records")}  # by data set: ids may repeat across them
+        by_dataset = shards_by_dataset(shards, manifests) if manifests else {"": list(shards)}
         records = {"train": [], "val": []}
-        for shard in shards:
+        for dataset, shard in ((d, s) for d, paths in by_dataset.items() for s in paths):
             for image_id, arrays, attrs in iter_items(shard, names=None):
                 if attrs.get("split") not in records:
                     continue
-                info = rows.get(image_id, {})
+                info = rows.get((dataset, image_id), {})
                 for roi in TRAIN_ROIS:
                     if f"{roi}/X" in arrays:
                         records[attrs["split"]].append({"image_id": image_id, "roi": roi, "crop": arrays[f"{roi}/X"],

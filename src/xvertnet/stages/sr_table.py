@@ -19,28 +19,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out-dir", required=True, type=Path)
 
 
-def _by_dataset(shards, datasets) -> dict[str, list[Path]]:
-    """Prep shards grouped by their data set, the folder two levels up (``PLAN.stage_shard``)."""
-    from ..errors import XvertnetError
-
-    grouped: dict[str, list[Path]] = {}
-    for shard in shards:
-        dataset = shard.parent.parent.name
-        if dataset not in datasets:
-            raise XvertnetError(f"sr_table: {shard}: its data set {dataset!r} has no manifest in --manifests")
-        grouped.setdefault(dataset, []).append(shard)
-    return grouped
-
-
 def run(args) -> int:
     from ..datasets import read_manifest
     from ..errors import XvertnetError
     from ..methods import training_crops
+    from ..plan import shards_by_dataset
     from ..sr_table import held_out_rois, write_tables
 
     manifests = {dataset: read_manifest(path) for dataset, path in load_settings(args.manifests).items()}
     crops = training_crops(args.train_shards)
-    rois = held_out_rois(_by_dataset(args.prep_shards, manifests), manifests, set(args.splits))
+    rois = held_out_rois(shards_by_dataset(args.prep_shards, manifests), manifests, set(args.splits))
     if not crops or not rois:
         raise XvertnetError(f"sr_table: needs training crops and held-out clean or real ROIs, got {len(crops)} and {len(rois)}")
     summary = write_tables(crops, rois, load_settings(args.settings), args.out_dir)
