@@ -122,7 +122,7 @@ def test_held_out_rois_look_each_image_up_in_its_own_data_sets_manifest(tmp_path
     from helpers import synthetic_shards
     from xvertnet.errors import InvalidValueError
     from xvertnet.sr_table import held_out_rois
-    from xvertnet.plan import shards_by_dataset
+    from xvertnet.datasets import shards_by_dataset
     from xvertnet.shard_store import TRAIN_ROIS
 
     shards = []

@@ -82,6 +82,21 @@ def read_manifest(path) -> pd.DataFrame:
     return manifest
 
 
+def shards_by_dataset(shards, datasets) -> dict[str, list[Path]]:
+    """Stage shards (``results/{dataset}/{stage}/{shard}.h5``, :meth:`xvertnet.plan.Plan.stage_shard`) grouped by their data
+    set, so that a stage can look every image up in its own data set's manifest (two data sets may share
+    image ids). With one data set, every shard is its."""
+    datasets = list(datasets)
+    grouped: dict[str, list[Path]] = {}
+    for shard in map(Path, shards):
+        dataset = datasets[0] if len(datasets) == 1 else shard.parent.parent.name
+        if dataset not in datasets:
+            raise InvalidValueError(f"{shard}: not a stage shard of one of the data sets {datasets} "
+                                    "(expected results/<dataset>/<stage>/<shard>.h5)")
+        grouped.setdefault(dataset, []).append(shard)
+    return grouped
+
+
 def _resolve(folder: Path, value: str) -> Path:
     candidate = Path(value)
     return candidate if candidate.is_absolute() else (folder / candidate).resolve()

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .config import VARIANT_KEYS, variant_settings
-from .errors import ConfigError, InvalidValueError
+from .errors import ConfigError
 
 RESULTS = "results"
 #: Keys of an XVertNet configuration that plan it rather than set a training run.
@@ -43,21 +43,6 @@ PLANNING_KEYS = ("iterations", *VARIANT_KEYS)
 
 def _json(value) -> str:
     return json.dumps(value, sort_keys=True)
-
-
-def shards_by_dataset(shards, datasets) -> dict[str, list[Path]]:
-    """Stage shards (``results/{dataset}/{stage}/{shard}.h5``, :meth:`Plan.stage_shard`) grouped by their data
-    set, so that a stage can look every image up in its own data set's manifest (two data sets may share
-    image ids). With one data set, every shard is its."""
-    datasets = list(datasets)
-    grouped: dict[str, list[Path]] = {}
-    for shard in map(Path, shards):
-        dataset = datasets[0] if len(datasets) == 1 else shard.parent.parent.name
-        if dataset not in datasets:
-            raise InvalidValueError(f"{shard}: not a stage shard of one of the data sets {datasets} "
-                                    "(expected results/<dataset>/<stage>/<shard>.h5)")
-        grouped.setdefault(dataset, []).append(shard)
-    return grouped
 
 
 def relax_garbage_collection() -> None:

@@ -133,8 +133,7 @@ class Led(Method):
     # -- training data -------------------------------------------------------------------------------------
     def training_data(self, shards, manifests: dict | None = None) -> dict:
         """The training and validation crops with their manifest rows, split into the quality sets."""
-        from ..datasets import read_manifest
-        from ..plan import shards_by_dataset
+        from ..datasets import read_manifest, shards_by_dataset
         from ..shard_store import TRAIN_ROIS, iter_items
 
         manifests = manifests or {}

@@ -20,10 +20,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..datasets import read_manifest
+    from ..datasets import read_manifest, shards_by_dataset
     from ..errors import XvertnetError
     from ..methods import training_crops
-    from ..plan import shards_by_dataset
     from ..sr_table import held_out_rois, write_tables
 
     manifests = {dataset: read_manifest(path) for dataset, path in load_settings(args.manifests).items()}
