@@ -71,3 +71,15 @@ def test_adding_a_command_reruns_no_stage():
     for command in COMMANDS:
         files = {path.as_posix() for path in imported_modules(module_name(command))}
         assert not any(path.endswith("stages/__init__.py") for path in files), command
+
+
+def test_no_rules_stage_depends_on_the_planner():
+    # A stage's code fingerprint covers every project module it imports; were the planner among them, each
+    # edit of the planning code would rerun that stage on every image.
+    from xvertnet.provenance import imported_modules
+
+    for path in sorted((REPO / "src/xvertnet/stages").glob("*.py")):
+        if path.stem.startswith("_") or path.stem == "check_config":  # check_config validates the plan itself
+            continue
+        names = {module.name for module in imported_modules(f"xvertnet.stages.{path.stem}")}
+        assert "plan.py" not in names, f"stage {path.stem} imports the planner"
