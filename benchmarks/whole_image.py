@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -74,7 +75,8 @@ def _measure(models: str | None, precision: str, full: bool, png: str, repeats: 
 
 
 def _result_of(process, queue) -> dict:
-    """The measuring process's result; exits with its code if it dies without one (an error, or out of memory)."""
+    """The measuring process's result; if it dies without one (an error, or out of memory), the benchmark exits
+    with its exit code."""
     import queue as queues
 
     while True:
@@ -82,11 +84,16 @@ def _result_of(process, queue) -> dict:
             result = queue.get(timeout=5)
             break
         except queues.Empty:
-            if not process.is_alive():
-                raise SystemExit(f"whole_image: the measuring process ended with code {process.exitcode} and no result")
+            if process.is_alive():
+                continue
+            try:  # it may have put its result just before it ended
+                result = queue.get(timeout=1)
+                break
+            except queues.Empty:
+                print(f"whole_image: the measuring process ended with code {process.exitcode} and no result", file=sys.stderr)
+                sys.exit(process.exitcode or 1)
     process.join()
     return result
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -17,7 +17,7 @@ from xvertnet.methods import get_method
 from xvertnet.stages.enhance_shard import enhance_rois_shard
 from xvertnet.shard_store import iter_items, open_shard_for_writing
 from xvertnet.study import (NESTED, choose_on_patients, goal_markdown, label_groups, nested_markdown, nested_selection,
-                            panel_image_ids, recommend, selection_score, summarise, write_study)
+                            panel_image_ids, recommend, refused_on_selection, selection_score, summarise, write_study)
 from xvertnet.train import TrainConfig, find_crops
 
 
@@ -129,20 +129,37 @@ def test_single_selection_applies_the_do_no_harm_rule(tmp_path):
     # tuned scores best on the selection images but loses Dice there; steady keeps it (hand values)
     per_roi["seg_dice"] = per_roi["method"].map({"original": 0.50, "clahe": 0.55, "study-tuned-T1": 0.45,
                                                  "study-steady-T1": 0.50})
+    entries = ["study-tuned-T1", "study-steady-T1"]
+    table = label_groups(per_roi, manifests, select_split="val", select_conditions=["clean", "blur"], report_split="test")
+    summary = summarise(table, entries, ["original", "clahe"])
+    assert recommend(summary) == "study-tuned-T1"
+    refused = refused_on_selection(table, entries, ["seg_dice"])
+    assert refused == {"study-tuned-T1": ["seg_dice"]}  # equal to the original is no harm
+    assert recommend(summary, refused) == "study-steady-T1"
+    assert refused_on_selection(table, entries, ["seg_dice"], tolerance=0.2) == {}  # 0.45 is within 20 % of 0.50
+    assert refused_on_selection(table, entries, ["piqe"]) == {}  # any measured measure, not only the summary's
+    per_roi.loc[per_roi["method"].eq("study-steady-T1"), "seg_dice"] = 0.49
+    chosen = write_study(per_roi, manifests, tmp_path, entries=entries, references=["original", "clahe"], settings={},
+                         enhanced={}, select_split="val", select_conditions=["clean", "blur"], report_split="test",
+                         do_no_harm=["seg_dice"])
+    assert chosen == "none"
+    conclusion = (tmp_path / "conclusion.md").read_text()
+    assert "nothing is recommended" in conclusion and "study-steady-T1: seg_dice" in conclusion
+    assert "Chosen on the selection DRRs" not in conclusion
+    assert not pd.read_csv(tmp_path / "summary.csv")["recommended"].any()
+    with pytest.raises(InvalidValueError, match="original has no value"):
+        refused_on_selection(table.assign(seg_dice=np.nan), entries, ["seg_dice"])
+    with pytest.raises(InvalidValueError, match="not in per_roi.csv"):
+        refused_on_selection(table, entries, ["seg_hd95"])
+
+
+def test_single_selection_with_the_rule_needs_a_score_above_the_originals():
+    per_roi, manifests = _study_fixture()
     table = label_groups(per_roi, manifests, select_split="val", select_conditions=["clean", "blur"], report_split="test")
     summary = summarise(table, ["study-tuned-T1", "study-steady-T1"], ["original", "clahe"])
-    assert recommend(summary) == "study-tuned-T1"
-    assert recommend(summary, ["seg_dice"]) == "study-steady-T1"  # equal to the original is no harm
-    assert recommend(summary, ["seg_dice"], tolerance=0.2) == "study-tuned-T1"  # 0.45 is within 20 % of 0.50
-    per_roi.loc[per_roi["method"].eq("study-steady-T1"), "seg_dice"] = 0.49
-    chosen = write_study(per_roi, manifests, tmp_path, entries=["study-tuned-T1", "study-steady-T1"],
-                         references=["original", "clahe"], settings={}, enhanced={}, select_split="val",
-                         select_conditions=["clean", "blur"], report_split="test", do_no_harm=["seg_dice"])
-    assert chosen == "none"
-    assert "nothing is recommended" in (tmp_path / "conclusion.md").read_text()
-    assert not pd.read_csv(tmp_path / "summary.csv")["recommended"].any()
-    with pytest.raises(InvalidValueError, match="not measured on the selection images"):
-        recommend(summary, ["piqe"])
+    summary.loc[summary["role"].eq("variant"), "sel_score"] = [0.9, 0.8]  # both below the original's 1
+    assert recommend(summary) == "study-tuned-T1"  # without the rule: the best score, as before
+    assert recommend(summary, refused={}) is None
 
 
 def test_study_outputs_and_a_plain_conclusion(tmp_path):

@@ -170,8 +170,9 @@ class Plan:
             return f"{RESULTS}/{dataset}/download/manifest.csv"
         return source
 
-    def manifests(self) -> dict[str, str]:
-        return {dataset: self.manifest(dataset) for dataset in self.datasets}
+    def manifests(self, *, training_only: bool = False) -> dict[str, str]:
+        """{data set: manifest path}; with ``training_only``, of the data sets models train on (not ``enhance_only``)."""
+        return {dataset: self.manifest(dataset) for dataset in (self.training_datasets if training_only else self.datasets)}
 
     @staticmethod
     def stage_shard(dataset: str, stage: str, shard: str) -> str:

@@ -143,7 +143,7 @@ def dehazing_markdown(rows: pd.DataFrame) -> str:
     for run in order:
         part = rows[rows["run"] == run]
         lines.append(f"| {run} | {part['psnr'].mean():.2f} | {part['ssim'].mean():.4f} | {part['iterations'].mean():.2f} | {part['seconds'].mean():.3f} |")
-    lines += ["", f"{rows.drop_duplicates(['image_id', 'roi', 'haze']).shape[0]} hazed held-out crops (stretched 256 x 256) against the clean crop; "
+    lines += ["", f"{rows.drop_duplicates(['dataset', 'image_id', 'roi', 'haze']).shape[0]} hazed held-out crops (stretched 256 x 256) against the clean crop; "
               "'0 iterations' is the hazed input."]
     return "\n".join(lines) + "\n"
 

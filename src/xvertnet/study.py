@@ -49,7 +49,8 @@ class StudySettings(FromConfig):
     #: Nested selection: each report patient in turn is held out, the entry is chosen on the other report
     #: patients, and the chosen entries' results on the held-out patients form the ``nested-selected`` row.
     nested: bool = False
-    #: Measures on which an entry must not fall below the original on any patient it is chosen on.
+    #: Measures on which an entry must not fall below the original: on any patient it is chosen on (nested),
+    #: or on the selection images (single selection).
     do_no_harm: tuple[str, ...] = ()
     #: Relative slack of that rule: below (1 - harm_tolerance) x the original's mean counts as harm.
     harm_tolerance: float = 0.0
@@ -185,30 +186,41 @@ def summarise(table: pd.DataFrame, entries: list[str], references: list[str], *,
     return pd.DataFrame(rows)
 
 
-def recommend(summary: pd.DataFrame, do_no_harm=(), tolerance: float = 0.0) -> str | None:
+def recommend(summary: pd.DataFrame, refused=None) -> str | None:
     """The variant with the best selection score (ties: more paper-measure wins over CLAHE on held-out DRRs).
 
-    With ``do_no_harm``, a variant whose selection mean of any of those measures falls below the
-    original's by more than ``tolerance`` (relative) is refused, as in the nested selection; None when
-    every variant is refused."""
+    ``refused``: None, or the variants the do-no-harm rule refused (:func:`refused_on_selection`); then a variant
+    must also score above the original's 1, as in the nested selection, and None means none is left."""
     variants = summary[(summary["role"] == "variant") & summary["sel_score"].notna()]
     if variants.empty:
         raise InvalidValueError("no study variant has a selection score (no selection ROIs with ground truth)")
-    if do_no_harm:
-        unknown = [m for m in do_no_harm if f"sel_{m}" not in summary.columns]
-        if unknown:
-            raise InvalidValueError(f"study.do_no_harm: {unknown} are not measured on the selection images")
-        original = summary.set_index("method").loc["original"] if summary["method"].eq("original").any() else None
-        if original is None:
-            raise InvalidValueError("study.do_no_harm needs the original among study.references")
-        reference = {m: original[f"sel_{m}"] for m in do_no_harm}
-        variants = variants[[not _harmed({m: row[f"sel_{m}"] for m in do_no_harm}, reference, do_no_harm, tolerance)
-                             for row in variants.to_dict("records")]]
+    if refused is not None:
+        variants = variants[~variants["method"].isin(list(refused)) & (variants["sel_score"] > 1.0)]
         if variants.empty:
             return None
     ranked = variants.sort_values(["sel_score", "drr_wins_vs_clahe"], ascending=[False, False])
     return str(ranked.iloc[0]["method"])
 
+
+def refused_on_selection(table: pd.DataFrame, entries, do_no_harm, tolerance: float = 0.0) -> dict[str, list[str]]:
+    """The do-no-harm rule on the selection images (the single selection): ``{entry: measures harmed}`` for every
+    entry whose selection mean of a ``do_no_harm`` measure falls below the original's by more than ``tolerance``
+    (relative), or is not measured."""
+    part = table[table["group"].eq("selection")]
+    missing = sorted(m for m in do_no_harm if m not in part.columns)
+    if missing:
+        raise InvalidValueError(f"study: measures {missing} of study.do_no_harm are not in per_roi.csv")
+    means = part.groupby("method")[list(do_no_harm)].mean()
+    if "original" not in means.index or means.loc["original"].isna().any():
+        unmeasured = list(do_no_harm) if "original" not in means.index else means.columns[means.loc["original"].isna()].tolist()
+        raise InvalidValueError(f"study.do_no_harm: the original has no value of {unmeasured} on the selection images")
+    refused = {}
+    for entry in entries:
+        values = means.loc[entry] if entry in means.index else pd.Series(dtype=float)
+        harmed = _harmed(values, means.loc["original"], do_no_harm, tolerance)
+        if harmed:
+            refused[entry] = harmed
+    return refused
 
 def _fmt(value, digits: int = 3) -> str:
     return "–" if value is None or (isinstance(value, float) and not np.isfinite(value)) else f"{value:.{digits}f}"
@@ -294,12 +306,20 @@ def _compare_sentence(row, other_row, group: str, other: str) -> str:
 
 
 def conclusion_markdown(summary: pd.DataFrame, chosen: str, settings: dict[str, dict], *, paper_entry: str | None,
-                        score=GROUND_TRUTH, nested: bool | None = None) -> str:
-    """The written conclusion: which variant, why, and how it does on held-out data against CLAHE and the original."""
+                        score=GROUND_TRUTH, nested: bool | None = None, refused: dict[str, list[str]] | None = None) -> str:
+    """The written conclusion: which variant, why, and how it does on held-out data against CLAHE and the original.
+
+    ``refused`` (single selection with a do-no-harm rule that left no variant): the measures each variant harmed."""
     by_method = summary.set_index("method")
     row = by_method.loc[chosen]
     lines = ["# Design study: conclusion", ""]
-    if nested is not None:  # True: the nested selection's recommendation; False: it found none
+    if refused is not None and nested is None:
+        reasons = "; ".join(f"{entry}: {', '.join(measures)}" for entry, measures in refused.items())
+        lines.append(f"**No variant passes the do-no-harm rule on the selection images (study.do_no_harm), or scores "
+                     f"above the original; nothing is recommended.** Harmed: {reasons or 'none'}. Shown is the entry "
+                     f"with the best selection score regardless, which the rule refused: **{chosen}**, score "
+                     f"{_fmt(row['sel_score'])}.")
+    elif nested is not None:  # True: the nested selection's recommendation; False: it found none
         lines.append(f"Chosen on all report patients by the nested selection's rule (above): **{chosen}**. Its held-out "
                      "numbers below are on the patients it was chosen on, so they flatter it; the nested row is the "
                      "honest estimate." if nested else
@@ -568,7 +588,8 @@ def write_study(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], out_d
 
     ``summary.{csv,md}``, ``conclusion.{md,html}``, ``grouped_per_roi.csv``, with ``nested`` also
     ``nested.csv`` (the folds), and, per entry, ``variants/<entry>.md`` and ``panels/<entry>.png`` (the
-    entry beside the references). Returns ``"none"`` when the nested selection finds no eligible entry.
+    entry beside the references). Returns ``"none"`` when the selection finds no eligible entry (only with
+    ``do_no_harm`` or ``nested``).
     """
     from .report import visual_panel
 
@@ -578,7 +599,7 @@ def write_study(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], out_d
     table = label_groups(per_roi, manifests, select_split=select_split, select_conditions=select_conditions,
                          report_split=report_split, patient_independent=patient_independent)
     summary = summarise(table, entries, references, score=score, spikes=spikes)
-    nested_text = ""
+    nested_text, refused = "", None
     if nested:
         folds, with_nested, final, ranking = nested_selection(table, entries, score=score, do_no_harm=do_no_harm,
                                                               tolerance=harm_tolerance)
@@ -589,7 +610,8 @@ def write_study(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], out_d
         # with none eligible, the conclusion and panels show the best score regardless, and say so
         chosen = final or str(ranking.iloc[0]["entry"])
     else:
-        final = recommend(summary, do_no_harm, harm_tolerance)
+        refused = refused_on_selection(table, entries, do_no_harm, harm_tolerance) if do_no_harm else None
+        final = recommend(summary, refused)
         # with every variant refused by the rule, the conclusion and panels show the best score regardless
         chosen = final or recommend(summary)
     with atomic_path(out_dir / "grouped_per_roi.csv") as tmp:
@@ -600,11 +622,8 @@ def write_study(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], out_d
     with atomic_path(out_dir / "summary.md") as tmp:
         tmp.write_text(summary_markdown(summary, chosen, score, nested=nested))
     conclusion = conclusion_markdown(summary, chosen, settings, paper_entry=paper_entry, score=score,
-                                     nested=(final is not None) if nested else None)
-    if not nested and final is None:
-        conclusion = conclusion.replace("\n", f"\n\n**Every variant harms {', '.join(do_no_harm)} on the selection images "
-                                        "(study.do_no_harm); nothing is recommended.** The entry below has the best "
-                                        "score regardless.\n", 1)
+                                     nested=(final is not None) if nested else None,
+                                     refused=refused if not nested and final is None else None)
     if nested:
         conclusion = conclusion.replace("\n", "\n\n" + nested_text + "\n", 1)  # right under the title
     conclusion += "\n" + goal_markdown(table, chosen)

@@ -53,6 +53,12 @@ def manifest_files(w):
     return list(PLAN.manifests().values())
 
 
+def training_manifest_files(w):
+    """The manifests of the data sets models train on: a training rule's input (an `enhance_only` data set's
+    manifest changing, e.g. a user adding images, must not retrain anything)."""
+    return list(PLAN.manifests(training_only=True).values())
+
+
 def shard_names(dataset):
     """Shard names of a data set, known once the `shard` checkpoint has run."""
     folder = checkpoints.shard.get(dataset=dataset).output[0]

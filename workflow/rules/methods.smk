@@ -4,7 +4,7 @@
 rule train_baseline:
     input:
         data=lambda w: PLAN.baseline_train_inputs(w.method, shard_names),
-        manifests=manifest_files,
+        manifests=training_manifest_files,
     output:
         model=f"{RUN}/models/baselines/{{method}}/training/model.pt",
         metadata=f"{RUN}/models/baselines/{{method}}/training/model.json",
@@ -13,7 +13,7 @@ rule train_baseline:
     params:
         code=code_fingerprint("train_baseline"),
         settings=lambda w: as_json(PLAN.baseline_settings(w.method)),
-        manifests=as_json(PLAN.manifests()),
+        manifests=as_json(PLAN.manifests(training_only=True)),
         out_dir=lambda w, output: str(Path(output.model).parent),
     log:
         f"{RUN_LOGS}/train_baseline/{{method}}.log",

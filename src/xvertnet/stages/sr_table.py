@@ -11,7 +11,7 @@ from ..settings import load_settings
 def add_arguments(parser) -> None:
     parser.add_argument("prep_shards", nargs="+", type=Path,
                         help="prep shards of every data set (results/<dataset>/prep/<shard>.h5): the held-out images")
-    parser.add_argument("--train-shards", nargs="+", type=Path, required=True,
+    parser.add_argument("--train-shards", nargs="*", type=Path, default=[],
                         help="prep shards of the data sets models train on (not the enhance_only ones): the training crops")
     parser.add_argument("--manifests", required=True, help="{dataset: manifest path} as JSON, or @file")
     parser.add_argument("--settings", help="the config section baselines (srcnn, vdsr, vdsr-dehaze, zssr) as JSON, or @file")
