@@ -40,8 +40,8 @@ results/report.html: results/tables/comparison.md
 	$(BIN)/snakemake --report $@
 
 # The design study (README "Design study"): the variant grid of config `study` in its own run
-# (study.yaml: trained on lidc0001, chosen on lung1, reported on tschest, lung2 and the real
-# radiograph), its tables, panels and conclusion in results/runs/study/study/, and a report of them.
+# (study.yaml: trained on lidc0001; lung1, tschest and lung2 choose and report in turn, nested; the real
+# radiograph reported only), its tables, panels and conclusion in results/runs/study/study/, and a report.
 study: $(STAMP)
 	$(BIN)/snakemake study --configfile config.yaml study.yaml --cores $(CORES) --printshellcmds --keep-going
 	$(BIN)/snakemake study --configfile config.yaml study.yaml --report results/runs/study/study/report.html
