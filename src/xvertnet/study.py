@@ -222,6 +222,7 @@ def refused_on_selection(table: pd.DataFrame, entries, do_no_harm, tolerance: fl
             refused[entry] = harmed
     return refused
 
+
 def _fmt(value, digits: int = 3) -> str:
     return "–" if value is None or (isinstance(value, float) and not np.isfinite(value)) else f"{value:.{digits}f}"
 
