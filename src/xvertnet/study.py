@@ -206,10 +206,8 @@ def refused_on_selection(table: pd.DataFrame, entries, do_no_harm, tolerance: fl
     """The do-no-harm rule on the selection images (the single selection): ``{entry: measures harmed}`` for every
     entry whose selection mean of a ``do_no_harm`` measure falls below the original's by more than ``tolerance``
     (relative), or is not measured."""
+    _require_measures(table, do_no_harm)
     part = table[table["group"].eq("selection")]
-    missing = sorted(m for m in do_no_harm if m not in part.columns)
-    if missing:
-        raise InvalidValueError(f"study: measures {missing} of study.do_no_harm are not in per_roi.csv")
     means = part.groupby("method")[list(do_no_harm)].mean()
     if "original" not in means.index or means.loc["original"].isna().any():
         unmeasured = list(do_no_harm) if "original" not in means.index else means.columns[means.loc["original"].isna()].tolist()
@@ -307,13 +305,15 @@ def _compare_sentence(row, other_row, group: str, other: str) -> str:
 
 
 def conclusion_markdown(summary: pd.DataFrame, chosen: str, settings: dict[str, dict], *, paper_entry: str | None,
-                        score=GROUND_TRUTH, nested: bool | None = None, refused: dict[str, list[str]] | None = None) -> str:
+                        score=GROUND_TRUTH, nested: bool | None = None, refused: dict[str, list[str]] | None = None,
+                        preamble: str = "") -> str:
     """The written conclusion: which variant, why, and how it does on held-out data against CLAHE and the original.
 
-    ``refused`` (single selection with a do-no-harm rule that left no variant): the measures each variant harmed."""
+    ``refused`` (single selection with a do-no-harm rule that left no variant): the measures each variant harmed.
+    ``preamble``: markdown right under the title (the nested selection's folds)."""
     by_method = summary.set_index("method")
     row = by_method.loc[chosen]
-    lines = ["# Design study: conclusion", ""]
+    lines = ["# Design study: conclusion", ""] + ([preamble, ""] if preamble else [])
     if refused is not None and nested is None:
         reasons = "; ".join(f"{entry}: {', '.join(measures)}" for entry, measures in refused.items())
         lines.append(f"**No variant passes the do-no-harm rule on the selection images (study.do_no_harm), or scores "
@@ -421,6 +421,13 @@ def _harmed(values, original, measures, tolerance: float) -> list[str]:
     return harmed
 
 
+def _require_measures(table: pd.DataFrame, measures) -> None:
+    """Fail, naming them, when measures of study.score / study.do_no_harm are not in per_roi.csv."""
+    missing = sorted(set(measures) - set(table.columns))
+    if missing:
+        raise InvalidValueError(f"study: measures {missing} of study.score / study.do_no_harm are not in per_roi.csv")
+
+
 def _patients_as_text(table: pd.DataFrame) -> pd.DataFrame:
     """``table`` with its patient ids as text (ids such as 1, 2 are read from a manifest as numbers)."""
     patient = table["patient"].astype(object)
@@ -439,9 +446,7 @@ def choose_on_patients(table: pd.DataFrame, entries, patients, *, score=GROUND_T
     """
     if not entries:
         raise InvalidValueError("study: no entries to choose from")
-    missing = sorted({*score, *do_no_harm} - set(table.columns))
-    if missing:
-        raise InvalidValueError(f"study: measures {missing} of study.score / study.do_no_harm are not in per_roi.csv")
+    _require_measures(table, {*score, *do_no_harm})
     patients = [str(p) for p in patients]
     table = _patients_as_text(table)
     part = table[table["group"].eq("held-out DRR") & table["patient"].isin(patients)]
@@ -624,9 +629,7 @@ def write_study(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], out_d
         tmp.write_text(summary_markdown(summary, chosen, score, nested=nested))
     conclusion = conclusion_markdown(summary, chosen, settings, paper_entry=paper_entry, score=score,
                                      nested=(final is not None) if nested else None,
-                                     refused=refused if not nested and final is None else None)
-    if nested:
-        conclusion = conclusion.replace("\n", "\n\n" + nested_text + "\n", 1)  # right under the title
+                                     refused=refused if not nested and final is None else None, preamble=nested_text)
     conclusion += "\n" + goal_markdown(table, chosen)
     if table.attrs.get("shared_patients"):
         conclusion += (f"\n**Not patient-independent:** {', '.join(table.attrs['shared_patients'])} gave both selection and "

@@ -168,16 +168,19 @@ def lpc_si(image: np.ndarray, *, sigma_onf: float = DEFAULT_SIGMA_ONF) -> float:
     if border:
         sharpness = sharpness[border:-border, border:-border]
     values = np.sort(sharpness.ravel())[::-1]
-    if values.size <= CACHED_FILTER_PIXELS:
-        weights, weight_sum = _pooling_weights(values.size)
-    else:  # large images: not kept between calls, like the filters
-        weights, weight_sum = _pooling_weights.__wrapped__(values.size)
+    # large images: not kept between calls, like the filters
+    pooling = _cached_pooling_weights if values.size <= CACHED_FILTER_PIXELS else _pooling_weights
+    weights, weight_sum = pooling(values.size)
     return float(np.sum(weights * values) / weight_sum)
 
 
-@functools.lru_cache(maxsize=4)
 def _pooling_weights(count: int) -> tuple[np.ndarray, float]:
-    """The exponential weights of the sorted values (largest first) and their sum, cached by count."""
+    """The exponential weights of the sorted values (largest first) and their sum."""
     weights = np.exp(-(np.arange(count) / max(count - 1, 1)) / BETA_K)
     weights.flags.writeable = False
     return weights, np.sum(weights)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_pooling_weights(count: int) -> tuple[np.ndarray, float]:
+    return _pooling_weights(count)
