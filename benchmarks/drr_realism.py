@@ -94,7 +94,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for label, settings in (("plain", plain), ("physical", physical)):
             settings = dataclasses.replace(settings, patients=tuple(Patient(name, split="test", views=("ap",)) for name in args.patients),
-                                           views=(View("ap", split="test"),), conditions=("clean",), include_real=False)
+                                           views=(View("ap", split="test"),), conditions=("standard",), include_real=False)
             manifest = build_demo_data(Path(folder) / label, Path(folder) / label / "manifest.csv", settings)
             for row in manifest.itertuples():
                 images.append((f"{row.patient} {label}", read_image(Path(folder) / label / row.path).pixels))

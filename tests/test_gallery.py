@@ -16,10 +16,10 @@ from helpers import check_gallery, check_report, chromium_driver, chromium_paths
 from xvertnet.gallery import MIN_DIFFERENCE_RANGE, WHOLE_PREVIEW_WIDTH, write_gallery
 from xvertnet.shard_store import open_shard_for_writing
 
-IDS = ["drr_a_ap_clean", "drr_a_ap_low_dose", "drr_b_ap_clean", "rg1", "val_x", "train_y"]
+IDS = ["drr_a_ap_standard", "drr_a_ap_low_dose", "drr_b_ap_standard", "rg1", "val_x", "train_y"]
 MANIFEST = pd.DataFrame({"image_id": IDS, "patient": ["a", "a", "b", "rg1", "a", "b"],
                          "split": ["test", "test", "test", "test", "val", "train"],
-                         "condition": ["clean", "low_dose", "clean", "real", "clean", "clean"],
+                         "condition": ["standard", "low_dose", "standard", "real", "standard", "standard"],
                          "source": ["ct-drr"] * 3 + ["real CR"] + ["ct-drr"] * 2})
 TRANSFORMS = {"original": lambda x: x, "clahe": lambda x: np.clip(1.5 * (x - 0.5) + 0.5, 0, 1), "zssr": lambda x: x}
 
@@ -60,7 +60,7 @@ def test_the_gallery_orders_windows_and_links_its_images(tmp_path):
     assert write_gallery(enhanced, out, manifests={"demo": MANIFEST}, per_roi=per_roi, count=5) == 5
     data = _page_data(out / "index.html")
     # Real radiographs first, then test, val, train (by id); the page knows it holds 5 of 6.
-    assert [image["id"] for image in data["images"]] == ["rg1", "drr_a_ap_clean", "drr_a_ap_low_dose", "drr_b_ap_clean", "val_x"]
+    assert [image["id"] for image in data["images"]] == ["rg1", "drr_a_ap_standard", "drr_a_ap_low_dose", "drr_b_ap_standard", "val_x"]
     assert data["total_images"] == 6 and data["methods"] == ["original", "clahe", "zssr"]
     rg1 = data["images"][0]
     assert rg1["patient"] == "rg1" and rg1["split"] == "test" and rg1["dataset"] == "demo"

@@ -122,12 +122,12 @@ def test_the_sampler_is_deterministic_for_a_seed():
 
 def test_quality_sets_never_put_one_view_in_both():
     records = [{"image_id": f"drr_{p}_{v}_{c}", "patient": p, "view": v, "condition": c, "source": "ct-drr", "crop": np.zeros((4, 4))}
-               for p in ("a", "b") for v in ("ap", "rotl4") for c in ("clean", "low_dose", "blur", "low_contrast", "8bit")]
+               for p in ("a", "b") for v in ("ap", "rotl4") for c in ("standard", "low_dose", "blur", "low_contrast", "8bit")]
     records.append({"image_id": "rg1", "patient": "rg1", "view": "pa", "condition": "real", "source": "pydicom (real CR)", "crop": np.zeros((4, 4))})
     high, low, rule = quality_sets(records)
     views = lambda rs: {(r["patient"], r["view"]) for r in rs}  # noqa: E731
     assert high and low and not views(high) & views(low) and "condition labels" in rule
-    assert {r["condition"] for r in high} == {"clean", "real"} and {r["condition"] for r in low} == {"low_dose", "blur", "low_contrast"}
+    assert {r["condition"] for r in high} == {"standard", "real"} and {r["condition"] for r in low} == {"low_dose", "blur", "low_contrast"}
     assert "rg1" in {r["image_id"] for r in high}
 
     rng = np.random.default_rng(0)
@@ -225,7 +225,7 @@ def test_the_led_report_scores_restoration_and_moved_structures(tmp_path):
     rng = np.random.default_rng(0)
     clean = _phantom(rng)
     noisy = np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1).astype(np.float32)
-    images = {"drr_p_ap_clean": clean, "drr_p_ap_low_dose": noisy}
+    images = {"drr_p_ap_standard": clean, "drr_p_ap_low_dose": noisy}
     outputs = {"original": dict(images),
                "perfect": {k: clean for k in images},
                "moved": {k: _phantom(rng, shift=20) for k in images},
@@ -240,7 +240,7 @@ def test_the_led_report_scores_restoration_and_moved_structures(tmp_path):
         specs.append(f"demo:{method}:{path}")
     manifest = tmp_path / "manifest.csv"
     pd.DataFrame([{"image_id": k, "path": f"{k}.png", "source": "ct-drr", "bit_depth": 12, "split": "test", "patient": "p", "view": "ap",
-                   "condition": k.rsplit("_", 1)[-1] if "clean" in k else "low_dose"} for k in images]).to_csv(manifest, index=False)
+                   "condition": k.rsplit("_", 1)[-1] if "standard" in k else "low_dose"} for k in images]).to_csv(manifest, index=False)
     get_method("led", TINY).fit({"high": [{"crop": clean}], "low": [{"crop": noisy}], "val_high": [], "rule": "test"}, tmp_path / "model")
     out = tmp_path / "report"
     args = type("Args", (), {"enhanced": specs, "manifests": f'{{"demo": "{manifest}"}}', "model_dir": tmp_path / "model",
@@ -250,7 +250,7 @@ def test_the_led_report_scores_restoration_and_moved_structures(tmp_path):
     degraded = restoration[restoration["condition"] == "low_dose"].groupby("method")[["psnr", "ssim"]].mean()
     assert degraded.loc["perfect", "ssim"] == pytest.approx(1.0) and degraded.loc["perfect", "psnr"] > 90
     assert degraded.loc["original", "psnr"] < 25
-    clean_in = restoration[restoration["condition"] == "clean in"].set_index(["method", "roi"])
+    clean_in = restoration[restoration["condition"] == "standard in"].set_index(["method", "roi"])
     assert clean_in.loc[("original", "upper"), "ssim"] == pytest.approx(1.0)
     hallucination = pd.read_csv(out / "hallucination.csv").groupby("method")[["bone_dice", "body_dice"]].mean()
     assert hallucination.loc["original", "bone_dice"] == 1.0 and hallucination.loc["brighter", "bone_dice"] > 0.95
@@ -265,9 +265,9 @@ def test_the_restoration_mean_covers_the_degradations_led_restores_only():
     from xvertnet.led_report import summary_markdown
 
     # hand values: 8-bit quantisation (neither quality set) would lift the mean from 20 to 30 dB
-    restoration = pd.DataFrame({"method": ["led"] * 4, "condition": ["8bit", "low_dose", "blur", "clean in"],
+    restoration = pd.DataFrame({"method": ["led"] * 4, "condition": ["8bit", "low_dose", "blur", "standard in"],
                                 "psnr": [60.0, 10.0, 30.0, 50.0], "ssim": [1.0, 0.2, 0.6, 0.9]})
-    hallucination = pd.DataFrame({"method": ["led"], "image_id": ["a"], "condition": ["clean"], "bone_dice": [1.0], "body_dice": [1.0]})
+    hallucination = pd.DataFrame({"method": ["led"], "image_id": ["a"], "condition": ["standard"], "bone_dice": [1.0], "body_dice": [1.0]})
     text = summary_markdown(restoration, hallucination, ["led"])
     assert "mean of low_dose, blur, low_contrast PSNR / SSIM" in text
     assert "| 20.00 / 0.4000 |" in text
@@ -279,7 +279,7 @@ def test_led_training_data_reads_each_shards_own_manifest(tmp_path):
     from helpers import synthetic_shards
 
     shards, manifests = [], {}
-    for dataset, condition in (("a", "clean"), ("b", "low_dose")):
+    for dataset, condition in (("a", "standard"), ("b", "low_dose")):
         (tmp_path / dataset / "prep").mkdir(parents=True)
         shards += synthetic_shards(tmp_path / dataset / "prep", images=4)  # both: img00, img01, img10, img11
         path = tmp_path / f"{dataset}.csv"

@@ -111,14 +111,42 @@ def test_tenengrad_rises_with_contrast(roi):
     assert tenengrad(roi, intensity_scale=1.0) == pytest.approx(255**2 * tenengrad(roi))
 
 
-def test_vertebral_measures_on_a_bright_bar():
+def bright_bar(seed: int, noise: float = 0.02):
     mask = np.zeros((100, 60), bool)
     mask[:, 20:40] = True
-    image = np.where(mask, 0.7, 0.4) + np.random.default_rng(0).normal(0, 0.02, mask.shape)
-    stretched = 0.5 + 2 * (image - 0.5)
-    assert vertebral_cnr(image, mask) == pytest.approx(vertebral_cnr(stretched, mask))  # CNR: stretch-invariant
-    assert vertebral_edge_strength(stretched, mask) == pytest.approx(2 * vertebral_edge_strength(image, mask))
-    assert vertebral_cnr(image, mask) > 5
+    return np.where(mask, 0.7, 0.4) + np.random.default_rng(seed).normal(0, noise, mask.shape), mask
+
+
+def test_vertebral_measures_on_a_bright_bar_are_invariant_to_a_global_linear_stretch():
+    (image, mask), (twin, _) = bright_bar(0), bright_bar(1)
+    for gain, offset in ((2.0, -0.5), (0.3, 0.2), (7.5, 0.0)):
+        assert vertebral_cnr(gain * image + offset, gain * twin + offset, mask) == pytest.approx(
+            vertebral_cnr(image, twin, mask), rel=0.01)
+        assert vertebral_edge_strength(gain * image + offset, gain * twin + offset, mask) == pytest.approx(
+            vertebral_edge_strength(image, twin, mask), rel=0.01)
+    assert vertebral_cnr(image, twin, mask) > 5 and vertebral_edge_strength(image, twin, mask) > 1
+
+
+def test_an_inverted_vertebra_scores_below_zero():
+    (image, mask), (twin, _) = bright_bar(0), bright_bar(1)
+    assert vertebral_cnr(1 - image, 1 - twin, mask) == pytest.approx(-vertebral_cnr(image, twin, mask))
+    assert vertebral_edge_strength(1 - image, 1 - twin, mask) < 0 < vertebral_edge_strength(image, twin, mask)
+
+
+def test_contrast_bought_with_noise_does_not_count():
+    """Twice the gain on signal and noise alike changes nothing; more noise at the same contrast lowers both."""
+    (image, mask), (twin, _) = bright_bar(0), bright_bar(1)
+    (loud, _), (loud_twin, _) = bright_bar(0, noise=0.08), bright_bar(1, noise=0.08)
+    assert vertebral_cnr(loud, loud_twin, mask) < 0.5 * vertebral_cnr(image, twin, mask)
+    assert vertebral_edge_strength(loud, loud_twin, mask) < 0.5 * vertebral_edge_strength(image, twin, mask)
+
+
+def test_measure_all_needs_the_noise_twin_for_the_task_measures():
+    (image, mask), (twin, _) = bright_bar(0), bright_bar(1)
+    without = measure_all(image * 255, mask=mask)
+    assert "cnr" not in without and "edge" not in without
+    found = measure_all(image * 255, mask=mask, twin255=twin * 255, body_px=32)
+    assert found["cnr"] == pytest.approx(vertebral_cnr(image, twin, mask, body_px=32))
 
 
 def test_all_measures_on_a_512x290_roi(roi):

@@ -91,20 +91,20 @@ def test_prep_shard_is_atomic_when_killed(tmp_path, monkeypatch, demo_dataset):
     from xvertnet.shard_store import file_attrs, item_ids, read_item
 
     manifest = read_manifest(demo_dataset["manifest_path"])
-    entries = manifest[manifest["image_id"].isin(["drr_lidc0001_rotl4_clean", "drr_lidc0001_rotl4_low_dose"])].to_dict("records")
+    entries = manifest[manifest["image_id"].isin(["drr_lidc0001_rotl4_standard", "drr_lidc0001_rotl4_low_dose"])].to_dict("records")
     ingest_entries(entries, tmp_path / "ingest.h5", tmp_path / "r.csv")
     settings = RoiSettings(canonical_height=512, train_size=(256, 256), eval_size=(128, 73))
     roi_shard(tmp_path / "ingest.h5", tmp_path / "roi.h5", tmp_path / "qc", settings, tmp_path / "r2.csv")
 
     params = PrepParams()
     assert prep.prep_shard(tmp_path / "roi.h5", tmp_path / "prep.h5", params, figure_dir=tmp_path / "fig") == 2
-    arrays, attrs = read_item(tmp_path / "prep.h5", "drr_lidc0001_rotl4_clean")
+    arrays, attrs = read_item(tmp_path / "prep.h5", "drr_lidc0001_rotl4_standard")
     assert arrays["train_upper/Y"].shape == (256, 256) and arrays["eval_lower/Xp"].shape == (128, 73)
     assert attrs["boxes"]["eval_upper"][2:] == [128, 73]
     recorded = file_attrs(tmp_path / "prep.h5")
     assert recorded["params"]["lambda"] == 0.8 and recorded["params"]["solver"] == "fast"
     assert len(recorded["inputs_sha256"][str(tmp_path / "roi.h5")]) == 64
-    assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["drr_lidc0001_rotl4_clean.png", "drr_lidc0001_rotl4_low_dose.png"]
+    assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["drr_lidc0001_rotl4_standard.png", "drr_lidc0001_rotl4_low_dose.png"]
 
     calls = {"n": 0}
     original = prep.preprocess
@@ -120,7 +120,7 @@ def test_prep_shard_is_atomic_when_killed(tmp_path, monkeypatch, demo_dataset):
         prep.prep_shard(tmp_path / "roi.h5", tmp_path / "killed.h5", params)
     assert not (tmp_path / "killed.h5").exists()
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
-    assert item_ids(tmp_path / "prep.h5") == ["drr_lidc0001_rotl4_clean", "drr_lidc0001_rotl4_low_dose"]
+    assert item_ids(tmp_path / "prep.h5") == ["drr_lidc0001_rotl4_standard", "drr_lidc0001_rotl4_low_dose"]
 
 
 def test_the_bone_prior_target_reaches_the_training_crops_of_training_images_only(tmp_path):
@@ -133,11 +133,11 @@ def test_the_bone_prior_target_reaches_the_training_crops_of_training_images_onl
     from xvertnet.roi import RoiSettings, roi_shard
     from xvertnet.train import CropDataset, find_crops
 
-    settings = DemoSettings.from_config({"patients": [{"name": "lidc0001", "views": ["rotl4", "tiltd3"]}], "conditions": ["clean"],
+    settings = DemoSettings.from_config({"patients": [{"name": "lidc0001", "views": ["rotl4", "tiltd3"]}], "conditions": ["standard"],
                                          "include_real": False, "bone_emphasis": 10.0})
     build_demo_data(tmp_path / "images", tmp_path / "manifest.csv", settings)
     manifest = read_manifest(tmp_path / "manifest.csv").set_index("image_id")
-    train, val = "drr_lidc0001_rotl4_clean", "drr_lidc0001_tiltd3_clean"
+    train, val = "drr_lidc0001_rotl4_standard", "drr_lidc0001_tiltd3_clean"
     assert manifest.loc[train, "split"] == "train" and manifest.loc[train, "bone_path"] == "images/bone_lidc0001_rotl4.png"
     assert manifest.loc[val, "bone_path"] == ""  # the prior never sees a validation (or test) image
     image = read_image(manifest.loc[train, "resolved_path"]).pixels.astype(float)

@@ -79,12 +79,12 @@ def test_mixed_or_missing_sigma_onf_is_said_plainly():
 def test_the_panel_shows_the_real_radiographs_and_a_clean_and_low_dose_pair_and_names_fit():
     from xvertnet.report import _wrapped, panel_image_ids
 
-    ids = ["drr_a_ap_8bit", "drr_a_ap_clean", "drr_b_ap_clean", "drr_b_ap_low_dose", "drr_a_ap_low_dose", "rg1", "val_x"]
+    ids = ["drr_a_ap_8bit", "drr_a_ap_standard", "drr_b_ap_standard", "drr_b_ap_low_dose", "drr_a_ap_low_dose", "rg1", "val_x"]
     per_roi = pd.DataFrame({"image_id": ids, "split": ["test"] * 6 + ["val"]})
     manifest = pd.DataFrame({"image_id": ids, "patient": ["a", "a", "b", "b", "a", "rg1", "a"],
-                             "condition": ["8bit", "clean", "clean", "low_dose", "low_dose", "real", "clean"],
+                             "condition": ["8bit", "standard", "standard", "low_dose", "low_dose", "real", "standard"],
                              "source": ["ct-drr"] * 5 + ["real CR", "ct-drr"]})
-    assert panel_image_ids(per_roi, {"demo": manifest}, count=4) == ["rg1", "drr_a_ap_clean", "drr_a_ap_low_dose", "drr_a_ap_8bit"]
-    assert panel_image_ids(per_roi, None, count=2) == ["drr_a_ap_8bit", "drr_a_ap_clean"]  # no manifest: the first ones
+    assert panel_image_ids(per_roi, {"demo": manifest}, count=4) == ["rg1", "drr_a_ap_standard", "drr_a_ap_low_dose", "drr_a_ap_8bit"]
+    assert panel_image_ids(per_roi, None, count=2) == ["drr_a_ap_8bit", "drr_a_ap_standard"]  # no manifest: the first ones
     assert _wrapped("study-anchored-then-clahe-T2") == "study-anchored-\nthen-clahe-T2"
     assert all(len(line) <= 15 for line in _wrapped("clahe-then-xvertnet-paper-long").splitlines())

@@ -76,10 +76,10 @@ def test_internal_enhancer_enhances_every_image_with_its_own_model(prep_shard, t
 def _study_fixture(sigma_onf=0.75):
     """Two variants: 'tuned' best on the selection DRRs, 'steady' best on the held-out ones."""
     manifest = pd.DataFrame({
-        "image_id": ["sel_clean", "sel_blur", "sel_8bit", "ap_clean", "ap_8bit", "real1"],
+        "image_id": ["sel_clean", "sel_blur", "sel_8bit", "ap_standard", "ap_8bit", "real1"],
         "split": ["val", "val", "val", "test", "test", "test"],
         "view": ["tilt", "tilt", "tilt", "ap", "ap", "pa"],
-        "condition": ["clean", "blur", "8bit", "clean", "8bit", "real"],
+        "condition": ["standard", "blur", "8bit", "standard", "8bit", "real"],
     })
     cnr = {"original": 1.0, "clahe": 1.1, "study-tuned-T1": 1.3, "study-steady-T1": 1.05}
     held_out_cnr = {"original": 1.0, "clahe": 1.1, "study-tuned-T1": 0.9, "study-steady-T1": 1.2}
@@ -100,22 +100,22 @@ def _study_fixture(sigma_onf=0.75):
 
 def test_groups_follow_the_selection_rule():
     per_roi, manifests = _study_fixture()
-    table = label_groups(per_roi, manifests, select_split="val", select_conditions=["clean", "blur"], report_split="test")
+    table = label_groups(per_roi, manifests, select_split="val", select_conditions=["standard", "blur"], report_split="test")
     groups = table.drop_duplicates("image_id").set_index("image_id")["group"]
     assert groups.to_dict() == {"sel_clean": "selection", "sel_blur": "selection", "sel_8bit": "other",
-                                "ap_clean": "held-out DRR", "ap_8bit": "held-out DRR", "real1": "real"}
+                                "ap_standard": "held-out DRR", "ap_8bit": "held-out DRR", "real1": "real"}
 
 
 def test_an_image_chosen_on_is_never_held_out():
     per_roi, manifests = _study_fixture()
-    table = label_groups(per_roi, manifests, select_split="test", select_conditions=["clean"], report_split="test")
+    table = label_groups(per_roi, manifests, select_split="test", select_conditions=["standard"], report_split="test")
     groups = table.drop_duplicates("image_id").set_index("image_id")["group"]
-    assert groups["ap_clean"] == "selection" and groups["ap_8bit"] == "held-out DRR" and groups["real1"] == "real"
+    assert groups["ap_standard"] == "selection" and groups["ap_8bit"] == "held-out DRR" and groups["real1"] == "real"
 
 
 def test_recommendation_uses_the_selection_images_only():
     per_roi, manifests = _study_fixture()
-    table = label_groups(per_roi, manifests, select_split="val", select_conditions=["clean", "blur"], report_split="test")
+    table = label_groups(per_roi, manifests, select_split="val", select_conditions=["standard", "blur"], report_split="test")
     summary = summarise(table, ["study-tuned-T1", "study-steady-T1"], ["original", "clahe"]).set_index("method")
     assert summary.loc["study-tuned-T1", "sel_score"] == pytest.approx(1.3)
     assert summary.loc["study-steady-T1", "drr_cnr_ratio"] == pytest.approx(1.2)
@@ -130,7 +130,7 @@ def test_single_selection_applies_the_do_no_harm_rule(tmp_path):
     per_roi["seg_dice"] = per_roi["method"].map({"original": 0.50, "clahe": 0.55, "study-tuned-T1": 0.45,
                                                  "study-steady-T1": 0.50})
     entries = ["study-tuned-T1", "study-steady-T1"]
-    table = label_groups(per_roi, manifests, select_split="val", select_conditions=["clean", "blur"], report_split="test")
+    table = label_groups(per_roi, manifests, select_split="val", select_conditions=["standard", "blur"], report_split="test")
     summary = summarise(table, entries, ["original", "clahe"])
     assert recommend(summary) == "study-tuned-T1"
     refused = refused_on_selection(table, entries, ["seg_dice"])
@@ -140,7 +140,7 @@ def test_single_selection_applies_the_do_no_harm_rule(tmp_path):
     assert refused_on_selection(table, entries, ["piqe"]) == {}  # any measured measure, not only the summary's
     per_roi.loc[per_roi["method"].eq("study-steady-T1"), "seg_dice"] = 0.49
     chosen = write_study(per_roi, manifests, tmp_path, entries=entries, references=["original", "clahe"], settings={},
-                         enhanced={}, select_split="val", select_conditions=["clean", "blur"], report_split="test",
+                         enhanced={}, select_split="val", select_conditions=["standard", "blur"], report_split="test",
                          do_no_harm=["seg_dice"])
     assert chosen == "none"
     conclusion = (tmp_path / "conclusion.md").read_text()
@@ -155,7 +155,7 @@ def test_single_selection_applies_the_do_no_harm_rule(tmp_path):
 
 def test_single_selection_with_the_rule_needs_a_score_above_the_originals():
     per_roi, manifests = _study_fixture()
-    table = label_groups(per_roi, manifests, select_split="val", select_conditions=["clean", "blur"], report_split="test")
+    table = label_groups(per_roi, manifests, select_split="val", select_conditions=["standard", "blur"], report_split="test")
     summary = summarise(table, ["study-tuned-T1", "study-steady-T1"], ["original", "clahe"])
     summary.loc[summary["role"].eq("variant"), "sel_score"] = [0.9, 0.8]  # both below the original's 1
     assert recommend(summary) == "study-tuned-T1"  # without the rule: the best score, as before
@@ -166,7 +166,7 @@ def test_study_outputs_and_a_plain_conclusion(tmp_path):
     per_roi, manifests = _study_fixture()
     chosen = write_study(per_roi, manifests, tmp_path, entries=["study-tuned-T1", "study-steady-T1"],
                          references=["original", "clahe"], settings={"study-tuned-T1": {"output_head": "anchored"}}, enhanced={},
-                         select_split="val", select_conditions=["clean", "blur"], report_split="test")
+                         select_split="val", select_conditions=["standard", "blur"], report_split="test")
     assert chosen == "study-tuned-T1"
     conclusion = (tmp_path / "conclusion.md").read_text()
     assert "**study-tuned-T1**" in conclusion and "does not beat clahe" in conclusion  # 0.9 < 1.1 on held-out DRRs
@@ -181,14 +181,14 @@ def test_study_outputs_and_a_plain_conclusion(tmp_path):
 def test_study_tables_name_the_lpc_si_sigma_onf_of_their_rows(tmp_path):
     per_roi, manifests = _study_fixture(sigma_onf=0.33)
     write_study(per_roi, manifests, tmp_path, entries=["study-tuned-T1", "study-steady-T1"], references=["original", "clahe"],
-                settings={}, enhanced={}, select_split="val", select_conditions=["clean", "blur"], report_split="test")
+                settings={}, enhanced={}, select_split="val", select_conditions=["standard", "blur"], report_split="test")
     note = "LPC-SI computed with log-Gabor σ_onf = 0.33 "
     for name in ("summary.md", "conclusion.md", "variants/study-tuned-T1.md"):
         assert note in (tmp_path / name).read_text(), name
     assert set(pd.read_csv(tmp_path / "summary.csv")["lpc_sigma_onf"]) == {0.33}
     per_roi.loc[per_roi["method"] == "clahe", "params"] = json.dumps({"lpc_sigma_onf": 0.75})
     write_study(per_roi, manifests, tmp_path, entries=["study-tuned-T1"], references=["original", "clahe"], settings={},
-                enhanced={}, select_split="val", select_conditions=["clean", "blur"], report_split="test")
+                enhanced={}, select_split="val", select_conditions=["standard", "blur"], report_split="test")
     assert "different σ_onf (0.33, 0.75), not comparable" in (tmp_path / "summary.md").read_text()
 
 
@@ -218,16 +218,16 @@ def _with_patients(per_roi, manifests, patients):
 
 def test_selection_never_sees_a_report_patient():
     per_roi, manifests = _study_fixture()
-    separate = {"sel_clean": "p1", "sel_blur": "p1", "sel_8bit": "p1", "ap_clean": "p2", "ap_8bit": "p2", "real1": ""}
-    table = label_groups(*_with_patients(per_roi, manifests, separate), select_split="val", select_conditions=["clean", "blur"],
+    separate = {"sel_clean": "p1", "sel_blur": "p1", "sel_8bit": "p1", "ap_standard": "p2", "ap_8bit": "p2", "real1": ""}
+    table = label_groups(*_with_patients(per_roi, manifests, separate), select_split="val", select_conditions=["standard", "blur"],
                          report_split="test")
     assert set(table.loc[table["group"] == "selection", "patient"]) == {"p1"}
     assert set(table.loc[table["group"] == "held-out DRR", "patient"]) == {"p2"}
-    shared = {**separate, "ap_clean": "p1"}
+    shared = {**separate, "ap_standard": "p1"}
     with pytest.raises(InvalidValueError, match=r"\['p1'\] are both selection and report patients"):
-        label_groups(*_with_patients(per_roi, manifests, shared), select_split="val", select_conditions=["clean", "blur"],
+        label_groups(*_with_patients(per_roi, manifests, shared), select_split="val", select_conditions=["standard", "blur"],
                      report_split="test")
-    allowed = label_groups(*_with_patients(per_roi, manifests, shared), select_split="val", select_conditions=["clean", "blur"],
+    allowed = label_groups(*_with_patients(per_roi, manifests, shared), select_split="val", select_conditions=["standard", "blur"],
                            report_split="test", patient_independent=False)
     assert allowed.attrs["shared_patients"] == ["p1"]
 
@@ -267,11 +267,11 @@ def test_selection_score_hand_values():
 
 def test_the_goal_table_and_the_panel_images():
     per_roi, manifests = _study_fixture()
-    patients = {"sel_clean": "p1", "sel_blur": "p1", "sel_8bit": "p1", "ap_clean": "p2", "ap_8bit": "p2", "real1": ""}
+    patients = {"sel_clean": "p1", "sel_blur": "p1", "sel_8bit": "p1", "ap_standard": "p2", "ap_8bit": "p2", "real1": ""}
     per_roi, manifests = _with_patients(per_roi, manifests, patients)
     manifests["demo"].loc[manifests["demo"]["image_id"] == "ap_8bit", "condition"] = "low_dose"
-    table = label_groups(per_roi, manifests, select_split="val", select_conditions=["clean", "blur"], report_split="test")
-    assert panel_image_ids(table) == ["ap_clean", "ap_8bit", "real1"]
+    table = label_groups(per_roi, manifests, select_split="val", select_conditions=["standard", "blur"], report_split="test")
+    assert panel_image_ids(table) == ["ap_standard", "ap_8bit", "real1"]
     goal = goal_markdown(table, "study-steady-T1")
     line = next(line for line in goal.splitlines() if line.startswith("| cnr_ratio"))
     assert "| 1.2000 | 1.1000 | study-steady-T1 |" in line and "(n = 4)" in line and "1 of 1" in line

@@ -130,7 +130,7 @@ def test_held_out_rois_look_each_image_up_in_its_own_data_sets_manifest(tmp_path
         (tmp_path / dataset / "prep").mkdir(parents=True)
         shards += synthetic_shards(tmp_path / dataset / "prep", images=4)
     # both data sets hold img00 (split val); only a's is a clean DRR, b's a low-dose one (not scored)
-    manifests = {"a": pd.DataFrame({"image_id": ["img00", "img10"], "condition": ["clean", "clean"], "source": ["drr", "drr"]}),
+    manifests = {"a": pd.DataFrame({"image_id": ["img00", "img10"], "condition": ["standard", "standard"], "source": ["drr", "drr"]}),
                  "b": pd.DataFrame({"image_id": ["img00", "img10"], "condition": ["low_dose", "real"], "source": ["drr", "cr"]})}
     rois = held_out_rois(shards_by_dataset(shards, manifests), manifests, {"val"})
     found = sorted({(roi["dataset"], roi["image_id"], roi["group"]) for roi in rois})

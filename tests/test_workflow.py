@@ -40,7 +40,7 @@ def tiny_run(tmp_path_factory):
 
 def test_workflow_builds_demo_ingest_and_rois(tiny_run):
     manifest = pd.read_csv(tiny_run / "results/demo/raw/manifest.csv")
-    assert sorted(manifest["image_id"]) == sorted(["drr_lidc0001_ap_clean", "drr_lidc0001_ap_8bit", "drr_lidc0001_rotl4_clean", "drr_lidc0001_rotl4_8bit", "rg1_uncr"])
+    assert sorted(manifest["image_id"]) == sorted(["drr_lidc0001_ap_standard", "drr_lidc0001_ap_8bit", "drr_lidc0001_rotl4_clean", "drr_lidc0001_rotl4_8bit", "rg1_uncr"])
     assert list(manifest.columns[:5]) == ["image_id", "path", "source", "bit_depth", "split"]
     shards = sorted(p.name for p in (tiny_run / "results/demo/ingest").glob("*.h5"))
     assert shards == ["shard-00000.h5", "shard-00001.h5", "shard-00002.h5"]
@@ -90,13 +90,13 @@ def test_both_iterations_trained_with_falling_loss_and_enhanced_outputs(tiny_run
     for method in METHODS:
         index = pd.read_csv(tiny_run / f"results/enhanced/{method}/demo/index.csv")
         # The val and test splits (the AP view and the real image) and, for the segmentation task, the train split.
-        assert sorted(index["image_id"]) == ["drr_lidc0001_ap_8bit", "drr_lidc0001_ap_clean", "drr_lidc0001_rotl4_8bit",
+        assert sorted(index["image_id"]) == ["drr_lidc0001_ap_8bit", "drr_lidc0001_ap_standard", "drr_lidc0001_rotl4_8bit",
                                              "drr_lidc0001_rotl4_clean", "rg1_uncr"], method
         # Only the measured splits are measured: the training images are not in the comparison.
         measured = pd.read_csv(tiny_run / "results/metrics/per_roi.csv")
         assert not measured["image_id"].str.contains("rotl4").any()
         segmented = pd.read_csv(tiny_run / f"results/segmentation/{method}.csv")
-        assert sorted(set(segmented["image_id"])) == ["drr_lidc0001_ap_8bit", "drr_lidc0001_ap_clean"], method
+        assert sorted(set(segmented["image_id"])) == ["drr_lidc0001_ap_8bit", "drr_lidc0001_ap_standard"], method
         assert segmented["seg_dice"].between(0, 1).all() and (segmented["seg_hd95"] >= 0).all()
         columns = ["eval_upper_png", "eval_lower_png"] + ([] if method == "zssr" else ["whole_png"])
         assert set(columns) <= set(index.columns), method
@@ -314,7 +314,7 @@ def test_study_shares_models_trains_internal_variants_and_reports(tiny_run):
     study = {"study": {"variants": {"paper": {}, "internal-x": {"internal": True, "iterations": 1, "output_head": "anchored",
                                                                  "inputs": ["X"], "phase1_epochs": 3, "phase2_epochs": 1,
                                                                  "batch_size": 2}},
-                       "select_split": "test", "select_conditions": ["clean"], "report_split": "test",
+                       "select_split": "test", "select_conditions": ["standard"], "report_split": "test",
                        "patient_independent": False}}  # one patient: chosen and reported on its own images
     (tiny_run / "study.yaml").write_text(yaml.safe_dump(study))
     result = snakemake(tiny_run, "study", "--configfile", str(tiny_run / "study.yaml"))

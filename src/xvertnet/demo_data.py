@@ -15,17 +15,17 @@ A patient's images are all in one split when the patient has one (``patients[].s
 that no image of a test patient is ever used for training or for choosing a configuration;
 otherwise each view's split applies (views of one training patient for training and validation).
 
-Physics (parallel beam): the CT's Hounsfield units give the attenuation at the radiograph's
-effective energy, mu = mu_water * (1 + HU / 1000) for HU <= 0 and mu_water * (1 + bone_boost *
-HU / 1000) above (bone's excess attenuation over water grows as the energy falls: NIST XCOM
-mass attenuation of cortical bone and water give a ratio of about 1.3 between a chest
-radiograph's effective 60 keV and a CT's 70 keV). The primary intensity exp(-P) of the line
-integral P gains scatter, ``scatter_fraction`` times the primary blurred over
-``scatter_sigma_mm`` (scatter comes from the whole irradiated neighbourhood, so it veils the
-dense mediastinum most), and the detector's log response gives -log(I / I0): dense tissue is
-bright. An optional vendor-like tone curve (a sigmoid around the image's median,
-``tone_curve`` = its slope; 0 = none) follows. Quantum noise is simulated on the photon counts
-(Poisson) before the logarithm.
+Physics: :mod:`xvertnet.drr` (contrast blood mapped to unenhanced blood, attenuation, a point-source
+PA projection at a chest room's distances, thick slices interpolated), :mod:`xvertnet.xray_detector`
+(exposure control at a stated detector air kerma, scatter, quantum noise in **every** condition,
+the detector's MTF, log) and :mod:`xvertnet.presentation` (a vendor-like multi-scale contrast
+equalisation and tone curve): the "original" of every DRR is a for-presentation image, as a public
+data set holds. The conditions differ from the standard exposure in one thing each.
+
+**Noise twins.** Every DRR of the validation and test splits gets a twin: the same view and
+condition with an independent noise realisation (``twin_<image id>.png``, manifest column
+``twin_path``). Methods enhance both, and the measures take the noise at the scale of a vertebral
+body from the difference of the two outputs (:mod:`xvertnet.metrics.task`).
 """
 
 from __future__ import annotations
@@ -44,23 +44,23 @@ from .atomic import atomic_path
 from .datasets import MANIFEST_COLUMNS, write_manifest
 from .errors import InvalidValueError, MissingDependencyError
 from .settings import FromConfig
+from .drr import CONTRAST_ENHANCED, Geometry, attenuation, bone_excess, project, unenhance_blood
+from .presentation import PresentationSettings, present
 from .writers import write_png
+from .xray_detector import Exposure, detect, incident_quanta
 
 log = logging.getLogger(__name__)
 
-#: Linear attenuation of water, 1/mm, near the effective energy of a chest exam.
-MU_WATER_PER_MM = 0.02
-#: Line integral mapped to full scale; the thickest path through this CT reaches about 5.9.
-DISPLAY_MAX_LINE_INTEGRAL = 6.0
-
-#: Acquisition conditions and what each simulates.
+#: Acquisition conditions and what each simulates (each with quantum noise at its dose and the detector's MTF).
 CONDITIONS = {
-    "clean": "noise-free projection, 12 bits stored in a 16-bit PNG",
-    "low_dose": "Poisson quantum noise at a low photon count, 12 bits",
-    "blur": "Gaussian detector/motion blur, 12 bits",
-    "low_contrast": "range compressed to a quarter around mid-grey (scatter veil), 12 bits",
-    "8bit": "noise-free projection quantised to 8 bits",
+    "standard": "standard dose (detector air kerma demo.detector_air_kerma_ugy), for presentation, 12 bits",
+    "low_dose": "a quarter of the standard dose (demo.low_dose_factor), 12 bits",
+    "blur": "standard dose with motion blur (demo.motion_blur_mm) before detection, 12 bits",
+    "low_contrast": "standard dose, range compressed to a quarter around mid-grey (a poorly set display), 12 bits",
+    "8bit": "standard dose quantised to 8 bits",
 }
+#: The condition every other one is a degraded version of (restoration references, consistency partners).
+REFERENCE_CONDITION = "standard"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,22 +99,32 @@ class DemoSettings(FromConfig):
     patients: tuple[Patient, ...] = DEFAULT_PATIENTS
     views: tuple[View, ...] = DEFAULT_VIEWS
     conditions: tuple[str, ...] = tuple(CONDITIONS)
-    photons_per_pixel: float = 3000.0
-    blur_sigma_px: float = 2.0
+    detector_air_kerma_ugy: float = 2.5
+    low_dose_factor: float = 0.25
+    quanta_per_ugy_mm2: float = 30000.0
+    dqe: float = 0.6
+    mtf_sigma_mm: float = 0.3
+    scintillator_sigma_mm: float = 0.2
+    motion_blur_mm: float = 1.5
     low_contrast_range: float = 0.25
     include_real: bool = True
     real_split: str = "test"
     seed: int = 0
-    #: DRR pixel size, mm (every CT is resampled to it).
+    #: DRR pixel size, mm (at the detector).
     pixel_mm: float = 0.7
+    source_detector_mm: float = 1800.0
+    air_gap_mm: float = 20.0
+    max_slice_mm: float = 1.5
     bone_boost: float = 1.3
-    #: Bone-emphasised targets (issue 17's CT bone prior): 0 = none; k > 0 renders, for every image of the
-    #: training split, the clean projection with the attenuation above ``bone_threshold_hu`` raised by 1 + k.
+    #: Bone-emphasised targets (the CT bone prior): 0 = none; k > 0 renders, for every image of the
+    #: training split, the noise-free projection with the attenuation above ``bone_threshold_hu`` raised by 1 + k.
     bone_emphasis: float = 0.0
     bone_threshold_hu: float = 150.0
     scatter_fraction: float = 0.5
     scatter_sigma_mm: float = 40.0
-    tone_curve: float = 0.0
+    #: Independent noise realisations of every validation and test DRR (module docstring).
+    noise_twins: bool = True
+    presentation: PresentationSettings = PresentationSettings()
 
     @classmethod
     def from_config(cls, section: dict | None) -> "DemoSettings":
@@ -124,6 +134,8 @@ class DemoSettings(FromConfig):
         if "patients" in section:
             section["patients"] = [patient if isinstance(patient, Patient) else Patient(
                 **{**patient, "views": tuple(patient.get("views", ()))}) for patient in section["patients"]]
+        if isinstance(section.get("presentation"), dict):
+            section["presentation"] = PresentationSettings.from_config(section["presentation"])
         return super().from_config(section)
 
     def __post_init__(self) -> None:
@@ -131,6 +143,22 @@ class DemoSettings(FromConfig):
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
             raise InvalidValueError(f"demo.patients names {repeated[0]} twice (its image ids would clash)")
+        unknown = [name for name in self.conditions if name not in CONDITIONS]
+        if unknown:
+            raise InvalidValueError(f"unknown demo condition '{unknown[0]}', expected one of {sorted(CONDITIONS)}")
+
+    def geometry(self, view: "View") -> Geometry:
+        """The projection geometry of ``view``."""
+        return Geometry(source_detector_mm=self.source_detector_mm, air_gap_mm=self.air_gap_mm, pixel_mm=self.pixel_mm,
+                        rotation=view.rotation, tilt=view.tilt, max_slice_mm=self.max_slice_mm)
+
+    def exposure(self, condition: str) -> Exposure:
+        """How an image of ``condition`` is exposed and detected."""
+        dose = self.detector_air_kerma_ugy * (self.low_dose_factor if condition == "low_dose" else 1.0)
+        return Exposure(pixel_mm=self.pixel_mm, detector_air_kerma_ugy=dose, quanta_per_ugy_mm2=self.quanta_per_ugy_mm2,
+                        dqe=self.dqe, scatter_fraction=self.scatter_fraction, scatter_sigma_mm=self.scatter_sigma_mm,
+                        mtf_sigma_mm=self.mtf_sigma_mm, scintillator_sigma_mm=self.scintillator_sigma_mm,
+                        extra_blur_mm=self.motion_blur_mm if condition == "blur" else 0.0)
 
     def views_of(self, patient: Patient) -> list[View]:
         """The patient's views, each with the split its images get."""
@@ -170,17 +198,6 @@ def real_radiograph_path() -> Path:
     return Path(path)
 
 
-def attenuation(hounsfield: np.ndarray, bone_boost: float) -> np.ndarray:
-    """Linear attenuation per mm at the radiograph's effective energy (module docstring)."""
-    excess = np.where(hounsfield > 0, bone_boost * hounsfield, np.maximum(hounsfield, -1000.0))
-    return (MU_WATER_PER_MM * (1.0 + excess / 1000.0)).astype(np.float32)
-
-
-def bone_excess(hounsfield: np.ndarray, threshold_hu: float) -> np.ndarray:
-    """The attenuation per mm of bone above ``threshold_hu`` (as :func:`attenuation` counts it, bone_boost 1)."""
-    return (MU_WATER_PER_MM * np.maximum(hounsfield - threshold_hu, 0.0) / 1000.0).astype(np.float32)
-
-
 def vertebra_levels(volume) -> tuple[np.ndarray, str]:
     """Vertebral bodies of a CT numbered by level (1 = most superior, 0 = none) and where they come from.
 
@@ -203,76 +220,19 @@ def vertebra_levels(volume) -> tuple[np.ndarray, str]:
     return split_levels(bodies, volume.hounsfield, volume.spacing), "automatic vertebral bodies (xvertnet.vertebra_labels)"
 
 
-def rotate_volume(volume: np.ndarray, spacing: np.ndarray, *, rotation: float, tilt: float, order: int) -> np.ndarray:
-    """Rotate a volume about its centre in physical space (anisotropic voxels handled).
+def simulate(line_integral: np.ndarray, condition: str, settings: DemoSettings, rng: np.random.Generator | None
+             ) -> tuple[np.ndarray, int]:
+    """One acquisition of ``condition`` (``rng`` None: the noise-free mean); return (integer pixels, bits stored).
 
-    ``rotation`` turns about the S axis (patient turned left/right), ``tilt`` about
-    the L axis (patient leaning forward/back), both in degrees.
+    The exposure control sets the incident quanta from the standard dose's lung field for every
+    condition (a low-dose image is a quarter of those quanta, not a re-metered exposure).
     """
-    if rotation == 0 and tilt == 0:
-        return volume
-    a, b = np.deg2rad(rotation), np.deg2rad(tilt)
-    about_s = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
-    about_l = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
-    rotation_matrix = about_l @ about_s
-    to_mm, to_index = np.diag(spacing), np.diag(1.0 / spacing)
-    centre = np.asarray(volume.shape) * spacing / 2.0
-    matrix = to_index @ rotation_matrix.T @ to_mm
-    offset = to_index @ (centre - rotation_matrix.T @ centre)
-    return ndimage.affine_transform(volume, matrix, offset=offset, order=order, mode="constant", cval=0)
-
-
-def project(mu: np.ndarray, levels: np.ndarray, spacing: np.ndarray, view: View, pixel_mm: float) -> tuple[np.ndarray, np.ndarray]:
-    """AP line integrals and the projected level map (each pixel: the level with the longest path through it),
-    rows superior-first, patient right on the viewer's left, square pixels of ``pixel_mm``."""
-    mu = rotate_volume(mu, spacing, rotation=view.rotation, tilt=view.tilt, order=1)
-    line_integral = mu.sum(axis=1, dtype=np.float64) * spacing[1]  # (L, S)
-    rotated = rotate_volume(levels, spacing, rotation=view.rotation, tilt=view.tilt, order=0)
-    projected = np.zeros(line_integral.shape, dtype=np.int16)
-    longest = np.zeros(line_integral.shape, dtype=np.int32)
-    for level in np.unique(rotated[rotated > 0]):
-        path = (rotated == level).sum(axis=1)
-        better = path > longest
-        projected[better], longest[better] = level, path[better]
-    zoom = (spacing[2] / pixel_mm, spacing[0] / pixel_mm)
-    image = ndimage.zoom(line_integral.T[::-1], zoom, order=1)
-    projected = ndimage.zoom(projected.T[::-1], zoom, order=0)
-    return np.clip(image, 0.0, None), projected
-
-
-def detected(line_integral: np.ndarray, settings: DemoSettings, photons: float | None = None,
-             rng: np.random.Generator | None = None) -> np.ndarray:
-    """-log(I / I0) of primary plus scatter (module docstring), with Poisson noise when ``photons`` is given."""
-    primary = np.exp(-line_integral)
-    intensity = primary
-    if settings.scatter_fraction > 0:
-        sigma = settings.scatter_sigma_mm / settings.pixel_mm
-        intensity = primary + settings.scatter_fraction * ndimage.gaussian_filter(primary, sigma, mode="nearest")
-    if photons is not None:
-        counts = rng.poisson(photons * intensity)
-        return np.log(photons / np.maximum(counts, 1))
-    return -np.log(intensity)
-
-
-def tone(values: np.ndarray, slope: float) -> np.ndarray:
-    """An S-shaped vendor-like tone curve on the log signal, around its median (slope 0: unchanged)."""
-    if slope <= 0:
-        return values
-    centre = float(np.median(values))
-    curve = 1.0 / (1.0 + np.exp(-slope * (values - centre)))
-    low, high = 1.0 / (1.0 + np.exp(slope * centre)), 1.0 / (1.0 + np.exp(-slope * (DISPLAY_MAX_LINE_INTEGRAL - centre)))
-    return DISPLAY_MAX_LINE_INTEGRAL * (curve - low) / (high - low)
-
-
-def simulate(line_integral: np.ndarray, condition: str, settings: DemoSettings, rng: np.random.Generator) -> tuple[np.ndarray, int]:
-    """Apply one acquisition condition; return (integer pixels, bits stored)."""
     if condition not in CONDITIONS:
         raise InvalidValueError(f"unknown demo condition '{condition}', expected one of {sorted(CONDITIONS)}")
-    values = detected(line_integral, settings, settings.photons_per_pixel if condition == "low_dose" else None, rng)
-    if condition == "blur":
-        values = ndimage.gaussian_filter(values, settings.blur_sigma_px)
-    values = tone(values, settings.tone_curve)
-    display = np.clip(values / DISPLAY_MAX_LINE_INTEGRAL, 0.0, 1.0)
+    standard = settings.exposure(REFERENCE_CONDITION)
+    exposure = settings.exposure(condition)
+    quanta = incident_quanta(line_integral, standard) * exposure.detector_air_kerma_ugy / standard.detector_air_kerma_ugy
+    display = present(detect(line_integral, exposure, rng, quanta=quanta), settings.presentation, settings.pixel_mm)
     if condition == "low_contrast":
         display = 0.5 + settings.low_contrast_range * (display - 0.5)
     bits = 8 if condition == "8bit" else 12
@@ -281,8 +241,8 @@ def simulate(line_integral: np.ndarray, condition: str, settings: DemoSettings, 
 
 
 #: Manifest columns the demo adds: the patient, the ground truth and where it comes from, the DRR geometry.
-DEMO_COLUMNS = ("mask_path", "levels_path", "bone_path", "mask_source", "patient", "view", "condition", "ct_source", "ct_spacing_mm",
-                "ct_slice_mm", "ct_field_of_view_mm", "pixel_mm")
+DEMO_COLUMNS = ("mask_path", "levels_path", "bone_path", "twin_path", "mask_source", "patient", "view", "condition", "ct_source", "ct_spacing_mm",
+                "ct_slice_mm", "ct_field_of_view_mm", "pixel_mm", "ct_note")
 
 
 def build_demo_data(out_dir, manifest_path, settings: DemoSettings) -> pd.DataFrame:
@@ -307,22 +267,27 @@ def build_demo_data(out_dir, manifest_path, settings: DemoSettings) -> pd.DataFr
                         "(give the patient a split in demo.patients)", patient.name, " and ".join(sorted(splits - {"test"})))
         volume = load_patient(patient.name)
         levels, mask_source = vertebra_levels(volume)
-        mu = attenuation(volume.hounsfield, settings.bone_boost)
-        bone = bone_excess(volume.hounsfield, settings.bone_threshold_hu) \
+        hounsfield, contrast_note = volume.hounsfield, ""
+        if patient.name in CONTRAST_ENHANCED:
+            hounsfield, share = unenhance_blood(hounsfield, volume.spacing, levels)
+            contrast_note = f"contrast CT: {100 * share:.1f}% of voxels mapped to unenhanced blood"
+            log.info("%s: %s", patient.name, contrast_note)
+        mu = attenuation(hounsfield, settings.bone_boost)
+        bone = bone_excess(hounsfield, settings.bone_threshold_hu) \
             if settings.bone_emphasis > 0 and any(view.split == "train" for view in views) else None
         geometry = volume.geometry
-        volume.hounsfield = None  # the attenuation volumes are all that is needed from here on
+        volume.hounsfield = hounsfield = None  # the attenuation volumes are all that is needed from here on
         for view_index, view in enumerate(views):
-            line_integral, projected = project(mu, levels, volume.spacing, view, settings.pixel_mm)
+            line_integral, projected = project(mu, volume.spacing, settings.geometry(view), levels=levels)
             stem = f"{patient.name}_{view.name}"
             mask_path, levels_path = out_dir / f"mask_{stem}.png", out_dir / f"levels_{stem}.png"
             write_png(mask_path, (projected > 0).astype(np.uint8) * 255)
             write_png(levels_path, projected.astype(np.uint8))
             bone_path = None
             if bone is not None and view.split == "train":  # training patients only: the prior never sees the others
-                bone_integral, _ = project(bone, levels, volume.spacing, view, settings.pixel_mm)
-                bone_pixels, _ = simulate(line_integral + settings.bone_emphasis * bone_integral, "clean", settings,
-                                          np.random.default_rng(0))
+                bone_integral, _ = project(bone, volume.spacing, settings.geometry(view))
+                bone_pixels, _ = simulate(line_integral + settings.bone_emphasis * bone_integral, REFERENCE_CONDITION,
+                                          settings, None)
                 bone_path = out_dir / f"bone_{stem}.png"
                 write_png(bone_path, bone_pixels)
             for condition_index, condition in enumerate(settings.conditions):
@@ -331,6 +296,11 @@ def build_demo_data(out_dir, manifest_path, settings: DemoSettings) -> pd.DataFr
                 image_id = f"drr_{stem}_{condition}"
                 image_path = out_dir / f"{image_id}.png"
                 write_png(image_path, pixels)
+                twin_path = None
+                if settings.noise_twins and view.split in ("val", "test"):
+                    twin_rng = np.random.default_rng([settings.seed, patient_index, view_index, condition_index, 1])
+                    twin_path = out_dir / f"twin_{image_id}.png"
+                    write_png(twin_path, simulate(line_integral, condition, settings, twin_rng)[0])
                 rows.append({
                     "image_id": image_id,
                     "path": _relative(image_path, manifest_path.parent),
@@ -340,12 +310,14 @@ def build_demo_data(out_dir, manifest_path, settings: DemoSettings) -> pd.DataFr
                     "mask_path": _relative(mask_path, manifest_path.parent),
                     "levels_path": _relative(levels_path, manifest_path.parent),
                     "bone_path": _relative(bone_path, manifest_path.parent) if bone_path else "",
+                    "twin_path": _relative(twin_path, manifest_path.parent) if twin_path else "",
                     "mask_source": mask_source,
                     "patient": patient.name,
                     "view": view.name,
                     "condition": condition,
                     **{key: geometry[key] for key in ("ct_source", "ct_spacing_mm", "ct_slice_mm", "ct_field_of_view_mm")},
                     "pixel_mm": settings.pixel_mm,
+                    "ct_note": contrast_note,
                 })
                 log.info("wrote %s (%dx%d, %d bits)", image_path, pixels.shape[1], pixels.shape[0], bits)
     if settings.include_real:
@@ -363,6 +335,7 @@ def build_demo_data(out_dir, manifest_path, settings: DemoSettings) -> pd.DataFr
                 "mask_path": "",
                 "levels_path": "",
                 "bone_path": "",
+                "twin_path": "",
                 "mask_source": "",
                 "patient": "rg1",
                 "view": "pa",

@@ -24,6 +24,7 @@ from .atomic import atomic_path
 from .errors import InputFileError
 from .metrics import MetricParams, measure_all, psnr, ssim, to_255
 from .metrics.displayed import level_visibility, roi_visibility
+from .metrics.task import body_scale
 from .shard_store import EVAL_ROIS, ITEMS, decode_attr, file_attrs, read_item, read_shard
 
 log = logging.getLogger(__name__)
@@ -57,27 +58,36 @@ def metrics_shard(enhanced_path, roi_path, out_path, *, params: MetricParams | N
     params = params or MetricParams()
     identity = shard_identity(enhanced_path)
     method, dataset = identity["method"], identity["dataset"]
+    protocol = file_attrs(enhanced_path).get("params", {}).get("protocol", "")
+    twins = [f"{roi}_twin" for roi in EVAL_ROIS]
     rows = []
     with read_shard(roi_path) as originals, read_shard(enhanced_path) as enhanced:
         for image_id in enhanced[ITEMS].keys() if ITEMS in enhanced else ():
             if splits is not None and decode_attr(enhanced[ITEMS][image_id].attrs.get("split", "")) not in splits:
                 continue
-            arrays, attrs = read_item(enhanced, image_id, list(EVAL_ROIS))
+            arrays, attrs = read_item(enhanced, image_id, list(EVAL_ROIS), optional=twins)
             source = originals[ITEMS][image_id]
+            body_px = body_scale(source["canonical"].shape[0])
             per_level = None
-            if "vertebra_levels" in source and "whole" in enhanced[ITEMS][image_id]:
-                whole, levels = enhanced[ITEMS][image_id]["whole"][()], source["vertebra_levels"][()]
+            group = enhanced[ITEMS][image_id]
+            if "vertebra_levels" in source and "whole" in group:
+                whole, levels = group["whole"][()], source["vertebra_levels"][()]
                 if whole.shape != levels.shape:
                     raise InputFileError(str(enhanced_path), f"{image_id}: whole image {whole.shape} and the level map of "
                                                              f"{roi_path} {levels.shape} differ in shape (not the same ROI shard?)")
-                per_level = level_visibility(whole, levels, band=params.cnr_band)
+                twin = group["whole_twin"][()] if "whole_twin" in group else None
+                per_level = level_visibility(whole, levels, twin=twin, band=params.cnr_band)
             boxes = decode_attr(source.attrs["boxes"])
             for roi in EVAL_ROIS:
                 mask = source[f"mask_{roi}"][()] if f"mask_{roi}" in source else None
+                twin = arrays.get(f"{roi}_twin")
                 errors: dict[str, str] = {}
                 details: dict = {}
-                values = measure_all(to_255(arrays[roi]), reference255=to_255(source[roi][()]), mask=mask, params=params,
+                values = measure_all(to_255(arrays[roi]), reference255=to_255(source[roi][()]), mask=mask,
+                                     twin255=None if twin is None else to_255(twin), body_px=body_px, params=params,
                                      errors=errors, details=details)
+                if mask is not None and twin is None:
+                    log.warning("%s %s %s: no noise twin, so no vertebral CNR or edge measure", method, image_id, roi)
                 if details["downsample"] > 1:
                     log.warning("%s %s %s: above metrics.max_pixels %d, measured on its %dx%d block mean", method, image_id, roi,
                                 params.max_pixels, details["downsample"], details["downsample"])
@@ -88,7 +98,8 @@ def metrics_shard(enhanced_path, roi_path, out_path, *, params: MetricParams | N
                     values["displayed_per_level"] = json.dumps(
                         {int(level): {key: round(value, 5) for key, value in found.items()} for level, found in per_level.items()})
                 rows.append({"dataset": dataset, "image_id": image_id, "split": attrs.get("split", ""), "roi": roi.split("_")[1],
-                             "method": method, **values, "params": json.dumps(params.record(), sort_keys=True)})
+                             "method": method, "protocol": protocol, **values,
+                             "params": json.dumps(params.record(), sort_keys=True)})
             arrays = None  # one image in memory at a time
             log.info("measured %s %s", method, image_id)
     with atomic_path(out_path) as tmp:
@@ -111,14 +122,14 @@ def consistency_rows(method: str, dataset: str, enhanced_shards, manifest: pd.Da
         return []
     enhanced = _load_enhanced(enhanced_shards)
     conditions = manifest.set_index("image_id")[["view", "condition"]]
-    clean_of = {row.view: image_id for image_id, row in conditions.iterrows() if row.condition == "clean"}
+    clean_of = {row.view: image_id for image_id, row in conditions.iterrows() if row.condition == "standard"}
     rows = []
     for image_id, images in enhanced.items():
         if image_id not in conditions.index:
             continue
         view, condition = conditions.loc[image_id, "view"], conditions.loc[image_id, "condition"]
         partner = clean_of.get(view)
-        if condition in ("clean", "real") or partner not in enhanced:
+        if condition in ("standard", "real") or partner not in enhanced:
             continue
         for roi in EVAL_ROIS:
             degraded, clean = to_255(images[roi]), to_255(enhanced[partner][roi])
@@ -138,8 +149,9 @@ def aggregate(metric_csvs, out_path, *, enhanced: dict[tuple[str, str], list], m
         keys = ["dataset", "image_id", "roi"]
         original = table[table["method"] == "original"].set_index(keys)[["cnr", "edge"]].add_suffix("_original")
         joined = table.join(original, on=keys)
-        table["cnr_ratio"] = joined["cnr"] / joined["cnr_original"]
-        table["edge_ratio"] = joined["edge"] / joined["edge_original"]
+        # a ratio means "as visible as the original" only where the original shows the vertebra (value > 0)
+        table["cnr_ratio"] = joined["cnr"] / joined["cnr_original"].where(joined["cnr_original"] > 0)
+        table["edge_ratio"] = joined["edge"] / joined["edge_original"].where(joined["edge_original"] > 0)
     consistency = []
     for (dataset, method), shards in enhanced.items():
         manifest_path = manifests.get(dataset)
@@ -147,6 +159,16 @@ def aggregate(metric_csvs, out_path, *, enhanced: dict[tuple[str, str], list], m
             consistency += consistency_rows(method, dataset, shards, pd.read_csv(manifest_path, keep_default_na=False))
     if consistency and len(table):
         table = table.merge(pd.DataFrame(consistency), on=["dataset", "image_id", "roi", "method"], how="left")
+    patients = []
+    for dataset, manifest_path in manifests.items():
+        if manifest_path and Path(manifest_path).exists():
+            manifest = pd.read_csv(manifest_path, keep_default_na=False)
+            found = manifest["patient"] if "patient" in manifest.columns else manifest["image_id"]
+            patients.append(pd.DataFrame({"dataset": dataset, "image_id": manifest["image_id"], "patient": found.astype(str)}))
+    if patients and len(table):  # every row names its patient (an image is its own patient where the manifest says none)
+        table = table.merge(pd.concat(patients, ignore_index=True), on=["dataset", "image_id"], how="left")
+        table["patient"] = table["patient"].where(table["patient"].astype(str).str.len() > 0, table["image_id"])
+        table.insert(2, "patient", table.pop("patient"))
     segmentation = [frame for frame in (pd.read_csv(path) for path in segmentation_csvs) if len(frame)]
     if segmentation and len(table):
         scored = pd.concat(segmentation, ignore_index=True).drop(columns=["split"])

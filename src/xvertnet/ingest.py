@@ -96,13 +96,16 @@ def ingest_entries(entries: list[dict], out_path, rejects_path, *, options: Read
                 levels_path = entry.get("resolved_levels_path") or ""
                 if levels_path:
                     arrays["vertebra_levels"] = read_levels(levels_path, record.pixels.shape)
-                bone_path = entry.get("resolved_bone_path") or ""
-                if bone_path:  # a bone-emphasised target of the same view (demo.bone_emphasis)
-                    bone = read_image(bone_path, options).pixels
-                    if bone.shape != record.pixels.shape:
-                        raise InputImageError(bone_path, f"bone target shape {bone.shape} differs from the image shape "
-                                                         f"{record.pixels.shape}")
-                    arrays["bone_target"] = bone
+                for column, name, what in (("resolved_bone_path", "bone_target", "bone target"),
+                                           ("resolved_twin_path", "noise_twin", "noise twin")):
+                    partner_path = entry.get(column) or ""
+                    if not partner_path:  # a bone-emphasised target (demo.bone_emphasis) or a noise twin of the same view
+                        continue
+                    partner = read_image(partner_path, options).pixels
+                    if partner.shape != record.pixels.shape:
+                        raise InputImageError(partner_path, f"{what} shape {partner.shape} differs from the image shape "
+                                                            f"{record.pixels.shape}")
+                    arrays[name] = partner
             except (XvertnetError, OSError, ValueError, MemoryError) as error:
                 reason = error.reason if isinstance(error, InputImageError) else f"{type(error).__name__}: {error}"
                 reason = " ".join(str(reason).split())

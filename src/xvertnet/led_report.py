@@ -3,7 +3,7 @@
 * **Restoration** (:func:`restoration_rows`): on every degraded DRR of the report splits, PSNR and SSIM of each
   method's output against the *clean DRR of the same view* (the comparison's consistency rows compare a
   method's two outputs instead), on both evaluation ROIs; and, for the clean DRRs and real radiographs, the
-  same against the input itself ("clean in": how much a method changes an image that needs no restoring).
+  same against the input itself ("standard in": how much a method changes an image that needs no restoring).
 * **Hallucination** (:func:`hallucination_rows`): on every whole canonical image, whether structures stay
   where they were. Two masks of each image, each with its own thresholds (so that a change of grey levels
   alone does not count): the dense-structure ("bone") mask, pixels above the Otsu threshold of the image
@@ -73,18 +73,18 @@ def load_outputs(shards) -> dict[str, dict[str, np.ndarray]]:
 
 def restoration_rows(outputs: dict[str, dict], originals: dict[str, dict], manifest: pd.DataFrame, splits) -> list[dict]:
     """Rows (method, image, roi, condition, psnr, ssim) against the clean DRR of the view (or, for clean and real
-    images, against the input itself, condition reported as ``clean in``/``real in``)."""
+    images, against the input itself, condition reported as ``standard in``/``real in``)."""
     rows = []
     table = manifest.set_index("image_id")
     if not {"view", "condition", "patient"} <= set(table.columns):
         return rows
-    clean_of = {(row.patient, row.view): image_id for image_id, row in table.iterrows() if row.condition == "clean"}
+    clean_of = {(row.patient, row.view): image_id for image_id, row in table.iterrows() if row.condition == "standard"}
     for method, images in outputs.items():
         for image_id, arrays in images.items():
             if image_id not in table.index or table.loc[image_id, "split"] not in splits:
                 continue
             row = table.loc[image_id]
-            if row.condition in ("clean", "real"):
+            if row.condition in ("standard", "real"):
                 reference_id, condition = image_id, f"{row.condition} in"
             else:
                 reference_id, condition = clean_of.get((row.patient, row.view)), row.condition
@@ -135,7 +135,7 @@ def summary_markdown(restoration: pd.DataFrame, hallucination: pd.DataFrame, met
             cells.append(f"{degraded['psnr'].mean():.2f} / {degraded['ssim'].mean():.4f}" if len(degraded) else "–")
             lines.append("| " + " | ".join(cells) + " |")
         lines += ["", "PSNR (dB) and SSIM on the 0-255 mapping of the evaluation ROIs (MATLAB-matched measures); "
-                  "'original' is the degraded input itself. 'clean in' / 'real in': the output on an image that needs "
+                  "'original' is the degraded input itself. 'standard in' / 'real in': the output on an image that needs "
                   "no restoring, against that image (higher = changed less)."]
     lines += ["", "## Do structures stay where they were? (whole canonical images)", ""]
     if hallucination.empty:

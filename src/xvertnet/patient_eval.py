@@ -47,7 +47,7 @@ class EvaluationSettings(FromConfig):
 
     patients: tuple[str, ...] = ("lidc0001", "tschest", "lung1", "lung2")
     views: tuple[str, ...] = ("ap", "rotl4", "rotr4")
-    conditions: tuple[str, ...] = ("clean", "low_dose", "blur")
+    conditions: tuple[str, ...] = ("standard", "low_dose", "blur")
     bootstrap: int = 2000
     seed: int = 0
     reference_method: str = "xvertnet"

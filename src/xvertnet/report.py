@@ -89,8 +89,8 @@ def panel_image_ids(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame] | 
     real = [i for i in ids if i in info.index and is_real_radiograph(condition.get(i, ""), info.loc[i].get("source", "drr"))]
     chosen = real[:2]
     if "patient" in info.columns:
-        for _, part in info[condition.isin(["clean", "low_dose"])].groupby("patient", sort=True):
-            pair = [part.index[part["condition"] == c][0] for c in ("clean", "low_dose") if (part["condition"] == c).any()]
+        for _, part in info[condition.isin(["standard", "low_dose"])].groupby("patient", sort=True):
+            pair = [part.index[part["condition"] == c][0] for c in ("standard", "low_dose") if (part["condition"] == c).any()]
             if len(pair) == 2:
                 chosen += pair
                 break

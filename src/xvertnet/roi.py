@@ -391,6 +391,8 @@ def roi_shard(ingest_path, out_path, qc_dir, settings: RoiSettings, rejects_path
                 stored.update({f"mask_{name}": crop(mask, box) for name, box in boxes.items()})
             if "vertebra_levels" in arrays:
                 stored["vertebra_levels"] = resample_mask(arrays["vertebra_levels"], canonical.shape)
+            if "noise_twin" in arrays:  # the same view with independent noise: enhanced alongside, for the noise measures
+                stored["canonical_twin"], _ = to_canonical(arrays["noise_twin"], settings.canonical_height)
             if "bone_target" in arrays:  # the bone prior's target: the training crops only, same boxes
                 bone, _ = to_canonical(arrays["bone_target"], settings.canonical_height)
                 stored.update({f"bone_{name}": crop(bone, boxes[name]) for name in TRAIN_ROIS if name in boxes})

@@ -204,11 +204,12 @@ def item_ids(path) -> list[str]:
         return list(handle[ITEMS].keys()) if ITEMS in handle else []
 
 
-def read_item(path_or_handle, image_id: str, names: list[str] | None = None) -> tuple[dict[str, np.ndarray], dict]:
-    """Read the arrays (all, or ``names``) and attributes of one image."""
+def read_item(path_or_handle, image_id: str, names: list[str] | None = None, optional=()) -> tuple[dict[str, np.ndarray], dict]:
+    """Read the arrays (all, or ``names`` and those of ``optional`` that the image has) and attributes of one image."""
     with _opened(path_or_handle) as handle:
         group = handle[ITEMS][image_id]
         keys = names if names is not None else dataset_names(group)
+        keys = [*keys, *(name for name in optional if name in group and name not in keys)]
         missing = [name for name in keys if name not in group]
         if missing:
             stage = decode_attr(handle.file.attrs.get("stage", "unknown"))
@@ -226,7 +227,7 @@ def dataset_names(group: h5py.Group) -> list[str]:
     return names
 
 
-def iter_items(path, names: list[str] | None = None) -> Iterator[tuple[str, dict[str, np.ndarray], dict]]:
+def iter_items(path, names: list[str] | None = None, optional=()) -> Iterator[tuple[str, dict[str, np.ndarray], dict]]:
     """Yield (image_id, arrays, attrs) for every image of a shard, one at a time.
 
     The next image is read when the caller asks for it: a caller that holds one image at a time drops its
@@ -236,7 +237,7 @@ def iter_items(path, names: list[str] | None = None) -> Iterator[tuple[str, dict
         if ITEMS not in handle:
             return
         for image_id in handle[ITEMS].keys():
-            yield image_id, *read_item(handle, image_id, names)  # no reference kept here while the caller works
+            yield image_id, *read_item(handle, image_id, names, optional)  # no reference kept here while the caller works
 
 
 def file_attrs(path) -> dict:

@@ -52,7 +52,7 @@ def held_out_rois(prep_shards: dict[str, list], manifests: dict[str, pd.DataFram
                     continue
                 condition, source = table.loc[image_id].get("condition", ""), table.loc[image_id].get("source", "")
                 real = is_real_radiograph(condition, source)
-                if not real and condition != "clean":
+                if not real and condition != "standard":
                     continue
                 for roi in TRAIN_ROIS:
                     if f"{roi}/X" in arrays:

@@ -41,7 +41,7 @@ class StudySettings(FromConfig):
     ELSEWHERE: ClassVar[tuple[str, ...]] = ("variants", "each_iteration")
 
     select_split: str = "val"
-    select_conditions: tuple[str, ...] = ("clean", "low_dose", "blur")
+    select_conditions: tuple[str, ...] = ("standard", "low_dose", "blur")
     score: tuple[str, ...] = ("cnr_ratio", "edge_ratio")
     report_split: str = "test"
     patient_independent: bool = True
@@ -530,12 +530,12 @@ def panel_image_ids(table: pd.DataFrame) -> list[str]:
     chosen = []
     if "patient" in held.columns and held["patient"].notna().any():
         for _, part in held.groupby("patient", sort=True):
-            ids = [part.loc[part["condition"].eq(c), "image_id"].iloc[0] for c in ("clean", "low_dose") if part["condition"].eq(c).any()]
+            ids = [part.loc[part["condition"].eq(c), "image_id"].iloc[0] for c in ("standard", "low_dose") if part["condition"].eq(c).any()]
             if len(ids) == 2:
                 chosen = ids
                 break
     if not chosen:
-        chosen = held[held["condition"].isin(["clean", "low_dose"])]["image_id"].drop_duplicates().tolist()[:2]
+        chosen = held[held["condition"].isin(["standard", "low_dose"])]["image_id"].drop_duplicates().tolist()[:2]
     real = table[table["group"].eq("real")]["image_id"].drop_duplicates().tolist()
     return [*chosen, *real][:4]
 

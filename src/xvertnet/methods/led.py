@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 #: Demo conditions (CT-derived DRRs): clean DRRs are high quality, these degradations low quality; 8-bit
 #: quantisation is neither (it changes the grey levels, not the visibility LED restores).
-HIGH_CONDITIONS = ("clean", "real")
+HIGH_CONDITIONS = ("standard", "real")
 #: Candidate starts of the sampler, chosen on the validation pairs when ``start_fraction`` is not set.
 START_CHOICES = (0.1, 0.2, 0.3, 0.5, 1.0)
 LOW_CONDITIONS = ("low_dose", "blur", "low_contrast")

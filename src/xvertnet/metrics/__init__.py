@@ -105,7 +105,8 @@ def block_mean(image: np.ndarray, factor: int) -> np.ndarray:
 
 
 def measure_all(image255: np.ndarray, *, reference255: np.ndarray | None = None, clean255: np.ndarray | None = None,
-                mask: np.ndarray | None = None, params: MetricParams | None = None, timings: dict | None = None,
+                mask: np.ndarray | None = None, twin255: np.ndarray | None = None, body_px: float | None = None,
+                params: MetricParams | None = None, timings: dict | None = None,
                 errors: dict | None = None, details: dict | None = None) -> dict[str, float]:
     """Every measure of one grey 0-255 image; ``timings`` (if given) receives seconds per measure.
 
@@ -113,6 +114,8 @@ def measure_all(image255: np.ndarray, *, reference255: np.ndarray | None = None,
     and ``errors[name]`` holds the reason, as does a measure that is NaN without failing (BRISQUE
     and NIQE of a constant image, NIQE below 96 x 96); without it the exception propagates.
     numpy's RuntimeWarnings inside the measures are not shown (the NaN and its reason say it).
+    The task measures (``cnr``, ``edge``) need the vertebra ``mask`` and the output on the noise twin
+    (``twin255``), and take a vertebral body's height ``body_px`` (:mod:`xvertnet.metrics.task`).
     An image above ``params.max_pixels`` (and its references and mask) is measured on its block
     mean (module docstring); ``details`` (if given) receives ``downsample`` (the block size k,
     1 = as given) and ``measured_shape``.
@@ -123,6 +126,8 @@ def measure_all(image255: np.ndarray, *, reference255: np.ndarray | None = None,
         image255 = block_mean(image255, factor)
         reference255 = None if reference255 is None else block_mean(reference255, factor)
         clean255 = None if clean255 is None else block_mean(clean255, factor)
+        twin255 = None if twin255 is None else block_mean(twin255, factor)
+        body_px = None if body_px is None else body_px / factor
         mask = None if mask is None else block_mean(mask, factor) >= 0.5
     image255 = np.asarray(image255, dtype=np.float64)
     if details is not None:
@@ -141,9 +146,10 @@ def measure_all(image255: np.ndarray, *, reference255: np.ndarray | None = None,
     if clean255 is not None:
         jobs["psnr"] = lambda: psnr(image255, clean255)
         jobs["ssim"] = lambda: ssim(image255, clean255)
-    if mask is not None:
-        jobs["cnr"] = lambda: vertebral_cnr(image255 / 255.0, mask, band=params.cnr_band)
-        jobs["edge"] = lambda: vertebral_edge_strength(image255 / 255.0, mask)
+    if mask is not None and twin255 is not None:
+        twin = np.asarray(twin255, dtype=np.float64) / 255.0
+        jobs["cnr"] = lambda: vertebral_cnr(image255 / 255.0, twin, mask, band=params.cnr_band, body_px=body_px)
+        jobs["edge"] = lambda: vertebral_edge_strength(image255 / 255.0, twin, mask)
     constant = bool(image255.size) and float(image255.min()) == float(image255.max())
     values: dict[str, float] = {}
     for name, job in jobs.items():

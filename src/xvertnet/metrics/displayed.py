@@ -13,14 +13,14 @@ level map (1 = most superior):
   surroundings (a band of ``band`` pixels around it, other levels excluded: paravertebral
   tissue and the disc spaces), as a fraction of the displayed range (0 ... 1; negative when
   the body is darker than its surroundings).
-* ``displayed_cnr``: the same divided by the displayed noise, estimated on the level's
-  neighbourhood by the wavelet median absolute deviation of :func:`skimage.restoration.estimate_sigma`
-  (Donoho's estimator) on the image before clipping, scaled by the window, so that a contrast
-  bought with amplified noise does not count; the noise of an 8-bit display's quantisation
-  (one grey level / sqrt(12)) is added in quadrature, so that a noise-free image (a clean DRR)
-  scores its contrast in display grey levels instead of dividing by nearly zero. Both scale alike with the window, so this CNR
-  changes with the display only where it clips (clipping removes contrast, not noise): it says
-  what noise amplification and saturation cost, the contrast says what the window shows.
+* ``displayed_cnr``: the same divided by the displayed noise at the scale of a vertebral body: the
+  standard deviation, over the level's neighbourhood, of the output's noise image (from its noise
+  twin, :func:`xvertnet.metrics.task.noise_image`) band-passed at a body's size
+  (:func:`xvertnet.metrics.task.band_pass`), measured before clipping and scaled by the window,
+  so that a contrast bought with amplified noise at that scale does not count; the noise of an
+  8-bit display's quantisation (one grey level / sqrt(12)) is added in quadrature. Both scale
+  alike with the window, so this CNR changes with the display only where it clips (clipping
+  removes contrast, not noise: saturation counts as lost signal). Without a noise twin it is NaN.
 * ``displayed_saturation``: the share of the level's body and surroundings clipped at either
   end of the window (where CLAHE-like local stretching or a bright mediastinum leaves nothing
   to see).
@@ -35,6 +35,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import InvalidValueError
+from .task import band_pass, body_scale, noise_image
 
 DEFAULT_PERCENTILES = (1.0, 99.0)
 DEFAULT_DISPLAY_BAND = 12
@@ -60,11 +61,10 @@ def display(image: np.ndarray, percentiles=DEFAULT_PERCENTILES, *, limits: tuple
     return np.clip((image - low) / (high - low), 0.0, 1.0)
 
 
-def level_visibility(image: np.ndarray, levels: np.ndarray, *, band: int = DEFAULT_DISPLAY_BAND,
+def level_visibility(image: np.ndarray, levels: np.ndarray, *, twin: np.ndarray | None = None, band: int = DEFAULT_DISPLAY_BAND,
                      percentiles=DEFAULT_PERCENTILES) -> dict[int, dict[str, float]]:
-    """Per level of ``levels`` (int map, 0 = none): displayed contrast, CNR and saturation, and its centre row."""
-    from skimage.restoration import estimate_sigma
-
+    """Per level of ``levels`` (int map, 0 = none): displayed contrast, CNR (with the output on the noise ``twin``) and
+    saturation, and its centre row."""
     levels = np.asarray(levels)
     if levels.shape != np.shape(image):
         raise InvalidValueError(f"level map {levels.shape} and image {np.shape(image)} differ in shape")
@@ -72,6 +72,8 @@ def level_visibility(image: np.ndarray, levels: np.ndarray, *, band: int = DEFAU
     low, high = window(image, percentiles)
     shown = display(image, limits=(low, high))
     any_level = levels > 0
+    body_px = body_scale(image.shape[0])
+    noise_band = None if twin is None else band_pass(noise_image(image, twin), body_px)
     found = {}
     for level, region in enumerate(ndimage.find_objects(levels.astype(np.int32)), start=1):
         if region is None:
@@ -87,8 +89,10 @@ def level_visibility(image: np.ndarray, levels: np.ndarray, *, band: int = DEFAU
             continue
         patch = shown[window_]
         contrast = float(patch[body].mean() - patch[surround].mean())
-        noise = float(estimate_sigma(image[window_])) / (high - low) if high > low else 0.0
-        noise = float(np.hypot(noise, DISPLAY_QUANTISATION_NOISE))
+        if noise_band is None or not high > low:
+            noise = float("nan")
+        else:
+            noise = float(np.hypot(noise_band[window_][body | surround].std() / (high - low), DISPLAY_QUANTISATION_NOISE))
         near = body | surround
         saturated = float(((patch[near] <= 0.0) | (patch[near] >= 1.0)).mean())
         found[level] = {"row": float(np.nonzero(body)[0].mean() + top), "displayed_contrast": contrast,

@@ -1,4 +1,4 @@
-"""Rule ``enhance_shard``: any method on the evaluation ROIs and canonical whole images of a ROI shard.
+"""Rule ``enhance_shard``: any method on the canonical whole images of a ROI shard, evaluation ROIs cut from its output.
 
 Every method goes through :func:`enhance_rois_shard`, so the metrics stage treats them all
 alike. The enhanced shard records its method, the name it is compared under and its data
@@ -39,31 +39,53 @@ def add_arguments(parser) -> None:
 
 def enhance_rois_shard(method, roi_shard, out_path, png_dir, *, name: str, dataset: str = "", splits=("val", "test"),
                        whole: bool = True) -> int:
-    """``method`` (a :class:`xvertnet.methods.Method`) on the evaluation ROIs and whole images of ``splits``.
+    """``method`` (a :class:`xvertnet.methods.Method`) on the images of ``splits``, as a user runs it.
 
-    Writes ``out_path`` (HDF5: per image ``eval_upper``, ``eval_lower`` and optionally
-    ``whole``) and 16-bit PNGs into ``png_dir``.
+    Whole-image protocol: the method enhances the canonical whole image, and the evaluation ROIs
+    are cut from its output at the boxes of the ROI stage, so every method sees the anatomy,
+    the dynamic range and the tiles it would see on a radiograph. A method that can only work on
+    crops (``whole_images`` False: one network trained per image) enhances each evaluation ROI on
+    its own, and the shard records ``protocol: crops`` so the tables can say so. Where the ROI
+    shard holds a noise twin (``canonical_twin``), it is enhanced the same way (``whole_twin``,
+    ``eval_*_twin``) for the noise measures.
+
+    Writes ``out_path`` (HDF5: per image ``eval_upper``, ``eval_lower``, ``whole`` and the twins) and
+    16-bit PNGs of the ROIs and the whole image into ``png_dir``.
     """
+    from ..roi import crop
+
     png_dir = Path(png_dir)
     png_dir.mkdir(parents=True, exist_ok=True)
     whole = whole and method.whole_images
-    names = [*EVAL_ROIS, "canonical"] if whole else list(EVAL_ROIS)
-    params = {"method": name, "kind": method.name, "dataset": dataset, "splits": list(splits), "params": method.describe()}
+    protocol = "whole image" if whole else "crops"
+    params = {"method": name, "kind": method.name, "dataset": dataset, "splits": list(splits), "protocol": protocol,
+              "params": method.describe()}
     with open_shard_for_writing(out_path, stage="enhance", params=params) as shard:
         shard.inputs[str(roi_shard)] = sha256_file(roi_shard)
-        for image_id, arrays, attrs in iter_items(roi_shard, names=names):
+        for image_id, arrays, attrs in iter_items(roi_shard, names=[*EVAL_ROIS, "canonical"], optional=["canonical_twin"]):
             if attrs.get("split", "") not in splits:
                 continue
             fitted, extra = method.for_image(image_id)
-            stored = {roi: np.clip(fitted(arrays[roi]), 0.0, 1.0).astype(np.float32) for roi in EVAL_ROIS}
-            if whole:
-                stored["whole"] = np.clip(fitted.enhance_whole(arrays["canonical"]), 0.0, 1.0).astype(np.float32)
-            for part, image in stored.items():
-                if image.shape != (arrays["canonical"].shape if part == "whole" else arrays[part].shape):
-                    raise XvertnetError(f"{name} changed the shape of {image_id}/{part}")
-                write_png16(png_dir / f"{image_id}_{part}.png", image)
-            shard.add(image_id, stored, {"split": attrs.get("split", ""), "boxes": attrs.get("boxes", {}), **extra})
-            log.info("%s enhanced %s", name, image_id)
+            boxes = attrs.get("boxes", {})
+            stored = {}
+            for suffix, source in (("", "canonical"), ("_twin", "canonical_twin")):
+                if source not in arrays:
+                    continue
+                if whole:
+                    enhanced = np.clip(fitted.enhance_whole(arrays[source]), 0.0, 1.0).astype(np.float32)
+                    if enhanced.shape != arrays[source].shape:
+                        raise XvertnetError(f"{name} changed the shape of {image_id}/{source}")
+                    stored[f"whole{suffix}"] = enhanced
+                    stored.update({f"{roi}{suffix}": crop(enhanced, boxes[roi]) for roi in EVAL_ROIS})
+                else:
+                    for roi in EVAL_ROIS:
+                        part = arrays[roi] if not suffix else crop(arrays[source], boxes[roi])
+                        stored[f"{roi}{suffix}"] = np.clip(fitted(part), 0.0, 1.0).astype(np.float32)
+            for part in (*EVAL_ROIS, "whole"):
+                if part in stored:
+                    write_png16(png_dir / f"{image_id}_{part}.png", stored[part])
+            shard.add(image_id, stored, {"split": attrs.get("split", ""), "boxes": boxes, "protocol": protocol, **extra})
+            log.info("%s enhanced %s (%s)", name, image_id, protocol)
         count = shard.count
     return count
 

@@ -1,0 +1,94 @@
+"""The vendor-like for-presentation step: what turns a detector's log signal into the radiograph a reader sees.
+
+Every public chest data set (and every PACS) holds *for-presentation* images: the modality has
+already equalised the dynamic range and shaped the contrast, most often by multi-scale contrast
+equalisation (Agfa's MUSICA, Vuylsteke and Schoeters 1994; similar methods from every vendor) and a
+tone curve. The DRRs go through such a step, so that the "original" every method starts from is
+what a reader would be shown, not a raw log image.
+
+1. **Exposure recognition**: the log signal is mapped to [0, 1] by its 0.5th and 99.5th
+   percentiles (the collimated field).
+2. **Multi-scale contrast equalisation** on a Laplacian stack without decimation: bands
+   b_k = G_k - G_{k+1} (G_0 the image, G_k a Gaussian blur of sigma ``pixel_mm``-independent
+   ``finest_mm`` * 2^(k-1) mm for k >= 1), k = 0 ... ``levels`` - 1, and the residual G_L. Each
+   band but the finest is mapped by the MUSICA non-linearity
+
+       b'_k = gain * M_k * sign(b_k) * (|b_k| / M_k)^p,     M_k = max |b_k|
+
+   (``exponent`` p < 1 lifts faint detail relative to strong edges; the finest band, mostly
+   quantum noise, stays linear so noise is not lifted); the residual (the global dynamic range)
+   is compressed by ``latitude``: G'_L = mean + latitude * (G_L - mean). The image is the sum.
+3. **Tone curve**: a sigmoid of ``tone_slope`` around the median, rescaled to [0, 1] between the
+   0.05th and 99.95th percentiles (the S-shaped characteristic of a film-like rendering; the
+   equalised image before it is rescaled the same way, so the dense mediastinum is not clipped).
+
+The output is in [0, 1], bone bright, quantised by the caller.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import numpy as np
+from scipy import ndimage
+
+from .errors import InvalidValueError
+from .settings import FromConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class PresentationSettings(FromConfig):
+    """The for-presentation step (config section ``presentation``; module docstring)."""
+
+    SECTION: ClassVar[str] = "presentation"
+
+    levels: int = 6
+    finest_mm: float = 1.0
+    exponent: float = 0.6
+    gain: float = 1.0
+    latitude: float = 0.2
+    tone_slope: float = 2.5
+
+    def __post_init__(self):
+        if self.levels < 1:
+            raise InvalidValueError(f"presentation levels must be at least 1, got {self.levels}")
+        if not 0.0 < self.exponent <= 1.0:
+            raise InvalidValueError(f"presentation exponent must be in (0, 1], got {self.exponent}")
+        if not 0.0 < self.latitude <= 1.0:
+            raise InvalidValueError(f"presentation latitude must be in (0, 1], got {self.latitude}")
+        if self.finest_mm <= 0 or self.gain <= 0 or self.tone_slope < 0:
+            raise InvalidValueError("presentation finest_mm and gain must be positive, tone_slope not negative")
+
+
+def _stretch(values: np.ndarray, low_percentile: float = 0.5, high_percentile: float = 99.5) -> np.ndarray:
+    low, high = np.percentile(values, (low_percentile, high_percentile))
+    return np.clip((values - low) / (high - low), 0.0, 1.0) if high > low else np.zeros_like(values)
+
+
+def bands(image: np.ndarray, levels: int, finest_px: float) -> tuple[list[np.ndarray], np.ndarray]:
+    """The Laplacian stack (module docstring): ``levels`` bands, finest first, and the residual; their sum is the image."""
+    blurred = [np.asarray(image, dtype=np.float64)]
+    for k in range(1, levels + 1):
+        blurred.append(ndimage.gaussian_filter(blurred[0], finest_px * 2.0 ** (k - 1), mode="reflect"))
+    return [blurred[k] - blurred[k + 1] for k in range(levels)], blurred[-1]
+
+
+def present(log_signal: np.ndarray, settings: PresentationSettings, pixel_mm: float) -> np.ndarray:
+    """The for-presentation image in [0, 1] of a detector log signal (bone bright)."""
+    image = _stretch(np.asarray(log_signal, dtype=np.float64))
+    details, residual = bands(image, settings.levels, settings.finest_mm / pixel_mm)
+    mean = float(residual.mean())
+    out = mean + settings.latitude * (residual - mean)
+    for k, band in enumerate(details):
+        if k == 0:
+            out += band
+            continue
+        peak = float(np.abs(band).max())
+        if peak > 0:
+            out += settings.gain * peak * np.sign(band) * (np.abs(band) / peak) ** settings.exponent
+    out = _stretch(out, 0.05, 99.95)
+    if settings.tone_slope > 0:
+        centre = float(np.median(out))
+        out = _stretch(1.0 / (1.0 + np.exp(-settings.tone_slope * (out - centre))), 0.05, 99.95)
+    return out
