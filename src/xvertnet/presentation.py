@@ -15,14 +15,18 @@ what a reader would be shown, not a raw log image.
 
        b'_k = gain * M_k * sign(b_k) * (|b_k| / M_k)^p,     M_k = max |b_k|
 
-   (``exponent`` p < 1 lifts faint detail relative to strong edges; the finest band, mostly
-   quantum noise, stays linear so noise is not lifted); the residual (the global dynamic range)
-   is compressed by ``latitude``: G'_L = mean + latitude * (G_L - mean). The image is the sum.
+   (``exponent`` p < 1 lifts faint detail relative to strong edges); the finest band (edges and
+   quantum noise) is amplified linearly by ``edge_gain``, a vendor's edge enhancement, so faint
+   noise is not lifted more than strong edges; the residual (the global dynamic range) is
+   compressed by ``latitude``: G'_L = mean + latitude * (G_L - mean). The image is the sum.
 3. **Tone curve**: a sigmoid of ``tone_slope`` around the median, rescaled to [0, 1] between the
    0.05th and 99.95th percentiles (the S-shaped characteristic of a film-like rendering; the
    equalised image before it is rescaled the same way, so the dense mediastinum is not clipped).
 
-The output is in [0, 1], bone bright, quantised by the caller.
+The output is in [0, 1], bone bright, quantised by the caller. The defaults were chosen by comparing
+DRRs with the four real radiographs at hand (``benchmarks/drr_realism.py``: histogram, power
+spectrum slope, energy in the band of a vertebral body, region ratios), never with any method's
+result.
 """
 
 from __future__ import annotations
@@ -45,9 +49,10 @@ class PresentationSettings(FromConfig):
 
     levels: int = 6
     finest_mm: float = 1.0
-    exponent: float = 0.6
+    exponent: float = 0.7
     gain: float = 1.0
-    latitude: float = 0.2
+    edge_gain: float = 2.0
+    latitude: float = 0.4
     tone_slope: float = 2.5
 
     def __post_init__(self):
@@ -57,8 +62,8 @@ class PresentationSettings(FromConfig):
             raise InvalidValueError(f"presentation exponent must be in (0, 1], got {self.exponent}")
         if not 0.0 < self.latitude <= 1.0:
             raise InvalidValueError(f"presentation latitude must be in (0, 1], got {self.latitude}")
-        if self.finest_mm <= 0 or self.gain <= 0 or self.tone_slope < 0:
-            raise InvalidValueError("presentation finest_mm and gain must be positive, tone_slope not negative")
+        if self.finest_mm <= 0 or self.gain <= 0 or self.edge_gain <= 0 or self.tone_slope < 0:
+            raise InvalidValueError("presentation finest_mm, gain and edge_gain must be positive, tone_slope not negative")
 
 
 def _stretch(values: np.ndarray, low_percentile: float = 0.5, high_percentile: float = 99.5) -> np.ndarray:
@@ -82,7 +87,7 @@ def present(log_signal: np.ndarray, settings: PresentationSettings, pixel_mm: fl
     out = mean + settings.latitude * (residual - mean)
     for k, band in enumerate(details):
         if k == 0:
-            out += band
+            out += settings.edge_gain * band  # linear: the vendor's edge enhancement
             continue
         peak = float(np.abs(band).max())
         if peak > 0:

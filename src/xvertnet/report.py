@@ -157,6 +157,55 @@ def visual_panel(enhanced: dict[str, list], out_path, *, image_ids: list[str], r
     save_figure(figure, out_path, dpi=100)
 
 
+def whole_image_panel(enhanced: dict[str, list], out_path, *, image_ids: list[str], values: pd.DataFrame | None = None) -> None:
+    """Rows: ``image_ids``; columns: the original and every method's **whole** enhanced image, each at one window,
+    its own 1st-99th percentiles (as a default window/level shows it). With ``values`` (per-ROI rows), each tile
+    is labelled with the displayed contrast and CNR of its lower ROI's levels (behind the heart) and the CNR
+    ratio there: what the measures say beside what the eye sees."""
+    from .metrics.displayed import display
+
+    plt = pyplot()
+    methods = [m for m in METHOD_ORDER if m in enhanced] + sorted(set(enhanced) - set(METHOD_ORDER))
+    wholes = {}
+    for method in methods:
+        for shard in enhanced[method]:
+            with read_shard(shard) as handle:
+                for image_id in image_ids:
+                    if image_id in handle.get(ITEMS, {}) and "whole" in handle[ITEMS][image_id]:
+                        wholes[(method, image_id)] = handle[ITEMS][image_id]["whole"][()]
+    shown_ids = [i for i in image_ids if any((m, i) in wholes for m in methods)]
+    methods = [m for m in methods if any((m, i) in wholes for i in shown_ids)]
+    lookup = {}
+    if values is not None and not values.empty:
+        for row in values[values["roi"].eq("lower")].itertuples(index=False):
+            lookup[(row.method, row.image_id)] = row
+    figure, axes = plt.subplots(max(1, len(shown_ids)), max(1, len(methods)), figsize=(2.2 * max(1, len(methods)),
+                                2.6 * max(1, len(shown_ids))), constrained_layout=True, squeeze=False)
+    for row_index, image_id in enumerate(shown_ids):
+        for column, method in enumerate(methods):
+            axis = axes[row_index, column]
+            if (method, image_id) in wholes:
+                axis.imshow(display(wholes[(method, image_id)]), cmap="gray", vmin=0, vmax=1)
+                row = lookup.get((method, image_id))
+                if row is not None:
+                    parts = []
+                    for name, label, fmt in (("displayed_contrast", "disp. contrast", ".3f"), ("displayed_cnr", "disp. CNR", ".1f"),
+                                             ("cnr_ratio", "CNR ratio", ".2f")):
+                        value = getattr(row, name, np.nan)
+                        if isinstance(value, (int, float)) and np.isfinite(value):
+                            parts.append(f"{label} {value:{fmt}}")
+                    axis.set_xlabel("\n".join(parts), fontsize=6)
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if row_index == 0:
+                axis.set_title(_wrapped(method), fontsize=8)
+            if column == 0:
+                axis.set_ylabel(image_id, fontsize=7)
+    figure.suptitle("Whole images, each at its own 1st-99th percentile window; labels: the lower ROI's levels "
+                    "(behind the heart)", fontsize=8)
+    save_figure(figure, out_path, dpi=90)
+
+
 def lut_maps_figure(image: np.ndarray, output: np.ndarray, maps: dict[str, np.ndarray], out_path, *, title: str = "") -> None:
     """The LUT mapping's explanation of one image (seed `interpretable_mapping_ge.txt`, Fig. 2): input, output and the
     four maps (slope a and bias b of the regional LUT, Eq. L1; window centre wc and width ww, Eq. L2), each map

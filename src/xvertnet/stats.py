@@ -31,7 +31,7 @@ MEASURE_ORDER = ("seg_dice", "seg_hd95", "displayed_contrast", "displayed_cnr", 
 LABELS = {"seg_dice": "segmentation Dice", "seg_hd95": "segmentation HD95 (px)",
           "displayed_contrast": "displayed vertebral contrast", "displayed_cnr": "displayed vertebral CNR",
           "displayed_saturation": "displayed saturation", "cnr_ratio": "vertebral CNR / original", "edge_ratio": "vertebral edge / original",
-          "consistency_psnr": "PSNR degraded vs clean", "consistency_ssim": "SSIM degraded vs clean", "entropy": "Entropy",
+          "consistency_psnr": "PSNR degraded vs standard", "consistency_ssim": "SSIM degraded vs standard", "entropy": "Entropy",
           "tc": "TC", "lpc_si": "LPC-SI", "tmqi": "TMQI", "piqe": "PIQE", "brisque": "BRISQUE", "niqe": "NIQE"}
 
 

@@ -143,6 +143,7 @@ rule tables:
         tex=f"{RUN}/tables/comparison.tex",
         boxplots=report(f"{RUN}/figures/boxplots.png", caption="../report/boxplots.rst", category="Figures"),
         panel=report(f"{RUN}/figures/panel.png", caption="../report/panel.rst", category="Figures"),
+        whole_panel=report(f"{RUN}/figures/whole_panel.png", caption="../report/whole_panel.rst", category="Figures"),
     params:
         code=code_fingerprint("tables"),
         settings=section("metrics"),
@@ -159,7 +160,7 @@ rule tables:
         runtime=30,
     shell:
         "python -m xvertnet tables {input.per_roi:q} --csv {output.csv:q} --boxplots {output.boxplots:q} --panel {output.panel:q}"
-        " --enhanced {input.enhanced:q} --manifests {params.manifests:q} --settings {params.settings:q} > {log:q} 2>&1"
+        " --whole-panel {output.whole_panel:q} --enhanced {input.enhanced:q} --manifests {params.manifests:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 # The static results gallery (README "Results gallery"): open results/gallery/index.html from disk.

@@ -13,6 +13,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--csv", required=True, type=Path, help="comparison table (CSV); .md and .tex are written beside it")
     parser.add_argument("--boxplots", required=True, type=Path)
     parser.add_argument("--panel", required=True, type=Path)
+    parser.add_argument("--whole-panel", type=Path, help="whole images of every method at one window (PNG)")
     parser.add_argument("--enhanced", nargs="*", type=Path, default=[], help="enhanced shards for the panel")
     parser.add_argument("--manifests", default="{}", help="JSON object data set -> manifest CSV (the panel's choice of images)")
     add_settings_argument(parser, "metrics")
@@ -24,7 +25,7 @@ def run(args) -> int:
     from ..errors import XvertnetError
 
     from ..evaluate import shards_by_method
-    from ..report import box_plots, panel_image_ids, visual_panel
+    from ..report import box_plots, panel_image_ids, visual_panel, whole_image_panel
     from ..stats import TableSettings, compare, reference_method, undefined_measures, write_comparison_tables
 
     settings = TableSettings.from_config(load_settings(args.settings))
@@ -43,6 +44,9 @@ def run(args) -> int:
     box_plots(per_roi, args.boxplots, splits=splits)
     manifests = {dataset: pd.read_csv(path, keep_default_na=False) for dataset, path in load_settings(args.manifests).items()}
     image_ids = panel_image_ids(per_roi, manifests, splits=splits, count=settings.panel_images)
-    visual_panel(shards_by_method(args.enhanced), args.panel, image_ids=image_ids, values=per_roi[per_roi["split"].isin(splits)])
+    shown = per_roi[per_roi["split"].isin(splits)]
+    visual_panel(shards_by_method(args.enhanced), args.panel, image_ids=image_ids, values=shown)
+    if args.whole_panel:
+        whole_image_panel(shards_by_method(args.enhanced), args.whole_panel, image_ids=image_ids, values=shown)
     logging.getLogger("xvertnet").info("tables -> %s.{csv,md,tex}", stem)
     return 0
