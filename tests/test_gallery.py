@@ -60,7 +60,7 @@ def test_the_gallery_orders_windows_and_links_its_images(tmp_path):
     assert write_gallery(enhanced, out, manifests={"demo": MANIFEST}, per_roi=per_roi, count=5) == 5
     data = _page_data(out / "index.html")
     # Real radiographs first, then test, val, train (by id); the page knows it holds 5 of 6.
-    assert [image["id"] for image in data["images"]] == ["rg1", "drr_a_ap_standard", "drr_a_ap_low_dose", "drr_b_ap_standard", "val_x"]
+    assert [image["id"] for image in data["images"]] == ["rg1", "drr_a_ap_low_dose", "drr_a_ap_standard", "drr_b_ap_standard", "val_x"]
     assert data["total_images"] == 6 and data["methods"] == ["original", "clahe", "zssr"]
     rg1 = data["images"][0]
     assert rg1["patient"] == "rg1" and rg1["split"] == "test" and rg1["dataset"] == "demo"

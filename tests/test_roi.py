@@ -144,7 +144,7 @@ def test_roi_shard_writes_crops_masks_qc_and_rejects(tmp_path, demo_dataset):
     from xvertnet.shard_store import item_ids, read_item
 
     manifest = read_manifest(demo_dataset["manifest_path"])
-    entries = manifest[manifest["image_id"].isin(["drr_tschest_ap_clean", "rg1_uncr"])].to_dict("records")
+    entries = manifest[manifest["image_id"].isin(["drr_tschest_ap_standard", "rg1_uncr"])].to_dict("records")
     narrow = tmp_path / "narrow.png"
     from PIL import Image
 
@@ -155,16 +155,16 @@ def test_roi_shard_writes_crops_masks_qc_and_rejects(tmp_path, demo_dataset):
     stored, rejected = roi_shard(tmp_path / "ingest.h5", tmp_path / "roi.h5", tmp_path / "qc", settings, tmp_path / "roi_rejects.csv")
     assert (stored, rejected) == (2, 1)
     assert "too narrow" in pd.read_csv(tmp_path / "roi_rejects.csv")["reason"][0]
-    assert item_ids(tmp_path / "roi.h5") == ["drr_tschest_ap_clean", "rg1_uncr"]
-    arrays, attrs = read_item(tmp_path / "roi.h5", "drr_tschest_ap_clean")
+    assert item_ids(tmp_path / "roi.h5") == ["drr_tschest_ap_standard", "rg1_uncr"]
+    arrays, attrs = read_item(tmp_path / "roi.h5", "drr_tschest_ap_standard")
     for name in ROI_NAMES:
         size = settings.train_size if name.startswith("train") else settings.eval_size
         assert arrays[name].shape == size and arrays[f"mask_{name}"].shape == size
     assert attrs["vertical_method"] == "lung-field" and len(attrs["spine_centre_x"]) == 512
     real, _ = read_item(tmp_path / "roi.h5", "rg1_uncr")
     assert "vertebra_mask" not in real
-    assert sorted(p.name for p in (tmp_path / "qc").iterdir()) == ["drr_tschest_ap_clean.png", "rg1_uncr.png"]
-    overlay = np.asarray(Image.open(tmp_path / "qc" / "drr_tschest_ap_clean.png").convert("RGB"))
+    assert sorted(p.name for p in (tmp_path / "qc").iterdir()) == ["drr_tschest_ap_standard.png", "rg1_uncr.png"]
+    overlay = np.asarray(Image.open(tmp_path / "qc" / "drr_tschest_ap_standard.png").convert("RGB"))
     legend = overlay[512:].reshape(-1, 3)  # the band under the canonical image
     assert overlay.shape[0] > 512 and overlay.shape[1] == arrays["canonical"].shape[1]
     for name, colour in QC_COLOURS.items():  # a swatch of every colour (the DRR has a vertebra mask and lung rows)

@@ -56,8 +56,11 @@ def test_internal_enhancer_enhances_every_image_with_its_own_model(prep_shard, t
     roi_shard = tmp_path / "roi.h5"
     with open_shard_for_writing(roi_shard, stage="roi", params={}) as shard:
         for image_id, arrays, attrs in iter_items(prep_shard):
-            shard.add(image_id, {"eval_upper": arrays["eval_upper/X"], "eval_lower": arrays["eval_lower/X"],
-                                 "canonical": arrays["train_upper/X"]}, {"split": "test" if image_id != "img00" else "train"})
+            canonical = arrays["train_upper/X"]  # the evaluation ROIs are cut from it, as the ROI stage does
+            height, width = arrays["eval_upper/X"].shape
+            boxes = {"eval_upper": [0, 0, height, width], "eval_lower": [canonical.shape[0] - height, 0, height, width]}
+            shard.add(image_id, {"eval_upper": canonical[:height, :width], "eval_lower": canonical[-height:, :width],
+                                 "canonical": canonical}, {"split": "test" if image_id != "img00" else "train", "boxes": boxes})
     train = _internal_config(phase2_epochs=0).record()
     method = get_method("xvertnet-internal", {"train": train, "iterations": 1, "prep": str(prep_shard)})
     count = enhance_rois_shard(method, roi_shard, tmp_path / "out.h5", tmp_path / "png", name="internal", dataset="synthetic",

@@ -220,9 +220,11 @@ def vertebra_levels(volume) -> tuple[np.ndarray, str]:
     return split_levels(bodies, volume.hounsfield, volume.spacing), "automatic vertebral bodies (xvertnet.vertebra_labels)"
 
 
-def simulate(line_integral: np.ndarray, condition: str, settings: DemoSettings, rng: np.random.Generator | None
-             ) -> tuple[np.ndarray, int]:
+def simulate(line_integral: np.ndarray, condition: str, settings: DemoSettings, rng: np.random.Generator | None, *,
+             like: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """One acquisition of ``condition`` (``rng`` None: the noise-free mean); return (integer pixels, bits stored).
+    With ``like`` (the line integrals of the same view), the for-presentation mapping is the one of ``like``'s
+    noise-free image (a bone-emphasised target rendered exactly as its own image is).
 
     The exposure control sets the incident quanta from the standard dose's lung field for every
     condition (a low-dose image is a quarter of those quanta, not a re-metered exposure).
@@ -232,7 +234,9 @@ def simulate(line_integral: np.ndarray, condition: str, settings: DemoSettings, 
     standard = settings.exposure(REFERENCE_CONDITION)
     exposure = settings.exposure(condition)
     quanta = incident_quanta(line_integral, standard) * exposure.detector_air_kerma_ugy / standard.detector_air_kerma_ugy
-    display = present(detect(line_integral, exposure, rng, quanta=quanta), settings.presentation, settings.pixel_mm)
+    reference = None if like is None else detect(like, exposure, None, quanta=quanta)
+    display = present(detect(line_integral, exposure, rng, quanta=quanta), settings.presentation, settings.pixel_mm,
+                      like=reference)
     if condition == "low_contrast":
         display = 0.5 + settings.low_contrast_range * (display - 0.5)
     bits = 8 if condition == "8bit" else 12
@@ -287,7 +291,7 @@ def build_demo_data(out_dir, manifest_path, settings: DemoSettings) -> pd.DataFr
             if bone is not None and view.split == "train":  # training patients only: the prior never sees the others
                 bone_integral, _ = project(bone, volume.spacing, settings.geometry(view))
                 bone_pixels, _ = simulate(line_integral + settings.bone_emphasis * bone_integral, REFERENCE_CONDITION,
-                                          settings, None)
+                                          settings, None, like=line_integral)
                 bone_path = out_dir / f"bone_{stem}.png"
                 write_png(bone_path, bone_pixels)
             for condition_index, condition in enumerate(settings.conditions):

@@ -66,8 +66,13 @@ class PresentationSettings(FromConfig):
             raise InvalidValueError("presentation finest_mm, gain and edge_gain must be positive, tone_slope not negative")
 
 
-def _stretch(values: np.ndarray, low_percentile: float = 0.5, high_percentile: float = 99.5) -> np.ndarray:
+def _limits(values: np.ndarray, low_percentile: float, high_percentile: float) -> tuple[float, float]:
     low, high = np.percentile(values, (low_percentile, high_percentile))
+    return float(low), float(high)
+
+
+def _apply(values: np.ndarray, limits: tuple[float, float]) -> np.ndarray:
+    low, high = limits
     return np.clip((values - low) / (high - low), 0.0, 1.0) if high > low else np.zeros_like(values)
 
 
@@ -79,21 +84,39 @@ def bands(image: np.ndarray, levels: int, finest_px: float) -> tuple[list[np.nda
     return [blurred[k] - blurred[k + 1] for k in range(levels)], blurred[-1]
 
 
-def present(log_signal: np.ndarray, settings: PresentationSettings, pixel_mm: float) -> np.ndarray:
-    """The for-presentation image in [0, 1] of a detector log signal (bone bright)."""
-    image = _stretch(np.asarray(log_signal, dtype=np.float64))
-    details, residual = bands(image, settings.levels, settings.finest_mm / pixel_mm)
-    mean = float(residual.mean())
-    out = mean + settings.latitude * (residual - mean)
-    for k, band in enumerate(details):
-        if k == 0:
-            out += settings.edge_gain * band  # linear: the vendor's edge enhancement
-            continue
-        peak = float(np.abs(band).max())
-        if peak > 0:
-            out += settings.gain * peak * np.sign(band) * (np.abs(band) / peak) ** settings.exponent
-    out = _stretch(out, 0.05, 99.95)
-    if settings.tone_slope > 0:
-        centre = float(np.median(out))
-        out = _stretch(1.0 / (1.0 + np.exp(-settings.tone_slope * (out - centre))), 0.05, 99.95)
-    return out
+def present(log_signal: np.ndarray, settings: PresentationSettings, pixel_mm: float, *,
+            like: np.ndarray | None = None) -> np.ndarray:
+    """The for-presentation image in [0, 1] of a detector log signal (bone bright).
+
+    With ``like`` (another log signal of the same view), every image-dependent parameter (the
+    windows, each band's M_k, the residual's mean, the tone curve's centre) is taken from ``like``:
+    the same mapping applied to a second image (a bone-emphasised target rendered as its image is).
+    """
+    source = np.asarray(log_signal if like is None else like, dtype=np.float64)
+    steps = []  # (name, parameter) of ``source``, reapplied to ``log_signal``
+    results = []
+    for values in ((source,) if like is None else (source, np.asarray(log_signal, dtype=np.float64))):
+        first = not results
+        limits = _limits(values, 0.5, 99.5) if first else steps[0]
+        image = _apply(values, limits)
+        details, residual = bands(image, settings.levels, settings.finest_mm / pixel_mm)
+        mean = float(residual.mean()) if first else steps[1]
+        peaks = [float(np.abs(band).max()) for band in details] if first else steps[2]
+        out = mean + settings.latitude * (residual - mean)
+        for k, (band, peak) in enumerate(zip(details, peaks)):
+            if k == 0:
+                out += settings.edge_gain * band  # linear: the vendor's edge enhancement
+            elif peak > 0:
+                out += settings.gain * peak * np.sign(band) * (np.abs(band) / peak) ** settings.exponent
+        out_limits = _limits(out, 0.05, 99.95) if first else steps[3]
+        out = _apply(out, out_limits)
+        centre = float(np.median(out)) if first else steps[4]
+        tone_limits = None
+        if settings.tone_slope > 0:
+            curve = 1.0 / (1.0 + np.exp(-settings.tone_slope * (out - centre)))
+            tone_limits = _limits(curve, 0.05, 99.95) if first else steps[5]
+            out = _apply(curve, tone_limits)
+        if first:
+            steps = [limits, mean, peaks, out_limits, centre, tone_limits]
+        results.append(out)
+    return results[-1]
