@@ -225,10 +225,11 @@ def comparison_html(statistics: pd.DataFrame, methods: list[str], *, reference: 
             "can differ between methods of one measure.</small></p></div></body></html>\n")
 
 
-def write_comparison_tables(statistics: pd.DataFrame, stem, *, reference: str = "xvertnet", undefined=()) -> None:
+def write_comparison_tables(statistics: pd.DataFrame, stem, *, reference: str = "xvertnet", undefined=(), crops=()) -> None:
     """``stem``.csv (long, with p-values), ``stem``.md and ``stem``.tex (methods as columns, like Table 1), ``stem``.html
     (the headline and the table with n per cell, for the report);
-    the notes name the ``undefined`` measures (no value on any ROI), which have no row."""
+    the notes name the ``undefined`` measures (no value on any ROI), which have no row, and the methods that enhanced
+    the evaluation ROIs on their own (``crops``) instead of the whole image."""
     methods = [m for m in METHOD_ORDER if m in set(statistics["method"])]
     methods += sorted(set(statistics["method"]) - set(methods))
     md = ["| data set | measure | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
@@ -255,6 +256,11 @@ def write_comparison_tables(statistics: pd.DataFrame, stem, *, reference: str = 
     notes = ("\n\nMean ± std over the test-split evaluation ROIs after z-score outlier removal (|z| > 1.96); "
              f"**best**, <u>second</u>; * = differs from {reference} (Wilcoxon signed-rank, p < 0.05, union of both methods' "
              f"outliers removed); ↑/↓ = higher/lower is better.{sigma_note}")
+    notes += (" Every method enhanced the whole canonical image and the ROIs were cut from its output"
+              + (f", except {', '.join(crops)} (a network trained per image: ROIs on their own)" if crops else "")
+              + ". Vertebral CNR, edge and displayed CNR divide by the noise at a vertebral body's scale, from the method's "
+                "output on the DRR's noise twin; learned methods: one training seed each in this run (they reproduce across "
+                "machines only within the spread between seeds).")
     if undefined:
         names = ", ".join(LABELS.get(m, m) for m in undefined)
         notes += (f" Not shown, undefined on every ROI: {names}"

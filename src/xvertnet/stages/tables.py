@@ -40,7 +40,8 @@ def run(args) -> int:
     reference = reference_method(per_roi["method"].unique())
     statistics = compare(per_roi, reference=reference, splits=splits)
     stem = args.csv.with_suffix("")
-    write_comparison_tables(statistics, stem, reference=reference, undefined=undefined_measures(per_roi, splits))
+    crops = sorted(per_roi.loc[per_roi["protocol"].eq("crops"), "method"].unique()) if "protocol" in per_roi.columns else []
+    write_comparison_tables(statistics, stem, reference=reference, undefined=undefined_measures(per_roi, splits), crops=crops)
     box_plots(per_roi, args.boxplots, splits=splits)
     manifests = {dataset: pd.read_csv(path, keep_default_na=False) for dataset, path in load_settings(args.manifests).items()}
     image_ids = panel_image_ids(per_roi, manifests, splits=splits, count=settings.panel_images)
