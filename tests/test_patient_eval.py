@@ -104,3 +104,32 @@ def test_a_patient_named_twice_is_refused():
 
     with pytest.raises(XvertnetError, match="lung1 twice"):
         DemoSettings.from_config({"patients": [{"name": "lung1"}, {"name": "lung1", "split": "test"}]})
+
+
+def test_every_fold_runs_once_per_training_seed_on_one_shared_data_set():
+    from xvertnet.config import load_config, validate_config
+    from helpers import REPO, SCHEMA
+
+    found = folds(PATIENTS, (0, 1, 2))
+    assert len(found) == 12 and len({fold["name"] for fold in found}) == 12
+    tschest = [fold for fold in found if fold["test"] == "tschest"]
+    assert {fold["dataset"] for fold in tschest} == {"lopo-tschest"} and [f["seed"] for f in tschest] == [0, 1, 2]
+    base = load_config(REPO / "config.yaml", SCHEMA)
+    config = validate_config(fold_config(base, tschest[2], EvaluationSettings(segmenter_seeds=5)), SCHEMA)
+    assert config["run"] == "lopo-tschest-s2" and config["datasets"][0]["name"] == "lopo-tschest"
+    assert config["train"]["seed"] == 2 and config["segmentation_task"]["seeds"] == [0, 1, 2, 3, 4]
+    seeded = [name for name, section in config.get("baselines", {}).items() if isinstance(section, dict) and "seed" in section]
+    assert seeded and all(config["baselines"][name]["seed"] == 2 for name in seeded)
+    with pytest.raises(InvalidValueError, match="training_seeds"):
+        folds(PATIENTS, ())
+
+
+def test_the_spread_between_training_seeds_is_reported_beside_the_mean():
+    rows = pd.concat([_rows().assign(seed=seed, cnr_ratio=lambda frame, s=seed: frame["cnr_ratio"] + 0.1 * s)
+                      for seed in (0, 1, 2)], ignore_index=True)
+    table = patient_table(rows, EvaluationSettings(bootstrap=200)).set_index(["measure", "method"])
+    row = table.loc[("cnr_ratio", "xvertnet")]
+    assert row["seeds"] == 3 and row["std_over_seeds"] == pytest.approx(0.1, abs=0.005)
+    assert row["mean_over_patients"] == pytest.approx(2.1, abs=0.01)  # the mean over seeds
+    single = patient_table(_rows(), EvaluationSettings(bootstrap=200)).set_index(["measure", "method"])
+    assert np.isnan(single.loc[("cnr_ratio", "xvertnet"), "std_over_seeds"])

@@ -3,11 +3,15 @@
 Every fold tests on one patient, selects (validation split: early stopping, the study's
 selection) on the next one in the rotation and trains on the other two, so that no image of a
 test patient is ever trained on or used to choose anything. A fold is an ordinary run of the
-workflow (``run: lopo-<test patient>``, its own demo data set with the patients' splits), so
-its models, tables and logs sit in ``results/runs/lopo-<patient>/`` and rerun like any other.
+workflow (``run: lopo-<test patient>-s<seed>``, one per training seed of ``training_seeds``,
+sharing the fold's demo data set ``lopo-<test patient>``), so its models, tables and logs sit
+in ``results/runs/lopo-<patient>-s<seed>/`` and rerun like any other; every run trains
+``segmenter_seeds`` segmenters.
 
-The report pools the folds' per-ROI rows (each names its patient) into one table per measure
-and method: the mean +- std over patients (of the per-patient means), the mean +- std over
+The report pools the folds' per-ROI rows (each names its patient and training seed) into one
+table per measure and method: the mean +- std over patients (of the per-patient means, each the
+mean over ROIs and seeds), the standard deviation over training seeds of the mean over
+patients (how far a learned row moves with its seed), the mean +- std over
 ROIs, a 95 % bootstrap confidence interval of the mean over patients (patients resampled with
 replacement; with four patients there are only 35 distinct resamples, so read it as a
 spread, not an exact interval), and, for every method against the reference XVertNet row, two
@@ -51,18 +55,27 @@ class EvaluationSettings(FromConfig):
     bootstrap: int = 2000
     seed: int = 0
     reference_method: str = "xvertnet"
+    #: Training seeds: every fold is run once per seed (XVertNet's and every learned baseline's seed).
+    training_seeds: tuple[int, ...] = (0, 1, 2)
+    #: Segmenters per run (the segmentation task's seeds 0 ... n - 1; each ROI's value is their mean).
+    segmenter_seeds: int = 5
 
 
-def folds(patients) -> list[dict[str, object]]:
-    """For each patient as test: the next one (cyclically) for validation, the others for training."""
+def folds(patients, training_seeds=(0,)) -> list[dict[str, object]]:
+    """For each patient as test and each training seed: the next patient (cyclically) for validation, the others
+    for training. A fold's data set (``dataset``) is shared by its seeds; its run (``name``) is its own."""
     patients = list(patients)
     if len(patients) < 3:
         raise InvalidValueError("leave-one-patient-out needs at least three patients (train, validation, test)")
+    if not training_seeds:
+        raise InvalidValueError("evaluate.training_seeds is empty: give at least one seed")
     out = []
     for index, test in enumerate(patients):
         val = patients[(index + 1) % len(patients)]
-        out.append({"name": f"lopo-{test}", "test": test, "val": val,
-                    "train": [p for p in patients if p not in (test, val)]})
+        for seed in training_seeds:
+            name = f"lopo-{test}" if len(training_seeds) == 1 else f"lopo-{test}-s{seed}"
+            out.append({"name": name, "dataset": f"lopo-{test}", "seed": int(seed), "test": test, "val": val,
+                        "train": [p for p in patients if p not in (test, val)]})
     return out
 
 
@@ -70,7 +83,13 @@ def fold_config(base: dict, fold: dict, settings: EvaluationSettings) -> dict:
     """The workflow config of one fold: ``base`` with its own run, data set and demo patients."""
     config = copy.deepcopy(base)
     config["run"] = fold["name"]
-    config["datasets"] = [{"name": fold["name"], "manifest": "demo"}]
+    config["datasets"] = [{"name": fold.get("dataset", fold["name"]), "manifest": "demo"}]
+    seed = int(fold.get("seed", 0))
+    config["train"] = {**config.get("train", {}), "seed": seed}
+    for name, section in (config.get("baselines") or {}).items():
+        if isinstance(section, dict) and "seed" in section:  # every learned baseline's own seed
+            config["baselines"][name] = {**section, "seed": seed}
+    config["segmentation_task"] = {**config.get("segmentation_task", {}), "seeds": list(range(settings.segmenter_seeds))}
     demo = dict(config.get("demo", {}))
     views = [view for view in demo.get("views", []) if view["name"] in settings.views]
     demo.update(
@@ -125,7 +144,11 @@ def patient_table(rows: pd.DataFrame, settings: EvaluationSettings) -> pd.DataFr
             part = test[(test["method"] == method)].dropna(subset=[measure])
             if part.empty:
                 continue
-            patient_means = part.groupby("patient")[measure].mean()
+            patient_means = part.groupby("patient")[measure].mean()  # over ROIs and training seeds
+            seed_std = float("nan")
+            if "seed" in part.columns and part["seed"].nunique() > 1:  # the spread between training seeds
+                per_seed = part.groupby(["seed", "patient"])[measure].mean().groupby(level="seed").mean()
+                seed_std = float(per_seed.std(ddof=1))
             rng = np.random.default_rng([settings.seed, measure_index, method_index])
             low, high = bootstrap_interval(patient_means.to_numpy(), settings.bootstrap, rng)
             p_rois = p_patients = float("nan")
@@ -139,6 +162,7 @@ def patient_table(rows: pd.DataFrame, settings: EvaluationSettings) -> pd.DataFr
                         "mean_over_patients": patient_means.mean(),
                         "std_over_patients": patient_means.std(ddof=1) if len(patient_means) > 1 else float("nan"),
                         "mean_over_rois": part[measure].mean(), "std_over_rois": part[measure].std(ddof=1),
+                        "seeds": int(part["seed"].nunique()) if "seed" in part.columns else 1, "std_over_seeds": seed_std,
                         "ci_low": low, "ci_high": high, "p_rois_wilcoxon": p_rois, "p_patients_sign_flip": p_patients,
                         "per_patient": json.dumps({patient: round(float(value), 4) for patient, value in patient_means.items()})})
     return pd.DataFrame(out)
@@ -149,19 +173,23 @@ def table_markdown(table: pd.DataFrame, settings: EvaluationSettings) -> str:
     lines = [f"Leave-one-patient-out over {', '.join(settings.patients)} (test ROIs of every fold). 95 % CI: bootstrap "
              f"over patients ({settings.bootstrap} resamples). p vs {settings.reference_method}: Wilcoxon over ROIs (ROIs of "
              "one patient are not independent: it overstates the evidence) and an exact sign-flip test over per-patient "
-             f"means (smallest possible p with {len(settings.patients)} patients: {2 / 2 ** len(settings.patients):.3g}).", ""]
+             f"means (smallest possible p with {len(settings.patients)} patients: {2 / 2 ** len(settings.patients):.3g}). "
+             f"Training seeds {', '.join(map(str, settings.training_seeds))}: every value is the mean over them; 'seed std' is "
+             f"the standard deviation over seeds of the mean over patients (the learned rows' reproducibility). "
+             f"{settings.segmenter_seeds} segmenters per run.", ""]
 
     def p_text(value):
         return "" if np.isnan(value) else f"{value:.2g}"
 
     for measure, part in table.groupby("measure", sort=False):
         lines += [f"**{LABELS.get(measure, measure)}**", "",
-                  "| method | mean ± std over patients | mean ± std over ROIs | 95 % CI | p ROIs | p patients | per patient |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| method | mean ± std over patients | seed std | mean ± std over ROIs | 95 % CI | p ROIs | p patients | per patient |",
+                  "|---|---|---|---|---|---|---|---|"]
         for row in part.itertuples():
             per_patient = ", ".join(f"{k} {v:.3g}" for k, v in json.loads(row.per_patient).items())
+            seed_std = getattr(row, "std_over_seeds", float("nan"))
             lines.append(f"| {row.method} | {row.mean_over_patients:.3g} ± {row.std_over_patients:.2g} | "
-                         f"{row.mean_over_rois:.3g} ± {row.std_over_rois:.2g} | {row.ci_low:.3g} – {row.ci_high:.3g} | "
+                         f"{'' if np.isnan(seed_std) else f'{seed_std:.2g}'} | {row.mean_over_rois:.3g} ± {row.std_over_rois:.2g} | {row.ci_low:.3g} – {row.ci_high:.3g} | "
                          f"{p_text(row.p_rois_wilcoxon)} | {p_text(row.p_patients_sign_flip)} | {per_patient} |")
         lines.append("")
     return "\n".join(lines)
@@ -174,19 +202,20 @@ def _read_csv(path, what: str) -> pd.DataFrame:
         raise InputFileError(str(path), f"{what} unreadable ({type(error).__name__}: {error})") from None
 
 
-def write_report(fold_results: list[tuple[Path, Path]], out_dir, settings: EvaluationSettings) -> pd.DataFrame:
-    """Pool the folds' (per_roi.csv, manifest.csv) into ``per_roi.csv``, ``patients.csv`` and ``patients.md``."""
+def write_report(fold_results: list[tuple], out_dir, settings: EvaluationSettings) -> pd.DataFrame:
+    """Pool the folds' (per_roi.csv, manifest.csv[, training seed]) into ``per_roi.csv``, ``patients.csv`` and
+    ``patients.md``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     frames = []
-    for per_roi_path, manifest_path in fold_results:
+    for per_roi_path, manifest_path, *seed in fold_results:
         per_roi = _read_csv(per_roi_path, "per-ROI table")
         manifest = _read_csv(manifest_path, "manifest")
         for path, frame, needed in ((per_roi_path, per_roi, ("image_id", "split", "method")), (manifest_path, manifest, ("image_id", "patient"))):
             missing = [column for column in needed if column not in frame.columns]
             if missing:
                 raise InputFileError(str(path), f"has no '{missing[0]}' column (is it a demo data set's file?)")
-        frames.append(with_patients(per_roi, manifest))
+        frames.append(with_patients(per_roi, manifest).assign(seed=int(seed[0]) if seed else 0))
     rows = pd.concat(frames, ignore_index=True)
     table = patient_table(rows, settings)
     with atomic_path(out_dir / "per_roi.csv") as tmp:

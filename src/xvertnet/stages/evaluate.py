@@ -50,7 +50,7 @@ def run(args) -> int:
     timings_path = args.out / "timings.csv"
     timings = pd.read_csv(timings_path).set_index("fold")["seconds"].to_dict() if timings_path.is_file() else {}
     results = []
-    for fold in folds(settings.patients):
+    for fold in folds(settings.patients, settings.training_seeds):
         config_path = args.out / f"{fold['name']}.yaml"
         with atomic_path(config_path) as tmp:
             Path(tmp).write_text(yaml.safe_dump(fold_config(base, fold, settings), sort_keys=False))
@@ -67,11 +67,11 @@ def run(args) -> int:
             with atomic_path(timings_path) as tmp:
                 pd.DataFrame({"fold": list(timings), "seconds": list(timings.values())}).to_csv(tmp, index=False)
         per_roi = Path("results/runs") / fold["name"] / "metrics/per_roi.csv"
-        manifest = Path("results") / fold["name"] / "raw/manifest.csv"
+        manifest = Path("results") / fold["dataset"] / "raw/manifest.csv"
         for path in (per_roi, manifest):
             if not path.is_file():
                 raise XvertnetError(f"{path} is missing: run the fold (make evaluate) before --report-only")
-        results.append((per_roi, manifest))
+        results.append((per_roi, manifest, fold["seed"]))
     table = write_report(results, args.out, settings)
     log.info("wrote %s (%d rows) and %s", args.out / "patients.csv", len(table), args.out / "patients.md")
     return 0
