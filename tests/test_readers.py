@@ -178,16 +178,59 @@ def test_dicom_jpeg2000_decodes_like_uncompressed(rg1_path):
     np.testing.assert_array_equal(lossless.pixels, read_image(rg1_path).pixels)
 
 
-def test_dicom_missing_decoder_is_named(tmp_path, monkeypatch):
-    from pydicom.data import get_testdata_file
-    from pydicom.dataset import Dataset
+def _encapsulated(tmp_path, rg1_path, syntax, frame: bytes, name: str):
+    """RG1 re-declared with a compressed transfer syntax and ``frame`` as its one encapsulated frame."""
+    from pydicom.encaps import encapsulate
 
-    def no_decoder(self):
-        raise RuntimeError("Unable to decompress 'JPEG 2000 Image Compression' pixel data because all plugins are missing dependencies")
+    ds = pydicom.dcmread(rg1_path)
+    ds.file_meta.TransferSyntaxUID = syntax
+    ds.PixelData = encapsulate([frame])
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    path = tmp_path / name
+    ds.save_as(path, enforce_file_format=True)
+    return path
 
-    monkeypatch.setattr(Dataset, "pixel_array", property(no_decoder))
-    with pytest.raises(InputImageError, match="no decoder for 'JPEG 2000.*pylibjpeg-openjpeg"):
-        read_image(get_testdata_file("RG1_J2KR.dcm"))
+
+def test_dicom_a_missing_decoder_names_the_package_for_its_transfer_syntax(tmp_path, rg1_path):
+    from pydicom.uid import JPEGLSLossless
+
+    path = _encapsulated(tmp_path, rg1_path, JPEGLSLossless, b"\xff\xd8" + b"\x00" * 64, "jpegls.dcm")
+    with pytest.raises(InputImageError, match="no decoder for 'JPEG-LS.*pylibjpeg-libjpeg"):
+        read_image(path)
+
+
+@pytest.mark.parametrize("syntax_name, frame", [("RLELossless", b"\x01\x00\x00\x00\x40\x00\x00\x00" + b"\x05" * 8),
+                                                ("JPEGBaseline8Bit", bytes(range(256)) * 4)])
+def test_dicom_a_decoder_that_fails_says_the_data_are_damaged(tmp_path, rg1_path, syntax_name, frame, caplog, capsys):
+    import pydicom.uid
+
+    path = _encapsulated(tmp_path, rg1_path, getattr(pydicom.uid, syntax_name), frame, f"{syntax_name}.dcm")
+    with pytest.raises(InputImageError, match="damaged") as raised:
+        read_image(path)
+    assert "no decoder" not in str(raised.value) and "pip install" not in str(raised.value)
+    logged = caplog.text + capsys.readouterr().err
+    assert "Traceback" not in logged  # pydicom's own ERROR record with its traceback is not shown
+
+
+def test_dicom_rows_that_do_not_match_the_data_say_what_the_header_claims_and_what_the_data_hold(tmp_path, rg1_path, caplog):
+    ds = pydicom.dcmread(rg1_path)
+    ds.Rows, ds.Columns = 100, 224
+    ds.PixelData = np.zeros((50, 224), np.uint16).tobytes()
+    ds.save_as(tmp_path / "short.dcm")
+    with pytest.raises(InputImageError, match=r"Rows x Columns \(100 x 224.*need 44800 bytes.*holds 22400"):
+        read_image(tmp_path / "short.dcm")
+    assert "Traceback" not in caplog.text
+
+
+def test_dicom_float_pixel_data_is_not_supported(tmp_path, rg1_path):
+    ds = pydicom.dcmread(rg1_path)
+    del ds.PixelData
+    ds.Rows, ds.Columns = 4, 4
+    ds.FloatPixelData = np.zeros(16, np.float32).tobytes()
+    ds.save_as(tmp_path / "float.dcm")
+    with pytest.raises(InputImageError, match="FloatPixelData .* is not supported"):
+        read_image(tmp_path / "float.dcm")
 
 
 def _small_dicom(tmp_path, rg1_path, array, **elements):

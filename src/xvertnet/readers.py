@@ -14,6 +14,7 @@ pixel buffer is allocated.
 from __future__ import annotations
 
 import contextlib
+import logging
 import dataclasses
 import math
 import warnings
@@ -456,6 +457,66 @@ def _stored_bits(ds, values: np.ndarray) -> np.ndarray:
     return (values.astype(np.int64) & mask).astype(values.dtype)
 
 
+#: The packages that decode each compressed transfer syntax (pydicom decodes RLE itself; Pillow JPEG baseline and
+#: JPEG 2000), for the hint when none is installed.
+DECODER_PACKAGES = {
+    "JPEG-LS": "pip install pylibjpeg pylibjpeg-libjpeg (or pyjpegls)",
+    "High-Throughput JPEG 2000": "pip install pylibjpeg pylibjpeg-openjpeg",
+    "JPEG 2000": "pip install pylibjpeg pylibjpeg-openjpeg",
+    "JPEG": "pip install pylibjpeg pylibjpeg-libjpeg",
+    "RLE": "pip install pylibjpeg pylibjpeg-rle",
+}
+
+
+@contextlib.contextmanager
+def _quiet_pydicom():
+    """pydicom logs an ERROR with a traceback for each frame it cannot decode, before raising: the reader turns the
+    exception into its one-line reason, so the library's own record would only repeat it as a traceback."""
+    logger = logging.getLogger("pydicom")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "The number of bytes ... is less than expected": checked before decoding
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _check_native_length(path, ds, rows: int, columns: int) -> None:
+    """Uncompressed pixel data must hold Rows x Columns x samples x bits allocated: say what the header claims and
+    what the data hold, instead of the shape numpy would give them."""
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    bits = int(ds.get("BitsAllocated", 0) or 0)
+    if not (rows and columns and bits):
+        return
+    expected = (rows * columns * samples * bits + 7) // 8
+    held = len(ds.PixelData)
+    if held < expected or held > expected + 1:  # one byte of padding to an even length is allowed
+        raise InputImageError(path, f"the header's Rows x Columns ({rows} x {columns}, {samples} sample(s) of {bits} bits) "
+                                    f"need {expected} bytes of pixel data, the file holds {held}")
+
+
+def _decode_failure(syntax, error: Exception) -> str:
+    """The true reason a compressed image did not decode: no decoder installed (naming the package that provides
+    one for this transfer syntax) or a decoder that failed on the data (damaged)."""
+    from pydicom.pixels import get_decoder
+
+    name = syntax.name if syntax is not None else "unknown transfer syntax"
+    text = " ".join(str(error).split())
+    try:
+        decoder = get_decoder(syntax) if syntax is not None else None
+    except (NotImplementedError, ValueError):
+        decoder = None
+    if decoder is not None and not decoder.is_available:
+        hint = next((package for key, package in DECODER_PACKAGES.items() if key in name), "see pydicom's pixel data handlers")
+        return f"no decoder for '{name}' is installed ({hint})"
+    if decoder is not None:
+        plugins = ", ".join(decoder.available_plugins) or "pydicom"
+        return f"pixel data of frame 1 damaged: the '{name}' decoder ({plugins}) failed: {text[:300]}"
+    return f"cannot decode DICOM pixel data ({name}): {text[:300]}"
+
+
 @register_reader("dicom")
 def read_dicom(path: Path, options: ReadOptions) -> ImageRecord:
     """DICOM in the standard's order: Modality LUT, VOI LUT or window, MONOCHROME1 inversion."""
@@ -471,6 +532,10 @@ def read_dicom(path: Path, options: ReadOptions) -> ImageRecord:
         raise InputImageError(path, f"cannot parse DICOM: {type(error).__name__}: {error}") from None
 
     if "PixelData" not in ds:
+        for keyword in ("FloatPixelData", "DoubleFloatPixelData"):
+            if keyword in ds:
+                raise InputImageError(path, f"{keyword} (floating-point pixels, as parametric maps store them) is not "
+                                            "supported: a radiograph stores integer Pixel Data")
         raise InputImageError(path, "DICOM without Pixel Data element")
     rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
     _check_shape(path, (rows, columns), options)
@@ -481,17 +546,13 @@ def read_dicom(path: Path, options: ReadOptions) -> ImageRecord:
     if photometric == "PALETTE COLOR":
         raise InputImageError(path, "unsupported photometric interpretation PALETTE COLOR")
     syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if syntax is None or not syntax.is_compressed:
+        _check_native_length(path, ds, rows, columns)
     try:
-        values = ds.pixel_array
+        with _quiet_pydicom():
+            values = ds.pixel_array
     except Exception as error:
-        name = syntax.name if syntax is not None else "unknown transfer syntax"
-        text = " ".join(str(error).split())
-        if syntax is not None and syntax.is_compressed and ("missing" in text or "plugin" in text or "decoder" in text.lower()):
-            raise InputImageError(
-                path,
-                f"no decoder for '{name}' is installed (for JPEG 2000: pip install pylibjpeg pylibjpeg-openjpeg); {text}",
-            ) from None
-        raise InputImageError(path, f"cannot decode DICOM pixel data ({name}): {text}") from None
+        raise InputImageError(path, _decode_failure(syntax, error)) from None
 
     transforms: list[str] = []
     notes: list[str] = []
@@ -500,7 +561,8 @@ def read_dicom(path: Path, options: ReadOptions) -> ImageRecord:
     bits_stored = int(ds.get("BitsStored", bits_allocated))
     if values.ndim == 3:
         if photometric.startswith("MONOCHROME"):
-            raise InputImageError(path, f"unexpected pixel shape {values.shape} for {photometric}")
+            raise InputImageError(path, f"the pixel data decode to shape {values.shape}, not the header's Rows x Columns "
+                                        f"({rows} x {columns}) of one {photometric} frame")
         values = _to_gray(path, values, notes, transforms)
     if values.dtype.kind in "ui":
         values = _stored_bits(ds, values)
