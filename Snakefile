@@ -22,6 +22,18 @@ include: "workflow/rules/metrics.smk"
 include: "workflow/rules/study.smk"
 
 
+onstart:
+    # The jobs' interpreter must have the package's dependencies (xvertnet.environment): checked once, before any job.
+    from snakemake.settings.types import DeploymentMethod
+    from xvertnet.environment import job_python_problem
+
+    if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
+        problem = job_python_problem(str(SRC))
+        if problem:
+            print(f"xvertnet workflow: error: {problem}", file=sys.stderr)
+            sys.exit(1)
+
+
 rule all:
     input:
         PLAN.final_outputs(),
