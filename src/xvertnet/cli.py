@@ -64,6 +64,13 @@ def _configure_logging() -> None:
     warnings.showwarning = _warning_as_one_line
 
 
+def _is_damaged_hdf5(error: OSError) -> bool:
+    """h5py's error for a chunk whose checksum or compression filter fails (a damaged cache read outside the shard
+    reader, which names the file itself)."""
+    text = str(error)
+    return "filter returned failure" in text or "Can't synchronously read data" in text or "Fletcher32" in text
+
+
 def _fail(command: str, message: str) -> int:
     print(f"xvertnet {command}: error: {' '.join(str(message).split())}", file=sys.stderr)
     return 2
@@ -96,6 +103,9 @@ def _run(argv) -> int:
     except XvertnetError as error:
         return _fail(args.command, str(error))
     except OSError as error:
+        if error.filename is None and _is_damaged_hdf5(error):
+            return _fail(args.command, f"a cached HDF5 file is damaged ({' '.join(str(error).split())}): `xvertnet verify "
+                                       "results` lists the damaged files and the command that rebuilds each")
         if error.filename is None:  # nothing names a file: not an expected failure, the traceback is the report
             raise
         what = error.filename if error.filename2 is None else f"{error.filename} -> {error.filename2}"

