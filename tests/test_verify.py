@@ -83,3 +83,16 @@ def test_verify_finds_a_model_with_one_flipped_byte(tmp_path, capsys):
     (model / "model.pt").write_bytes(bytes(data))
     assert main(["verify", str(tmp_path / "results")]) == 1
     assert "sha256 differs from model.json" in capsys.readouterr().out
+
+
+def test_verify_finds_a_truncated_shard(tmp_path, capsys):
+    from xvertnet.cli import main
+
+    folder = tmp_path / "results"
+    folder.mkdir()
+    path = _shard(folder / "s.h5")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # a half-synchronised copy
+    assert main(["verify", str(folder)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and out[0].startswith(f"damaged: {path}")
