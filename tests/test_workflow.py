@@ -40,7 +40,7 @@ def tiny_run(tmp_path_factory):
 
 def test_workflow_builds_demo_ingest_and_rois(tiny_run):
     manifest = pd.read_csv(tiny_run / "results/demo/raw/manifest.csv")
-    assert sorted(manifest["image_id"]) == sorted(["drr_lidc0001_ap_standard", "drr_lidc0001_ap_8bit", "drr_lidc0001_rotl4_clean", "drr_lidc0001_rotl4_8bit", "rg1_uncr"])
+    assert sorted(manifest["image_id"]) == sorted(["drr_lidc0001_ap_standard", "drr_lidc0001_ap_8bit", "drr_lidc0001_rotl4_standard", "drr_lidc0001_rotl4_8bit", "rg1_uncr"])
     assert list(manifest.columns[:5]) == ["image_id", "path", "source", "bit_depth", "split"]
     shards = sorted(p.name for p in (tiny_run / "results/demo/ingest").glob("*.h5"))
     assert shards == ["shard-00000.h5", "shard-00001.h5", "shard-00002.h5"]
@@ -91,7 +91,7 @@ def test_both_iterations_trained_with_falling_loss_and_enhanced_outputs(tiny_run
         index = pd.read_csv(tiny_run / f"results/enhanced/{method}/demo/index.csv")
         # The val and test splits (the AP view and the real image) and, for the segmentation task, the train split.
         assert sorted(index["image_id"]) == ["drr_lidc0001_ap_8bit", "drr_lidc0001_ap_standard", "drr_lidc0001_rotl4_8bit",
-                                             "drr_lidc0001_rotl4_clean", "rg1_uncr"], method
+                                             "drr_lidc0001_rotl4_standard", "rg1_uncr"], method
         # Only the measured splits are measured: the training images are not in the comparison.
         measured = pd.read_csv(tiny_run / "results/metrics/per_roi.csv")
         assert not measured["image_id"].str.contains("rotl4").any()
