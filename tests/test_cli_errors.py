@@ -26,7 +26,7 @@ def test_a_setting_outside_its_domain(capsys, tmp_path):
     assert (code, message) == (2, "config key 'roi': expected 0 < upper_fraction < lower_fraction < 1, got 0.9, 0.5")
     code, message = run_cli(capsys, "metrics", tmp_path / "any.png", "--settings", '{"lpc_sigma_onf": 2}')
     assert (code, message) == (2, "config key 'metrics': lpc_sigma_onf must be in (0, 1), got 2")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ingest.h5"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ingest.h5", "ingest.h5.sha256"]
 
 
 def test_an_input_of_the_wrong_kind(capsys, tmp_path):
@@ -52,7 +52,7 @@ def test_a_bad_crop_names_the_shard_the_image_and_the_reason(capsys, tmp_path):
                   {"split": "test", "boxes": {}, "scale": 1.0})
     code, message = run_cli(capsys, "prep", tmp_path / "roi.h5", "--out", tmp_path / "prep.h5")
     assert (code, message) == (2, f"{tmp_path / 'roi.h5'}: img/eval_lower: crop contains NaN or Inf")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["roi.h5"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["roi.h5", "roi.h5.sha256"]
 
 
 def test_a_blank_image_is_refused_by_enhance_and_measured_with_one_warning(capsys, tmp_path):

@@ -96,3 +96,30 @@ def test_verify_finds_a_truncated_shard(tmp_path, capsys):
     assert main(["verify", str(folder)]) == 1
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1 and out[0].startswith(f"damaged: {path}")
+
+
+def test_every_shard_records_its_own_sha256_beside_it_and_verify_checks_it(tmp_path, capsys):
+    from xvertnet.cli import main
+    from xvertnet.provenance import sha256_file
+    from xvertnet.shard_store import content_hash_path
+
+    folder = tmp_path / "results"
+    folder.mkdir()
+    path = _shard(folder / "s.h5")
+    assert content_hash_path(path).read_text() == f"{sha256_file(path)}  s.h5\n"  # sha256sum -c reads it
+    with h5py.File(path, "a") as handle:  # a change no array checksum sees: an attribute
+        handle.attrs["stage"] = "something else"
+    assert main(["verify", str(folder)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and "differs from the sha256 recorded beside it" in out[0]
+
+
+def test_a_stage_refuses_an_input_shard_whose_content_differs_from_its_recorded_sha256(tmp_path, capsys):
+    from helpers import run_cli
+
+    path = _shard(tmp_path / "roi.h5")
+    with h5py.File(path, "a") as handle:
+        handle.attrs["count"] = 7  # changed after it was written: not what was recorded
+    code, message = run_cli(capsys, "prep", path, "--out", tmp_path / "prep.h5")
+    assert code == 2 and message.startswith(f"{path}: its content differs from the sha256 recorded beside it")
+    assert f"snakemake --force {path}" in message and not (tmp_path / "prep.h5").exists()

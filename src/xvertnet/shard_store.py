@@ -25,7 +25,7 @@ import numpy as np
 
 from .atomic import atomic_path, disk_full_reason
 from .errors import DiskFullError, InputFileError
-from .provenance import software_record, to_json
+from .provenance import sha256_file, software_record, to_json
 
 ITEMS = "items"
 #: The ROIs every image gets (:mod:`xvertnet.roi`): two to train on, two to evaluate on, upper and lower.
@@ -168,6 +168,40 @@ def open_shard_for_writing(path, *, stage: str, params: dict, upstream: dict | N
                 raise
             _close_unless_broken(handle, broken=True)
             raise DiskFullError(path, reason) from None
+        content_hash_path(path).unlink(missing_ok=True)  # never a hash of the previous file beside the new one
+    write_content_hash(path)
+
+
+def content_hash_path(path) -> Path:
+    """Where a shard's own sha256 is recorded: ``<shard>.sha256``, in ``sha256sum`` format (``sha256sum -c`` reads it)."""
+    return Path(f"{path}.sha256")
+
+
+def write_content_hash(path) -> str:
+    """Record ``path``'s sha256 beside it (atomically); return it."""
+    digest = sha256_file(path)
+    with atomic_path(content_hash_path(path)) as tmp:
+        Path(tmp).write_text(f"{digest}  {Path(path).name}\n")
+    return digest
+
+
+def checked_input_hash(path) -> str:
+    """The sha256 of a shard a stage is about to read (what its output records as an input), checked against the one
+    recorded beside the shard when it was written: a damaged or half-copied input is one line before any work."""
+    digest = sha256_file(path)
+    recorded = recorded_content_hash(path)
+    if recorded is not None and recorded != digest:
+        raise InputFileError(path, f"its content differs from the sha256 recorded beside it when it was written "
+                                   f"({content_hash_path(path).name}): damaged or half-copied; rebuild it: snakemake --force {path}")
+    return digest
+
+
+def recorded_content_hash(path) -> str | None:
+    """The sha256 recorded beside ``path`` when it was written, or None (none recorded, or unreadable)."""
+    try:
+        return content_hash_path(path).read_text().split()[0]
+    except (OSError, IndexError):
+        return None
 
 
 

@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import XvertnetError
-from ..provenance import sha256_file
 from ..settings import load_settings
-from ..shard_store import EVAL_ROIS, iter_items, open_shard_for_writing
+from ..shard_store import EVAL_ROIS, checked_input_hash, iter_items, open_shard_for_writing
 from ..writers import write_png16
 
 log = logging.getLogger(__name__)
@@ -61,7 +60,7 @@ def enhance_rois_shard(method, roi_shard, out_path, png_dir, *, name: str, datas
     params = {"method": name, "kind": method.name, "dataset": dataset, "splits": list(splits), "protocol": protocol,
               "params": method.describe()}
     with open_shard_for_writing(out_path, stage="enhance", params=params) as shard:
-        shard.inputs[str(roi_shard)] = sha256_file(roi_shard)
+        shard.inputs[str(roi_shard)] = checked_input_hash(roi_shard)
         for image_id, arrays, attrs in iter_items(roi_shard, names=[*EVAL_ROIS, "canonical"], optional=["canonical_twin"]):
             if attrs.get("split", "") not in splits:
                 continue

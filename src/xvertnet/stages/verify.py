@@ -2,8 +2,9 @@
 
 Walks every HDF5 shard and model folder under the folders (default ``results``):
 
-* **damaged**: a shard that does not open, or an array whose chunk checksum (Fletcher-32, written
-  with every array) or compression fails on reading; a model folder whose ``model.pt`` does not
+* **damaged**: a shard whose content differs from the sha256 recorded beside it when it was
+  written (``<shard>.sha256``), that does not open, or with an array whose chunk checksum
+  (Fletcher-32, written with every array) or compression fails on reading; a model folder whose ``model.pt`` does not
   match the sha256 in its ``model.json``;
 * **stale**: an input whose sha256, recorded by the shard that read it (``inputs_sha256``), differs
   from the file there now: the input was rebuilt, replaced or damaged after this output was made,
@@ -34,9 +35,11 @@ def check_shard(path: Path, hashes: dict) -> tuple[list[str], bool]:
 
     from ..errors import InputFileError
     from ..provenance import sha256_file
-    from ..shard_store import damaged_reason, decode_attr, read_shard
+    from ..shard_store import content_hash_path, damaged_reason, decode_attr, read_shard, recorded_content_hash
 
     findings, checksummed = [], True
+    recorded = recorded_content_hash(path)
+    changed = recorded is not None and sha256_file(path) != recorded
     try:
         handle = read_shard(path)
     except InputFileError as error:
@@ -51,6 +54,9 @@ def check_shard(path: Path, hashes: dict) -> tuple[list[str], bool]:
             except OSError as error:
                 findings.append(f"damaged: {path}: {damaged_reason(name.removeprefix('items/'), error, path)}")
         inputs = decode_attr(handle.attrs.get("inputs_sha256", "{}")) or {}
+    if changed and not findings:  # damage the arrays' checksums do not cover (attributes, scalars, free space)
+        findings.append(f"damaged: {path}: its content differs from the sha256 recorded beside it when it was written "
+                        f"({content_hash_path(path).name}); rebuild it: snakemake --force {path}")
     for source, recorded in inputs.items():
         source_path = Path(source)
         if not source_path.is_file():
