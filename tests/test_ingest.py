@@ -49,3 +49,42 @@ def test_mixed_shard_keeps_good_images_and_reports_bad_ones(tmp_path, rg1_path, 
 def test_cli_ingest_of_single_files(tmp_path, rg1_path):
     code = main(["ingest", str(rg1_path), "--out", str(tmp_path / "one.h5"), "--rejects", str(tmp_path / "r.csv")])
     assert code == 0 and item_ids(tmp_path / "one.h5") == ["RG1_UNCR"]
+
+
+def test_a_corpus_of_damaged_files_leaves_no_traceback_in_the_log(tmp_path, rg1_path, rg1_small):
+    """Broken images and malformed DICOMs (a damaged RLE frame, raw bytes declared as JPEG, JPEG-LS without its
+    decoder, Rows that do not match the data, Float Pixel Data) through `xvertnet ingest` in a fresh interpreter, as a
+    user's terminal shows it: one warning line per rejected file, the true reason in the rejects, no traceback."""
+    import pydicom
+    import pydicom.uid
+
+    from helpers import run_cli_subprocess
+    from test_readers import _encapsulated
+
+    files = bad_files(tmp_path, rg1_path, rg1_small)
+    files["rle-damaged"] = _encapsulated(tmp_path, rg1_path, pydicom.uid.RLELossless, b"\x01\x00\x00\x00\x40" + b"\x00" * 11, "rle.dcm")
+    files["raw-as-jpeg"] = _encapsulated(tmp_path, rg1_path, pydicom.uid.JPEGBaseline8Bit, bytes(range(256)) * 4, "jpeg.dcm")
+    files["jpeg-ls"] = _encapsulated(tmp_path, rg1_path, pydicom.uid.JPEGLSLossless, b"\xff\xd8" + b"\x00" * 64, "jpegls.dcm")
+    short = pydicom.dcmread(rg1_path)
+    short.Rows, short.Columns = 100, 224
+    short.PixelData = np.zeros((50, 224), np.uint16).tobytes()
+    files["rows-mismatch"] = tmp_path / "short.dcm"
+    short.save_as(files["rows-mismatch"])
+    floating = pydicom.dcmread(rg1_path)
+    del floating.PixelData
+    floating.FloatPixelData = np.zeros(16, np.float32).tobytes()
+    files["float-pixels"] = tmp_path / "float.dcm"
+    floating.save_as(files["float-pixels"])
+    rows = [{"image_id": kind, "path": path.name, "source": "t", "bit_depth": 8, "split": "test"} for kind, path in files.items()]
+    write_manifest(pd.DataFrame(rows), tmp_path / "shard.csv")
+    result = run_cli_subprocess("ingest", "--manifest", tmp_path / "shard.csv", "--out", tmp_path / "out.h5", "--rejects",
+                                tmp_path / "rejects.csv")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    reasons = pd.read_csv(tmp_path / "rejects.csv").set_index("image_id")["reason"].to_dict()
+    assert sorted(reasons) == sorted(files)
+    assert "damaged" in reasons["rle-damaged"] and "damaged" in reasons["raw-as-jpeg"]
+    assert "no decoder" in reasons["jpeg-ls"] and "pylibjpeg-libjpeg" in reasons["jpeg-ls"]
+    assert "need 44800 bytes" in reasons["rows-mismatch"] and "not supported" in reasons["float-pixels"]
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) >= len(files)
