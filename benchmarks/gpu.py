@@ -136,7 +136,7 @@ def main(argv=None) -> int:
     from xvertnet.inference import Chain
 
     model = prepare_model(copy.deepcopy(initial), device).eval()
-    chain = Chain.__new__(Chain)
+    chain = Chain.__new__(Chain)  # the tiled inference of a trained chain, on this untrained model (no model folder)
     chain.device, chain.batch_size, chain.dtype = device, 8, torch.bfloat16 if results["bf16"] < results["fp32"] else None
     rng = np.random.default_rng(0)
     image = np.clip(rng.random((image_side // 32, image_side // 32)).repeat(32, 0).repeat(32, 1), 0, 1).astype(np.float32)
