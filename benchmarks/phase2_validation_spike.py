@@ -1,4 +1,4 @@
-"""Why the validation loss of the recommended configuration jumps when phase 2 starts (issue 17).
+"""Why the validation loss of the recommended configuration jumps when phase 2 starts.
 
 The iteration-1 log of the `xvertnet` model set shows the validation L2 (feature) loss at 20 and
 428 in the first two epochs of phase 2 (L1 + L2) before it falls back below 0.25. This trains that

@@ -1,4 +1,4 @@
-"""Validate the automatic vertebral-body labelling (issue 16, item 2) against every reference label set.
+"""Validate the automatic vertebral-body labelling against every reference label set.
 
 For each CT of ``xvertnet.ct_volumes`` with labels, prints the Dice of the automatic body mask
 against the reference bodies in 3-D (over the slices the reference covers) and of their AP

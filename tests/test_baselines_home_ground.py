@@ -1,4 +1,4 @@
-"""Each learned baseline works on its own home ground (issue 16, item 8): weak on chest X-rays is allowed, broken is not.
+"""Each learned baseline works on its own home ground: weak on chest X-rays is allowed, broken is not.
 
 * Zero-DCE brightens an under-exposed image towards its exposure level and keeps its contrast order.
 * ZSSR beats cubic interpolation at x2 super-resolution of an image downscaled by 2.

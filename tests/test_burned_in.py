@@ -1,4 +1,4 @@
-"""Burned-in labels do not glow (issue 14): found, hidden from the network, put back unchanged."""
+"""Burned-in labels do not glow: found, hidden from the network, put back unchanged."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Expected failures of the command line: one line ``xvertnet <command>: error: <what>: <why>``, exit code 2, no partial
-output; warnings as one line each (issue 15). Download, archive and network errors: ``test_download_failures.py``."""
+output; warnings as one line each. Download, archive and network errors: ``test_download_failures.py``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Composites of an XVertNet configuration with untrained methods (`before`, `then`; issue 17)."""
+"""Composites of an XVertNet configuration with untrained methods (`before`, `then`)."""
 
 from __future__ import annotations
 

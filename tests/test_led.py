@@ -1,4 +1,4 @@
-"""LED (issue 20): the CycleGAN's networks and losses, the diffusion training target, the sampler, the quality sets,
+"""LED: the CycleGAN's networks and losses, the diffusion training target, the sampler, the quality sets,
 the CPU fallback, and what the conditional model does with an already clean condition (measured)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Interpretable LUT mapping (issue 19): the remap formula, its ground-truth generator and the network's shapes."""
+"""Interpretable LUT mapping: the remap formula, its ground-truth generator and the network's shapes."""
 
 from __future__ import annotations
 

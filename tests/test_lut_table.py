@@ -1,4 +1,4 @@
-"""The GE seed's Table 1 models (issue 19, item 3): shapes, starting points, and a tiny run of the table."""
+"""The GE seed's Table 1 models: shapes, starting points, and a tiny run of the table."""
 
 from __future__ import annotations
 

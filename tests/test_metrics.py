@@ -158,7 +158,7 @@ def test_all_measures_on_a_512x290_roi(roi):
     assert values["ssim"] == pytest.approx(1.0)
 
 
-# --- Parity with the authors' released MATLAB code (issue 23) ---------------------------------
+# --- Parity with the authors' released MATLAB code ---------------------------------
 # Reference numbers obtained with GNU Octave 7.3.0 (Debian 12 packages octave 7.3.0,
 # octave-image 2.14.0, octave-statistics 1.5.3) running, unmodified:
 # * TMQI.m, "Tone Mapped image Quality Index (TMQI), Version 1.0, Copyright(c) 2012 Hojatollah
@@ -175,7 +175,7 @@ def test_all_measures_on_a_512x290_roi(roi):
 # size (MATLAB Image Processing Toolbox, "Distinct Block Operations": the output image is the same
 # size as the input). The images were written from Python as float64 exactly as built below and
 # read in Octave with fread. Agreement is 5e-13 relative or better; the tolerance is 1e-6 relative.
-# Before issue 23 the package took a plain mean over the padded blocks, giving N = 0.9716, 0.4861,
+# Before the MATLAB-parity change the package took a plain mean over the padded blocks, giving N = 0.9716, 0.4861,
 # 0.6471, 0.3241, 2.718e-4, 1.032e-3 for the six pairs below (too high by up to 4x on the strip).
 MATLAB_TMQI = {  # (reference, test): (Q, S, N) from TMQI.m
     ("synthetic", "synthetic"): (0.997693640229234, 1.0, 0.983671421680065),
@@ -248,11 +248,11 @@ def test_lpc_si_default_is_the_released_sigma_onf_everywhere():
         assert schema[key]["default"] == pytest.approx(defaults[key]), key
 
 
-# --- Large images (issue 15): bounded memory, same values for ROIs ------------------------------------------------
+# --- Large images: bounded memory, same values for ROIs ------------------------------------------------
 
 
 def _lpc_map_textbook(image, sigma_onf):
-    """LPC-SI's map as written before issue 15 (every filter response kept): the lean version must equal it bit for bit."""
+    """LPC-SI's map as first written (every filter response kept): the lean version must equal it bit for bit."""
     from xvertnet.metrics.lpcsi import C, ORIENTATIONS, SCALE_WEIGHTS, SCALES, _frequency_grid
 
     rows, cols = image.shape

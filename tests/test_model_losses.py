@@ -160,7 +160,7 @@ def test_bilinear_upsampling_leaves_no_checkerboard_where_the_transposed_conv_do
     assert shares["bilinear"] < 0.05 < 0.5 < shares["transpose"], shares  # 2 of 128 lines: about 1.6 % for no pattern
 
 
-# -- the design study's terms (issue 17; README Eqs. S1, S2) -----------------------------------
+# -- the design study's terms (README Eqs. S1, S2) -----------------------------------
 
 
 def test_blind_spot_mask_is_one_pixel_per_cell_and_the_input_gets_the_neighbours_mean():

@@ -1,4 +1,4 @@
-"""SRCNN, VDSR and the dehazing stop rule (issue 21): architectures, the residual identity, the haze model's inverse
+"""SRCNN, VDSR and the dehazing stop rule: architectures, the residual identity, the haze model's inverse
 and a stop rule that halts on a deteriorating sequence."""
 
 from __future__ import annotations

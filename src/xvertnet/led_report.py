@@ -1,4 +1,4 @@
-"""What LED never had: paired ground truth and hallucination checks (issue 20; rule ``led_report``).
+"""What LED never had: paired ground truth and hallucination checks (rule ``led_report``).
 
 * **Restoration** (:func:`restoration_rows`): on every degraded DRR of the report splits, PSNR and SSIM of each
   method's output against the *clean DRR of the same view* (the comparison's consistency rows compare a

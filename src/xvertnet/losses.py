@@ -9,7 +9,7 @@
 * Feature entropy (Eqs. 11-12): each map min-max scaled to [0, 1], K bins, Shannon entropy.
 * L2 = MSE(output, c*) with c* the highest-entropy map of the last layer (Eq. 13).
 
-Two optional terms of this project's design study (issue 17; README "Design study"), off by
+Two optional terms of this project's design study (README "Design study"), off by
 default, so that ``xvertnet-paper`` stays the paper's recipe:
 
 * Blind-spot invariance (Noise2Self / Noise2Same, Batson & Royer 2019, Xie et al. 2020):

@@ -1,4 +1,4 @@
-"""Leave-one-patient-out evaluation over the chest CT patients (issue 16, item 4): ``make evaluate``.
+"""Leave-one-patient-out evaluation over the chest CT patients: ``make evaluate``.
 
 Every fold tests on one patient, selects (validation split: early stopping, the study's
 selection) on the next one in the rotation and trains on the other two, so that no image of a

@@ -1,4 +1,4 @@
-"""The super-resolution seed's tables on our data (issue 21; rule ``sr_table``, ``make sr-table``).
+"""The super-resolution seed's tables on our data (rule ``sr_table``, ``make sr-table``).
 
 * **Super-resolution**: SRCNN, VDSR (depth 20 as published and 11 as in the seed) are trained on the training
   split's 256 x 256 crops (bicubic x2/x3/x4 pairs, one multi-scale model each); on the held-out images that

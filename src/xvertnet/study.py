@@ -67,7 +67,7 @@ class StudySettings(FromConfig):
 
 
 GROUND_TRUTH = ("cnr_ratio", "edge_ratio")
-#: Task and display-referred measures (issue 16) reported for the DRR groups beside the ground truth.
+#: Task and display-referred measures reported for the DRR groups beside the ground truth.
 TASK_MEASURES = ("displayed_contrast", "displayed_cnr", "seg_dice", "seg_hd95")
 PAPER_MEASURES = ("entropy", "tc", "lpc_si", "tmqi", "piqe", "brisque", "niqe")
 GROUPS = ("selection", "held-out DRR", "real")
@@ -372,7 +372,7 @@ def conclusion_markdown(summary: pd.DataFrame, chosen: str, settings: dict[str, 
     return "\n".join(lines) + "\n"
 
 
-#: The goal of issue 17 on held-out DRRs: these measures, against CLAHE, each with p < 0.05.
+#: The design study's goal on held-out DRRs: these measures, against CLAHE, each with p < 0.05.
 GOAL_MEASURES = ("cnr_ratio", "edge_ratio", "displayed_contrast", "displayed_cnr", "seg_dice")
 
 

@@ -1,4 +1,4 @@
-"""Vertebral-body masks and levels for a CT without labels (issue 16, item 2).
+"""Vertebral-body masks and levels for a CT without labels.
 
 A CT's vertebral bodies are found in four steps, all on axes L-A-S in Hounsfield units:
 

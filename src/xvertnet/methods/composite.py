@@ -2,7 +2,7 @@
 
 An XVertNet configuration (``xvertnet`` entry or study variant) with ``before: [clahe]`` sees
 CLAHE's output instead of the image; one with ``then: [clahe]`` has CLAHE applied to its
-output (issue 17: "the network after CLAHE, CLAHE after the network"). Only methods that need
+output (the design study's "the network after CLAHE, CLAHE after the network"). Only methods that need
 no training can be composed (CLAHE, Farbman, the preprocessing alone, ...), each with its own
 config section's settings. The trained models do not change, so such a configuration shares
 the model set of the one without ``before``/``then``.

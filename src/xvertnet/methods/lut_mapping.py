@@ -118,7 +118,7 @@ class LutMapping(Method):
 
 @register
 class LutMappingBone(LutMapping):
-    """The same model trained toward the CT bone prior's targets (issue 19's second configuration): the input is a
+    """The same model trained toward the CT bone prior's targets (the LUT mapping's second configuration): the input is a
     training crop in the standard presentation under a random known presentation change, the reference the
     bone-emphasised projection of the same view (``B``, training patients only; ``demo.bone_emphasis``) in the
     standard presentation. No presentation change turns a DRR into its bone-emphasised version exactly, so there

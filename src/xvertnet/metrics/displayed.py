@@ -1,4 +1,4 @@
-"""Vertebral visibility as a reader sees it: contrast on the whole image at one display window (issue 16, item 7).
+"""Vertebral visibility as a reader sees it: contrast on the whole image at one display window.
 
 The vertebral CNR of :mod:`xvertnet.metrics.task` is measured inside a small evaluation ROI and
 is invariant to any linear window, so it cannot see what an enhancement does to the whole
