@@ -92,31 +92,34 @@ def present(log_signal: np.ndarray, settings: PresentationSettings, pixel_mm: fl
     windows, each band's M_k, the residual's mean, the tone curve's centre) is taken from ``like``:
     the same mapping applied to a second image (a bone-emphasised target rendered as its image is).
     """
-    source = np.asarray(log_signal if like is None else like, dtype=np.float64)
-    steps = []  # (name, parameter) of ``source``, reapplied to ``log_signal``
-    results = []
-    for values in ((source,) if like is None else (source, np.asarray(log_signal, dtype=np.float64))):
-        first = not results
-        limits = _limits(values, 0.5, 99.5) if first else steps[0]
-        image = _apply(values, limits)
-        details, residual = bands(image, settings.levels, settings.finest_mm / pixel_mm)
-        mean = float(residual.mean()) if first else steps[1]
-        peaks = [float(np.abs(band).max()) for band in details] if first else steps[2]
-        out = mean + settings.latitude * (residual - mean)
-        for k, (band, peak) in enumerate(zip(details, peaks)):
-            if k == 0:
-                out += settings.edge_gain * band  # linear: the vendor's edge enhancement
-            elif peak > 0:
-                out += settings.gain * peak * np.sign(band) * (np.abs(band) / peak) ** settings.exponent
-        out_limits = _limits(out, 0.05, 99.95) if first else steps[3]
-        out = _apply(out, out_limits)
-        centre = float(np.median(out)) if first else steps[4]
-        tone_limits = None
-        if settings.tone_slope > 0:
-            curve = 1.0 / (1.0 + np.exp(-settings.tone_slope * (out - centre)))
-            tone_limits = _limits(curve, 0.05, 99.95) if first else steps[5]
-            out = _apply(curve, tone_limits)
-        if first:
-            steps = [limits, mean, peaks, out_limits, centre, tone_limits]
-        results.append(out)
-    return results[-1]
+    fixed = None if like is None else _render(like, settings, pixel_mm)[1]
+    return _render(log_signal, settings, pixel_mm, fixed)[0]
+
+
+def _render(log_signal: np.ndarray, settings: PresentationSettings, pixel_mm: float,
+            fixed: dict | None = None) -> tuple[np.ndarray, dict]:
+    """Steps 1-3 of the module docstring; every image-dependent parameter is measured on ``log_signal`` unless
+    ``fixed`` gives it. Returns the image and the parameters used."""
+    used: dict = {}
+
+    def parameter(name, measure):
+        used[name] = fixed[name] if fixed is not None else measure()
+        return used[name]
+
+    values = np.asarray(log_signal, dtype=np.float64)
+    image = _apply(values, parameter("limits", lambda: _limits(values, 0.5, 99.5)))
+    details, residual = bands(image, settings.levels, settings.finest_mm / pixel_mm)
+    mean = parameter("mean", lambda: float(residual.mean()))
+    peaks = parameter("peaks", lambda: [float(np.abs(band).max()) for band in details])
+    out = mean + settings.latitude * (residual - mean)
+    for k, (band, peak) in enumerate(zip(details, peaks)):
+        if k == 0:
+            out += settings.edge_gain * band  # linear: the vendor's edge enhancement
+        elif peak > 0:
+            out += settings.gain * peak * np.sign(band) * (np.abs(band) / peak) ** settings.exponent
+    out = _apply(out, parameter("out_limits", lambda: _limits(out, 0.05, 99.95)))
+    if settings.tone_slope > 0:
+        centre = parameter("centre", lambda: float(np.median(out)))
+        curve = 1.0 / (1.0 + np.exp(-settings.tone_slope * (out - centre)))
+        out = _apply(curve, parameter("tone_limits", lambda: _limits(curve, 0.05, 99.95)))
+    return out, used
