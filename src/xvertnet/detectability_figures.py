@@ -1,0 +1,82 @@
+"""Figures of the fracture-detectability study: what a simulated fracture looks like, and present/absent pairs per method."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_path
+
+
+def fracture_figure(scene, path) -> None:
+    """Per fracture type: the body's sagittal section before and after (CT attenuation), and the projected difference."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = sorted(scene.examples)
+    figure, axes = plt.subplots(len(kinds), 3, figsize=(9, 3.2 * len(kinds)), squeeze=False)
+    for row, kind in enumerate(kinds):
+        example = scene.examples[kind]
+        middle = example["before"].shape[0] // 2  # the body's middle left-right column: a sagittal section (A, S)
+        for column, (name, volume) in enumerate((("before", example["before"]), ("after", example["after"]))):
+            axes[row, column].imshow(volume[middle].T[::-1], cmap="gray", vmin=0.0, vmax=0.04, aspect="auto")
+            axes[row, column].set_title(f"{kind}, level {example['level']}: sagittal, {name}", fontsize=8)
+        difference = scene.differences[(example["level"], kind, max(g for (_, k, g) in scene.differences if k == kind))]
+        centre = scene.levels[example["level"]]["centre"]
+        crop = _crop(difference, centre, 96)
+        limit = float(np.abs(crop).max()) or 1.0
+        shown = axes[row, 2].imshow(crop, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        axes[row, 2].set_title("projected difference (line integral)", fontsize=8)
+        figure.colorbar(shown, ax=axes[row, 2], fraction=0.046)
+        for axis in axes[row]:
+            axis.set_xticks([])
+            axis.set_yticks([])
+    figure.suptitle(f"{scene.patient}: simulated compression fractures (posterior left in the sagittal sections, superior up)",
+                    fontsize=9)
+    figure.tight_layout()
+    with atomic_path(Path(path)) as tmp:
+        figure.savefig(tmp, dpi=110, format="png")
+    plt.close(figure)
+
+
+def _crop(image: np.ndarray, centre, size: int) -> np.ndarray:
+    from .observer import patch
+
+    return patch(image, centre, size)
+
+
+def pairs_figure(examples: dict, scene, settings, path) -> None:
+    """For each method, the displayed neighbourhood of one level without and with each lesion (first realisation)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .detectability import _example_level
+
+    level = _example_level(scene.levels)
+    centre = scene.levels[level]["centre"]
+    methods = list(examples)
+    keys = ["absent"] + sorted(key for key in next(iter(examples.values())) if key != "absent")
+    size = 2 * settings.observer.patch_px
+    figure, axes = plt.subplots(len(methods), len(keys), figsize=(1.9 * len(keys), 2.0 * len(methods)), squeeze=False)
+    for row, name in enumerate(methods):
+        for column, key in enumerate(keys):
+            axis = axes[row, column]
+            if key in examples[name]:
+                axis.imshow(_crop(examples[name][key], centre, size), cmap="gray", vmin=0.0, vmax=1.0)
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if row == 0:
+                axis.set_title(key, fontsize=8)
+            if column == 0:
+                axis.set_ylabel(name, fontsize=8)
+    figure.suptitle(f"{scene.patient}, level {level} ({scene.levels[level]['region'].replace('_', ' ')}), centre of each "
+                    "panel; displayed as each method shows it", fontsize=8)
+    figure.tight_layout()
+    with atomic_path(Path(path)) as tmp:
+        figure.savefig(tmp, dpi=110, format="png")
+    plt.close(figure)

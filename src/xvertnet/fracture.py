@@ -1,0 +1,163 @@
+"""Simulated vertebral compression fractures in CT, and where a level lies relative to the heart.
+
+**Grades** follow Genant's semi-quantitative method (Genant et al. 1993): a vertebral body is
+fractured when a height (anterior, middle or posterior) is reduced against the others; grade 1
+(mild) is a 20-25 % reduction, grade 2 (moderate) 25-40 %, grade 3 (severe) more. A lesion here
+takes the middle of its grade's range: :data:`GRADE_HEIGHT_LOSS`.
+
+**Types** (the two commonest shapes of an osteoporotic fracture):
+
+* ``wedge``: the anterior height is lost, the posterior wall keeps its height. The superior
+  endplate tilts: the height loss of a column of the body is ``loss * (a - a_post) / (a_ant - a_post)``
+  with a its antero-posterior position (the posterior and anterior extent of the body in that
+  left-right column).
+* ``biconcave``: both endplates are depressed at the centre, the ring apophysis (the rim) keeps
+  its height: the loss of a column is ``loss * (1 - rho^2)``, rho its normalised distance from the
+  body's axial centre (1 on the rim), split equally between the superior and inferior endplates.
+
+**Displacement model.** The body is compressed, not cut: in each axial column (fixed left-right
+and antero-posterior position) of the body's footprint, the voxels from the level's inferior to
+its superior endplate (the lowest and the highest slice of its label: automatic labels have ragged
+edges, so a column's own extent is not used) are resampled into the shortened height (linear interpolation along the body axis), so
+the cortex of the endplate moves with it and the trabecular bone is squeezed; the freed height
+is filled with the tissue that lies beyond the endplate in that column (the disc), as the disc
+bulges into a depressed endplate. Bone mass is not conserved: the impaction band of an acute
+fracture (denser bone near the endplate) is not modelled, so the simulated lesion is a pure loss
+of height, the sign most readers look for, and a conservative one. The level map follows the
+same mapping, so the level's label is the fractured body.
+
+The model works on the attenuation volume after thin-slice interpolation (1.5 mm or finer along
+the body axis), so a grade-1 loss (about 5 mm of a 25 mm body) spans several slices.
+
+**Regions.** :func:`level_region` tells a level behind the heart from one above it from the CT
+itself, at the level's middle slice: in the rows from the front of the vertebral body to
+``band_mm`` (120 mm) anterior, the mediastinum is the gap between the nearest lung voxel (HU below
+-500) to the patient's right of the body's centre and the nearest to its left; where that gap is
+wider than ``heart_width_mm`` (100 mm) in some row, the heart lies in front of the level (the heart
+is 100-140 mm wide, the upper mediastinum 40-80 mm). A slice with little lung (under
+``lung_area_mm2``) is the neck (above the lungs' centre: counted above the heart) or the abdomen
+(``below_diaphragm``). On the four chest CTs this puts the three to four levels above the
+diaphragm behind the heart, with single exceptions where the heart's edge meets the lung
+obliquely.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from scipy import ndimage
+
+from .errors import InvalidValueError
+
+#: Genant grade -> the height loss simulated (the middle of the grade's range).
+GRADE_HEIGHT_LOSS = {1: 0.225, 2: 0.325}
+FRACTURE_TYPES = ("wedge", "biconcave")
+REGIONS = ("above_heart", "behind_heart", "below_diaphragm")
+
+
+@dataclasses.dataclass(frozen=True)
+class Fracture:
+    """One simulated lesion: the level (as numbered in the level map), its type and Genant grade."""
+
+    level: int
+    kind: str
+    grade: int
+
+    def __post_init__(self):
+        if self.kind not in FRACTURE_TYPES:
+            raise InvalidValueError(f"fracture type must be one of {FRACTURE_TYPES}, got '{self.kind}'")
+        if self.grade not in GRADE_HEIGHT_LOSS:
+            raise InvalidValueError(f"fracture grade must be one of {sorted(GRADE_HEIGHT_LOSS)}, got {self.grade}")
+
+    @property
+    def height_loss(self) -> float:
+        return GRADE_HEIGHT_LOSS[self.grade]
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}-g{self.grade}"
+
+
+def _column_loss(body: np.ndarray, kind: str, loss: float) -> np.ndarray:
+    """Height loss (fraction of the column's height) for each (L, A) column of a body mask (L-A-S box)."""
+    footprint = body.any(axis=2)
+    l_index, a_index = np.nonzero(footprint)
+    out = np.zeros(footprint.shape)
+    if kind == "wedge":
+        for column in np.unique(l_index):  # the body's own antero-posterior extent in each left-right column
+            a = a_index[l_index == column]
+            span = max(int(a.max() - a.min()), 1)
+            out[column, a] = loss * (a - a.min()) / span
+    else:
+        centre_l, centre_a = l_index.mean(), a_index.mean()
+        radius_l = max(np.abs(l_index - centre_l).max(), 1.0)
+        radius_a = max(np.abs(a_index - centre_a).max(), 1.0)
+        rho2 = ((l_index - centre_l) / radius_l) ** 2 + ((a_index - centre_a) / radius_a) ** 2
+        out[l_index, a_index] = loss * (1.0 - np.clip(rho2, 0.0, 1.0))
+    return out
+
+
+def fracture_volume(mu: np.ndarray, levels: np.ndarray, fracture: Fracture, *, margin: int = 2
+                    ) -> tuple[tuple[slice, ...], np.ndarray, np.ndarray]:
+    """The fractured body (module docstring): the box it lies in (slices into ``mu``, a margin of slices above and
+    below), the box's new attenuation and new level map. ``mu`` and ``levels`` are not changed."""
+    mask = levels == fracture.level
+    if not mask.any():
+        raise InvalidValueError(f"fracture: level {fracture.level} is not in the level map")
+    box = list(ndimage.find_objects(mask.astype(np.int8))[0])
+    box[2] = slice(max(box[2].start - margin, 0), min(box[2].stop + margin, mu.shape[2]))
+    box = tuple(box)
+    body, values, labels = mask[box], mu[box].astype(np.float64), levels[box]
+    new_values, new_labels = values.copy(), labels.copy()
+    losses = _column_loss(body, fracture.kind, fracture.height_loss)
+    depth = body.shape[2]
+    z = np.arange(depth, dtype=np.float64)
+    extent = np.flatnonzero(body.any(axis=(0, 1)))
+    bottom, top = float(extent[0]), float(extent[-1])  # the level's endplates (an automatic label's edge is ragged)
+    height = top - bottom + 1.0
+    lower, upper = int(extent[0]), int(extent[-1])
+    for l_index, a_index in zip(*np.nonzero(body.any(axis=2))):
+        drop = losses[l_index, a_index] * height
+        if drop <= 0:
+            continue
+        drop_bottom = drop / 2.0 if fracture.kind == "biconcave" else 0.0
+        # the body's new faces (voxel k spans k - 0.5 ... k + 0.5); its contents are squeezed between them
+        floor, ceiling = bottom - 0.5 + drop_bottom, top + 0.5 - (drop - drop_bottom)
+        old = values[l_index, a_index]
+        squeezed = np.interp((bottom - 0.5) + (z + 0.0 - floor) * height / (ceiling - floor), z, old)
+        share = np.clip(np.minimum(z + 0.5, ceiling) - np.maximum(z - 0.5, floor), 0.0, 1.0)  # of each voxel, body
+        disc_above = old[upper + 1] if upper + 1 < depth else old[upper]
+        disc_below = old[lower - 1] if lower >= 1 else old[lower]
+        beyond = np.where(z > (floor + ceiling) / 2.0, disc_above, disc_below)  # what fills the freed height
+        span = (z >= lower) & (z <= upper)
+        new_values[l_index, a_index, span] = (share * squeezed + (1.0 - share) * beyond)[span]
+        new_labels[l_index, a_index, span & (share < 0.5)] = 0
+    return box, new_values.astype(mu.dtype), new_labels
+
+
+def level_region(hounsfield: np.ndarray, spacing, levels: np.ndarray, level: int, *, heart_width_mm: float = 100.0,
+                 lung_area_mm2: float = 2000.0, band_mm: float = 120.0) -> str:
+    """``above_heart``, ``behind_heart`` or ``below_diaphragm`` for one level (module docstring)."""
+    from .vertebra_labels import patient_mask
+
+    spacing = np.asarray(spacing, dtype=np.float64)
+    mask = levels == level
+    slices = np.flatnonzero(mask.any(axis=(0, 1)))
+    k = int(slices[len(slices) // 2])
+    inside = patient_mask(hounsfield)
+    lung = inside & (hounsfield < -500)
+    lung_per_slice = lung.sum(axis=(0, 1)) * spacing[0] * spacing[1]
+    if lung_per_slice[k] < lung_area_mm2:  # no lung here: the neck or the abdomen
+        centre = np.average(np.arange(len(lung_per_slice)), weights=lung_per_slice) if lung_per_slice.sum() else k
+        return "above_heart" if k > centre else "below_diaphragm"  # axis 2 grows superior
+    section, lung_section = hounsfield[:, :, k], lung[:, :, k]
+    l_index, a_index = np.nonzero(mask[:, :, k])
+    seed, front = int(round(l_index.mean())), int(a_index.max()) + 1  # axis 1 grows anterior
+    widest = 0.0
+    for a in range(front, min(front + int(round(band_mm / spacing[1])), section.shape[1])):
+        lung_right = np.flatnonzero(lung_section[:seed, a])  # axis 0 grows to the patient's left
+        lung_left = np.flatnonzero(lung_section[seed:, a])
+        if len(lung_right) and len(lung_left):  # the mediastinum between the two lungs in this row
+            widest = max(widest, (seed + lung_left[0] - lung_right[-1] - 1) * spacing[0])
+    return "behind_heart" if widest > heart_width_mm else "above_heart"
