@@ -44,6 +44,7 @@ from .atomic import atomic_path
 from .errors import InvalidValueError
 from .fracture import FRACTURE_TYPES, GRADE_HEIGHT_LOSS, REGIONS, Fracture, fracture_volume, level_region
 from .observer import OBSERVERS, ObserverSettings, bootstrap_indices, displayed, observer_scores, paired_difference, patch, summarise
+from .reading import write_reading_page
 from .settings import FromConfig
 
 log = logging.getLogger(__name__)
@@ -289,6 +290,7 @@ def run_study(out_dir, settings: DetectabilitySettings, demo=None) -> dict:
     patches, cases = collect_patches(scenes, settings, demo, enhancers, examples=examples)
     enhanced = time.perf_counter() - started - projected
     save_patches(out_dir, patches, cases)
+    write_reading_page(patches, cases, out_dir / "reading", seed=settings.seed)
     table = analyse(patches, cases, settings)
     validation = {"dose": {}, "timing_s": {}}
     if "original" in settings.methods:
@@ -329,12 +331,20 @@ def save_patches(out_dir: Path, patches: dict, cases: pd.DataFrame) -> None:
 
 
 def reanalyse(out_dir, settings: DetectabilitySettings) -> pd.DataFrame:
-    """The table again from a finished study's ``patches.npz`` and ``cases.csv`` (other observer settings)."""
+    """The table, its markdown and the reading page again from a finished study's ``patches.npz``, ``cases.csv`` and
+    ``validation.json`` (other observer settings, without making the images again); returns the table."""
     out_dir = Path(out_dir)
     with np.load(out_dir / "patches.npz") as stored:
         patches = {name: stored[name] / np.float32(255.0) for name in stored.files}
     cases = pd.read_csv(out_dir / "cases.csv", keep_default_na=False)
-    return analyse(patches, cases, settings)
+    validation = json.loads((out_dir / "validation.json").read_text())
+    table = analyse(patches, cases, settings)
+    write_reading_page(patches, cases, out_dir / "reading", seed=settings.seed)
+    with atomic_path(out_dir / "detectability.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    with atomic_path(out_dir / "detectability.md") as tmp:
+        Path(tmp).write_text(detectability_markdown(table, settings, validation))
+    return table
 
 
 def _dprime_summary(table: pd.DataFrame) -> dict:

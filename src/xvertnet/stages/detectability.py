@@ -3,7 +3,7 @@
 Settings: the ``detectability`` section of ``--config`` (YAML), then the command-line options over it.
 Writes ``detectability.csv`` (one row per method, observer, lesion and region), ``detectability.md``,
 ``validation.json`` (d' by dose, run times, the levels and their regions), ``fracture_types.png`` and
-``pairs.png``.
+``pairs.png``, the observers' inputs (``patches.npz``, ``cases.csv``) and the 2AFC reading page (``reading/``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--realisations", type=int, help="noise realisations per image (even)")
     parser.add_argument("--patients", nargs="+", help="held-out CT patients")
     parser.add_argument("--methods", nargs="+", help="methods (original, xvertnet, clahe-<clip>, ...)")
+    parser.add_argument("--reanalyse", action="store_true",
+                        help="only the analysis and the reading page again, from the patches a finished run left in --out")
 
 
 def run(args) -> int:
@@ -35,6 +37,12 @@ def run(args) -> int:
         if getattr(args, name) is not None:
             section[name] = getattr(args, name)
     settings = DetectabilitySettings.from_config(section)
+    if args.reanalyse:
+        from ..detectability import reanalyse
+
+        reanalyse(args.out, settings)
+        log.info("wrote %s again from %s", args.out / "detectability.md", args.out / "patches.npz")
+        return 0
     validation = run_study(args.out, settings)
     log.info("wrote %s (%s)", args.out / "detectability.md", json.dumps(validation["timing_s"]))
     return 0
