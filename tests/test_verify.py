@@ -123,3 +123,34 @@ def test_a_stage_refuses_an_input_shard_whose_content_differs_from_its_recorded_
     code, message = run_cli(capsys, "prep", path, "--out", tmp_path / "prep.h5")
     assert code == 2 and message.startswith(f"{path}: its content differs from the sha256 recorded beside it")
     assert f"snakemake --force {path}" in message and not (tmp_path / "prep.h5").exists()
+
+
+def test_verify_finds_a_changed_table_and_a_cut_png(tmp_path, capsys):
+    """The evaluation's tables carry their sha256 beside them; a PNG carries a CRC per chunk: both are checked."""
+    import pandas as pd
+
+    from xvertnet.cli import main
+    from xvertnet.stats import compare, write_comparison_tables
+    from xvertnet.writers import write_png
+
+    folder = tmp_path / "results"
+    (folder / "tables").mkdir(parents=True)
+    per_roi = pd.DataFrame([{"dataset": "demo", "image_id": f"i{k}", "roi": "upper", "split": "test", "method": method,
+                             "entropy": 6.0 + 0.1 * k + (0.5 if method == "clahe" else 0.0)}
+                            for k in range(5) for method in ("original", "clahe")])
+    write_comparison_tables(compare(per_roi, reference="original"), folder / "tables" / "comparison", reference="original")
+    image = folder / "figure.png"
+    write_png(image, np.arange(64 * 64, dtype=np.uint16).reshape(64, 64))
+    assert main(["verify", str(folder)]) == 0
+    assert sorted(p.name for p in (folder / "tables").glob("*.sha256")) == [
+        f"comparison.{ext}.sha256" for ext in ("csv", "html", "md", "tex")]
+    table = folder / "tables" / "comparison.csv"
+    table.write_text(table.read_text().replace("original", "xvertnet"))  # edited by hand after it was written
+    data = image.read_bytes()
+    image.write_bytes(data[: len(data) - 20])  # a copy cut short
+    capsys.readouterr()
+    assert main(["verify", str(folder)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2
+    assert out[0].startswith(f"damaged: {table}: its content differs from the sha256 recorded beside it")
+    assert out[1].startswith(f"damaged: {image}: not a readable PNG")

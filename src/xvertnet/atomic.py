@@ -63,13 +63,15 @@ def disk_full_as_error(target, detail: str = ""):
 
 
 @contextlib.contextmanager
-def atomic_path(target, *, suffix: str | None = None):
+def atomic_path(target, *, suffix: str | None = None, record_hash: bool = False):
     """Yield a temporary path in the target's folder; rename it to ``target`` on success.
 
     The temporary file keeps the target's extension (``suffix``) so libraries that
     choose a format by extension (PNG, HDF5) still work. On an exception the
     temporary file is removed and the target is left untouched; running out of space
     raises :class:`DiskFullError`. The target ends with mode ``0o666 & ~umask``.
+    With ``record_hash`` the target's sha256 is written beside it (:mod:`xvertnet.content_hash`);
+    the previous one is removed first, so a digest never describes another version of the file.
     """
     target = Path(target)
     suffix = target.suffix if suffix is None else suffix
@@ -82,7 +84,15 @@ def atomic_path(target, *, suffix: str | None = None):
             tmp = Path(name)
             yield tmp
             os.chmod(tmp, 0o666 & ~current_umask())
+            if record_hash:
+                from .content_hash import content_hash_path
+
+                content_hash_path(target).unlink(missing_ok=True)
             os.replace(tmp, target)
+            if record_hash:
+                from .content_hash import write_content_hash
+
+                write_content_hash(target)
     finally:
         if tmp is not None and tmp.exists():
             tmp.unlink()

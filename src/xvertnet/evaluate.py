@@ -102,7 +102,7 @@ def metrics_shard(enhanced_path, roi_path, out_path, *, params: MetricParams | N
                              "params": json.dumps(params.record(), sort_keys=True)})
             arrays = None  # one image in memory at a time
             log.info("measured %s %s", method, image_id)
-    with atomic_path(out_path) as tmp:
+    with atomic_path(out_path, record_hash=True) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
     return len(rows)
 
@@ -173,6 +173,6 @@ def aggregate(metric_csvs, out_path, *, enhanced: dict[tuple[str, str], list], m
     if segmentation and len(table):
         scored = pd.concat(segmentation, ignore_index=True).drop(columns=["split"])
         table = table.merge(scored, on=["dataset", "image_id", "roi", "method"], how="left")
-    with atomic_path(out_path) as tmp:
+    with atomic_path(out_path, record_hash=True) as tmp:
         table.to_csv(tmp, index=False)
     return table

@@ -23,6 +23,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .content_hash import content_hash_path, recorded_content_hash, write_content_hash  # noqa: F401 (re-exported)
 from .atomic import atomic_path, disk_full_reason
 from .errors import DiskFullError, InputFileError
 from .provenance import sha256_file, software_record, to_json
@@ -172,19 +173,6 @@ def open_shard_for_writing(path, *, stage: str, params: dict, upstream: dict | N
     write_content_hash(path)
 
 
-def content_hash_path(path) -> Path:
-    """Where a shard's own sha256 is recorded: ``<shard>.sha256``, in ``sha256sum`` format (``sha256sum -c`` reads it)."""
-    return Path(f"{path}.sha256")
-
-
-def write_content_hash(path) -> str:
-    """Record ``path``'s sha256 beside it (atomically); return it."""
-    digest = sha256_file(path)
-    with atomic_path(content_hash_path(path)) as tmp:
-        Path(tmp).write_text(f"{digest}  {Path(path).name}\n")
-    return digest
-
-
 def checked_input_hash(path) -> str:
     """The sha256 of a shard a stage is about to read (what its output records as an input), checked against the one
     recorded beside the shard when it was written: a damaged or half-copied input is one line before any work."""
@@ -194,15 +182,6 @@ def checked_input_hash(path) -> str:
         raise InputFileError(path, f"its content differs from the sha256 recorded beside it when it was written "
                                    f"({content_hash_path(path).name}): damaged or half-copied; rebuild it: snakemake --force {path}")
     return digest
-
-
-def recorded_content_hash(path) -> str | None:
-    """The sha256 recorded beside ``path`` when it was written, or None (none recorded, or unreadable)."""
-    try:
-        return content_hash_path(path).read_text().split()[0]
-    except (OSError, IndexError):
-        return None
-
 
 
 def _close_unless_broken(handle: h5py.File, *, broken: bool = False) -> None:

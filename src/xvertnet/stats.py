@@ -266,11 +266,11 @@ def write_comparison_tables(statistics: pd.DataFrame, stem, *, reference: str = 
         notes += (f" Not shown, undefined on every ROI: {names}"
                   + (" (NIQE needs at least 96 x 96 pixels)." if "niqe" in undefined else "."))
     notes += "\n"
-    with atomic_path(f"{stem}.html") as tmp:
+    with atomic_path(f"{stem}.html", record_hash=True) as tmp:
         tmp.write_text(comparison_html(statistics, methods, reference=reference, notes=notes.strip()))
-    with atomic_path(f"{stem}.csv") as tmp:
+    with atomic_path(f"{stem}.csv", record_hash=True) as tmp:
         statistics.to_csv(tmp, index=False)
-    with atomic_path(f"{stem}.md") as tmp:
+    with atomic_path(f"{stem}.md", record_hash=True) as tmp:
         tmp.write_text("\n".join(md) + notes)
-    with atomic_path(f"{stem}.tex") as tmp:
+    with atomic_path(f"{stem}.tex", record_hash=True) as tmp:
         tmp.write_text("\n".join(tex) + "\n")

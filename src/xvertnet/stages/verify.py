@@ -1,11 +1,14 @@
 """Command ``xvertnet verify [FOLDER ...]``: find damaged and stale cached outputs.
 
-Walks every HDF5 shard and model folder under the folders (default ``results``):
+Walks every HDF5 shard, model folder, recorded table and PNG under the folders (default ``results``):
 
 * **damaged**: a shard whose content differs from the sha256 recorded beside it when it was
   written (``<shard>.sha256``), that does not open, or with an array whose chunk checksum
   (Fletcher-32, written with every array) or compression fails on reading; a model folder whose ``model.pt`` does not
   match the sha256 in its ``model.json``;
+* **damaged** too: any other file whose content differs from the ``<file>.sha256`` recorded beside it
+  when it was written (the evaluation's tables), and a PNG with a chunk whose CRC fails or that
+  ends early;
 * **stale**: an input whose sha256, recorded by the shard that read it (``inputs_sha256``), differs
   from the file there now: the input was rebuilt, replaced or damaged after this output was made,
   so the output no longer follows from it (a half-synchronised copy on shared storage looks the same).
@@ -85,9 +88,34 @@ def check_model(folder: Path) -> list[str]:
     return []
 
 
+def check_recorded(path: Path) -> list[str]:
+    """A file written with its sha256 beside it (not a shard): damaged when they differ."""
+    from ..content_hash import content_hash_path, recorded_content_hash
+    from ..provenance import sha256_file
+
+    recorded = recorded_content_hash(path)
+    if recorded is None or sha256_file(path) == recorded:
+        return []
+    return [f"damaged: {path}: its content differs from the sha256 recorded beside it when it was written "
+            f"({content_hash_path(path).name}); rebuild it: snakemake --force {path}"]
+
+
+def check_png(path: Path) -> list[str]:
+    """A PNG whose chunks' CRCs fail, or that is cut short, is damaged (PIL reads every chunk without decoding)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except Exception as error:  # noqa: BLE001 - PIL raises SyntaxError, OSError, ValueError for a broken file
+        return [f"damaged: {path}: not a readable PNG ({' '.join(str(error).split()) or type(error).__name__}); "
+                f"rebuild it: snakemake --force {path}"]
+    return []
+
+
 def run(args) -> int:
     start = time.perf_counter()
-    findings, unchecked, shards, models = [], [], 0, 0
+    findings, unchecked, shards, models, recorded, pngs = [], [], 0, 0, 0, 0
     hashes: dict = {}
     for folder in args.folders:
         if not folder.exists():
@@ -102,11 +130,19 @@ def run(args) -> int:
         for metadata in sorted(folder.rglob("model.json")):
             models += 1
             findings += check_model(metadata.parent)
+        for sidecar in sorted(folder.rglob("*.sha256")):
+            target = sidecar.with_suffix("")
+            if target.suffix != ".h5" and target.is_file():
+                recorded += 1
+                findings += check_recorded(target)
+        for image in sorted(folder.rglob("*.png")):
+            pngs += 1
+            findings += check_png(image)
     for line in findings:
         print(line)
     if unchecked:
         log.info("%d shard(s) were written without checksums (an older version): read in full, compression errors only",
                  len(unchecked))
-    log.info("verified %d shard(s) and %d model(s) in %.1f s: %d finding(s)", shards, models, time.perf_counter() - start,
-             len(findings))
+    log.info("verified %d shard(s), %d model(s), %d recorded table(s) and %d PNG(s) in %.1f s: %d finding(s)", shards, models,
+             recorded, pngs, time.perf_counter() - start, len(findings))
     return 1 if findings else 0

@@ -1,0 +1,38 @@
+"""Every output's own sha256, recorded beside it when it is written: ``<file>.sha256``.
+
+A file copied by halves, truncated, or changed on disk after it was written no longer matches the
+digest recorded at write time; ``xvertnet verify`` and every stage that reads an HDF5 shard compare
+them. The sidecar is in ``sha256sum`` format, so ``sha256sum -c`` reads it too. HDF5 shards carry
+one always; the evaluation's tables (CSV, Markdown, HTML, LaTeX) are written with one
+(:func:`xvertnet.atomic.atomic_path` with ``record_hash``); PNGs need none (every PNG chunk carries
+its own CRC, which ``xvertnet verify`` checks).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .provenance import sha256_file
+
+
+def content_hash_path(path) -> Path:
+    """Where a shard's own sha256 is recorded: ``<shard>.sha256``, in ``sha256sum`` format (``sha256sum -c`` reads it)."""
+    return Path(f"{path}.sha256")
+
+
+def write_content_hash(path) -> str:
+    """Record ``path``'s sha256 beside it (atomically); return it."""
+    from .atomic import atomic_path
+
+    digest = sha256_file(path)
+    with atomic_path(content_hash_path(path)) as tmp:
+        Path(tmp).write_text(f"{digest}  {Path(path).name}\n")
+    return digest
+
+
+def recorded_content_hash(path) -> str | None:
+    """The sha256 recorded beside ``path`` when it was written, or None (none recorded, or unreadable)."""
+    try:
+        return content_hash_path(path).read_text().split()[0]
+    except (OSError, IndexError):
+        return None
