@@ -313,10 +313,11 @@ def run_study(out_dir, settings: DetectabilitySettings, demo=None) -> dict:
         Path(tmp).write_text(json.dumps(validation, indent=2))
     with atomic_path(out_dir / "detectability.md") as tmp:
         Path(tmp).write_text(detectability_markdown(table, settings, validation))
-    from .detectability_figures import fracture_figure, pairs_figure
+    from .detectability_figures import clahe_curve_figure, fracture_figure, pairs_figure
 
     fracture_figure(scenes[0], out_dir / "fracture_types.png")
     pairs_figure(examples, scenes[0], settings, out_dir / "pairs.png")
+    clahe_curve_figure(table, out_dir / "clahe_curve.png")
     return validation
 
 
@@ -344,12 +345,40 @@ def reanalyse(out_dir, settings: DetectabilitySettings) -> pd.DataFrame:
         table.to_csv(tmp, index=False)
     with atomic_path(out_dir / "detectability.md") as tmp:
         Path(tmp).write_text(detectability_markdown(table, settings, validation))
+    from .detectability_figures import clahe_curve_figure
+
+    clahe_curve_figure(table, out_dir / "clahe_curve.png")
     return table
 
 
 def _dprime_summary(table: pd.DataFrame) -> dict:
     part = table[(table["region"] == "all")]
     return {f"{row.observer} {row.kind}-g{row.grade}": round(float(row.dprime), 3) for row in part.itertuples()}
+
+
+def headline(table: pd.DataFrame, *, references=("original", CLAHE_REFERENCE)) -> list[str]:
+    """One line per observer, region and method: mean AUC difference to each reference over the lesions, and in how
+    many lesions the paired difference is significant (95 % interval excluding 0) up or down."""
+    lines = []
+    for observer_name in OBSERVERS:
+        for region in ("behind_heart", "above_heart"):
+            part = table[(table["observer"] == observer_name) & (table["region"] == region)]
+            if part.empty:
+                continue
+            for method in part["method"].unique():
+                said = []
+                for reference in references:
+                    column = f"vs_{reference}"
+                    rows = part[part["method"] == method]
+                    if method == reference or column not in rows or rows[column].isna().all():
+                        continue
+                    up = int((rows[f"{column}_low"] > 0).sum())
+                    down = int((rows[f"{column}_high"] < 0).sum())
+                    said.append(f"vs {reference} {rows[column].mean():+.3f} (higher in {up}, lower in {down} of {len(rows)})")
+                if said:
+                    lines.append(f"- {observer_name}, {region.replace('_', ' ')}, **{method}**: mean AUC "
+                                 f"{part[part['method'] == method]['auc'].mean():.3f}; " + "; ".join(said))
+    return lines
 
 
 def detectability_markdown(table: pd.DataFrame, settings: DetectabilitySettings, validation: dict) -> str:
@@ -361,6 +390,7 @@ def detectability_markdown(table: pd.DataFrame, settings: DetectabilitySettings,
              "patients and cases); Delta: paired AUC difference against the original (p). cho: channelized Hotelling "
              f"({settings.observer.channels} channels, internal noise {settings.observer.internal_noise}); npwe: "
              "non-prewhitening with an eye filter.", ""]
+    lines += ["## Headline", "", *headline(table), ""]
     for observer_name in OBSERVERS:
         part = table[table["observer"] == observer_name]
         lines += [f"## {observer_name}", "", "| lesion | region | " + " | ".join(settings.methods) + " |",

@@ -80,3 +80,41 @@ def pairs_figure(examples: dict, scene, settings, path) -> None:
     with atomic_path(Path(path)) as tmp:
         figure.savefig(tmp, dpi=110, format="png")
     plt.close(figure)
+
+
+def clahe_curve_figure(table, path, *, grade: int | None = None) -> None:
+    """AUC against CLAHE's clip limit (one curve per region, each observer a panel), the other methods as lines across:
+    no single clip limit decides how CLAHE compares. ``grade`` None: the highest grade in the table; all types pooled
+    by averaging their AUCs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grade = int(table["grade"].max()) if grade is None else grade
+    part = table[(table["grade"] == grade)]
+    observers = list(dict.fromkeys(part["observer"]))
+    regions = [region for region in ("all", "behind_heart", "above_heart") if region in set(part["region"])]
+    figure, axes = plt.subplots(1, len(observers), figsize=(5.0 * len(observers), 3.8), squeeze=False)
+    colours = dict(zip(regions, ("black", "tab:red", "tab:blue")))
+    for axis, observer_name in zip(axes[0], observers):
+        rows = part[part["observer"] == observer_name]
+        mean = rows.groupby(["method", "region"])["auc"].mean()
+        clahe = sorted((float(name.split("-", 1)[1]), name) for name in set(rows["method"]) if name.startswith("clahe-"))
+        for region in regions:
+            if clahe:
+                axis.plot([c for c, _ in clahe], [mean.get((name, region), np.nan) for _, name in clahe], "o-",
+                          color=colours[region], label=f"CLAHE, {region.replace('_', ' ')}")
+            for name, style in (("original", ":"), ("xvertnet", "--")):
+                if (name, region) in mean.index:
+                    axis.axhline(mean[(name, region)], linestyle=style, color=colours[region], linewidth=1,
+                                 label=f"{name}, {region.replace('_', ' ')}")
+        axis.set_xscale("log")
+        axis.set_xlabel("CLAHE clip limit")
+        axis.set_ylabel(f"AUC (grade {grade}, mean over fracture types)")
+        axis.set_title(observer_name, fontsize=9)
+        axis.legend(fontsize=6)
+    figure.tight_layout()
+    with atomic_path(Path(path)) as tmp:
+        figure.savefig(tmp, dpi=110, format="png")
+    plt.close(figure)
