@@ -11,9 +11,11 @@ level in view whose body lies whole in the CT:
    each fracture type and grade and each of ``stride`` interleaved sets of levels (levels i with
    i mod stride = j), a signal-present image holds a lesion at every level of the set; one
    signal-absent image per realisation serves every type. Each image is an independent
-   exposure (:mod:`xvertnet.xray_detector`: the demo's standard dose, quantum noise, scatter,
-   MTF) through the same for-presentation mapping (:mod:`xvertnet.presentation`, its parameters
-   measured once on the noise-free lesion-free view), quantised to 12 bits.
+   exposure (:mod:`xvertnet.xray_detector`: the demo's standard dose, the exposure control set
+   once on the lesion-free view, quantum noise, scatter, MTF) through the for-presentation step
+   (:mod:`xvertnet.presentation`, rendered on each image as a modality does: a lesion moves its
+   percentiles and band maxima by far less than the noise does), quantised to 12 bits, exactly as
+   the demo's images are made.
 3. **Methods.** Every method enhances every image whole, as a user would (XVertNet through
    ``xvertnet enhance``'s path, at its working height with detail carried back to full size).
 4. **Observers.** Around each level's projected centre (location known exactly) a patch of the
@@ -177,20 +179,17 @@ def _example_level(found: dict) -> int:
 
 
 class Acquisition:
-    """Exposures of one view: the standard dose's exposure control and presentation mapping, fixed once."""
+    """Exposures of one view: the exposure control of the standard dose (on the lesion-free view) fixed once; each
+    image is rendered for presentation on its own, as a modality does and as the demo's images are."""
 
     def __init__(self, line_integral: np.ndarray, demo, dose_factor: float = 1.0):
         from .demo_data import REFERENCE_CONDITION
-        from .presentation import presentation_parameters
-        from .xray_detector import detect, incident_quanta
+        from .xray_detector import incident_quanta
 
         self.demo = demo
         self.exposure = dataclasses.replace(demo.exposure(REFERENCE_CONDITION),
                                             detector_air_kerma_ugy=demo.detector_air_kerma_ugy * dose_factor)
-        standard = demo.exposure(REFERENCE_CONDITION)
-        self.quanta = incident_quanta(line_integral, standard) * dose_factor
-        self.parameters = presentation_parameters(detect(line_integral, self.exposure, None, quanta=self.quanta),
-                                                  demo.presentation, demo.pixel_mm)
+        self.quanta = incident_quanta(line_integral, demo.exposure(REFERENCE_CONDITION)) * dose_factor
 
     def image(self, line_integral: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One exposure, for presentation, 12 bits, as a float image in [0, 1]."""
@@ -198,7 +197,7 @@ class Acquisition:
         from .xray_detector import detect
 
         shown = present(detect(line_integral, self.exposure, rng, quanta=self.quanta), self.demo.presentation,
-                        self.demo.pixel_mm, parameters=self.parameters)
+                        self.demo.pixel_mm)
         return np.rint(shown * 4095.0) / 4095.0
 
 

@@ -85,21 +85,15 @@ def bands(image: np.ndarray, levels: int, finest_px: float) -> tuple[list[np.nda
 
 
 def present(log_signal: np.ndarray, settings: PresentationSettings, pixel_mm: float, *,
-            like: np.ndarray | None = None, parameters: dict | None = None) -> np.ndarray:
+            like: np.ndarray | None = None) -> np.ndarray:
     """The for-presentation image in [0, 1] of a detector log signal (bone bright).
 
     With ``like`` (another log signal of the same view), every image-dependent parameter (the
     windows, each band's M_k, the residual's mean, the tone curve's centre) is taken from ``like``:
     the same mapping applied to a second image (a bone-emphasised target rendered as its image is).
-    ``parameters`` (from :func:`presentation_parameters`) gives them directly, for many images of one view.
     """
-    fixed = parameters if like is None else presentation_parameters(like, settings, pixel_mm)
+    fixed = None if like is None else _render(like, settings, pixel_mm)[1]
     return _render(log_signal, settings, pixel_mm, fixed)[0]
-
-
-def presentation_parameters(log_signal: np.ndarray, settings: PresentationSettings, pixel_mm: float) -> dict:
-    """The image-dependent parameters :func:`present` measures on ``log_signal`` (to render other images alike)."""
-    return _render(log_signal, settings, pixel_mm)[1]
 
 
 def _render(log_signal: np.ndarray, settings: PresentationSettings, pixel_mm: float,
