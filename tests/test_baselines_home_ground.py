@@ -31,7 +31,7 @@ def test_zero_dce_brightens_an_under_exposed_image_and_keeps_its_contrast_order(
     assert np.std(detail(out)) > 1.2 * np.std(detail(dark))  # fine detail raised in absolute terms (1.34x measured) ...
     assert np.corrcoef(detail(dark).ravel(), detail(out).ravel())[0, 1] > 0.3  # ... and still the input's (0.45 measured)
     # Its exposure term pulls every 16 x 16 patch to E, so contrast above that scale is flattened (std 0.024 -> 0.007):
-    # by design, and why it lowers vertebral contrast at large ROI scales on chest X-rays (README "Baselines").
+    # by design, and why it lowers vertebral contrast at large ROI scales on chest X-rays (docs/baselines.md ("Baselines")).
     assert np.std(out) < np.std(dark)
 
 
@@ -90,5 +90,5 @@ def test_lut_mapping_undoes_held_out_presentation_changes(tmp_path, rg1_small):
             before.append(_psnr(degraded, reference))
             after.append(_psnr(method(degraded), reference))
     # Measured: 16.9 -> 18.9 dB (on new changes of the training rows: 17.9 -> 21.3 dB). Smooth random fields a and b
-    # are only partly identifiable from one image, and 20 crops of one radiograph are little data (README "LUT mapping").
+    # are only partly identifiable from one image, and 20 crops of one radiograph are little data (docs/baselines.md ("LUT mapping")).
     assert np.mean(after) > np.mean(before) + 1.0, (np.mean(before), np.mean(after))

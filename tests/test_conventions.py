@@ -83,3 +83,21 @@ def test_no_rules_stage_depends_on_the_planner():
             continue
         names = {module.name for module in imported_modules(f"xvertnet.stages.{path.stem}")}
         assert "plan.py" not in names, f"stage {path.stem} imports the planner"
+
+
+def test_the_readme_is_one_screen_and_its_links_resolve():
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.splitlines()) <= 200
+    targets = re.findall(r"\]\(([^)#\s]+)", readme)
+    assert targets and all((REPO / target).exists() for target in targets if "://" not in target), targets
+
+
+def test_code_and_docs_cite_no_issue_numbers_and_no_files_outside_the_repository():
+    outside = "|".join(name + r"\.md" for name in ("METRICS", "METHOD", "DESIGN", "EVALUATION", "STYLE"))
+    pattern = re.compile(r"\b[Ii]ssue\s+#?\d+|" + outside)
+    files = [REPO / "README.md", REPO / "Snakefile", *REPO.glob("*.yaml"), *(REPO / "docs").glob("*.md")]
+    for folder in ("src", "workflow", "tests", "benchmarks"):
+        files += [path for path in (REPO / folder).rglob("*") if path.suffix in (".py", ".smk", ".yaml", ".rst", ".md")]
+    found = [f"{path.relative_to(REPO)}: {match.group(0)}" for path in files if "egg-info" not in str(path)
+             for match in pattern.finditer(path.read_text(errors="replace"))]
+    assert not found, found

@@ -125,7 +125,7 @@ def test_a_broken_gallery_image_is_caught(tmp_path, browser):
 @pytest.mark.skipif(not os.environ.get("XVERTNET_DEMO_RESULTS"),
                     reason="set XVERTNET_DEMO_RESULTS to a `make demo` results folder to check its report and gallery")
 def test_the_demo_results_in_headless_chromium(browser):
-    """The README's screenshots: `make demo`'s report and gallery, checked like the tiny run's and photographed."""
+    """The docs' screenshots: `make demo`'s report and gallery, checked like the tiny run's and photographed."""
     results = Path(os.environ["XVERTNET_DEMO_RESULTS"])
     shots = Path(os.environ.get("XVERTNET_SCREENSHOTS", results / "screenshots"))
     shots.mkdir(parents=True, exist_ok=True)

@@ -108,7 +108,7 @@ def test_gradients_are_finite_on_a_constant_output():
 def test_gradcheck_of_gradient_correlation():
     a = torch.rand(1, 1, 6, 6, dtype=torch.float64, requires_grad=True)
     b = torch.rand(1, 1, 6, 6, dtype=torch.float64)
-    # The NCC runs in fp32 by design (METHOD.md); check the float64 algebra against finite differences loosely.
+    # The NCC runs in fp32 by design (docs/method.md); check the float64 algebra against finite differences loosely.
     assert torch.autograd.gradcheck(lambda x: gradient_correlation(x, b).double(), (a,), eps=1e-3, atol=1e-2)
 
 
@@ -160,7 +160,7 @@ def test_bilinear_upsampling_leaves_no_checkerboard_where_the_transposed_conv_do
     assert shares["bilinear"] < 0.05 < 0.5 < shares["transpose"], shares  # 2 of 128 lines: about 1.6 % for no pattern
 
 
-# -- the design study's terms (README Eqs. S1, S2) -----------------------------------
+# -- the design study's terms (docs/method.md, Eqs. S1, S2) -----------------------------------
 
 
 def test_blind_spot_mask_is_one_pixel_per_cell_and_the_input_gets_the_neighbours_mean():

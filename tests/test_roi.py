@@ -24,7 +24,7 @@ from xvertnet.roi import (
 
 TOLERANCE_PX = 20  # at canonical scale, from the issue
 #: tschest's contrast-filled heart pulls the centre line towards the heart's border in its mid-thorax (measured
-#: 20.7 px at the upper ROI of the rotated view; the automatic body masks there are on the spine): README "CT patients".
+#: 20.7 px at the upper ROI of the rotated view; the automatic body masks there are on the spine): docs/demo-data.md ("CT patients").
 TOLERANCE_PX_OF = {"tschest": 24}
 
 
@@ -97,7 +97,7 @@ def _overlap(boxes) -> float:
 
 
 def test_evaluation_rois_stay_inside_the_border_strips_and_apart(rg1_path, demo_dataset):
-    """Issue 14: RG1's upper ROI was clipped at row 0 in its white border strip; the ROIs overlapped by 2/3."""
+    """RG1's upper ROI was clipped at row 0 in its white border strip; the ROIs overlapped by 2/3."""
     settings = _settings(demo_dataset["config"])
     canonical, _ = to_canonical(read_image(rg1_path).pixels, settings.canonical_height)
     top, bottom, left, right = anatomy_bounds(canonical)

@@ -367,7 +367,7 @@ def _sha256(path: Path) -> str:
 
 
 def test_a_failed_retraining_keeps_the_model_and_a_named_run_writes_apart(tmp_path, rg1_path, rg1_small):
-    """Issue 14: a training job that fails (no `train` images) leaves the published model in place, and a
+    """A training job that fails (no `train` images) leaves the published model in place, and a
     second configuration with `run:` enhances with that model without touching the first run's results."""
     from PIL import Image
 
@@ -416,7 +416,7 @@ def test_a_failed_retraining_keeps_the_model_and_a_named_run_writes_apart(tmp_pa
 
 
 def test_a_labelled_data_set_gets_the_classifier_check(tmp_path, rg1_small):
-    """Issue 16 item 6: a data set with `labels` (NIH-style CSV) gets a ResNet-18 per method on its enhanced
+    """A data set with `labels` (NIH-style CSV) gets a ResNet-18 per method on its enhanced
     images, trained on its train split and tested on its test split; without vertebra masks the
     segmentation task gives no rows and the comparison still builds."""
     from PIL import Image

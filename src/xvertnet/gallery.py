@@ -1,4 +1,4 @@
-"""The static results gallery: one HTML page per run, opened from disk (README "Results gallery").
+"""The static results gallery: one HTML page per run, opened from disk (docs/results.md ("Results gallery")).
 
 For every chosen image and every method it shows the whole canonical image and the two evaluation
 ROIs as 8-bit previews, a before/after slider against the original, a difference view, the ROI's

@@ -2,14 +2,14 @@
 
 * Gradient correlation (Eqs. 8-9): GC(A, B) = (NCC(dA/dx, dB/dx) + NCC(dA/dy, dB/dy)) / 2,
   per image of a batch, with forward differences as gradients. The NCC is guarded for flat
-  patches as METHOD.md prescribes: cov / sqrt(var_a * var_b + eps), in fp32, eps = 1e-12
+  patches with a guard: cov / sqrt(var_a * var_b + eps), in fp32, eps = 1e-12
   (with std_a * std_b + eps the gradient is NaN for a flat output; a larger eps biases the
   loss, since HFC gradient variance is about 4e-4).
 * L1 = 1 - GC(output, HFC) (Eq. 10).
 * Feature entropy (Eqs. 11-12): each map min-max scaled to [0, 1], K bins, Shannon entropy.
 * L2 = MSE(output, c*) with c* the highest-entropy map of the last layer (Eq. 13).
 
-Two optional terms of this project's design study (README "Design study"), off by
+Two optional terms of this project's design study (docs/design-study.md ("Design study")), off by
 default, so that ``xvertnet-paper`` stays the paper's recipe:
 
 * Blind-spot invariance (Noise2Self / Noise2Same, Batson & Royer 2019, Xie et al. 2020):
@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-#: Flat-patch guard of the NCC denominator (METHOD.md).
+#: Flat-patch guard of the NCC denominator (docs/method.md).
 NCC_EPS = 1e-12
 
 

@@ -2,7 +2,7 @@
 
 A ResUNet sees the image downsampled by a factor (4, 8 or 16) and predicts four parameter maps; they are
 upsampled to full resolution and remap the input pixel by pixel. The paper shows the remap only as a
-figure; this module fixes it as follows (README "LUT mapping"), for an input x in [0, 1]:
+figure; this module fixes it as follows (docs/baselines.md ("LUT mapping")), for an input x in [0, 1]:
 
 * **Regional LUT** (Eq. L1), per pixel slope ``a > 0`` and bias ``b``: a piecewise linear, monotonically
   increasing function, ``r = clip(a x + b, eps, 1 - eps)`` (flat below and above, linear between).

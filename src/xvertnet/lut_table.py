@@ -1,4 +1,4 @@
-"""The GE seed's Table 1 on our data (README "LUT mapping"): presentation correction on held-out images.
+"""The GE seed's Table 1 on our data (docs/baselines.md ("LUT mapping")): presentation correction on held-out images.
 
 Every model learns the same task from the same training images (the training split's whole canonical images,
 centre-cropped to one shape) under the same budget: undo random known

@@ -16,7 +16,7 @@
   concatenation; the earlier paper's 0.6/0.4 is ``gl_weight = 0.6``).
 * Head: a 1x1 conv of the last 128 maps; ``"direct"`` (the paper): sigmoid of it;
   ``"anchored"``: sigmoid(logit(x) + conv), with the conv initialised to zero so training
-  starts from the identity (METHOD.md, Sec. 7), x being the first input channel.
+  starts from the identity (docs/method.md), x being the first input channel.
 
 ``forward(inputs, hfc)`` returns ``(output, last_features)``; the feature loss L2 picks its
 target among ``last_features`` (Eqs. 11-13).

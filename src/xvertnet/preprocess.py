@@ -1,4 +1,4 @@
-"""XVertNet preprocessing, Eqs. 1-6 (journal paper, Sec. 3.1), with the numerical guards of METHOD.md.
+"""XVertNet preprocessing, Eqs. 1-6 (journal paper, Sec. 3.1), with numerical guards (docs/method.md).
 
 For a crop X in [0, 1]:
 
@@ -28,7 +28,7 @@ from .errors import ConfigError, InvalidValueError
 from .settings import FromConfig
 from .wls import WlsParams, wls_smooth
 
-#: E is clamped to at least this fraction of mean(X) (METHOD.md).
+#: E is clamped to at least this fraction of mean(X) (a numerical guard, docs/method.md).
 DEFAULT_E_FLOOR = 0.1
 
 

@@ -18,8 +18,8 @@ A CT's vertebral bodies are found in four steps, all on axes L-A-S in Hounsfield
    slices without a body); the bodies are split there and numbered from the top (1 = most
    superior vertebra in the field of view). Names (T1 ...) are not guessed.
 
-Measured against every reference label set (``benchmarks/vertebra_labels.py``, README "CT
-patients"): 3-D Dice 0.58-0.79, AP-projected Dice 0.63-0.88; below the 0.8 aim on three of four
+Measured against every reference label set (``benchmarks/vertebra_labels.py``, docs/demo-data.md ("CT
+patients")): 3-D Dice 0.58-0.79, AP-projected Dice 0.63-0.88; below the 0.8 aim on three of four
 sources, mostly from slices where no body is found (5 mm slices, osteoporotic bodies).
 
 Why not a maintained segmenter: TotalSegmentator and its peers need network weights
@@ -27,7 +27,7 @@ Why not a maintained segmenter: TotalSegmentator and its peers need network weig
 a registration of the one labelled chest CT onto the others (SimpleITK) was the other choice,
 but the fields of view differ too much (5 mm slices, cut side walls) for a robust atlas. The
 threshold pipeline is validated against every reference label set before use
-(``benchmarks/vertebra_labels.py``; README "CT patients").
+(``benchmarks/vertebra_labels.py``; docs/demo-data.md ("CT patients")).
 """
 
 from __future__ import annotations

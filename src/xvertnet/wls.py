@@ -47,7 +47,7 @@ from .tridiagonal import wls_1d_columns, wls_1d_rows
 #: Paper values: alpha = 1.2, eps = 1e-4 (Sec. 3.1.2); lambda 0.8-1.0.
 DEFAULT_ALPHA = 1.2
 DEFAULT_EPS = 1e-4
-#: Floor inside the logarithm of the log-luminance (METHOD.md guard).
+#: Floor inside the logarithm of the log-luminance (a numerical guard, docs/method.md).
 DEFAULT_LOG_FLOOR = 1e-4
 
 

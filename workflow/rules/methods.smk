@@ -81,7 +81,7 @@ rule enhanced_index:
         "python -m xvertnet enhanced-index {input.shards:q} --out {output.csv:q} > {log:q} 2>&1"
 
 
-# The LUT mapping's four interpretable maps beside input and output (README "LUT mapping"), when it is a baseline.
+# The LUT mapping's four interpretable maps beside input and output (docs/baselines.md ("LUT mapping")), when it is a baseline.
 rule lut_maps:
     input:
         model=f"{PLAN.baseline_model_dir('lut-mapping')}/model.json",
@@ -109,7 +109,7 @@ rule lut_maps:
         " --settings {params.settings:q} --splits {params.splits} > {log:q} 2>&1"
 
 
-# The GE seed's Table 1 on our data (README "LUT mapping"): `make lut-table`, not part of `all` (about 5 min on 2 cores).
+# The GE seed's Table 1 on our data (docs/baselines.md ("LUT mapping")): `make lut-table`, not part of `all` (about 5 min on 2 cores).
 rule lut_table:
     input:
         roi=lambda w: [PLAN.stage_shard(dataset, "roi", shard) for dataset in PLAN.datasets for shard in shard_names(dataset)],
@@ -135,7 +135,7 @@ rule lut_table:
         " --settings {params.settings:q} > {log:q} 2>&1"
 
 
-# LED (README "LED"), when it is a baseline (`make led`): restoration against the clean DRRs for every method,
+# LED (docs/baselines.md ("LED")), when it is a baseline (`make led`): restoration against the clean DRRs for every method,
 # hallucination checks of LED and of its learned degradation, and the worst cases.
 rule led_report:
     input:
@@ -170,7 +170,7 @@ rule led_report:
         " --settings {params.settings:q} --splits {params.splits} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
-# The super-resolution seed's tables on our data (README "Super-resolution"): `make sr-table`, not part of `all`.
+# The super-resolution seed's tables on our data (docs/baselines.md ("Super-resolution")): `make sr-table`, not part of `all`.
 rule sr_table:
     input:
         prep=lambda w: [PLAN.stage_shard(dataset, "prep", shard) for dataset in PLAN.datasets for shard in shard_names(dataset)],

@@ -23,7 +23,7 @@ rule metrics_shard:
         " --settings {params.settings:q} > {log:q} 2>&1"
 
 
-# The segmentation task (README "Segmentation task"): one segmenter per method, same budget for all.
+# The segmentation task (docs/task-measures.md ("Segmentation task")): one segmenter per method, same budget for all.
 rule segmentation_task:
     input:
         # Two named functions, not unpack(): before a download checkpoint has run, Snakemake stands the
@@ -52,7 +52,7 @@ rule segmentation_task:
         " --out {output.csv:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
-# The classifier check (README "Classifier check"): data sets with `labels` only, one ResNet-18 per method.
+# The classifier check (docs/task-measures.md ("Classifier check")): data sets with `labels` only, one ResNet-18 per method.
 rule classifier_check:
     input:
         enhanced=lambda w: [PLAN.enhanced(w.dataset, w.method, shard) for shard in shard_names(w.dataset)],
@@ -163,7 +163,7 @@ rule tables:
         " --whole-panel {output.whole_panel:q} --enhanced {input.enhanced:q} --manifests {params.manifests:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
-# The static results gallery (README "Results gallery"): open results/gallery/index.html from disk.
+# The static results gallery (docs/results.md ("Results gallery")): open results/gallery/index.html from disk.
 rule gallery:
     input:
         per_roi=f"{RUN}/metrics/per_roi.csv",

@@ -1,4 +1,4 @@
-"""Image-quality measures (METRICS.md), each one function with explicit parameters.
+"""Image-quality measures (docs/measures.md), each one function with explicit parameters.
 
 Inputs are grey images on the 0-255 scale, as MATLAB takes a uint8 image. The pipeline maps
 its float ROIs in [0, 1] to 0-255 by multiplying by 255 (no rounding; ``entropy`` rounds to

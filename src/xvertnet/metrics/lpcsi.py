@@ -1,4 +1,4 @@
-"""LPC-SI, local phase coherence sharpness index (Hassen, Wang, Salama, IEEE TIP 2013), per METRICS.md.
+"""LPC-SI, local phase coherence sharpness index (Hassen, Wang, Salama, IEEE TIP 2013) (docs/measures.md).
 
 Higher is sharper (0-1). ``sigma_onf`` (bandwidth of the log-Gabor filters) changes the values
 a lot. The default is 0.75, the value hard-coded in the only copy of the authors' code that

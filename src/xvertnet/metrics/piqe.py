@@ -1,4 +1,4 @@
-"""PIQE (Venkatanath et al., NCC 2015) as MATLAB's ``piqe`` computes it (METRICS.md).
+"""PIQE (Venkatanath et al., NCC 2015) as MATLAB's ``piqe`` computes it (docs/measures.md).
 
 Lower is better (0-100).
 """

@@ -1,4 +1,4 @@
-"""TMQI, the tone-mapped image quality index (Yeganeh and Wang, IEEE TIP 2013), per METRICS.md.
+"""TMQI, the tone-mapped image quality index (Yeganeh and Wang, IEEE TIP 2013) (docs/measures.md).
 
 The reference is the original ROI (taken as the "HDR" image, scaled to 0 .. 2^32 - 1), the
 test image is the method's output on 0-255. Q = 0.8012 S^0.3046 + 0.1988 N^0.7088 with the
@@ -74,7 +74,7 @@ def _contrast_sensitivity(frequency: float) -> float:
 
 def _local_fidelity(hdr: np.ndarray, ldr: np.ndarray, frequency: float, hdr_scale: float) -> float:
     sigma1, sigma2, sigma12 = _local_moments(hdr, ldr)
-    sigma1, sigma12 = sigma1 * hdr_scale, sigma12 * hdr_scale  # moments on (I - min), then scaled (METRICS.md)
+    sigma1, sigma12 = sigma1 * hdr_scale, sigma12 * hdr_scale  # moments on (I - min), then scaled (docs/measures.md)
     threshold = 128 / (1.4 * _contrast_sensitivity(frequency))
     # stats.norm.cdf(sigma, threshold, threshold / 3), evaluated as scipy does it (same values, less overhead)
     sigma1p = special.ndtr((sigma1 - threshold) / (threshold / 3))

@@ -1,4 +1,4 @@
-"""Rule ``led_report``: LED's paired restoration table, its hallucination checks and the worst cases (README "LED")."""
+"""Rule ``led_report``: LED's paired restoration table, its hallucination checks and the worst cases (docs/baselines.md ("LED"))."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Command ``xvertnet manifest``: a manifest CSV of every radiograph in a folder, format and bit depth detected.
 
-The manifest is what a data set entry of the config points at (README "Your own data").
+The manifest is what a data set entry of the config points at (docs/own-data.md ("Your own data")).
 Unreadable files are listed with their reason and left out.
 """
 

@@ -1,4 +1,4 @@
-"""Command ``xvertnet metrics``: every quality measure of one image (0-255; see README for the mapping).
+"""Command ``xvertnet metrics``: every quality measure of one image (0-255; docs/measures.md gives the mapping).
 
 An image above ``metrics.max_pixels`` is measured on its block mean (one log line says so and
 ``--json`` records the block size); a measure that is undefined on the image (e.g. BRISQUE and
