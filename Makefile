@@ -73,8 +73,12 @@ evaluate: $(STAMP)
 detectability: $(STAMP)
 	$(BIN)/xvertnet detectability --out results/detectability
 
-# The workflow's lint (Snakemake conventions), the documentation site (a broken link fails), then the test suite.
+# Lint and format checks (ruff over the code, snakefmt over the workflow, Snakemake's own lint), the documentation
+# site (a broken link fails), then the test suite.
 test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 	$(BIN)/python -m pytest

@@ -35,6 +35,6 @@ onstart:
 
 
 rule all:
+    default_target: True
     input:
         PLAN.final_outputs(),
-    default_target: True

@@ -39,7 +39,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument("--dataset", default="demo")
-    parser.add_argument("--images", nargs="+", default=["drr_tschest_ap_standard", "drr_tschest_ap_low_dose", "rg1_uncr"])
+    parser.add_argument(
+        "--images", nargs="+", default=["drr_tschest_ap_standard", "drr_tschest_ap_low_dose", "rg1_uncr"]
+    )
     parser.add_argument("--methods", nargs="+", default=["original", "xvertnet", "clahe", "lut-mapping"])
     parser.add_argument("--out", type=Path, default=Path("docs/figures/behind_heart.png"))
     args = parser.parse_args()
@@ -49,7 +51,9 @@ def main() -> None:
         top, left = max(0, top - 20), max(0, left - 40)
         tiles = []
         for method in args.methods:
-            shown = display(whole(args.results, method, args.dataset, image_id))[top : top + height + 40, left : left + width + 80]
+            shown = display(whole(args.results, method, args.dataset, image_id))[
+                top : top + height + 40, left : left + width + 80
+            ]
             tiles += [shown, np.ones((shown.shape[0], 4))]
         rows += [np.concatenate(tiles[:-1], axis=1), np.ones((4, sum(t.shape[1] for t in tiles[:-1])))]
     panel = np.concatenate(rows[:-1], axis=0)

@@ -46,9 +46,13 @@ def main() -> None:
     labelled, label = draw_side_marker(image, 40, image.shape[1] - 90)
     distance = ndimage.distance_transform_edt(~label)
     start = time.perf_counter()
-    outputs = {name: (enhance(image), enhance(labelled)) for name, enhance in (("alone", alone), ("protected", protected))}
-    print(f"RG1 {image.shape[1]}x{image.shape[0]}, marker {int(label.sum())} px, found {int(burned_in_mask(labelled).sum())} px "
-          f"(mask, fill, chain, put back: {time.perf_counter() - start:.2f} s for 4 runs)")
+    outputs = {
+        name: (enhance(image), enhance(labelled)) for name, enhance in (("alone", alone), ("protected", protected))
+    }
+    print(
+        f"RG1 {image.shape[1]}x{image.shape[0]}, marker {int(label.sum())} px, found {int(burned_in_mask(labelled).sum())} px "
+        f"(mask, fill, chain, put back: {time.perf_counter() - start:.2f} s for 4 runs)"
+    )
     print(f"{'pixels from marker':>20} {'chain alone':>12} {'hidden':>10}")
     for low, high in ((1, 3), (3, 6), (6, 12), (12, 25)):
         ring = (distance > low) & (distance <= high)
@@ -61,14 +65,22 @@ def main() -> None:
         import matplotlib.pyplot as plt
 
         rows, cols = slice(0, 140), slice(image.shape[1] - 170, image.shape[1])
-        panels = [("with marker", labelled), ("chain alone", outputs["alone"][1]), ("marker hidden, put back", outputs["protected"][1])]
+        panels = [
+            ("with marker", labelled),
+            ("chain alone", outputs["alone"][1]),
+            ("marker hidden, put back", outputs["protected"][1]),
+        ]
         if args.real:
             real = to_canonical(read_image(args.real).pixels, chain.canonical_height)[0]
             found = burned_in_mask(real)
             where = np.argwhere(found)
             centre = where.mean(axis=0).astype(int) if len(where) else np.array([60, real.shape[1] - 60])
             box = (slice(max(centre[0] - 70, 0), centre[0] + 70), slice(max(centre[1] - 85, 0), centre[1] + 85))
-            panels += [(f"{args.real.name}", real[box]), ("chain alone", alone(real)[box]), ("marker hidden, put back", protected(real)[box])]
+            panels += [
+                (f"{args.real.name}", real[box]),
+                ("chain alone", alone(real)[box]),
+                ("marker hidden, put back", protected(real)[box]),
+            ]
         fig, axes = plt.subplots(len(panels) // 3, 3, figsize=(10, 3.3 * (len(panels) // 3)), squeeze=False)
         for axis, (title, picture) in zip(axes.ravel(), panels):
             crop = picture if picture.shape != image.shape else picture[rows, cols]

@@ -36,8 +36,21 @@ def snakemake(workdir: Path, *args: str) -> tuple[subprocess.CompletedProcess, f
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "snakemake", "--directory", str(workdir), "--snakefile",
-                             str(workdir / "Snakefile"), *args], env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--directory",
+            str(workdir),
+            "--snakefile",
+            str(workdir / "Snakefile"),
+            *args,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
@@ -48,10 +61,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[112120, 224316])
     parser.add_argument("--shard-size", type=int, default=256)
-    parser.add_argument("--keep", action="store_true", help="keep each size's work folder (its path is printed) for profiling")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep each size's work folder (its path is printed) for profiling"
+    )
     args = parser.parse_args()
     for size in args.sizes:
-        with contextlib.nullcontext(tempfile.mkdtemp(prefix=f"dag_scale_{size}_")) if args.keep else tempfile.TemporaryDirectory() as folder:
+        with (
+            contextlib.nullcontext(tempfile.mkdtemp(prefix=f"dag_scale_{size}_"))
+            if args.keep
+            else tempfile.TemporaryDirectory() as folder
+        ):
             workdir = Path(folder) / "run"
             workdir.mkdir()
             shutil.copy(REPO / "Snakefile", workdir)
@@ -65,7 +84,11 @@ def main() -> None:
                 split = "train" if index % 10 < 7 else "val" if index % 10 < 9 else "test"
                 lines.append(f"{name},images/{name}.png,placeholder,8,{split}")
             (Path(folder) / "manifest.csv").write_text("\n".join(lines) + "\n")
-            config = {"datasets": [{"name": "nih", "manifest": str(Path(folder) / "manifest.csv"), "shard_size": args.shard_size}]}
+            config = {
+                "datasets": [
+                    {"name": "nih", "manifest": str(Path(folder) / "manifest.csv"), "shard_size": args.shard_size}
+                ]
+            }
             (workdir / "config.yaml").write_text(yaml.safe_dump(config))
             result, seconds, _, _ = snakemake(workdir, "--cores", "1", "results/nih/shards")
             if result.returncode:
@@ -75,8 +98,11 @@ def main() -> None:
             if result.returncode:
                 raise SystemExit(result.stderr[-2000:])
             total = re.search(r"^total\s+(\d+)", result.stdout + result.stderr, re.MULTILINE)
-            print(f"{size} images, {shards} shards of {args.shard_size}: snakemake -n {seconds:.1f} s ({cpu:.1f} s CPU), "
-                  f"{total.group(1) if total else '?'} jobs, peak {peak_mb:.0f} MB", flush=True)
+            print(
+                f"{size} images, {shards} shards of {args.shard_size}: snakemake -n {seconds:.1f} s ({cpu:.1f} s CPU), "
+                f"{total.group(1) if total else '?'} jobs, peak {peak_mb:.0f} MB",
+                flush=True,
+            )
             if args.keep:
                 print(f"kept {workdir}", flush=True)
 

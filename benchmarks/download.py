@@ -33,13 +33,21 @@ def main() -> None:
         server = serve(root)
         server.interrupt_once["archive.bin"] = int(len(data) * args.interrupt_at)
         start = time.perf_counter()
-        download_file(f"{server.url}/archive.bin", out / "archive.bin", size=len(data), checksum=("sha256", digest),
-                      backoff=0.1, progress=False)
+        download_file(
+            f"{server.url}/archive.bin",
+            out / "archive.bin",
+            size=len(data),
+            checksum=("sha256", digest),
+            backoff=0.1,
+            progress=False,
+        )
         seconds = time.perf_counter() - start
         server.shutdown()
         resumed = [r for _, r in server.requests if r]
-        print(f"{args.megabytes} MB, interrupted at {args.interrupt_at:.0%}, resumed with {resumed[0] if resumed else 'no range'}:"
-              f" {seconds:.2f} s ({args.megabytes / seconds:.0f} MB/s), sha256 verified")
+        print(
+            f"{args.megabytes} MB, interrupted at {args.interrupt_at:.0%}, resumed with {resumed[0] if resumed else 'no range'}:"
+            f" {seconds:.2f} s ({args.megabytes / seconds:.0f} MB/s), sha256 verified"
+        )
 
 
 if __name__ == "__main__":

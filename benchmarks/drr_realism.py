@@ -82,7 +82,9 @@ def radial_spectrum(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     radius = np.hypot(fy, fx)
     bins = np.linspace(1.0 / size, 0.5, 40)
     index = np.digitize(radius.ravel(), bins)
-    spectrum = np.array([power.ravel()[index == i].mean() if (index == i).any() else np.nan for i in range(1, len(bins))])
+    spectrum = np.array(
+        [power.ravel()[index == i].mean() if (index == i).any() else np.nan for i in range(1, len(bins))]
+    )
     return 0.5 * (bins[1:] + bins[:-1]), spectrum / np.nansum(spectrum)
 
 
@@ -101,14 +103,21 @@ def describe(name: str, image: np.ndarray, settings: RoiSettings) -> tuple[dict,
     spread = float(band.std())
     fine = float((band - ndimage.gaussian_filter(shown, 1.0)[rows]).std()) / spread
     body = float(band_pass(shown, body_scale(shown.shape[0]))[rows].std()) / spread
-    frequency, spectrum = radial_spectrum(band[:, (band.shape[1] - min(band.shape)) // 2:])
+    frequency, spectrum = radial_spectrum(band[:, (band.shape[1] - min(band.shape)) // 2 :])
     fit = (frequency >= 1 / 64) & (frequency <= 1 / 4) & np.isfinite(spectrum) & (spectrum > 0)
     beta = -float(np.polyfit(np.log(frequency[fit]), np.log(spectrum[fit]), 1)[0])
-    row = {"image": name, **{region: round(value, 3) for region, value in means.items()},
-           "spine/lung": round(means["spine"] / means["lung"], 2), "heart/lung": round(means["heart"] / means["lung"], 2),
-           "spine_heart-heart": round(means["spine_heart"] - means["heart"], 3),
-           "skewness": round(float(stats.skew(shown.ravel())), 2), "kurtosis": round(float(stats.kurtosis(shown.ravel())), 2),
-           "fine": round(fine, 3), "body_band": round(body, 3), "beta": round(beta, 2)}
+    row = {
+        "image": name,
+        **{region: round(value, 3) for region, value in means.items()},
+        "spine/lung": round(means["spine"] / means["lung"], 2),
+        "heart/lung": round(means["heart"] / means["lung"], 2),
+        "spine_heart-heart": round(means["spine_heart"] - means["heart"], 3),
+        "skewness": round(float(stats.skew(shown.ravel())), 2),
+        "kurtosis": round(float(stats.kurtosis(shown.ravel())), 2),
+        "fine": round(fine, 3),
+        "body_band": round(body, 3),
+        "beta": round(beta, 2),
+    }
     return row, shown, masks, (frequency, spectrum)
 
 
@@ -125,12 +134,19 @@ def main() -> None:
     config = load_config(REPO / "config.yaml", REPO / "workflow/schemas/config.schema.yaml")
     roi_settings = RoiSettings.from_config(config["roi"])
     physical = DemoSettings.from_config(config["demo"])
-    raw = dataclasses.replace(physical, presentation=PresentationSettings(latitude=1.0, exponent=1.0, edge_gain=1.0, tone_slope=0.0))
+    raw = dataclasses.replace(
+        physical, presentation=PresentationSettings(latitude=1.0, exponent=1.0, edge_gain=1.0, tone_slope=0.0)
+    )
     images = []
     with tempfile.TemporaryDirectory() as folder:
         for label, settings in (("raw log", raw), ("presented", physical)):
-            settings = dataclasses.replace(settings, patients=tuple(Patient(name, split="test", views=("ap",)) for name in args.patients),
-                                           views=(View("ap", split="test"),), conditions=("standard",), include_real=False)
+            settings = dataclasses.replace(
+                settings,
+                patients=tuple(Patient(name, split="test", views=("ap",)) for name in args.patients),
+                views=(View("ap", split="test"),),
+                conditions=("standard",),
+                include_real=False,
+            )
             settings = dataclasses.replace(settings, noise_twins=False)
             out = Path(folder) / label.replace(" ", "_")
             manifest = build_demo_data(out, out / "manifest.csv", settings)
@@ -146,8 +162,18 @@ def main() -> None:
         row, shown, masks, spectrum = describe(name, pixels, roi_settings)
         rows.append(row)
         shown_all.append((name, shown, masks, spectrum))
-    columns = ["image", *REGIONS, "spine/lung", "heart/lung", "spine_heart-heart", "skewness", "kurtosis", "fine", "body_band",
-               "beta"]
+    columns = [
+        "image",
+        *REGIONS,
+        "spine/lung",
+        "heart/lung",
+        "spine_heart-heart",
+        "skewness",
+        "kurtosis",
+        "fine",
+        "body_band",
+        "beta",
+    ]
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
     for row in rows:
@@ -175,10 +201,16 @@ def main() -> None:
     spectra.set_ylabel("normalised power", fontsize=8)
     spectra.axvspan(1 / 64, 1 / 4, color="0.92")
     spectra.legend(fontsize=6, ncol=4)
-    spectra.set_title("Radially averaged power spectra of the lung rows (dashed: raw log DRRs; solid: presented DRRs; "
-                      "dotted: real radiographs; shaded: the band of the beta fit)", fontsize=8)
-    figure.suptitle("DRRs (raw log and for presentation) beside real radiographs, each at its 1st-99th percentile window; "
-                    "regions: spine (yellow), spine behind the heart (orange), lung (cyan), heart (magenta)", fontsize=8)
+    spectra.set_title(
+        "Radially averaged power spectra of the lung rows (dashed: raw log DRRs; solid: presented DRRs; "
+        "dotted: real radiographs; shaded: the band of the beta fit)",
+        fontsize=8,
+    )
+    figure.suptitle(
+        "DRRs (raw log and for presentation) beside real radiographs, each at its 1st-99th percentile window; "
+        "regions: spine (yellow), spine behind the heart (orange), lung (cyan), heart (magenta)",
+        fontsize=8,
+    )
     figure.tight_layout()
     figure.savefig(args.figure, dpi=90)
     print("wrote", args.figure)

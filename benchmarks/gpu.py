@@ -45,13 +45,17 @@ def synchronise(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def batches(count: int, batch: int, size: int, device: torch.device, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def batches(
+    count: int, batch: int, size: int, device: torch.device, seed: int = 0
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Smooth random 'radiograph' crops and their high-frequency guide, on the device."""
     generator = torch.Generator().manual_seed(seed)
     found = []
     for _ in range(count):
         coarse = torch.rand(batch, 1, size // 16, size // 16, generator=generator)
-        image = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
+        image = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False).clamp(
+            0, 1
+        )
         guide = image - torch.nn.functional.avg_pool2d(image, 9, stride=1, padding=4)
         found.append((to_device(image, device), to_device(guide, device)))
     return found
@@ -99,13 +103,17 @@ def main(argv=None) -> int:
     parser.add_argument("--agreement-steps", type=int, default=50)
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("benchmarks/gpu.py: no CUDA device on this machine (torch.cuda.is_available() is False); nothing measured")
+        print(
+            "benchmarks/gpu.py: no CUDA device on this machine (torch.cuda.is_available() is False); nothing measured"
+        )
         return 0
     device = select_device(args.device)
     width, size, batch, image_side = (8, 64, 2, 256) if args.tiny else (64, 512, 8, 2048)
     steps, agreement_steps = (2, 3) if args.tiny else (args.steps, args.agreement_steps)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"device {name}, torch {torch.__version__}, base width {width}, depth 4, crops {size} x {size}, batch {batch}")
+    print(
+        f"device {name}, torch {torch.__version__}, base width {width}, depth 4, crops {size} x {size}, batch {batch}"
+    )
     config = ModelConfig(base_width=width, depth=4)
     torch.manual_seed(0)
     initial = XVertNet(config)
@@ -120,8 +128,10 @@ def main(argv=None) -> int:
         seconds = train_steps(model, data, device, dtype, steps=steps)
         peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
         results[label] = seconds
-        print(f"{label}: {seconds:.3f} s per training step, {batch / seconds:.1f} crops/s, peak GPU memory {peak:.2f} GiB",
-              flush=True)
+        print(
+            f"{label}: {seconds:.3f} s per training step, {batch / seconds:.1f} crops/s, peak GPU memory {peak:.2f} GiB",
+            flush=True,
+        )
     # bf16 against fp32 from the same weights on the same batches
     trained = {}
     for label, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
@@ -130,16 +140,24 @@ def main(argv=None) -> int:
         train_steps(model, data, device, dtype, steps=agreement_steps)
         trained[label] = outputs(model, held_out, device, dtype)
     difference = np.abs(trained["bf16"] - trained["fp32"])
-    print(f"bf16 vs fp32 after {agreement_steps + 1} steps: mean |difference| {difference.mean():.4f}, "
-          f"max {difference.max():.4f} (outputs in [0, 1])")
+    print(
+        f"bf16 vs fp32 after {agreement_steps + 1} steps: mean |difference| {difference.mean():.4f}, "
+        f"max {difference.max():.4f} (outputs in [0, 1])"
+    )
     # whole-image enhancement through the chain's tiled inference
     from xvertnet.inference import Chain
 
     model = prepare_model(copy.deepcopy(initial), device).eval()
     chain = Chain.__new__(Chain)  # the tiled inference of a trained chain, on this untrained model (no model folder)
-    chain.device, chain.batch_size, chain.dtype = device, 8, torch.bfloat16 if results["bf16"] < results["fp32"] else None
+    chain.device, chain.batch_size, chain.dtype = (
+        device,
+        8,
+        torch.bfloat16 if results["bf16"] < results["fp32"] else None,
+    )
     rng = np.random.default_rng(0)
-    image = np.clip(rng.random((image_side // 32, image_side // 32)).repeat(32, 0).repeat(32, 1), 0, 1).astype(np.float32)
+    image = np.clip(rng.random((image_side // 32, image_side // 32)).repeat(32, 0).repeat(32, 1), 0, 1).astype(
+        np.float32
+    )
     guide = (image - image.mean()).astype(np.float32)
     tile = min(512, image_side)
     chain.predict_tiled(model, image[None], guide[None], tile=tile, overlap=64)  # warm-up
@@ -148,13 +166,17 @@ def main(argv=None) -> int:
     chain.predict_tiled(model, image[None], guide[None], tile=tile, overlap=64)
     synchronise(device)
     whole = time.perf_counter() - start
-    print(f"whole image {image_side} x {image_side}: {whole:.2f} s per network pass (tiles {tile}, overlap 64; "
-          "preprocessing on the CPU not included)")
+    print(
+        f"whole image {image_side} x {image_side}: {whole:.2f} s per network pass (tiles {tile}, overlap 64; "
+        "preprocessing on the CPU not included)"
+    )
     best = min(results.values())
     for dataset, images in PUBLIC_TRAINING_IMAGES.items():
         steps_total = PAPER_EPOCHS * PAPER_ITERATIONS * images * CROPS_PER_IMAGE / batch
-        print(f"paper schedule on {dataset} ({images:,} training images): {steps_total * best / 3600:,.1f} GPU-hours "
-              f"at {best:.3f} s per step")
+        print(
+            f"paper schedule on {dataset} ({images:,} training images): {steps_total * best / 3600:,.1f} GPU-hours "
+            f"at {best:.3f} s per step"
+        )
     return 0
 
 

@@ -23,32 +23,42 @@ from pathlib import Path
 
 import numpy as np
 
-
 #: Step counts of --short-training (keys of each method's defaults).
 SHORT_TRAINING = {
-    "zerodce": {"steps": 10}, "madmad": {"steps": 10}, "lut-mapping": {"steps": 10}, "lut-mapping-bone": {"steps": 10},
-    "srcnn": {"steps": 10}, "vdsr": {"steps": 10}, "vdsr-dehaze": {"steps": 10, "dehaze_steps": 10},
+    "zerodce": {"steps": 10},
+    "madmad": {"steps": 10},
+    "lut-mapping": {"steps": 10},
+    "lut-mapping-bone": {"steps": 10},
+    "srcnn": {"steps": 10},
+    "vdsr": {"steps": 10},
+    "vdsr-dehaze": {"steps": 10, "dehaze_steps": 10},
     "led": {"gan_steps": 5, "diffusion_steps": 10, "validate_every": 5, "start_fraction": 0.5},
 }
 
 
 def main() -> None:
-    from xvertnet.methods import REGISTRY, get_method
     from xvertnet.demo_data import real_radiograph_path
+    from xvertnet.methods import REGISTRY, get_method
     from xvertnet.readers import read_image
     from xvertnet.roi import to_canonical
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", nargs="+", default=sorted(name for name in REGISTRY if not name.startswith("xvertnet")))
+    parser.add_argument(
+        "--methods", nargs="+", default=sorted(name for name in REGISTRY if not name.startswith("xvertnet"))
+    )
     parser.add_argument("--models", nargs="*", type=Path, default=[], help="XVertNet iteration directories")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--short-training", action="store_true", help="a few training steps per method (enhancement timing only)")
+    parser.add_argument(
+        "--short-training", action="store_true", help="a few training steps per method (enhancement timing only)"
+    )
     args = parser.parse_args()
 
     canonical, _ = to_canonical(read_image(real_radiograph_path()).pixels, 512)
     roi = canonical[128:384, 168:313]
     rng = np.random.default_rng(0)
-    crops = [canonical[t : t + 256, l : l + 256] for t, l in zip(rng.integers(0, 256, 30), rng.integers(0, 226, 30))]
+    crops = [
+        canonical[t : t + 256, left : left + 256] for t, left in zip(rng.integers(0, 256, 30), rng.integers(0, 226, 30))
+    ]
     methods = {}
     print(f"{'method':>10} {'train s':>8} {'s / ROI 256x145':>16} {'s / whole 512x482':>18}")
     with tempfile.TemporaryDirectory() as folder:
@@ -56,7 +66,9 @@ def main() -> None:
             method, train_seconds = get_method(name, SHORT_TRAINING.get(name) if args.short_training else None), 0.0
             if method.trainable:
                 start = time.perf_counter()
-                method.fit([(c, c) for c in crops] if method.training_target else crops, Path(folder) / name)  # pairs: timing only
+                method.fit(
+                    [(c, c) for c in crops] if method.training_target else crops, Path(folder) / name
+                )  # pairs: timing only
                 train_seconds = time.perf_counter() - start
             methods[name] = (method, train_seconds, method.whole_images and method.enhance_whole)
         if args.models:

@@ -21,8 +21,8 @@ from scipy import ndimage
 
 def main() -> None:
     from xvertnet.demo_data import real_radiograph_path
-    from xvertnet.readers import read_image
     from xvertnet.metrics import measure_all, to_255
+    from xvertnet.readers import read_image
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -50,8 +50,10 @@ def main() -> None:
     measure_all(roi, reference255=roi, clean255=clean, mask=mask)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    print(f"peak memory of one run: {peak / 2**20:.1f} MiB allocated ({peak / roi.size:.0f} bytes per pixel); "
-          f"process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB")
+    print(
+        f"peak memory of one run: {peak / 2**20:.1f} MiB allocated ({peak / roi.size:.0f} bytes per pixel); "
+        f"process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

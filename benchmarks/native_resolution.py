@@ -42,10 +42,14 @@ def main() -> None:
     native = native_resolution(image, canonical, low)
     native_seconds = time.perf_counter() - start
     top, left = 700, 775  # 512 x 290 over the thoracic spine at 1:1
-    crops = {name: values[top : top + 512, left : left + 290] for name, values in
-             (("original", image), ("resized back", resized), ("native resolution", native))}
-    print(f"RG1_UNCR {image.shape[0]} x {image.shape[1]}, model set {args.models} at height {chain.canonical_height}: "
-          f"chain {chain_seconds:.2f} s, native map {native_seconds:.2f} s")
+    crops = {
+        name: values[top : top + 512, left : left + 290]
+        for name, values in (("original", image), ("resized back", resized), ("native resolution", native))
+    }
+    print(
+        f"RG1_UNCR {image.shape[0]} x {image.shape[1]}, model set {args.models} at height {chain.canonical_height}: "
+        f"chain {chain_seconds:.2f} s, native map {native_seconds:.2f} s"
+    )
     print("| 1:1 crop 512 x 290 over the spine | HF energy (mean squared Laplacian) | LPC-SI (sigma_onf 0.75) |")
     print("|---|---|---|")
     for name, crop in crops.items():

@@ -40,19 +40,51 @@ REFRESH = [False]
 
 
 def _validate_twice(model, loader, loss_fn, *, phase, device, dtype, optimiser=None, scaler=None, progress="", **terms):
-    result = _run_epoch(model, loader, loss_fn, phase=phase, device=device, dtype=dtype, optimiser=optimiser, scaler=scaler,
-                        progress=progress, **terms)
+    result = _run_epoch(
+        model,
+        loader,
+        loss_fn,
+        phase=phase,
+        device=device,
+        dtype=dtype,
+        optimiser=optimiser,
+        scaler=scaler,
+        progress=progress,
+        **terms,
+    )
     if optimiser is None:  # a validation pass
         twin = copy.deepcopy(model)
         for module in twin.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.momentum = 0.0
-        own = _run_epoch(twin, loader, loss_fn, phase=phase, device=device, dtype=dtype, optimiser=torch.optim.SGD(twin.parameters(), lr=0.0),
-                         scaler=torch.amp.GradScaler("cpu", enabled=False))
-        rows.append({"refresh_batchnorm": REFRESH[0], "epoch": len(rows) + 1, "phase": phase, "val_l1_eval": result["l1"], "val_l2_eval": result["l2"],
-                     "val_l1_batch_stats": own["l1"], "val_l2_batch_stats": own["l2"]})
+        own = _run_epoch(
+            twin,
+            loader,
+            loss_fn,
+            phase=phase,
+            device=device,
+            dtype=dtype,
+            optimiser=torch.optim.SGD(twin.parameters(), lr=0.0),
+            scaler=torch.amp.GradScaler("cpu", enabled=False),
+        )
+        rows.append(
+            {
+                "refresh_batchnorm": REFRESH[0],
+                "epoch": len(rows) + 1,
+                "phase": phase,
+                "val_l1_eval": result["l1"],
+                "val_l2_eval": result["l2"],
+                "val_l1_batch_stats": own["l1"],
+                "val_l2_batch_stats": own["l2"],
+            }
+        )
         if phase == 2:
-            print(json.dumps({key: round(value, 5) if isinstance(value, float) else value for key, value in rows[-1].items()}), flush=True)
+            print(
+                json.dumps(
+                    {key: round(value, 5) if isinstance(value, float) else value for key, value in rows[-1].items()}
+                ),
+                flush=True,
+            )
     return result
 
 
@@ -66,13 +98,25 @@ def main() -> int:
     for refresh in (False, True):  # as trained until now, then with the statistics re-estimated before validation
         REFRESH[0] = refresh
         rows.clear()
-        config = training.TrainConfig.from_config({"phase1_epochs": 40, "phase2_epochs": 8, "patience": 15, "base_width": 8,
-                                                   "depth": 3, "output_head": "anchored", "refresh_batchnorm": refresh})
+        config = training.TrainConfig.from_config(
+            {
+                "phase1_epochs": 40,
+                "phase2_epochs": 8,
+                "patience": 15,
+                "base_width": 8,
+                "depth": 3,
+                "output_head": "anchored",
+                "refresh_batchnorm": refresh,
+            }
+        )
         with tempfile.TemporaryDirectory() as out_dir:
             training.train_iteration(shards, out_dir, config, progress=False)
         worst = max(rows, key=lambda row: row["val_l2_eval"] if row["phase"] == 2 else -1)
-        print(f"refresh_batchnorm={refresh}: worst eval-mode phase-2 validation L2 {worst['val_l2_eval']:.4f} "
-              f"(batch statistics {worst['val_l2_batch_stats']:.4f}) at epoch {worst['epoch']}", flush=True)
+        print(
+            f"refresh_batchnorm={refresh}: worst eval-mode phase-2 validation L2 {worst['val_l2_eval']:.4f} "
+            f"(batch statistics {worst['val_l2_batch_stats']:.4f}) at epoch {worst['epoch']}",
+            flush=True,
+        )
     return 0
 
 

@@ -45,9 +45,16 @@ def radiograph(seed: int, height: int = HEIGHT, width: int = WIDTH) -> np.ndarra
     for top in range(0, height, 512):
         y = np.arange(top, min(height, top + 512), dtype=np.float32)[:, None]
         body = np.exp(-(((x - centre) / (0.42 * width)) ** 6) - ((y - 0.55 * height) / (0.6 * height)) ** 6)
-        lungs = sum(np.exp(-(((x - centre + side * 0.22 * width) / (0.14 * width)) ** 2) - ((y - 0.42 * height) / (0.22 * height)) ** 4)
-                    for side in (-1, 1))
-        spine = np.exp(-(((x - centre) / (0.035 * width)) ** 4)) * (0.85 + 0.15 * np.cos(2 * np.pi * y / (0.045 * height)))
+        lungs = sum(
+            np.exp(
+                -(((x - centre + side * 0.22 * width) / (0.14 * width)) ** 2)
+                - ((y - 0.42 * height) / (0.22 * height)) ** 4
+            )
+            for side in (-1, 1)
+        )
+        spine = np.exp(-(((x - centre) / (0.035 * width)) ** 4)) * (
+            0.85 + 0.15 * np.cos(2 * np.pi * y / (0.045 * height))
+        )
         scene = 0.15 + 0.45 * body - 0.25 * lungs + 0.3 * spine + rng.normal(0, 0.01, (y.shape[0], width))
         image[top : top + y.shape[0]] = np.clip(np.rint(4095 * scene), 0, 4095).astype(np.uint16)
     return image
@@ -65,9 +72,13 @@ def random_model(folder: Path, *, base_width: int, depth: int, canonical_height:
     config = ModelConfig(in_channels=1, base_width=base_width, depth=depth)
     torch.manual_seed(0)
     torch.save(XVertNet(config).state_dict(), folder / "model.pt")
-    metadata = {"model": config.__dict__, "train": {"inputs": ["Xp"]}, "iteration": 1,
-                "data": {"prep": PrepParams().record(), "roi": {"canonical_height": canonical_height}},
-                "model_sha256": sha256_file(folder / "model.pt")}
+    metadata = {
+        "model": config.__dict__,
+        "train": {"inputs": ["Xp"]},
+        "iteration": 1,
+        "data": {"prep": PrepParams().record(), "roi": {"canonical_height": canonical_height}},
+        "model_sha256": sha256_file(folder / "model.pt"),
+    }
     (folder / "model.json").write_text(json.dumps(metadata, indent=2))
     return folder
 
@@ -89,8 +100,12 @@ def run_stage(arguments: list[str], log: Path) -> tuple[float, float]:
     peak = log.with_suffix(".peak")
     start = time.perf_counter()
     with open(log, "w") as output:
-        code = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, str(peak), *arguments], stdout=output,
-                              stderr=subprocess.STDOUT, env=env).returncode
+        code = subprocess.run(
+            [sys.executable, "-c", PEAK_WRAPPER, str(peak), *arguments],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+        ).returncode
     seconds = time.perf_counter() - start
     if code != 0:
         raise SystemExit(f"xvertnet {arguments[0]} failed (exit {code}); see {log}:\n{log.read_text()[-2000:]}")
@@ -115,30 +130,77 @@ def main() -> None:
             path.parent.mkdir(exist_ok=True)
             if not path.exists():
                 Image.fromarray(radiograph(index)).save(path, compress_level=1)
-            rows.append({"image_id": path.stem, "path": str(path), "source": "synthetic", "bit_depth": 16, "split": "test"})
+            rows.append(
+                {"image_id": path.stem, "path": str(path), "source": "synthetic", "bit_depth": 16, "split": "test"}
+            )
         import pandas as pd
 
         pd.DataFrame(rows).to_csv(work / "shard.csv", index=False)
-        model = random_model(work / "model", base_width=args.base_width, depth=args.depth, canonical_height=ROI["canonical_height"])
+        model = random_model(
+            work / "model", base_width=args.base_width, depth=args.depth, canonical_height=ROI["canonical_height"]
+        )
         chain = {"models": [str(model)], "device": "cpu", "tile": 512, "overlap": 64}
         stages = [
-            ("ingest", ["ingest", "--manifest", str(work / "shard.csv"), "--out", str(work / "ingest.h5"),
-                        "--rejects", str(work / "ingest.rejects.csv")]),
-            ("roi", ["roi", str(work / "ingest.h5"), "--out", str(work / "roi.h5"), "--qc-dir", str(work / "qc"),
-                     "--rejects", str(work / "roi.rejects.csv"), "--settings", json.dumps(ROI)]),
+            (
+                "ingest",
+                [
+                    "ingest",
+                    "--manifest",
+                    str(work / "shard.csv"),
+                    "--out",
+                    str(work / "ingest.h5"),
+                    "--rejects",
+                    str(work / "ingest.rejects.csv"),
+                ],
+            ),
+            (
+                "roi",
+                [
+                    "roi",
+                    str(work / "ingest.h5"),
+                    "--out",
+                    str(work / "roi.h5"),
+                    "--qc-dir",
+                    str(work / "qc"),
+                    "--rejects",
+                    str(work / "roi.rejects.csv"),
+                    "--settings",
+                    json.dumps(ROI),
+                ],
+            ),
             ("prep", ["prep", str(work / "roi.h5"), "--out", str(work / "prep.h5")]),
-            ("enhance-shard", ["enhance-shard", "--method", "xvertnet-chain", "--roi", str(work / "roi.h5"),
-                               "--out", str(work / "enhanced.h5"), "--png-dir", str(work / "enhanced"), "--splits", "test",
-                               "--settings", json.dumps(chain)]),
+            (
+                "enhance-shard",
+                [
+                    "enhance-shard",
+                    "--method",
+                    "xvertnet-chain",
+                    "--roi",
+                    str(work / "roi.h5"),
+                    "--out",
+                    str(work / "enhanced.h5"),
+                    "--png-dir",
+                    str(work / "enhanced"),
+                    "--splits",
+                    "test",
+                    "--settings",
+                    json.dumps(chain),
+                ],
+            ),
         ]
         pixels = HEIGHT * WIDTH
-        print(f"{args.images} images of {WIDTH} x {HEIGHT} (16-bit PNG, {pixels / 1e6:.1f} M pixels each); "
-              f"ROIs at canonical height {ROI['canonical_height']}; chain base_width {args.base_width}, depth {args.depth}")
+        print(
+            f"{args.images} images of {WIDTH} x {HEIGHT} (16-bit PNG, {pixels / 1e6:.1f} M pixels each); "
+            f"ROIs at canonical height {ROI['canonical_height']}; chain base_width {args.base_width}, depth {args.depth}"
+        )
         print("| stage | peak memory | per input pixel | wall time | per image |")
         print("|---|---|---|---|---|")
         for name, arguments in stages:
             peak, seconds = run_stage(arguments, work / f"{name}.log")
-            print(f"| {name} | {peak:.2f} GB | {peak * 1e9 / pixels:.0f} B | {seconds:.0f} s | {seconds / args.images:.1f} s |", flush=True)
+            print(
+                f"| {name} | {peak:.2f} GB | {peak * 1e9 / pixels:.0f} B | {seconds:.0f} s | {seconds / args.images:.1f} s |",
+                flush=True,
+            )
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -28,7 +28,9 @@ def _time(function, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def measure(size: int, width: int, mode: str, *, batch: int, depth: int, repeats: int, device) -> tuple[float, float, int]:
+def measure(
+    size: int, width: int, mode: str, *, batch: int, depth: int, repeats: int, device
+) -> tuple[float, float, int]:
     model = XVertNet(ModelConfig(base_width=width, depth=depth)).to(device)
     dtype = None
     inputs = torch.rand(batch, 1, size, size, device=device)
@@ -70,12 +72,16 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     device = select_device(args.device)
-    print(f"device {device}, threads {torch.get_num_threads()}, batch {args.batch}, depth {args.depth}, torch {torch.__version__}")
+    print(
+        f"device {device}, threads {torch.get_num_threads()}, batch {args.batch}, depth {args.depth}, torch {torch.__version__}"
+    )
     print(f"{'size':>5} {'width':>5} {'params':>10} {'mode':>8} {'train s/step':>13} {'infer s':>9}")
     for size in args.sizes:
         for width in args.widths:
             for mode in args.modes:
-                train, infer, parameters = measure(size, width, mode, batch=args.batch, depth=args.depth, repeats=args.repeats, device=device)
+                train, infer, parameters = measure(
+                    size, width, mode, batch=args.batch, depth=args.depth, repeats=args.repeats, device=device
+                )
                 print(f"{size:>5} {width:>5} {parameters:>10,} {mode:>8} {train:>13.3f} {infer:>9.3f}", flush=True)
 
 

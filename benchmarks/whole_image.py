@@ -70,8 +70,17 @@ def _measure(models: str | None, precision: str, full: bool, png: str, repeats: 
             enhance_file(folders, png, Path(folder) / "out.png", precision=precision)
             file_seconds = time.perf_counter() - start
     working = description.get("native_resolution", {}).get("working_height", image.shape[0])
-    queue.put({"precision": precision, "working": working, "seconds": statistics.median(seconds), "file": file_seconds,
-               "peak_mb": _peak_mb(), "dtype": str(chain.dtype), "shape": enhanced.shape})
+    queue.put(
+        {
+            "precision": precision,
+            "working": working,
+            "seconds": statistics.median(seconds),
+            "file": file_seconds,
+            "peak_mb": _peak_mb(),
+            "dtype": str(chain.dtype),
+            "shape": enhanced.shape,
+        }
+    )
 
 
 def _result_of(process, queue) -> dict:
@@ -90,10 +99,14 @@ def _result_of(process, queue) -> dict:
                 result = queue.get(timeout=1)
                 break
             except queues.Empty:
-                print(f"whole_image: the measuring process ended with code {process.exitcode} and no result", file=sys.stderr)
+                print(
+                    f"whole_image: the measuring process ended with code {process.exitcode} and no result",
+                    file=sys.stderr,
+                )
                 sys.exit(process.exitcode or 1)
     process.join()
     return result
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -123,13 +136,17 @@ def main() -> None:
         for full in [False, True] if args.full else [False]:
             for precision in args.precisions:
                 queue = context.Queue()
-                process = context.Process(target=_measure, args=(args.models, precision, full, png, args.repeats, queue))
+                process = context.Process(
+                    target=_measure, args=(args.models, precision, full, png, args.repeats, queue)
+                )
                 process.start()
                 result = _result_of(process, queue)
                 assert result["shape"] == (SIZE, SIZE)
                 file_seconds = "-" if result["file"] is None else f"{result['file']:.2f}"
-                print(f"| {result['working']} | {precision} | {result['dtype']} | {result['seconds']:.2f} | {file_seconds} | "
-                      f"{result['peak_mb'] / 1024:.2f} GB |")
+                print(
+                    f"| {result['working']} | {precision} | {result['dtype']} | {result['seconds']:.2f} | {file_seconds} | "
+                    f"{result['peak_mb'] / 1024:.2f} GB |"
+                )
 
 
 if __name__ == "__main__":

@@ -76,8 +76,12 @@ def main() -> None:
     parser.add_argument("--solvers", nargs="+", default=["fast", "amg", "spsolve"])
     parser.add_argument("--lam", type=float, default=0.8)
     parser.add_argument("--spsolve-2048", action="store_true", help="also run scipy's default spsolve at 2048")
-    parser.add_argument("--input", choices=["crop", "resized"], default="crop",
-                        help="native-resolution centre crop of RG1_UNCR (resampled when it is smaller than N), or the whole image resampled")
+    parser.add_argument(
+        "--input",
+        choices=["crop", "resized"],
+        default="crop",
+        help="native-resolution centre crop of RG1_UNCR (resampled when it is smaller than N), or the whole image resampled",
+    )
     args = parser.parse_args()
 
     print(f"WLS solvers, lambda {args.lam}, alpha 1.2, eps 1e-4, input RG1_UNCR.dcm (1955 x 1841)")

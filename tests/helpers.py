@@ -15,7 +15,7 @@ from PIL import Image
 from scipy import ndimage
 
 from xvertnet.preprocess import PrepParams, preprocess
-from xvertnet.shard_store import TRAIN_ROIS, EVAL_ROIS, open_shard_for_writing
+from xvertnet.shard_store import EVAL_ROIS, TRAIN_ROIS, open_shard_for_writing
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -30,7 +30,18 @@ def load_test_config(name: str) -> dict:
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    command = [sys.executable, "-m", "snakemake", "--cores", "2", "--directory", str(workdir), "--snakefile", str(workdir / "Snakefile"), *args]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--cores",
+        "2",
+        "--directory",
+        str(workdir),
+        "--snakefile",
+        str(workdir / "Snakefile"),
+        *args,
+    ]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
 
 
@@ -76,7 +87,9 @@ def synthetic_shards(folder: Path, *, size: int = 32, images: int = 8) -> list[P
     paths = []
     for shard_index in range(2):
         path = folder / f"shard-{shard_index:05d}.h5"
-        with open_shard_for_writing(path, stage="prep", params=params.record(), upstream={"roi": {"canonical_height": 64}}) as shard:
+        with open_shard_for_writing(
+            path, stage="prep", params=params.record(), upstream={"roi": {"canonical_height": 64}}
+        ) as shard:
             for index in range(images // 2):
                 arrays = {}
                 for roi in (*TRAIN_ROIS, *EVAL_ROIS):
@@ -155,20 +168,28 @@ def run_cli(capsys, *argv) -> tuple[int, str]:
 
     capsys.readouterr()
     code = main([str(arg) for arg in argv])
-    lines = [line for line in capsys.readouterr().err.splitlines() if not line.startswith(("DEBUG ", "INFO ", "WARNING "))]
+    lines = [
+        line for line in capsys.readouterr().err.splitlines() if not line.startswith(("DEBUG ", "INFO ", "WARNING "))
+    ]
     if code == 0:
         assert lines == [], lines
         return code, ""
     prefix = f"xvertnet {argv[0]}: error: "
     assert len(lines) == 1 and lines[0].startswith(prefix), lines
-    return code, lines[0][len(prefix):]
+    return code, lines[0][len(prefix) :]
 
 
 def run_cli_subprocess(*argv, cwd=None) -> subprocess.CompletedProcess:
     """``python -m xvertnet argv`` in a fresh interpreter (what a user's terminal shows), text output captured."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
-    return subprocess.run([sys.executable, "-m", "xvertnet", *map(str, argv)], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "xvertnet", *map(str, argv)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def write_png(path, array):
@@ -184,14 +205,21 @@ def bomb_png(path, width=100_000, height=100_000):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
     return path
 
 
 # -- headless Chromium (the report and the results gallery) ------------------------------------
 
+
 def chromium_paths() -> tuple[str, str] | str:
     """(chromium, chromedriver) from Debian's packages, installed when missing and possible, or the reason not."""
+
     def find():
         browser = shutil.which("chromium") or shutil.which("chromium-browser")
         driver = shutil.which("chromedriver")
@@ -207,7 +235,9 @@ def chromium_paths() -> tuple[str, str] | str:
     if result.returncode != 0:  # a stale package list: refresh it once
         subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, text=True, timeout=600)
         result = subprocess.run(install, env=env, capture_output=True, text=True, timeout=1200)
-    return find() or f"apt-get install chromium chromium-driver failed: {(result.stderr or result.stdout).strip()[-300:]}"
+    return (
+        find() or f"apt-get install chromium chromium-driver failed: {(result.stderr or result.stdout).strip()[-300:]}"
+    )
 
 
 def chromium_driver(width: int = 1280, height: int = 900):
@@ -218,7 +248,13 @@ def chromium_driver(width: int = 1280, height: int = 900):
     browser, driver = chromium_paths()
     options = webdriver.ChromeOptions()
     options.binary_location = browser
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", f"--window-size={width},{height}"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        f"--window-size={width},{height}",
+    ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(driver), options=options)
@@ -236,7 +272,9 @@ def wait_for_images(driver, timeout: float = 30.0) -> list[str]:
     deadline = time.monotonic() + timeout
     while driver.execute_script(script) and time.monotonic() < deadline:
         time.sleep(0.1)
-    return driver.execute_script("return [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+    return driver.execute_script(
+        "return [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"
+    )
 
 
 def check_gallery(driver, index_html: Path, screenshot: Path | None = None) -> dict:
@@ -255,7 +293,12 @@ def check_gallery(driver, index_html: Path, screenshot: Path | None = None) -> d
     assert failed == [], f"images that did not load: {failed[:5]}"
     if screenshot is not None:
         driver.save_screenshot(str(screenshot))
-    seen = {"pages": 0, "images": 0, "links": set(), "gallery_images": driver.execute_script("return DATA.images.length")}
+    seen = {
+        "pages": 0,
+        "images": 0,
+        "links": set(),
+        "gallery_images": driver.execute_script("return DATA.images.length"),
+    }
     Select(driver.find_element(By.ID, "filter-part")).select_by_value("")  # every part
     for view in ("slider", "difference"):
         Select(driver.find_element(By.ID, "view")).select_by_value(view)

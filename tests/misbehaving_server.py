@@ -61,7 +61,7 @@ class MisbehavingHandler(MirrorHandler):
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             for offset in range(0, len(cut), 4096):
-                piece = cut[offset:offset + 4096]
+                piece = cut[offset : offset + 4096]
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
             if mode == "chunked":
                 self.wfile.write(b"0\r\n\r\n")

@@ -24,12 +24,20 @@ def why_not_available() -> str | None:
         return None
     if not shutil.which("apt-get"):
         return "SLURM is not installed and apt-get is not available"
-    result = subprocess.run(["apt-get", "install", "-y", "-q", *PACKAGES], capture_output=True, text=True,
-                            env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    result = subprocess.run(
+        ["apt-get", "install", "-y", "-q", *PACKAGES],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"),
+    )
     if result.returncode:
         update = subprocess.run(["apt-get", "update", "-q"], capture_output=True, text=True)
-        result = subprocess.run(["apt-get", "install", "-y", "-q", *PACKAGES], capture_output=True, text=True,
-                                env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        result = subprocess.run(
+            ["apt-get", "install", "-y", "-q", *PACKAGES],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"),
+        )
         if result.returncode:
             return f"apt-get install {' '.join(PACKAGES)} failed: {(update.stderr + result.stderr)[-300:]}"
     return None

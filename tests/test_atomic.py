@@ -11,9 +11,9 @@ import sys
 
 import numpy as np
 import pytest
-
 from helpers import REPO, run_cli, write_png
 from small_fs import small_filesystem
+
 from xvertnet.atomic import atomic_dir, atomic_path, current_umask
 from xvertnet.errors import DiskFullError
 
@@ -85,12 +85,19 @@ def test_a_full_disk_is_one_line_naming_the_file_and_leaves_nothing(tmp_path):
 
 
 def test_a_stage_out_of_space_fails_in_one_line_and_leaves_no_partial_shard(capsys, tmp_path):
-    noise = np.random.default_rng(0).integers(0, 65536, (1024, 1024), dtype=np.uint16)  # 4 MB of float32, incompressible
+    noise = np.random.default_rng(0).integers(
+        0, 65536, (1024, 1024), dtype=np.uint16
+    )  # 4 MB of float32, incompressible
     image = write_png(tmp_path / "noise.png", noise)
     with small_filesystem(tmp_path / "small") as small:
-        code, message = run_cli(capsys, "ingest", image, "--out", small / "ingest.h5", "--rejects", tmp_path / "rejects.csv")
+        code, message = run_cli(
+            capsys, "ingest", image, "--out", small / "ingest.h5", "--rejects", tmp_path / "rejects.csv"
+        )
         assert code == 2
-        assert re.fullmatch(rf"{small / 'ingest.h5'}: no space left on device \(1\.0 MB free, image noise needs up to 5\.2 MB\)", message)
+        assert re.fullmatch(
+            rf"{small / 'ingest.h5'}: no space left on device \(1\.0 MB free, image noise needs up to 5\.2 MB\)",
+            message,
+        )
         assert list(small.iterdir()) == []
     assert not (tmp_path / "rejects.csv").exists()  # written after the shard: the stage stopped first
 
@@ -98,13 +105,32 @@ def test_a_stage_out_of_space_fails_in_one_line_and_leaves_no_partial_shard(caps
 def test_hdf5_meeting_the_full_disk_itself_still_fails_in_one_line_without_a_crash(tmp_path):
     # A disk filled by another process after the free-space check: HDF5's write fails. Run as the program (the
     # library's state is broken afterwards, so the process ends without HDF5's shutdown, which would crash).
-    image = write_png(tmp_path / "noise.png", np.random.default_rng(0).integers(0, 65536, (1024, 1024), dtype=np.uint16))
+    image = write_png(
+        tmp_path / "noise.png", np.random.default_rng(0).integers(0, 65536, (1024, 1024), dtype=np.uint16)
+    )
     with small_filesystem(tmp_path / "small") as small:
-        script = ("import sys; import xvertnet.shard_store as store; store.free_bytes = lambda folder: None; "
-                  "from xvertnet.cli import main; sys.argv[1:] = sys.argv[2:]; sys.exit(main())")
-        result = subprocess.run([sys.executable, "-c", script, "-", "ingest", str(image), "--out", str(small / "ingest.h5"),
-                                 "--rejects", str(tmp_path / "rejects.csv")], env=dict(os.environ, PYTHONPATH=str(REPO / "src")),
-                                capture_output=True, text=True, timeout=120)
+        script = (
+            "import sys; import xvertnet.shard_store as store; store.free_bytes = lambda folder: None; "
+            "from xvertnet.cli import main; sys.argv[1:] = sys.argv[2:]; sys.exit(main())"
+        )
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                script,
+                "-",
+                "ingest",
+                str(image),
+                "--out",
+                str(small / "ingest.h5"),
+                "--rejects",
+                str(tmp_path / "rejects.csv"),
+            ],
+            env=dict(os.environ, PYTHONPATH=str(REPO / "src")),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == 2, result.stderr
         assert result.stderr.splitlines() == [f"xvertnet ingest: error: {small / 'ingest.h5'}: no space left on device"]
         assert list(small.iterdir()) == []

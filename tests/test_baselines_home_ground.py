@@ -22,14 +22,18 @@ def _psnr(a, b):
 
 def test_zero_dce_brightens_an_under_exposed_image_and_keeps_its_contrast_order(tmp_path, rg1_small):
     dark = (0.04 + 0.16 * rg1_small).astype(np.float32)  # RG1 under-exposed: mean about 0.15
-    crops = [dark[r:r + 128, c:c + 128] for r in range(0, 384, 96) for c in range(0, 352, 96)]
+    crops = [dark[r : r + 128, c : c + 128] for r in range(0, 384, 96) for c in range(0, 352, 96)]
     method = get_method("zerodce", {"steps": 150, "lr": 1e-3})
     method.fit(crops, tmp_path / "zerodce")
     out = method(dark)
-    assert dark.mean() < 0.2 and 0.45 < out.mean() < 0.75  # brought to its exposure level E = 0.6 (0.16 -> 0.60 measured)
+    assert (
+        dark.mean() < 0.2 and 0.45 < out.mean() < 0.75
+    )  # brought to its exposure level E = 0.6 (0.16 -> 0.60 measured)
     detail = lambda x: x - ndimage.gaussian_filter(x, 4)  # noqa: E731
     assert np.std(detail(out)) > 1.2 * np.std(detail(dark))  # fine detail raised in absolute terms (1.34x measured) ...
-    assert np.corrcoef(detail(dark).ravel(), detail(out).ravel())[0, 1] > 0.3  # ... and still the input's (0.45 measured)
+    assert (
+        np.corrcoef(detail(dark).ravel(), detail(out).ravel())[0, 1] > 0.3
+    )  # ... and still the input's (0.45 measured)
     # Its exposure term pulls every 16 x 16 patch to E, so contrast above that scale is flattened (std 0.024 -> 0.007):
     # by design, and why it lowers vertebral contrast at large ROI scales on chest X-rays (docs/baselines.md ("Baselines")).
     assert np.std(out) < np.std(dark)
@@ -42,7 +46,7 @@ def _sharp_shapes(size: int = 128, seed: int = 0) -> np.ndarray:
     for _ in range(40):
         top, left = rng.integers(0, size - 8, 2)
         height, width = rng.integers(4, size // 3, 2)
-        image[top:top + height, left:left + width] = rng.uniform(0.1, 0.9)
+        image[top : top + height, left : left + width] = rng.uniform(0.1, 0.9)
     return image
 
 
@@ -69,7 +73,9 @@ def test_madmad_finds_and_amplifies_the_structures_it_was_trained_on(tmp_path):
         correlations.append(np.corrcoef(found.ravel(), structures.ravel())[0, 1])
         gains.append(float(np.std(method(image) - background) / np.std(structures)))
     assert np.median(correlations) > 0.6, correlations
-    assert np.median(gains) > 1.4, gains  # gain 3 (1.7x measured): the structure layer stands out more than in the input
+    assert np.median(gains) > 1.4, (
+        gains
+    )  # gain 3 (1.7x measured): the structure layer stands out more than in the input
 
 
 def test_lut_mapping_undoes_held_out_presentation_changes(tmp_path, rg1_small):
@@ -78,13 +84,13 @@ def test_lut_mapping_undoes_held_out_presentation_changes(tmp_path, rg1_small):
     from xvertnet.lut_mapping import random_presentation, standard_presentation
 
     image = rg1_small.astype(np.float32)
-    crops = [image[r:r + 128, c:c + 128] for r in range(0, 128, 32) for c in range(0, 352, 64)]  # rows 0-255
+    crops = [image[r : r + 128, c : c + 128] for r in range(0, 128, 32) for c in range(0, 352, 64)]  # rows 0-255
     method = get_method("lut-mapping", {"steps": 800, "batch_size": 4, "downscale": 4, "levels": 3})
     method.fit(crops, tmp_path / "lut")
     rng = np.random.default_rng(1)
     before, after = [], []
     for top in (288, 352):
-        reference = standard_presentation(image[top:top + 128, 160:288])
+        reference = standard_presentation(image[top : top + 128, 160:288])
         for _ in range(3):
             degraded, _ = random_presentation(reference, rng)
             before.append(_psnr(degraded, reference))

@@ -51,7 +51,9 @@ def test_no_glow_beside_a_burned_in_label(rg1_small, shipped_chain):
     unprotected = glow(lambda x: shipped_chain.chain.run(x, tile=512, overlap=64))
     protected = glow(shipped_chain.enhance_whole)
     assert unprotected > 0.02  # the network alone answers the marker with a halo (the test can fail) ...
-    assert protected < unprotected / 5 and protected < 0.01  # ... hidden from it, the anatomy beside is enhanced as without
+    assert (
+        protected < unprotected / 5 and protected < 0.01
+    )  # ... hidden from it, the anatomy beside is enhanced as without
     out = shipped_chain.enhance_whole(labelled)
     assert out[label].mean() > out[beside].mean() + 0.2  # the marker is put back, standing out as before
 
@@ -70,7 +72,9 @@ def test_a_label_is_put_back_as_what_it_adds_and_nothing_else_changes(rg1_small)
     labelled, label = with_label(image)
     mask = burned_in_mask(labelled)
     filled = fill_burned_in(labelled, mask)
-    assert np.array_equal(filled[~mask], labelled[~mask]) and filled[label].max() < 0.99  # filled from around, not white
+    assert (
+        np.array_equal(filled[~mask], labelled[~mask]) and filled[label].max() < 0.99
+    )  # filled from around, not white
     enhanced = filled * 0.8
     restored = restore_burned_in(enhanced, labelled, filled)
     assert np.array_equal(restored[~mask], enhanced[~mask])
@@ -114,7 +118,9 @@ def test_native_resolution_adds_a_hidden_label_back_with_gain_one():
     plain = native_resolution(full, filled, halved)
     step = lambda out: out[label].mean() - np.median(out[~ndimage.binary_dilation(label, iterations=40)])  # noqa: E731
     assert step(full) > 0.4
-    assert abs(step(kept) - step(full) * 1.0) < 0.1 < abs(step(plain) - step(full))  # gain 1 for the label, 0.5 without keep
+    assert (
+        abs(step(kept) - step(full) * 1.0) < 0.1 < abs(step(plain) - step(full))
+    )  # gain 1 for the label, 0.5 without keep
 
 
 def _scaled_marker(image: np.ndarray, row: int = 150, col: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -124,8 +130,8 @@ def _scaled_marker(image: np.ndarray, row: int = 150, col: int | None = None) ->
     mark = np.kron(mark, np.ones((4, 4), bool))
     labelled = image.copy()
     r, c = row, image.shape[1] - 350 if col is None else col
-    region = labelled[r:r + mark.shape[0], c:c + mark.shape[1]]
+    region = labelled[r : r + mark.shape[0], c : c + mark.shape[1]]
     region[mark] = 1.0
     full_mask = np.zeros(image.shape, bool)
-    full_mask[r:r + mark.shape[0], c:c + mark.shape[1]] = mark
+    full_mask[r : r + mark.shape[0], c : c + mark.shape[1]] = mark
     return labelled, full_mask

@@ -6,8 +6,8 @@ import copy
 
 import pytest
 import yaml
-
 from helpers import REPO, SCHEMA
+
 from xvertnet.config import load_config, validate_config
 from xvertnet.errors import ConfigError
 
@@ -35,7 +35,9 @@ def test_every_schema_property_has_description_and_default():
             assert "description" in sub, f"{key} has no description"
             assert "type" in sub, f"{key} has no type"
             required = node.get("required", [])
-            assert "default" in sub or name in required or path.endswith("views") or path == "datasets", f"{key} has no default"
+            assert "default" in sub or name in required or path.endswith("views") or path == "datasets", (
+                f"{key} has no default"
+            )
             walk(sub, key)
             if "items" in sub:
                 walk(sub["items"], key)

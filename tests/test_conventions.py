@@ -6,7 +6,6 @@ import re
 import tomllib
 
 import yaml
-
 from helpers import REPO
 
 
@@ -15,7 +14,9 @@ def test_conda_environment_pins_equal_pyproject():
     environment = yaml.safe_load((REPO / "workflow/envs/xvertnet.yaml").read_text())
     pip = next(entry["pip"] for entry in environment["dependencies"] if isinstance(entry, dict))
     assert sorted(pip) == sorted(pins)
-    python = next(entry for entry in environment["dependencies"] if isinstance(entry, str) and entry.startswith("python="))
+    python = next(
+        entry for entry in environment["dependencies"] if isinstance(entry, str) and entry.startswith("python=")
+    )
     assert python == "python=3.11"
 
 
@@ -34,10 +35,14 @@ def test_every_rule_has_conda_benchmark_log_threads_and_a_matching_stage_module(
             assert f'threads("{name}")' in body and f'code_fingerprint("{name}")' in body, name
             assert name.replace("_", "-") in COMMANDS, f"rule {name} has no subcommand of its name"
             assert (REPO / "src/xvertnet/stages" / f"{name}.py").is_file(), f"rule {name} has no stage module"
-            assert f"python -m xvertnet {name.replace('_', '-')} " in body, f"rule {name} does not run its own subcommand"
+            assert f"python -m xvertnet {name.replace('_', '-')} " in body, (
+                f"rule {name} does not run its own subcommand"
+            )
             if "--manifests" in body:  # a rule that reads the manifests reruns when one changes
                 inputs = body.split("    input:\n", 1)[-1].split("    output:\n", 1)[0]
-                assert re.search(r"manifests=\w*manifest_files,", inputs), f"rule {name} reads the manifests but lacks them as input"
+                assert re.search(r"manifests=\w*manifest_files,", inputs), (
+                    f"rule {name} reads the manifests but lacks them as input"
+                )
 
 
 def test_project_files_for_users_and_citation():
@@ -98,6 +103,10 @@ def test_code_and_docs_cite_no_issue_numbers_and_no_files_outside_the_repository
     files = [REPO / "README.md", REPO / "Snakefile", *REPO.glob("*.yaml"), *(REPO / "docs").glob("*.md")]
     for folder in ("src", "workflow", "tests", "benchmarks"):
         files += [path for path in (REPO / folder).rglob("*") if path.suffix in (".py", ".smk", ".yaml", ".rst", ".md")]
-    found = [f"{path.relative_to(REPO)}: {match.group(0)}" for path in files if "egg-info" not in str(path)
-             for match in pattern.finditer(path.read_text(errors="replace"))]
+    found = [
+        f"{path.relative_to(REPO)}: {match.group(0)}"
+        for path in files
+        if "egg-info" not in str(path)
+        for match in pattern.finditer(path.read_text(errors="replace"))
+    ]
     assert not found, found

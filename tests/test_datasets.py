@@ -14,7 +14,15 @@ def _manifest(tmp_path, count):
     rows = []
     for index in range(count):
         (images / f"img{index:03d}.png").write_bytes(b"x")
-        rows.append({"image_id": f"img{index:03d}", "path": f"images/img{index:03d}.png", "source": "t", "bit_depth": 8, "split": "train"})
+        rows.append(
+            {
+                "image_id": f"img{index:03d}",
+                "path": f"images/img{index:03d}.png",
+                "source": "t",
+                "bit_depth": 8,
+                "split": "train",
+            }
+        )
     path = tmp_path / "manifest.csv"
     write_manifest(pd.DataFrame(rows), path)
     return path

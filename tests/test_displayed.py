@@ -44,8 +44,9 @@ def test_range_compression_that_keeps_local_contrast_scores_higher_behind_the_he
     assert after["displayed_cnr"] > 2 * before["displayed_cnr"]
     # With noise above them, the displayed CNR is window-invariant but for clipping: equal, as it should be.
     loud = [chest_pair(noise=0.05, background_weight=weight) for weight in (1.0, 0.2)]
-    loud_before, loud_after = (roi_visibility(level_visibility(image, levels, twin=twin), LOWER_BOX)
-                               for image, twin, _ in loud)
+    loud_before, loud_after = (
+        roi_visibility(level_visibility(image, levels, twin=twin), LOWER_BOX) for image, twin, _ in loud
+    )
     assert loud_after["displayed_cnr"] == pytest.approx(loud_before["displayed_cnr"], rel=0.15)
     # ... while the ROI's CNR, invariant to any window, cannot tell the two apart.
     roi = (slice(340, 470), slice(92, 165))
@@ -95,7 +96,9 @@ def test_a_noise_free_image_scores_its_contrast_in_display_grey_levels():
     image, levels = chest(noise=0.0)
     for values in level_visibility(image, levels, twin=image).values():
         assert np.isfinite(values["displayed_cnr"])
-        assert values["displayed_cnr"] == pytest.approx(values["displayed_contrast"] / DISPLAY_QUANTISATION_NOISE, rel=0.2)
+        assert values["displayed_cnr"] == pytest.approx(
+            values["displayed_contrast"] / DISPLAY_QUANTISATION_NOISE, rel=0.2
+        )
 
 
 def test_without_a_noise_twin_the_displayed_cnr_is_not_guessed():
@@ -113,10 +116,14 @@ def test_noise_amplified_at_the_scale_of_a_vertebral_body_costs_displayed_cnr_bu
     body = body_scale(original.shape[0])
     rng = np.random.default_rng(5)
     coarse = [band_pass(rng.normal(0, 1, original.shape), body) for _ in range(2)]  # noise in the body's band
-    fine = [(lambda white: white - ndimage.gaussian_filter(white, 1))(rng.normal(0, 1, original.shape)) for _ in range(2)]
+    fine = [
+        (lambda white: white - ndimage.gaussian_filter(white, 1))(rng.normal(0, 1, original.shape)) for _ in range(2)
+    ]
     coarse, fine = ([0.01 * field / field.std() for field in fields] for fields in (coarse, fine))  # same std per pixel
     base = roi_visibility(level_visibility(original, levels, twin=original_twin), LOWER_BOX)["displayed_cnr"]
-    coarse_cnr = roi_visibility(level_visibility(original + coarse[0], levels, twin=original_twin + coarse[1]), LOWER_BOX)
+    coarse_cnr = roi_visibility(
+        level_visibility(original + coarse[0], levels, twin=original_twin + coarse[1]), LOWER_BOX
+    )
     fine_cnr = roi_visibility(level_visibility(original + fine[0], levels, twin=original_twin + fine[1]), LOWER_BOX)
     assert coarse_cnr["displayed_cnr"] < 0.5 * base
     assert fine_cnr["displayed_cnr"] > 3 * coarse_cnr["displayed_cnr"]

@@ -15,8 +15,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from xvertnet.mirror import MirrorHandler, serve
 from xvertnet.download import DownloadError, DownloadOptions, assign_splits, download_file, fetch_dataset, safe_extract
+from xvertnet.mirror import MirrorHandler, serve
 
 
 class RedirectingMirror(MirrorHandler):
@@ -68,8 +68,14 @@ def test_interrupted_download_resumes_with_a_range_request(server, tmp_path):
     data = os.urandom(3_000_000)
     server.publish("big.bin", data)
     server.interrupt_once["big.bin"] = 1_200_000
-    path = download_file(f"{server.url}/redirect/big.bin", tmp_path / "big.bin", size=len(data),
-                         checksum=("sha256", hashlib.sha256(data).hexdigest()), backoff=0.01, progress=False)
+    path = download_file(
+        f"{server.url}/redirect/big.bin",
+        tmp_path / "big.bin",
+        size=len(data),
+        checksum=("sha256", hashlib.sha256(data).hexdigest()),
+        backoff=0.01,
+        progress=False,
+    )
     assert path.read_bytes() == data and not (tmp_path / "big.bin.part").exists()
     ranges = [r for _, r in server.requests if r]
     assert ranges and int(ranges[0].split("=")[1].split("-")[0]) == 1_200_000
@@ -80,7 +86,13 @@ def test_corrupt_archive_is_deleted_and_named(server, tmp_path):
     server.publish("set.zip", data)
     wrong = "0" * 64
     with pytest.raises(DownloadError) as caught:
-        download_file(f"{server.url}/files/set.zip", tmp_path / "set.zip", checksum=("sha256", wrong), backoff=0.01, progress=False)
+        download_file(
+            f"{server.url}/files/set.zip",
+            tmp_path / "set.zip",
+            checksum=("sha256", wrong),
+            backoff=0.01,
+            progress=False,
+        )
     message = str(caught.value)
     assert "set.zip" in message and wrong in message and hashlib.sha256(data).hexdigest() in message
     assert list(tmp_path.iterdir()) == []
@@ -144,7 +156,9 @@ def test_fetch_unpacks_skips_junk_and_splits_by_patient(server, tmp_path):
     assert len(manifest) == 20 and manifest["image_id"].str.match(r"MCUCXR_\d{4}_[01]").all()
     assert manifest["split"].value_counts().to_dict() == {"train": 14, "val": 4, "test": 2}
     assert not list((tmp_path / "mc").rglob(".DS_Store")) and not list((tmp_path / "mc").rglob("__MACOSX"))
-    again = fetch_dataset("montgomery", tmp_path / "mc", DownloadOptions(registry=options.registry, base_url="http://127.0.0.1:9/none"))
+    again = fetch_dataset(
+        "montgomery", tmp_path / "mc", DownloadOptions(registry=options.registry, base_url="http://127.0.0.1:9/none")
+    )
     pd.testing.assert_frame_equal(manifest.reset_index(drop=True), again.reset_index(drop=True))  # cached: no request
     other = fetch_dataset("montgomery", tmp_path / "mc", DownloadOptions(registry=options.registry, seed=7))
     assert list(other["split"]) != list(manifest["split"])

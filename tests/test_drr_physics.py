@@ -40,9 +40,12 @@ def test_cone_beam_line_integrals_of_a_water_cylinder_with_a_bone_rod_match_the_
     distance = detector_a - source_a
     row = np.argmin(np.abs(w))  # the central row: rays in the L-A plane
     expected = drr.MU_WATER_PER_MM * chord(60.0, u, source_a, distance) + (MU_BONE - drr.MU_WATER_PER_MM) * chord(
-        8.0, u, source_a, distance, centre_l=20.0)
+        8.0, u, source_a, distance, centre_l=20.0
+    )
     inside = chord(59.0, u, source_a, distance) > 0
-    inside &= np.abs(chord(8.5, u, source_a, distance, 20.0) - chord(7.5, u, source_a, distance, 20.0)) < 1e-9  # off the rod's rim
+    inside &= (
+        np.abs(chord(8.5, u, source_a, distance, 20.0) - chord(7.5, u, source_a, distance, 20.0)) < 1e-9
+    )  # off the rod's rim
     assert np.abs(line_integral[row, inside] - expected[inside]).max() < 0.02 * expected[inside].max()
     # The point source magnifies: the rod's shadow is centred at 20 mm times SID / source-to-rod distance.
     excess = line_integral[row] - drr.MU_WATER_PER_MM * chord(60.0, u, source_a, distance)
@@ -141,9 +144,11 @@ def test_the_presentation_bands_sum_to_the_image_and_the_output_is_compressed_in
     assert sum(details) + residual == pytest.approx(image)
     shown = present(image, PresentationSettings(), 0.7)
     assert shown.min() >= 0 and shown.max() <= 1
+
     # Latitude compression: the detail (the sine) fills more of the display than it would after a plain stretch.
     def detail_share(values):
         return np.abs(np.diff(values, axis=1)).mean() / (values.max() - values.min())
+
     plain = (image - image.min()) / (image.max() - image.min())
     assert detail_share(shown) > 2 * detail_share(plain)
     with pytest.raises(Exception, match="latitude"):

@@ -19,15 +19,15 @@ BONE, DISC, WATER = 0.03, 0.021, 0.02
 def phantom_spine():
     """A water cylinder with a column of box-shaped vertebral bodies (12 slices) and discs (4 slices); L-A-S axes."""
     shape = (64, 64, 64)
-    l, a = np.mgrid[: shape[0], : shape[1]]
-    body_of_water = ((l - 32) ** 2 + (a - 32) ** 2 < 30**2)[:, :, None] & np.ones(shape, bool)
+    lr, ap = np.mgrid[: shape[0], : shape[1]]
+    body_of_water = ((lr - 32) ** 2 + (ap - 32) ** 2 < 30**2)[:, :, None] & np.ones(shape, bool)
     mu = np.where(body_of_water, WATER, 0.0).astype(np.float32)
     levels = np.zeros(shape, np.int16)
     column = (slice(24, 40), slice(16, 34))  # 24 mm wide, 27 mm deep, posterior half of the cylinder
     for level, top in enumerate(range(60, 8, -16), start=1):  # level 1 is the most superior
-        mu[column[0], column[1], top - 4:top] = DISC
-        mu[column[0], column[1], top - 16:top - 4] = BONE
-        levels[column[0], column[1], top - 16:top - 4] = level
+        mu[column[0], column[1], top - 4 : top] = DISC
+        mu[column[0], column[1], top - 16 : top - 4] = BONE
+        levels[column[0], column[1], top - 16 : top - 4] = level
     return mu, levels
 
 
@@ -86,12 +86,25 @@ def test_detectability_grows_with_grade_and_as_the_square_root_of_dose():
 
     def dprime(grade, dose):
         box, values, _ = fracture_volume(mu, levels, Fracture(2, "wedge", grade))
-        lesion = base + cone_sum(values - mu[box], SPACING, u, w, source_a, detector_a - source_a,
-                                 offset=[s.start for s in box], full_shape=mu.shape)
+        lesion = base + cone_sum(
+            values - mu[box],
+            SPACING,
+            u,
+            w,
+            source_a,
+            detector_a - source_a,
+            offset=[s.start for s in box],
+            full_shape=mu.shape,
+        )
         rng = np.random.default_rng([grade, int(dose * 1e6)])
-        shots = lambda line: np.stack([obs.patch(detect(line, exposure, rng, quanta=quanta * dose), centre, 24)  # noqa: E731
-                                       for _ in range(count)]).reshape(count, -1)
-        mean = lambda line: obs.patch(detect(line, exposure, None, quanta=quanta * dose), centre, 24).ravel()  # noqa: E731
+
+        def shots(line):
+            patches = [obs.patch(detect(line, exposure, rng, quanta=quanta * dose), centre, 24) for _ in range(count)]
+            return np.stack(patches).reshape(count, -1)
+
+        def mean(line):
+            return obs.patch(detect(line, exposure, None, quanta=quanta * dose), centre, 24).ravel()
+
         template = mean(lesion) - mean(base)  # the known signal: the matched filter of white noise
         return obs.dprime(shots(lesion) @ template, shots(base) @ template)
 

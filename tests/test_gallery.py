@@ -10,17 +10,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import check_gallery, check_report, chromium_driver, chromium_paths, console_errors
 from PIL import Image
 
-from helpers import check_gallery, check_report, chromium_driver, chromium_paths, console_errors
 from xvertnet.gallery import MIN_DIFFERENCE_RANGE, WHOLE_PREVIEW_WIDTH, write_gallery
 from xvertnet.shard_store import open_shard_for_writing
 
 IDS = ["drr_a_ap_standard", "drr_a_ap_low_dose", "drr_b_ap_standard", "rg1", "val_x", "train_y"]
-MANIFEST = pd.DataFrame({"image_id": IDS, "patient": ["a", "a", "b", "rg1", "a", "b"],
-                         "split": ["test", "test", "test", "test", "val", "train"],
-                         "condition": ["standard", "low_dose", "standard", "real", "standard", "standard"],
-                         "source": ["ct-drr"] * 3 + ["real CR"] + ["ct-drr"] * 2})
+MANIFEST = pd.DataFrame(
+    {
+        "image_id": IDS,
+        "patient": ["a", "a", "b", "rg1", "a", "b"],
+        "split": ["test", "test", "test", "test", "val", "train"],
+        "condition": ["standard", "low_dose", "standard", "real", "standard", "standard"],
+        "source": ["ct-drr"] * 3 + ["real CR"] + ["ct-drr"] * 2,
+    }
+)
 TRANSFORMS = {"original": lambda x: x, "clahe": lambda x: np.clip(1.5 * (x - 0.5) + 0.5, 0, 1), "zssr": lambda x: x}
 
 
@@ -42,10 +47,21 @@ def _gallery_inputs(folder):
                 out = {part: transform(image).astype(np.float32) for part, image in parts.items()}
                 for part, image in out.items():
                     write_png16(shard.with_suffix("") / f"{image_id}_{part}.png", image)
-                writer.add(image_id, out, {"split": "", "boxes": {"eval_upper": [10, 280, 32, 20], "eval_lower": [50, 280, 32, 20]}})
+                writer.add(
+                    image_id,
+                    out,
+                    {"split": "", "boxes": {"eval_upper": [10, 280, 32, 20], "eval_lower": [50, 280, 32, 20]}},
+                )
         enhanced[method] = [str(shard)]
-    per_roi = pd.DataFrame({"method": ["clahe", "clahe"], "image_id": ["rg1", "rg1"], "roi": ["upper", "lower"],
-                            "cnr_ratio": [1.25, np.nan], "edge_ratio": [2.5, 3.0]})
+    per_roi = pd.DataFrame(
+        {
+            "method": ["clahe", "clahe"],
+            "image_id": ["rg1", "rg1"],
+            "roi": ["upper", "lower"],
+            "cnr_ratio": [1.25, np.nan],
+            "edge_ratio": [2.5, 3.0],
+        }
+    )
     return enhanced, per_roi, images
 
 
@@ -60,7 +76,13 @@ def test_the_gallery_orders_windows_and_links_its_images(tmp_path):
     assert write_gallery(enhanced, out, manifests={"demo": MANIFEST}, per_roi=per_roi, count=5) == 5
     data = _page_data(out / "index.html")
     # Real radiographs first, then test, val, train (by id); the page knows it holds 5 of 6.
-    assert [image["id"] for image in data["images"]] == ["rg1", "drr_a_ap_low_dose", "drr_a_ap_standard", "drr_b_ap_standard", "val_x"]
+    assert [image["id"] for image in data["images"]] == [
+        "rg1",
+        "drr_a_ap_low_dose",
+        "drr_a_ap_standard",
+        "drr_b_ap_standard",
+        "val_x",
+    ]
     assert data["total_images"] == 6 and data["methods"] == ["original", "clahe", "zssr"]
     rg1 = data["images"][0]
     assert rg1["patient"] == "rg1" and rg1["split"] == "test" and rg1["dataset"] == "demo"
@@ -69,7 +91,9 @@ def test_the_gallery_orders_windows_and_links_its_images(tmp_path):
     assert rg1["parts"]["eval_lower"]["methods"]["clahe"]["ratios"] == {"edge_ratio": 3.0}  # NaN left out
     # Previews: 8-bit on the fixed window [0, 1]; whole images shrunk to the preview width, ROIs as they are.
     preview = np.asarray(Image.open(out / upper["original"]["preview"]))
-    assert preview.dtype == np.uint8 and np.array_equal(preview, np.rint(images["rg1"]["eval_upper"] * 255).astype(np.uint8))
+    assert preview.dtype == np.uint8 and np.array_equal(
+        preview, np.rint(images["rg1"]["eval_upper"] * 255).astype(np.uint8)
+    )
     whole = Image.open(out / rg1["parts"]["whole"]["methods"]["clahe"]["preview"])
     assert whole.size == (WHOLE_PREVIEW_WIDTH, round(96 * WHOLE_PREVIEW_WIDTH / 600))
     # Links to the 16-bit files, relative to the page.
@@ -79,7 +103,9 @@ def test_the_gallery_orders_windows_and_links_its_images(tmp_path):
     unchanged = np.asarray(Image.open(out / upper["zssr"]["difference"])).astype(int)
     assert np.all(np.abs(unchanged - 247) <= 3)  # RdBu's centre, (247, 247, 247), within JPEG's error
     changed = np.abs(images["rg1"]["eval_upper"] - TRANSFORMS["clahe"](images["rg1"]["eval_upper"]))
-    assert rg1["parts"]["eval_upper"]["difference_range"] == pytest.approx(max(MIN_DIFFERENCE_RANGE, np.percentile(changed, 99.5)), abs=1e-3)
+    assert rg1["parts"]["eval_upper"]["difference_range"] == pytest.approx(
+        max(MIN_DIFFERENCE_RANGE, np.percentile(changed, 99.5)), abs=1e-3
+    )
     assert "original" not in [k for k, v in upper.items() if "difference" in v]
     # ROI boxes on the whole image as fractions of its size.
     assert rg1["parts"]["whole"]["boxes"]["upper"] == pytest.approx([10 / 96, 280 / 600, 32 / 96, 20 / 600])
@@ -122,8 +148,10 @@ def test_a_broken_gallery_image_is_caught(tmp_path, browser):
     console_errors(browser)  # drain the log of the failed load
 
 
-@pytest.mark.skipif(not os.environ.get("XVERTNET_DEMO_RESULTS"),
-                    reason="set XVERTNET_DEMO_RESULTS to a `make demo` results folder to check its report and gallery")
+@pytest.mark.skipif(
+    not os.environ.get("XVERTNET_DEMO_RESULTS"),
+    reason="set XVERTNET_DEMO_RESULTS to a `make demo` results folder to check its report and gallery",
+)
 def test_the_demo_results_in_headless_chromium(browser):
     """The docs' screenshots: `make demo`'s report and gallery, checked like the tiny run's and photographed."""
     results = Path(os.environ["XVERTNET_DEMO_RESULTS"])
@@ -152,7 +180,9 @@ def test_odd_image_ids_and_manifest_text_cannot_break_the_page(tmp_path, browser
                     write_png16(shard.with_suffix("") / f"{image_id}_{part}.png", pixels)
                 writer.add(image_id, out, {"split": "", "boxes": {}})
         enhanced[method] = [str(shard)]
-    manifest = pd.DataFrame({"image_id": ["scan#1 50%", "plain"], "patient": ["<!--<script>", "</script><b>x"], "split": ["test", "test"]})
+    manifest = pd.DataFrame(
+        {"image_id": ["scan#1 50%", "plain"], "patient": ["<!--<script>", "</script><b>x"], "split": ["test", "test"]}
+    )
     write_gallery(enhanced, tmp_path / "gallery", manifests={"demo": manifest})
     seen = check_gallery(browser, tmp_path / "gallery" / "index.html")
     assert seen["gallery_images"] == 2 and len(seen["links"]) == 2 * 2 * 2

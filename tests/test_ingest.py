@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from helpers import EXPECTED_REASONS, bad_files
 from PIL import Image
 
-from helpers import EXPECTED_REASONS, bad_files
 from xvertnet.cli import main
 from xvertnet.datasets import write_manifest
 from xvertnet.shard_store import file_attrs, item_ids, read_item
@@ -18,11 +18,24 @@ def test_mixed_shard_keeps_good_images_and_reports_bad_ones(tmp_path, rg1_path, 
     Image.fromarray(np.rint(rg1_small * 4095).astype(np.uint16)).save(good)
     rows = [{"image_id": "rg1", "path": str(rg1_path), "source": "pydicom-data", "bit_depth": 15, "split": "test"}]
     rows.append({"image_id": "good16", "path": good.name, "source": "t", "bit_depth": 16, "split": "train"})
-    rows += [{"image_id": kind, "path": path.name, "source": "t", "bit_depth": 8, "split": "train"} for kind, path in bad.items()]
+    rows += [
+        {"image_id": kind, "path": path.name, "source": "t", "bit_depth": 8, "split": "train"}
+        for kind, path in bad.items()
+    ]
     manifest = tmp_path / "shard.csv"
     write_manifest(pd.DataFrame(rows), manifest)
 
-    code = main(["ingest", "--manifest", str(manifest), "--out", str(tmp_path / "out.h5"), "--rejects", str(tmp_path / "rejects.csv")])
+    code = main(
+        [
+            "ingest",
+            "--manifest",
+            str(manifest),
+            "--out",
+            str(tmp_path / "out.h5"),
+            "--rejects",
+            str(tmp_path / "rejects.csv"),
+        ]
+    )
 
     assert code == 0
     assert item_ids(tmp_path / "out.h5") == ["good16", "rg1"]
@@ -57,14 +70,19 @@ def test_a_corpus_of_damaged_files_leaves_no_traceback_in_the_log(tmp_path, rg1_
     user's terminal shows it: one warning line per rejected file, the true reason in the rejects, no traceback."""
     import pydicom
     import pydicom.uid
-
     from helpers import run_cli_subprocess
     from test_readers import _encapsulated
 
     files = bad_files(tmp_path, rg1_path, rg1_small)
-    files["rle-damaged"] = _encapsulated(tmp_path, rg1_path, pydicom.uid.RLELossless, b"\x01\x00\x00\x00\x40" + b"\x00" * 11, "rle.dcm")
-    files["raw-as-jpeg"] = _encapsulated(tmp_path, rg1_path, pydicom.uid.JPEGBaseline8Bit, bytes(range(256)) * 4, "jpeg.dcm")
-    files["jpeg-ls"] = _encapsulated(tmp_path, rg1_path, pydicom.uid.JPEGLSLossless, b"\xff\xd8" + b"\x00" * 64, "jpegls.dcm")
+    files["rle-damaged"] = _encapsulated(
+        tmp_path, rg1_path, pydicom.uid.RLELossless, b"\x01\x00\x00\x00\x40" + b"\x00" * 11, "rle.dcm"
+    )
+    files["raw-as-jpeg"] = _encapsulated(
+        tmp_path, rg1_path, pydicom.uid.JPEGBaseline8Bit, bytes(range(256)) * 4, "jpeg.dcm"
+    )
+    files["jpeg-ls"] = _encapsulated(
+        tmp_path, rg1_path, pydicom.uid.JPEGLSLossless, b"\xff\xd8" + b"\x00" * 64, "jpegls.dcm"
+    )
     short = pydicom.dcmread(rg1_path)
     short.Rows, short.Columns = 100, 224
     short.PixelData = np.zeros((50, 224), np.uint16).tobytes()
@@ -75,10 +93,20 @@ def test_a_corpus_of_damaged_files_leaves_no_traceback_in_the_log(tmp_path, rg1_
     floating.FloatPixelData = np.zeros(16, np.float32).tobytes()
     files["float-pixels"] = tmp_path / "float.dcm"
     floating.save_as(files["float-pixels"])
-    rows = [{"image_id": kind, "path": path.name, "source": "t", "bit_depth": 8, "split": "test"} for kind, path in files.items()]
+    rows = [
+        {"image_id": kind, "path": path.name, "source": "t", "bit_depth": 8, "split": "test"}
+        for kind, path in files.items()
+    ]
     write_manifest(pd.DataFrame(rows), tmp_path / "shard.csv")
-    result = run_cli_subprocess("ingest", "--manifest", tmp_path / "shard.csv", "--out", tmp_path / "out.h5", "--rejects",
-                                tmp_path / "rejects.csv")
+    result = run_cli_subprocess(
+        "ingest",
+        "--manifest",
+        tmp_path / "shard.csv",
+        "--out",
+        tmp_path / "out.h5",
+        "--rejects",
+        tmp_path / "rejects.csv",
+    )
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     reasons = pd.read_csv(tmp_path / "rejects.csv").set_index("image_id")["reason"].to_dict()

@@ -11,13 +11,31 @@ import torch
 from scipy import ndimage
 
 from xvertnet.conditional_diffusion import diffusion_unet, noise_prediction_loss, sample
-from xvertnet.cyclegan import (CycleGan, ImagePool, PatchDiscriminator, ResnetGenerator, cycle_consistency_loss, lsgan_loss,
-                               receptive_field)
+from xvertnet.cyclegan import (
+    CycleGan,
+    ImagePool,
+    PatchDiscriminator,
+    ResnetGenerator,
+    cycle_consistency_loss,
+    lsgan_loss,
+    receptive_field,
+)
 from xvertnet.methods import get_method
 from xvertnet.methods.led import quality_sets
 
-TINY = {"gan_steps": 3, "gan_width": 4, "gan_blocks": 1, "disc_width": 4, "diffusion_steps": 4, "validate_every": 2,
-        "channels": [8, 8], "attention": [False, False], "norm_groups": 4, "patch": 32, "sample_steps": 4}
+TINY = {
+    "gan_steps": 3,
+    "gan_width": 4,
+    "gan_blocks": 1,
+    "disc_width": 4,
+    "diffusion_steps": 4,
+    "validate_every": 2,
+    "channels": [8, 8],
+    "attention": [False, False],
+    "norm_groups": 4,
+    "patch": 32,
+    "sample_steps": 4,
+}
 
 
 def test_generator_and_discriminator_shapes():
@@ -61,11 +79,15 @@ def test_cycle_gan_losses_by_hand():
     value = {k: float(v.detach()) for k, v in terms.items()}
     assert value["total"] == pytest.approx(value["gan"] + 10 * value["cycle"] + 5 * value["identity"], rel=1e-6)
     with torch.no_grad():
-        expected_cycle = (gan.restore(gan.degrade(high)) - high).abs().mean() + (gan.degrade(gan.restore(low)) - low).abs().mean()
+        expected_cycle = (gan.restore(gan.degrade(high)) - high).abs().mean() + (
+            gan.degrade(gan.restore(low)) - low
+        ).abs().mean()
     assert value["cycle"] == pytest.approx(float(expected_cycle), rel=1e-5)
     loss = gan.discriminator_loss(high, low, fake_low, fake_high)
     loss.backward()
-    assert all(p.grad is None for p in gan.degrade.parameters()), "the discriminators' loss must not train the generators"
+    assert all(p.grad is None for p in gan.degrade.parameters()), (
+        "the discriminators' loss must not train the generators"
+    )
 
 
 def test_the_image_pool_keeps_a_history():
@@ -94,7 +116,9 @@ def test_the_diffusion_training_target_is_the_added_noise():
 
     assert float(noise_prediction_loss(oracle, scheduler, clean, condition, timesteps=timesteps, noise=noise)) < 1e-8
     zero = lambda inputs, t: torch.zeros_like(inputs[:, :1])  # noqa: E731
-    assert float(noise_prediction_loss(zero, scheduler, clean, condition, timesteps=timesteps, noise=noise)) == pytest.approx(float((noise ** 2).mean()))
+    assert float(
+        noise_prediction_loss(zero, scheduler, clean, condition, timesteps=timesteps, noise=noise)
+    ) == pytest.approx(float((noise**2).mean()))
 
 
 def test_the_sampler_is_deterministic_for_a_seed():
@@ -121,20 +145,50 @@ def test_the_sampler_is_deterministic_for_a_seed():
 
 
 def test_quality_sets_never_put_one_view_in_both():
-    records = [{"image_id": f"drr_{p}_{v}_{c}", "patient": p, "view": v, "condition": c, "source": "ct-drr", "crop": np.zeros((4, 4))}
-               for p in ("a", "b") for v in ("ap", "rotl4") for c in ("standard", "low_dose", "blur", "low_contrast", "8bit")]
-    records.append({"image_id": "rg1", "patient": "rg1", "view": "pa", "condition": "real", "source": "pydicom (real CR)", "crop": np.zeros((4, 4))})
+    records = [
+        {
+            "image_id": f"drr_{p}_{v}_{c}",
+            "patient": p,
+            "view": v,
+            "condition": c,
+            "source": "ct-drr",
+            "crop": np.zeros((4, 4)),
+        }
+        for p in ("a", "b")
+        for v in ("ap", "rotl4")
+        for c in ("standard", "low_dose", "blur", "low_contrast", "8bit")
+    ]
+    records.append(
+        {
+            "image_id": "rg1",
+            "patient": "rg1",
+            "view": "pa",
+            "condition": "real",
+            "source": "pydicom (real CR)",
+            "crop": np.zeros((4, 4)),
+        }
+    )
     high, low, rule = quality_sets(records)
     views = lambda rs: {(r["patient"], r["view"]) for r in rs}  # noqa: E731
     assert high and low and not views(high) & views(low) and "condition labels" in rule
-    assert {r["condition"] for r in high} == {"standard", "real"} and {r["condition"] for r in low} == {"low_dose", "blur", "low_contrast"}
+    assert {r["condition"] for r in high} == {"standard", "real"} and {r["condition"] for r in low} == {
+        "low_dose",
+        "blur",
+        "low_contrast",
+    }
     assert "rg1" in {r["image_id"] for r in high}
 
     rng = np.random.default_rng(0)
-    unlabelled = [{"image_id": f"n{i}", "crop": ndimage.gaussian_filter(rng.random((64, 64)), 4) + rng.normal(0, s, (64, 64))}
-                  for i, s in enumerate([0.001, 0.002, 0.05, 0.08])]
+    unlabelled = [
+        {"image_id": f"n{i}", "crop": ndimage.gaussian_filter(rng.random((64, 64)), 4) + rng.normal(0, s, (64, 64))}
+        for i, s in enumerate([0.001, 0.002, 0.05, 0.08])
+    ]
     high, low, rule = quality_sets(unlabelled)
-    assert [r["image_id"] for r in high] == ["n0", "n1"] and [r["image_id"] for r in low] == ["n2", "n3"] and "noise proxy" in rule
+    assert (
+        [r["image_id"] for r in high] == ["n0", "n1"]
+        and [r["image_id"] for r in low] == ["n2", "n3"]
+        and "noise proxy" in rule
+    )
     high, low, _ = quality_sets(unlabelled, noise_threshold=0.06)
     assert len(high) == 3 and len(low) == 1
 
@@ -142,9 +196,14 @@ def test_quality_sets_never_put_one_view_in_both():
 def test_led_trains_and_enhances_on_the_cpu_when_cuda_is_asked_for(tmp_path, caplog):
     rng = np.random.default_rng(1)
     clean = [ndimage.gaussian_filter(rng.random((48, 48)), 3).astype(np.float32) for _ in range(3)]
-    data = {"high": [{"image_id": "h", "crop": c} for c in clean],
-            "low": [{"image_id": "l", "crop": np.clip(c + rng.normal(0, 0.1, c.shape), 0, 1).astype(np.float32)} for c in clean],
-            "val_high": [], "rule": "test"}
+    data = {
+        "high": [{"image_id": "h", "crop": c} for c in clean],
+        "low": [
+            {"image_id": "l", "crop": np.clip(c + rng.normal(0, 0.1, c.shape), 0, 1).astype(np.float32)} for c in clean
+        ],
+        "val_high": [],
+        "rule": "test",
+    }
     method = get_method("led", {**TINY, "device": "cuda", "precision": "fp16"})
     with caplog.at_level(logging.WARNING):
         metadata = method.fit(data, tmp_path / "led")
@@ -190,7 +249,9 @@ def test_a_clean_condition_comes_back_nearly_unchanged_measured():
     for _ in range(400):
         clean = normalise(clean_images(16))
         noisy = np.clip(clean + rng.normal(0, 0.08, clean.shape), 0, 1).astype(np.float32)
-        loss = noise_prediction_loss(network, scheduler, torch.from_numpy(clean)[:, None], torch.from_numpy(noisy)[:, None], generator=generator)
+        loss = noise_prediction_loss(
+            network, scheduler, torch.from_numpy(clean)[:, None], torch.from_numpy(noisy)[:, None], generator=generator
+        )
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -210,7 +271,7 @@ def _phantom(rng, shift=0):
     image = np.full((96, 80), 0.05)
     yy, xx = np.mgrid[:96, :80]
     image[((yy - 48) / 44) ** 2 + ((xx - 40) / 34) ** 2 < 1] = 0.4
-    image[:, 34 + shift:46 + shift] = np.where(image[:, 34 + shift:46 + shift] > 0.1, 0.8, 0.05)
+    image[:, 34 + shift : 46 + shift] = np.where(image[:, 34 + shift : 46 + shift] > 0.1, 0.8, 0.05)
     return np.clip(image + rng.normal(0, 0.01, image.shape), 0, 1).astype(np.float32)
 
 
@@ -226,25 +287,54 @@ def test_the_led_report_scores_restoration_and_moved_structures(tmp_path):
     clean = _phantom(rng)
     noisy = np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1).astype(np.float32)
     images = {"drr_p_ap_standard": clean, "drr_p_ap_low_dose": noisy}
-    outputs = {"original": dict(images),
-               "perfect": {k: clean for k in images},
-               "moved": {k: _phantom(rng, shift=20) for k in images},
-               "brighter": {k: np.clip(v * 0.6 + 0.3, 0, 1).astype(np.float32) for k, v in images.items()}}
+    outputs = {
+        "original": dict(images),
+        "perfect": {k: clean for k in images},
+        "moved": {k: _phantom(rng, shift=20) for k in images},
+        "brighter": {k: np.clip(v * 0.6 + 0.3, 0, 1).astype(np.float32) for k, v in images.items()},
+    }
     specs = []
     for method, arrays in outputs.items():
         path = tmp_path / method / "shard-00000.h5"
         path.parent.mkdir()
         with open_shard_for_writing(path, stage="enhance_shard", params={}) as shard:
             for image_id, image in arrays.items():
-                shard.add(image_id, {"eval_upper": image[:48], "eval_lower": image[48:], "whole": image}, {"split": "test"})
+                shard.add(
+                    image_id, {"eval_upper": image[:48], "eval_lower": image[48:], "whole": image}, {"split": "test"}
+                )
         specs.append(f"demo:{method}:{path}")
     manifest = tmp_path / "manifest.csv"
-    pd.DataFrame([{"image_id": k, "path": f"{k}.png", "source": "ct-drr", "bit_depth": 12, "split": "test", "patient": "p", "view": "ap",
-                   "condition": k.rsplit("_", 1)[-1] if "standard" in k else "low_dose"} for k in images]).to_csv(manifest, index=False)
-    get_method("led", TINY).fit({"high": [{"crop": clean}], "low": [{"crop": noisy}], "val_high": [], "rule": "test"}, tmp_path / "model")
+    pd.DataFrame(
+        [
+            {
+                "image_id": k,
+                "path": f"{k}.png",
+                "source": "ct-drr",
+                "bit_depth": 12,
+                "split": "test",
+                "patient": "p",
+                "view": "ap",
+                "condition": k.rsplit("_", 1)[-1] if "standard" in k else "low_dose",
+            }
+            for k in images
+        ]
+    ).to_csv(manifest, index=False)
+    get_method("led", TINY).fit(
+        {"high": [{"crop": clean}], "low": [{"crop": noisy}], "val_high": [], "rule": "test"}, tmp_path / "model"
+    )
     out = tmp_path / "report"
-    args = type("Args", (), {"enhanced": specs, "manifests": f'{{"demo": "{manifest}"}}', "model_dir": tmp_path / "model",
-                             "settings": __import__("json").dumps(TINY), "splits": ["test"], "out_dir": out})
+    args = type(
+        "Args",
+        (),
+        {
+            "enhanced": specs,
+            "manifests": f'{{"demo": "{manifest}"}}',
+            "model_dir": tmp_path / "model",
+            "settings": __import__("json").dumps(TINY),
+            "splits": ["test"],
+            "out_dir": out,
+        },
+    )
     assert led_report.run(args) == 0
     restoration = pd.read_csv(out / "restoration.csv")
     degraded = restoration[restoration["condition"] == "low_dose"].groupby("method")[["psnr", "ssim"]].mean()
@@ -265,9 +355,17 @@ def test_the_restoration_mean_covers_the_degradations_led_restores_only():
     from xvertnet.led_report import summary_markdown
 
     # hand values: 8-bit quantisation (neither quality set) would lift the mean from 20 to 30 dB
-    restoration = pd.DataFrame({"method": ["led"] * 4, "condition": ["8bit", "low_dose", "blur", "standard in"],
-                                "psnr": [60.0, 10.0, 30.0, 50.0], "ssim": [1.0, 0.2, 0.6, 0.9]})
-    hallucination = pd.DataFrame({"method": ["led"], "image_id": ["a"], "condition": ["standard"], "bone_dice": [1.0], "body_dice": [1.0]})
+    restoration = pd.DataFrame(
+        {
+            "method": ["led"] * 4,
+            "condition": ["8bit", "low_dose", "blur", "standard in"],
+            "psnr": [60.0, 10.0, 30.0, 50.0],
+            "ssim": [1.0, 0.2, 0.6, 0.9],
+        }
+    )
+    hallucination = pd.DataFrame(
+        {"method": ["led"], "image_id": ["a"], "condition": ["standard"], "bone_dice": [1.0], "body_dice": [1.0]}
+    )
     text = summary_markdown(restoration, hallucination, ["led"])
     assert "mean of low_dose, blur, low_contrast PSNR / SSIM" in text
     assert "| 20.00 / 0.4000 |" in text
@@ -275,7 +373,6 @@ def test_the_restoration_mean_covers_the_degradations_led_restores_only():
 
 def test_led_training_data_reads_each_shards_own_manifest(tmp_path):
     import pandas as pd
-
     from helpers import synthetic_shards
 
     shards, manifests = [], {}
@@ -284,9 +381,18 @@ def test_led_training_data_reads_each_shards_own_manifest(tmp_path):
         shards += synthetic_shards(tmp_path / dataset / "prep", images=4)  # both: img00, img01, img10, img11
         path = tmp_path / f"{dataset}.csv"
         ids = ["img00", "img01", "img10", "img11"]
-        pd.DataFrame({"image_id": ids, "path": [f"{i}.png" for i in ids], "split": ["val", "train", "val", "train"],
-                      "patient": [dataset] * 4, "view": ["ap", "ap", "lat", "lat"], "condition": [condition] * 4,
-                      "source": ["ct-drr"] * 4, "bit_depth": [12] * 4}).to_csv(path, index=False)
+        pd.DataFrame(
+            {
+                "image_id": ids,
+                "path": [f"{i}.png" for i in ids],
+                "split": ["val", "train", "val", "train"],
+                "patient": [dataset] * 4,
+                "view": ["ap", "ap", "lat", "lat"],
+                "condition": [condition] * 4,
+                "source": ["ct-drr"] * 4,
+                "bit_depth": [12] * 4,
+            }
+        ).to_csv(path, index=False)
         manifests[dataset] = str(path)
     data = get_method("led", TINY).training_data(shards, manifests)
     # a's crops are clean (high quality), b's low dose (low quality): each image kept its own data set's row

@@ -6,13 +6,25 @@ import numpy as np
 import pytest
 import torch
 
-from xvertnet.lut_mapping import (EPS, MAPS, LutMappingNet, PresentationChange, global_window, lut_mapping_loss, random_presentation,
-                                  regional_lut, remap, standard_presentation)
+from xvertnet.lut_mapping import (
+    EPS,
+    MAPS,
+    LutMappingNet,
+    PresentationChange,
+    global_window,
+    lut_mapping_loss,
+    random_presentation,
+    regional_lut,
+    remap,
+    standard_presentation,
+)
 
 
 def test_the_remap_formula_by_hand():
     assert regional_lut(0.5, 2.0, -0.25) == pytest.approx(0.75)  # Eq. L1, linear part
-    assert regional_lut(0.9, 2.0, 0.0) == pytest.approx(1 - EPS) and regional_lut(0.1, 1.0, -0.5) == pytest.approx(EPS)  # flat parts
+    assert regional_lut(0.9, 2.0, 0.0) == pytest.approx(1 - EPS) and regional_lut(0.1, 1.0, -0.5) == pytest.approx(
+        EPS
+    )  # flat parts
     assert global_window(0.75, 0.5, 1.0) == pytest.approx(0.75)  # the identity window
     assert global_window(0.3, 0.3, 0.4) == pytest.approx(0.5)  # the centre goes to 0.5
     assert global_window(0.75, 0.5, 0.5) == pytest.approx(0.9)  # sigmoid(2 ln 3) = 9 / 10
@@ -53,7 +65,9 @@ def test_the_ground_truth_generator_is_inverted_exactly_by_its_maps():
     for _ in range(5):
         degraded, maps = random_presentation(reference, rng)
         assert set(maps) == set(MAPS) and all(m.shape == reference.shape for m in maps.values())
-        assert np.ptp(maps["wc"]) == 0 and np.ptp(maps["ww"]) == 0 and np.ptp(maps["a"]) > 0  # global window, regional LUT
+        assert (
+            np.ptp(maps["wc"]) == 0 and np.ptp(maps["ww"]) == 0 and np.ptp(maps["a"]) > 0
+        )  # global window, regional LUT
         r = maps["a"] * degraded + maps["b"]
         inside = (degraded > 0) & (degraded < 1) & (r > EPS) & (r < 1 - EPS)  # where neither step clipped
         assert inside.mean() > 0.9
@@ -66,7 +80,9 @@ def test_the_ground_truth_generator_is_inverted_exactly_by_its_maps():
 def test_the_standard_presentation_puts_the_percentiles_in_place():
     image = np.random.default_rng(4).normal(0.3, 0.01, (100, 100))
     standard = standard_presentation(image)
-    assert np.percentile(standard, 0.5) == pytest.approx(0.05, abs=1e-3) and np.percentile(standard, 99.5) == pytest.approx(0.95, abs=1e-3)
+    assert np.percentile(standard, 0.5) == pytest.approx(0.05, abs=1e-3) and np.percentile(
+        standard, 99.5
+    ) == pytest.approx(0.95, abs=1e-3)
     assert np.all(standard_presentation(np.full((5, 5), 0.2)) == 0.5)  # a flat image: mid-grey, no division by zero
 
 
@@ -90,12 +106,18 @@ def test_the_loss_is_the_papers_eq_1_and_its_gradients_are_finite():
     output, predicted = net(as_tensor(degraded))
     terms = lut_mapping_loss(output, predicted, as_tensor(reference), {k: as_tensor(v) for k, v in maps.items()})
     with torch.no_grad():
-        expected = sum(float(((predicted[k] - as_tensor(maps[k])) ** 2).mean()) for k in MAPS) + float(((output - as_tensor(reference)) ** 2).mean())
+        expected = sum(float(((predicted[k] - as_tensor(maps[k])) ** 2).mean()) for k in MAPS) + float(
+            ((output - as_tensor(reference)) ** 2).mean()
+        )
     assert float(terms["total"].detach()) == pytest.approx(expected, rel=1e-5)
     terms["total"].backward()
     assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
-    exact = lut_mapping_loss(as_tensor(reference), {k: as_tensor(v) for k, v in maps.items()}, as_tensor(reference),
-                             {k: as_tensor(v) for k, v in maps.items()})
+    exact = lut_mapping_loss(
+        as_tensor(reference),
+        {k: as_tensor(v) for k, v in maps.items()},
+        as_tensor(reference),
+        {k: as_tensor(v) for k, v in maps.items()},
+    )
     assert float(exact["total"]) == 0.0
 
 
@@ -105,6 +127,7 @@ def test_the_bone_configuration_trains_on_crop_and_target_pairs(tmp_path):
     from types import SimpleNamespace
 
     from helpers import synthetic_shards
+
     from xvertnet.errors import XvertnetError
     from xvertnet.methods import get_method, training_crops
     from xvertnet.shard_store import TRAIN_ROIS, iter_items, open_shard_for_writing
@@ -112,7 +135,9 @@ def test_the_bone_configuration_trains_on_crop_and_target_pairs(tmp_path):
 
     plain = synthetic_shards(tmp_path / "plain", size=32)
     with pytest.raises(XvertnetError, match="target 'B'.*demo.bone_emphasis"):
-        train_baseline.run(SimpleNamespace(data=plain, method="lut-mapping-bone", out_dir=tmp_path / "m", settings='{"steps": 1}'))
+        train_baseline.run(
+            SimpleNamespace(data=plain, method="lut-mapping-bone", out_dir=tmp_path / "m", settings='{"steps": 1}')
+        )
 
     with_bone = tmp_path / "bone.h5"
     with open_shard_for_writing(with_bone, stage="prep", params={}) as shard:
@@ -126,15 +151,21 @@ def test_the_bone_configuration_trains_on_crop_and_target_pairs(tmp_path):
     assert all(np.array_equal(bone, 1 - crop) for crop, bone in pairs)
     assert len(training_crops([with_bone])) == 3 * len(TRAIN_ROIS)  # without a target: every training crop
 
-    method = get_method("lut-mapping-bone", {"steps": 3, "batch_size": 2, "features": 4, "levels": 2, "downscale": 4,
-                                             "rotation_deg": 0.0, "shear": 0.0})
+    method = get_method(
+        "lut-mapping-bone",
+        {"steps": 3, "batch_size": 2, "features": 4, "levels": 2, "downscale": 4, "rotation_deg": 0.0, "shear": 0.0},
+    )
     rng = np.random.default_rng(1)
     asym = np.add.outer(np.linspace(0, 1, 32) ** 2, np.linspace(0, 0.5, 32)).astype(np.float32)
     inputs, references, maps = method.training_batch([(asym, asym)], rng)
     assert maps is None and inputs.shape == references.shape == (2, 1, 32, 32)
     for given, reference in zip(inputs[:, 0].numpy(), references[:, 0].numpy()):
         variants = [np.rot90(v, k) for v in (asym, asym[:, ::-1]) for k in range(4)]
-        matches = [i for i, v in enumerate(variants) if np.allclose(reference, standard_presentation(np.ascontiguousarray(v)), atol=1e-6)]
+        matches = [
+            i
+            for i, v in enumerate(variants)
+            if np.allclose(reference, standard_presentation(np.ascontiguousarray(v)), atol=1e-6)
+        ]
         assert matches, "the reference is a dihedral copy of the target in the standard presentation"
         agreement = [np.corrcoef(given.ravel(), v.ravel())[0, 1] for v in variants]
         assert int(np.argmax(agreement)) in matches, "the input went through the same flip and turn as its target"

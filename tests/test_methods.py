@@ -13,11 +13,29 @@ from xvertnet.methods.farbman import wls_decomposition
 from xvertnet.methods.madmad import synthetic_sample
 from xvertnet.methods.zerodce import DceNet, light_enhancement_curve
 
-SMALL = {"zerodce": {"steps": 5, "patch": 32}, "madmad": {"steps": 5, "patch": 32}, "zssr": {"steps": 5, "patch": 24},
-         "lut-mapping": {"steps": 5, "features": 8}, "lut-mapping-bone": {"steps": 5, "features": 8},
-         "led": {"gan_steps": 2, "gan_width": 4, "gan_blocks": 1, "disc_width": 4, "diffusion_steps": 4, "validate_every": 2,
-                 "channels": [8, 8], "attention": [False, False], "norm_groups": 4, "patch": 32, "sample_steps": 4},
-         "srcnn": {"steps": 3}, "vdsr": {"steps": 3, "depth": 4}, "vdsr-dehaze": {"steps": 3, "depth": 4, "dehaze_steps": 3, "dehaze_patch": 32}}
+SMALL = {
+    "zerodce": {"steps": 5, "patch": 32},
+    "madmad": {"steps": 5, "patch": 32},
+    "zssr": {"steps": 5, "patch": 24},
+    "lut-mapping": {"steps": 5, "features": 8},
+    "lut-mapping-bone": {"steps": 5, "features": 8},
+    "led": {
+        "gan_steps": 2,
+        "gan_width": 4,
+        "gan_blocks": 1,
+        "disc_width": 4,
+        "diffusion_steps": 4,
+        "validate_every": 2,
+        "channels": [8, 8],
+        "attention": [False, False],
+        "norm_groups": 4,
+        "patch": 32,
+        "sample_steps": 4,
+    },
+    "srcnn": {"steps": 3},
+    "vdsr": {"steps": 3, "depth": 4},
+    "vdsr-dehaze": {"steps": 3, "depth": 4, "dehaze_steps": 3, "dehaze_patch": 32},
+}
 
 
 def _radiograph_like(shape=(96, 64), seed=0):

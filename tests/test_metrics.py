@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REPO, SCHEMA
 from PIL import Image
 from scipy import ndimage, stats
 
-from conftest import REPO, SCHEMA
 from xvertnet.metrics import MetricParams, measure_all
 from xvertnet.metrics.basic import entropy, psnr, ssim, tenengrad
 from xvertnet.metrics.lpcsi import DEFAULT_SIGMA_ONF, lpc_si
@@ -42,7 +42,9 @@ def test_entropy_psnr_ssim_piqe_match_matlab(name):
     distorted, reference = _rgb("dist_dir", name), _rgb("ref_dir", name)
     grey, grey_reference = rgb2gray(distorted), rgb2gray(reference)
     assert entropy(grey) == pytest.approx(_official("entropy", name), abs=5e-5)
-    assert psnr(distorted, reference) == pytest.approx(_official("psnr", name), abs=5e-3)  # MATLAB psnr on the RGB arrays
+    assert psnr(distorted, reference) == pytest.approx(
+        _official("psnr", name), abs=5e-3
+    )  # MATLAB psnr on the RGB arrays
     assert ssim(grey, grey_reference) == pytest.approx(_official("ssim", name), abs=5e-5)
     assert piqe(grey) == pytest.approx(_official("piqe", name), abs=5e-3)
 
@@ -121,9 +123,11 @@ def test_vertebral_measures_on_a_bright_bar_are_invariant_to_a_global_linear_str
     (image, mask), (twin, _) = bright_bar(0), bright_bar(1)
     for gain, offset in ((2.0, -0.5), (0.3, 0.2), (7.5, 0.0)):
         assert vertebral_cnr(gain * image + offset, gain * twin + offset, mask) == pytest.approx(
-            vertebral_cnr(image, twin, mask), rel=0.01)
+            vertebral_cnr(image, twin, mask), rel=0.01
+        )
         assert vertebral_edge_strength(gain * image + offset, gain * twin + offset, mask) == pytest.approx(
-            vertebral_edge_strength(image, twin, mask), rel=0.01)
+            vertebral_edge_strength(image, twin, mask), rel=0.01
+        )
     assert vertebral_cnr(image, twin, mask) > 5 and vertebral_edge_strength(image, twin, mask) > 1
 
 
@@ -201,11 +205,20 @@ def parity_images(roi, rg1_stored):
     rng = np.random.default_rng(23)
     rows, cols = 181, 215
     y, x = np.mgrid[0:rows, 0:cols].astype(np.float64)
-    synthetic = np.clip(100 + 60 * np.sin(x / 17) * np.cos(y / 23) + 40 * x / cols + rng.normal(0, 12, (rows, cols)), 0, 255)
-    strip = 255.0 * (1.0 - rg1_stored[700:1212, 775:1065].astype(np.float64) / (2**15 - 1))  # RG1_UNCR, spine, bone bright
-    return {"synthetic": synthetic, "synthetic_gamma": 255 * (synthetic / 255) ** 0.7, "tid_roi": roi,
-            "tid_roi_blur": ndimage.gaussian_filter(roi, 2), "rg1_strip": strip,
-            "rg1_strip_stretched": 255 * (strip - strip.min()) / (strip.max() - strip.min())}
+    synthetic = np.clip(
+        100 + 60 * np.sin(x / 17) * np.cos(y / 23) + 40 * x / cols + rng.normal(0, 12, (rows, cols)), 0, 255
+    )
+    strip = 255.0 * (
+        1.0 - rg1_stored[700:1212, 775:1065].astype(np.float64) / (2**15 - 1)
+    )  # RG1_UNCR, spine, bone bright
+    return {
+        "synthetic": synthetic,
+        "synthetic_gamma": 255 * (synthetic / 255) ** 0.7,
+        "tid_roi": roi,
+        "tid_roi_blur": ndimage.gaussian_filter(roi, 2),
+        "rg1_strip": strip,
+        "rg1_strip_stretched": 255 * (strip - strip.min()) / (strip.max() - strip.min()),
+    }
 
 
 @pytest.mark.parametrize(("reference", "test"), list(MATLAB_TMQI))
@@ -224,10 +237,14 @@ def test_naturalness_weights_each_block_by_its_area_inside_the_image():
     image = np.full((12, 12), 120.0)
     image[:11, :11] = np.tile([100.0, 140.0], 61)[:121].reshape(11, 11)
     padded = np.pad(image, ((0, 10), (0, 10)))
-    stds = [padded[r:r + 11, c:c + 11].std(ddof=1) for r in (0, 11) for c in (0, 11)]
+    stds = [padded[r : r + 11, c : c + 11].std(ddof=1) for r in (0, 11) for c in (0, 11)]
     sigma = (121 * stds[0] + 11 * stds[1] + 11 * stds[2] + 1 * stds[3]) / 144
-    expected = (stats.norm.pdf(image.mean(), 115.94, 27.99) / stats.norm.pdf(115.94, 115.94, 27.99)
-                * stats.beta.pdf(sigma / 64.29, 4.4, 10.1) / stats.beta.pdf(3.4 / 12.5, 4.4, 10.1))
+    expected = (
+        stats.norm.pdf(image.mean(), 115.94, 27.99)
+        / stats.norm.pdf(115.94, 115.94, 27.99)
+        * stats.beta.pdf(sigma / 64.29, 4.4, 10.1)
+        / stats.beta.pdf(3.4 / 12.5, 4.4, 10.1)
+    )
     assert statistical_naturalness(image) == pytest.approx(expected, rel=1e-12)
 
 
@@ -253,7 +270,7 @@ def test_lpc_si_default_is_the_released_sigma_onf_everywhere():
 
 def _lpc_map_textbook(image, sigma_onf):
     """LPC-SI's map as first written (every filter response kept): the lean version must equal it bit for bit."""
-    from xvertnet.metrics.lpcsi import C, ORIENTATIONS, SCALE_WEIGHTS, SCALES, _frequency_grid
+    from xvertnet.metrics.lpcsi import ORIENTATIONS, SCALE_WEIGHTS, SCALES, C, _frequency_grid
 
     rows, cols = image.shape
     radius, theta = _frequency_grid(rows, cols)
@@ -287,13 +304,17 @@ def test_lean_lpc_map_equals_the_textbook_form_exactly(parity_images, name):
     from xvertnet.metrics.lpcsi import lpc_map
 
     for sigma_onf in (0.75, 0.33):
-        assert np.array_equal(lpc_map(parity_images[name], sigma_onf=sigma_onf), _lpc_map_textbook(parity_images[name], sigma_onf))
+        assert np.array_equal(
+            lpc_map(parity_images[name], sigma_onf=sigma_onf), _lpc_map_textbook(parity_images[name], sigma_onf)
+        )
 
 
 def test_images_above_max_pixels_are_measured_on_their_block_mean(parity_images):
     from xvertnet.metrics import block_mean, reduction_factor
 
-    assert [reduction_factor(shape, 2048 * 2048) for shape in ((2048, 2048), (2049, 2048), (8000, 8000), (4892, 4020))] == [1, 2, 4, 3]
+    assert [
+        reduction_factor(shape, 2048 * 2048) for shape in ((2048, 2048), (2049, 2048), (8000, 8000), (4892, 4020))
+    ] == [1, 2, 4, 3]
     image = parity_images["rg1_strip"]  # 512 x 290
     details = {}
     as_given = measure_all(image, reference255=image, details=details)
@@ -320,11 +341,18 @@ def test_metrics_of_an_8000_x_8000_image_stay_under_40_bytes_per_pixel(tmp_path)
     Image.fromarray(image).save(tmp_path / "large.png", compress_level=1)
     del image
     # The peak is the process's own high-water mark (VmHWM): ru_maxrss would also count this test process at the fork.
-    script = ("import json, sys; from xvertnet.cli import main; code = main(sys.argv[1:]); "
-              "peak = next(int(line.split()[1]) * 1024 for line in open('/proc/self/status') if line.startswith('VmHWM:')); "
-              "print(json.dumps({'code': code, 'peak': peak}))")
-    result = subprocess.run([sys.executable, "-c", script, "metrics", str(tmp_path / "large.png"), "--json"], capture_output=True,
-                            text=True, timeout=600, env=dict(os.environ, PYTHONPATH=str(REPO / "src")))
+    script = (
+        "import json, sys; from xvertnet.cli import main; code = main(sys.argv[1:]); "
+        "peak = next(int(line.split()[1]) * 1024 for line in open('/proc/self/status') if line.startswith('VmHWM:')); "
+        "print(json.dumps({'code': code, 'peak': peak}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, "metrics", str(tmp_path / "large.png"), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, PYTHONPATH=str(REPO / "src")),
+    )
     *printed, last = result.stdout.strip().splitlines()
     outcome, measured = json.loads(last), json.loads("\n".join(printed))
     assert outcome["code"] == 0, result.stderr
@@ -347,4 +375,6 @@ def test_compiled_correlations_equal_scipys_bit_for_bit():
         window[0, 0] = 1e-17  # a tap below DBL_EPSILON, which ndimage skips
         for mode in ("same", "valid"):
             np.testing.assert_array_equal(filter2(window, image, mode), signal.correlate2d(image, window, mode=mode))
-        np.testing.assert_array_equal(imfilter_replicate(image, window), ndimage.correlate(image, window, mode="nearest"))
+        np.testing.assert_array_equal(
+            imfilter_replicate(image, window), ndimage.correlate(image, window, mode="nearest")
+        )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 import pytest
 import torch
 
@@ -94,7 +93,9 @@ def test_ncc_hand_values():
     a = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
     b = torch.tensor([[2.0, 4.0, 6.0, 8.0]])
     torch.testing.assert_close(normalised_cross_correlation(a, b), torch.tensor([1.0]))
-    torch.testing.assert_close(normalised_cross_correlation(a, torch.tensor([[1.0, -1.0, 1.0, -1.0]])), torch.tensor([-0.4472136]))
+    torch.testing.assert_close(
+        normalised_cross_correlation(a, torch.tensor([[1.0, -1.0, 1.0, -1.0]])), torch.tensor([-0.4472136])
+    )
 
 
 def test_gradients_are_finite_on_a_constant_output():
@@ -125,7 +126,9 @@ def test_feature_loss_is_mse_to_the_chosen_map_and_module_equals_functions():
     output, hfc = _images(batch=1, size=8)
     features = torch.rand(1, 5, 8, 8)
     features[0, 3] = torch.linspace(0, 1, 64).reshape(8, 8)  # the most even spread: highest entropy
-    assert float(feature_loss(output, features, bins=16)) == pytest.approx(float(((output - features[:, 3:4]) ** 2).mean()))
+    assert float(feature_loss(output, features, bins=16)) == pytest.approx(
+        float(((output - features[:, 3:4]) ** 2).mean())
+    )
     terms = XVertNetLoss(gc_weight=1.0, feature_weight=0.5, bins=16)(output, hfc, features, with_feature_loss=True)
     expected = gradient_correlation_loss(output, hfc) + 0.5 * feature_loss(output, features, bins=16)
     torch.testing.assert_close(terms["total"], expected)
@@ -139,7 +142,9 @@ def nyquist_share(image: np.ndarray) -> float:
     detail = image - ndimage.gaussian_filter(image, 2)
     power = np.abs(np.fft.fft2(detail)) ** 2
     height, width = power.shape
-    return float((power[height // 2, :].sum() + power[:, width // 2].sum() - power[height // 2, width // 2]) / power.sum())
+    return float(
+        (power[height // 2, :].sum() + power[:, width // 2].sum() - power[height // 2, width // 2]) / power.sum()
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -193,7 +198,9 @@ def test_blind_spot_loss_penalises_a_network_that_copies_the_pixel_and_not_one_t
     identity = blind_spot_loss(noisy, blind_spot_input(noisy, mask), mask)
     smoothing = lambda x: torch.nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=False)  # noqa: E731
     # a 3x3 mean still sees the centre pixel, with weight 1/9 instead of 1
-    assert float(blind_spot_loss(smoothing(noisy), smoothing(blind_spot_input(noisy, mask)), mask)) < float(identity) / 5
+    assert (
+        float(blind_spot_loss(smoothing(noisy), smoothing(blind_spot_input(noisy, mask)), mask)) < float(identity) / 5
+    )
 
 
 def test_band_pass_energy_and_loss_hand_values():
@@ -204,7 +211,9 @@ def test_band_pass_energy_and_loss_hand_values():
     energy = band_pass_energy(image, (1.0, 3.0))
     assert torch.allclose(band_pass_energy(3 * image + 0.2, (1.0, 3.0)), 3 * energy, rtol=1e-5)  # linear, offset-free
     # output = 1.5 x the reference: log 2 - log 1.5 short of the gain 2; at 3x the gain is reached: 0
-    assert float(band_pass_contrast_loss(1.5 * image, image, sigmas=(1.0, 3.0), gain=2.0)) == pytest.approx(math.log(2 / 1.5), rel=1e-4)
+    assert float(band_pass_contrast_loss(1.5 * image, image, sigmas=(1.0, 3.0), gain=2.0)) == pytest.approx(
+        math.log(2 / 1.5), rel=1e-4
+    )
     assert float(band_pass_contrast_loss(3.0 * image, image, sigmas=(1.0, 3.0), gain=2.0)) == 0.0
     with pytest.raises(ValueError, match="sigmas"):
         band_pass(image, (3.0, 1.0))
@@ -227,8 +236,10 @@ def test_gradcheck_of_the_blind_spot_and_band_pass_terms():
         plus, minus = image.detach().clone(), image.detach().clone()
         plus[index] += step
         minus[index] -= step
-        numeric = (band_pass_contrast_loss(plus, reference, sigmas=(1.0, 2.0), gain=50.0)
-                   - band_pass_contrast_loss(minus, reference, sigmas=(1.0, 2.0), gain=50.0)) / (2 * step)
+        numeric = (
+            band_pass_contrast_loss(plus, reference, sigmas=(1.0, 2.0), gain=50.0)
+            - band_pass_contrast_loss(minus, reference, sigmas=(1.0, 2.0), gain=50.0)
+        ) / (2 * step)
         assert float(grad[index]) == pytest.approx(float(numeric), rel=2e-2, abs=1e-4)
 
 
@@ -241,8 +252,9 @@ def test_the_new_terms_have_finite_gradients_on_flat_and_noisy_inputs(kind):
     output, features = model(image, hfc)
     mask = blind_spot_mask(image.shape, 4, generator)
     masked_output, _ = model(blind_spot_input(image, mask), blind_spot_input(hfc, mask))
-    terms = XVertNetLoss(band_pass_weight=1.0, band_pass_sigmas=(1.0, 3.0))(output, hfc, features, with_feature_loss=True,
-                                                                             reference=image)
+    terms = XVertNetLoss(band_pass_weight=1.0, band_pass_sigmas=(1.0, 3.0))(
+        output, hfc, features, with_feature_loss=True, reference=image
+    )
     total = terms["total"] + blind_spot_loss(output, masked_output, mask)
     total.backward()
     assert torch.isfinite(total)

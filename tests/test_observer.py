@@ -7,9 +7,9 @@ import json
 
 import numpy as np
 import pytest
+from helpers import run_cli
 from PIL import Image
 
-from helpers import run_cli
 from xvertnet import observer as obs
 from xvertnet.cli import main
 
@@ -31,7 +31,9 @@ def white_noise_study(size=24, count=4000, amplitude=0.5, width=2.5, seed=1):
 def test_channelized_hotelling_reaches_the_matched_filter_on_white_noise():
     signal, present, absent, fold = white_noise_study()
     analytic = np.linalg.norm(signal)  # ||s|| / sigma, sigma = 1
-    channels = obs.laguerre_gauss_channels(signal.shape[0], 2.5 * np.sqrt(2.0 * np.pi), 6)  # a^2 = 2 pi w^2: the signal's width
+    channels = obs.laguerre_gauss_channels(
+        signal.shape[0], 2.5 * np.sqrt(2.0 * np.pi), 6
+    )  # a^2 = 2 pi w^2: the signal's width
     flat_p, flat_a = present.reshape(len(present), -1), absent.reshape(len(absent), -1)
     p, a = obs.two_fold_scores(flat_p @ channels.T, flat_a @ channels.T, fold, fold, obs.hotelling_scores)
     assert obs.dprime(p, a) == pytest.approx(analytic, rel=0.05)
@@ -64,7 +66,9 @@ def test_no_invertible_linear_filter_changes_the_ideal_linear_observer():
     before = obs.summarise(*ideal(present, absent), resamples)
     after = obs.summarise(*ideal(sharpen(present), sharpen(absent)), resamples)
     assert abs(after["dprime"] - before["dprime"]) < 0.1 * (before["dprime_high"] - before["dprime_low"])
-    npw = obs.dprime(*obs.two_fold_scores(present, absent, fold, fold, lambda tp, ta, test: obs.npwe_scores(tp, ta, test, None)))
+    npw = obs.dprime(
+        *obs.two_fold_scores(present, absent, fold, fold, lambda tp, ta, test: obs.npwe_scores(tp, ta, test, None))
+    )
     assert before["dprime"] >= npw - 0.05  # the ideal linear observer is the best linear observer
 
 
@@ -88,8 +92,13 @@ def test_the_human_like_observer_reads_the_display_the_ideal_one_the_image():
         return np.stack([obs.patch(obs.displayed(image), (48, 48), size) for image in images])
 
     shown = obs.observer_scores(human(present), human(absent), fold, fold, settings)
-    raw = obs.observer_scores(np.stack([obs.patch(i, (48, 48), size) for i in present]),
-                              np.stack([obs.patch(i, (48, 48), size) for i in absent]), fold, fold, settings)
+    raw = obs.observer_scores(
+        np.stack([obs.patch(i, (48, 48), size) for i in present]),
+        np.stack([obs.patch(i, (48, 48), size) for i in absent]),
+        fold,
+        fold,
+        settings,
+    )
     assert abs(obs.dprime(*shown["cho"])) < 0.5 and abs(obs.dprime(*shown["npwe"])) < 0.5
     assert obs.dprime(*raw["cho"]) > 5.0
 
@@ -125,10 +134,26 @@ def test_observer_command_on_folders(tmp_path, capsys):
     present = _folder(tmp_path / "present", [noise() + disk for _ in range(40)])
     absent = _folder(tmp_path / "absent", [noise() for _ in range(40)])
     other = _folder(tmp_path / "other", [noise() for _ in range(40)])
+
     def observe(*folders):
         capsys.readouterr()
-        assert main(["observer", "--present", str(folders[0]), "--absent", str(folders[1]), "--size", "32",
-                     "--bootstrap", "200", "--json"]) == 0
+        assert (
+            main(
+                [
+                    "observer",
+                    "--present",
+                    str(folders[0]),
+                    "--absent",
+                    str(folders[1]),
+                    "--size",
+                    "32",
+                    "--bootstrap",
+                    "200",
+                    "--json",
+                ]
+            )
+            == 0
+        )
         return json.loads(capsys.readouterr().out)["observers"]
 
     found = observe(present, absent)

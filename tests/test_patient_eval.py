@@ -7,7 +7,15 @@ import pandas as pd
 import pytest
 
 from xvertnet.errors import InvalidValueError
-from xvertnet.patient_eval import EvaluationSettings, bootstrap_interval, fold_config, folds, patient_table, sign_flip_p, write_report
+from xvertnet.patient_eval import (
+    EvaluationSettings,
+    bootstrap_interval,
+    fold_config,
+    folds,
+    patient_table,
+    sign_flip_p,
+    write_report,
+)
 
 PATIENTS = ("lidc0001", "tschest", "lung1", "lung2")
 
@@ -23,17 +31,22 @@ def test_every_patient_is_tested_once_and_never_trained_or_validated_on_in_its_f
 
 
 def test_fold_config_is_a_valid_named_run_with_patient_splits():
+    from helpers import REPO, SCHEMA
+
     from xvertnet.config import load_config, validate_config
     from xvertnet.demo_data import DemoSettings
-    from helpers import REPO, SCHEMA
 
     base = load_config(REPO / "config.yaml", SCHEMA)
     settings = EvaluationSettings()
     fold = folds(PATIENTS)[1]
     config = validate_config(fold_config(base, fold, settings), SCHEMA)
-    assert config["run"] == "lopo-tschest" and config["datasets"] == [{"name": "lopo-tschest", "manifest": "demo",
-                                                                      **{k: v for k, v in config["datasets"][0].items()
-                                                                         if k not in ("name", "manifest")}}]
+    assert config["run"] == "lopo-tschest" and config["datasets"] == [
+        {
+            "name": "lopo-tschest",
+            "manifest": "demo",
+            **{k: v for k, v in config["datasets"][0].items() if k not in ("name", "manifest")},
+        }
+    ]
     demo = DemoSettings.from_config(config["demo"])
     splits = {patient.name: {view.split for view in demo.views_of(patient)} for patient in demo.patients}
     assert splits == {"lung1": {"val"}, "tschest": {"test"}, "lidc0001": {"train"}, "lung2": {"train"}}
@@ -47,8 +60,16 @@ def _rows(images_of=None):
         for image in range((images_of or {}).get(patient, 4)):
             for roi in ("upper", "lower"):
                 for method, gain in (("original", 1.0), ("xvertnet", 1.5), ("clahe", 1.2)):
-                    rows.append({"patient": patient, "image_id": f"{patient}{image}", "roi": roi, "split": "test",
-                                 "method": method, "cnr_ratio": gain + shift + rng.normal(0, 0.01)})
+                    rows.append(
+                        {
+                            "patient": patient,
+                            "image_id": f"{patient}{image}",
+                            "roi": roi,
+                            "split": "test",
+                            "method": method,
+                            "cnr_ratio": gain + shift + rng.normal(0, 0.01),
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -68,7 +89,9 @@ def test_table_reports_patient_and_roi_spread_bootstrap_and_both_tests():
 
 def test_the_mean_over_patients_and_its_interval_weigh_patients_equally():
     """A patient with many ROIs does not pull the mean over patients or its bootstrap interval."""
-    table = patient_table(_rows({"a": 40, "b": 1, "c": 1}), EvaluationSettings(bootstrap=500)).set_index(["measure", "method"])
+    table = patient_table(_rows({"a": 40, "b": 1, "c": 1}), EvaluationSettings(bootstrap=500)).set_index(
+        ["measure", "method"]
+    )
     row = table.loc[("cnr_ratio", "xvertnet")]
     assert row["mean_over_patients"] == pytest.approx(2.0, abs=0.01)
     assert row["mean_over_rois"] < 1.6  # the ROI mean is patient a's
@@ -107,8 +130,9 @@ def test_a_patient_named_twice_is_refused():
 
 
 def test_every_fold_runs_once_per_training_seed_on_one_shared_data_set():
-    from xvertnet.config import load_config, validate_config
     from helpers import REPO, SCHEMA
+
+    from xvertnet.config import load_config, validate_config
 
     found = folds(PATIENTS, (0, 1, 2))
     assert len(found) == 12 and len({fold["name"] for fold in found}) == 12
@@ -118,15 +142,19 @@ def test_every_fold_runs_once_per_training_seed_on_one_shared_data_set():
     config = validate_config(fold_config(base, tschest[2], EvaluationSettings(segmenter_seeds=5)), SCHEMA)
     assert config["run"] == "lopo-tschest-s2" and config["datasets"][0]["name"] == "lopo-tschest"
     assert config["train"]["seed"] == 2 and config["segmentation_task"]["seeds"] == [0, 1, 2, 3, 4]
-    seeded = [name for name, section in config.get("baselines", {}).items() if isinstance(section, dict) and "seed" in section]
+    seeded = [
+        name for name, section in config.get("baselines", {}).items() if isinstance(section, dict) and "seed" in section
+    ]
     assert seeded and all(config["baselines"][name]["seed"] == 2 for name in seeded)
     with pytest.raises(InvalidValueError, match="training_seeds"):
         folds(PATIENTS, ())
 
 
 def test_the_spread_between_training_seeds_is_reported_beside_the_mean():
-    rows = pd.concat([_rows().assign(seed=seed, cnr_ratio=lambda frame, s=seed: frame["cnr_ratio"] + 0.1 * s)
-                      for seed in (0, 1, 2)], ignore_index=True)
+    rows = pd.concat(
+        [_rows().assign(seed=seed, cnr_ratio=lambda frame, s=seed: frame["cnr_ratio"] + 0.1 * s) for seed in (0, 1, 2)],
+        ignore_index=True,
+    )
     table = patient_table(rows, EvaluationSettings(bootstrap=200)).set_index(["measure", "method"])
     row = table.loc[("cnr_ratio", "xvertnet")]
     assert row["seeds"] == 3 and row["std_over_seeds"] == pytest.approx(0.1, abs=0.005)

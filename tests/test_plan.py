@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from helpers import REPO, SCHEMA
+
 from xvertnet.config import load_config, validate_config
 from xvertnet.errors import ConfigError
 from xvertnet.plan import Plan
@@ -23,16 +23,30 @@ def shards(dataset):
 def test_default_config_plans_both_xvertnet_rows_and_every_baseline():
     plan = Plan(load_config(REPO / "config.yaml", SCHEMA))
     assert plan.xvertnet_methods == ["xvertnet-paper", "xvertnet"]
-    assert plan.methods == ["xvertnet-paper", "xvertnet", "original", "clahe", "farbman", "zerodce", "zssr", "madmad", "lut-mapping"]
+    assert plan.methods == [
+        "xvertnet-paper",
+        "xvertnet",
+        "original",
+        "clahe",
+        "farbman",
+        "zerodce",
+        "zssr",
+        "madmad",
+        "lut-mapping",
+    ]
     assert plan.entries["xvertnet-paper"]["iterations"] == 2 and plan.entries["xvertnet"]["iterations"] == 1
     # The study's `anchored` variant trains like `xvertnet`: one model set, trained to its T = 2.
-    assert plan.entries["study-anchored-T2"]["model_set"] == "xvertnet" and plan.model_sets["xvertnet"]["iterations"] == 2
+    assert (
+        plan.entries["study-anchored-T2"]["model_set"] == "xvertnet" and plan.model_sets["xvertnet"]["iterations"] == 2
+    )
     assert plan.trained_baselines == ["zerodce", "madmad", "lut-mapping"]
 
 
 def test_entries_with_equal_training_settings_share_one_model_set():
-    plan = _plan(xvertnet={"paper": {}, "paper-t1": {"iterations": 1}, "wide": {"base_width": 16}},
-                 study={"variants": {"paper": {}, "internal": {"internal": True, "iterations": 1}}})
+    plan = _plan(
+        xvertnet={"paper": {}, "paper-t1": {"iterations": 1}, "wide": {"base_width": 16}},
+        study={"variants": {"paper": {}, "internal": {"internal": True, "iterations": 1}}},
+    )
     assert sorted(plan.model_sets) == ["paper", "wide"]  # paper-t1 and study-paper-* reuse paper's iterations
     assert plan.entries["paper-t1"]["model_set"] == "paper" and plan.entries["study-paper-T1"]["model_set"] == "paper"
     assert plan.entries["study-internal-T1"]["model_set"] is None
@@ -44,12 +58,19 @@ def test_job_inputs_follow_the_layout():
     plan = _plan(xvertnet={"x": {"iterations": 2}})
     assert plan.manifest("a") == "results/a/raw/manifest.csv" and plan.manifest("b") == "m.csv"
     assert plan.shard_settings("b") == {"shard_size": 4} and plan.shard_settings("a") == {"shard_size": 256}
-    assert plan.train_inputs("x", 1, shards) == ["results/a/prep/shard-00000.h5", "results/b/prep/shard-00000.h5",
-                                                 "results/b/prep/shard-00001.h5"]
+    assert plan.train_inputs("x", 1, shards) == [
+        "results/a/prep/shard-00000.h5",
+        "results/b/prep/shard-00000.h5",
+        "results/b/prep/shard-00001.h5",
+    ]
     assert plan.train_inputs("x", 2, shards)[0] == "results/a/refine/x/iter1/shard-00000.h5"
-    assert plan.enhance_inputs("x", "b", "shard-00001")["models"] == ["results/models/x/iter1/model.json",
-                                                                         "results/models/x/iter2/model.json"]
-    assert plan.enhance_inputs("zerodce", "a", "shard-00000")["models"] == ["results/models/baselines/zerodce/model.json"]
+    assert plan.enhance_inputs("x", "b", "shard-00001")["models"] == [
+        "results/models/x/iter1/model.json",
+        "results/models/x/iter2/model.json",
+    ]
+    assert plan.enhance_inputs("zerodce", "a", "shard-00000")["models"] == [
+        "results/models/baselines/zerodce/model.json"
+    ]
     assert plan.enhance_inputs("clahe", "a", "shard-00000") == {"roi": "results/a/roi/shard-00000.h5", "models": []}
     assert plan.baseline_train_inputs("madmad", shards) == []  # trained on synthetic data
     assert len(plan.baseline_train_inputs("zerodce", shards)) == 3
@@ -76,7 +97,10 @@ def test_bad_configurations_fail_with_the_key():
 def test_an_enhance_only_data_set_feeds_no_training_and_is_enhanced_in_every_split():
     plan = _plan(datasets=[{"name": "a", "manifest": "demo"}, {"name": "b", "manifest": "m.csv", "enhance_only": True}])
     assert plan.training_datasets == ["a"]
-    assert all("/b/" not in path for path in plan.train_inputs("xvertnet", 1, shards) + plan.baseline_train_inputs("zerodce", shards))
+    assert all(
+        "/b/" not in path
+        for path in plan.train_inputs("xvertnet", 1, shards) + plan.baseline_train_inputs("zerodce", shards)
+    )
     assert plan.enhance_splits("b") == ["train", "val", "test"] and plan.measure_splits("a") == ["val", "test"]
     # the segmentation task trains on the training split, which is enhanced but not measured
     assert plan.enhance_splits("a") == ["val", "test", "train"]
@@ -90,22 +114,34 @@ def test_existing_models_replace_training(tmp_path):
     for t in (1, 2):
         (tmp_path / "set" / f"iter{t}").mkdir(parents=True)
         (tmp_path / "set" / f"iter{t}" / "model.json").write_text("{}")
-    plan = _plan(datasets=[{"name": "b", "manifest": "m.csv", "enhance_only": True}],
-                 xvertnet={"mine": {"models": str(tmp_path / "set"), "iterations": 2}}, baselines={"methods": ["clahe", "madmad"]})
-    assert plan.model_sets == {} and plan.entry_model_dirs("mine") == [str(tmp_path / "set" / "iter1"), str(tmp_path / "set" / "iter2")]
+    plan = _plan(
+        datasets=[{"name": "b", "manifest": "m.csv", "enhance_only": True}],
+        xvertnet={"mine": {"models": str(tmp_path / "set"), "iterations": 2}},
+        baselines={"methods": ["clahe", "madmad"]},
+    )
+    assert plan.model_sets == {} and plan.entry_model_dirs("mine") == [
+        str(tmp_path / "set" / "iter1"),
+        str(tmp_path / "set" / "iter2"),
+    ]
     kind, settings = plan.enhance_method("mine", "b", "shard-00000")
     assert kind == "xvertnet-chain" and settings["models"] == plan.entry_model_dirs("mine")
     with pytest.raises(ConfigError, match="xvertnet.mine.models"):
         _plan(xvertnet={"mine": {"models": str(tmp_path / "nothing")}})
     with pytest.raises(ConfigError, match="every data set is enhance_only"):
-        _plan(datasets=[{"name": "b", "manifest": "m.csv", "enhance_only": True}])  # the default entries would need training
+        _plan(
+            datasets=[{"name": "b", "manifest": "m.csv", "enhance_only": True}]
+        )  # the default entries would need training
 
 
 def test_the_shipped_model_set_and_a_named_run():
     from xvertnet.config import SHIPPED_MODELS
 
-    plan = _plan(run="mine", datasets=[{"name": "a", "manifest": "a.csv", "enhance_only": True}],
-                 xvertnet={"mine-xvertnet": {"models": "shipped"}}, baselines={"methods": ["clahe"]})
+    plan = _plan(
+        run="mine",
+        datasets=[{"name": "a", "manifest": "a.csv", "enhance_only": True}],
+        xvertnet={"mine-xvertnet": {"models": "shipped"}},
+        baselines={"methods": ["clahe"]},
+    )
     assert plan.entry_model_dirs("mine-xvertnet") == [str(SHIPPED_MODELS / "iter1")] and not plan.model_sets
     assert plan.enhanced("a", "clahe", "shard-00000") == "results/runs/mine/enhanced/clahe/a/shard-00000.h5"
     assert "results/runs/mine/tables/comparison.md" in plan.final_outputs()
@@ -115,9 +151,15 @@ def test_the_shipped_model_set_and_a_named_run():
 
 
 def test_null_entries_are_dropped_and_only_the_comparison_needs_training_data():
-    plan = _plan(datasets=[{"name": "a", "manifest": "a.csv", "enhance_only": True}],
-                 xvertnet={"xvertnet-paper": None, "mine": {"models": "shipped"}}, baselines={"methods": ["clahe"]},
-                 study={"variants": {"paper": {}, "other": None}})
-    assert plan.xvertnet_methods == ["mine"] and plan.study_entries == ["study-paper-T1", "study-paper-T2"]  # built when asked for
+    plan = _plan(
+        datasets=[{"name": "a", "manifest": "a.csv", "enhance_only": True}],
+        xvertnet={"xvertnet-paper": None, "mine": {"models": "shipped"}},
+        baselines={"methods": ["clahe"]},
+        study={"variants": {"paper": {}, "other": None}},
+    )
+    assert plan.xvertnet_methods == ["mine"] and plan.study_entries == [
+        "study-paper-T1",
+        "study-paper-T2",
+    ]  # built when asked for
     with pytest.raises(ConfigError, match="xvertnet.baselines"):
         _plan(xvertnet={"baselines": {}})

@@ -91,7 +91,9 @@ def test_prep_shard_is_atomic_when_killed(tmp_path, monkeypatch, demo_dataset):
     from xvertnet.shard_store import file_attrs, item_ids, read_item
 
     manifest = read_manifest(demo_dataset["manifest_path"])
-    entries = manifest[manifest["image_id"].isin(["drr_lidc0001_rotl4_standard", "drr_lidc0001_rotl4_low_dose"])].to_dict("records")
+    entries = manifest[
+        manifest["image_id"].isin(["drr_lidc0001_rotl4_standard", "drr_lidc0001_rotl4_low_dose"])
+    ].to_dict("records")
     ingest_entries(entries, tmp_path / "ingest.h5", tmp_path / "r.csv")
     settings = RoiSettings(canonical_height=512, train_size=(256, 256), eval_size=(128, 73))
     roi_shard(tmp_path / "ingest.h5", tmp_path / "roi.h5", tmp_path / "qc", settings, tmp_path / "r2.csv")
@@ -104,7 +106,10 @@ def test_prep_shard_is_atomic_when_killed(tmp_path, monkeypatch, demo_dataset):
     recorded = file_attrs(tmp_path / "prep.h5")
     assert recorded["params"]["lambda"] == 0.8 and recorded["params"]["solver"] == "fast"
     assert len(recorded["inputs_sha256"][str(tmp_path / "roi.h5")]) == 64
-    assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["drr_lidc0001_rotl4_low_dose.png", "drr_lidc0001_rotl4_standard.png"]
+    assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == [
+        "drr_lidc0001_rotl4_low_dose.png",
+        "drr_lidc0001_rotl4_standard.png",
+    ]
 
     calls = {"n": 0}
     original = prep.preprocess
@@ -133,12 +138,20 @@ def test_the_bone_prior_target_reaches_the_training_crops_of_training_images_onl
     from xvertnet.roi import RoiSettings, roi_shard
     from xvertnet.train import CropDataset, find_crops
 
-    settings = DemoSettings.from_config({"patients": [{"name": "lidc0001", "views": ["rotl4", "tiltd3"]}], "conditions": ["standard"],
-                                         "include_real": False, "bone_emphasis": 10.0})
+    settings = DemoSettings.from_config(
+        {
+            "patients": [{"name": "lidc0001", "views": ["rotl4", "tiltd3"]}],
+            "conditions": ["standard"],
+            "include_real": False,
+            "bone_emphasis": 10.0,
+        }
+    )
     build_demo_data(tmp_path / "images", tmp_path / "manifest.csv", settings)
     manifest = read_manifest(tmp_path / "manifest.csv").set_index("image_id")
     train, val = "drr_lidc0001_rotl4_standard", "drr_lidc0001_tiltd3_standard"
-    assert manifest.loc[train, "split"] == "train" and manifest.loc[train, "bone_path"] == "images/bone_lidc0001_rotl4.png"
+    assert (
+        manifest.loc[train, "split"] == "train" and manifest.loc[train, "bone_path"] == "images/bone_lidc0001_rotl4.png"
+    )
     assert manifest.loc[val, "bone_path"] == ""  # the prior never sees a validation (or test) image
     image = read_image(manifest.loc[train, "resolved_path"]).pixels.astype(float)
     bone = read_image(manifest.loc[train, "resolved_bone_path"]).pixels.astype(float)

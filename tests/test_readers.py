@@ -5,16 +5,25 @@ from __future__ import annotations
 import numpy as np
 import pydicom
 import pytest
+from helpers import EXPECTED_REASONS, REFUSED_AFTER_READING, bad_files, bomb_png, write_png
 from PIL import Image
 
-from helpers import EXPECTED_REASONS, REFUSED_AFTER_READING, bad_files, bomb_png, write_png
 from xvertnet.errors import InputImageError
 from xvertnet.readers import ReadOptions, apply_dicom_window, detect_bit_depth, flat_image_reason, read_image
 
 
 @pytest.mark.parametrize(
     ("peak", "container", "expected"),
-    [(255, 8, 8), (10, 8, 8), (1023, 16, 10), (3000, 16, 12), (4095, 16, 12), (4096, 16, 14), (65535, 16, 16), (1500, 16, 12)],
+    [
+        (255, 8, 8),
+        (10, 8, 8),
+        (1023, 16, 10),
+        (3000, 16, 12),
+        (4095, 16, 12),
+        (4096, 16, 14),
+        (65535, 16, 16),
+        (1500, 16, 12),
+    ],
 )
 def test_detect_bit_depth(peak, container, expected):
     values = np.array([0, peak], dtype=np.uint16 if container == 16 else np.uint8)
@@ -73,9 +82,13 @@ def test_grey_alpha_warns_when_the_dropped_alpha_hid_pixels(tmp_path, rg1_small)
     Image.fromarray(np.stack([grey, alpha], axis=-1), "LA").save(tmp_path / "la.png")
     with pytest.warns(UserWarning) as caught:
         record = read_image(tmp_path / "la.png")
-    assert [str(w.message) for w in caught] == [f"{tmp_path / 'la.png'}: alpha channel dropped (12.5 % of the pixels are not "
-                                                "opaque; their grey values are used as stored)"]
-    assert "drop alpha channel" in record.transforms and record.notes == ["alpha channel dropped (12.5 % of the pixels not opaque)"]
+    assert [str(w.message) for w in caught] == [
+        f"{tmp_path / 'la.png'}: alpha channel dropped (12.5 % of the pixels are not "
+        "opaque; their grey values are used as stored)"
+    ]
+    assert "drop alpha channel" in record.transforms and record.notes == [
+        "alpha channel dropped (12.5 % of the pixels not opaque)"
+    ]
     np.testing.assert_array_equal(record.pixels, grey / np.float32(255))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a fully opaque alpha hides nothing: no warning
@@ -88,7 +101,10 @@ def test_a_folder_or_a_non_dicom_file_says_what_it_is(tmp_path):
     (tmp_path / "report.dcm").write_text("a radiology report\n")
     with pytest.raises(InputImageError) as caught:
         read_image(tmp_path / "report.dcm")
-    assert str(caught.value) == f"{tmp_path / 'report.dcm'}: not a DICOM file (no 'DICM' marker at byte 128 and no DICOM file meta header)"
+    assert (
+        str(caught.value)
+        == f"{tmp_path / 'report.dcm'}: not a DICOM file (no 'DICM' marker at byte 128 and no DICOM file meta header)"
+    )
 
 
 def test_max_pixels_is_the_one_limit_above_or_below_pillows(tmp_path):
@@ -200,8 +216,10 @@ def test_dicom_a_missing_decoder_names_the_package_for_its_transfer_syntax(tmp_p
         read_image(path)
 
 
-@pytest.mark.parametrize("syntax_name, frame", [("RLELossless", b"\x01\x00\x00\x00\x40\x00\x00\x00" + b"\x05" * 8),
-                                                ("JPEGBaseline8Bit", bytes(range(256)) * 4)])
+@pytest.mark.parametrize(
+    "syntax_name, frame",
+    [("RLELossless", b"\x01\x00\x00\x00\x40\x00\x00\x00" + b"\x05" * 8), ("JPEGBaseline8Bit", bytes(range(256)) * 4)],
+)
 def test_dicom_a_decoder_that_fails_says_the_data_are_damaged(tmp_path, rg1_path, syntax_name, frame, caplog, capsys):
     import pydicom.uid
 
@@ -213,7 +231,9 @@ def test_dicom_a_decoder_that_fails_says_the_data_are_damaged(tmp_path, rg1_path
     assert "Traceback" not in logged  # pydicom's own ERROR record with its traceback is not shown
 
 
-def test_dicom_rows_that_do_not_match_the_data_say_what_the_header_claims_and_what_the_data_hold(tmp_path, rg1_path, caplog):
+def test_dicom_rows_that_do_not_match_the_data_say_what_the_header_claims_and_what_the_data_hold(
+    tmp_path, rg1_path, caplog
+):
     ds = pydicom.dcmread(rg1_path)
     ds.Rows, ds.Columns = 100, 224
     ds.PixelData = np.zeros((50, 224), np.uint16).tobytes()
@@ -279,8 +299,6 @@ def test_dicom_bits_stored_masks_high_bits(tmp_path, rg1_path, rg1_stored):
 
 
 # ---------------------------------------------------------------- bad input: one line naming file and reason
-
-
 
 
 def test_bad_inputs_raise_one_line_errors_naming_file_and_reason(tmp_path, rg1_path, rg1_small):

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import chromium_driver, chromium_paths, console_errors, run_cli, wait_for_images
 from PIL import Image
 
-from helpers import chromium_driver, chromium_paths, console_errors, run_cli, wait_for_images
 from xvertnet.cli import main
 from xvertnet.reading import score_answers, write_reading_page
 
@@ -27,8 +26,17 @@ def study_patches(count=10, seed=0):
                 noise = 0.5 + 0.1 * rng.standard_normal((24, 24))
                 plain.append(np.clip(noise + 0.3 * disc * present, 0, 1))
                 faint.append(np.clip(noise + 0.002 * disc * present, 0, 1))
-                rows.append({"patient": "p", "level": level, "region": "behind_heart", "realisation": realisation,
-                             "present": present, "kind": "wedge" if present else "", "grade": 2 if present else 0})
+                rows.append(
+                    {
+                        "patient": "p",
+                        "level": level,
+                        "region": "behind_heart",
+                        "realisation": realisation,
+                        "present": present,
+                        "kind": "wedge" if present else "",
+                        "grade": 2 if present else 0,
+                    }
+                )
     return {"original": np.stack(plain), "flat": np.stack(faint)}, pd.DataFrame(rows)
 
 
@@ -52,8 +60,10 @@ def test_a_scripted_reader_who_picks_the_brighter_side_gets_the_expected_score(t
     for _ in range(len(trials)):
         assert not wait_for_images(browser)
         current = browser.execute_script("return window.readingCurrent()")
-        brightness = {side: np.asarray(Image.open(page.parent / current[side]), dtype=float)[8:16, 8:16].mean()
-                      for side in ("left", "right")}
+        brightness = {
+            side: np.asarray(Image.open(page.parent / current[side]), dtype=float)[8:16, 8:16].mean()
+            for side in ("left", "right")
+        }
         side = max(brightness, key=brightness.get)
         truth = trials.set_index("trial").loc[current["trial"]]
         expected.setdefault(truth["method"], []).append(side == truth["present_side"])
@@ -66,8 +76,20 @@ def test_a_scripted_reader_who_picks_the_brighter_side_gets_the_expected_score(t
     blocks = pd.read_csv(answers)["block"].tolist()
     assert len(set(blocks)) == 2 and blocks == sorted(blocks, key=blocks.index)  # one method at a time
     capsys.readouterr()
-    assert main(["score-reading", str(answers), "--trials", str(tmp_path / "reading" / "trials.csv"), "--json",
-                 "--bootstrap", "200"]) == 0
+    assert (
+        main(
+            [
+                "score-reading",
+                str(answers),
+                "--trials",
+                str(tmp_path / "reading" / "trials.csv"),
+                "--json",
+                "--bootstrap",
+                "200",
+            ]
+        )
+        == 0
+    )
     scores = {row["method"]: row for row in json.loads(capsys.readouterr().out)}
     for method, correct in expected.items():
         assert scores[method]["pc"] == pytest.approx(np.mean(correct))
@@ -80,8 +102,9 @@ def test_scores_pool_readers_and_refuse_answers_of_another_page(tmp_path, capsys
     patches, cases = study_patches()
     write_reading_page(patches, cases, tmp_path / "reading", trials_per_method=8)
     trials = pd.read_csv(tmp_path / "reading" / "trials.csv", dtype={"trial": str})
-    right = pd.DataFrame({"trial": trials["trial"], "block": trials["block"], "chosen": trials["present_side"],
-                          "milliseconds": 900})
+    right = pd.DataFrame(
+        {"trial": trials["trial"], "block": trials["block"], "chosen": trials["present_side"], "milliseconds": 900}
+    )
     wrong = right.assign(chosen=np.where(right["chosen"] == "left", "right", "left"))
     scores = score_answers(pd.concat([right.assign(reader="a"), wrong.assign(reader="b")]), trials, bootstrap=100)
     assert (scores["pc"] == 0.5).all() and (scores["pc_low"] <= 0.5).all()

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from xvertnet.readers import read_image
-from xvertnet.shard_store import ROI_NAMES
 from xvertnet.roi import (
     QC_COLOURS,
     RoiSettings,
@@ -21,6 +20,7 @@ from xvertnet.roi import (
     spine_response,
     to_canonical,
 )
+from xvertnet.shard_store import ROI_NAMES
 
 TOLERANCE_PX = 20  # at canonical scale, from the issue
 #: tschest's contrast-filled heart pulls the centre line towards the heart's border in its mid-thorax (measured
@@ -55,7 +55,9 @@ def test_spine_centre_matches_projected_vertebra_mask_on_every_demo_drr(demo_dat
         assert location.vertical_method == "lung-field", row["image_id"]
         assert location.upper_y < location.lower_y
     patients = manifest.set_index("image_id")["patient"]
-    over = {key: error for key, error in errors.items() if abs(error) > TOLERANCE_PX_OF.get(patients[key[0]], TOLERANCE_PX)}
+    over = {
+        key: error for key, error in errors.items() if abs(error) > TOLERANCE_PX_OF.get(patients[key[0]], TOLERANCE_PX)
+    }
     assert not over, over
 
 
@@ -111,7 +113,9 @@ def test_evaluation_rois_stay_inside_the_border_strips_and_apart(rg1_path, demo_
     framed = canonical.copy()
     framed[:25], framed[-25:] = 1.0, 1.0
     bounds = anatomy_bounds(framed)
-    assert 25 <= bounds[0] <= 27 and framed.shape[0] - 27 <= bounds[1] <= framed.shape[0] - 25  # (the strip and its rim)
+    assert (
+        25 <= bounds[0] <= 27 and framed.shape[0] - 27 <= bounds[1] <= framed.shape[0] - 25
+    )  # (the strip and its rim)
     close = locate_spine(framed, settings)
     close.upper_y, close.lower_y = 200, 230
     boxes = roi_boxes(close, settings, framed.shape, bounds)
@@ -152,7 +156,9 @@ def test_roi_shard_writes_crops_masks_qc_and_rejects(tmp_path, demo_dataset):
     entries.append({"image_id": "narrow", "resolved_path": str(narrow), "split": "test"})
     ingest_entries(entries, tmp_path / "ingest.h5", tmp_path / "ingest_rejects.csv")
     settings = _settings(demo_dataset["config"])
-    stored, rejected = roi_shard(tmp_path / "ingest.h5", tmp_path / "roi.h5", tmp_path / "qc", settings, tmp_path / "roi_rejects.csv")
+    stored, rejected = roi_shard(
+        tmp_path / "ingest.h5", tmp_path / "roi.h5", tmp_path / "qc", settings, tmp_path / "roi_rejects.csv"
+    )
     assert (stored, rejected) == (2, 1)
     assert "too narrow" in pd.read_csv(tmp_path / "roi_rejects.csv")["reason"][0]
     assert item_ids(tmp_path / "roi.h5") == ["drr_tschest_ap_standard", "rg1_uncr"]

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xvertnet.evaluate import aggregate
 from xvertnet.errors import InputFileError
+from xvertnet.evaluate import aggregate
 from xvertnet.segmentation_task import SegmentationTaskSettings, boundary_distances, segmentation_rows
 from xvertnet.shard_store import open_shard_for_writing
 
@@ -37,13 +37,22 @@ def _write(tmp_path, transform, *, count=8, method="identity") -> tuple[list, li
     items = []
     for index in range(count):
         masks = {roi: _bodies(rng) for roi in ("eval_upper", "eval_lower")}
-        images = {roi: np.clip(0.4 + 0.25 * mask + rng.normal(0, 0.05, SHAPE), 0, 1).astype(np.float32) for roi, mask in masks.items()}
+        images = {
+            roi: np.clip(0.4 + 0.25 * mask + rng.normal(0, 0.05, SHAPE), 0, 1).astype(np.float32)
+            for roi, mask in masks.items()
+        }
         items.append((f"img{index}", "train" if index < count // 2 else "test", masks, images))
     with open_shard_for_writing(roi_path, stage="roi", params={}) as writer:
         for image_id, split, masks, images in items:
-            writer.add(image_id, {**images, **{f"mask_{roi}": mask.astype(np.uint8) for roi, mask in masks.items()}}, {"split": split})
+            writer.add(
+                image_id,
+                {**images, **{f"mask_{roi}": mask.astype(np.uint8) for roi, mask in masks.items()}},
+                {"split": split},
+            )
     if not enhanced_path.exists():
-        with open_shard_for_writing(enhanced_path, stage="enhance", params={"method": method, "dataset": "synthetic"}) as writer:
+        with open_shard_for_writing(
+            enhanced_path, stage="enhance", params={"method": method, "dataset": "synthetic"}
+        ) as writer:
             for image_id, split, _, images in items:
                 writer.add(image_id, {roi: transform(image) for roi, image in images.items()}, {"split": split})
     return [enhanced_path], [roi_path]
@@ -101,12 +110,35 @@ def test_settings_refuse_a_crop_the_unet_cannot_halve():
 
 
 def test_aggregate_merges_the_rows_into_per_roi(tmp_path):
-    measured = pd.DataFrame([{"dataset": "d", "image_id": "a", "split": "test", "roi": roi, "method": method, "cnr": 2.0, "edge": 1.0}
-                             for roi in ("upper", "lower") for method in ("original", "clahe")])
+    measured = pd.DataFrame(
+        [
+            {"dataset": "d", "image_id": "a", "split": "test", "roi": roi, "method": method, "cnr": 2.0, "edge": 1.0}
+            for roi in ("upper", "lower")
+            for method in ("original", "clahe")
+        ]
+    )
     measured.to_csv(tmp_path / "m.csv", index=False)
-    pd.DataFrame([{"dataset": "d", "image_id": "a", "split": "test", "roi": "upper", "method": "clahe", "seg_dice": 0.7,
-                   "seg_hd95": 4.0, "seg_asd": 1.0}]).to_csv(tmp_path / "seg.csv", index=False)
-    table = aggregate([tmp_path / "m.csv"], tmp_path / "per_roi.csv", enhanced={}, manifests={}, segmentation_csvs=[tmp_path / "seg.csv"])
+    pd.DataFrame(
+        [
+            {
+                "dataset": "d",
+                "image_id": "a",
+                "split": "test",
+                "roi": "upper",
+                "method": "clahe",
+                "seg_dice": 0.7,
+                "seg_hd95": 4.0,
+                "seg_asd": 1.0,
+            }
+        ]
+    ).to_csv(tmp_path / "seg.csv", index=False)
+    table = aggregate(
+        [tmp_path / "m.csv"],
+        tmp_path / "per_roi.csv",
+        enhanced={},
+        manifests={},
+        segmentation_csvs=[tmp_path / "seg.csv"],
+    )
     assert len(table) == 4
     row = table[(table["method"] == "clahe") & (table["roi"] == "upper")].iloc[0]
     assert row["seg_dice"] == 0.7 and row["split"] == "test"

@@ -6,26 +6,38 @@ import json
 
 import pytest
 import yaml
-
 from helpers import SCHEMA
+
 from xvertnet.datasets import ShardSettings
 from xvertnet.demo_data import DemoSettings
 from xvertnet.errors import ConfigError
 from xvertnet.inference import EnhanceSettings
 from xvertnet.methods import REGISTRY
 from xvertnet.metrics import MetricParams
+from xvertnet.patient_eval import EvaluationSettings
 from xvertnet.preprocess import PrepParams
 from xvertnet.readers import ReadOptions
 from xvertnet.roi import RoiSettings
-from xvertnet.settings import _plain, load_settings
-from xvertnet.patient_eval import EvaluationSettings
 from xvertnet.segmentation_task import SegmentationTaskSettings
+from xvertnet.settings import _plain, load_settings
 from xvertnet.stats import TableSettings
 from xvertnet.study import StudySettings
 from xvertnet.train import TrainConfig
 
-SETTINGS = (ReadOptions, ShardSettings, RoiSettings, PrepParams, TrainConfig, EnhanceSettings, MetricParams, TableSettings,
-            StudySettings, DemoSettings, EvaluationSettings, SegmentationTaskSettings)
+SETTINGS = (
+    ReadOptions,
+    ShardSettings,
+    RoiSettings,
+    PrepParams,
+    TrainConfig,
+    EnhanceSettings,
+    MetricParams,
+    TableSettings,
+    StudySettings,
+    DemoSettings,
+    EvaluationSettings,
+    SegmentationTaskSettings,
+)
 SCHEMA_SECTIONS = yaml.safe_load(SCHEMA.read_text())["properties"]
 
 
@@ -43,7 +55,9 @@ def test_every_schema_default_equals_the_package_default(cls):
         if key not in properties:
             continue  # a package-only parameter (recorded, not configurable)
         expected = properties[key]["default"]
-        assert _value(defaults, field) == expected, f"{cls.SECTION}.{key}: package {_value(defaults, field)!r}, schema {expected!r}"
+        assert _value(defaults, field) == expected, (
+            f"{cls.SECTION}.{key}: package {_value(defaults, field)!r}, schema {expected!r}"
+        )
 
 
 @pytest.mark.parametrize("section", sorted({cls.SECTION for cls in SETTINGS}))
@@ -71,10 +85,14 @@ def test_planning_keys_are_the_only_keys_no_settings_class_reads():
     assert set(StudySettings.ELSEWHERE) == {"variants", "each_iteration"}
 
 
-@pytest.mark.parametrize("name", sorted(name for name in REGISTRY if name in SCHEMA_SECTIONS["baselines"]["properties"]))
+@pytest.mark.parametrize(
+    "name", sorted(name for name in REGISTRY if name in SCHEMA_SECTIONS["baselines"]["properties"])
+)
 def test_every_baseline_default_equals_its_schema_default(name):
     properties = SCHEMA_SECTIONS["baselines"]["properties"][name]["properties"]
-    assert set(properties) <= set(REGISTRY[name].defaults), name  # the rest are package-only (e.g. Zero-DCE loss weights)
+    assert set(properties) <= set(REGISTRY[name].defaults), (
+        name
+    )  # the rest are package-only (e.g. Zero-DCE loss weights)
     for key, schema in properties.items():
         assert REGISTRY[name].defaults[key] == schema["default"], f"baselines.{name}.{key}"
 
@@ -102,7 +120,11 @@ def test_settings_option_takes_json_or_a_file(tmp_path):
     assert load_settings('{"a": 1}') == {"a": 1} and load_settings(None) == {}
     (tmp_path / "roi.yaml").write_text("canonical_height: 256\n")
     assert load_settings(f"@{tmp_path / 'roi.yaml'}") == {"canonical_height": 256}
-    for bad, reason in (("[1, 2]", "expected a JSON object"), ("{oops", "not a JSON object"), ("@/nonexistent.yaml", "cannot read")):
+    for bad, reason in (
+        ("[1, 2]", "expected a JSON object"),
+        ("{oops", "not a JSON object"),
+        ("@/nonexistent.yaml", "cannot read"),
+    ):
         with pytest.raises(ConfigError, match=reason):
             load_settings(bad)
     assert json.loads(json.dumps(DemoSettings().record()))["views"][0]["name"] == "ap"

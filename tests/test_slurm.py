@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 import slurm_cluster
 from helpers import load_test_config, make_workdir
 
@@ -33,8 +32,21 @@ def cluster():
 def test_demo_workflow_runs_through_the_slurm_profile_with_gpus_only_for_training(cluster, tmp_path):
     workdir = make_workdir(tmp_path, load_test_config("slurm"))  # .test/slurm.yaml: about 25 SLURM jobs
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    command = [sys.executable, "-m", "snakemake", "--profile", "workflow/profiles/slurm", "--slurm-init-seconds-before-status-checks", "1",
-               "--jobs", "4", "--groups", "ingest=ingest", "--group-components", "ingest=2"]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--profile",
+        "workflow/profiles/slurm",
+        "--slurm-init-seconds-before-status-checks",
+        "1",
+        "--jobs",
+        "4",
+        "--groups",
+        "ingest=ingest",
+        "--group-components",
+        "ingest=2",
+    ]
     result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stderr[-4000:]
     assert len(pd.read_csv(workdir / "results/metrics/per_roi.csv")) == 3 * 2 * 2  # val/test images x ROIs x methods

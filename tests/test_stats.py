@@ -23,8 +23,19 @@ def _per_roi(seed=0, sigma_onf=0.75):
                 value = base + shift + rng.normal(0, 0.3)
                 if method == "clahe" and index == 3 and roi == "upper":
                     value = 50.0  # an outlier
-                rows.append({"dataset": "d", "image_id": f"i{index}", "roi": roi, "split": "test", "method": method,
-                             "entropy": value, "piqe": 100 - value, "lpc_si": value / 10, "params": params})
+                rows.append(
+                    {
+                        "dataset": "d",
+                        "image_id": f"i{index}",
+                        "roi": roi,
+                        "split": "test",
+                        "method": method,
+                        "entropy": value,
+                        "piqe": 100 - value,
+                        "lpc_si": value / 10,
+                        "params": params,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -39,7 +50,9 @@ def test_table_statistics_match_a_recomputation(tmp_path):
     row = statistics.set_index(["measure", "method"]).loc[("entropy", "clahe")]
     clahe = per_roi[per_roi["method"] == "clahe"]["entropy"]
     kept = clahe[(clahe - clahe.mean()).abs() <= 1.96 * clahe.std(ddof=1)]
-    assert row["n"] == 39 and row["mean"] == pytest.approx(kept.mean()) and row["std"] == pytest.approx(kept.std(ddof=1))
+    assert (
+        row["n"] == 39 and row["mean"] == pytest.approx(kept.mean()) and row["std"] == pytest.approx(kept.std(ddof=1))
+    )
     wide = per_roi.pivot_table(index=["image_id", "roi"], columns="method", values="entropy")
     keep = pd.Series(True, index=wide.index)
     for method in ("xvertnet", "clahe"):
@@ -65,7 +78,9 @@ def test_every_table_names_the_lpc_si_sigma_onf_of_its_rows(tmp_path, sigma_onf)
     write_comparison_tables(statistics, tmp_path / "comparison")
     assert f"LPC-SI computed with log-Gabor σ_onf = {sigma_onf:g} " in (tmp_path / "comparison.md").read_text()
     assert rf"$\sigma_\mathrm{{onf}}$ = {sigma_onf:g} " in (tmp_path / "comparison.tex").read_text()
-    assert set(pd.read_csv(tmp_path / "comparison.csv").dropna(subset=["lpc_sigma_onf"])["lpc_sigma_onf"]) == {sigma_onf}
+    assert set(pd.read_csv(tmp_path / "comparison.csv").dropna(subset=["lpc_sigma_onf"])["lpc_sigma_onf"]) == {
+        sigma_onf
+    }
 
 
 def test_mixed_or_missing_sigma_onf_is_said_plainly():
@@ -79,12 +94,33 @@ def test_mixed_or_missing_sigma_onf_is_said_plainly():
 def test_the_panel_shows_the_real_radiographs_and_a_clean_and_low_dose_pair_and_names_fit():
     from xvertnet.report import _wrapped, panel_image_ids
 
-    ids = ["drr_a_ap_8bit", "drr_a_ap_standard", "drr_b_ap_standard", "drr_b_ap_low_dose", "drr_a_ap_low_dose", "rg1", "val_x"]
+    ids = [
+        "drr_a_ap_8bit",
+        "drr_a_ap_standard",
+        "drr_b_ap_standard",
+        "drr_b_ap_low_dose",
+        "drr_a_ap_low_dose",
+        "rg1",
+        "val_x",
+    ]
     per_roi = pd.DataFrame({"image_id": ids, "split": ["test"] * 6 + ["val"]})
-    manifest = pd.DataFrame({"image_id": ids, "patient": ["a", "a", "b", "b", "a", "rg1", "a"],
-                             "condition": ["8bit", "standard", "standard", "low_dose", "low_dose", "real", "standard"],
-                             "source": ["ct-drr"] * 5 + ["real CR", "ct-drr"]})
-    assert panel_image_ids(per_roi, {"demo": manifest}, count=4) == ["rg1", "drr_a_ap_standard", "drr_a_ap_low_dose", "drr_a_ap_8bit"]
-    assert panel_image_ids(per_roi, None, count=2) == ["drr_a_ap_8bit", "drr_a_ap_standard"]  # no manifest: the first ones
+    manifest = pd.DataFrame(
+        {
+            "image_id": ids,
+            "patient": ["a", "a", "b", "b", "a", "rg1", "a"],
+            "condition": ["8bit", "standard", "standard", "low_dose", "low_dose", "real", "standard"],
+            "source": ["ct-drr"] * 5 + ["real CR", "ct-drr"],
+        }
+    )
+    assert panel_image_ids(per_roi, {"demo": manifest}, count=4) == [
+        "rg1",
+        "drr_a_ap_standard",
+        "drr_a_ap_low_dose",
+        "drr_a_ap_8bit",
+    ]
+    assert panel_image_ids(per_roi, None, count=2) == [
+        "drr_a_ap_8bit",
+        "drr_a_ap_standard",
+    ]  # no manifest: the first ones
     assert _wrapped("study-anchored-then-clahe-T2") == "study-anchored-\nthen-clahe-T2"
     assert all(len(line) <= 15 for line in _wrapped("clahe-then-xvertnet-paper-long").splitlines())

@@ -19,7 +19,11 @@ def _crop(seed=0, size=64):
 
 
 def test_parameter_counts_equal_the_papers_architectures():
-    assert sum(p.numel() for n, p in Srcnn().named_parameters() if n.endswith("weight")) == 9 * 9 * 64 + 64 * 32 + 5 * 5 * 32 == 8032
+    assert (
+        sum(p.numel() for n, p in Srcnn().named_parameters() if n.endswith("weight"))
+        == 9 * 9 * 64 + 64 * 32 + 5 * 5 * 32
+        == 8032
+    )
     assert parameter_count(Srcnn()) == 8032 + 64 + 32 + 1
     assert parameter_count(Vdsr(depth=20)) == (9 * 64 + 64) + 18 * (9 * 64 * 64 + 64) + (9 * 64 + 1) == 665_921
     assert parameter_count(Vdsr(depth=11)) == (9 * 64 + 64) + 9 * (9 * 64 * 64 + 64) + (9 * 64 + 1)
@@ -80,14 +84,18 @@ def test_the_stop_rule_halts_on_a_deteriorating_sequence():
 def test_vdsr_dehaze_enhances_with_its_stop_rule(tmp_path):
     from xvertnet.methods import get_method
 
-    method = get_method("vdsr-dehaze", {"steps": 3, "depth": 4, "dehaze_steps": 3, "dehaze_patch": 32, "max_iterations": 3})
+    method = get_method(
+        "vdsr-dehaze", {"steps": 3, "depth": 4, "dehaze_steps": 3, "dehaze_patch": 32, "max_iterations": 3}
+    )
     metadata = method.fit([_crop(s) for s in range(3)], tmp_path / "m")
     assert metadata["method"] == "vdsr-dehaze" and not (tmp_path / "m" / "_vdsr_only").exists()
     loaded = get_method("vdsr-dehaze", {"depth": 4, "max_iterations": 3})
     loaded.load(tmp_path / "m")
     image = _crop(5)[:40, :33]
     dehazed, iterations, log = loaded.dehaze(image)
-    assert 1 <= iterations <= 3 and len(log) >= iterations and dehazed.shape == image.shape  # the first pass is always taken
+    assert (
+        1 <= iterations <= 3 and len(log) >= iterations and dehazed.shape == image.shape
+    )  # the first pass is always taken
     assert loaded.enhance(image).shape == image.shape
 
 
@@ -98,10 +106,16 @@ def test_the_tables_score_every_method_scale_and_iteration(tmp_path, monkeypatch
 
     monkeypatch.setattr(sr_table, "SR_MODELS", {"srcnn": ("srcnn", {}), "vdsr-11": ("vdsr", {"depth": 11})})
     crops = [_crop(s) for s in range(3)]
-    rois = [{"image_id": "a", "roi": "upper", "group": "held-out DRR", "image": _crop(7)[:40, :30]},
-            {"image_id": "rg1", "roi": "lower", "group": "real", "image": _crop(8)[:41, :29]}]
-    settings = {"srcnn": {"steps": 2}, "vdsr": {"steps": 2, "lr": 1e-6}, "zssr": {"steps": 2, "patch": 16},
-                "vdsr-dehaze": {"dehaze_steps": 2, "dehaze_patch": 32, "max_iterations": 2}}
+    rois = [
+        {"image_id": "a", "roi": "upper", "group": "held-out DRR", "image": _crop(7)[:40, :30]},
+        {"image_id": "rg1", "roi": "lower", "group": "real", "image": _crop(8)[:41, :29]},
+    ]
+    settings = {
+        "srcnn": {"steps": 2},
+        "vdsr": {"steps": 2, "lr": 1e-6},
+        "zssr": {"steps": 2, "patch": 16},
+        "vdsr-dehaze": {"dehaze_steps": 2, "dehaze_patch": 32, "max_iterations": 2},
+    }
     summary = sr_table.write_tables(crops, rois, settings, tmp_path)
     assert summary["training"]["vdsr-11"]["parameters"] == 333_569
     sr = pd.read_csv(tmp_path / "super_resolution.csv")
@@ -111,27 +125,37 @@ def test_the_tables_score_every_method_scale_and_iteration(tmp_path, monkeypatch
     merged = sr.pivot_table(index=["image_id", "scale"], columns="method", values="psnr")
     assert (merged["vdsr-11"] - merged["bicubic"]).abs().max() < 1.0
     dehazing = pd.read_csv(tmp_path / "dehazing.csv")
-    assert set(dehazing["run"]) == {"0 iterations", "1 iterations", "2 iterations", "stop rule"} and len(dehazing) == 2 * 2 * 4
+    assert (
+        set(dehazing["run"]) == {"0 iterations", "1 iterations", "2 iterations", "stop rule"}
+        and len(dehazing) == 2 * 2 * 4
+    )
     assert dehazing[dehazing["run"] == "stop rule"]["iterations"].between(1, 2).all()
-    assert "| stop rule |" in (tmp_path / "dehazing.md").read_text() and "| zssr |" in (tmp_path / "super_resolution.md").read_text()
+    assert (
+        "| stop rule |" in (tmp_path / "dehazing.md").read_text()
+        and "| zssr |" in (tmp_path / "super_resolution.md").read_text()
+    )
 
 
 def test_held_out_rois_look_each_image_up_in_its_own_data_sets_manifest(tmp_path):
     import pandas as pd
-
     from helpers import synthetic_shards
-    from xvertnet.errors import InvalidValueError
-    from xvertnet.sr_table import held_out_rois
+
     from xvertnet.datasets import shards_by_dataset
+    from xvertnet.errors import InvalidValueError
     from xvertnet.shard_store import TRAIN_ROIS
+    from xvertnet.sr_table import held_out_rois
 
     shards = []
     for dataset in ("a", "b"):
         (tmp_path / dataset / "prep").mkdir(parents=True)
         shards += synthetic_shards(tmp_path / dataset / "prep", images=4)
     # both data sets hold img00 (split val); only a's is a clean DRR, b's a low-dose one (not scored)
-    manifests = {"a": pd.DataFrame({"image_id": ["img00", "img10"], "condition": ["standard", "standard"], "source": ["drr", "drr"]}),
-                 "b": pd.DataFrame({"image_id": ["img00", "img10"], "condition": ["low_dose", "real"], "source": ["drr", "cr"]})}
+    manifests = {
+        "a": pd.DataFrame(
+            {"image_id": ["img00", "img10"], "condition": ["standard", "standard"], "source": ["drr", "drr"]}
+        ),
+        "b": pd.DataFrame({"image_id": ["img00", "img10"], "condition": ["low_dose", "real"], "source": ["drr", "cr"]}),
+    }
     rois = held_out_rois(shards_by_dataset(shards, manifests), manifests, {"val"})
     found = sorted({(roi["dataset"], roi["image_id"], roi["group"]) for roi in rois})
     assert found == [("a", "img00", "held-out DRR"), ("a", "img10", "held-out DRR"), ("b", "img10", "real")]

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import synthetic_shards
 from scipy import ndimage
 
-from helpers import synthetic_shards
 from xvertnet.inference import load_model
 from xvertnet.train import CropDataset, TrainConfig, find_crops, refresh_batchnorm, train_iteration, validation_spikes
 
@@ -28,7 +28,14 @@ def shards(tmp_path_factory):
 
 
 def _config(**changes) -> TrainConfig:
-    values = {"phase1_epochs": 6, "phase2_epochs": 3, "batch_size": 4, "patience": 50, "model": TINY_MODEL, "precision": "fp32"}
+    values = {
+        "phase1_epochs": 6,
+        "phase2_epochs": 3,
+        "batch_size": 4,
+        "patience": 50,
+        "model": TINY_MODEL,
+        "precision": "fp32",
+    }
     values.update(changes)
     return TrainConfig.from_dict(values)
 
@@ -67,22 +74,33 @@ def test_training_writes_model_log_curve_and_the_loss_falls(trained):
 
 
 def test_early_stopping_moves_on_and_stops(tmp_path, shards):
-    summary = train_iteration(shards, tmp_path / "es", _config(phase1_epochs=30, phase2_epochs=30, patience=1, lr=0.5), progress=False)
+    summary = train_iteration(
+        shards, tmp_path / "es", _config(phase1_epochs=30, phase2_epochs=30, patience=1, lr=0.5), progress=False
+    )
     log = pd.read_csv(tmp_path / "es" / "train_log.csv")
     assert summary["epochs"] < 60 and summary["phase1_epochs_run"] < 30
     assert set(log["phase"]) == {1, 2}
 
 
 def test_the_design_study_terms_train_and_are_logged(tmp_path, shards):
-    config = _config(phase1_epochs=2, phase2_epochs=2, blind_spot_weight=1.0, band_pass_weight=0.5,
-                     band_pass_sigmas=[1.0, 3.0], refresh_batchnorm=True, model={**TINY_MODEL})
+    config = _config(
+        phase1_epochs=2,
+        phase2_epochs=2,
+        blind_spot_weight=1.0,
+        band_pass_weight=0.5,
+        band_pass_sigmas=[1.0, 3.0],
+        refresh_batchnorm=True,
+        model={**TINY_MODEL},
+    )
     summary = train_iteration(shards, tmp_path / "terms", config, progress=False)
     log = pd.read_csv(tmp_path / "terms" / "train_log.csv")
     for column in ("train_blind_spot", "train_band_pass", "val_blind_spot", "val_band_pass"):
         assert log[column].notna().all() and np.isfinite(log[column]).all() and (log[column] >= 0).all(), column
     # the total is the weighted sum of its terms
     phase1 = log[log["phase"] == 1]
-    assert np.allclose(phase1["val_loss"], phase1["val_l1"] + phase1["val_blind_spot"] + 0.5 * phase1["val_band_pass"], rtol=1e-5)
+    assert np.allclose(
+        phase1["val_loss"], phase1["val_l1"] + phase1["val_blind_spot"] + 0.5 * phase1["val_band_pass"], rtol=1e-5
+    )
     assert summary["validation_spikes"] == [] or all(isinstance(e, int) for e in summary["validation_spikes"])
     plain = _config(phase1_epochs=1, phase2_epochs=0)
     train_iteration(shards, tmp_path / "plain", plain, progress=False)
@@ -103,16 +121,22 @@ def test_the_bone_prior_trains_on_the_crops_with_a_target_and_is_refused_without
         shutil.copyfile(shard, copy)
         with h5py.File(copy, "r+") as handle:
             for image_id, group in handle["items"].items():
-                if group.attrs["split"] in ("train", b"train") and image_id.endswith(("1", "2")):  # some training images only
+                if group.attrs["split"] in ("train", b"train") and image_id.endswith(
+                    ("1", "2")
+                ):  # some training images only
                     for roi in ("train_upper", "train_lower"):
                         group[f"{roi}/B"] = np.clip(group[f"{roi}/X"][()] * 1.5, 0, 1)
         copies.append(copy)
-    summary = train_iteration(copies, tmp_path / "bone", _config(phase1_epochs=2, phase2_epochs=1, bone_weight=1.0), progress=False)
+    summary = train_iteration(
+        copies, tmp_path / "bone", _config(phase1_epochs=2, phase2_epochs=1, bone_weight=1.0), progress=False
+    )
     log = pd.read_csv(tmp_path / "bone" / "train_log.csv")
     assert log["train_bone"].notna().all() and (log["train_bone"] >= 0).all() and log["val_bone"].isna().all()
     assert summary["epochs"] == 3
     with pytest.raises(TrainingError, match="no training crop has a bone target"):
-        train_iteration(shards, tmp_path / "none", _config(phase1_epochs=1, phase2_epochs=0, bone_weight=1.0), progress=False)
+        train_iteration(
+            shards, tmp_path / "none", _config(phase1_epochs=1, phase2_epochs=0, bone_weight=1.0), progress=False
+        )
 
 
 def test_refreshed_batchnorm_statistics_are_those_of_the_data_with_the_current_weights():
@@ -142,20 +166,30 @@ def test_refreshed_batchnorm_statistics_are_those_of_the_data_with_the_current_w
 def test_the_loss_curve_names_its_configuration():
     from xvertnet.train import curve_title
 
-    title = curve_title("results/models/xvertnet/iter2/training", _config(band_pass_weight=0.5, refresh_batchnorm=True), 2)
-    assert title.startswith("xvertnet: XVertNet iteration 2\n") and "band_pass_weight 0.5" in title and "BatchNorm refreshed" in title
+    title = curve_title(
+        "results/models/xvertnet/iter2/training", _config(band_pass_weight=0.5, refresh_batchnorm=True), 2
+    )
+    assert (
+        title.startswith("xvertnet: XVertNet iteration 2\n")
+        and "band_pass_weight 0.5" in title
+        and "BatchNorm refreshed" in title
+    )
     assert "blind_spot" not in title  # a term that is off is not named
 
 
 def test_validation_spikes_are_found_per_phase():
-    rows = [{"epoch": e, "phase": 1 if e <= 5 else 2, "val_loss": v}
-            for e, v in enumerate([0.9, 0.8, 0.7, 0.7, 0.6, 0.5, 20.0, 428.0, 0.45, 0.44, 0.43, 0.43], start=1)]
+    rows = [
+        {"epoch": e, "phase": 1 if e <= 5 else 2, "val_loss": v}
+        for e, v in enumerate([0.9, 0.8, 0.7, 0.7, 0.6, 0.5, 20.0, 428.0, 0.45, 0.44, 0.43, 0.43], start=1)
+    ]
     assert validation_spikes(rows) == [7, 8]
     assert validation_spikes([{**row, "val_loss": float("nan")} for row in rows]) == []
 
 
 def test_streaming_loader_with_worker_processes(tmp_path, shards):
-    summary = train_iteration(shards, tmp_path / "workers", _config(phase1_epochs=1, phase2_epochs=0, num_workers=2), progress=False)
+    summary = train_iteration(
+        shards, tmp_path / "workers", _config(phase1_epochs=1, phase2_epochs=0, num_workers=2), progress=False
+    )
     assert summary["epochs"] == 1
 
 
@@ -163,7 +197,9 @@ def test_sigkill_and_restart_resumes_and_matches_an_uninterrupted_run(tmp_path, 
     settings = json.dumps(_config(phase1_epochs=25, phase2_epochs=5).record())
     command = [sys.executable, "-m", "xvertnet", "train", *map(str, shards), "--settings", settings, "--no-progress"]
     killed = tmp_path / "killed"
-    process = subprocess.Popen([*command, "--out-dir", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [*command, "--out-dir", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.time() + 300
     while time.time() < deadline:
         log_file = killed / "train_log.csv"
@@ -181,7 +217,9 @@ def test_sigkill_and_restart_resumes_and_matches_an_uninterrupted_run(tmp_path, 
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"after epoch {done_before}" in resumed.stderr or f"after epoch {done_before + 1}" in resumed.stderr
     assert list(pd.read_csv(killed / "train_log.csv")["epoch"]) == list(range(1, 31))
-    straight = subprocess.run([*command, "--out-dir", str(tmp_path / "straight")], capture_output=True, text=True, timeout=600)
+    straight = subprocess.run(
+        [*command, "--out-dir", str(tmp_path / "straight")], capture_output=True, text=True, timeout=600
+    )
     assert straight.returncode == 0
     resumed_weights = torch.load(killed / "model.pt", weights_only=True)
     straight_weights = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)
@@ -201,7 +239,10 @@ def test_a_finished_run_whose_outputs_were_deleted_ends_with_the_same_model_and_
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "m" / "train_log.csv"), log_rows)
     again = torch.load(tmp_path / "m" / "model.pt", weights_only=True)
     assert all(torch.equal(again[name], tensor) for name, tensor in first.items())  # the best epoch's, not the last
-    assert summary["best_epoch"] == int(log_rows.loc[log_rows["phase"] == log_rows["phase"].max(), "val_loss"].idxmin()) + 1
+    assert (
+        summary["best_epoch"]
+        == int(log_rows.loc[log_rows["phase"] == log_rows["phase"].max(), "val_loss"].idxmin()) + 1
+    )
 
 
 def test_changed_settings_do_not_resume_a_stale_checkpoint(tmp_path, shards, caplog):
@@ -246,8 +287,17 @@ def test_enhance_dicom_keeps_patient_and_study_with_a_new_series(tmp_path, train
     from xvertnet.readers import read_image
 
     out, _ = trained
-    code = main(["enhance", "--model", str(out.parent), str(rg1_path), str(tmp_path / "enhanced.dcm"), "--settings",
-                 '{"tile": 64, "overlap": 16}'])
+    code = main(
+        [
+            "enhance",
+            "--model",
+            str(out.parent),
+            str(rg1_path),
+            str(tmp_path / "enhanced.dcm"),
+            "--settings",
+            '{"tile": 64, "overlap": 16}',
+        ]
+    )
     assert code == 0
     source, derived = pydicom.dcmread(rg1_path), pydicom.dcmread(tmp_path / "enhanced.dcm")
     for keyword in ("PatientID", "PatientName", "StudyInstanceUID", "StudyDate"):
@@ -282,7 +332,9 @@ def test_native_resolution_applies_a_global_map_exactly_and_keeps_full_resolutio
     from xvertnet.inference import native_resolution
 
     rng = np.random.default_rng(4)
-    full = np.clip(ndimage.gaussian_filter(rng.random((400, 300)), 3) * 2 - 0.5 + 0.05 * rng.standard_normal((400, 300)), 0.2, 0.8)
+    full = np.clip(
+        ndimage.gaussian_filter(rng.random((400, 300)), 3) * 2 - 0.5 + 0.05 * rng.standard_normal((400, 300)), 0.2, 0.8
+    )
     full = full.astype(np.float32)
     low = resize(full, (100, 75), anti_aliasing=True).astype(np.float32)
     exact = native_resolution(full, low, 1.5 * low - 0.2, eps=1e-9)  # eps only shrinks the gain where the input is flat
@@ -292,7 +344,9 @@ def test_native_resolution_applies_a_global_map_exactly_and_keeps_full_resolutio
     resized = resize(enhanced_low, full.shape, order=1)
     detail = lambda image: float(np.mean(ndimage.laplace(image.astype(np.float64)) ** 2))  # noqa: E731
     assert detail(native) > 0.8 * detail(full) > 10 * detail(resized)
-    assert np.abs(resize(native, low.shape, anti_aliasing=True) - enhanced_low).mean() < 0.01  # the enhancement at its scale
+    assert (
+        np.abs(resize(native, low.shape, anti_aliasing=True) - enhanced_low).mean() < 0.01
+    )  # the enhancement at its scale
 
 
 def test_whole_file_enhancement_of_a_smooth_image_has_no_checkerboard(tmp_path, trained):
@@ -316,8 +370,8 @@ def test_enhance_works_right_after_install_with_the_shipped_model_set(tmp_path, 
     from PIL import Image
 
     from xvertnet.cli import main
-    from xvertnet.inference import load_model
     from xvertnet.config import SHIPPED_MODELS
+    from xvertnet.inference import load_model
 
     _, metadata = load_model(SHIPPED_MODELS / "iter1")  # its sha256 matches model.json
     assert metadata["model"]["output_head"] == "anchored" and (SHIPPED_MODELS / "MODEL_CARD.md").is_file()

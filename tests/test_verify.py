@@ -15,7 +15,11 @@ def _shard(path, inputs=None):
     with open_shard_for_writing(path, stage="roi", params={}) as shard:
         shard.inputs.update(inputs or {})
         for image_id in ("a", "b"):
-            shard.add(image_id, {"canonical": rng.random((64, 48)).astype(np.float32), "scale": np.float32(1.0)}, {"split": "test"})
+            shard.add(
+                image_id,
+                {"canonical": rng.random((64, 48)).astype(np.float32), "scale": np.float32(1.0)},
+                {"split": "test"},
+            )
     return path
 
 
@@ -135,15 +139,29 @@ def test_verify_finds_a_changed_table_and_a_cut_png(tmp_path, capsys):
 
     folder = tmp_path / "results"
     (folder / "tables").mkdir(parents=True)
-    per_roi = pd.DataFrame([{"dataset": "demo", "image_id": f"i{k}", "roi": "upper", "split": "test", "method": method,
-                             "entropy": 6.0 + 0.1 * k + (0.5 if method == "clahe" else 0.0)}
-                            for k in range(5) for method in ("original", "clahe")])
-    write_comparison_tables(compare(per_roi, reference="original"), folder / "tables" / "comparison", reference="original")
+    per_roi = pd.DataFrame(
+        [
+            {
+                "dataset": "demo",
+                "image_id": f"i{k}",
+                "roi": "upper",
+                "split": "test",
+                "method": method,
+                "entropy": 6.0 + 0.1 * k + (0.5 if method == "clahe" else 0.0),
+            }
+            for k in range(5)
+            for method in ("original", "clahe")
+        ]
+    )
+    write_comparison_tables(
+        compare(per_roi, reference="original"), folder / "tables" / "comparison", reference="original"
+    )
     image = folder / "figure.png"
     write_png(image, np.arange(64 * 64, dtype=np.uint16).reshape(64, 64))
     assert main(["verify", str(folder)]) == 0
     assert sorted(p.name for p in (folder / "tables").glob("*.sha256")) == [
-        f"comparison.{ext}.sha256" for ext in ("csv", "html", "md", "tex")]
+        f"comparison.{ext}.sha256" for ext in ("csv", "html", "md", "tex")
+    ]
     table = folder / "tables" / "comparison.csv"
     table.write_text(table.read_text().replace("original", "xvertnet"))  # edited by hand after it was written
     data = image.read_bytes()

@@ -7,8 +7,8 @@ import pytest
 
 from xvertnet.errors import InvalidValueError
 from xvertnet.readers import read_image
-from xvertnet.wls import SOLVERS, WlsParams, relative_residual, smoothness_weights, wls_smooth, wls_system
 from xvertnet.tridiagonal import wls_1d_columns, wls_1d_rows
+from xvertnet.wls import SOLVERS, WlsParams, relative_residual, smoothness_weights, wls_smooth, wls_system
 
 
 def psnr(reference, test, data_range=1.0):
@@ -23,9 +23,9 @@ def rg1_full(rg1_path):
 def test_system_on_a_hand_computed_2x2():
     image = np.array([[0.2, 0.4], [0.6, 0.8]])
     params = WlsParams(lam=0.5)
-    l = np.log(image + 1e-4)
-    wx = 1 / (np.abs(np.diff(l, axis=1)) ** 1.2 + 1e-4)  # edges (0,0)-(0,1) and (1,0)-(1,1)
-    wy = 1 / (np.abs(np.diff(l, axis=0)) ** 1.2 + 1e-4)  # edges (0,0)-(1,0) and (0,1)-(1,1)
+    log_image = np.log(image + 1e-4)
+    wx = 1 / (np.abs(np.diff(log_image, axis=1)) ** 1.2 + 1e-4)  # edges (0,0)-(0,1) and (1,0)-(1,1)
+    wy = 1 / (np.abs(np.diff(log_image, axis=0)) ** 1.2 + 1e-4)  # edges (0,0)-(1,0) and (0,1)-(1,1)
     a, b, c, d = 0.5 * wx[0, 0], 0.5 * wx[1, 0], 0.5 * wy[0, 0], 0.5 * wy[0, 1]
     expected = np.array(
         [

@@ -11,9 +11,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
-from helpers import (REPO, check_gallery, check_report, chromium_driver, chromium_paths, dry_run_with_change, load_test_config,
-                     make_workdir, planned_jobs, snakemake)
+from helpers import (
+    REPO,
+    check_gallery,
+    check_report,
+    chromium_driver,
+    chromium_paths,
+    dry_run_with_change,
+    load_test_config,
+    make_workdir,
+    planned_jobs,
+    snakemake,
+)
 
 pytestmark = pytest.mark.workflow
 
@@ -25,9 +34,23 @@ METHODS = ["original", *XVERTNET, "clahe", "farbman", "zerodce", "zssr", "madmad
 # xvertnet-paper: 2 iterations trained, 3 shards refined once; xvertnet: 1 iteration; both enhance 3 shards.
 # enhance_shard: the two XVertNet rows, Zero-DCE and the LUT mapping (3 shards each). Every trained model is published;
 # the LUT mapping's maps are drawn again from its new model.
-DOWNSTREAM_OF_PREP = {"prep": 3, "prep_summary": 1, "train": 2 + 1, "refine": 3, "enhance_shard": 3 * 4, "train_baseline": 2,
-                      "publish_model": 2 + 1 + 2, "lut_maps": 1,
-                      "enhanced_index": 4, "metrics_shard": 3 * 4, "segmentation_task": 4, "aggregate_metrics": 1, "tables": 1, "gallery": 1, "all": 1}
+DOWNSTREAM_OF_PREP = {
+    "prep": 3,
+    "prep_summary": 1,
+    "train": 2 + 1,
+    "refine": 3,
+    "enhance_shard": 3 * 4,
+    "train_baseline": 2,
+    "publish_model": 2 + 1 + 2,
+    "lut_maps": 1,
+    "enhanced_index": 4,
+    "metrics_shard": 3 * 4,
+    "segmentation_task": 4,
+    "aggregate_metrics": 1,
+    "tables": 1,
+    "gallery": 1,
+    "all": 1,
+}
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +63,15 @@ def tiny_run(tmp_path_factory):
 
 def test_workflow_builds_demo_ingest_and_rois(tiny_run):
     manifest = pd.read_csv(tiny_run / "results/demo/raw/manifest.csv")
-    assert sorted(manifest["image_id"]) == sorted(["drr_lidc0001_ap_standard", "drr_lidc0001_ap_8bit", "drr_lidc0001_rotl4_standard", "drr_lidc0001_rotl4_8bit", "rg1_uncr"])
+    assert sorted(manifest["image_id"]) == sorted(
+        [
+            "drr_lidc0001_ap_standard",
+            "drr_lidc0001_ap_8bit",
+            "drr_lidc0001_rotl4_standard",
+            "drr_lidc0001_rotl4_8bit",
+            "rg1_uncr",
+        ]
+    )
     assert list(manifest.columns[:5]) == ["image_id", "path", "source", "bit_depth", "split"]
     shards = sorted(p.name for p in (tiny_run / "results/demo/ingest").glob("*.h5"))
     assert shards == ["shard-00000.h5", "shard-00001.h5", "shard-00002.h5"]
@@ -61,8 +92,15 @@ def test_second_run_has_nothing_to_do(tiny_run):
 
 
 def test_changing_a_roi_parameter_reruns_roi_but_not_ingest(tiny_run):
-    expected = {**DOWNSTREAM_OF_PREP, "roi": 3, "roi_index": 1, "enhance_shard": 3 * 9, "enhanced_index": 9, "metrics_shard": 3 * 9,
-                "segmentation_task": 9}
+    expected = {
+        **DOWNSTREAM_OF_PREP,
+        "roi": 3,
+        "roi_index": 1,
+        "enhance_shard": 3 * 9,
+        "enhanced_index": 9,
+        "metrics_shard": 3 * 9,
+        "segmentation_task": 9,
+    }
     assert dry_run_with_change(tiny_run, "roi", "upper_fraction", 0.35)[0] == expected
 
 
@@ -74,9 +112,23 @@ def test_raising_iterations_from_2_to_3_trains_only_iteration_3(tiny_run):
     # Iteration 3 trains on iteration 2's refined data, then the chain of 3 enhances again.
     jobs, stdout = dry_run_with_change(tiny_run, "train", "iterations", 3)
     # The recommended configuration sets its own T = 1: untouched.
-    assert jobs == {"refine": 3, "train": 1, "publish_model": 1, "enhance_shard": 3, "enhanced_index": 1, "metrics_shard": 3,
-                    "segmentation_task": 1, "aggregate_metrics": 1, "tables": 1, "gallery": 1, "all": 1}
-    assert "results/models/xvertnet-paper/iter3/model.pt" in stdout and "iter1/model.pt" not in stdout.split("rule train")[-1]
+    assert jobs == {
+        "refine": 3,
+        "train": 1,
+        "publish_model": 1,
+        "enhance_shard": 3,
+        "enhanced_index": 1,
+        "metrics_shard": 3,
+        "segmentation_task": 1,
+        "aggregate_metrics": 1,
+        "tables": 1,
+        "gallery": 1,
+        "all": 1,
+    }
+    assert (
+        "results/models/xvertnet-paper/iter3/model.pt" in stdout
+        and "iter1/model.pt" not in stdout.split("rule train")[-1]
+    )
 
 
 def test_both_iterations_trained_with_falling_loss_and_enhanced_outputs(tiny_run):
@@ -90,8 +142,13 @@ def test_both_iterations_trained_with_falling_loss_and_enhanced_outputs(tiny_run
     for method in METHODS:
         index = pd.read_csv(tiny_run / f"results/enhanced/{method}/demo/index.csv")
         # The val and test splits (the AP view and the real image) and, for the segmentation task, the train split.
-        assert sorted(index["image_id"]) == ["drr_lidc0001_ap_8bit", "drr_lidc0001_ap_standard", "drr_lidc0001_rotl4_8bit",
-                                             "drr_lidc0001_rotl4_standard", "rg1_uncr"], method
+        assert sorted(index["image_id"]) == [
+            "drr_lidc0001_ap_8bit",
+            "drr_lidc0001_ap_standard",
+            "drr_lidc0001_rotl4_8bit",
+            "drr_lidc0001_rotl4_standard",
+            "rg1_uncr",
+        ], method
         # Only the measured splits are measured: the training images are not in the comparison.
         measured = pd.read_csv(tiny_run / "results/metrics/per_roi.csv")
         assert not measured["image_id"].str.contains("rotl4").any()
@@ -145,7 +202,9 @@ def test_bad_images_in_a_user_manifest_are_rejected_and_the_rest_goes_on(tmp_pat
     pd.DataFrame(rows).to_csv(images / "manifest.csv", index=False)
     config = {"datasets": [{"name": "mine", "manifest": str(images / "manifest.csv")}], "roi": TINY["roi"]}
     workdir = make_workdir(tmp_path, config)
-    result = snakemake(workdir, "results/mine/roi/index.csv", "results/mine/prep/summary.csv")  # one image: nothing to train on
+    result = snakemake(
+        workdir, "results/mine/roi/index.csv", "results/mine/prep/summary.csv"
+    )  # one image: nothing to train on
     assert result.returncode == 0, result.stderr[-3000:]
     assert list(pd.read_csv(workdir / "results/mine/roi/index.csv")["image_id"]) == ["good"]
     rejects = pd.read_csv(workdir / "results/mine/rejects.csv").set_index("image_id")
@@ -235,7 +294,13 @@ def test_dry_run_for_montgomery_and_nih_contacts_no_host(tmp_path):
 
 def test_changing_a_metric_parameter_reruns_only_metrics_and_tables(tiny_run):
     jobs, _ = dry_run_with_change(tiny_run, "metrics", "lpc_sigma_onf", 0.33)  # the default is 0.75
-    assert jobs == {"metrics_shard": 3 * 9, "aggregate_metrics": 1, "tables": 1, "gallery": 1, "all": 1}  # the gallery prints ratios
+    assert jobs == {
+        "metrics_shard": 3 * 9,
+        "aggregate_metrics": 1,
+        "tables": 1,
+        "gallery": 1,
+        "all": 1,
+    }  # the gallery prints ratios
 
 
 def test_editing_a_rule_reruns_that_rule_and_what_follows(tiny_run):
@@ -280,8 +345,20 @@ def test_sigkill_mid_run_then_rerun_incomplete_equals_an_uninterrupted_run(tiny_
 
     workdir = make_workdir(tmp_path, TINY)
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    command = [sys.executable, "-m", "snakemake", "--cores", "2", "--directory", str(workdir), "--snakefile", str(workdir / "Snakefile")]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--cores",
+        "2",
+        "--directory",
+        str(workdir),
+        "--snakefile",
+        str(workdir / "Snakefile"),
+    ]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.time() + 600
     while time.time() < deadline and not list(workdir.glob("results/models/*/iter1/training/train_log.csv")):
         time.sleep(0.2)
@@ -304,18 +381,39 @@ def test_sigkill_mid_run_then_rerun_incomplete_equals_an_uninterrupted_run(tiny_
     assert resumed["method"].equals(straight["method"])
     loose = {"seg_dice": 0.15, "seg_hd95": 10.0, "seg_asd": 5.0}  # Dice; px
     for column, tolerance in loose.items():
-        assert np.allclose(resumed.loc[zerodce, column], straight.loc[zerodce, column], atol=tolerance, equal_nan=True), column
-    pd.testing.assert_frame_equal(resumed.drop(columns=seg), straight.drop(columns=seg), check_exact=False, rtol=1e-5, atol=1e-3)
-    pd.testing.assert_frame_equal(resumed.loc[~zerodce, seg], straight.loc[~zerodce, seg], check_exact=False, rtol=1e-5, atol=1e-3)
+        assert np.allclose(
+            resumed.loc[zerodce, column], straight.loc[zerodce, column], atol=tolerance, equal_nan=True
+        ), column
+    pd.testing.assert_frame_equal(
+        resumed.drop(columns=seg), straight.drop(columns=seg), check_exact=False, rtol=1e-5, atol=1e-3
+    )
+    pd.testing.assert_frame_equal(
+        resumed.loc[~zerodce, seg], straight.loc[~zerodce, seg], check_exact=False, rtol=1e-5, atol=1e-3
+    )
 
 
 def test_study_shares_models_trains_internal_variants_and_reports(tiny_run):
     # The tiny data set has no validation view: choose on the clean test DRR, report on the rest.
-    study = {"study": {"variants": {"paper": {}, "internal-x": {"internal": True, "iterations": 1, "output_head": "anchored",
-                                                                 "inputs": ["X"], "phase1_epochs": 3, "phase2_epochs": 1,
-                                                                 "batch_size": 2}},
-                       "select_split": "test", "select_conditions": ["standard"], "report_split": "test",
-                       "patient_independent": False}}  # one patient: chosen and reported on its own images
+    study = {
+        "study": {
+            "variants": {
+                "paper": {},
+                "internal-x": {
+                    "internal": True,
+                    "iterations": 1,
+                    "output_head": "anchored",
+                    "inputs": ["X"],
+                    "phase1_epochs": 3,
+                    "phase2_epochs": 1,
+                    "batch_size": 2,
+                },
+            },
+            "select_split": "test",
+            "select_conditions": ["standard"],
+            "report_split": "test",
+            "patient_independent": False,
+        }
+    }  # one patient: chosen and reported on its own images
     (tiny_run / "study.yaml").write_text(yaml.safe_dump(study))
     result = snakemake(tiny_run, "study", "--configfile", str(tiny_run / "study.yaml"))
     assert result.returncode == 0, result.stderr[-3000:]
@@ -336,28 +434,37 @@ def test_study_shares_models_trains_internal_variants_and_reports(tiny_run):
 
 
 def test_an_enhance_only_data_set_with_existing_models_trains_nothing(tmp_path, rg1_path, rg1_small):
+    from helpers import synthetic_shards
     from PIL import Image
 
-    from helpers import synthetic_shards
     from xvertnet.cli import main
     from xvertnet.train import TrainConfig, train_iteration
 
-    settings = TrainConfig.from_config({"phase1_epochs": 2, "phase2_epochs": 0, "base_width": 4, "depth": 2, "batch_size": 4})
+    settings = TrainConfig.from_config(
+        {"phase1_epochs": 2, "phase2_epochs": 0, "base_width": 4, "depth": 2, "batch_size": 4}
+    )
     train_iteration(synthetic_shards(tmp_path / "data"), tmp_path / "models" / "iter1", settings, progress=False)
     images = tmp_path / "my images"
     images.mkdir()
     shutil.copy(rg1_path, images / "chest.dcm")
     Image.fromarray(np.rint(rg1_small * 4095).astype(np.uint16)).save(images / "small.png")
     assert main(["manifest", str(images)]) == 0  # every image in split test
-    config = {"datasets": [{"name": "mine", "manifest": str(images / "manifest.csv"), "enhance_only": True}], "roi": TINY["roi"],
-              "xvertnet": {"mine-xvertnet": {"models": str(tmp_path / "models")}}, "baselines": {"methods": ["clahe"]}}
+    config = {
+        "datasets": [{"name": "mine", "manifest": str(images / "manifest.csv"), "enhance_only": True}],
+        "roi": TINY["roi"],
+        "xvertnet": {"mine-xvertnet": {"models": str(tmp_path / "models")}},
+        "baselines": {"methods": ["clahe"]},
+    }
     workdir = make_workdir(tmp_path, config)
     result = snakemake(workdir)
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stdout + result.stderr
     assert "rule train" not in log and "rule train_baseline" not in log and not (workdir / "results/models").exists()
     per_roi = pd.read_csv(workdir / "results/metrics/per_roi.csv")
-    assert set(per_roi["method"]) == {"mine-xvertnet", "original", "clahe"} and set(per_roi["image_id"]) == {"chest", "small"}
+    assert set(per_roi["method"]) == {"mine-xvertnet", "original", "clahe"} and set(per_roi["image_id"]) == {
+        "chest",
+        "small",
+    }
 
 
 def _sha256(path: Path) -> str:
@@ -380,11 +487,17 @@ def test_a_failed_retraining_keeps_the_model_and_a_named_run_writes_apart(tmp_pa
     assert main(["manifest", str(images)]) == 0
     manifest = pd.read_csv(images / "manifest.csv")
     manifest.assign(split=["train" if image_id == "chest" else "test" for image_id in manifest["image_id"]]).to_csv(
-        images / "train.csv", index=False)
+        images / "train.csv", index=False
+    )
     manifest.assign(split="test").to_csv(images / "test.csv", index=False)
     tiny_train = {"iterations": 1, "phase1_epochs": 2, "phase2_epochs": 0, "base_width": 4, "depth": 2, "batch_size": 2}
-    first = {"datasets": [{"name": "mine", "manifest": str(images / "train.csv")}], "roi": TINY["roi"], "train": tiny_train,
-             "xvertnet": {"xvertnet": {}}, "baselines": {"methods": ["clahe"]}}
+    first = {
+        "datasets": [{"name": "mine", "manifest": str(images / "train.csv")}],
+        "roi": TINY["roi"],
+        "train": tiny_train,
+        "xvertnet": {"xvertnet": {}},
+        "baselines": {"methods": ["clahe"]},
+    }
     workdir = make_workdir(tmp_path, first)
     result = snakemake(workdir)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -394,22 +507,35 @@ def test_a_failed_retraining_keeps_the_model_and_a_named_run_writes_apart(tmp_pa
     table = _sha256(workdir / "results/tables/comparison.csv")
 
     # The issue's case: the same run's data set now has no `train` images, so retraining fails.
-    (workdir / "config.yaml").write_text(yaml.safe_dump({**first, "datasets": [{"name": "mine", "manifest": str(images / "test.csv")}]}))
+    (workdir / "config.yaml").write_text(
+        yaml.safe_dump({**first, "datasets": [{"name": "mine", "manifest": str(images / "test.csv")}]})
+    )
     result = snakemake(workdir)
     assert result.returncode != 0 and "no training crops" in (workdir / "logs/train/xvertnet/iter1.log").read_text()
     assert not (model / "training/model.pt").exists()  # Snakemake removed the failed job's outputs...
     assert {name: _sha256(model / name) for name in published} == published  # ...not the published model
-    assert main(["enhance", str(images / "small.png"), str(tmp_path / "small_enhanced.png"), "--model", str(model.parent)]) == 0
+    assert (
+        main(["enhance", str(images / "small.png"), str(tmp_path / "small_enhanced.png"), "--model", str(model.parent)])
+        == 0
+    )
 
     # A named run with its own (enhance-only) data set uses that model: nothing trains, nothing of the first run changes.
-    second = {"run": "other", "datasets": [{"name": "other", "manifest": str(images / "test.csv"), "enhance_only": True}],
-              "roi": TINY["roi"], "xvertnet": {"xvertnet": {"models": "results/models/xvertnet"}}, "baselines": {"methods": ["clahe"]}}
+    second = {
+        "run": "other",
+        "datasets": [{"name": "other", "manifest": str(images / "test.csv"), "enhance_only": True}],
+        "roi": TINY["roi"],
+        "xvertnet": {"xvertnet": {"models": "results/models/xvertnet"}},
+        "baselines": {"methods": ["clahe"]},
+    }
     (workdir / "other.yaml").write_text(yaml.safe_dump(second))
     result = snakemake(workdir, "--configfile", str(workdir / "other.yaml"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "rule train" not in result.stdout + result.stderr
     per_roi = pd.read_csv(workdir / "results/runs/other/metrics/per_roi.csv")
-    assert set(per_roi["method"]) == {"xvertnet", "original", "clahe"} and set(per_roi["image_id"]) == {"chest", "small"}
+    assert set(per_roi["method"]) == {"xvertnet", "original", "clahe"} and set(per_roi["image_id"]) == {
+        "chest",
+        "small",
+    }
     assert (workdir / "results/runs/other/tables/comparison.md").is_file()
     assert {name: _sha256(model / name) for name in published} == published
     assert _sha256(workdir / "results/tables/comparison.csv") == table
@@ -439,11 +565,23 @@ def test_a_labelled_data_set_gets_the_classifier_check(tmp_path, rg1_small):
     pd.DataFrame(rows).to_csv(tmp_path / "Data_Entry_2017.csv", index=False)
     assert main(["manifest", str(images)]) == 0
     manifest = pd.read_csv(images / "manifest.csv")
-    manifest.assign(split=["test" if int(i[:8]) >= 8 else "train" for i in manifest["image_id"]]).to_csv(images / "manifest.csv", index=False)
-    config = {"datasets": [{"name": "labelled", "manifest": str(images / "manifest.csv"), "enhance_only": True,
-                            "labels": {"path": str(tmp_path / "Data_Entry_2017.csv")}}],
-              "roi": TINY["roi"], "xvertnet": {"xvertnet": {"models": "shipped"}}, "baselines": {"methods": ["clahe", "zssr"]},
-              "classifier_check": {"size": 32, "iterations": 20, "batch_size": 8, "bootstrap": 100}}
+    manifest.assign(split=["test" if int(i[:8]) >= 8 else "train" for i in manifest["image_id"]]).to_csv(
+        images / "manifest.csv", index=False
+    )
+    config = {
+        "datasets": [
+            {
+                "name": "labelled",
+                "manifest": str(images / "manifest.csv"),
+                "enhance_only": True,
+                "labels": {"path": str(tmp_path / "Data_Entry_2017.csv")},
+            }
+        ],
+        "roi": TINY["roi"],
+        "xvertnet": {"xvertnet": {"models": "shipped"}},
+        "baselines": {"methods": ["clahe", "zssr"]},
+        "classifier_check": {"size": 32, "iterations": 20, "batch_size": 8, "bootstrap": 100},
+    }
     workdir = make_workdir(tmp_path, config)
     result = snakemake(workdir)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -468,4 +606,6 @@ def test_this_rounds_methods_and_tables_plan_as_rows_and_targets(tiny_run):
     assert result.returncode == 0, result.stderr[-2000:]
     assert planned_jobs(result.stdout + result.stderr) == {"sr_table": 1}
     assert "led" in yaml.safe_load((REPO / "led.yaml").read_text())["baselines"]["methods"]
-    assert {"srcnn", "vdsr", "vdsr-dehaze"} <= set(yaml.safe_load((REPO / "sr.yaml").read_text())["baselines"]["methods"])
+    assert {"srcnn", "vdsr", "vdsr-dehaze"} <= set(
+        yaml.safe_load((REPO / "sr.yaml").read_text())["baselines"]["methods"]
+    )

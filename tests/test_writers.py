@@ -20,7 +20,9 @@ def _dciodvfy() -> str:
         return found
     if not shutil.which("apt-get"):
         pytest.skip("dciodvfy (Debian dicom3tools) is not installed and apt-get is not available")
-    result = subprocess.run(["apt-get", "install", "-y", "-q", "dicom3tools"], capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        ["apt-get", "install", "-y", "-q", "dicom3tools"], capture_output=True, text=True, timeout=600
+    )
     if result.returncode != 0 or not shutil.which("dciodvfy"):
         pytest.skip(f"could not install dicom3tools: {result.stderr.strip().splitlines()[-1:]}")
     return shutil.which("dciodvfy")
@@ -28,7 +30,9 @@ def _dciodvfy() -> str:
 
 def _findings(tool: str, path) -> set[str]:
     result = subprocess.run([tool, str(path)], capture_output=True, text=True, timeout=120)
-    return {line.strip() for line in (result.stdout + result.stderr).splitlines() if line.startswith(("Error", "Warning"))}
+    return {
+        line.strip() for line in (result.stdout + result.stderr).splitlines() if line.startswith(("Error", "Warning"))
+    }
 
 
 @pytest.mark.parametrize("name", ["RG1_UNCR.dcm", "RG1_J2KI.dcm"])  # a CR, and the same CR JPEG 2000 lossy
@@ -43,10 +47,17 @@ def test_derived_dicom_is_its_own_instance_and_adds_no_validation_finding(tmp_pa
     source, derived = pydicom.dcmread(source_path), pydicom.dcmread(out)
     assert derived.Manufacturer == "xvertnet" and derived.SoftwareVersions.startswith("xvertnet")
     assert derived.file_meta.ImplementationClassUID != source.file_meta.get("ImplementationClassUID")
-    assert (derived.InstanceCreationDate, derived.ContentTime) != (source.get("InstanceCreationDate"), source.get("ContentTime"))
+    assert (derived.InstanceCreationDate, derived.ContentTime) != (
+        source.get("InstanceCreationDate"),
+        source.get("ContentTime"),
+    )
     purpose = derived.SourceImageSequence[0].PurposeOfReferenceCodeSequence[0]
     assert (purpose.CodeValue, purpose.CodingSchemeDesignator, purpose.CodeMeaning) == SOURCE_FOR_PROCESSING
-    assert derived.get("LossyImageCompression") == source.get("LossyImageCompression") == ("01" if "J2KI" in name else None)
+    assert (
+        derived.get("LossyImageCompression")
+        == source.get("LossyImageCompression")
+        == ("01" if "J2KI" in name else None)
+    )
     tool = _dciodvfy()
     added = _findings(tool, out) - _findings(tool, source_path)
     assert not [line for line in added if line.startswith("Error")], sorted(added)

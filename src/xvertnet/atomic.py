@@ -37,7 +37,7 @@ def current_umask() -> int:
 
 
 def disk_full_reason(error: BaseException) -> str | None:
-    """"no space left on device" or "disk quota exceeded" when ``error`` (or what caused it) says so, else None."""
+    """ "no space left on device" or "disk quota exceeded" when ``error`` (or what caused it) says so, else None."""
     seen = 0
     while error is not None and seen < 5:
         if isinstance(error, OSError) and error.errno in _FULL:

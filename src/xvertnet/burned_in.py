@@ -27,8 +27,14 @@ MIN_LABEL_AREA = 6
 MIN_STEP = 0.1
 
 
-def burned_in_mask(image: np.ndarray, *, level: float = SATURATION_LEVEL, max_label_fraction: float = MAX_LABEL_FRACTION,
-                   min_area: int = MIN_LABEL_AREA, min_step: float = MIN_STEP) -> np.ndarray:
+def burned_in_mask(
+    image: np.ndarray,
+    *,
+    level: float = SATURATION_LEVEL,
+    max_label_fraction: float = MAX_LABEL_FRACTION,
+    min_area: int = MIN_LABEL_AREA,
+    min_step: float = MIN_STEP,
+) -> np.ndarray:
     """Pixels of burned-in labels, border strips and metal: regions near the brightest value (bone-bright
     images, so labels drawn white on display) with a sharp step to their surroundings that are small or
     touch the image border, grown by one pixel to take in their anti-aliased rim.
@@ -52,13 +58,17 @@ def burned_in_mask(image: np.ndarray, *, level: float = SATURATION_LEVEL, max_la
             rows, cols = box
             region = labels[box] == index
             area = int(region.sum())
-            touches_border = rows.start == 0 or cols.start == 0 or rows.stop == image.shape[0] or cols.stop == image.shape[1]
+            touches_border = (
+                rows.start == 0 or cols.start == 0 or rows.stop == image.shape[0] or cols.stop == image.shape[1]
+            )
             if area < min_area or (not touches_border and area > max_label_fraction * image.size):
                 continue
             # The ring 2-4 pixels outside the region, in a box grown by 4 pixels.
             grown = tuple(slice(max(s.start - 4, 0), min(s.stop + 4, n)) for s, n in zip(box, image.shape))
             inside = labels[grown] == index
-            ring = ndimage.binary_dilation(inside, structure, iterations=4) & ~ndimage.binary_dilation(inside, structure, iterations=1)
+            ring = ndimage.binary_dilation(inside, structure, iterations=4) & ~ndimage.binary_dilation(
+                inside, structure, iterations=1
+            )
             ring &= ~saturated[grown]
             if not ring.any():
                 continue
@@ -84,7 +94,9 @@ def restore_burned_in(enhanced: np.ndarray, original: np.ndarray, filled: np.nda
     At native resolution :func:`xvertnet.inference.native_resolution` does it (``filled`` as the low
     input, the mask as ``keep``: the labels are detail added back with gain 1).
     """
-    return np.clip(enhanced + (original.astype(np.float32) - filled.astype(np.float32)), 0.0, 1.0).astype(enhanced.dtype)
+    return np.clip(enhanced + (original.astype(np.float32) - filled.astype(np.float32)), 0.0, 1.0).astype(
+        enhanced.dtype
+    )
 
 
 def enhance_around_burned_in(image: np.ndarray, enhance: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
@@ -101,10 +113,10 @@ def draw_side_marker(image: np.ndarray, row: int, col: int, *, value: float = 1.
     and the marker's mask: the synthetic label of the tests and ``benchmarks/burned_in.py``."""
     labelled = image.copy()
     r, c = row, col
-    labelled[r:r + 30, c:c + 4] = value
-    labelled[r:r + 4, c:c + 20] = value
-    labelled[r + 14:r + 18, c:c + 20] = value
-    labelled[r:r + 18, c + 18:c + 22] = value
+    labelled[r : r + 30, c : c + 4] = value
+    labelled[r : r + 4, c : c + 20] = value
+    labelled[r + 14 : r + 18, c : c + 20] = value
+    labelled[r : r + 18, c + 18 : c + 22] = value
     for i in range(14):
-        labelled[r + 16 + i, c + 6 + i:c + 10 + i] = value
+        labelled[r + 16 + i, c + 6 + i : c + 10 + i] = value
     return labelled, labelled != image

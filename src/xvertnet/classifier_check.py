@@ -32,7 +32,19 @@ from .shard_store import ITEMS, decode_attr, read_shard
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("dataset", "method", "n_train", "n_test", "positives_test", "accuracy", "balanced_accuracy", "auc", "auc_low", "auc_high", "seeds")
+COLUMNS = (
+    "dataset",
+    "method",
+    "n_train",
+    "n_test",
+    "positives_test",
+    "accuracy",
+    "balanced_accuracy",
+    "auc",
+    "auc_low",
+    "auc_high",
+    "seeds",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +59,7 @@ class LabelSpec:
     separator: str = "|"
 
     @classmethod
-    def from_config(cls, entry: dict) -> "LabelSpec":
+    def from_config(cls, entry: dict) -> LabelSpec:
         return cls(**entry)
 
 
@@ -91,8 +103,10 @@ class ClassifierSettings(FromConfig):
         if not self.seeds:
             raise InvalidValueError("classifier_check.seeds needs at least one seed")
         if set(self.train_splits) & set(self.test_splits):
-            raise InvalidValueError(f"classifier_check: splits {sorted(set(self.train_splits) & set(self.test_splits))} "
-                                    "are both trained on and tested")
+            raise InvalidValueError(
+                f"classifier_check: splits {sorted(set(self.train_splits) & set(self.test_splits))} "
+                "are both trained on and tested"
+            )
 
 
 def labelled_images(enhanced_shards, labels: pd.Series, size: int) -> tuple[dict[str, list], list[str]]:
@@ -108,14 +122,20 @@ def labelled_images(enhanced_shards, labels: pd.Series, size: int) -> tuple[dict
         with read_shard(path) as handle:
             for image_id, group in handle[ITEMS].items() if ITEMS in handle else ():
                 if "whole" not in group:
-                    raise InputFileError(str(path), f"{image_id}: no whole image (a method that enhances ROIs only "
-                                                    "cannot take part in the classifier check)")
+                    raise InputFileError(
+                        str(path),
+                        f"{image_id}: no whole image (a method that enhances ROIs only "
+                        "cannot take part in the classifier check)",
+                    )
                 if image_id not in labels.index:
                     unlabelled.append(image_id)
                     continue
-                image = resize(group["whole"][()].astype(np.float32), (size, size), anti_aliasing=True, preserve_range=True)
+                image = resize(
+                    group["whole"][()].astype(np.float32), (size, size), anti_aliasing=True, preserve_range=True
+                )
                 found.setdefault(decode_attr(group.attrs.get("split", "")), []).append(
-                    (image_id, standardise(image).astype(np.float16), int(labels[image_id])))
+                    (image_id, standardise(image).astype(np.float16), int(labels[image_id]))
+                )
     return found, unlabelled
 
 
@@ -138,7 +158,11 @@ def bootstrap_auc(scores: np.ndarray, truth: np.ndarray, resamples: int, seed: i
         value = roc_auc(scores[pick], truth[pick])
         if np.isfinite(value):
             values.append(value)
-    return (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))) if values else (float("nan"), float("nan"))
+    return (
+        (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
+        if values
+        else (float("nan"), float("nan"))
+    )
 
 
 def train_classifier(images: np.ndarray, labels: np.ndarray, settings: ClassifierSettings, seed: int):
@@ -191,46 +215,78 @@ def positive_probability(model, images: np.ndarray) -> np.ndarray:
     return np.concatenate(scores)
 
 
-def classifier_rows(method: str, dataset: str, enhanced_shards, labels: pd.Series, settings: ClassifierSettings) -> tuple[list[dict], list[dict]]:
+def classifier_rows(
+    method: str, dataset: str, enhanced_shards, labels: pd.Series, settings: ClassifierSettings
+) -> tuple[list[dict], list[dict]]:
     """(one summary row for the method, one row per test image with its mean positive probability)."""
     found, unlabelled = labelled_images(enhanced_shards, labels, settings.size)
     if unlabelled:
-        log.warning("%s %s: %d enhanced images have no label of either class and take no part (e.g. %s)", method, dataset,
-                    len(unlabelled), unlabelled[0])
+        log.warning(
+            "%s %s: %d enhanced images have no label of either class and take no part (e.g. %s)",
+            method,
+            dataset,
+            len(unlabelled),
+            unlabelled[0],
+        )
     train = [item for split in settings.train_splits for item in found.get(split, [])]
     test = [item for split in settings.test_splits for item in found.get(split, [])]
     for name, part in (("training", train), ("test", test)):
         if len({label for _, _, label in part}) < 2:
-            raise InvalidValueError(f"{method} {dataset}: the {name} images hold {len(part)} labelled images of "
-                                    f"{len({label for _, _, label in part})} class(es); the classifier check needs both classes")
+            raise InvalidValueError(
+                f"{method} {dataset}: the {name} images hold {len(part)} labelled images of "
+                f"{len({label for _, _, label in part})} class(es); the classifier check needs both classes"
+            )
     test_ids = [image_id for image_id, _, _ in test]
     train_labels, test_labels = np.array([label for _, _, label in train]), np.array([label for _, _, label in test])
     train_images = np.stack([image for _, image, _ in train])
     test_images = np.stack([image for _, image, _ in test])
     found = train = test = None  # the stacked copies only (peak memory: twice the images while stacking)
-    scores = np.mean([positive_probability(train_classifier(train_images, train_labels, settings, seed), test_images)
-                      for seed in settings.seeds], axis=0)
+    scores = np.mean(
+        [
+            positive_probability(train_classifier(train_images, train_labels, settings, seed), test_images)
+            for seed in settings.seeds
+        ],
+        axis=0,
+    )
     auc = roc_auc(scores, test_labels)
     low, high = bootstrap_auc(scores, test_labels, settings.bootstrap)
     predicted = scores > 0.5
-    summary = {"dataset": dataset, "method": method, "n_train": len(train_labels), "n_test": len(test_labels),
-               "positives_test": int(test_labels.sum()), "accuracy": float((predicted == test_labels).mean()),
-               "balanced_accuracy": float(np.mean([(predicted == test_labels)[test_labels == c].mean() for c in (0, 1)])),
-               "auc": auc, "auc_low": low, "auc_high": high, "seeds": len(settings.seeds)}
-    per_image = [{"dataset": dataset, "method": method, "image_id": image_id, "label": int(label), "probability": float(score)}
-                 for image_id, label, score in zip(test_ids, test_labels, scores)]
+    summary = {
+        "dataset": dataset,
+        "method": method,
+        "n_train": len(train_labels),
+        "n_test": len(test_labels),
+        "positives_test": int(test_labels.sum()),
+        "accuracy": float((predicted == test_labels).mean()),
+        "balanced_accuracy": float(np.mean([(predicted == test_labels)[test_labels == c].mean() for c in (0, 1)])),
+        "auc": auc,
+        "auc_low": low,
+        "auc_high": high,
+        "seeds": len(settings.seeds),
+    }
+    per_image = [
+        {"dataset": dataset, "method": method, "image_id": image_id, "label": int(label), "probability": float(score)}
+        for image_id, label, score in zip(test_ids, test_labels, scores)
+    ]
     return [summary], per_image
 
 
 def classifier_markdown(table: pd.DataFrame) -> str:
     """The classifier check as a markdown table, one row per data set and method."""
-    lines = ["| data set | method | train / test images (test positives) | accuracy | balanced accuracy | ROC AUC [95 % CI] |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| data set | method | train / test images (test positives) | accuracy | balanced accuracy | ROC AUC [95 % CI] |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in table.itertuples():
-        lines.append(f"| {row.dataset} | {row.method} | {row.n_train} / {row.n_test} ({row.positives_test}) | {row.accuracy:.3f} | "
-                     f"{row.balanced_accuracy:.3f} | {row.auc:.3f} [{row.auc_low:.3f}, {row.auc_high:.3f}] |")
+        lines.append(
+            f"| {row.dataset} | {row.method} | {row.n_train} / {row.n_test} ({row.positives_test}) | {row.accuracy:.3f} | "
+            f"{row.balanced_accuracy:.3f} | {row.auc:.3f} [{row.auc_low:.3f}, {row.auc_high:.3f}] |"
+        )
     seeds = int(table["seeds"].max()) if len(table) else 0
-    lines += ["", f"ResNet-18 from scratch per method, the same split, seeds ({seeds}) and iterations for every method; a test "
-              "image's probability is the mean over seeds; accuracy at probability 0.5; the AUC interval is a percentile "
-              "bootstrap over test images (config `classifier_check`)."]
+    lines += [
+        "",
+        f"ResNet-18 from scratch per method, the same split, seeds ({seeds}) and iterations for every method; a test "
+        "image's probability is the mean over seeds; accuracy at probability 0.5; the AUC interval is a percentile "
+        "bootstrap over test images (config `classifier_check`).",
+    ]
     return "\n".join(lines) + "\n"

@@ -104,8 +104,11 @@ def _run(argv) -> int:
         return _fail(args.command, str(error))
     except OSError as error:
         if error.filename is None and _is_damaged_hdf5(error):
-            return _fail(args.command, f"a cached HDF5 file is damaged ({' '.join(str(error).split())}): `xvertnet verify "
-                                       "results` lists the damaged files and the command that rebuilds each")
+            return _fail(
+                args.command,
+                f"a cached HDF5 file is damaged ({' '.join(str(error).split())}): `xvertnet verify "
+                "results` lists the damaged files and the command that rebuilds each",
+            )
         if error.filename is None:  # nothing names a file: not an expected failure, the traceback is the report
             raise
         what = error.filename if error.filename2 is None else f"{error.filename} -> {error.filename2}"

@@ -17,12 +17,22 @@ import torch
 import torch.nn.functional as F
 
 
-def diffusion_unet(*, channels=(32, 64, 64), attention=(False, False, False), res_blocks: int = 1, norm_groups: int = 16):
+def diffusion_unet(
+    *, channels=(32, 64, 64), attention=(False, False, False), res_blocks: int = 1, norm_groups: int = 16
+):
     """MONAI's ``DiffusionModelUNet`` for two input channels (noisy image, condition) and one output (noise)."""
     from monai.networks.nets import DiffusionModelUNet
 
-    return DiffusionModelUNet(spatial_dims=2, in_channels=2, out_channels=1, channels=tuple(channels), attention_levels=tuple(attention),
-                              num_res_blocks=res_blocks, norm_num_groups=norm_groups, num_head_channels=channels[-1])
+    return DiffusionModelUNet(
+        spatial_dims=2,
+        in_channels=2,
+        out_channels=1,
+        channels=tuple(channels),
+        attention_levels=tuple(attention),
+        num_res_blocks=res_blocks,
+        norm_num_groups=norm_groups,
+        num_head_channels=channels[-1],
+    )
 
 
 def to_model_range(image: torch.Tensor) -> torch.Tensor:
@@ -33,15 +43,25 @@ def to_image_range(sample: torch.Tensor) -> torch.Tensor:
     return ((sample + 1.0) / 2.0).clamp(0.0, 1.0)
 
 
-def noise_prediction_loss(network, scheduler, clean: torch.Tensor, condition: torch.Tensor, *, generator: torch.Generator | None = None,
-                          timesteps: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
+def noise_prediction_loss(
+    network,
+    scheduler,
+    clean: torch.Tensor,
+    condition: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    timesteps: torch.Tensor | None = None,
+    noise: torch.Tensor | None = None,
+) -> torch.Tensor:
     """The training loss above for a batch of (clean, condition) images in [0, 1]; ``timesteps`` and ``noise``
     are drawn (uniform t, standard normal eps) unless given."""
     x0, c = to_model_range(clean), to_model_range(condition)
     if noise is None:
         noise = torch.randn(x0.shape, generator=generator, device=x0.device)
     if timesteps is None:
-        timesteps = torch.randint(0, scheduler.num_train_timesteps, (x0.shape[0],), generator=generator, device=x0.device)
+        timesteps = torch.randint(
+            0, scheduler.num_train_timesteps, (x0.shape[0],), generator=generator, device=x0.device
+        )
     noisy = scheduler.add_noise(x0, noise, timesteps)
     prediction = network(torch.cat([noisy, c], dim=1), timesteps)
     return F.mse_loss(prediction.float(), noise)
@@ -56,8 +76,16 @@ def sampling_timesteps(start: int, train_timesteps: int, steps: int) -> list[int
 
 
 @torch.no_grad()
-def sample(network, condition: torch.Tensor, *, train_timesteps: int = 1000, steps: int = 20, start_fraction: float = 1.0,
-           seed: int = 0, autocast=None) -> torch.Tensor:
+def sample(
+    network,
+    condition: torch.Tensor,
+    *,
+    train_timesteps: int = 1000,
+    steps: int = 20,
+    start_fraction: float = 1.0,
+    seed: int = 0,
+    autocast=None,
+) -> torch.Tensor:
     """Enhanced images (B, 1, H, W) in [0, 1] for the conditions (B, 1, H, W) in [0, 1] by DDIM (eta 0); the same
     seed gives the same output. ``start_fraction`` < 1 starts from the condition noised to that step."""
     import contextlib

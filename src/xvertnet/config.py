@@ -98,24 +98,37 @@ def _check_variants(config: dict, schema: dict, validator) -> None:
     """Every XVertNet configuration (`xvertnet`, `study.variants`) merged onto `train` must be a valid `train` section."""
     train_schema = schema["properties"]["train"]
     allowed = set(train_schema["properties"]) | set(VARIANT_KEYS)
-    sections = [("xvertnet", config.get("xvertnet", {})), ("study.variants", config.get("study", {}).get("variants", {}))]
+    sections = [
+        ("xvertnet", config.get("xvertnet", {})),
+        ("study.variants", config.get("study", {}).get("variants", {})),
+    ]
     for section, variants in sections:
         for name, overrides in variants.items():
             unknown = sorted(set(overrides) - allowed)
             if unknown:
-                raise ConfigError(f"{section}.{name}.{unknown[0]}", "unknown key (a `train` key, `internal`, `models`, `before` or `then`)")
+                raise ConfigError(
+                    f"{section}.{name}.{unknown[0]}",
+                    "unknown key (a `train` key, `internal`, `models`, `before` or `then`)",
+                )
             for key in ("before", "then"):
                 _check_steps(f"{section}.{name}.{key}", overrides.get(key, []))
             if overrides.get("before") and overrides.get("internal", False):
-                raise ConfigError(f"{section}.{name}.before", "internal learning trains on the image itself; `before` cannot change it")
+                raise ConfigError(
+                    f"{section}.{name}.before",
+                    "internal learning trains on the image itself; `before` cannot change it",
+                )
             internal = overrides.get("internal", False)
             if not isinstance(internal, bool):
                 raise ConfigError(f"{section}.{name}.internal", f"must be true or false, got {internal!r}")
             models = overrides.get("models")
             if models is not None and (not isinstance(models, str) or internal):
-                raise ConfigError(f"{section}.{name}.models", "must be the path of a folder of trained iterations (and not internal)")
+                raise ConfigError(
+                    f"{section}.{name}.models", "must be the path of a folder of trained iterations (and not internal)"
+                )
             merged = {k: v for k, v in variant_settings(config, overrides).items() if k not in VARIANT_KEYS}
-            errors = sorted(validator.evolve(schema=train_schema).iter_errors(merged), key=lambda e: list(e.absolute_path))
+            errors = sorted(
+                validator.evolve(schema=train_schema).iter_errors(merged), key=lambda e: list(e.absolute_path)
+            )
             if errors:
                 raise ConfigError(f"{section}.{name}.{_key_path(errors[0])}", errors[0].message)
 
@@ -127,7 +140,10 @@ def _check_steps(key: str, steps) -> None:
         raise ConfigError(key, f"must be a list of method names, got {steps!r}")
     refused = [step for step in steps if not composable(step)]
     if refused:
-        raise ConfigError(key, f"{refused} cannot be composed: only registered methods that need no training (e.g. clahe, farbman, preprocessed)")
+        raise ConfigError(
+            key,
+            f"{refused} cannot be composed: only registered methods that need no training (e.g. clahe, farbman, preprocessed)",
+        )
 
 
 def variant_settings(config: dict, overrides: dict) -> dict:
@@ -152,16 +168,26 @@ def _check_consistency(config: dict) -> None:
         raise ConfigError("datasets", f"duplicate data set names {duplicated}")
     taken = sorted(set(names) & set(RESERVED_RESULT_FOLDERS))
     if taken:
-        raise ConfigError("datasets", f"{taken} name folders of results/ that runs write; name the data set differently")
+        raise ConfigError(
+            "datasets", f"{taken} name folders of results/ that runs write; name the data set differently"
+        )
     if "baselines" in (config.get("xvertnet") or {}):
-        raise ConfigError("xvertnet.baselines", "'baselines' is the folder of the trained baselines' models; name the entry differently")
+        raise ConfigError(
+            "xvertnet.baselines",
+            "'baselines' is the folder of the trained baselines' models; name the entry differently",
+        )
     roi = config.get("roi", {})
     if roi:
         if roi["upper_fraction"] >= roi["lower_fraction"]:
-            raise ConfigError("roi.upper_fraction", f"must be below roi.lower_fraction ({roi['lower_fraction']}), got {roi['upper_fraction']}")
+            raise ConfigError(
+                "roi.upper_fraction",
+                f"must be below roi.lower_fraction ({roi['lower_fraction']}), got {roi['upper_fraction']}",
+            )
         for key in ("train_size", "eval_size"):
             if roi[key][0] > roi["canonical_height"]:
-                raise ConfigError(f"roi.{key}", f"height {roi[key][0]} exceeds roi.canonical_height {roi['canonical_height']}")
+                raise ConfigError(
+                    f"roi.{key}", f"height {roi[key][0]} exceeds roi.canonical_height {roi['canonical_height']}"
+                )
     views = [view["name"] for view in config.get("demo", {}).get("views", [])]
     if len(set(views)) != len(views):
         raise ConfigError("demo.views", f"view names must be unique, got {views}")

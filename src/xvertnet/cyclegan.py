@@ -28,8 +28,15 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, channels: int):
         super().__init__()
-        self.body = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), nn.InstanceNorm2d(channels), nn.ReLU(True),
-                                  nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), nn.InstanceNorm2d(channels))
+        self.body = nn.Sequential(
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3),
+            nn.InstanceNorm2d(channels),
+            nn.ReLU(True),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3),
+            nn.InstanceNorm2d(channels),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -42,11 +49,18 @@ class ResnetGenerator(nn.Module):
         super().__init__()
         layers = [nn.ReflectionPad2d(3), nn.Conv2d(channels, width, 7), nn.InstanceNorm2d(width), nn.ReLU(True)]
         for factor in (1, 2):  # two stride-2 downsamplings
-            layers += [nn.Conv2d(width * factor, width * factor * 2, 3, stride=2, padding=1), nn.InstanceNorm2d(width * factor * 2), nn.ReLU(True)]
+            layers += [
+                nn.Conv2d(width * factor, width * factor * 2, 3, stride=2, padding=1),
+                nn.InstanceNorm2d(width * factor * 2),
+                nn.ReLU(True),
+            ]
         layers += [ResidualBlock(width * 4) for _ in range(blocks)]
         for factor in (4, 2):
-            layers += [nn.ConvTranspose2d(width * factor, width * factor // 2, 3, stride=2, padding=1, output_padding=1),
-                       nn.InstanceNorm2d(width * factor // 2), nn.ReLU(True)]
+            layers += [
+                nn.ConvTranspose2d(width * factor, width * factor // 2, 3, stride=2, padding=1, output_padding=1),
+                nn.InstanceNorm2d(width * factor // 2),
+                nn.ReLU(True),
+            ]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
@@ -64,8 +78,12 @@ class PatchDiscriminator(nn.Module):
         modules = [nn.Conv2d(channels, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
         current = width
         for index in range(1, layers + 1):
-            out = width * min(2 ** index, 8)
-            modules += [nn.Conv2d(current, out, 4, stride=2 if index < layers else 1, padding=1), nn.InstanceNorm2d(out), nn.LeakyReLU(0.2, True)]
+            out = width * min(2**index, 8)
+            modules += [
+                nn.Conv2d(current, out, 4, stride=2 if index < layers else 1, padding=1),
+                nn.InstanceNorm2d(out),
+                nn.LeakyReLU(0.2, True),
+            ]
             current = out
         modules += [nn.Conv2d(current, 1, 4, stride=1, padding=1)]
         self.model = nn.Sequential(*modules)
@@ -128,16 +146,33 @@ class CycleGan(nn.Module):
         self.judge_low = PatchDiscriminator(width=discriminator_width)  # D_low
         self.judge_high = PatchDiscriminator(width=discriminator_width)  # D_high
 
-    def generator_step(self, high: torch.Tensor, low: torch.Tensor, *, cycle_weight: float = 10.0, identity_weight: float = 0.5):
+    def generator_step(
+        self, high: torch.Tensor, low: torch.Tensor, *, cycle_weight: float = 10.0, identity_weight: float = 0.5
+    ):
         """The generators' loss (module docstring) and the fakes ``(fake_low, fake_high)`` for the discriminators."""
         fake_low, fake_high = self.degrade(high), self.restore(low)
-        terms = {"gan": lsgan_loss(self.judge_low(fake_low), True) + lsgan_loss(self.judge_high(fake_high), True),
-                 "cycle": cycle_consistency_loss(high, self.restore(fake_low)) + cycle_consistency_loss(low, self.degrade(fake_high))}
-        terms["identity"] = ((self.degrade(low) - low).abs().mean() + (self.restore(high) - high).abs().mean()) if identity_weight else torch.zeros(())
-        terms["total"] = terms["gan"] + cycle_weight * terms["cycle"] + identity_weight * cycle_weight * terms["identity"]
+        terms = {
+            "gan": lsgan_loss(self.judge_low(fake_low), True) + lsgan_loss(self.judge_high(fake_high), True),
+            "cycle": cycle_consistency_loss(high, self.restore(fake_low))
+            + cycle_consistency_loss(low, self.degrade(fake_high)),
+        }
+        terms["identity"] = (
+            ((self.degrade(low) - low).abs().mean() + (self.restore(high) - high).abs().mean())
+            if identity_weight
+            else torch.zeros(())
+        )
+        terms["total"] = (
+            terms["gan"] + cycle_weight * terms["cycle"] + identity_weight * cycle_weight * terms["identity"]
+        )
         return terms, fake_low, fake_high
 
-    def discriminator_loss(self, high: torch.Tensor, low: torch.Tensor, fake_low: torch.Tensor, fake_high: torch.Tensor) -> torch.Tensor:
+    def discriminator_loss(
+        self, high: torch.Tensor, low: torch.Tensor, fake_low: torch.Tensor, fake_high: torch.Tensor
+    ) -> torch.Tensor:
         """Both discriminators' LSGAN losses, halved as in the reference implementation (fakes detached)."""
-        return 0.5 * (lsgan_loss(self.judge_low(low), True) + lsgan_loss(self.judge_low(fake_low.detach()), False)
-                      + lsgan_loss(self.judge_high(high), True) + lsgan_loss(self.judge_high(fake_high.detach()), False))
+        return 0.5 * (
+            lsgan_loss(self.judge_low(low), True)
+            + lsgan_loss(self.judge_low(fake_low.detach()), False)
+            + lsgan_loss(self.judge_high(high), True)
+            + lsgan_loss(self.judge_high(fake_high.detach()), False)
+        )

@@ -91,8 +91,10 @@ def shards_by_dataset(shards, datasets) -> dict[str, list[Path]]:
     for shard in map(Path, shards):
         dataset = datasets[0] if len(datasets) == 1 else shard.parent.parent.name
         if dataset not in datasets:
-            raise InvalidValueError(f"{shard}: not a stage shard of one of the data sets {datasets} "
-                                    "(expected results/<dataset>/<stage>/<shard>.h5)")
+            raise InvalidValueError(
+                f"{shard}: not a stage shard of one of the data sets {datasets} "
+                "(expected results/<dataset>/<stage>/<shard>.h5)"
+            )
         grouped.setdefault(dataset, []).append(shard)
     return grouped
 
@@ -151,7 +153,9 @@ def _image_id(relative: Path, taken: set[str]) -> str:
     return image_id
 
 
-def manifest_from_folder(folder, out_path, *, split: str = "test", source: str | None = None, options=None) -> tuple[pd.DataFrame, list[dict]]:
+def manifest_from_folder(
+    folder, out_path, *, split: str = "test", source: str | None = None, options=None
+) -> tuple[pd.DataFrame, list[dict]]:
     """A manifest of every readable radiograph below ``folder``, with its detected format and bit depth.
 
     Each file is read once (:func:`xvertnet.readers.read_image`): ``bit_depth`` is the depth
@@ -167,7 +171,9 @@ def manifest_from_folder(folder, out_path, *, split: str = "test", source: str |
     folder, out_path = Path(folder), Path(out_path)
     if not folder.is_dir():
         raise ManifestError(f"{folder}: not a folder")
-    candidates = sorted(path for path in folder.rglob("*") if path.is_file() and (path.suffix.lower() in EXTENSIONS or not path.suffix))
+    candidates = sorted(
+        path for path in folder.rglob("*") if path.is_file() and (path.suffix.lower() in EXTENSIONS or not path.suffix)
+    )
     rows, rejects, taken = [], [], set()
     for path in candidates:
         try:
@@ -176,13 +182,20 @@ def manifest_from_folder(folder, out_path, *, split: str = "test", source: str |
             rejects.append({"path": str(path), "reason": error.reason})
             continue
         relative = path.relative_to(folder)
-        rows.append({"image_id": _image_id(relative, taken),
-                     "path": os.path.relpath(path.resolve(), out_path.parent.resolve()),
-                     "source": source or folder.name, "bit_depth": record.detected_bits, "split": split,
-                     "format": record.format, "height": record.pixels.shape[0], "width": record.pixels.shape[1]})
+        rows.append(
+            {
+                "image_id": _image_id(relative, taken),
+                "path": os.path.relpath(path.resolve(), out_path.parent.resolve()),
+                "source": source or folder.name,
+                "bit_depth": record.detected_bits,
+                "split": split,
+                "format": record.format,
+                "height": record.pixels.shape[0],
+                "width": record.pixels.shape[1],
+            }
+        )
     if not rows:
         raise ManifestError(f"{folder}: no readable radiograph among {len(candidates)} file(s)")
     manifest = pd.DataFrame(rows)
     write_manifest(manifest, out_path)
     return manifest, rejects
-

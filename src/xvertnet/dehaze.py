@@ -19,7 +19,7 @@ settling) or after ``max_iterations``. The first iteration is always taken. The 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -50,12 +50,19 @@ def random_haze(shape, rng: np.random.Generator, *, transmission=(0.4, 0.95), ai
 class DehazeNet(nn.Module):
     def __init__(self, *, width: int = 32, heads: int = 4):
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.ReLU(True), nn.Conv2d(width, width, 3, padding=1), nn.ReLU(True))
+        self.features = nn.Sequential(
+            nn.Conv2d(1, width, 3, padding=1), nn.ReLU(True), nn.Conv2d(width, width, 3, padding=1), nn.ReLU(True)
+        )
         self.down = nn.Conv2d(width, width, 4, stride=4)
         self.attention = nn.MultiheadAttention(width, heads, batch_first=True)
         self.norm = nn.LayerNorm(width)
-        self.refine = nn.Sequential(nn.Conv2d(2 * width, width, 3, padding=1), nn.ReLU(True), nn.Conv2d(width, width, 3, padding=1),
-                                    nn.ReLU(True), nn.Conv2d(width, 1, 3, padding=1))
+        self.refine = nn.Sequential(
+            nn.Conv2d(2 * width, width, 3, padding=1),
+            nn.ReLU(True),
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.ReLU(True),
+            nn.Conv2d(width, 1, 3, padding=1),
+        )
         self.airlight = nn.Linear(width, 1)
 
     def forward(self, hazy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -88,7 +95,9 @@ def training_batch(crops, rng: np.random.Generator, *, batch: int, patch: int):
     return add_haze(clean, transmission, airlight), clean, transmission
 
 
-def train_dehaze(network: DehazeNet, crops, *, steps: int, batch: int, patch: int, lr: float, seed: int = 0) -> list[float]:
+def train_dehaze(
+    network: DehazeNet, crops, *, steps: int, batch: int, patch: int, lr: float, seed: int = 0
+) -> list[float]:
     rng = np.random.default_rng(seed)
     network.train()
     optimiser = torch.optim.Adam(network.parameters(), lr=lr)
@@ -105,8 +114,14 @@ def train_dehaze(network: DehazeNet, crops, *, steps: int, batch: int, patch: in
     return losses
 
 
-def iterate_with_stop_rule(step: Callable[[np.ndarray], np.ndarray], image: np.ndarray, *, max_iterations: int = 5,
-                           psnr_drop: float = 1.0, ssim_drop: float = 0.01) -> tuple[np.ndarray, int, list[dict]]:
+def iterate_with_stop_rule(
+    step: Callable[[np.ndarray], np.ndarray],
+    image: np.ndarray,
+    *,
+    max_iterations: int = 5,
+    psnr_drop: float = 1.0,
+    ssim_drop: float = 0.01,
+) -> tuple[np.ndarray, int, list[dict]]:
     """``(result, iterations, log)``: apply ``step`` while the iterations converge. After each iteration the PSNR
     and SSIM of the new image against the previous one are computed (0-255 mapping); from the second iteration
     on, the process halts, keeping the previous image, when the PSNR falls more than ``psnr_drop`` dB or the
@@ -117,9 +132,15 @@ def iterate_with_stop_rule(step: Callable[[np.ndarray], np.ndarray], image: np.n
     current, log = image, []
     for iteration in range(1, max_iterations + 1):
         candidate = step(current)
-        quality = {"iteration": iteration, "psnr": psnr(to_255(candidate), to_255(current)), "ssim": ssim(to_255(candidate), to_255(current))}
+        quality = {
+            "iteration": iteration,
+            "psnr": psnr(to_255(candidate), to_255(current)),
+            "ssim": ssim(to_255(candidate), to_255(current)),
+        }
         log.append(quality)
-        if iteration > 1 and (quality["psnr"] < log[-2]["psnr"] - psnr_drop or quality["ssim"] < log[-2]["ssim"] - ssim_drop):
+        if iteration > 1 and (
+            quality["psnr"] < log[-2]["psnr"] - psnr_drop or quality["ssim"] < log[-2]["ssim"] - ssim_drop
+        ):
             return current, iteration - 1, log
         current = candidate
     return current, max_iterations, log

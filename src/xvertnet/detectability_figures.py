@@ -34,8 +34,10 @@ def fracture_figure(scene, path) -> None:
         for axis in axes[row]:
             axis.set_xticks([])
             axis.set_yticks([])
-    figure.suptitle(f"{scene.patient}: simulated compression fractures (posterior left in the sagittal sections, superior up)",
-                    fontsize=9)
+    figure.suptitle(
+        f"{scene.patient}: simulated compression fractures (posterior left in the sagittal sections, superior up)",
+        fontsize=9,
+    )
     figure.tight_layout()
     with atomic_path(Path(path)) as tmp:
         figure.savefig(tmp, dpi=110, format="png")
@@ -74,8 +76,11 @@ def pairs_figure(examples: dict, scene, settings, path) -> None:
                 axis.set_title(key, fontsize=8)
             if column == 0:
                 axis.set_ylabel(name, fontsize=8)
-    figure.suptitle(f"{scene.patient}, level {level} ({scene.levels[level]['region'].replace('_', ' ')}), centre of each "
-                    "panel; displayed as each method shows it", fontsize=8)
+    figure.suptitle(
+        f"{scene.patient}, level {level} ({scene.levels[level]['region'].replace('_', ' ')}), centre of each "
+        "panel; displayed as each method shows it",
+        fontsize=8,
+    )
     figure.tight_layout()
     with atomic_path(Path(path)) as tmp:
         figure.savefig(tmp, dpi=110, format="png")
@@ -100,15 +105,27 @@ def clahe_curve_figure(table, path, *, grade: int | None = None) -> None:
     for axis, observer_name in zip(axes[0], observers):
         rows = part[part["observer"] == observer_name]
         mean = rows.groupby(["method", "region"])["auc"].mean()
-        clahe = sorted((float(name.split("-", 1)[1]), name) for name in set(rows["method"]) if name.startswith("clahe-"))
+        clahe = sorted(
+            (float(name.split("-", 1)[1]), name) for name in set(rows["method"]) if name.startswith("clahe-")
+        )
         for region in regions:
             if clahe:
-                axis.plot([c for c, _ in clahe], [mean.get((name, region), np.nan) for _, name in clahe], "o-",
-                          color=colours[region], label=f"CLAHE, {region.replace('_', ' ')}")
+                axis.plot(
+                    [c for c, _ in clahe],
+                    [mean.get((name, region), np.nan) for _, name in clahe],
+                    "o-",
+                    color=colours[region],
+                    label=f"CLAHE, {region.replace('_', ' ')}",
+                )
             for name, style in (("original", ":"), ("xvertnet", "--")):
                 if (name, region) in mean.index:
-                    axis.axhline(mean[(name, region)], linestyle=style, color=colours[region], linewidth=1,
-                                 label=f"{name}, {region.replace('_', ' ')}")
+                    axis.axhline(
+                        mean[(name, region)],
+                        linestyle=style,
+                        color=colours[region],
+                        linewidth=1,
+                        label=f"{name}, {region.replace('_', ' ')}",
+                    )
         axis.set_xscale("log")
         axis.set_xlabel("CLAHE clip limit")
         axis.set_ylabel(f"AUC (grade {grade}, mean over fracture types)")

@@ -32,7 +32,7 @@ def select_device(preference: str = "auto") -> torch.device:
     raise InvalidValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got '{preference}'")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cpu_bf16_works() -> bool:
     """Whether bf16 autocast runs a convolution on this CPU (it does on any x86-64 with AVX2)."""
     try:

@@ -48,8 +48,8 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 import yaml
 
-from .datasets import write_manifest
 from .atomic import atomic_dir, disk_full_as_error, disk_full_reason
+from .datasets import write_manifest
 from .errors import DiskFullError, XvertnetError
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,9 @@ def _fetch_once(url: str, part: Path, *, timeout: float, progress: bool, label: 
     from tqdm import tqdm
 
     have = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"User-Agent": "xvertnet-download", **({"Range": f"bytes={have}-"} if have else {})})
+    request = urllib.request.Request(
+        url, headers={"User-Agent": "xvertnet-download", **({"Range": f"bytes={have}-"} if have else {})}
+    )
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as error:
@@ -169,8 +171,13 @@ def _fetch_once(url: str, part: Path, *, timeout: float, progress: bool, label: 
         if total == have:  # complete already (a run killed while verifying): verify it
             log.info("%s: %s already holds all %d bytes", label, part.name, have)
             return
-        log.warning("%s: %s holds %d bytes, the server has %s: downloading from the start", label, part.name, have,
-                    total if total is not None else "no range past it")
+        log.warning(
+            "%s: %s holds %d bytes, the server has %s: downloading from the start",
+            label,
+            part.name,
+            have,
+            total if total is not None else "no range past it",
+        )
         part.unlink()
         _fetch_once(url, part, timeout=timeout, progress=progress, label=label)
         return
@@ -179,7 +186,9 @@ def _fetch_once(url: str, part: Path, *, timeout: float, progress: bool, label: 
             have = 0
         elif have and not response.headers.get("Content-Range", "").startswith(f"bytes {have}-"):
             part.unlink()
-            raise ConnectionError(f"the server resumed elsewhere than byte {have} ({response.headers.get('Content-Range')})")
+            raise ConnectionError(
+                f"the server resumed elsewhere than byte {have} ({response.headers.get('Content-Range')})"
+            )
         length = response.headers.get("Content-Length", "")
         total = int(length) + have if length.isdigit() else None
         received = have
@@ -187,8 +196,19 @@ def _fetch_once(url: str, part: Path, *, timeout: float, progress: bool, label: 
             handle = open(part, "ab" if have else "wb")
         except OSError as error:
             raise _LocalWriteError(error) from None
-        with handle, tqdm(total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024, desc=label,
-                          disable=not progress, mininterval=0.5) as bar:
+        with (
+            handle,
+            tqdm(
+                total=total,
+                initial=have,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=label,
+                disable=not progress,
+                mininterval=0.5,
+            ) as bar,
+        ):
             while True:
                 try:
                     block, cut = response.read(CHUNK), None
@@ -209,9 +229,18 @@ def _fetch_once(url: str, part: Path, *, timeout: float, progress: bool, label: 
         raise ConnectionError(f"connection closed after {received} of the {total} bytes announced")
 
 
-def download_file(url: str, dest, *, size: int | None = None, checksum: tuple[str, str] | None = None, retries: int = 5,
-                  backoff: float = 1.0, timeout: float = 60.0, progress: bool = True,
-                  validate: Callable[[Path], str | None] | None = None) -> Path:
+def download_file(
+    url: str,
+    dest,
+    *,
+    size: int | None = None,
+    checksum: tuple[str, str] | None = None,
+    retries: int = 5,
+    backoff: float = 1.0,
+    timeout: float = 60.0,
+    progress: bool = True,
+    validate: Callable[[Path], str | None] | None = None,
+) -> Path:
     """Download ``url`` to ``dest`` through ``dest.part``, resuming and retrying; verify, then rename.
 
     Transient failures (refused or cut connections, 5xx, timeouts) are retried ``retries``
@@ -242,7 +271,9 @@ def download_file(url: str, dest, *, size: int | None = None, checksum: tuple[st
             part.unlink(missing_ok=True)
             reason = disk_full_reason(failure.error)
             if reason:
-                raise DiskFullError(dest, reason, f"while downloading {url}; the partial download was deleted") from None
+                raise DiskFullError(
+                    dest, reason, f"while downloading {url}; the partial download was deleted"
+                ) from None
             raise DownloadError(f"{part}: cannot write it: {failure.error.strerror or failure.error}") from None
         except ValueError as error:  # a malformed URL
             raise DownloadError(f"{dest.name}: cannot download {url!r}: {error}") from None
@@ -252,12 +283,23 @@ def download_file(url: str, dest, *, size: int | None = None, checksum: tuple[st
                 raise DownloadError(f"{dest.name}: {url}: {reason}") from None
             kept = part.stat().st_size if part.exists() else 0
             if attempt == attempts:
-                resume = f"; the {kept} bytes received are kept in {part.name} and a rerun resumes there" if kept else ""
-                raise DownloadError(f"{dest.name}: {url}: {reason}; gave up after {attempts} attempts in "
-                                    f"{time.monotonic() - started:.1f} s{resume}") from None
+                resume = (
+                    f"; the {kept} bytes received are kept in {part.name} and a rerun resumes there" if kept else ""
+                )
+                raise DownloadError(
+                    f"{dest.name}: {url}: {reason}; gave up after {attempts} attempts in "
+                    f"{time.monotonic() - started:.1f} s{resume}"
+                ) from None
             wait = backoff * 2 ** (attempt - 1)
-            log.warning("%s: attempt %d of %d failed: %s; retrying in %.3g s%s", dest.name, attempt, attempts, reason, wait,
-                        f" (resuming at byte {kept})" if kept else "")
+            log.warning(
+                "%s: attempt %d of %d failed: %s; retrying in %.3g s%s",
+                dest.name,
+                attempt,
+                attempts,
+                reason,
+                wait,
+                f" (resuming at byte {kept})" if kept else "",
+            )
             time.sleep(wait)
     _verify(part, dest, url, size, checksum, validate)
     os.replace(part, dest)
@@ -380,8 +422,11 @@ def _unpack_zip(archive: Path, staging: Path) -> None:
     with zipfile.ZipFile(archive) as zipped:
         infos = zipped.infolist()
         kept = [info for info in infos if not _skipped(info.filename)]
-        _refuse(archive, [(info.filename, "folder" if info.is_dir() else "file", None) for info in kept],
-                ((info.filename, _zip_member_problem(info)) for info in infos))
+        _refuse(
+            archive,
+            [(info.filename, "folder" if info.is_dir() else "file", None) for info in kept],
+            ((info.filename, _zip_member_problem(info)) for info in infos),
+        )
         for info in kept:
             zipped.extract(info, staging)
 
@@ -394,7 +439,11 @@ def _unpack_tar(archive: Path, staging: Path) -> None:
     with tarfile.open(archive) as tarred:
         members = tarred.getmembers()
         kept = [member for member in members if not _skipped(member.name)]
-        _refuse(archive, [(m.name, _tar_kind(m), m.linkname) for m in kept], ((m.name, _tar_member_problem(m)) for m in members))
+        _refuse(
+            archive,
+            [(m.name, _tar_kind(m), m.linkname) for m in kept],
+            ((m.name, _tar_member_problem(m)) for m in members),
+        )
         tarred.extractall(staging, members=kept, filter="data")
 
 
@@ -479,7 +528,9 @@ def assign_splits(patients: pd.Series, split: dict, *, seed: int) -> pd.Series:
     return patients.map(result)
 
 
-def build_manifest(root, entry: dict, dataset: str, out_path, *, seed: int = 0, split: dict | None = None) -> pd.DataFrame:
+def build_manifest(
+    root, entry: dict, dataset: str, out_path, *, seed: int = 0, split: dict | None = None
+) -> pd.DataFrame:
     """Manifest of the images under ``root`` matching the registry layout, with seeded patient-level splits."""
     root, out_path = Path(root), Path(out_path)
     pattern = entry["images"] if entry["images"].startswith("**") else f"**/{entry['images']}"
@@ -493,9 +544,20 @@ def build_manifest(root, entry: dict, dataset: str, out_path, *, seed: int = 0, 
         relative = path.relative_to(root).as_posix()
         found = id_pattern.search(relative)
         image_id = (found.group(1) if found else path.stem).replace("/", "_")
-        patient = patient_pattern.search(relative).group(1) if patient_pattern and patient_pattern.search(relative) else image_id
-        rows.append({"image_id": image_id, "path": os.path.relpath(path, out_path.parent), "source": dataset,
-                     "bit_depth": "", "patient_id": patient})
+        patient = (
+            patient_pattern.search(relative).group(1)
+            if patient_pattern and patient_pattern.search(relative)
+            else image_id
+        )
+        rows.append(
+            {
+                "image_id": image_id,
+                "path": os.path.relpath(path, out_path.parent),
+                "source": dataset,
+                "bit_depth": "",
+                "patient_id": patient,
+            }
+        )
     manifest = pd.DataFrame(rows)
     manifest["split"] = assign_splits(manifest["patient_id"], split or entry["split"], seed=seed)
     manifest = manifest[manifest["split"] != ""][["image_id", "path", "source", "bit_depth", "split", "patient_id"]]
@@ -526,10 +588,15 @@ def _unpack(archive: Path, target: Path) -> None:
         if previous == source:
             return
         if target.is_symlink() or not target.is_dir():
-            raise DownloadError(f"{target}: in the way of unpacking {archive.name} and not a folder this stage unpacked; "
-                                "move it away")
-        log.warning("%s holds what was unpacked from %s: unpacking %s instead", target,
-                    previous.get("archive") if isinstance(previous, dict) else "an unrecorded archive", archive)
+            raise DownloadError(
+                f"{target}: in the way of unpacking {archive.name} and not a folder this stage unpacked; move it away"
+            )
+        log.warning(
+            "%s holds what was unpacked from %s: unpacking %s instead",
+            target,
+            previous.get("archive") if isinstance(previous, dict) else "an unrecorded archive",
+            archive,
+        )
         shutil.rmtree(target)
     safe_extract(archive, target, record=source)
 
@@ -541,8 +608,16 @@ def _download_and_unpack(spec: dict, name: str, dest: Path, extracted: Path, opt
     if not archive.exists():
         url = file_url(spec, name, options.base_url)
         log.info("downloading %s from %s", spec["name"], url)
-        download_file(url, archive, size=spec.get("size"), checksum=checksum, retries=options.retries, backoff=options.backoff,
-                      progress=options.progress, validate=None if checksum else archive_problem)
+        download_file(
+            url,
+            archive,
+            size=spec.get("size"),
+            checksum=checksum,
+            retries=options.retries,
+            backoff=options.backoff,
+            progress=options.progress,
+            validate=None if checksum else archive_problem,
+        )
         if checksum is None:
             log.warning("%s: no published checksum; sha256 %s", spec["name"], file_digest(archive, "sha256"))
     try:
@@ -554,7 +629,9 @@ def _download_and_unpack(spec: dict, name: str, dest: Path, extracted: Path, opt
         raise ArchiveDamagedError(f"{error}; deleted {archive}, a rerun downloads it again") from None
 
 
-def fetch_dataset(dataset: str, dest, options: DownloadOptions | None = None, *, registry_name: str | None = None) -> pd.DataFrame:
+def fetch_dataset(
+    dataset: str, dest, options: DownloadOptions | None = None, *, registry_name: str | None = None
+) -> pd.DataFrame:
     """Download (or take the user's archive), verify, unpack into ``dest/extracted`` and write ``dest/manifest.csv``.
 
     An unpacked folder records the archive it came from; another archive (a new
@@ -578,8 +655,10 @@ def fetch_dataset(dataset: str, dest, options: DownloadOptions | None = None, *,
             _unpack(supplied, extracted)
     elif entry.get("registration"):
         registration = entry["registration"]
-        raise DownloadError(f"{name} needs registration: {registration['what']} at {registration['url']}, then set "
-                            f"datasets[].archive in config.yaml to the downloaded archive or folder")
+        raise DownloadError(
+            f"{name} needs registration: {registration['what']} at {registration['url']}, then set "
+            f"datasets[].archive in config.yaml to the downloaded archive or folder"
+        )
     else:
         if (extracted / SOURCE_RECORD).exists():  # unpacked from a user's archive before: not these files
             log.warning("%s holds what was unpacked from a supplied archive: removing it", extracted)

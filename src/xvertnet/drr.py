@@ -103,7 +103,7 @@ def unenhance_blood(hounsfield: np.ndarray, spacing, bodies: np.ndarray) -> tupl
     bone = np.zeros_like(dense)
     lumen = np.zeros_like(dense)
     radius = max(1, int(round(7.0 / voxel)))
-    disk = np.hypot(*np.mgrid[-radius:radius + 1, -radius:radius + 1]) <= radius
+    disk = np.hypot(*np.mgrid[-radius : radius + 1, -radius : radius + 1]) <= radius
     for k in range(dense.shape[2]):  # axial slices: the cortex outlines trabecular bone
         filled = ndimage.binary_fill_holes(cortex[:, :, k])
         holes = filled & ~cortex[:, :, k]
@@ -122,7 +122,9 @@ def unenhance_blood(hounsfield: np.ndarray, spacing, bodies: np.ndarray) -> tupl
     return out, float(blood.mean())
 
 
-def thin_slices(volume: np.ndarray, spacing, max_slice_mm: float, *, labels: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def thin_slices(
+    volume: np.ndarray, spacing, max_slice_mm: float, *, labels: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Resample along the body axis (axis 2) to slices of at most ``max_slice_mm``: a cubic spline through the slice
     centres (a label map: the nearest slice)."""
     spacing = np.asarray(spacing, dtype=np.float64)
@@ -140,8 +142,12 @@ def thin_slices(volume: np.ndarray, spacing, max_slice_mm: float, *, labels: boo
             first = centres[phase]
             base = int(np.floor(first))
             t = first - base
-            weights = (((-0.5 * t + 1.0) * t - 0.5) * t, (1.5 * t - 2.5) * t * t + 1.0,
-                       ((-1.5 * t + 2.0) * t + 0.5) * t, (0.5 * t - 0.5) * t * t)
+            weights = (
+                ((-0.5 * t + 1.0) * t - 0.5) * t,
+                (1.5 * t - 2.5) * t * t + 1.0,
+                ((-1.5 * t + 2.0) * t + 0.5) * t,
+                (0.5 * t - 0.5) * t * t,
+            )
             out = np.zeros(volume.shape[:2] + (len(range(phase, count, factor)),), dtype=np.float32)
             for m, weight in enumerate(weights):  # old slices base-1 ... base+2 (padded index +1)
                 start = base - 1 + m + 1
@@ -197,8 +203,17 @@ def _interpolation(positions: np.ndarray, size: int):
     return sparse.csr_matrix((v, (r, c)), shape=(len(positions), size))
 
 
-def cone_sum(volume: np.ndarray, spacing, u: np.ndarray, w: np.ndarray, source_a: float, distance: float, *,
-             offset=(0, 0, 0), full_shape=None) -> np.ndarray:
+def cone_sum(
+    volume: np.ndarray,
+    spacing,
+    u: np.ndarray,
+    w: np.ndarray,
+    source_a: float,
+    distance: float,
+    *,
+    offset=(0, 0, 0),
+    full_shape=None,
+) -> np.ndarray:
     """Sum of ``volume`` along the rays from the source to the detector pixels (rows w, columns u), mm units:
     each A-plane of voxels is met once per ray, at the point where the ray crosses its centre (Joseph's
     method), read by bilinear interpolation in the plane; the path length per plane is
@@ -221,8 +236,9 @@ def cone_sum(volume: np.ndarray, spacing, u: np.ndarray, w: np.ndarray, source_a
     return total.T * spacing[1] * np.sqrt(1.0 + (uu**2 + ww**2) / distance**2)
 
 
-def project(mu: np.ndarray, spacing, geometry: Geometry, *, levels: np.ndarray | None = None
-            ) -> tuple[np.ndarray, np.ndarray | None]:
+def project(
+    mu: np.ndarray, spacing, geometry: Geometry, *, levels: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Line integrals of ``mu`` (axes L-A-S, 1/mm) on the detector, and the projected level map (or None).
 
     Rows superior-first, columns from the patient's right to left (a PA radiograph as displayed).
@@ -243,8 +259,9 @@ def project(mu: np.ndarray, spacing, geometry: Geometry, *, levels: np.ndarray |
             if box is None:
                 continue
             block = (levels[box] == level).astype(np.float32)
-            path = cone_sum(block, thin_spacing, u, w, source_a, distance, offset=[s.start for s in box],
-                            full_shape=levels.shape)
+            path = cone_sum(
+                block, thin_spacing, u, w, source_a, distance, offset=[s.start for s in box], full_shape=levels.shape
+            )
             better = path > np.maximum(longest, 0.5 * thin_spacing.min())
             projected[better], longest[better] = level, path[better]
     return np.clip(line_integral, 0.0, None), projected

@@ -23,7 +23,9 @@ def job_python_problem(src: str, *, path: str | None = None) -> str | None:
     with ``src`` on ``PYTHONPATH``; else the one-line reason and what to do."""
     python = shutil.which("python", path=path) or shutil.which("python3", path=path)
     if python is None:
-        return "no `python` on PATH for the workflow's jobs: activate the environment (. .venv/bin/activate) or use `make`"
+        return (
+            "no `python` on PATH for the workflow's jobs: activate the environment (. .venv/bin/activate) or use `make`"
+        )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p))
     if path is not None:
         env["PATH"] = path
@@ -35,5 +37,7 @@ def job_python_problem(src: str, *, path: str | None = None) -> str | None:
     if found.returncode == 0:
         return None
     last = (found.stderr.strip().splitlines() or ["(no message)"])[-1]
-    return (f"the jobs' python ({python}) cannot import the workflow's dependencies ({last}): activate the environment "
-            "first (. .venv/bin/activate), put .venv/bin first on PATH, or use `make`")
+    return (
+        f"the jobs' python ({python}) cannot import the workflow's dependencies ({last}): activate the environment "
+        "first (. .venv/bin/activate), put .venv/bin first on PATH, or use `make`"
+    )

@@ -73,8 +73,11 @@ def metrics_shard(enhanced_path, roi_path, out_path, *, params: MetricParams | N
             if "vertebra_levels" in source and "whole" in group:
                 whole, levels = group["whole"][()], source["vertebra_levels"][()]
                 if whole.shape != levels.shape:
-                    raise InputFileError(str(enhanced_path), f"{image_id}: whole image {whole.shape} and the level map of "
-                                                             f"{roi_path} {levels.shape} differ in shape (not the same ROI shard?)")
+                    raise InputFileError(
+                        str(enhanced_path),
+                        f"{image_id}: whole image {whole.shape} and the level map of "
+                        f"{roi_path} {levels.shape} differ in shape (not the same ROI shard?)",
+                    )
                 twin = group["whole_twin"][()] if "whole_twin" in group else None
                 per_level = level_visibility(whole, levels, twin=twin, band=params.cnr_band)
             boxes = decode_attr(source.attrs["boxes"])
@@ -83,23 +86,50 @@ def metrics_shard(enhanced_path, roi_path, out_path, *, params: MetricParams | N
                 twin = arrays.get(f"{roi}_twin")
                 errors: dict[str, str] = {}
                 details: dict = {}
-                values = measure_all(to_255(arrays[roi]), reference255=to_255(source[roi][()]), mask=mask,
-                                     twin255=None if twin is None else to_255(twin), body_px=body_px, params=params,
-                                     errors=errors, details=details)
+                values = measure_all(
+                    to_255(arrays[roi]),
+                    reference255=to_255(source[roi][()]),
+                    mask=mask,
+                    twin255=None if twin is None else to_255(twin),
+                    body_px=body_px,
+                    params=params,
+                    errors=errors,
+                    details=details,
+                )
                 if mask is not None and twin is None:
                     log.warning("%s %s %s: no noise twin, so no vertebral CNR or edge measure", method, image_id, roi)
                 if details["downsample"] > 1:
-                    log.warning("%s %s %s: above metrics.max_pixels %d, measured on its %dx%d block mean", method, image_id, roi,
-                                params.max_pixels, details["downsample"], details["downsample"])
+                    log.warning(
+                        "%s %s %s: above metrics.max_pixels %d, measured on its %dx%d block mean",
+                        method,
+                        image_id,
+                        roi,
+                        params.max_pixels,
+                        details["downsample"],
+                        details["downsample"],
+                    )
                 for measure, reason in errors.items():
                     log.warning("%s %s %s: %s is NaN (%s)", method, image_id, roi, measure, reason)
                 if per_level is not None:
                     values |= roi_visibility(per_level, boxes[roi])
                     values["displayed_per_level"] = json.dumps(
-                        {int(level): {key: round(value, 5) for key, value in found.items()} for level, found in per_level.items()})
-                rows.append({"dataset": dataset, "image_id": image_id, "split": attrs.get("split", ""), "roi": roi.split("_")[1],
-                             "method": method, "protocol": protocol, **values,
-                             "params": json.dumps(params.record(), sort_keys=True)})
+                        {
+                            int(level): {key: round(value, 5) for key, value in found.items()}
+                            for level, found in per_level.items()
+                        }
+                    )
+                rows.append(
+                    {
+                        "dataset": dataset,
+                        "image_id": image_id,
+                        "split": attrs.get("split", ""),
+                        "roi": roi.split("_")[1],
+                        "method": method,
+                        "protocol": protocol,
+                        **values,
+                        "params": json.dumps(params.record(), sort_keys=True),
+                    }
+                )
             arrays = None  # one image in memory at a time
             log.info("measured %s %s", method, image_id)
     with atomic_path(out_path, record_hash=True) as tmp:
@@ -133,13 +163,22 @@ def consistency_rows(method: str, dataset: str, enhanced_shards, manifest: pd.Da
             continue
         for roi in EVAL_ROIS:
             degraded, clean = to_255(images[roi]), to_255(enhanced[partner][roi])
-            rows.append({"dataset": dataset, "image_id": image_id, "roi": roi.split("_")[1], "method": method,
-                         "consistency_psnr": psnr(degraded, clean), "consistency_ssim": ssim(degraded, clean)})
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "image_id": image_id,
+                    "roi": roi.split("_")[1],
+                    "method": method,
+                    "consistency_psnr": psnr(degraded, clean),
+                    "consistency_ssim": ssim(degraded, clean),
+                }
+            )
     return rows
 
 
-def aggregate(metric_csvs, out_path, *, enhanced: dict[tuple[str, str], list], manifests: dict[str, str],
-              segmentation_csvs=()) -> pd.DataFrame:
+def aggregate(
+    metric_csvs, out_path, *, enhanced: dict[tuple[str, str], list], manifests: dict[str, str], segmentation_csvs=()
+) -> pd.DataFrame:
     """The long table ``per_roi.csv``; ``enhanced`` maps (dataset, method) to enhanced shards; the segmentation
     task's rows (:mod:`xvertnet.segmentation_task`), where given, add ``seg_dice``, ``seg_hd95``, ``seg_asd``."""
     frames = [pd.read_csv(path) for path in metric_csvs if Path(path).stat().st_size > 1]
@@ -164,8 +203,12 @@ def aggregate(metric_csvs, out_path, *, enhanced: dict[tuple[str, str], list], m
         if manifest_path and Path(manifest_path).exists():
             manifest = pd.read_csv(manifest_path, keep_default_na=False)
             found = manifest["patient"] if "patient" in manifest.columns else manifest["image_id"]
-            patients.append(pd.DataFrame({"dataset": dataset, "image_id": manifest["image_id"], "patient": found.astype(str)}))
-    if patients and len(table):  # every row names its patient (an image is its own patient where the manifest says none)
+            patients.append(
+                pd.DataFrame({"dataset": dataset, "image_id": manifest["image_id"], "patient": found.astype(str)})
+            )
+    if patients and len(
+        table
+    ):  # every row names its patient (an image is its own patient where the manifest says none)
         table = table.merge(pd.concat(patients, ignore_index=True), on=["dataset", "image_id"], how="left")
         table["patient"] = table["patient"].where(table["patient"].astype(str).str.len() > 0, table["image_id"])
         table.insert(2, "patient", table.pop("patient"))

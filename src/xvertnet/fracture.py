@@ -98,8 +98,9 @@ def _column_loss(body: np.ndarray, kind: str, loss: float) -> np.ndarray:
     return out
 
 
-def fracture_volume(mu: np.ndarray, levels: np.ndarray, fracture: Fracture, *, margin: int = 2
-                    ) -> tuple[tuple[slice, ...], np.ndarray, np.ndarray]:
+def fracture_volume(
+    mu: np.ndarray, levels: np.ndarray, fracture: Fracture, *, margin: int = 2
+) -> tuple[tuple[slice, ...], np.ndarray, np.ndarray]:
     """The fractured body (module docstring): the box it lies in (slices into ``mu``, a margin of slices above and
     below), the box's new attenuation and new level map. ``mu`` and ``levels`` are not changed."""
     mask = levels == fracture.level
@@ -136,8 +137,16 @@ def fracture_volume(mu: np.ndarray, levels: np.ndarray, fracture: Fracture, *, m
     return box, new_values.astype(mu.dtype), new_labels
 
 
-def level_region(hounsfield: np.ndarray, spacing, levels: np.ndarray, level: int, *, heart_width_mm: float = 100.0,
-                 lung_area_mm2: float = 2000.0, band_mm: float = 120.0) -> str:
+def level_region(
+    hounsfield: np.ndarray,
+    spacing,
+    levels: np.ndarray,
+    level: int,
+    *,
+    heart_width_mm: float = 100.0,
+    lung_area_mm2: float = 2000.0,
+    band_mm: float = 120.0,
+) -> str:
     """``above_heart``, ``behind_heart`` or ``below_diaphragm`` for one level (module docstring)."""
     from .vertebra_labels import patient_mask
 

@@ -126,8 +126,15 @@ def _ratios(per_roi: pd.DataFrame | None) -> dict:
     return out
 
 
-def write_gallery(enhanced: dict[str, list], out_dir, *, manifests: dict[str, pd.DataFrame] | None = None,
-                  per_roi: pd.DataFrame | None = None, count: int = 48, title: str = "xvertnet results gallery") -> int:
+def write_gallery(
+    enhanced: dict[str, list],
+    out_dir,
+    *,
+    manifests: dict[str, pd.DataFrame] | None = None,
+    per_roi: pd.DataFrame | None = None,
+    count: int = 48,
+    title: str = "xvertnet results gallery",
+) -> int:
     """Write ``out_dir/index.html`` and its previews for the enhanced shards of every method; return the image count.
 
     ``enhanced`` maps a method to its enhanced shards (the ``original`` method is the slider's "before"),
@@ -142,8 +149,11 @@ def write_gallery(enhanced: dict[str, list], out_dir, *, manifests: dict[str, pd
         frame = manifest.copy()
         frame["dataset"] = dataset
         frames.append(frame)
-    info = (pd.concat(frames, ignore_index=True).drop_duplicates("image_id").set_index("image_id") if frames
-            else pd.DataFrame(index=pd.Index([], name="image_id")))
+    info = (
+        pd.concat(frames, ignore_index=True).drop_duplicates("image_id").set_index("image_id")
+        if frames
+        else pd.DataFrame(index=pd.Index([], name="image_id"))
+    )
     available = []
     for shard in enhanced["original"]:
         with read_shard(shard) as handle:
@@ -166,26 +176,43 @@ def write_gallery(enhanced: dict[str, list], out_dir, *, manifests: dict[str, pd
             entry = {"label": label, "difference_range": round(scale, 3), "methods": {}}
             if part == "whole":
                 height, width = original.shape
-                entry["boxes"] = {roi.removeprefix("eval_"): [b[0] / height, b[1] / width, b[2] / height, b[3] / width]
-                                  for roi, b in boxes.items() if roi in PARTS}
+                entry["boxes"] = {
+                    roi.removeprefix("eval_"): [b[0] / height, b[1] / width, b[2] / height, b[3] / width]
+                    for roi, b in boxes.items()
+                    if roi in PARTS
+                }
             for method in shown:
                 image = arrays[(method, part)]
                 stem = Path("previews") / method / f"{image_id}_{part}"
                 _save(_preview(image, part), out_dir / f"{stem}.png")
-                item = {"preview": _url(f"{stem}.png"),
-                        "file": _url(os.path.relpath(files[(method, part)], out_dir)),
-                        "ratios": ratios.get((method, image_id, part), {})}
+                item = {
+                    "preview": _url(f"{stem}.png"),
+                    "file": _url(os.path.relpath(files[(method, part)], out_dir)),
+                    "ratios": ratios.get((method, image_id, part), {}),
+                }
                 if method != "original":
                     _save(_preview_difference(image, original, scale, part), out_dir / f"{stem}_difference.jpg")
                     item["difference"] = _url(f"{stem}_difference.jpg")
                 entry["methods"][method] = item
             record["parts"][part] = entry
         records.append(record)
-    data = {"title": title, "methods": methods, "facets": list(FACETS), "page_size": PAGE_SIZE,
-            "total_images": len(dict.fromkeys(available)), "images": records}
+    data = {
+        "title": title,
+        "methods": methods,
+        "facets": list(FACETS),
+        "page_size": PAGE_SIZE,
+        "total_images": len(dict.fromkeys(available)),
+        "images": records,
+    }
     with atomic_path(out_dir / "index.html") as tmp:
         Path(tmp).write_text(_page(data), encoding="utf-8")
-    log.info("gallery: %d of %d images, %d methods -> %s", len(records), data["total_images"], len(methods), out_dir / "index.html")
+    log.info(
+        "gallery: %d of %d images, %d methods -> %s",
+        len(records),
+        data["total_images"],
+        len(methods),
+        out_dir / "index.html",
+    )
     return len(records)
 
 
@@ -199,7 +226,9 @@ def _url(path) -> str:
 def _page(data: dict) -> str:
     """The gallery page: the data as JSON in the page, rendered by the script below it. '<', '>' and '&' are
     escaped in the JSON, so no string from a manifest can end or comment out the script element."""
-    payload = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    payload = (
+        json.dumps(data, separators=(",", ":")).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    )
     return _TEMPLATE.replace("__TITLE__", html.escape(data["title"])).replace("__DATA__", payload)
 
 

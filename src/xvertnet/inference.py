@@ -83,8 +83,13 @@ class Chain:
         self.model_dirs = model_dirs
 
     def describe(self) -> dict:
-        return {"iterations": len(self.models), "models": [str(d) for d in self.model_dirs], "autocast": str(self.dtype or "fp32"),
-                "model_sha256": [m["model_sha256"] for m in self.metadata], "prep": self.prep.record()}
+        return {
+            "iterations": len(self.models),
+            "models": [str(d) for d in self.model_dirs],
+            "autocast": str(self.dtype or "fp32"),
+            "model_sha256": [m["model_sha256"] for m in self.metadata],
+            "prep": self.prep.record(),
+        }
 
     @staticmethod
     def inputs(metadata: dict, xp: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -105,7 +110,9 @@ class Chain:
             outputs.append(output.float()[:, 0, :height, :width].cpu().numpy())
         return np.concatenate(outputs)
 
-    def predict_tiled(self, model: XVertNet, inputs: np.ndarray, hfc: np.ndarray, *, tile: int, overlap: int) -> np.ndarray:
+    def predict_tiled(
+        self, model: XVertNet, inputs: np.ndarray, hfc: np.ndarray, *, tile: int, overlap: int
+    ) -> np.ndarray:
         """Inference on one large (C, H, W) image in overlapping tiles blended with a linear taper."""
         _, height, width = inputs.shape
         if height <= tile and width <= tile:
@@ -130,7 +137,9 @@ class Chain:
                 weight[top : top + output.shape[0], left : left + output.shape[1]] += w
         return total / weight
 
-    def run(self, x: np.ndarray, *, iterations: int | None = None, tile: int | None = None, overlap: int = 64) -> np.ndarray:
+    def run(
+        self, x: np.ndarray, *, iterations: int | None = None, tile: int | None = None, overlap: int = 64
+    ) -> np.ndarray:
         """The chain on one crop or image X in [0, 1]: preprocess (Eqs. 1-6), then f_1, HFC, f_2, ..."""
         result = preprocess(x, self.prep)
         output, hfc = result["Xp"], result["Y"]
@@ -169,13 +178,23 @@ def refine_shard(model_dir, data_shard, out_path, *, rois=TRAIN_ROIS, device: st
                 stored[f"{roi}/Y"] = high_frequency_components(output, chain.prep.wls).astype(np.float32)
                 if f"{roi}/B" in arrays:  # the bone prior's target goes on to the next iteration
                     stored[f"{roi}/B"] = arrays[f"{roi}/B"]
-            shard.add(image_id, stored, {key: attrs[key] for key in ("split", "source", "boxes", "scale") if key in attrs})
+            shard.add(
+                image_id, stored, {key: attrs[key] for key in ("split", "source", "boxes", "scale") if key in attrs}
+            )
         count = shard.count
     return count
 
 
-def native_resolution(full: np.ndarray, low_input: np.ndarray, low_output: np.ndarray, *, radius: int = 4,
-                      eps: float = 1e-4, max_gain: float = 4.0, keep: np.ndarray | None = None) -> np.ndarray:
+def native_resolution(
+    full: np.ndarray,
+    low_input: np.ndarray,
+    low_output: np.ndarray,
+    *,
+    radius: int = 4,
+    eps: float = 1e-4,
+    max_gain: float = 4.0,
+    keep: np.ndarray | None = None,
+) -> np.ndarray:
     """Carry an enhancement computed at low resolution over to the full-resolution image.
 
     The low-resolution output is upsampled (bilinear) and the detail that downsampling took
@@ -216,4 +235,3 @@ def native_resolution(full: np.ndarray, low_input: np.ndarray, low_output: np.nd
         kept = up(keep.astype(np.float64))
         gain = gain * (1.0 - kept) + kept
     return np.clip(up(low_output) + gain * detail, 0.0, 1.0)
-

@@ -19,8 +19,8 @@ import pandas as pd
 
 from .atomic import atomic_path
 from .errors import InputImageError, XvertnetError
-from .readers import ReadOptions, flat_image_reason, read_image
 from .provenance import sha256_file
+from .readers import ReadOptions, flat_image_reason, read_image
 from .shard_store import open_shard_for_writing
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,9 @@ def read_levels(path, shape) -> np.ndarray:
     return levels
 
 
-def ingest_entries(entries: list[dict], out_path, rejects_path, *, options: ReadOptions | None = None, params: dict | None = None) -> IngestSummary:
+def ingest_entries(
+    entries: list[dict], out_path, rejects_path, *, options: ReadOptions | None = None, params: dict | None = None
+) -> IngestSummary:
     """Ingest manifest entries (dicts with ``image_id`` and ``resolved_path``) into one shard.
 
     Writes ``out_path`` (HDF5, see :mod:`xvertnet.shard_store`) and ``rejects_path``
@@ -96,15 +98,21 @@ def ingest_entries(entries: list[dict], out_path, rejects_path, *, options: Read
                 levels_path = entry.get("resolved_levels_path") or ""
                 if levels_path:
                     arrays["vertebra_levels"] = read_levels(levels_path, record.pixels.shape)
-                for column, name, what in (("resolved_bone_path", "bone_target", "bone target"),
-                                           ("resolved_twin_path", "noise_twin", "noise twin")):
+                for column, name, what in (
+                    ("resolved_bone_path", "bone_target", "bone target"),
+                    ("resolved_twin_path", "noise_twin", "noise twin"),
+                ):
                     partner_path = entry.get(column) or ""
-                    if not partner_path:  # a bone-emphasised target (demo.bone_emphasis) or a noise twin of the same view
+                    if (
+                        not partner_path
+                    ):  # a bone-emphasised target (demo.bone_emphasis) or a noise twin of the same view
                         continue
                     partner = read_image(partner_path, options).pixels
                     if partner.shape != record.pixels.shape:
-                        raise InputImageError(partner_path, f"{what} shape {partner.shape} differs from the image shape "
-                                                            f"{record.pixels.shape}")
+                        raise InputImageError(
+                            partner_path,
+                            f"{what} shape {partner.shape} differs from the image shape {record.pixels.shape}",
+                        )
                     arrays[name] = partner
             except (XvertnetError, OSError, ValueError, MemoryError) as error:
                 reason = error.reason if isinstance(error, InputImageError) else f"{type(error).__name__}: {error}"
@@ -126,7 +134,13 @@ def ingest_entries(entries: list[dict], out_path, rejects_path, *, options: Read
                 "mask_source": mask_path,
             }
             shard.add(image_id, arrays, attrs)
-            log.info("ingested %s: %s, %d bits, %s", image_id, record.format, record.detected_bits, "x".join(map(str, record.pixels.shape)))
+            log.info(
+                "ingested %s: %s, %d bits, %s",
+                image_id,
+                record.format,
+                record.detected_bits,
+                "x".join(map(str, record.pixels.shape)),
+            )
         stored = shard.count
     write_rejects(rejects, rejects_path)
     return IngestSummary(stored=stored, rejected=len(rejects))

@@ -32,12 +32,15 @@ def write_image_shard(prep_shard, image_id: str, out_path) -> None:
     arrays, attrs = read_item(prep_shard, image_id, names=names)
     source = file_attrs(prep_shard)
     kept = {key: attrs[key] for key in ("source", "boxes", "scale") if key in attrs}
-    with open_shard_for_writing(out_path, stage="prep", params=source.get("params", {}), upstream=source.get("upstream", {})) as shard:
+    with open_shard_for_writing(
+        out_path, stage="prep", params=source.get("params", {}), upstream=source.get("upstream", {})
+    ) as shard:
         shard.add(image_id, arrays, {**kept, "split": INTERNAL_SPLIT})
 
 
-def train_internal_chain(prep_shard, image_id: str, config: TrainConfig, iterations: int, work_dir, *,
-                         device: str = "auto") -> tuple[Chain, dict]:
+def train_internal_chain(
+    prep_shard, image_id: str, config: TrainConfig, iterations: int, work_dir, *, device: str = "auto"
+) -> tuple[Chain, dict]:
     """Train iterations 1..``iterations`` on one image; return the chain and a training record."""
     if iterations < 1:
         raise InvalidValueError(f"internal learning needs at least one iteration, got {iterations}")
@@ -48,8 +51,12 @@ def train_internal_chain(prep_shard, image_id: str, config: TrainConfig, iterati
     model_dirs, record = [], {"image_id": image_id, "iterations": []}
     for iteration in range(1, iterations + 1):
         out_dir = work_dir / f"iter{iteration}"
-        summary = train_iteration([data], out_dir, config, iteration=iteration, progress=False, splits=(INTERNAL_SPLIT, None))
-        record["iterations"].append({key: summary[key] for key in ("epochs", "best_epoch", "best_val_loss", "training_seconds")})
+        summary = train_iteration(
+            [data], out_dir, config, iteration=iteration, progress=False, splits=(INTERNAL_SPLIT, None)
+        )
+        record["iterations"].append(
+            {key: summary[key] for key in ("epochs", "best_epoch", "best_val_loss", "training_seconds")}
+        )
         model_dirs.append(out_dir)
         if iteration < iterations:
             refined = work_dir / f"iter{iteration}.h5"

@@ -59,7 +59,10 @@ def bone_mask(image: np.ndarray, body: np.ndarray | None = None) -> np.ndarray:
 def structure_agreement(before: np.ndarray, after: np.ndarray) -> dict[str, float]:
     """Dice of the bone and body masks of an image before and after a method."""
     body_before, body_after = body_mask(before), body_mask(after)
-    return {"bone_dice": dice(bone_mask(before, body_before), bone_mask(after, body_after)), "body_dice": dice(body_before, body_after)}
+    return {
+        "bone_dice": dice(bone_mask(before, body_before), bone_mask(after, body_after)),
+        "body_dice": dice(body_before, body_after),
+    }
 
 
 def load_outputs(shards) -> dict[str, dict[str, np.ndarray]]:
@@ -71,7 +74,9 @@ def load_outputs(shards) -> dict[str, dict[str, np.ndarray]]:
     return found
 
 
-def restoration_rows(outputs: dict[str, dict], originals: dict[str, dict], manifest: pd.DataFrame, splits) -> list[dict]:
+def restoration_rows(
+    outputs: dict[str, dict], originals: dict[str, dict], manifest: pd.DataFrame, splits
+) -> list[dict]:
     """Rows (method, image, roi, condition, psnr, ssim) against the clean DRR of the view (or, for clean and real
     images, against the input itself, condition reported as ``standard in``/``real in``)."""
     rows = []
@@ -94,22 +99,43 @@ def restoration_rows(outputs: dict[str, dict], originals: dict[str, dict], manif
                 if roi not in arrays:
                     continue
                 out, reference = to_255(arrays[roi]), to_255(originals[reference_id][roi])
-                rows.append({"method": method, "image_id": image_id, "patient": row.patient, "roi": roi.split("_")[1],
-                             "condition": condition, "psnr": psnr(out, reference), "ssim": ssim(out, reference)})
+                rows.append(
+                    {
+                        "method": method,
+                        "image_id": image_id,
+                        "patient": row.patient,
+                        "roi": roi.split("_")[1],
+                        "condition": condition,
+                        "psnr": psnr(out, reference),
+                        "ssim": ssim(out, reference),
+                    }
+                )
     return rows
 
 
-def hallucination_rows(outputs: dict[str, dict], originals: dict[str, dict], manifest: pd.DataFrame, splits) -> list[dict]:
+def hallucination_rows(
+    outputs: dict[str, dict], originals: dict[str, dict], manifest: pd.DataFrame, splits
+) -> list[dict]:
     """Rows (method, image, bone_dice, body_dice) on the whole canonical images of ``splits``."""
     table = manifest.set_index("image_id")
     rows = []
     for method, images in outputs.items():
         for image_id, arrays in images.items():
-            if "whole" not in arrays or image_id not in originals or (image_id in table.index and table.loc[image_id, "split"] not in splits):
+            if (
+                "whole" not in arrays
+                or image_id not in originals
+                or (image_id in table.index and table.loc[image_id, "split"] not in splits)
+            ):
                 continue
             info = table.loc[image_id] if image_id in table.index else {}
-            rows.append({"method": method, "image_id": image_id, "condition": info.get("condition", ""),
-                         **structure_agreement(originals[image_id]["whole"], arrays["whole"])})
+            rows.append(
+                {
+                    "method": method,
+                    "image_id": image_id,
+                    "condition": info.get("condition", ""),
+                    **structure_agreement(originals[image_id]["whole"], arrays["whole"]),
+                }
+            )
     return rows
 
 
@@ -121,7 +147,11 @@ def summary_markdown(restoration: pd.DataFrame, hallucination: pd.DataFrame, met
     else:
         conditions = sorted(restoration["condition"].unique(), key=lambda c: (c.endswith(" in"), c))
         # the mean over the degradations LED is trained to restore (8-bit quantisation is neither quality set)
-        header = ["method", *[f"{c} PSNR / SSIM" for c in conditions], f"mean of {', '.join(LOW_CONDITIONS)} PSNR / SSIM"]
+        header = [
+            "method",
+            *[f"{c} PSNR / SSIM" for c in conditions],
+            f"mean of {', '.join(LOW_CONDITIONS)} PSNR / SSIM",
+        ]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for method in methods:
             part = restoration[restoration["method"] == method]
@@ -130,13 +160,20 @@ def summary_markdown(restoration: pd.DataFrame, hallucination: pd.DataFrame, met
             cells = [method]
             for condition in conditions:
                 values = part[part["condition"] == condition]
-                cells.append(f"{values['psnr'].mean():.2f} / {values['ssim'].mean():.4f} (n={len(values)})" if len(values) else "–")
+                cells.append(
+                    f"{values['psnr'].mean():.2f} / {values['ssim'].mean():.4f} (n={len(values)})"
+                    if len(values)
+                    else "–"
+                )
             degraded = part[part["condition"].isin(LOW_CONDITIONS)]
             cells.append(f"{degraded['psnr'].mean():.2f} / {degraded['ssim'].mean():.4f}" if len(degraded) else "–")
             lines.append("| " + " | ".join(cells) + " |")
-        lines += ["", "PSNR (dB) and SSIM on the 0-255 mapping of the evaluation ROIs (MATLAB-matched measures); "
-                  "'original' is the degraded input itself. 'standard in' / 'real in': the output on an image that needs "
-                  "no restoring, against that image (higher = changed less)."]
+        lines += [
+            "",
+            "PSNR (dB) and SSIM on the 0-255 mapping of the evaluation ROIs (MATLAB-matched measures); "
+            "'original' is the degraded input itself. 'standard in' / 'real in': the output on an image that needs "
+            "no restoring, against that image (higher = changed less).",
+        ]
     lines += ["", "## Do structures stay where they were? (whole canonical images)", ""]
     if hallucination.empty:
         lines.append("No whole images.")
@@ -145,10 +182,15 @@ def summary_markdown(restoration: pd.DataFrame, hallucination: pd.DataFrame, met
         for method in [*methods, DEGRADATION]:
             part = hallucination[hallucination["method"] == method]
             if len(part):
-                lines.append(f"| {method} | {part['bone_dice'].mean():.3f} | {part['bone_dice'].min():.3f} | "
-                             f"{part['body_dice'].mean():.3f} | {part['body_dice'].min():.3f} | {len(part)} |")
-        lines += ["", "Dice of the dense-structure (bone) mask and of the body mask, each image thresholded on its own, "
-                  "before vs after; 1 = nothing moved. `led (G)` is LED's learned degradation applied to the image."]
+                lines.append(
+                    f"| {method} | {part['bone_dice'].mean():.3f} | {part['bone_dice'].min():.3f} | "
+                    f"{part['body_dice'].mean():.3f} | {part['body_dice'].min():.3f} | {len(part)} |"
+                )
+        lines += [
+            "",
+            "Dice of the dense-structure (bone) mask and of the body mask, each image thresholded on its own, "
+            "before vs after; 1 = nothing moved. `led (G)` is LED's learned degradation applied to the image.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -158,7 +200,11 @@ def worst_cases_figure(hallucination: pd.DataFrame, data: dict, path, *, method:
     from .figures import pyplot, save_figure
 
     plt = pyplot()
-    worst = hallucination[hallucination["method"] == method].nsmallest(count, "bone_dice") if len(hallucination) else hallucination
+    worst = (
+        hallucination[hallucination["method"] == method].nsmallest(count, "bone_dice")
+        if len(hallucination)
+        else hallucination
+    )
     rows = max(len(worst), 1)
     figure, axes = plt.subplots(rows, 3, figsize=(9, 3 * rows), squeeze=False)
     for row, (_, item) in enumerate(worst.iterrows()):
@@ -169,8 +215,11 @@ def worst_cases_figure(hallucination: pd.DataFrame, data: dict, path, *, method:
         overlay[..., 0] = mask_before  # magenta: only before
         overlay[..., 2] = mask_before
         overlay[..., 1] = mask_after  # green: only after; both: white
-        for ax, image, title in ((axes[row, 0], before, f"{item.image_id}: original"), (axes[row, 1], after, method),
-                                 (axes[row, 2], overlay, f"bone masks, Dice {item.bone_dice:.3f} (body {item.body_dice:.3f})")):
+        for ax, image, title in (
+            (axes[row, 0], before, f"{item.image_id}: original"),
+            (axes[row, 1], after, method),
+            (axes[row, 2], overlay, f"bone masks, Dice {item.bone_dice:.3f} (body {item.body_dice:.3f})"),
+        ):
             ax.imshow(image, cmap=None if image.ndim == 3 else "gray", vmin=0, vmax=1)
             ax.set_title(title, fontsize=8)
             ax.axis("off")
@@ -197,8 +246,12 @@ def write_led_report(data: dict, manifests: dict[str, pd.DataFrame], out_dir, *,
     for dataset, (outputs, originals) in data.items():
         methods += [m for m in outputs if m != DEGRADATION and m not in methods]
         restored = {m: outputs[m] for m in outputs if m != DEGRADATION}
-        restoration += [{"dataset": dataset, **row} for row in restoration_rows(restored, originals, manifests[dataset], splits)]
-        hallucination += [{"dataset": dataset, **row} for row in hallucination_rows(outputs, originals, manifests[dataset], splits)]
+        restoration += [
+            {"dataset": dataset, **row} for row in restoration_rows(restored, originals, manifests[dataset], splits)
+        ]
+        hallucination += [
+            {"dataset": dataset, **row} for row in hallucination_rows(outputs, originals, manifests[dataset], splits)
+        ]
     restoration = pd.DataFrame(restoration, columns=RESTORATION_COLUMNS)
     hallucination = pd.DataFrame(hallucination, columns=HALLUCINATION_COLUMNS)
     for frame, name in ((restoration, "restoration.csv"), (hallucination, "hallucination.csv")):

@@ -100,7 +100,9 @@ def most_informative_map(features: torch.Tensor, *, bins: int = 256) -> torch.Te
     return features[torch.arange(features.shape[0], device=features.device), choice].unsqueeze(1)
 
 
-def feature_loss(output: torch.Tensor, features: torch.Tensor, *, bins: int = 256, detach_target: bool = False) -> torch.Tensor:
+def feature_loss(
+    output: torch.Tensor, features: torch.Tensor, *, bins: int = 256, detach_target: bool = False
+) -> torch.Tensor:
     """L2 = MSE(output, c*) (Eq. 13); ``detach_target`` stops the gradient into c*."""
     target = most_informative_map(features, bins=bins)
     if detach_target:
@@ -121,7 +123,9 @@ def blind_spot_mask(shape, spacing: int, generator: torch.Generator | None = Non
     offsets = torch.randint(0, spacing, (batch, 2), generator=generator)
     rows = torch.arange(height).view(1, height, 1)
     cols = torch.arange(width).view(1, 1, width)
-    mask = ((rows - offsets[:, 0].view(-1, 1, 1)) % spacing == 0) & ((cols - offsets[:, 1].view(-1, 1, 1)) % spacing == 0)
+    mask = ((rows - offsets[:, 0].view(-1, 1, 1)) % spacing == 0) & (
+        (cols - offsets[:, 1].view(-1, 1, 1)) % spacing == 0
+    )
     return mask.unsqueeze(1)
 
 
@@ -168,8 +172,9 @@ def band_pass_energy(image: torch.Tensor, sigmas: tuple[float, float]) -> torch.
     return torch.sqrt(band_pass(image, sigmas).flatten(1).pow(2).mean(dim=1) + ROOT_EPS)
 
 
-def band_pass_contrast_loss(output: torch.Tensor, reference: torch.Tensor, *, sigmas: tuple[float, float],
-                            gain: float) -> torch.Tensor:
+def band_pass_contrast_loss(
+    output: torch.Tensor, reference: torch.Tensor, *, sigmas: tuple[float, float], gain: float
+) -> torch.Tensor:
     """L_bp of Eq. S2, averaged over the batch: max(0, log gain - log(E(output) / E(reference)))."""
     _check_pair(output, reference)
     if gain <= 0:
@@ -194,17 +199,38 @@ class XVertNetLoss(nn.Module):
     in both phases. The blind-spot term (Eq. S1)
     needs a second forward pass and is added by the training loop (:mod:`xvertnet.train`)."""
 
-    def __init__(self, *, gc_weight: float = 1.0, feature_weight: float = 1.0, bins: int = 256, detach_target: bool = False,
-                 band_pass_weight: float = 0.0, band_pass_sigmas: tuple[float, float] = (4.0, 12.0), band_pass_gain: float = 2.0,
-                 bone_weight: float = 0.0):
+    def __init__(
+        self,
+        *,
+        gc_weight: float = 1.0,
+        feature_weight: float = 1.0,
+        bins: int = 256,
+        detach_target: bool = False,
+        band_pass_weight: float = 0.0,
+        band_pass_sigmas: tuple[float, float] = (4.0, 12.0),
+        band_pass_gain: float = 2.0,
+        bone_weight: float = 0.0,
+    ):
         super().__init__()
         self.bone_weight = bone_weight
         self.gc_weight, self.feature_weight = gc_weight, feature_weight
         self.bins, self.detach_target = bins, detach_target
-        self.band_pass_weight, self.band_pass_sigmas, self.band_pass_gain = band_pass_weight, tuple(band_pass_sigmas), band_pass_gain
+        self.band_pass_weight, self.band_pass_sigmas, self.band_pass_gain = (
+            band_pass_weight,
+            tuple(band_pass_sigmas),
+            band_pass_gain,
+        )
 
-    def forward(self, output, hfc, features, *, with_feature_loss: bool, reference: torch.Tensor | None = None,
-                bone: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        output,
+        hfc,
+        features,
+        *,
+        with_feature_loss: bool,
+        reference: torch.Tensor | None = None,
+        bone: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
         """``reference``: the network's input the band-pass term compares with (B, 1, H, W); needed when it is on.
         ``bone``: the bone prior's targets (NaN where a crop has none), used when ``bone_weight`` > 0."""
         l1 = gradient_correlation_loss(output, hfc)
@@ -217,7 +243,9 @@ class XVertNetLoss(nn.Module):
         if self.band_pass_weight > 0:
             if reference is None:
                 raise ValueError("the band-pass term needs the reference input")
-            terms["band_pass"] = band_pass_contrast_loss(output, reference, sigmas=self.band_pass_sigmas, gain=self.band_pass_gain)
+            terms["band_pass"] = band_pass_contrast_loss(
+                output, reference, sigmas=self.band_pass_sigmas, gain=self.band_pass_gain
+            )
             total = total + self.band_pass_weight * terms["band_pass"]
         if self.bone_weight > 0 and bone is not None:
             term = bone_prior_loss(output, bone)

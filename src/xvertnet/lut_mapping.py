@@ -95,14 +95,18 @@ def smooth_field(shape, low: float, high: float, rng: np.random.Generator, *, gr
     return np.clip(resize(control, shape, order=3, mode="edge", anti_aliasing=False), low, high).astype(np.float32)
 
 
-def random_presentation(reference: np.ndarray, rng: np.random.Generator, change: PresentationChange = PresentationChange()):
+def random_presentation(
+    reference: np.ndarray, rng: np.random.Generator, change: PresentationChange = PresentationChange()
+):
     """``(input, maps)``: an input that Eqs. L1-L2 with ``maps`` turn back into ``reference`` (exactly, where the
     input did not need clipping to [0, 1]); the maps are full-size float32 arrays keyed by :data:`MAPS`."""
     shape = reference.shape
-    maps = {"a": smooth_field(shape, *change.slope, rng, grid=change.grid),
-            "b": smooth_field(shape, *change.bias, rng, grid=change.grid),
-            "wc": np.full(shape, rng.uniform(*change.centre), np.float32),
-            "ww": np.full(shape, rng.uniform(*change.width), np.float32)}
+    maps = {
+        "a": smooth_field(shape, *change.slope, rng, grid=change.grid),
+        "b": smooth_field(shape, *change.bias, rng, grid=change.grid),
+        "wc": np.full(shape, rng.uniform(*change.centre), np.float32),
+        "ww": np.full(shape, rng.uniform(*change.width), np.float32),
+    }
     reference = np.clip(reference, EPS, 1 - EPS)
     r = _sigmoid(maps["ww"] * _logit(reference) + _logit(maps["wc"]))  # Eq. L2 inverted
     x = (r - maps["b"]) / maps["a"]  # Eq. L1 inverted
@@ -128,8 +132,15 @@ class ResUNet(nn.Module):
         from monai.networks.blocks import ResidualUnit
 
         def block(channels_in):
-            return ResidualUnit(spatial_dims=2, in_channels=channels_in, out_channels=features, strides=1, subunits=3,
-                                norm="INSTANCE", act=("LEAKYRELU", {"negative_slope": 0.01}))
+            return ResidualUnit(
+                spatial_dims=2,
+                in_channels=channels_in,
+                out_channels=features,
+                strides=1,
+                subunits=3,
+                norm="INSTANCE",
+                act=("LEAKYRELU", {"negative_slope": 0.01}),
+            )
 
         self.levels = levels
         self.down = nn.ModuleList([block(in_channels if level == 0 else features) for level in range(levels)])
@@ -147,7 +158,9 @@ class ResUNet(nn.Module):
                 x = F.max_pool2d(x, 2)
         for block in self.up:
             skip = skips.pop()
-            x = block(torch.cat([F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip], 1))
+            x = block(
+                torch.cat([F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip], 1)
+            )
         return self.head(x)
 
 
@@ -184,8 +197,12 @@ class LutMappingNet(nn.Module):
         return remap(image, maps["a"], maps["b"], maps["wc"], maps["ww"]), maps
 
 
-def lut_mapping_loss(output: torch.Tensor, maps: dict[str, torch.Tensor], target: torch.Tensor,
-                     target_maps: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
+def lut_mapping_loss(
+    output: torch.Tensor,
+    maps: dict[str, torch.Tensor],
+    target: torch.Tensor,
+    target_maps: dict[str, torch.Tensor] | None,
+) -> dict[str, torch.Tensor]:
     """The paper's Eq. 1: MSE of the image plus the MSE of each of the four maps; every term and the total.
     Without ``target_maps`` (a target that no presentation change produced exactly, e.g. the bone-emphasised
     DRR) only the image term: the maps are then free, and still say what the mapping did."""

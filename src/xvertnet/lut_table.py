@@ -30,16 +30,37 @@ from torch import nn
 from torch.nn import functional as F
 
 from .errors import XvertnetError
-from .lut_mapping import (MAPS, LutMappingNet, PresentationChange, ResUNet, global_window, lut_mapping_loss, pad_to_levels,
-                          random_presentation, standard_presentation)
+from .lut_mapping import (
+    MAPS,
+    LutMappingNet,
+    PresentationChange,
+    ResUNet,
+    global_window,
+    lut_mapping_loss,
+    pad_to_levels,
+    random_presentation,
+    standard_presentation,
+)
 
 #: The paper's Table 1 (429 clinical images, A100): PSNR dB, SSIM, seconds.
-PAPER = {"resunet-ds8": (25.10, 0.7652, 0.0275), "dlbc": (22.97, 0.7500, 0.0127), "lut-bank": (24.33, 0.8255, 0.0127),
-         "sup-dce": (19.59, 0.7275, 0.0208), "lut-mapping-ds16": (24.36, 0.8508, 0.0259),
-         "lut-mapping-ds8": (24.75, 0.8431, 0.0262), "lut-mapping-ds4": (24.89, 0.8461, 0.0281)}
-PAPER_NAMES = {"resunet-ds8": "ResUNet (downscale=8)", "dlbc": "DLBC", "lut-bank": "3DLUT", "sup-dce": "Sup-DCE",
-               "lut-mapping-ds16": "Proposed (downscale=16)", "lut-mapping-ds8": "Proposed (downscale=8)",
-               "lut-mapping-ds4": "Proposed (downscale=4)"}
+PAPER = {
+    "resunet-ds8": (25.10, 0.7652, 0.0275),
+    "dlbc": (22.97, 0.7500, 0.0127),
+    "lut-bank": (24.33, 0.8255, 0.0127),
+    "sup-dce": (19.59, 0.7275, 0.0208),
+    "lut-mapping-ds16": (24.36, 0.8508, 0.0259),
+    "lut-mapping-ds8": (24.75, 0.8431, 0.0262),
+    "lut-mapping-ds4": (24.89, 0.8461, 0.0281),
+}
+PAPER_NAMES = {
+    "resunet-ds8": "ResUNet (downscale=8)",
+    "dlbc": "DLBC",
+    "lut-bank": "3DLUT",
+    "sup-dce": "Sup-DCE",
+    "lut-mapping-ds16": "Proposed (downscale=16)",
+    "lut-mapping-ds8": "Proposed (downscale=8)",
+    "lut-mapping-ds4": "Proposed (downscale=4)",
+}
 
 
 class _GlobalEncoder(nn.Module):
@@ -74,7 +95,9 @@ class ImageResUNet(nn.Module):
         small = F.interpolate(image, scale_factor=1 / self.downscale, mode="area")
         padded = pad_to_levels(small, self.multiple, reflect=False)
         predicted = (padded + self.network(padded))[..., : small.shape[-2], : small.shape[-1]]
-        return torch.clamp(F.interpolate(predicted, size=(height, width), mode="bilinear", align_corners=False), 0, 1), None
+        return torch.clamp(
+            F.interpolate(predicted, size=(height, width), mode="bilinear", align_corners=False), 0, 1
+        ), None
 
 
 class Dlbc(nn.Module):
@@ -140,9 +163,15 @@ class LutTableSettings:
 #: Models trained on random patches of the training pairs (full-resolution networks); the others see whole crops.
 PATCH = {"sup-dce": 64}
 
-MODELS = {"resunet-ds8": lambda: ImageResUNet(8), "dlbc": Dlbc, "lut-bank": LutBank, "sup-dce": SupDce,
-          "lut-mapping-ds16": lambda: LutMappingNet(downscale=16), "lut-mapping-ds8": lambda: LutMappingNet(downscale=8),
-          "lut-mapping-ds4": lambda: LutMappingNet(downscale=4)}
+MODELS = {
+    "resunet-ds8": lambda: ImageResUNet(8),
+    "dlbc": Dlbc,
+    "lut-bank": LutBank,
+    "sup-dce": SupDce,
+    "lut-mapping-ds16": lambda: LutMappingNet(downscale=16),
+    "lut-mapping-ds8": lambda: LutMappingNet(downscale=8),
+    "lut-mapping-ds4": lambda: LutMappingNet(downscale=4),
+}
 
 
 def common_shape(images: list[np.ndarray]) -> list[np.ndarray]:
@@ -150,7 +179,7 @@ def common_shape(images: list[np.ndarray]) -> list[np.ndarray]:
     if not images:
         raise XvertnetError("the LUT mapping table needs training-split images")
     height, width = min(i.shape[0] for i in images), min(i.shape[1] for i in images)
-    return [i[(i.shape[0] - height) // 2:][:height, (i.shape[1] - width) // 2:][:, :width] for i in images]
+    return [i[(i.shape[0] - height) // 2 :][:height, (i.shape[1] - width) // 2 :][:, :width] for i in images]
 
 
 def _loss(name, output, maps, reference, truth):
@@ -169,7 +198,9 @@ def _batch(crops, rng, batch_size, change):
     return stack([p[0] for p in pairs]), stack(references), {k: stack([p[1][k] for p in pairs]) for k in MAPS}
 
 
-def train_model(name: str, crops: list[np.ndarray], settings: LutTableSettings, change: PresentationChange) -> tuple[nn.Module, float]:
+def train_model(
+    name: str, crops: list[np.ndarray], settings: LutTableSettings, change: PresentationChange
+) -> tuple[nn.Module, float]:
     """One model of the table trained on ``crops``; returns it and its training seconds."""
     torch.manual_seed(settings.seed)
     model = MODELS[name]()
@@ -192,7 +223,9 @@ def train_model(name: str, crops: list[np.ndarray], settings: LutTableSettings, 
     return model.eval(), time.perf_counter() - start
 
 
-def evaluate(models: dict[str, nn.Module], images: dict[str, np.ndarray], settings: LutTableSettings, change: PresentationChange) -> pd.DataFrame:
+def evaluate(
+    models: dict[str, nn.Module], images: dict[str, np.ndarray], settings: LutTableSettings, change: PresentationChange
+) -> pd.DataFrame:
     """One row per model, image and change: PSNR and SSIM of the output against the reference, seconds, and the
     same for the unchanged input (``input``), on held-out whole images."""
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
@@ -210,21 +243,35 @@ def evaluate(models: dict[str, nn.Module], images: dict[str, np.ndarray], settin
                     output = model(torch.from_numpy(degraded)[None, None])[0][0, 0].numpy()
                     outputs[name] = (output, time.perf_counter() - start)
             for name, (output, seconds) in outputs.items():
-                rows.append({"method": name, "image_id": image_id, "change": index, "seconds": seconds,
-                             "psnr": peak_signal_noise_ratio(reference, output.astype(np.float32), data_range=1.0),
-                             "ssim": structural_similarity(reference, output.astype(np.float32), data_range=1.0)})
+                rows.append(
+                    {
+                        "method": name,
+                        "image_id": image_id,
+                        "change": index,
+                        "seconds": seconds,
+                        "psnr": peak_signal_noise_ratio(reference, output.astype(np.float32), data_range=1.0),
+                        "ssim": structural_similarity(reference, output.astype(np.float32), data_range=1.0),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def table_markdown(rows: pd.DataFrame, train_seconds: dict[str, float]) -> str:
     """Mean ± std per method beside the paper's values."""
-    lines = ["| method | paper's name | PSNR (dB) | SSIM | s / image | train s | paper PSNR | paper SSIM | paper s (A100) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| method | paper's name | PSNR (dB) | SSIM | s / image | train s | paper PSNR | paper SSIM | paper s (A100) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, part in rows.groupby("method", sort=False):
         paper = PAPER.get(name)
-        cells = [name, PAPER_NAMES.get(name, "(no change undone)"),
-                 f"{part['psnr'].mean():.2f} ± {part['psnr'].std(ddof=1):.2f}", f"{part['ssim'].mean():.4f} ± {part['ssim'].std(ddof=1):.4f}",
-                 f"{part['seconds'].mean():.3f}", f"{train_seconds.get(name, 0.0):.0f}"]
+        cells = [
+            name,
+            PAPER_NAMES.get(name, "(no change undone)"),
+            f"{part['psnr'].mean():.2f} ± {part['psnr'].std(ddof=1):.2f}",
+            f"{part['ssim'].mean():.4f} ± {part['ssim'].std(ddof=1):.4f}",
+            f"{part['seconds'].mean():.3f}",
+            f"{train_seconds.get(name, 0.0):.0f}",
+        ]
         cells += [f"{paper[0]:.2f}", f"{paper[1]:.4f}", f"{paper[2]:.4f}"] if paper else ["", "", ""]
         lines.append("| " + " | ".join(cells) + " |")
     n = rows.groupby("method").size().iloc[0]

@@ -67,7 +67,9 @@ class MirrorHandler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
 
 
-def serve(root, *, host: str = "127.0.0.1", port: int = 0, poll_interval: float = 0.5) -> http.server.ThreadingHTTPServer:
+def serve(
+    root, *, host: str = "127.0.0.1", port: int = 0, poll_interval: float = 0.5
+) -> http.server.ThreadingHTTPServer:
     """Start a mirror of ``root`` in a background thread; ``server.url`` is its base URL.
 
     Stop with ``shutdown()``, which waits up to ``poll_interval`` seconds (tests use a short one).

@@ -52,7 +52,9 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.depth < 1 or self.base_width < 1 or self.in_channels < 1:
-            raise InvalidValueError(f"depth, base_width and in_channels must be >= 1, got {self.depth}, {self.base_width}, {self.in_channels}")
+            raise InvalidValueError(
+                f"depth, base_width and in_channels must be >= 1, got {self.depth}, {self.base_width}, {self.in_channels}"
+            )
         if not 0.0 <= self.gl_weight <= 1.0:
             raise InvalidValueError(f"gl_weight must be in [0, 1], got {self.gl_weight}")
         if self.output_head not in OUTPUT_HEADS:
@@ -101,8 +103,10 @@ class DecoderStage(nn.Module):
         if config.upsample == "transpose":
             self.up = nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2)
         else:
-            self.up = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                                    nn.Conv2d(in_channels, out_channels, 3, padding=1))
+            self.up = nn.Sequential(
+                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                nn.Conv2d(in_channels, out_channels, 3, padding=1),
+            )
         self.conv = DoubleConv(2 * out_channels, out_channels)
         self.guidance = GuidanceLayer(out_channels, level, config.leaky_slope)
         self.network_scale = 2.0 * (1.0 - config.gl_weight)
@@ -140,12 +144,18 @@ class XVertNet(nn.Module):
     def forward(self, inputs: torch.Tensor, hfc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``inputs`` (B, in_channels, H, W), ``hfc`` (B, 1, H, W) -> (output (B, 1, H, W), last 2*base maps)."""
         if inputs.ndim != 4 or inputs.shape[1] != self.config.in_channels:
-            raise InvalidValueError(f"expected inputs of shape (B, {self.config.in_channels}, H, W), got {tuple(inputs.shape)}")
+            raise InvalidValueError(
+                f"expected inputs of shape (B, {self.config.in_channels}, H, W), got {tuple(inputs.shape)}"
+            )
         if hfc.shape[0] != inputs.shape[0] or hfc.shape[1] != 1 or hfc.shape[2:] != inputs.shape[2:]:
-            raise InvalidValueError(f"expected hfc of shape ({inputs.shape[0]}, 1, {inputs.shape[2]}, {inputs.shape[3]}), got {tuple(hfc.shape)}")
+            raise InvalidValueError(
+                f"expected hfc of shape ({inputs.shape[0]}, 1, {inputs.shape[2]}, {inputs.shape[3]}), got {tuple(hfc.shape)}"
+            )
         multiple = self.config.multiple
         if inputs.shape[2] % multiple or inputs.shape[3] % multiple:
-            raise InvalidValueError(f"height and width must be multiples of {multiple} (2 ** depth), got {tuple(inputs.shape[2:])}")
+            raise InvalidValueError(
+                f"height and width must be multiples of {multiple} (2 ** depth), got {tuple(inputs.shape[2:])}"
+            )
         skips = []
         features = inputs
         for encoder in self.encoders:

@@ -105,7 +105,9 @@ def laguerre_gauss_channels(size: int, width_px: float, count: int) -> np.ndarra
     """Laguerre-Gauss channels u_n(r) = sqrt(2) / a exp(-pi r^2 / a^2) L_n(2 pi r^2 / a^2), n < ``count``, a = ``width_px``."""
     x, y = _grid(size)
     g = 2.0 * np.pi * (x**2 + y**2) / width_px**2
-    return np.stack([(np.sqrt(2.0) / width_px * np.exp(-g / 2.0) * special.eval_laguerre(n, g)).ravel() for n in range(count)])
+    return np.stack(
+        [(np.sqrt(2.0) / width_px * np.exp(-g / 2.0) * special.eval_laguerre(n, g)).ravel() for n in range(count)]
+    )
 
 
 def gabor_channels(size: int, frequencies, orientations: int = 4) -> np.ndarray:
@@ -152,8 +154,14 @@ def patch(image: np.ndarray, centre, size: int) -> np.ndarray:
     return image[np.ix_(rows, columns)]
 
 
-def hotelling_scores(train_present: np.ndarray, train_absent: np.ndarray, test: np.ndarray, *,
-                     internal_noise: float = 0.0, rng: np.random.Generator | None = None) -> np.ndarray:
+def hotelling_scores(
+    train_present: np.ndarray,
+    train_absent: np.ndarray,
+    test: np.ndarray,
+    *,
+    internal_noise: float = 0.0,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
     """Hotelling scores of ``test`` (rows: samples of the features, pixels or channel outputs) with the template from
     the training sets; internal noise (module docstring) in the covariance and, with ``rng``, in the scores."""
     difference = train_present.mean(axis=0) - train_absent.mean(axis=0)
@@ -167,7 +175,9 @@ def hotelling_scores(train_present: np.ndarray, train_absent: np.ndarray, test: 
     return scores
 
 
-def npwe_scores(train_present: np.ndarray, train_absent: np.ndarray, test: np.ndarray, eye: np.ndarray | None) -> np.ndarray:
+def npwe_scores(
+    train_present: np.ndarray, train_absent: np.ndarray, test: np.ndarray, eye: np.ndarray | None
+) -> np.ndarray:
     """Non-prewhitening scores of ``test`` patches (N, size, size): template E^T E times the mean difference
     (``eye`` None: the plain non-prewhitening matched filter)."""
     difference = train_present.mean(axis=0) - train_absent.mean(axis=0)
@@ -194,8 +204,9 @@ def auc_from_dprime(value: float) -> float:
     return float(stats.norm.cdf(value / np.sqrt(2.0)))
 
 
-def two_fold_scores(features_present: np.ndarray, features_absent: np.ndarray, fold_present: np.ndarray,
-                    fold_absent: np.ndarray, score) -> tuple[np.ndarray, np.ndarray]:
+def two_fold_scores(
+    features_present: np.ndarray, features_absent: np.ndarray, fold_present: np.ndarray, fold_absent: np.ndarray, score
+) -> tuple[np.ndarray, np.ndarray]:
     """Scores of every sample from a template trained on the other fold (folds 0 and 1: separate realisations).
     ``score(train_present, train_absent, test)`` returns the test scores. The two folds' scores are pooled after
     each is centred between its training classes' mean scores and divided by their pooled standard deviation."""
@@ -206,31 +217,47 @@ def two_fold_scores(features_present: np.ndarray, features_absent: np.ndarray, f
         test_p, test_a = fold_present == fold, fold_absent == fold
         if not (len(train_p) > 1 and len(train_a) > 1):
             raise InvalidValueError("observer: each fold needs at least two present and two absent training images")
-        both = score(train_p, train_a, np.concatenate([train_p, train_a, features_present[test_p], features_absent[test_a]]))
-        on_p, on_a, both = both[: len(train_p)], both[len(train_p): len(train_p) + len(train_a)], both[len(train_p) + len(train_a):]
+        both = score(
+            train_p, train_a, np.concatenate([train_p, train_a, features_present[test_p], features_absent[test_a]])
+        )
+        on_p, on_a, both = (
+            both[: len(train_p)],
+            both[len(train_p) : len(train_p) + len(train_a)],
+            both[len(train_p) + len(train_a) :],
+        )
         # each fold's template has its own scale: scores in units of its training separation, centred between the classes
         centre = 0.5 * (on_p.mean() + on_a.mean())
         spread = np.sqrt(0.5 * (on_p.var(ddof=1) + on_a.var(ddof=1))) or 1.0
         both = (both - centre) / spread
-        present_scores[test_p], absent_scores[test_a] = both[: test_p.sum()], both[test_p.sum():]
+        present_scores[test_p], absent_scores[test_a] = both[: test_p.sum()], both[test_p.sum() :]
     return present_scores, absent_scores
 
 
-def observer_scores(patches_present: np.ndarray, patches_absent: np.ndarray, fold_present, fold_absent,
-                    settings: ObserverSettings) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def observer_scores(
+    patches_present: np.ndarray, patches_absent: np.ndarray, fold_present, fold_absent, settings: ObserverSettings
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Test scores (present, absent) of every human-like observer (``cho``, ``npwe``) on displayed patches (N, s, s)."""
     size = patches_present.shape[-1]
-    channels = settings.channel_matrix() if size == settings.patch_px else \
-        dataclasses.replace(settings, patch_px=size).channel_matrix()
+    channels = (
+        settings.channel_matrix()
+        if size == settings.patch_px
+        else dataclasses.replace(settings, patch_px=size).channel_matrix()
+    )
     rng = np.random.default_rng(settings.seed)
     flat_p, flat_a = patches_present.reshape(len(patches_present), -1), patches_absent.reshape(len(patches_absent), -1)
     eye = eye_filter(size, settings)
     fold_present, fold_absent = np.asarray(fold_present), np.asarray(fold_absent)
     return {
-        "cho": two_fold_scores(flat_p @ channels.T, flat_a @ channels.T, fold_present, fold_absent,
-                               lambda p, a, t: hotelling_scores(p, a, t, internal_noise=settings.internal_noise, rng=rng)),
-        "npwe": two_fold_scores(patches_present, patches_absent, fold_present, fold_absent,
-                                lambda p, a, t: npwe_scores(p, a, t, eye)),
+        "cho": two_fold_scores(
+            flat_p @ channels.T,
+            flat_a @ channels.T,
+            fold_present,
+            fold_absent,
+            lambda p, a, t: hotelling_scores(p, a, t, internal_noise=settings.internal_noise, rng=rng),
+        ),
+        "npwe": two_fold_scores(
+            patches_present, patches_absent, fold_present, fold_absent, lambda p, a, t: npwe_scores(p, a, t, eye)
+        ),
     }
 
 
@@ -243,8 +270,12 @@ def bootstrap_indices(groups_present, groups_absent, repeats: int, seed: int) ->
     resamples = []
     for _ in range(repeats):
         chosen = rng.choice(names, size=len(names), replace=True)
-        present = [rng.choice(by_group[name][0], size=len(by_group[name][0])) for name in chosen if len(by_group[name][0])]
-        absent = [rng.choice(by_group[name][1], size=len(by_group[name][1])) for name in chosen if len(by_group[name][1])]
+        present = [
+            rng.choice(by_group[name][0], size=len(by_group[name][0])) for name in chosen if len(by_group[name][0])
+        ]
+        absent = [
+            rng.choice(by_group[name][1], size=len(by_group[name][1])) for name in chosen if len(by_group[name][1])
+        ]
         if present and absent:
             resamples.append((np.concatenate(present), np.concatenate(absent)))
     return resamples
@@ -252,12 +283,20 @@ def bootstrap_indices(groups_present, groups_absent, repeats: int, seed: int) ->
 
 def summarise(present: np.ndarray, absent: np.ndarray, resamples) -> dict[str, float]:
     """AUC and d' with their 95 % bootstrap intervals."""
-    row = {"auc": auc(present, absent), "dprime": dprime(present, absent), "n_present": len(present), "n_absent": len(absent)}
+    row = {
+        "auc": auc(present, absent),
+        "dprime": dprime(present, absent),
+        "n_present": len(present),
+        "n_absent": len(absent),
+    }
     for name, measure in (("auc", auc), ("dprime", dprime)):
         values = np.array([measure(present[p], absent[a]) for p, a in resamples])
         values = values[np.isfinite(values)]
-        row[f"{name}_low"], row[f"{name}_high"] = (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))) \
-            if len(values) else (float("nan"), float("nan"))
+        row[f"{name}_low"], row[f"{name}_high"] = (
+            (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
+            if len(values)
+            else (float("nan"), float("nan"))
+        )
     return row
 
 
@@ -269,5 +308,9 @@ def paired_difference(scores_a, scores_b, resamples, measure=auc) -> dict[str, f
     if not len(values):
         return {"difference": float("nan"), "low": float("nan"), "high": float("nan"), "p": float("nan")}
     p = min(1.0, 2.0 * min((values <= 0).mean(), (values >= 0).mean()))
-    return {"difference": measure(pa, aa) - measure(pb, ab), "low": float(np.percentile(values, 2.5)),
-            "high": float(np.percentile(values, 97.5)), "p": float(p)}
+    return {
+        "difference": measure(pa, aa) - measure(pb, ab),
+        "low": float(np.percentile(values, 2.5)),
+        "high": float(np.percentile(values, 97.5)),
+        "p": float(p),
+    }

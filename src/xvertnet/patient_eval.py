@@ -74,8 +74,16 @@ def folds(patients, training_seeds=(0,)) -> list[dict[str, object]]:
         val = patients[(index + 1) % len(patients)]
         for seed in training_seeds:
             name = f"lopo-{test}" if len(training_seeds) == 1 else f"lopo-{test}-s{seed}"
-            out.append({"name": name, "dataset": f"lopo-{test}", "seed": int(seed), "test": test, "val": val,
-                        "train": [p for p in patients if p not in (test, val)]})
+            out.append(
+                {
+                    "name": name,
+                    "dataset": f"lopo-{test}",
+                    "seed": int(seed),
+                    "test": test,
+                    "val": val,
+                    "train": [p for p in patients if p not in (test, val)],
+                }
+            )
     return out
 
 
@@ -89,14 +97,22 @@ def fold_config(base: dict, fold: dict, settings: EvaluationSettings) -> dict:
     for name, section in (config.get("baselines") or {}).items():
         if isinstance(section, dict) and "seed" in section:  # every learned baseline's own seed
             config["baselines"][name] = {**section, "seed": seed}
-    config["segmentation_task"] = {**config.get("segmentation_task", {}), "seeds": list(range(settings.segmenter_seeds))}
+    config["segmentation_task"] = {
+        **config.get("segmentation_task", {}),
+        "seeds": list(range(settings.segmenter_seeds)),
+    }
     demo = dict(config.get("demo", {}))
     views = [view for view in demo.get("views", []) if view["name"] in settings.views]
     demo.update(
         patients=[{"name": patient, "split": "train", "views": list(settings.views)} for patient in fold["train"]]
-        + [{"name": fold["val"], "split": "val", "views": list(settings.views)},
-           {"name": fold["test"], "split": "test", "views": list(settings.views)}],
-        views=views, conditions=list(settings.conditions), include_real=False)
+        + [
+            {"name": fold["val"], "split": "val", "views": list(settings.views)},
+            {"name": fold["test"], "split": "test", "views": list(settings.views)},
+        ],
+        views=views,
+        conditions=list(settings.conditions),
+        include_real=False,
+    )
     config["demo"] = demo
     config.pop("study", None)
     return config
@@ -106,7 +122,8 @@ def with_patients(per_roi: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFrame
     """``per_roi`` with the manifest's ``patient`` (and ``view``, ``condition``) of every row."""
     columns = [c for c in ("image_id", "patient", "view", "condition") if c in manifest.columns]
     joined = per_roi.drop(columns=[c for c in columns[1:] if c in per_roi.columns]).merge(
-        manifest[columns], on="image_id", how="left")
+        manifest[columns], on="image_id", how="left"
+    )
     return joined
 
 
@@ -158,39 +175,61 @@ def patient_table(rows: pd.DataFrame, settings: EvaluationSettings) -> pd.DataFr
                 p_rois = wilcoxon_p(pair[reference], pair[method])
                 paired = means[[reference, method]].dropna()
                 p_patients = sign_flip_p((paired[reference] - paired[method]).to_numpy())
-            out.append({"measure": measure, "method": method, "patients": len(patient_means), "rois": len(part),
-                        "mean_over_patients": patient_means.mean(),
-                        "std_over_patients": patient_means.std(ddof=1) if len(patient_means) > 1 else float("nan"),
-                        "mean_over_rois": part[measure].mean(), "std_over_rois": part[measure].std(ddof=1),
-                        "seeds": int(part["seed"].nunique()) if "seed" in part.columns else 1, "std_over_seeds": seed_std,
-                        "ci_low": low, "ci_high": high, "p_rois_wilcoxon": p_rois, "p_patients_sign_flip": p_patients,
-                        "per_patient": json.dumps({patient: round(float(value), 4) for patient, value in patient_means.items()})})
+            out.append(
+                {
+                    "measure": measure,
+                    "method": method,
+                    "patients": len(patient_means),
+                    "rois": len(part),
+                    "mean_over_patients": patient_means.mean(),
+                    "std_over_patients": patient_means.std(ddof=1) if len(patient_means) > 1 else float("nan"),
+                    "mean_over_rois": part[measure].mean(),
+                    "std_over_rois": part[measure].std(ddof=1),
+                    "seeds": int(part["seed"].nunique()) if "seed" in part.columns else 1,
+                    "std_over_seeds": seed_std,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "p_rois_wilcoxon": p_rois,
+                    "p_patients_sign_flip": p_patients,
+                    "per_patient": json.dumps(
+                        {patient: round(float(value), 4) for patient, value in patient_means.items()}
+                    ),
+                }
+            )
     return pd.DataFrame(out)
 
 
 def table_markdown(table: pd.DataFrame, settings: EvaluationSettings) -> str:
     """The table as Markdown: one block per measure, methods as rows."""
-    lines = [f"Leave-one-patient-out over {', '.join(settings.patients)} (test ROIs of every fold). 95 % CI: bootstrap "
-             f"over patients ({settings.bootstrap} resamples). p vs {settings.reference_method}: Wilcoxon over ROIs (ROIs of "
-             "one patient are not independent: it overstates the evidence) and an exact sign-flip test over per-patient "
-             f"means (smallest possible p with {len(settings.patients)} patients: {2 / 2 ** len(settings.patients):.3g}). "
-             f"Training seeds {', '.join(map(str, settings.training_seeds))}: every value is the mean over them; 'seed std' is "
-             f"the standard deviation over seeds of the mean over patients (the learned rows' reproducibility). "
-             f"{settings.segmenter_seeds} segmenters per run.", ""]
+    lines = [
+        f"Leave-one-patient-out over {', '.join(settings.patients)} (test ROIs of every fold). 95 % CI: bootstrap "
+        f"over patients ({settings.bootstrap} resamples). p vs {settings.reference_method}: Wilcoxon over ROIs (ROIs of "
+        "one patient are not independent: it overstates the evidence) and an exact sign-flip test over per-patient "
+        f"means (smallest possible p with {len(settings.patients)} patients: {2 / 2 ** len(settings.patients):.3g}). "
+        f"Training seeds {', '.join(map(str, settings.training_seeds))}: every value is the mean over them; 'seed std' is "
+        f"the standard deviation over seeds of the mean over patients (the learned rows' reproducibility). "
+        f"{settings.segmenter_seeds} segmenters per run.",
+        "",
+    ]
 
     def p_text(value):
         return "" if np.isnan(value) else f"{value:.2g}"
 
     for measure, part in table.groupby("measure", sort=False):
-        lines += [f"**{LABELS.get(measure, measure)}**", "",
-                  "| method | mean ± std over patients | seed std | mean ± std over ROIs | 95 % CI | p ROIs | p patients | per patient |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"**{LABELS.get(measure, measure)}**",
+            "",
+            "| method | mean ± std over patients | seed std | mean ± std over ROIs | 95 % CI | p ROIs | p patients | per patient |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for row in part.itertuples():
             per_patient = ", ".join(f"{k} {v:.3g}" for k, v in json.loads(row.per_patient).items())
             seed_std = getattr(row, "std_over_seeds", float("nan"))
-            lines.append(f"| {row.method} | {row.mean_over_patients:.3g} ± {row.std_over_patients:.2g} | "
-                         f"{'' if np.isnan(seed_std) else f'{seed_std:.2g}'} | {row.mean_over_rois:.3g} ± {row.std_over_rois:.2g} | {row.ci_low:.3g} – {row.ci_high:.3g} | "
-                         f"{p_text(row.p_rois_wilcoxon)} | {p_text(row.p_patients_sign_flip)} | {per_patient} |")
+            lines.append(
+                f"| {row.method} | {row.mean_over_patients:.3g} ± {row.std_over_patients:.2g} | "
+                f"{'' if np.isnan(seed_std) else f'{seed_std:.2g}'} | {row.mean_over_rois:.3g} ± {row.std_over_rois:.2g} | {row.ci_low:.3g} – {row.ci_high:.3g} | "
+                f"{p_text(row.p_rois_wilcoxon)} | {p_text(row.p_patients_sign_flip)} | {per_patient} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -211,7 +250,10 @@ def write_report(fold_results: list[tuple], out_dir, settings: EvaluationSetting
     for per_roi_path, manifest_path, *seed in fold_results:
         per_roi = _read_csv(per_roi_path, "per-ROI table")
         manifest = _read_csv(manifest_path, "manifest")
-        for path, frame, needed in ((per_roi_path, per_roi, ("image_id", "split", "method")), (manifest_path, manifest, ("image_id", "patient"))):
+        for path, frame, needed in (
+            (per_roi_path, per_roi, ("image_id", "split", "method")),
+            (manifest_path, manifest, ("image_id", "patient")),
+        ):
             missing = [column for column in needed if column not in frame.columns]
             if missing:
                 raise InputFileError(str(path), f"has no '{missing[0]}' column (is it a demo data set's file?)")

@@ -30,7 +30,6 @@ from __future__ import annotations
 import gc
 import json
 from collections.abc import Callable
-
 from pathlib import Path
 
 from .config import VARIANT_KEYS, variant_settings
@@ -90,22 +89,34 @@ class Plan:
                 self.study_entries.append(entry)
         self.study_methods = [*self.study_entries, *[m for m in study["references"] if m not in self.study_entries]]
         #: Every baseline some target enhances with: the comparison's and the study's references.
-        self.enhancing_baselines = [*self.baselines, *[m for m in study["references"] if m not in self.baselines and m not in self.entries]]
+        self.enhancing_baselines = [
+            *self.baselines,
+            *[m for m in study["references"] if m not in self.baselines and m not in self.entries],
+        ]
         unknown = sorted(set(self.enhancing_baselines) - set(REGISTRY))
         if unknown:
             raise ConfigError("study.references", f"{unknown} are neither methods nor study entries")
         self.trained_baselines = [m for m in self.enhancing_baselines if REGISTRY[m].trainable]
         self._uses_training_crops = {m: REGISTRY[m].uses_training_crops for m in self.trained_baselines}
         self.methods: list[str] = [*self.xvertnet_methods, *self.baselines]
-        if not self.training_datasets:  # the comparison's rows must not need training (the study is only built when asked for)
+        if (
+            not self.training_datasets
+        ):  # the comparison's rows must not need training (the study is only built when asked for)
             comparison_sets = {self.entries[entry]["model_set"] for entry in self.xvertnet_methods} - {None}
-            untrained = sorted({*comparison_sets, *[m for m in self.baselines if self._uses_training_crops.get(m, False)]})
+            untrained = sorted(
+                {*comparison_sets, *[m for m in self.baselines if self._uses_training_crops.get(m, False)]}
+            )
             if untrained:
-                raise ConfigError("datasets", f"every data set is enhance_only, so nothing can train {untrained}: give "
-                                  "`models: <folder>` to the XVertNet entries and leave trained baselines out of baselines.methods")
+                raise ConfigError(
+                    "datasets",
+                    f"every data set is enhance_only, so nothing can train {untrained}: give "
+                    "`models: <folder>` to the XVertNet entries and leave trained baselines out of baselines.methods",
+                )
         clash = sorted(set(self.entries) & set(REGISTRY))
         if clash:
-            raise ConfigError("xvertnet", f"{clash} are names of registered methods; name XVertNet configurations differently")
+            raise ConfigError(
+                "xvertnet", f"{clash} are names of registered methods; name XVertNet configurations differently"
+            )
 
     # -- XVertNet configurations -----------------------------------------------------------
 
@@ -146,7 +157,9 @@ class Plan:
                 break
             found.append(str(Path(folder) / f"iter{t}"))
         if not found:
-            raise ConfigError(f"xvertnet.{entry}.models", f"{folder}: no trained iteration here (expected iter1/model.json)")
+            raise ConfigError(
+                f"xvertnet.{entry}.models", f"{folder}: no trained iteration here (expected iter1/model.json)"
+            )
         return found
 
     def study_paper_entry(self) -> str | None:
@@ -154,8 +167,11 @@ class Plan:
         paper_key = _json(self.train_settings(self.variant_settings({})))
         for entry in reversed(self.study_entries):
             known = self.entries[entry]
-            if (known["model_set"] and self.model_sets[known["model_set"]]["key"] == paper_key
-                    and known["iterations"] == self.config["train"]["iterations"]):
+            if (
+                known["model_set"]
+                and self.model_sets[known["model_set"]]["key"] == paper_key
+                and known["iterations"] == self.config["train"]["iterations"]
+            ):
                 return entry
         return None
 
@@ -172,7 +188,9 @@ class Plan:
 
     def manifests(self, *, training_only: bool = False) -> dict[str, str]:
         """{data set: manifest path}; with ``training_only``, of the data sets models train on (not ``enhance_only``)."""
-        return {dataset: self.manifest(dataset) for dataset in (self.training_datasets if training_only else self.datasets)}
+        return {
+            dataset: self.manifest(dataset) for dataset in (self.training_datasets if training_only else self.datasets)
+        }
 
     @staticmethod
     def stage_shard(dataset: str, stage: str, shard: str) -> str:
@@ -210,7 +228,11 @@ class Plan:
 
     def train_inputs(self, model_set: str, iteration: int, shards: Callable[[str], list[str]]) -> list[str]:
         """Iteration t trains on iteration t-1's data shards of every data set."""
-        return [self.data_shard(dataset, shard, iteration - 1, model_set) for dataset in self.training_datasets for shard in shards(dataset)]
+        return [
+            self.data_shard(dataset, shard, iteration - 1, model_set)
+            for dataset in self.training_datasets
+            for shard in shards(dataset)
+        ]
 
     def model_set_settings(self, model_set: str) -> dict:
         return self.train_settings(self.model_sets[model_set]["settings"])
@@ -257,11 +279,19 @@ class Plan:
         enhance = self.config["enhance"]
         common = {"device": enhance["device"], "tile": enhance["tile"], "overlap": enhance["overlap"]}
         models = self.entry_model_dirs(method)
-        steps = {key: [{"method": name, "settings": self.baseline_settings(name)} for name in entry["settings"][key]]
-                 for key in ("before", "then") if entry["settings"][key]}
+        steps = {
+            key: [{"method": name, "settings": self.baseline_settings(name)} for name in entry["settings"][key]]
+            for key in ("before", "then")
+            if entry["settings"][key]
+        }
         if models is None:
-            return "xvertnet-internal", {**common, "train": self.train_settings(entry["settings"]), "iterations": entry["iterations"],
-                                         "prep": self.stage_shard(dataset, "prep", shard), **steps}
+            return "xvertnet-internal", {
+                **common,
+                "train": self.train_settings(entry["settings"]),
+                "iterations": entry["iterations"],
+                "prep": self.stage_shard(dataset, "prep", shard),
+                **steps,
+            }
         return "xvertnet-chain", {**common, "models": models, "iterations": entry["iterations"], **steps}
 
     def measure_splits(self, dataset: str) -> list[str]:
@@ -301,31 +331,55 @@ class Plan:
         return f"{self.run_dir}/classifier/{dataset}/{method}.csv"
 
     def classifier_csvs(self) -> list[str]:
-        return [self.classifier_csv(dataset, method) for dataset in self.labelled_datasets for method in self.classified_methods]
+        return [
+            self.classifier_csv(dataset, method)
+            for dataset in self.labelled_datasets
+            for method in self.classified_methods
+        ]
 
     def enhance_model_option(self, method: str) -> str:
         return f"--model-dir {self.baseline_model_dir(method)}" if method in self.trained_baselines else ""
 
     def enhanced_shards(self, methods, shards: Callable[[str], list[str]]) -> list[str]:
-        return [self.enhanced(dataset, method, shard) for dataset in self.datasets for method in methods for shard in shards(dataset)]
+        return [
+            self.enhanced(dataset, method, shard)
+            for dataset in self.datasets
+            for method in methods
+            for shard in shards(dataset)
+        ]
 
     def enhanced_specs(self, methods, shards: Callable[[str], list[str]]) -> list[str]:
         """``dataset:method:path`` of every enhanced shard of ``methods`` (rule ``led_report``)."""
-        return [f"{dataset}:{method}:{self.enhanced(dataset, method, shard)}" for dataset in self.datasets for method in methods
-                for shard in shards(dataset)]
+        return [
+            f"{dataset}:{method}:{self.enhanced(dataset, method, shard)}"
+            for dataset in self.datasets
+            for method in methods
+            for shard in shards(dataset)
+        ]
 
     def metric_csvs(self, methods, shards: Callable[[str], list[str]]) -> list[str]:
-        return [self.metric_csv(dataset, method, shard) for dataset in self.datasets for method in methods for shard in shards(dataset)]
+        return [
+            self.metric_csv(dataset, method, shard)
+            for dataset in self.datasets
+            for method in methods
+            for shard in shards(dataset)
+        ]
 
     def segmentation_csvs(self, collection: str) -> list[str]:
         """The segmentation task's tables of a per-ROI table's methods (the comparison's or the study's), when enabled."""
-        return [self.segmentation_csv(method) for method in self.collection_methods(collection)] if self.segmentation_task else []
+        return (
+            [self.segmentation_csv(method) for method in self.collection_methods(collection)]
+            if self.segmentation_task
+            else []
+        )
 
     def segmentation_inputs(self, method: str, shards: Callable[[str], list[str]]) -> dict[str, list[str]]:
         """Every enhanced shard of ``method`` and, in the same order, the ROI shard it was enhanced from."""
         pairs = [(dataset, shard) for dataset in self.datasets for shard in shards(dataset)]
-        return {"enhanced": [self.enhanced(dataset, method, shard) for dataset, shard in pairs],
-                "roi": [self.stage_shard(dataset, "roi", shard) for dataset, shard in pairs]}
+        return {
+            "enhanced": [self.enhanced(dataset, method, shard) for dataset, shard in pairs],
+            "roi": [self.stage_shard(dataset, "roi", shard) for dataset, shard in pairs],
+        }
 
     def collection_methods(self, collection: str) -> list[str]:
         """The methods of a per-ROI table: ``metrics`` (the comparison) or ``study`` (the design study)."""
@@ -333,7 +387,10 @@ class Plan:
 
     def study_model_records(self) -> dict[str, list[str]]:
         """Per study entry, the model.json of every iteration it applies (none for internal learning)."""
-        return {entry: [f"{folder}/model.json" for folder in self.entry_model_dirs(entry) or []] for entry in self.study_entries}
+        return {
+            entry: [f"{folder}/model.json" for folder in self.entry_model_dirs(entry) or []]
+            for entry in self.study_entries
+        }
 
     def study_entry_settings(self) -> dict[str, dict]:
         return {entry: self.entries[entry]["settings"] for entry in self.study_entries}
@@ -344,8 +401,13 @@ class Plan:
             outputs += [f"{RESULTS}/{name}/roi/index.csv", f"{RESULTS}/{name}/prep/summary.csv"]
             outputs += [f"{self.run_dir}/enhanced/{method}/{name}/index.csv" for method in self.methods]
         run = self.run_dir
-        outputs += [f"{run}/metrics/per_roi.csv", f"{run}/tables/comparison.md", f"{run}/figures/boxplots.png", f"{run}/figures/panel.png",
-                    f"{run}/gallery"]
+        outputs += [
+            f"{run}/metrics/per_roi.csv",
+            f"{run}/tables/comparison.md",
+            f"{run}/figures/boxplots.png",
+            f"{run}/figures/panel.png",
+            f"{run}/gallery",
+        ]
         if self.labelled_datasets:
             outputs.append(f"{run}/tables/classifier.md")
         if "lut-mapping" in self.baselines:

@@ -19,7 +19,16 @@ import numpy as np
 from .atomic import atomic_path
 from .errors import InputFileError, InvalidValueError
 from .preprocess import PrepParams, preprocess
-from .shard_store import ITEMS, ROI_NAMES, TRAIN_ROIS, checked_input_hash, file_attrs, iter_items, open_shard_for_writing, read_shard
+from .shard_store import (
+    ITEMS,
+    ROI_NAMES,
+    TRAIN_ROIS,
+    checked_input_hash,
+    file_attrs,
+    iter_items,
+    open_shard_for_writing,
+    read_shard,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +60,10 @@ def prep_shard(roi_path, out_path, params: PrepParams, *, figure_dir=None) -> in
     if figure_dir is not None:
         Path(figure_dir).mkdir(parents=True, exist_ok=True)
     upstream = {"roi": file_attrs(roi_path).get("params", {})}
-    with open_shard_for_writing(out_path, stage="prep", params=params.record(), upstream=upstream) as shard, \
-            read_shard(roi_path) as roi_handle:
+    with (
+        open_shard_for_writing(out_path, stage="prep", params=params.record(), upstream=upstream) as shard,
+        read_shard(roi_path) as roi_handle,
+    ):
         shard.inputs[str(roi_path)] = checked_input_hash(roi_path)
         for index, (image_id, arrays, attrs) in enumerate(iter_items(roi_path, names=list(ROI_NAMES))):
             stored, statistics = {}, {}
@@ -85,7 +96,9 @@ def prep_shard(roi_path, out_path, params: PrepParams, *, figure_dir=None) -> in
                     "statistics": statistics,
                 },
             )
-            log.info("prep %s: HFC std %s", image_id, ", ".join(f"{n} {s['hfc_std']:.4f}" for n, s in statistics.items()))
+            log.info(
+                "prep %s: HFC std %s", image_id, ", ".join(f"{n} {s['hfc_std']:.4f}" for n, s in statistics.items())
+            )
         count = shard.count
     return count
 
@@ -98,8 +111,13 @@ def preprocessing_figure(result: dict, path, *, title: str = "") -> None:
     from .figures import pyplot, save_figure
 
     plt = pyplot()
-    panels = [("X", "(a) input X"), ("X_inv", "(b) inverted (Eq. 1)"), ("E", "(c) combined E (Eq. 4)"),
-              ("Xp", "(d) preprocessed Xp (Eq. 5)"), ("Y", "(e) HFC Y (Eq. 6)")]
+    panels = [
+        ("X", "(a) input X"),
+        ("X_inv", "(b) inverted (Eq. 1)"),
+        ("E", "(c) combined E (Eq. 4)"),
+        ("Xp", "(d) preprocessed Xp (Eq. 5)"),
+        ("Y", "(e) HFC Y (Eq. 6)"),
+    ]
     figure, axes = plt.subplots(1, 5, figsize=(16, 3.6), constrained_layout=True)
     for axis, (key, label) in zip(axes, panels):
         image = result[key]

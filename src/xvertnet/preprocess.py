@@ -42,9 +42,16 @@ class PrepParams(FromConfig):
 
     SECTION: ClassVar[str] = "prep"
     #: Config keys of the WLS parameters -> fields of :class:`WlsParams`.
-    WLS_KEYS: ClassVar[dict[str, str]] = {"lambda": "lam", "alpha": "alpha", "eps": "eps", "log_floor": "log_floor",
-                                          "solver": "solver", "rtol": "rtol", "fgs_iterations": "fgs_iterations",
-                                          "fgs_lambda_factor": "fgs_lambda_factor"}
+    WLS_KEYS: ClassVar[dict[str, str]] = {
+        "lambda": "lam",
+        "alpha": "alpha",
+        "eps": "eps",
+        "log_floor": "log_floor",
+        "solver": "solver",
+        "rtol": "rtol",
+        "fgs_iterations": "fgs_iterations",
+        "fgs_lambda_factor": "fgs_lambda_factor",
+    }
 
     wls: WlsParams = dataclasses.field(default_factory=lambda: WlsParams(lam=0.8))
     e_floor: float = DEFAULT_E_FLOOR
@@ -57,29 +64,41 @@ class PrepParams(FromConfig):
 
     @classmethod
     def config_keys(cls) -> dict[str, str]:
-        return {**{key: f"wls.{field}" for key, field in cls.WLS_KEYS.items()}, "e_floor": "e_floor", "rescale_xp": "rescale_xp",
-                "figures_per_shard": "figures_per_shard"}
+        return {
+            **{key: f"wls.{field}" for key, field in cls.WLS_KEYS.items()},
+            "e_floor": "e_floor",
+            "rescale_xp": "rescale_xp",
+            "figures_per_shard": "figures_per_shard",
+        }
 
     @classmethod
-    def from_config(cls, section: dict | None) -> "PrepParams":
+    def from_config(cls, section: dict | None) -> PrepParams:
         """From the flat config section ``prep`` (or a stored :meth:`record`)."""
         section = dict(section or {})
         unknown = sorted(set(section) - set(cls.config_keys()))
         if unknown:
-            raise ConfigError(f"prep.{unknown[0]}", f"unknown key for PrepParams (known: {', '.join(sorted(cls.config_keys()))})")
+            raise ConfigError(
+                f"prep.{unknown[0]}", f"unknown key for PrepParams (known: {', '.join(sorted(cls.config_keys()))})"
+            )
         defaults = cls()
         wls = {field: section[key] for key, field in cls.WLS_KEYS.items() if key in section}
         try:
-            return cls(wls=dataclasses.replace(defaults.wls, **wls), e_floor=section.get("e_floor", defaults.e_floor),
-                       rescale_xp=section.get("rescale_xp", defaults.rescale_xp),
-                       figures_per_shard=section.get("figures_per_shard", defaults.figures_per_shard))
+            return cls(
+                wls=dataclasses.replace(defaults.wls, **wls),
+                e_floor=section.get("e_floor", defaults.e_floor),
+                rescale_xp=section.get("rescale_xp", defaults.rescale_xp),
+                figures_per_shard=section.get("figures_per_shard", defaults.figures_per_shard),
+            )
         except (TypeError, ValueError) as error:
             raise ConfigError("prep", str(error)) from None
 
     def record(self) -> dict:
         """Flat dict of every parameter that shapes the data, for HDF5 attributes and logs (config keys)."""
-        return {**{key: getattr(self.wls, field) for key, field in self.WLS_KEYS.items()}, "e_floor": self.e_floor,
-                "rescale_xp": self.rescale_xp}
+        return {
+            **{key: getattr(self.wls, field) for key, field in self.WLS_KEYS.items()},
+            "e_floor": self.e_floor,
+            "rescale_xp": self.rescale_xp,
+        }
 
 
 def inverted_image(image: np.ndarray) -> np.ndarray:
@@ -98,7 +117,9 @@ def combined_image(image: np.ndarray, smoothed: np.ndarray, *, e_floor: float = 
     return np.maximum(combined, floor)
 
 
-def preprocessed_image(image: np.ndarray, combined: np.ndarray, *, rescale: bool = True) -> tuple[np.ndarray, tuple[float, float]]:
+def preprocessed_image(
+    image: np.ndarray, combined: np.ndarray, *, rescale: bool = True
+) -> tuple[np.ndarray, tuple[float, float]]:
     """Xp = X / E (Eq. 5), min-max rescaled to [0, 1] when ``rescale``; returns (Xp, raw range)."""
     ratio = np.asarray(image, dtype=np.float64) / combined
     low, high = float(ratio.min()), float(ratio.max())

@@ -63,7 +63,9 @@ class PresentationSettings(FromConfig):
         if not 0.0 < self.latitude <= 1.0:
             raise InvalidValueError(f"presentation latitude must be in (0, 1], got {self.latitude}")
         if self.finest_mm <= 0 or self.gain <= 0 or self.edge_gain <= 0 or self.tone_slope < 0:
-            raise InvalidValueError("presentation finest_mm, gain and edge_gain must be positive, tone_slope not negative")
+            raise InvalidValueError(
+                "presentation finest_mm, gain and edge_gain must be positive, tone_slope not negative"
+            )
 
 
 def _limits(values: np.ndarray, low_percentile: float, high_percentile: float) -> tuple[float, float]:
@@ -84,8 +86,9 @@ def bands(image: np.ndarray, levels: int, finest_px: float) -> tuple[list[np.nda
     return [blurred[k] - blurred[k + 1] for k in range(levels)], blurred[-1]
 
 
-def present(log_signal: np.ndarray, settings: PresentationSettings, pixel_mm: float, *,
-            like: np.ndarray | None = None) -> np.ndarray:
+def present(
+    log_signal: np.ndarray, settings: PresentationSettings, pixel_mm: float, *, like: np.ndarray | None = None
+) -> np.ndarray:
     """The for-presentation image in [0, 1] of a detector log signal (bone bright).
 
     With ``like`` (another log signal of the same view), every image-dependent parameter (the
@@ -96,8 +99,9 @@ def present(log_signal: np.ndarray, settings: PresentationSettings, pixel_mm: fl
     return _render(log_signal, settings, pixel_mm, fixed)[0]
 
 
-def _render(log_signal: np.ndarray, settings: PresentationSettings, pixel_mm: float,
-            fixed: dict | None = None) -> tuple[np.ndarray, dict]:
+def _render(
+    log_signal: np.ndarray, settings: PresentationSettings, pixel_mm: float, fixed: dict | None = None
+) -> tuple[np.ndarray, dict]:
     """Steps 1-3 of the module docstring; every image-dependent parameter is measured on ``log_signal`` unless
     ``fixed`` gives it. Returns the image and the parameters used."""
     used: dict = {}

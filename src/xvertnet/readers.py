@@ -14,8 +14,8 @@ pixel buffer is allocated.
 from __future__ import annotations
 
 import contextlib
-import logging
 import dataclasses
+import logging
 import math
 import warnings
 from collections.abc import Callable
@@ -191,8 +191,10 @@ def flat_image_reason(pixels: np.ndarray) -> str | None:
         return f"constant image (every pixel = {low:.4g}{'' if low == 0 else ' on the 0-1 scale'})"
     bottom, top = (float(v) for v in np.percentile(pixels, (0.5, 99.5)))
     if top - bottom < NEAR_CONSTANT_SPREAD:
-        return (f"near-constant image (99 % of the pixels within {top - bottom:.2g} of each other on the 0-1 scale, "
-                f"below {NEAR_CONSTANT_SPREAD:g})")
+        return (
+            f"near-constant image (99 % of the pixels within {top - bottom:.2g} of each other on the 0-1 scale, "
+            f"below {NEAR_CONSTANT_SPREAD:g})"
+        )
     return None
 
 
@@ -203,9 +205,7 @@ def _check_shape(path, shape, options: ReadOptions) -> None:
     """Refuse absurd sizes from the header's numbers, before allocating pixels."""
     height, width = int(shape[0]), int(shape[1])
     if height * width > options.max_pixels:
-        raise InputImageError(
-            path, f"image size {width}x{height} exceeds the limit of {options.max_pixels} pixels"
-        )
+        raise InputImageError(path, f"image size {width}x{height} exceeds the limit of {options.max_pixels} pixels")
     if min(height, width) < options.min_side:
         raise InputImageError(
             path, f"image size {width}x{height} is below the minimum side of {options.min_side} pixels"
@@ -249,8 +249,11 @@ def _to_gray(path, values: np.ndarray, notes: list[str], transforms: list[str]) 
         opaque = np.iinfo(alpha.dtype).max if alpha.dtype.kind in "ui" else 1.0
         hidden = float(np.mean(alpha != opaque))
         if hidden:
-            warnings.warn(f"{path}: alpha channel dropped ({100 * hidden:.3g} % of the pixels are not opaque; "
-                          "their grey values are used as stored)", stacklevel=3)
+            warnings.warn(
+                f"{path}: alpha channel dropped ({100 * hidden:.3g} % of the pixels are not opaque; "
+                "their grey values are used as stored)",
+                stacklevel=3,
+            )
             notes.append(f"alpha channel dropped ({100 * hidden:.3g} % of the pixels not opaque)")
         transforms.append("drop alpha channel")
         values = values[..., :-1]
@@ -303,7 +306,9 @@ def _read_with_pillow(path: Path, options: ReadOptions, fmt: str) -> ImageRecord
         return _float_record(path, values, fmt, original_dtype, "MONOCHROME2", transforms, notes)
     if values.dtype.kind == "i":  # Pillow's mode "I" (int32) for some 16-bit files
         if values.size and (values.min() < 0 or values.max() > 65535):
-            raise InputImageError(path, f"32-bit integer pixels outside 0..65535 (min {values.min()}, max {values.max()})")
+            raise InputImageError(
+                path, f"32-bit integer pixels outside 0..65535 (min {values.min()}, max {values.max()})"
+            )
         values = values.astype(np.uint16)
     pixels, container, depth = _normalise_integers(path, values, transforms)
     return ImageRecord(pixels, str(path), fmt, original_dtype, container, depth, "MONOCHROME2", transforms, notes)
@@ -375,7 +380,9 @@ def read_tiff(path: Path, options: ReadOptions) -> ImageRecord:
         record = _float_record(path, values, "tiff", original_dtype, photometric, transforms, notes)
     elif values.dtype.kind in "ui":
         pixels, container, depth = _normalise_integers(path, values, transforms)
-        record = ImageRecord(pixels, str(path), "tiff", original_dtype, container, depth, photometric, transforms, notes)
+        record = ImageRecord(
+            pixels, str(path), "tiff", original_dtype, container, depth, photometric, transforms, notes
+        )
     else:
         raise InputImageError(path, f"unsupported TIFF sample type {values.dtype}")
     if minimum_is_white:
@@ -493,8 +500,11 @@ def _check_native_length(path, ds, rows: int, columns: int) -> None:
     expected = (rows * columns * samples * bits + 7) // 8
     held = len(ds.PixelData)
     if held < expected or held > expected + 1:  # one byte of padding to an even length is allowed
-        raise InputImageError(path, f"the header's Rows x Columns ({rows} x {columns}, {samples} sample(s) of {bits} bits) "
-                                    f"need {expected} bytes of pixel data, the file holds {held}")
+        raise InputImageError(
+            path,
+            f"the header's Rows x Columns ({rows} x {columns}, {samples} sample(s) of {bits} bits) "
+            f"need {expected} bytes of pixel data, the file holds {held}",
+        )
 
 
 def _decode_failure(syntax, error: Exception) -> str:
@@ -509,7 +519,9 @@ def _decode_failure(syntax, error: Exception) -> str:
     except (NotImplementedError, ValueError):
         decoder = None
     if decoder is not None and not decoder.is_available:
-        hint = next((package for key, package in DECODER_PACKAGES.items() if key in name), "see pydicom's pixel data handlers")
+        hint = next(
+            (package for key, package in DECODER_PACKAGES.items() if key in name), "see pydicom's pixel data handlers"
+        )
         return f"no decoder for '{name}' is installed ({hint})"
     if decoder is not None:
         plugins = ", ".join(decoder.available_plugins) or "pydicom"
@@ -527,15 +539,20 @@ def read_dicom(path: Path, options: ReadOptions) -> ImageRecord:
     try:
         ds = pydicom.dcmread(path)
     except InvalidDicomError:  # pydicom's text suggests force=True, which means nothing here
-        raise InputImageError(path, "not a DICOM file (no 'DICM' marker at byte 128 and no DICOM file meta header)") from None
+        raise InputImageError(
+            path, "not a DICOM file (no 'DICM' marker at byte 128 and no DICOM file meta header)"
+        ) from None
     except Exception as error:
         raise InputImageError(path, f"cannot parse DICOM: {type(error).__name__}: {error}") from None
 
     if "PixelData" not in ds:
         for keyword in ("FloatPixelData", "DoubleFloatPixelData"):
             if keyword in ds:
-                raise InputImageError(path, f"{keyword} (floating-point pixels, as parametric maps store them) is not "
-                                            "supported: a radiograph stores integer Pixel Data")
+                raise InputImageError(
+                    path,
+                    f"{keyword} (floating-point pixels, as parametric maps store them) is not "
+                    "supported: a radiograph stores integer Pixel Data",
+                )
         raise InputImageError(path, "DICOM without Pixel Data element")
     rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
     _check_shape(path, (rows, columns), options)
@@ -561,8 +578,11 @@ def read_dicom(path: Path, options: ReadOptions) -> ImageRecord:
     bits_stored = int(ds.get("BitsStored", bits_allocated))
     if values.ndim == 3:
         if photometric.startswith("MONOCHROME"):
-            raise InputImageError(path, f"the pixel data decode to shape {values.shape}, not the header's Rows x Columns "
-                                        f"({rows} x {columns}) of one {photometric} frame")
+            raise InputImageError(
+                path,
+                f"the pixel data decode to shape {values.shape}, not the header's Rows x Columns "
+                f"({rows} x {columns}) of one {photometric} frame",
+            )
         values = _to_gray(path, values, notes, transforms)
     if values.dtype.kind in "ui":
         values = _stored_bits(ds, values)
@@ -619,4 +639,6 @@ def read_dicom(path: Path, options: ReadOptions) -> ImageRecord:
 
     pixels = np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0).astype(np.float32)
     container = bits_allocated
-    return ImageRecord(pixels, str(path), "dicom", original_dtype, container, bits_stored, photometric or "unknown", transforms, notes)
+    return ImageRecord(
+        pixels, str(path), "dicom", original_dtype, container, bits_stored, photometric or "unknown", transforms, notes
+    )

@@ -42,7 +42,7 @@ def choose_pairs(cases: pd.DataFrame, count: int, seed: int) -> list[tuple[int, 
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(present))
     pairs = []
-    for position in order[: count]:
+    for position in order[:count]:
         row = present.iloc[position]
         match = absent.index.get_indexer([(row["patient"], row["level"], row["realisation"])])[0]
         if match >= 0:
@@ -50,7 +50,9 @@ def choose_pairs(cases: pd.DataFrame, count: int, seed: int) -> list[tuple[int, 
     return pairs
 
 
-def write_reading_page(patches: dict, cases: pd.DataFrame, out_dir, *, trials_per_method: int = 24, seed: int = 0) -> Path:
+def write_reading_page(
+    patches: dict, cases: pd.DataFrame, out_dir, *, trials_per_method: int = 24, seed: int = 0
+) -> Path:
     """The page, its images and ``trials.csv`` (module docstring); ``patches`` maps a method to its displayed
     patches in [0, 1] (rows of ``cases``). Returns the page's path."""
     out_dir = Path(out_dir)
@@ -67,14 +69,30 @@ def write_reading_page(patches: dict, cases: pd.DataFrame, out_dir, *, trials_pe
             trial = f"{block:02d}{number:03d}{int(rng.integers(1 << 20)):06x}"
             left_present = bool(rng.integers(2))
             names = {}
-            for side, index in (("left", present if left_present else absent), ("right", absent if left_present else present)):
+            for side, index in (
+                ("left", present if left_present else absent),
+                ("right", absent if left_present else present),
+            ):
                 names[side] = f"{int(rng.integers(1 << 40)):010x}.png"
                 write_png(images / names[side], np.rint(np.clip(patches[method][index], 0, 1) * 255).astype(np.uint8))
-            trials.append({"trial": trial, "block": block, "left": f"images/{names['left']}", "right": f"images/{names['right']}"})
+            trials.append(
+                {"trial": trial, "block": block, "left": f"images/{names['left']}", "right": f"images/{names['right']}"}
+            )
             row = cases.loc[present]
-            truth.append({"trial": trial, "block": block, "method": method, "pair": number,
-                          "present_side": "left" if left_present else "right", "patient": row["patient"],
-                          "level": int(row["level"]), "region": row["region"], "kind": row["kind"], "grade": int(row["grade"])})
+            truth.append(
+                {
+                    "trial": trial,
+                    "block": block,
+                    "method": method,
+                    "pair": number,
+                    "present_side": "left" if left_present else "right",
+                    "patient": row["patient"],
+                    "level": int(row["level"]),
+                    "region": row["region"],
+                    "kind": row["kind"],
+                    "grade": int(row["grade"]),
+                }
+            )
     with atomic_path(out_dir / "trials.csv") as tmp:
         pd.DataFrame(truth).to_csv(tmp, index=False)
     page = out_dir / "index.html"
@@ -90,7 +108,9 @@ def read_answers(paths) -> pd.DataFrame:
         try:
             frame = pd.read_csv(path, dtype={"trial": str})
         except (OSError, ValueError, pd.errors.ParserError) as error:
-            raise InputImageError(path, f"not an answers CSV of the reading page ({' '.join(str(error).split())})") from None
+            raise InputImageError(
+                path, f"not an answers CSV of the reading page ({' '.join(str(error).split())})"
+            ) from None
         missing = [column for column in ANSWER_COLUMNS if column not in frame.columns]
         if missing:
             raise InputImageError(path, f"not an answers CSV of the reading page: no column '{missing[0]}'")
@@ -101,13 +121,16 @@ def read_answers(paths) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def score_answers(answers: pd.DataFrame, trials: pd.DataFrame, *, bootstrap: int = 2000, seed: int = 0,
-                  reference: str = "original") -> pd.DataFrame:
+def score_answers(
+    answers: pd.DataFrame, trials: pd.DataFrame, *, bootstrap: int = 2000, seed: int = 0, reference: str = "original"
+) -> pd.DataFrame:
     """Per method: trials answered, PC (= AUC) with its 95 % interval, d', and the paired PC difference to ``reference``."""
     merged = answers.merge(trials.astype({"trial": str}), on="trial", how="inner", suffixes=("", "_truth"))
     unknown = sorted(set(answers["trial"]) - set(trials["trial"].astype(str)))
     if unknown:
-        raise InvalidValueError(f"answers name trial '{unknown[0]}', which trials.csv does not hold (another page's answers?)")
+        raise InvalidValueError(
+            f"answers name trial '{unknown[0]}', which trials.csv does not hold (another page's answers?)"
+        )
     merged["correct"] = (merged["chosen"] == merged["present_side"]).astype(float)
     table = merged.pivot_table(index=["reader", "pair"], columns="method", values="correct", aggfunc="mean")
     rng = np.random.default_rng(seed)
@@ -123,15 +146,24 @@ def score_answers(answers: pd.DataFrame, trials: pd.DataFrame, *, bootstrap: int
     rows = []
     for method in table.columns:
         pc = float(table[method].mean())
-        row = {"method": method, "trials": int(table[method].notna().sum()), "pc": pc,
-               "pc_low": float(draws[method].quantile(0.025)), "pc_high": float(draws[method].quantile(0.975)),
-               "dprime": float(np.sqrt(2.0) * stats.norm.ppf(np.clip(pc, 0.005, 0.995)))}
+        row = {
+            "method": method,
+            "trials": int(table[method].notna().sum()),
+            "pc": pc,
+            "pc_low": float(draws[method].quantile(0.025)),
+            "pc_high": float(draws[method].quantile(0.975)),
+            "dprime": float(np.sqrt(2.0) * stats.norm.ppf(np.clip(pc, 0.005, 0.995))),
+        }
         if reference in table.columns and method != reference:
             difference = draws[method] - draws[reference]
-            row.update({f"vs_{reference}": pc - float(table[reference].mean()),
-                        f"vs_{reference}_low": float(difference.quantile(0.025)),
-                        f"vs_{reference}_high": float(difference.quantile(0.975)),
-                        f"vs_{reference}_p": float(min(1.0, 2.0 * min((difference <= 0).mean(), (difference >= 0).mean())))})
+            row.update(
+                {
+                    f"vs_{reference}": pc - float(table[reference].mean()),
+                    f"vs_{reference}_low": float(difference.quantile(0.025)),
+                    f"vs_{reference}_high": float(difference.quantile(0.975)),
+                    f"vs_{reference}_p": float(min(1.0, 2.0 * min((difference <= 0).mean(), (difference >= 0).mean()))),
+                }
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 

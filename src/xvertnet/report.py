@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 
 from .figures import pyplot, save_figure
 from .shard_store import ITEMS, decode_attr, read_shard
 from .stats import LABELS, MEASURE_ORDER, METHOD_ORDER
-
-
-
 
 #: Measures that are ratios to the original ROI: a reference line at 1.
 RATIO_MEASURES = ("cnr_ratio", "edge_ratio")
@@ -32,7 +28,9 @@ def box_plots(per_roi: pd.DataFrame, out_path, *, splits=("test",)) -> None:
     methods = [m for m in METHOD_ORDER if m in set(table["method"])] + sorted(set(table["method"]) - set(METHOD_ORDER))
     columns = 4
     rows = max(1, int(np.ceil(len(measures) / columns)))
-    figure, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.6 * rows), constrained_layout=True, squeeze=False)
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(4.6 * columns, 3.6 * rows), constrained_layout=True, squeeze=False
+    )
     rng = np.random.default_rng(0)
     for axis, measure in zip(axes.ravel(), measures):
         shown = [m for m in methods if table.loc[table["method"] == m, measure].notna().any()]
@@ -44,18 +42,28 @@ def box_plots(per_roi: pd.DataFrame, out_path, *, splits=("test",)) -> None:
             axis.plot(x[keep], values.to_numpy()[keep], "o", markersize=2.5, alpha=0.6, color="tab:blue")
             if (~keep).any():
                 axis.plot(x[~keep], values.to_numpy()[~keep], "x", markersize=4, color="tab:red")
-        axis.set_xticks(range(1, len(shown) + 1), [f"{m}\nn={len(v)}" for m, v in zip(shown, data)], fontsize=7, rotation=30,
-                        ha="right")
+        axis.set_xticks(
+            range(1, len(shown) + 1),
+            [f"{m}\nn={len(v)}" for m, v in zip(shown, data)],
+            fontsize=7,
+            rotation=30,
+            ha="right",
+        )
         if measure in RATIO_MEASURES:
             axis.axhline(1.0, color="grey", linestyle="--", linewidth=0.8)
         direction = "higher is better" if BETTER.get(measure, 1) > 0 else "lower is better"
         unit = " (ratio to the original; line = 1)" if measure in RATIO_MEASURES else ""
-        axis.set_title(f"{LABELS.get(measure, measure)}{unit}\n{'↑' if BETTER.get(measure, 1) > 0 else '↓'} {direction}",
-                       fontsize=9)
-    for axis in axes.ravel()[len(measures):]:
+        axis.set_title(
+            f"{LABELS.get(measure, measure)}{unit}\n{'↑' if BETTER.get(measure, 1) > 0 else '↓'} {direction}",
+            fontsize=9,
+        )
+    for axis in axes.ravel()[len(measures) :]:
         axis.axis("off")
-    figure.suptitle("Test-split evaluation ROIs: every ROI a point; red x = dropped from the table's mean as a z-score "
-                    "outlier (|z| > 1.96 within the method); boxes over all points", fontsize=9)
+    figure.suptitle(
+        "Test-split evaluation ROIs: every ROI a point; red x = dropped from the table's mean as a z-score "
+        "outlier (|z| > 1.96 within the method); boxes over all points",
+        fontsize=9,
+    )
     save_figure(figure, out_path, dpi=90)
 
 
@@ -77,7 +85,9 @@ def is_real_radiograph(condition, source) -> bool:
     return str(condition) in ("real", "") or "drr" not in str(source)
 
 
-def panel_image_ids(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame] | None, *, splits=("test",), count: int = 4) -> list[str]:
+def panel_image_ids(
+    per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame] | None, *, splits=("test",), count: int = 4
+) -> list[str]:
     """The panel's images: every real radiograph of ``splits`` first (at most two), then a clean and a low-dose DRR
     of one patient, then others up to ``count``; without manifests, the first ``count`` images."""
     ids = per_roi[per_roi["split"].isin(splits)]["image_id"].drop_duplicates().tolist()
@@ -86,11 +96,17 @@ def panel_image_ids(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame] | 
     info = pd.concat([m for m in manifests.values()], ignore_index=True)
     info = info[info["image_id"].isin(ids)].drop_duplicates("image_id").set_index("image_id")
     condition = info["condition"] if "condition" in info.columns else pd.Series("", index=info.index)
-    real = [i for i in ids if i in info.index and is_real_radiograph(condition.get(i, ""), info.loc[i].get("source", "drr"))]
+    real = [
+        i for i in ids if i in info.index and is_real_radiograph(condition.get(i, ""), info.loc[i].get("source", "drr"))
+    ]
     chosen = real[:2]
     if "patient" in info.columns:
         for _, part in info[condition.isin(["standard", "low_dose"])].groupby("patient", sort=True):
-            pair = [part.index[part["condition"] == c][0] for c in ("standard", "low_dose") if (part["condition"] == c).any()]
+            pair = [
+                part.index[part["condition"] == c][0]
+                for c in ("standard", "low_dose")
+                if (part["condition"] == c).any()
+            ]
             if len(pair) == 2:
                 chosen += pair
                 break
@@ -98,8 +114,14 @@ def panel_image_ids(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame] | 
     return chosen[:count]
 
 
-def visual_panel(enhanced: dict[str, list], out_path, *, image_ids: list[str], rois=("eval_upper", "eval_lower"),
-                 values: pd.DataFrame | None = None) -> None:
+def visual_panel(
+    enhanced: dict[str, list],
+    out_path,
+    *,
+    image_ids: list[str],
+    rois=("eval_upper", "eval_lower"),
+    values: pd.DataFrame | None = None,
+) -> None:
     """Rows: the ROIs of ``image_ids``; columns: a thumbnail locating the ROI on the original image, then the
     original and every method, all on one grey scale ([0, 1], the ROIs' common range). With ``values`` (per-ROI
     rows), each tile is labelled with its vertebral CNR and edge ratios to the original where they exist."""
@@ -127,8 +149,13 @@ def visual_panel(enhanced: dict[str, list], out_path, *, image_ids: list[str], r
         for row in values.itertuples(index=False):
             lookup[(row.method, row.image_id, row.roi)] = row
     columns = len(methods) + 1
-    figure, axes = plt.subplots(max(1, len(shown)), columns, figsize=(1.7 * columns, 2.9 * max(1, len(shown))),
-                                constrained_layout=True, squeeze=False)
+    figure, axes = plt.subplots(
+        max(1, len(shown)),
+        columns,
+        figsize=(1.7 * columns, 2.9 * max(1, len(shown))),
+        constrained_layout=True,
+        squeeze=False,
+    )
     for row_index, (image_id, roi) in enumerate(shown):
         thumb = axes[row_index, 0]
         if image_id in wholes:
@@ -157,7 +184,9 @@ def visual_panel(enhanced: dict[str, list], out_path, *, image_ids: list[str], r
     save_figure(figure, out_path, dpi=100)
 
 
-def whole_image_panel(enhanced: dict[str, list], out_path, *, image_ids: list[str], values: pd.DataFrame | None = None) -> None:
+def whole_image_panel(
+    enhanced: dict[str, list], out_path, *, image_ids: list[str], values: pd.DataFrame | None = None
+) -> None:
     """Rows: ``image_ids``; columns: the original and every method's **whole** enhanced image, each at one window,
     its own 1st-99th percentiles (as a default window/level shows it). With ``values`` (per-ROI rows), each tile
     is labelled with the displayed contrast and CNR of its lower ROI's levels (behind the heart) and the CNR
@@ -179,8 +208,13 @@ def whole_image_panel(enhanced: dict[str, list], out_path, *, image_ids: list[st
     if values is not None and not values.empty:
         for row in values[values["roi"].eq("lower")].itertuples(index=False):
             lookup[(row.method, row.image_id)] = row
-    figure, axes = plt.subplots(max(1, len(shown_ids)), max(1, len(methods)), figsize=(2.2 * max(1, len(methods)),
-                                2.6 * max(1, len(shown_ids))), constrained_layout=True, squeeze=False)
+    figure, axes = plt.subplots(
+        max(1, len(shown_ids)),
+        max(1, len(methods)),
+        figsize=(2.2 * max(1, len(methods)), 2.6 * max(1, len(shown_ids))),
+        constrained_layout=True,
+        squeeze=False,
+    )
     for row_index, image_id in enumerate(shown_ids):
         for column, method in enumerate(methods):
             axis = axes[row_index, column]
@@ -189,8 +223,11 @@ def whole_image_panel(enhanced: dict[str, list], out_path, *, image_ids: list[st
                 row = lookup.get((method, image_id))
                 if row is not None:
                     parts = []
-                    for name, label, fmt in (("displayed_contrast", "disp. contrast", ".3f"), ("displayed_cnr", "disp. CNR", ".1f"),
-                                             ("cnr_ratio", "CNR ratio", ".2f")):
+                    for name, label, fmt in (
+                        ("displayed_contrast", "disp. contrast", ".3f"),
+                        ("displayed_cnr", "disp. CNR", ".1f"),
+                        ("cnr_ratio", "CNR ratio", ".2f"),
+                    ):
                         value = getattr(row, name, np.nan)
                         if isinstance(value, (int, float)) and np.isfinite(value):
                             parts.append(f"{label} {value:{fmt}}")
@@ -201,12 +238,16 @@ def whole_image_panel(enhanced: dict[str, list], out_path, *, image_ids: list[st
                 axis.set_title(_wrapped(method), fontsize=8)
             if column == 0:
                 axis.set_ylabel(image_id, fontsize=7)
-    figure.suptitle("Whole images, each at its own 1st-99th percentile window; labels: the lower ROI's levels "
-                    "(behind the heart)", fontsize=8)
+    figure.suptitle(
+        "Whole images, each at its own 1st-99th percentile window; labels: the lower ROI's levels (behind the heart)",
+        fontsize=8,
+    )
     save_figure(figure, out_path, dpi=90)
 
 
-def lut_maps_figure(image: np.ndarray, output: np.ndarray, maps: dict[str, np.ndarray], out_path, *, title: str = "") -> None:
+def lut_maps_figure(
+    image: np.ndarray, output: np.ndarray, maps: dict[str, np.ndarray], out_path, *, title: str = ""
+) -> None:
     """The LUT mapping's explanation of one image (seed `interpretable_mapping_ge.txt`, Fig. 2): input, output and the
     four maps (slope a and bias b of the regional LUT, Eq. L1; window centre wc and width ww, Eq. L2), each map
     with its colour bar; identity values (a = 1, b = 0, wc = 0.5, ww = 1) sit at the middle of a diverging scale."""
@@ -217,7 +258,12 @@ def lut_maps_figure(image: np.ndarray, output: np.ndarray, maps: dict[str, np.nd
         axis.set_title(label, fontsize=9)
         axis.axis("off")
     centres = {"a": 1.0, "b": 0.0, "wc": 0.5, "ww": 1.0}
-    labels = {"a": "slope a (Eq. L1)", "b": "bias b (Eq. L1)", "wc": "window centre wc (Eq. L2)", "ww": "window width ww (Eq. L2)"}
+    labels = {
+        "a": "slope a (Eq. L1)",
+        "b": "bias b (Eq. L1)",
+        "wc": "window centre wc (Eq. L2)",
+        "ww": "window width ww (Eq. L2)",
+    }
     for axis, key in zip(axes[2:], ("a", "b", "wc", "ww")):
         values = maps[key]
         spread = max(1e-3, float(np.max(np.abs(values - centres[key]))))

@@ -39,7 +39,6 @@ from .shard_store import TRAIN_ROIS, iter_items, open_shard_for_writing
 log = logging.getLogger(__name__)
 
 
-
 @dataclasses.dataclass(frozen=True)
 class RoiSettings(FromConfig):
     """Parameters of the ROI stage (config section ``roi``); see the config schema for each.
@@ -97,7 +96,9 @@ def to_canonical(image: np.ndarray, canonical_height: int) -> tuple[np.ndarray, 
 
     scale = canonical_height / image.shape[0]
     width = max(1, int(round(image.shape[1] * scale)))
-    resized = resize(image, (canonical_height, width), order=1, mode="edge", anti_aliasing=scale < 1, preserve_range=True)
+    resized = resize(
+        image, (canonical_height, width), order=1, mode="edge", anti_aliasing=scale < 1, preserve_range=True
+    )
     return resized.astype(np.float32), scale
 
 
@@ -124,7 +125,9 @@ def edge_pair_response(image: np.ndarray, column_width: int) -> np.ndarray:
     Unlike :func:`bar_response` it ignores how bright the inside is, so a bright
     mediastinum next to the spine pulls it less.
     """
-    gradient = ndimage.gaussian_filter(image.astype(np.float64), sigma=(column_width / 3.0, column_width / 8.0), order=(0, 1))
+    gradient = ndimage.gaussian_filter(
+        image.astype(np.float64), sigma=(column_width / 3.0, column_width / 8.0), order=(0, 1)
+    )
     half = column_width // 2
     rising_left = ndimage.shift(gradient, (0, half), order=0, mode="nearest")
     falling_right = ndimage.shift(-gradient, (0, -half), order=0, mode="nearest")
@@ -181,9 +184,13 @@ def locate_spine(image: np.ndarray, settings: RoiSettings) -> SpineLocation:
     column_width = max(6, int(round(settings.spine_width_fraction * height)))
     response = spine_response(normalised, column_width)
     half_band = settings.search_fraction * width / 2.0
-    columns = slice(int(max(column_width, width / 2.0 - half_band)), int(min(width - column_width, width / 2.0 + half_band)))
+    columns = slice(
+        int(max(column_width, width / 2.0 - half_band)), int(min(width - column_width, width / 2.0 + half_band))
+    )
     if columns.stop - columns.start < 3:
-        raise InvalidValueError(f"image {width} px wide is too narrow to search for the spine (column width {column_width})")
+        raise InvalidValueError(
+            f"image {width} px wide is too narrow to search for the spine (column width {column_width})"
+        )
     path = best_vertical_path(response, columns=columns, max_step=settings.max_step).astype(np.float64)
     path = ndimage.median_filter(path, size=max(3, height // 16), mode="nearest")
     centre_x = ndimage.gaussian_filter1d(path, sigma=height / 40.0, mode="nearest")
@@ -246,16 +253,18 @@ def anatomy_bounds(image: np.ndarray, *, strip_share: float = 0.25) -> Bounds:
     return top, bottom, left, right
 
 
-def box_around(centre_y: float, centre_x: float, size: tuple[int, int], shape: tuple[int, int],
-               bounds: Bounds | None = None) -> tuple[int, int, int, int]:
+def box_around(
+    centre_y: float, centre_x: float, size: tuple[int, int], shape: tuple[int, int], bounds: Bounds | None = None
+) -> tuple[int, int, int, int]:
     """(top, left, height, width) of a box of ``size`` centred at the point, shifted inside ``bounds``
     (default: the whole ``shape``)."""
     height, width = size
     top_limit, bottom_limit, left_limit, right_limit = bounds or (0, shape[0], 0, shape[1])
     if height > bottom_limit - top_limit or width > right_limit - left_limit:
         where = "a canonical image" if bounds is None else "the anatomy (inside the border strips) of a canonical image"
-        raise InvalidValueError(f"ROI {height}x{width} does not fit {where} of "
-                                f"{bottom_limit - top_limit}x{right_limit - left_limit}")
+        raise InvalidValueError(
+            f"ROI {height}x{width} does not fit {where} of {bottom_limit - top_limit}x{right_limit - left_limit}"
+        )
     top = int(round(centre_y - height / 2.0))
     left = int(round(centre_x - width / 2.0))
     top = min(max(top, top_limit), bottom_limit - height)
@@ -263,8 +272,9 @@ def box_around(centre_y: float, centre_x: float, size: tuple[int, int], shape: t
     return top, left, height, width
 
 
-def roi_boxes(location: SpineLocation, settings: RoiSettings, shape: tuple[int, int],
-              bounds: Bounds | None = None) -> dict[str, tuple[int, int, int, int]]:
+def roi_boxes(
+    location: SpineLocation, settings: RoiSettings, shape: tuple[int, int], bounds: Bounds | None = None
+) -> dict[str, tuple[int, int, int, int]]:
     """The four ROI boxes, centred on the spine at the upper and the lower row, inside ``bounds``.
 
     The two evaluation ROIs share at most ``settings.max_eval_overlap`` of their height: ones closer
@@ -293,10 +303,12 @@ def roi_boxes(location: SpineLocation, settings: RoiSettings, shape: tuple[int, 
         if upper_top < top_limit:
             raise InvalidValueError(
                 f"evaluation ROIs {height} rows tall cannot overlap by at most {settings.max_eval_overlap:.0%} in the "
-                f"{bottom_limit - top_limit} rows of anatomy; lower roi.eval_size or raise roi.canonical_height")
+                f"{bottom_limit - top_limit} rows of anatomy; lower roi.eval_size or raise roi.canonical_height"
+            )
         for level, top in (("upper", upper_top), ("lower", lower_top)):
-            boxes[f"eval_{level}"] = box_around(top + height / 2.0, location.centre_at(top + height // 2), settings.eval_size,
-                                                shape, bounds)
+            boxes[f"eval_{level}"] = box_around(
+                top + height / 2.0, location.centre_at(top + height // 2), settings.eval_size, shape, bounds
+            )
     return boxes
 
 
@@ -306,11 +318,18 @@ def crop(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
 
 
 #: QC overlay colours, and the legend drawn under the image.
-QC_COLOURS = {"spine centre": (255, 255, 0), "training ROI": (0, 200, 255), "evaluation ROI": (255, 80, 0),
-              "lung-field rows": (0, 255, 0), "vertebra mask": (255, 0, 255)}
+QC_COLOURS = {
+    "spine centre": (255, 255, 0),
+    "training ROI": (0, 200, 255),
+    "evaluation ROI": (255, 80, 0),
+    "lung-field rows": (0, 255, 0),
+    "vertebra mask": (255, 0, 255),
+}
 
 
-def qc_overlay(image: np.ndarray, location: SpineLocation, boxes: dict, path, *, mask: np.ndarray | None = None) -> None:
+def qc_overlay(
+    image: np.ndarray, location: SpineLocation, boxes: dict, path, *, mask: np.ndarray | None = None
+) -> None:
     """Write a PNG showing the canonical image, the spine line, the ROI boxes and the mask outline, with a legend."""
     from PIL import Image, ImageDraw
 
@@ -339,7 +358,9 @@ def qc_overlay(image: np.ndarray, location: SpineLocation, boxes: dict, path, *,
     draw.line([(float(x), float(y)) for y, x in enumerate(location.centre_x)], fill=QC_COLOURS["spine centre"], width=1)
     colours = {"train": QC_COLOURS["training ROI"], "eval": QC_COLOURS["evaluation ROI"]}
     for name, (top, left, box_height, box_width) in boxes.items():
-        draw.rectangle([left, top, left + box_width - 1, top + box_height - 1], outline=colours[name.split("_")[0]], width=2)
+        draw.rectangle(
+            [left, top, left + box_width - 1, top + box_height - 1], outline=colours[name.split("_")[0]], width=2
+        )
     if location.lung_rows is not None:
         for row in location.lung_rows:
             draw.line([(0, row), (8, row)], fill=QC_COLOURS["lung-field rows"], width=2)
@@ -391,7 +412,9 @@ def roi_shard(ingest_path, out_path, qc_dir, settings: RoiSettings, rejects_path
                 stored.update({f"mask_{name}": crop(mask, box) for name, box in boxes.items()})
             if "vertebra_levels" in arrays:
                 stored["vertebra_levels"] = resample_mask(arrays["vertebra_levels"], canonical.shape)
-            if "noise_twin" in arrays:  # the same view with independent noise: enhanced alongside, for the noise measures
+            if (
+                "noise_twin" in arrays
+            ):  # the same view with independent noise: enhanced alongside, for the noise measures
                 stored["canonical_twin"], _ = to_canonical(arrays["noise_twin"], settings.canonical_height)
             if "bone_target" in arrays:  # the bone prior's target: the training crops only, same boxes
                 bone, _ = to_canonical(arrays["bone_target"], settings.canonical_height)
@@ -418,7 +441,6 @@ def roi_shard(ingest_path, out_path, qc_dir, settings: RoiSettings, rejects_path
         counts = shard.count
     write_rejects(rejects, rejects_path)
     return counts, len(rejects)
-
 
 
 def write_roi_index(roi_shards, out_path, *, rejects_in=(), rejects_out) -> int:
@@ -454,7 +476,9 @@ def write_roi_index(roi_shards, out_path, *, rejects_in=(), rejects_out) -> int:
                     "lower_y": attrs.get("lower_y"),
                 }
                 for name, (top, left, height, width) in attrs["boxes"].items():
-                    row.update({f"{name}_top": top, f"{name}_left": left, f"{name}_height": height, f"{name}_width": width})
+                    row.update(
+                        {f"{name}_top": top, f"{name}_left": left, f"{name}_height": height, f"{name}_width": width}
+                    )
                 rows.append(row)
     with atomic_path(out_path) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)

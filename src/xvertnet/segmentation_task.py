@@ -60,8 +60,10 @@ class SegmentationTaskSettings(FromConfig):
         if len(self.channels) < 2:
             raise InvalidValueError(f"segmentation_task.channels needs at least two levels, got {list(self.channels)}")
         if self.crop % 2 ** (len(self.channels) - 1):
-            raise InvalidValueError(f"segmentation_task.crop {self.crop} must be a multiple of {2 ** (len(self.channels) - 1)} "
-                                    f"(2 to the number of down-samplings of channels {list(self.channels)})")
+            raise InvalidValueError(
+                f"segmentation_task.crop {self.crop} must be a multiple of {2 ** (len(self.channels) - 1)} "
+                f"(2 to the number of down-samplings of channels {list(self.channels)})"
+            )
         if not self.seeds:
             raise InvalidValueError("segmentation_task.seeds needs at least one seed")
         if not 0.0 < self.threshold < 1.0:
@@ -82,14 +84,19 @@ def labelled_rois(enhanced_shards, roi_shards) -> list[LabelledRoi]:
     """The method's enhanced evaluation ROIs that have a vertebral-body mask; ``roi_shards[i]`` is the
     ROI shard ``enhanced_shards[i]`` was enhanced from."""
     if len(enhanced_shards) != len(roi_shards):
-        raise InvalidValueError(f"{len(enhanced_shards)} enhanced shards but {len(roi_shards)} ROI shards: give one ROI shard per enhanced shard")
+        raise InvalidValueError(
+            f"{len(enhanced_shards)} enhanced shards but {len(roi_shards)} ROI shards: give one ROI shard per enhanced shard"
+        )
     found = []
     for enhanced_path, roi_path in zip(enhanced_shards, roi_shards):
         with read_shard(enhanced_path) as enhanced, read_shard(roi_path) as originals:
             dataset = decode_attr(enhanced.attrs.get("params", "{}")).get("dataset", "")
             for image_id, group in enhanced[ITEMS].items() if ITEMS in enhanced else ():
                 if image_id not in originals.get(ITEMS, {}):
-                    raise InputFileError(str(roi_path), f"{image_id} of {enhanced_path} is not in this ROI shard (not the shard it was enhanced from?)")
+                    raise InputFileError(
+                        str(roi_path),
+                        f"{image_id} of {enhanced_path} is not in this ROI shard (not the shard it was enhanced from?)",
+                    )
                 source = originals[ITEMS][image_id]
                 split = decode_attr(group.attrs.get("split", source.attrs.get("split", "")))
                 for roi in EVAL_ROIS:
@@ -97,7 +104,10 @@ def labelled_rois(enhanced_shards, roi_shards) -> list[LabelledRoi]:
                         continue
                     image, mask = group[roi][()].astype(np.float32), source[f"mask_{roi}"][()].astype(bool)
                     if image.shape != mask.shape:
-                        raise InputFileError(str(enhanced_path), f"{image_id} {roi}: enhanced {image.shape} and mask {mask.shape} differ in shape")
+                        raise InputFileError(
+                            str(enhanced_path),
+                            f"{image_id} {roi}: enhanced {image.shape} and mask {mask.shape} differ in shape",
+                        )
                     found.append(LabelledRoi(dataset, image_id, split, roi.split("_")[1], image, mask))
     return found
 
@@ -106,8 +116,14 @@ def build_segmenter(settings: SegmentationTaskSettings):
     """MONAI's 2-D U-Net, one residual unit per level, one output channel (vertebral body logit)."""
     from monai.networks.nets import UNet
 
-    return UNet(spatial_dims=2, in_channels=1, out_channels=1, channels=tuple(settings.channels),
-                strides=(2,) * (len(settings.channels) - 1), num_res_units=1)
+    return UNet(
+        spatial_dims=2,
+        in_channels=1,
+        out_channels=1,
+        channels=tuple(settings.channels),
+        strides=(2,) * (len(settings.channels) - 1),
+        num_res_units=1,
+    )
 
 
 def train_segmenter(rois: list[LabelledRoi], settings: SegmentationTaskSettings, seed: int):
@@ -141,7 +157,7 @@ def train_segmenter(rois: list[LabelledRoi], settings: SegmentationTaskSettings,
         optimiser.step()
         losses.append(loss.detach().item())
     model.eval()
-    tail = losses[-max(1, len(losses) // 10):]
+    tail = losses[-max(1, len(losses) // 10) :]
     return model, float(np.mean(tail))
 
 
@@ -182,17 +198,40 @@ def segmentation_rows(method: str, enhanced_shards, roi_shards, settings: Segmen
     training = [roi for roi in rois if roi.split in settings.train_splits and roi.mask.any()]
     scored = [roi for roi in rois if roi.split not in settings.train_splits and roi.mask.any()]
     if not training or not scored:
-        log.warning("%s: segmentation task skipped: %d masked ROIs in splits %s to train on, %d to score (a data set "
-                    "without vertebra masks, or enhance.splits without them)", method, len(training), list(settings.train_splits), len(scored))
+        log.warning(
+            "%s: segmentation task skipped: %d masked ROIs in splits %s to train on, %d to score (a data set "
+            "without vertebra masks, or enhance.splits without them)",
+            method,
+            len(training),
+            list(settings.train_splits),
+            len(scored),
+        )
         return []
     scores = np.zeros((len(settings.seeds), len(scored), 3))
     for seed_index, seed in enumerate(settings.seeds):
         model, loss = train_segmenter(training, settings, seed)
-        log.info("%s: segmenter (seed %d) trained on %d ROIs, %d iterations, final Dice+CE loss %.4f", method, seed, len(training),
-                 settings.iterations, loss)
+        log.info(
+            "%s: segmenter (seed %d) trained on %d ROIs, %d iterations, final Dice+CE loss %.4f",
+            method,
+            seed,
+            len(training),
+            settings.iterations,
+            loss,
+        )
         for roi_index, roi in enumerate(scored):
             predicted = segment(model, roi.image, settings)
             scores[seed_index, roi_index] = (dice(predicted, roi.mask), *boundary_distances(predicted, roi.mask))
     mean = scores.mean(axis=0)  # over seeds
-    return [{"dataset": roi.dataset, "image_id": roi.image_id, "split": roi.split, "roi": roi.roi, "method": method,
-             "seg_dice": mean[index, 0], "seg_hd95": mean[index, 1], "seg_asd": mean[index, 2]} for index, roi in enumerate(scored)]
+    return [
+        {
+            "dataset": roi.dataset,
+            "image_id": roi.image_id,
+            "split": roi.split,
+            "roi": roi.roi,
+            "method": method,
+            "seg_dice": mean[index, 0],
+            "seg_hd95": mean[index, 1],
+            "seg_asd": mean[index, 2],
+        }
+        for index, roi in enumerate(scored)
+    ]

@@ -44,7 +44,9 @@ class FromConfig:
         keys = cls.config_keys()
         unknown = sorted(set(section) - set(keys) - set(cls.ELSEWHERE))
         if unknown:
-            raise ConfigError(f"{cls.SECTION}.{unknown[0]}", f"unknown key for {cls.__name__} (known: {', '.join(sorted(keys))})")
+            raise ConfigError(
+                f"{cls.SECTION}.{unknown[0]}", f"unknown key for {cls.__name__} (known: {', '.join(sorted(keys))})"
+            )
         defaults = {field.name: field for field in dataclasses.fields(cls)}
         values = {}
         for key, name in keys.items():
@@ -105,4 +107,7 @@ def load_settings(text: str | None) -> dict:
 
 def add_settings_argument(parser, section: str) -> None:
     """The ``--settings`` option every stage takes: its config section as JSON, or @file."""
-    parser.add_argument("--settings", help=f"config section '{section}' as a JSON object, or @file.yaml (default: the schema's defaults)")
+    parser.add_argument(
+        "--settings",
+        help=f"config section '{section}' as a JSON object, or @file.yaml (default: the schema's defaults)",
+    )

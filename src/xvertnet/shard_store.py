@@ -23,8 +23,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .content_hash import content_hash_path, recorded_content_hash, write_content_hash  # noqa: F401 (re-exported)
 from .atomic import atomic_path, disk_full_reason
+from .content_hash import content_hash_path, recorded_content_hash, write_content_hash  # noqa: F401 (re-exported)
 from .errors import DiskFullError, InputFileError
 from .provenance import sha256_file, software_record, to_json
 
@@ -75,7 +75,9 @@ def _check_space(target: Path, need: int, what: str) -> None:
     """
     free = free_bytes(target.parent)
     if free is not None and free < need:
-        raise DiskFullError(target, "no space left on device", f"({free / 1e6:.1f} MB free, {what} needs up to {need / 1e6:.1f} MB)")
+        raise DiskFullError(
+            target, "no space left on device", f"({free / 1e6:.1f} MB free, {what} needs up to {need / 1e6:.1f} MB)"
+        )
 
 
 class ShardWriter:
@@ -139,7 +141,9 @@ def _attr_value(value):
 
 
 @contextlib.contextmanager
-def open_shard_for_writing(path, *, stage: str, params: dict, upstream: dict | None = None, compression_level: int = 4) -> Iterator[ShardWriter]:
+def open_shard_for_writing(
+    path, *, stage: str, params: dict, upstream: dict | None = None, compression_level: int = 4
+) -> Iterator[ShardWriter]:
     """Open a new shard file atomically; it appears at ``path`` only when the block completes.
 
     ``params`` (the stage's parameters), ``upstream`` (parameters of earlier stages the
@@ -179,8 +183,11 @@ def checked_input_hash(path) -> str:
     digest = sha256_file(path)
     recorded = recorded_content_hash(path)
     if recorded is not None and recorded != digest:
-        raise InputFileError(path, f"its content differs from the sha256 recorded beside it when it was written "
-                                   f"({content_hash_path(path).name}): damaged or half-copied; rebuild it: snakemake --force {path}")
+        raise InputFileError(
+            path,
+            f"its content differs from the sha256 recorded beside it when it was written "
+            f"({content_hash_path(path).name}): damaged or half-copied; rebuild it: snakemake --force {path}",
+        )
     return digest
 
 
@@ -218,7 +225,9 @@ def item_ids(path) -> list[str]:
         return list(handle[ITEMS].keys()) if ITEMS in handle else []
 
 
-def read_item(path_or_handle, image_id: str, names: list[str] | None = None, optional=()) -> tuple[dict[str, np.ndarray], dict]:
+def read_item(
+    path_or_handle, image_id: str, names: list[str] | None = None, optional=()
+) -> tuple[dict[str, np.ndarray], dict]:
     """Read the arrays (all, or ``names`` and those of ``optional`` that the image has) and attributes of one image."""
     with _opened(path_or_handle) as handle:
         group = handle[ITEMS][image_id]
@@ -227,8 +236,11 @@ def read_item(path_or_handle, image_id: str, names: list[str] | None = None, opt
         missing = [name for name in keys if name not in group]
         if missing:
             stage = decode_attr(handle.file.attrs.get("stage", "unknown"))
-            raise InputFileError(handle.file.filename, f"image {image_id} has no '{missing[0]}' (a shard of stage '{stage}'; "
-                                                       "is it the input this command expects?)")
+            raise InputFileError(
+                handle.file.filename,
+                f"image {image_id} has no '{missing[0]}' (a shard of stage '{stage}'; "
+                "is it the input this command expects?)",
+            )
         arrays = {name: read_dataset(group, name) for name in keys}
         attrs = {key: decode_attr(value) for key, value in group.attrs.items()}
     return arrays, attrs
@@ -240,15 +252,18 @@ def read_dataset(group: h5py.Group, name: str) -> np.ndarray:
     try:
         return group[name][()]
     except OSError as error:
-        raise InputFileError(group.file.filename, damaged_reason(f"{group.name.split('/')[-1]}/{name}", error,
-                                                                 group.file.filename)) from None
+        raise InputFileError(
+            group.file.filename, damaged_reason(f"{group.name.split('/')[-1]}/{name}", error, group.file.filename)
+        ) from None
 
 
 def damaged_reason(item: str, error: Exception, path) -> str:
     """The one line for a damaged stored array: what, why, and how to rebuild the file."""
     why = " ".join(str(error).split())
-    return (f"'{item}' is damaged (checksum or decompression failed: {why}); rebuild the file: snakemake --force {path} "
-            "(and `xvertnet verify` to find others)")
+    return (
+        f"'{item}' is damaged (checksum or decompression failed: {why}); rebuild the file: snakemake --force {path} "
+        "(and `xvertnet verify` to find others)"
+    )
 
 
 def dataset_names(group: h5py.Group) -> list[str]:
@@ -268,7 +283,10 @@ def iter_items(path, names: list[str] | None = None, optional=()) -> Iterator[tu
         if ITEMS not in handle:
             return
         for image_id in handle[ITEMS].keys():
-            yield image_id, *read_item(handle, image_id, names, optional)  # no reference kept here while the caller works
+            yield (
+                image_id,
+                *read_item(handle, image_id, names, optional),
+            )  # no reference kept here while the caller works
 
 
 def file_attrs(path) -> dict:

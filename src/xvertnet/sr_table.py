@@ -56,8 +56,15 @@ def held_out_rois(prep_shards: dict[str, list], manifests: dict[str, pd.DataFram
                     continue
                 for roi in TRAIN_ROIS:
                     if f"{roi}/X" in arrays:
-                        found.append({"dataset": dataset, "image_id": image_id, "roi": roi.split("_")[1],
-                                      "group": "real" if real else "held-out DRR", "image": stretch(arrays[f"{roi}/X"])})
+                        found.append(
+                            {
+                                "dataset": dataset,
+                                "image_id": image_id,
+                                "roi": roi.split("_")[1],
+                                "group": "real" if real else "held-out DRR",
+                                "image": stretch(arrays[f"{roi}/X"]),
+                            }
+                        )
     return found
 
 
@@ -77,19 +84,36 @@ def super_resolution_rows(models: dict, rois: list[dict], zssr_settings: dict, s
             truth = np.ascontiguousarray(item["image"][:height, :width], np.float32)
             tensor = torch.from_numpy(truth)[None, None]
             upscaled = bicubic_pair(tensor, scale)[0, 0].numpy()
-            base = {"dataset": item.get("dataset", ""), "image_id": item["image_id"], "roi": item["roi"], "group": item["group"],
-                    "scale": scale}
+            base = {
+                "dataset": item.get("dataset", ""),
+                "image_id": item["image_id"],
+                "roi": item["roi"],
+                "group": item["group"],
+                "scale": scale,
+            }
             rows.append({**base, "method": "bicubic", **_score(upscaled, truth), "seconds": 0.0})
             for name, network in models.items():
                 start = time.perf_counter()
                 output = apply_sr(network, upscaled, "cpu")
                 rows.append({**base, "method": name, **_score(output, truth), "seconds": time.perf_counter() - start})
-            low = torch.nn.functional.interpolate(tensor, size=(height // scale, width // scale), mode="bicubic", antialias=True,
-                                                  align_corners=False).clamp(0, 1)[0, 0].numpy()
+            low = (
+                torch.nn.functional.interpolate(
+                    tensor, size=(height // scale, width // scale), mode="bicubic", antialias=True, align_corners=False
+                )
+                .clamp(0, 1)[0, 0]
+                .numpy()
+            )
             zssr = get_method("zssr", {**zssr_settings, "scale": float(scale)})
             start = time.perf_counter()
             output = zssr.super_resolve(low)
-            rows.append({**base, "method": "zssr", **_score(output[:height, :width], truth), "seconds": time.perf_counter() - start})
+            rows.append(
+                {
+                    **base,
+                    "method": "zssr",
+                    **_score(output[:height, :width], truth),
+                    "seconds": time.perf_counter() - start,
+                }
+            )
     return rows
 
 
@@ -104,36 +128,70 @@ def dehazing_rows(dehazer, rois: list[dict], *, hazes: int = 2, seed: int = 0) -
         for haze in range(hazes):
             t, a = random_haze(clean.shape, rng)
             hazy = add_haze(clean, t, a).astype(np.float32)
-            base = {"dataset": item.get("dataset", ""), "image_id": item["image_id"], "roi": item["roi"], "group": item["group"],
-                    "haze": haze}
+            base = {
+                "dataset": item.get("dataset", ""),
+                "image_id": item["image_id"],
+                "roi": item["roi"],
+                "group": item["group"],
+                "haze": haze,
+            }
             current, elapsed = hazy, 0.0
             for iteration in range(dehazer.params["max_iterations"] + 1):
                 if iteration:
                     start = time.perf_counter()
                     current = dehaze_once(dehazer.network.dehaze, current, "cpu")
                     elapsed += time.perf_counter() - start
-                rows.append({**base, "run": f"{iteration} iterations", "iterations": iteration, **_score(current, clean), "seconds": elapsed})
+                rows.append(
+                    {
+                        **base,
+                        "run": f"{iteration} iterations",
+                        "iterations": iteration,
+                        **_score(current, clean),
+                        "seconds": elapsed,
+                    }
+                )
             start = time.perf_counter()
             stopped, count, _ = dehazer.dehaze(hazy)
-            rows.append({**base, "run": "stop rule", "iterations": count, **_score(stopped, clean), "seconds": time.perf_counter() - start})
+            rows.append(
+                {
+                    **base,
+                    "run": "stop rule",
+                    "iterations": count,
+                    **_score(stopped, clean),
+                    "seconds": time.perf_counter() - start,
+                }
+            )
     return rows
 
 
 def sr_markdown(rows: pd.DataFrame, training: dict) -> str:
-    lines = ["| method | parameters | train s | " + " | ".join(f"x{s} PSNR / SSIM" for s in sorted(rows["scale"].unique()))
-             + " | s / ROI | Set5 PSNR (published) |", "|---|---|---|" + "---|" * rows["scale"].nunique() + "---|---|"]
+    lines = [
+        "| method | parameters | train s | "
+        + " | ".join(f"x{s} PSNR / SSIM" for s in sorted(rows["scale"].unique()))
+        + " | s / ROI | Set5 PSNR (published) |",
+        "|---|---|---|" + "---|" * rows["scale"].nunique() + "---|---|",
+    ]
     for method in ["bicubic", *training, "zssr"]:
         part = rows[rows["method"] == method]
-        cells = [method, str(training.get(method, {}).get("parameters", "–")), f"{training[method]['seconds']:.0f}" if method in training else "–"]
+        cells = [
+            method,
+            str(training.get(method, {}).get("parameters", "–")),
+            f"{training[method]['seconds']:.0f}" if method in training else "–",
+        ]
         for scale in sorted(rows["scale"].unique()):
             values = part[part["scale"] == scale]
             cells.append(f"{values['psnr'].mean():.2f} / {values['ssim'].mean():.4f}")
         cells.append(f"{part['seconds'].mean():.3f}")
         cells.append(" / ".join(f"{v:.2f}" for v in PUBLISHED_SET5[method]) if method in PUBLISHED_SET5 else "")
         lines.append("| " + " | ".join(cells) + " |")
-    groups = ", ".join(f"{g}: {n}" for g, n in rows.drop_duplicates(["dataset", "image_id", "roi"])["group"].value_counts().items())
-    lines += ["", f"Means over the held-out 256 x 256 crops, each stretched to [0, 1] ({groups}); PSNR (dB) and SSIM on "
-              "the 0-255 mapping; Set5 values from the papers (x2 / x3 / x4, natural images, luminance)."]
+    groups = ", ".join(
+        f"{g}: {n}" for g, n in rows.drop_duplicates(["dataset", "image_id", "roi"])["group"].value_counts().items()
+    )
+    lines += [
+        "",
+        f"Means over the held-out 256 x 256 crops, each stretched to [0, 1] ({groups}); PSNR (dB) and SSIM on "
+        "the 0-255 mapping; Set5 values from the papers (x2 / x3 / x4, natural images, luminance).",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -142,9 +200,14 @@ def dehazing_markdown(rows: pd.DataFrame) -> str:
     lines = ["| run | PSNR | SSIM | mean iterations | s / ROI |", "|---|---|---|---|---|"]
     for run in order:
         part = rows[rows["run"] == run]
-        lines.append(f"| {run} | {part['psnr'].mean():.2f} | {part['ssim'].mean():.4f} | {part['iterations'].mean():.2f} | {part['seconds'].mean():.3f} |")
-    lines += ["", f"{rows.drop_duplicates(['dataset', 'image_id', 'roi', 'haze']).shape[0]} hazed held-out crops (stretched 256 x 256) against the clean crop; "
-              "'0 iterations' is the hazed input."]
+        lines.append(
+            f"| {run} | {part['psnr'].mean():.2f} | {part['ssim'].mean():.4f} | {part['iterations'].mean():.2f} | {part['seconds'].mean():.3f} |"
+        )
+    lines += [
+        "",
+        f"{rows.drop_duplicates(['dataset', 'image_id', 'roi', 'haze']).shape[0]} hazed held-out crops (stretched 256 x 256) against the clean crop; "
+        "'0 iterations' is the hazed input.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -166,16 +229,32 @@ def write_tables(train_crops: list[np.ndarray], rois: list[dict], settings: dict
         models[name] = method.network
         training[name] = {"parameters": metadata["parameters"], "seconds": metadata["seconds"]}
     sr = pd.DataFrame(super_resolution_rows(models, rois, settings.get("zssr", {})))
-    dehazer = get_method("vdsr-dehaze", {**settings.get("vdsr-dehaze", {}), "steps": 1})  # only its dehazing network is used here
+    dehazer = get_method(
+        "vdsr-dehaze", {**settings.get("vdsr-dehaze", {}), "steps": 1}
+    )  # only its dehazing network is used here
     from .dehaze import train_dehaze
 
     p = dehazer.params
     start = time.perf_counter()
-    train_dehaze(dehazer.network.dehaze, train_crops, steps=p["dehaze_steps"], batch=p["dehaze_batch"], patch=p["dehaze_patch"], lr=p["dehaze_lr"], seed=p["seed"])
+    train_dehaze(
+        dehazer.network.dehaze,
+        train_crops,
+        steps=p["dehaze_steps"],
+        batch=p["dehaze_batch"],
+        patch=p["dehaze_patch"],
+        lr=p["dehaze_lr"],
+        seed=p["seed"],
+    )
     dehaze_seconds = time.perf_counter() - start
     dehazing = pd.DataFrame(dehazing_rows(dehazer, rois))
-    for frame, name, text in ((sr, "super_resolution", sr_markdown(sr, training)),
-                              (dehazing, "dehazing", dehazing_markdown(dehazing) + f"\nTraining the dehazing network: {dehaze_seconds:.0f} s.\n")):
+    for frame, name, text in (
+        (sr, "super_resolution", sr_markdown(sr, training)),
+        (
+            dehazing,
+            "dehazing",
+            dehazing_markdown(dehazing) + f"\nTraining the dehazing network: {dehaze_seconds:.0f} s.\n",
+        ),
+    ):
         with atomic_path(out_dir / f"{name}.csv") as tmp:
             frame.to_csv(tmp, index=False)
         with atomic_path(out_dir / f"{name}.md") as tmp:

@@ -24,15 +24,42 @@ from .settings import FromConfig
 Z_THRESHOLD = 1.96
 ALPHA = 0.05
 METHOD_ORDER = ("original", "xvertnet", "xvertnet-paper", "clahe", "farbman", "zerodce", "zssr", "madmad")
-MEASURE_ORDER = ("seg_dice", "seg_hd95", "displayed_contrast", "displayed_cnr", "displayed_saturation", "cnr_ratio", "edge_ratio",
-                 "consistency_psnr",
-                 "consistency_ssim", "entropy", "tc", "lpc_si", "tmqi", "piqe",
-                 "brisque", "niqe")
-LABELS = {"seg_dice": "segmentation Dice", "seg_hd95": "segmentation HD95 (px)",
-          "displayed_contrast": "displayed vertebral contrast", "displayed_cnr": "displayed vertebral CNR",
-          "displayed_saturation": "displayed saturation", "cnr_ratio": "vertebral CNR / original", "edge_ratio": "vertebral edge / original",
-          "consistency_psnr": "PSNR degraded vs standard", "consistency_ssim": "SSIM degraded vs standard", "entropy": "Entropy",
-          "tc": "TC", "lpc_si": "LPC-SI", "tmqi": "TMQI", "piqe": "PIQE", "brisque": "BRISQUE", "niqe": "NIQE"}
+MEASURE_ORDER = (
+    "seg_dice",
+    "seg_hd95",
+    "displayed_contrast",
+    "displayed_cnr",
+    "displayed_saturation",
+    "cnr_ratio",
+    "edge_ratio",
+    "consistency_psnr",
+    "consistency_ssim",
+    "entropy",
+    "tc",
+    "lpc_si",
+    "tmqi",
+    "piqe",
+    "brisque",
+    "niqe",
+)
+LABELS = {
+    "seg_dice": "segmentation Dice",
+    "seg_hd95": "segmentation HD95 (px)",
+    "displayed_contrast": "displayed vertebral contrast",
+    "displayed_cnr": "displayed vertebral CNR",
+    "displayed_saturation": "displayed saturation",
+    "cnr_ratio": "vertebral CNR / original",
+    "edge_ratio": "vertebral edge / original",
+    "consistency_psnr": "PSNR degraded vs standard",
+    "consistency_ssim": "SSIM degraded vs standard",
+    "entropy": "Entropy",
+    "tc": "TC",
+    "lpc_si": "LPC-SI",
+    "tmqi": "TMQI",
+    "piqe": "PIQE",
+    "brisque": "BRISQUE",
+    "niqe": "NIQE",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,8 +115,10 @@ def sigma_onf_note(recorded) -> str:
         return "LPC-SI: σ_onf not recorded."
     if len(values) > 1:
         return f"LPC-SI: rows computed with different σ_onf ({', '.join(values)}), not comparable."
-    return (f"LPC-SI computed with log-Gabor σ_onf = {values[0]} (0.75: the authors' released lpc_si.m; "
-            "0.33: other copies; config metrics.lpc_sigma_onf).")
+    return (
+        f"LPC-SI computed with log-Gabor σ_onf = {values[0]} (0.75: the authors' released lpc_si.m; "
+        "0.33: other copies; config metrics.lpc_sigma_onf)."
+    )
 
 
 def compare(per_roi: pd.DataFrame, *, reference: str = "xvertnet", splits=("test",)) -> pd.DataFrame:
@@ -115,12 +144,22 @@ def compare(per_roi: pd.DataFrame, *, reference: str = "xvertnet", splits=("test
                     p_value = wilcoxon_p(wide.loc[both, reference], wide.loc[both, method])
                 sigma_onf = ""
                 if measure == "lpc_si":
-                    sigma_onf = recorded_param(part[(part["method"] == method) & part[measure].notna()], "lpc_sigma_onf")
-                rows.append({"dataset": dataset, "measure": measure, "method": method, "n": int(values.size),
-                             "mean": float(values.mean()) if values.size else float("nan"),
-                             "std": float(values.std(ddof=1)) if values.size > 1 else float("nan"), "p_value": p_value,
-                             "significant": bool(p_value < ALPHA) if not np.isnan(p_value) else False,
-                             "lpc_sigma_onf": sigma_onf})
+                    sigma_onf = recorded_param(
+                        part[(part["method"] == method) & part[measure].notna()], "lpc_sigma_onf"
+                    )
+                rows.append(
+                    {
+                        "dataset": dataset,
+                        "measure": measure,
+                        "method": method,
+                        "n": int(values.size),
+                        "mean": float(values.mean()) if values.size else float("nan"),
+                        "std": float(values.std(ddof=1)) if values.size > 1 else float("nan"),
+                        "p_value": p_value,
+                        "significant": bool(p_value < ALPHA) if not np.isnan(p_value) else False,
+                        "lpc_sigma_onf": sigma_onf,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -175,8 +214,10 @@ def headline(statistics: pd.DataFrame, *, reference: str = "xvertnet", others=("
                 significant += bool(by_method.loc[other, "significant"])
             else:
                 worse += 1
-        sentences.append(f"{reference} is better than {other} on {better} of {better + worse} measures "
-                         f"({significant} of them significant at p < {ALPHA}).")
+        sentences.append(
+            f"{reference} is better than {other} on {better} of {better + worse} measures "
+            f"({significant} of them significant at p < {ALPHA})."
+        )
     wins = {}
     for _, part in statistics.groupby(["dataset", "measure"], sort=False):
         best = [m for m, rank in _ranks(part).items() if rank == 1]
@@ -184,8 +225,10 @@ def headline(statistics: pd.DataFrame, *, reference: str = "xvertnet", others=("
             wins[method] = wins.get(method, 0) + 1
     if wins:
         leader = max(wins, key=wins.get)
-        sentences.append(f"Best mean most often: {leader} ({wins[leader]} of "
-                         f"{statistics.groupby(['dataset', 'measure']).ngroups} measures).")
+        sentences.append(
+            f"Best mean most often: {leader} ({wins[leader]} of "
+            f"{statistics.groupby(['dataset', 'measure']).ngroups} measures)."
+        )
     return sentences
 
 
@@ -209,23 +252,30 @@ def comparison_html(statistics: pd.DataFrame, methods: list[str], *, reference: 
             rank = ranks.get(method, 0)
             text = f"<b>{text}</b>" if rank == 1 else f"<u>{text}</u>" if rank == 2 else text
             cells.append(f"<td>{text}<br><small>n = {int(row['n'])}</small></td>")
-        rows.append(f"<tr><td>{html.escape(str(dataset))}</td><td>{html.escape(LABELS.get(measure, measure))} {arrow}</td>"
-                    + "".join(cells) + "</tr>")
+        rows.append(
+            f"<tr><td>{html.escape(str(dataset))}</td><td>{html.escape(LABELS.get(measure, measure))} {arrow}</td>"
+            + "".join(cells)
+            + "</tr>"
+        )
     header = "".join(f"<th>{html.escape(m)}</th>" for m in methods)
     lead = "".join(f"<li>{html.escape(s)}</li>" for s in headline(statistics, reference=reference))
     note = html.escape(notes).replace("**best**", "<b>best</b>").replace("&lt;u&gt;second&lt;/u&gt;", "<u>second</u>")
     # Every style rule is scoped to the page's one <div>, so the report's landing page can embed the file as it is.
-    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>Comparison</title><style>"
-            ".xv-comparison{font-family:sans-serif;margin:1em 0;max-width:100%;overflow-x:auto}.xv-comparison table{border-collapse:collapse;font-size:90%}"
-            ".xv-comparison td,.xv-comparison th{border:1px solid #bbb;padding:3px 6px;text-align:right}"
-            ".xv-comparison td:nth-child(-n+2){text-align:left}"
-            "</style></head><body><div class='xv-comparison'><h2>Comparison on the test split</h2>"
-            f"<ul>{lead}</ul><table><tr><th>data set</th><th>measure</th>{header}</tr>{''.join(rows)}</table>"
-            f"<p><small>{note} n = the ROIs each mean is over, after the method's own outliers are removed, so n "
-            "can differ between methods of one measure.</small></p></div></body></html>\n")
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Comparison</title><style>"
+        ".xv-comparison{font-family:sans-serif;margin:1em 0;max-width:100%;overflow-x:auto}.xv-comparison table{border-collapse:collapse;font-size:90%}"
+        ".xv-comparison td,.xv-comparison th{border:1px solid #bbb;padding:3px 6px;text-align:right}"
+        ".xv-comparison td:nth-child(-n+2){text-align:left}"
+        "</style></head><body><div class='xv-comparison'><h2>Comparison on the test split</h2>"
+        f"<ul>{lead}</ul><table><tr><th>data set</th><th>measure</th>{header}</tr>{''.join(rows)}</table>"
+        f"<p><small>{note} n = the ROIs each mean is over, after the method's own outliers are removed, so n "
+        "can differ between methods of one measure.</small></p></div></body></html>\n"
+    )
 
 
-def write_comparison_tables(statistics: pd.DataFrame, stem, *, reference: str = "xvertnet", undefined=(), crops=()) -> None:
+def write_comparison_tables(
+    statistics: pd.DataFrame, stem, *, reference: str = "xvertnet", undefined=(), crops=()
+) -> None:
     """``stem``.csv (long, with p-values), ``stem``.md and ``stem``.tex (methods as columns, like Table 1), ``stem``.html
     (the headline and the table with n per cell, for the report);
     the notes name the ``undefined`` measures (no value on any ROI), which have no row, and the methods that enhanced
@@ -233,8 +283,12 @@ def write_comparison_tables(statistics: pd.DataFrame, stem, *, reference: str = 
     methods = [m for m in METHOD_ORDER if m in set(statistics["method"])]
     methods += sorted(set(statistics["method"]) - set(methods))
     md = ["| data set | measure | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
-    tex = [r"\begin{tabular}{ll" + "c" * len(methods) + "}", r"\hline",
-           "data set & measure & " + " & ".join(methods) + r" \\", r"\hline"]
+    tex = [
+        r"\begin{tabular}{ll" + "c" * len(methods) + "}",
+        r"\hline",
+        "data set & measure & " + " & ".join(methods) + r" \\",
+        r"\hline",
+    ]
     for (dataset, measure), part in statistics.groupby(["dataset", "measure"], sort=False):
         ranks = _ranks(part)
         by_method = part.set_index("method")
@@ -253,18 +307,23 @@ def write_comparison_tables(statistics: pd.DataFrame, stem, *, reference: str = 
         tex_note = sigma_note.strip().replace("_", r"\_").replace(r"σ\_onf", r"$\sigma_\mathrm{onf}$")
         tex.append(rf"\multicolumn{{{len(methods) + 2}}}{{l}}{{\footnotesize {tex_note}}} \\")
     tex.append(r"\end{tabular}")
-    notes = ("\n\nMean ± std over the test-split evaluation ROIs after z-score outlier removal (|z| > 1.96); "
-             f"**best**, <u>second</u>; * = differs from {reference} (Wilcoxon signed-rank, p < 0.05, union of both methods' "
-             f"outliers removed); ↑/↓ = higher/lower is better.{sigma_note}")
-    notes += (" Every method enhanced the whole canonical image and the ROIs were cut from its output"
-              + (f", except {', '.join(crops)} (a network trained per image: ROIs on their own)" if crops else "")
-              + ". Vertebral CNR, edge and displayed CNR divide by the noise at a vertebral body's scale, from the method's "
-                "output on the DRR's noise twin; learned methods: one training seed each in this run (they reproduce across "
-                "machines only within the spread between seeds).")
+    notes = (
+        "\n\nMean ± std over the test-split evaluation ROIs after z-score outlier removal (|z| > 1.96); "
+        f"**best**, <u>second</u>; * = differs from {reference} (Wilcoxon signed-rank, p < 0.05, union of both methods' "
+        f"outliers removed); ↑/↓ = higher/lower is better.{sigma_note}"
+    )
+    notes += (
+        " Every method enhanced the whole canonical image and the ROIs were cut from its output"
+        + (f", except {', '.join(crops)} (a network trained per image: ROIs on their own)" if crops else "")
+        + ". Vertebral CNR, edge and displayed CNR divide by the noise at a vertebral body's scale, from the method's "
+        "output on the DRR's noise twin; learned methods: one training seed each in this run (they reproduce across "
+        "machines only within the spread between seeds)."
+    )
     if undefined:
         names = ", ".join(LABELS.get(m, m) for m in undefined)
-        notes += (f" Not shown, undefined on every ROI: {names}"
-                  + (" (NIQE needs at least 96 x 96 pixels)." if "niqe" in undefined else "."))
+        notes += f" Not shown, undefined on every ROI: {names}" + (
+            " (NIQE needs at least 96 x 96 pixels)." if "niqe" in undefined else "."
+        )
     notes += "\n"
     with atomic_path(f"{stem}.html", record_hash=True) as tmp:
         tmp.write_text(comparison_html(statistics, methods, reference=reference, notes=notes.strip()))

@@ -25,12 +25,11 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from .errors import InvalidValueError
 from .atomic import atomic_path
+from .errors import InvalidValueError
 from .metrics import BETTER
 from .settings import FromConfig
 from .stats import recorded_param, sigma_onf_note
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +57,9 @@ class StudySettings(FromConfig):
     def __post_init__(self):
         unknown = [m for m in self.score if m not in BETTER or BETTER[m] < 0]
         if not self.score or unknown:
-            raise InvalidValueError(f"study.score needs measures where higher is better, got {unknown or list(self.score)}")
+            raise InvalidValueError(
+                f"study.score needs measures where higher is better, got {unknown or list(self.score)}"
+            )
         unknown = [m for m in self.do_no_harm if m not in BETTER]
         if unknown:
             raise InvalidValueError(f"study.do_no_harm: unknown measures {unknown}")
@@ -74,8 +75,15 @@ GROUPS = ("selection", "held-out DRR", "real")
 REAL_CONDITION = "real"
 
 
-def label_groups(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], *, select_split: str,
-                 select_conditions, report_split: str, patient_independent: bool = True) -> pd.DataFrame:
+def label_groups(
+    per_roi: pd.DataFrame,
+    manifests: dict[str, pd.DataFrame],
+    *,
+    select_split: str,
+    select_conditions,
+    report_split: str,
+    patient_independent: bool = True,
+) -> pd.DataFrame:
     """``per_roi`` with the manifest's ``view`` and ``condition`` and the study ``group`` of every row."""
     frames = []
     for dataset, manifest in manifests.items():
@@ -89,15 +97,19 @@ def label_groups(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], *, s
     table = table.merge(info, on=["dataset", "image_id"], how="left")
     table[["view", "condition"]] = table[["view", "condition"]].fillna("")
     is_real = table["condition"].eq(REAL_CONDITION) | table["view"].eq("")
-    selection = (table["split"].eq(select_split) & table["condition"].isin(list(select_conditions)) & ~is_real).to_numpy()
+    selection = (
+        table["split"].eq(select_split) & table["condition"].isin(list(select_conditions)) & ~is_real
+    ).to_numpy()
     reported = table["split"].eq(report_split).to_numpy() & ~selection  # an image chosen on is never held out
     if "patient" in table.columns:  # selection never sees a report patient
         patients = table["patient"].fillna("").astype(str)
         shared = sorted(set(patients[selection]) & set(patients[reported & ~is_real.to_numpy()]) - {""})
         if shared and patient_independent:
-            raise InvalidValueError(f"patients {shared} are both selection and report patients of the study; give them one "
-                                    "split (config demo.patients), or set study.patient_independent: false for a one-patient "
-                                    "data set")
+            raise InvalidValueError(
+                f"patients {shared} are both selection and report patients of the study; give them one "
+                "split (config demo.patients), or set study.patient_independent: false for a one-patient "
+                "data set"
+            )
         table.attrs["shared_patients"] = shared
     group = np.full(len(table), "other", dtype=object)
     group[selection] = "selection"
@@ -145,12 +157,23 @@ def _wins(means: pd.DataFrame, method: str, other: str, group: str) -> int:
     if (method, group) not in means.index or (other, group) not in means.index:
         return 0
     a, b = means.loc[(method, group)], means.loc[(other, group)]
-    return int(sum(1 for m in PAPER_MEASURES if m in means.columns and np.isfinite(a[m]) and np.isfinite(b[m])
-                   and BETTER[m] * (a[m] - b[m]) > 0))
+    return int(
+        sum(
+            1
+            for m in PAPER_MEASURES
+            if m in means.columns and np.isfinite(a[m]) and np.isfinite(b[m]) and BETTER[m] * (a[m] - b[m]) > 0
+        )
+    )
 
 
-def summarise(table: pd.DataFrame, entries: list[str], references: list[str], *, score=GROUND_TRUTH,
-              spikes: dict[str, int] | None = None) -> pd.DataFrame:
+def summarise(
+    table: pd.DataFrame,
+    entries: list[str],
+    references: list[str],
+    *,
+    score=GROUND_TRUTH,
+    spikes: dict[str, int] | None = None,
+) -> pd.DataFrame:
     """One row per study entry and reference method: selection score, held-out and real-image means, wins.
 
     ``score``: the measures of :func:`selection_score`. ``spikes``: validation-loss spikes per entry
@@ -210,7 +233,9 @@ def refused_on_selection(table: pd.DataFrame, entries, do_no_harm, tolerance: fl
     part = table[table["group"].eq("selection")]
     means = part.groupby("method")[list(do_no_harm)].mean()
     if "original" not in means.index or means.loc["original"].isna().any():
-        unmeasured = list(do_no_harm) if "original" not in means.index else means.columns[means.loc["original"].isna()].tolist()
+        unmeasured = (
+            list(do_no_harm) if "original" not in means.index else means.columns[means.loc["original"].isna()].tolist()
+        )
         raise InvalidValueError(f"study.do_no_harm: the original has no value of {unmeasured} on the selection images")
     refused = {}
     for entry in entries:
@@ -230,40 +255,66 @@ def _count(value) -> str:
 
 
 #: The DRR columns of the study table: (column suffix, heading, digits).
-DRR_COLUMNS = (("cnr_ratio", "CNR", 3), ("edge_ratio", "edge", 3), ("displayed_contrast", "disp. contrast", 4),
-               ("displayed_cnr", "disp. CNR", 2), ("seg_dice", "Dice", 3), ("seg_hd95", "HD95", 1))
+DRR_COLUMNS = (
+    ("cnr_ratio", "CNR", 3),
+    ("edge_ratio", "edge", 3),
+    ("displayed_contrast", "disp. contrast", 4),
+    ("displayed_cnr", "disp. CNR", 2),
+    ("seg_dice", "Dice", 3),
+    ("seg_hd95", "HD95", 1),
+)
 
 
 def summary_markdown(summary: pd.DataFrame, chosen: str, score=GROUND_TRUTH, nested: bool = False) -> str:
     """The study table: the selection score and ground truth, task and display measures on the selection and the
     held-out DRRs, then the paper's measures on real images and the validation-loss spikes."""
     drr = [c for c in DRR_COLUMNS if f"drr_{c[0]}" in summary.columns and summary[f"drr_{c[0]}"].notna().any()]
-    header = ["method", "sel score", *[f"sel {h}" for _, h, _ in drr], "held-out score", *[f"held-out {h}" for _, h, _ in drr],
-              *[f"real {m}" for m in PAPER_MEASURES], "real wins vs orig", "real wins vs CLAHE", "val spikes"]
+    header = [
+        "method",
+        "sel score",
+        *[f"sel {h}" for _, h, _ in drr],
+        "held-out score",
+        *[f"held-out {h}" for _, h, _ in drr],
+        *[f"real {m}" for m in PAPER_MEASURES],
+        "real wins vs orig",
+        "real wins vs CLAHE",
+        "val spikes",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in summary.iterrows():
         name = f"**{row['method']}** (chosen)" if row["method"] == chosen else row["method"]
-        cells = [name, _fmt(row["sel_score"]), *[_fmt(row.get(f"sel_{c}", np.nan), d) for c, _, d in drr],
-                 _fmt(row["drr_score"]), *[_fmt(row.get(f"drr_{c}", np.nan), d) for c, _, d in drr],
-                 *[_fmt(row[f"real_{m}"], 4 if m == "tc" else 3) for m in PAPER_MEASURES],
-                 _count(row.get("real_wins_vs_original")) if row["method"] != "original" else "–",
-                 _count(row.get("real_wins_vs_clahe")) if row["method"] != "clahe" else "–",
-                 _count(row.get("val_spikes", np.nan))]
+        cells = [
+            name,
+            _fmt(row["sel_score"]),
+            *[_fmt(row.get(f"sel_{c}", np.nan), d) for c, _, d in drr],
+            _fmt(row["drr_score"]),
+            *[_fmt(row.get(f"drr_{c}", np.nan), d) for c, _, d in drr],
+            *[_fmt(row[f"real_{m}"], 4 if m == "tc" else 3) for m in PAPER_MEASURES],
+            _count(row.get("real_wins_vs_original")) if row["method"] != "original" else "–",
+            _count(row.get("real_wins_vs_clahe")) if row["method"] != "clahe" else "–",
+            _count(row.get("val_spikes", np.nan)),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     arrows = ", ".join(f"{m} {'↑' if BETTER[m] > 0 else '↓'}" for m in (*PAPER_MEASURES, "seg_hd95"))
     lines.append("")
-    lines.append("CNR and edge: vertebral-body contrast-to-noise ratio and boundary edge strength as ratios to the "
-                 "original ROI (ground truth from the projected vertebra masks); disp. contrast and disp. CNR: the "
-                 "vertebral contrast and CNR of the whole image as displayed (8-bit, default window); Dice and HD95 (px): "
-                 "the segmentation task's U-Net, trained on the training patients' enhanced ROIs. "
-                 f"Score = geometric mean of the ratios to the original of {', '.join(score)}. "
-                 + ("sel = the training patient's validation view (not chosen on: the nested selection chooses among the "
-                    "report patients, each held out in turn), " if nested else "sel = the selection images (chosen on), ")
-                 + "held-out = the report patients' DRRs, real = real radiographs. "
-                 f"Higher is better except {arrows.replace(' ↑', '').replace(' ↓', '')} where marked: {arrows}. "
-                 "val spikes: epochs whose validation loss exceeded 10x its phase's median, summed over the entry's "
-                 "iterations (– for methods that do not train). "
-                 + sigma_onf_note(summary["lpc_sigma_onf"] if "lpc_sigma_onf" in summary.columns else []))
+    lines.append(
+        "CNR and edge: vertebral-body contrast-to-noise ratio and boundary edge strength as ratios to the "
+        "original ROI (ground truth from the projected vertebra masks); disp. contrast and disp. CNR: the "
+        "vertebral contrast and CNR of the whole image as displayed (8-bit, default window); Dice and HD95 (px): "
+        "the segmentation task's U-Net, trained on the training patients' enhanced ROIs. "
+        f"Score = geometric mean of the ratios to the original of {', '.join(score)}. "
+        + (
+            "sel = the training patient's validation view (not chosen on: the nested selection chooses among the "
+            "report patients, each held out in turn), "
+            if nested
+            else "sel = the selection images (chosen on), "
+        )
+        + "held-out = the report patients' DRRs, real = real radiographs. "
+        f"Higher is better except {arrows.replace(' ↑', '').replace(' ↓', '')} where marked: {arrows}. "
+        "val spikes: epochs whose validation loss exceeded 10x its phase's median, summed over the entry's "
+        "iterations (– for methods that do not train). "
+        + sigma_onf_note(summary["lpc_sigma_onf"] if "lpc_sigma_onf" in summary.columns else [])
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -304,9 +355,17 @@ def _compare_sentence(row, other_row, group: str, other: str) -> str:
     return text
 
 
-def conclusion_markdown(summary: pd.DataFrame, chosen: str, settings: dict[str, dict], *, paper_entry: str | None,
-                        score=GROUND_TRUTH, nested: bool | None = None, refused: dict[str, list[str]] | None = None,
-                        preamble: str = "") -> str:
+def conclusion_markdown(
+    summary: pd.DataFrame,
+    chosen: str,
+    settings: dict[str, dict],
+    *,
+    paper_entry: str | None,
+    score=GROUND_TRUTH,
+    nested: bool | None = None,
+    refused: dict[str, list[str]] | None = None,
+    preamble: str = "",
+) -> str:
     """The written conclusion: which variant, why, and how it does on held-out data against CLAHE and the original.
 
     ``refused`` (single selection with a do-no-harm rule that left no variant): the measures each variant harmed.
@@ -316,33 +375,45 @@ def conclusion_markdown(summary: pd.DataFrame, chosen: str, settings: dict[str, 
     lines = ["# Design study: conclusion", ""] + ([preamble, ""] if preamble else [])
     if refused is not None and nested is None:
         reasons = "; ".join(f"{entry}: {', '.join(measures)}" for entry, measures in refused.items())
-        lines.append(f"**No variant passes the do-no-harm rule on the selection images (study.do_no_harm), or scores "
-                     f"above the original; nothing is recommended.** Harmed: {reasons or 'none'}. Shown is the entry "
-                     f"with the best selection score regardless, which the rule refused: **{chosen}**, score "
-                     f"{_fmt(row['sel_score'])}.")
+        lines.append(
+            f"**No variant passes the do-no-harm rule on the selection images (study.do_no_harm), or scores "
+            f"above the original; nothing is recommended.** Harmed: {reasons or 'none'}. Shown is the entry "
+            f"with the best selection score regardless, which the rule refused: **{chosen}**, score "
+            f"{_fmt(row['sel_score'])}."
+        )
     elif nested is not None:  # True: the nested selection's recommendation; False: it found none
-        lines.append(f"Chosen on all report patients by the nested selection's rule (above): **{chosen}**. Its held-out "
-                     "numbers below are on the patients it was chosen on, so they flatter it; the nested row is the "
-                     "honest estimate." if nested else
-                     f"**No entry passes the nested selection's rule (above); nothing is recommended.** Shown is the entry "
-                     f"with the best score regardless, which the rule refused: **{chosen}**.")
+        lines.append(
+            f"Chosen on all report patients by the nested selection's rule (above): **{chosen}**. Its held-out "
+            "numbers below are on the patients it was chosen on, so they flatter it; the nested row is the "
+            "honest estimate."
+            if nested
+            else f"**No entry passes the nested selection's rule (above); nothing is recommended.** Shown is the entry "
+            f"with the best score regardless, which the rule refused: **{chosen}**."
+        )
     else:
-        lines.append(f"Chosen on the selection DRRs by the score (geometric mean of the ratios to the original of "
-                     f"{', '.join(score)}): **{chosen}**, score {_fmt(row['sel_score'])} (CNR {_fmt(row['sel_cnr_ratio'])}x, "
-                     f"edge {_fmt(row['sel_edge_ratio'])}x the original).")
+        lines.append(
+            f"Chosen on the selection DRRs by the score (geometric mean of the ratios to the original of "
+            f"{', '.join(score)}): **{chosen}**, score {_fmt(row['sel_score'])} (CNR {_fmt(row['sel_cnr_ratio'])}x, "
+            f"edge {_fmt(row['sel_edge_ratio'])}x the original)."
+        )
     if chosen in settings:
         lines.append(f"Its settings: `{json.dumps(settings[chosen], sort_keys=True)}`.")
     lines.append("")
-    lines.append("## Held-out DRRs (the report patients' DRRs, also chosen on)" if nested is not None
-                 else "## Held-out DRRs (images not used for choosing)")
+    lines.append(
+        "## Held-out DRRs (the report patients' DRRs, also chosen on)"
+        if nested is not None
+        else "## Held-out DRRs (images not used for choosing)"
+    )
     for other in ("original", "clahe"):
         if other not in by_method.index:
             continue
         other_row = by_method.loc[other]
         cnr, other_cnr = row["drr_cnr_ratio"], other_row["drr_cnr_ratio"]
         verdict = "beats" if cnr > other_cnr else "does not beat"
-        lines.append(f"- Ground-truth vertebral CNR: {chosen} {_fmt(cnr)}x vs {other} {_fmt(other_cnr)}x: it **{verdict} "
-                     f"{other}**; edge strength {_fmt(row['drr_edge_ratio'])}x vs {_fmt(other_row['drr_edge_ratio'])}x.")
+        lines.append(
+            f"- Ground-truth vertebral CNR: {chosen} {_fmt(cnr)}x vs {other} {_fmt(other_cnr)}x: it **{verdict} "
+            f"{other}**; edge strength {_fmt(row['drr_edge_ratio'])}x vs {_fmt(other_row['drr_edge_ratio'])}x."
+        )
         lines.append(f"- Paper measures on held-out DRRs: {_compare_sentence(row, other_row, 'held-out DRR', other)}.")
     lines.append("")
     lines.append("## Real radiographs (no ground truth)")
@@ -352,16 +423,25 @@ def conclusion_markdown(summary: pd.DataFrame, chosen: str, settings: dict[str, 
     others = [m for m in summary.loc[summary["role"] == "reference", "method"] if m not in ("original", "clahe")]
     for other in others:
         other_row = by_method.loc[other]
-        lines += ["", f"Against {other}: held-out CNR {_fmt(row['drr_cnr_ratio'])}x vs {_fmt(other_row['drr_cnr_ratio'])}x, "
-                      f"edge {_fmt(row['drr_edge_ratio'])}x vs {_fmt(other_row['drr_edge_ratio'])}x; on real radiographs "
-                      f"{_compare_sentence(row, other_row, 'real', other)}."]
+        lines += [
+            "",
+            f"Against {other}: held-out CNR {_fmt(row['drr_cnr_ratio'])}x vs {_fmt(other_row['drr_cnr_ratio'])}x, "
+            f"edge {_fmt(row['drr_edge_ratio'])}x vs {_fmt(other_row['drr_edge_ratio'])}x; on real radiographs "
+            f"{_compare_sentence(row, other_row, 'real', other)}.",
+        ]
     if paper_entry and paper_entry in by_method.index and paper_entry != chosen:
         paper = by_method.loc[paper_entry]
-        lines += ["", f"The paper's recipe ({paper_entry}): selection score {_fmt(paper['sel_score'])}, held-out CNR "
-                      f"{_fmt(paper['drr_cnr_ratio'])}x, edge {_fmt(paper['drr_edge_ratio'])}x."]
+        lines += [
+            "",
+            f"The paper's recipe ({paper_entry}): selection score {_fmt(paper['sel_score'])}, held-out CNR "
+            f"{_fmt(paper['drr_cnr_ratio'])}x, edge {_fmt(paper['drr_edge_ratio'])}x.",
+        ]
     variants = summary[summary["role"] == "variant"]
-    beating = variants[variants["drr_cnr_ratio"] > by_method.loc["clahe", "drr_cnr_ratio"]]["method"].tolist() \
-        if "clahe" in by_method.index else []
+    beating = (
+        variants[variants["drr_cnr_ratio"] > by_method.loc["clahe", "drr_cnr_ratio"]]["method"].tolist()
+        if "clahe" in by_method.index
+        else []
+    )
     lines.append("")
     if beating:
         lines.append(f"Variants above CLAHE on held-out vertebral CNR: {', '.join(beating)}.")
@@ -383,8 +463,12 @@ def goal_markdown(table: pd.DataFrame, chosen: str, other: str = "clahe") -> str
     from .stats import wilcoxon_p
 
     held = table[table["group"].eq("held-out DRR") & table["method"].isin([chosen, other])]
-    lines = [f"## The goal: {chosen} against {other} on the report patients' DRRs", "",
-             "| measure | " + f"{chosen} | {other} | ahead | Wilcoxon p (ROIs) | patients ahead |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"## The goal: {chosen} against {other} on the report patients' DRRs",
+        "",
+        "| measure | " + f"{chosen} | {other} | ahead | Wilcoxon p (ROIs) | patients ahead |",
+        "|---|---|---|---|---|---|",
+    ]
     keys = [k for k in ("dataset", "image_id", "roi") if k in held.columns]
     for measure in GOAL_MEASURES:
         if measure not in held.columns or held[measure].isna().all():
@@ -402,7 +486,9 @@ def goal_markdown(table: pd.DataFrame, chosen: str, other: str = "clahe") -> str
                 wins = int((BETTER[measure] * (per_patient[chosen] - per_patient[other]) > 0).sum())
                 patients = f"{wins} of {len(per_patient)}"
         shown_p = "–" if not np.isfinite(p) else f"{p:.2g}"
-        lines.append(f"| {measure} | {_fmt(a.mean(), 4)} | {_fmt(b.mean(), 4)} | {ahead} | {shown_p} (n = {len(wide)}) | {patients} |")
+        lines.append(
+            f"| {measure} | {_fmt(a.mean(), 4)} | {_fmt(b.mean(), 4)} | {ahead} | {shown_p} (n = {len(wide)}) | {patients} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -434,8 +520,9 @@ def _patients_as_text(table: pd.DataFrame) -> pd.DataFrame:
     return table.assign(patient=patient.where(patient.notna(), "").astype(str))
 
 
-def choose_on_patients(table: pd.DataFrame, entries, patients, *, score=GROUND_TRUTH, do_no_harm=(),
-                       tolerance: float = 0.0) -> tuple[str | None, pd.DataFrame]:
+def choose_on_patients(
+    table: pd.DataFrame, entries, patients, *, score=GROUND_TRUTH, do_no_harm=(), tolerance: float = 0.0
+) -> tuple[str | None, pd.DataFrame]:
     """The entry chosen on the held-out DRRs of ``patients``, and the ranking it came from.
 
     Per patient, an entry's score is :func:`selection_score` of its patient means against the original's;
@@ -465,8 +552,15 @@ def choose_on_patients(table: pd.DataFrame, entries, patients, *, score=GROUND_T
         finite = bool(np.isfinite(scores).all()) and len(scores) > 0
         overall = _geometric_mean(scores) if finite else float("nan")
         # the original scores 1 by construction: an entry that scores no better is no reason to change anything
-        rows.append({"entry": entry, "score": overall, **{f"score_{p}": v for p, v in zip(patients, scores)},
-                     "harmed": ", ".join(harmed), "eligible": finite and not harmed and overall > 1.0})
+        rows.append(
+            {
+                "entry": entry,
+                "score": overall,
+                **{f"score_{p}": v for p, v in zip(patients, scores)},
+                "harmed": ", ".join(harmed),
+                "eligible": finite and not harmed and overall > 1.0,
+            }
+        )
     ranking = pd.DataFrame(rows).sort_values("score", ascending=False, na_position="last", kind="stable")
     eligible = ranking[ranking["eligible"]]
     return (str(eligible.iloc[0]["entry"]) if not eligible.empty else None), ranking
@@ -490,36 +584,76 @@ def nested_selection(table: pd.DataFrame, entries, *, score=GROUND_TRUTH, do_no_
     folds, nested = [], []
     for patient in patients:
         others = [p for p in patients if p != patient]
-        chosen, ranking = choose_on_patients(table, entries, others, score=score, do_no_harm=do_no_harm, tolerance=tolerance)
+        chosen, ranking = choose_on_patients(
+            table, entries, others, score=score, do_no_harm=do_no_harm, tolerance=tolerance
+        )
         used = chosen or "original"
         rows = held[held["patient"].eq(patient) & held["method"].eq(used)]
         nested.append(rows.assign(method=NESTED))
         refused = ranking.loc[~ranking["eligible"].astype(bool), "entry"].tolist()
-        folds.append({"held_out": patient, "chosen_on": ", ".join(others), "chosen": chosen or "none (original kept)",
-                      "score": float(ranking.set_index("entry").loc[chosen, "score"]) if chosen else float("nan"),
-                      "refused": len(refused), "entries": len(ranking)})
-    final, ranking = choose_on_patients(table, entries, patients, score=score, do_no_harm=do_no_harm, tolerance=tolerance)
+        folds.append(
+            {
+                "held_out": patient,
+                "chosen_on": ", ".join(others),
+                "chosen": chosen or "none (original kept)",
+                "score": float(ranking.set_index("entry").loc[chosen, "score"]) if chosen else float("nan"),
+                "refused": len(refused),
+                "entries": len(ranking),
+            }
+        )
+    final, ranking = choose_on_patients(
+        table, entries, patients, score=score, do_no_harm=do_no_harm, tolerance=tolerance
+    )
     return pd.DataFrame(folds), pd.concat([table, *nested], ignore_index=True), final, ranking
 
 
-def nested_markdown(folds: pd.DataFrame, with_nested: pd.DataFrame, final: str | None, ranking: pd.DataFrame, *,
-                    score, do_no_harm, tolerance: float) -> str:
+def nested_markdown(
+    folds: pd.DataFrame,
+    with_nested: pd.DataFrame,
+    final: str | None,
+    ranking: pd.DataFrame,
+    *,
+    score,
+    do_no_harm,
+    tolerance: float,
+) -> str:
     """The nested selection: the folds, the goal table of the ``nested-selected`` row against CLAHE, the final choice."""
-    rule = (f"no mean of {', '.join(do_no_harm)} below the original's" + (f" by more than {tolerance:.0%}" if tolerance else "")
-            + " on any patient it is chosen on") if do_no_harm else "none"
-    lines = ["## Nested selection (each report patient held out in turn)", "",
-             f"Score: geometric mean over the choosing patients of the per-patient geometric mean of {', '.join(score)} "
-             f"as ratios to the original. Do-no-harm rule: {rule}.", "",
-             "| held-out patient | chosen on | chosen entry | its score there | entries refused by the rule |", "|---|---|---|---|---|"]
+    rule = (
+        (
+            f"no mean of {', '.join(do_no_harm)} below the original's"
+            + (f" by more than {tolerance:.0%}" if tolerance else "")
+            + " on any patient it is chosen on"
+        )
+        if do_no_harm
+        else "none"
+    )
+    lines = [
+        "## Nested selection (each report patient held out in turn)",
+        "",
+        f"Score: geometric mean over the choosing patients of the per-patient geometric mean of {', '.join(score)} "
+        f"as ratios to the original. Do-no-harm rule: {rule}.",
+        "",
+        "| held-out patient | chosen on | chosen entry | its score there | entries refused by the rule |",
+        "|---|---|---|---|---|",
+    ]
     for fold in folds.to_dict("records"):
-        lines.append(f"| {fold['held_out']} | {fold['chosen_on']} | {fold['chosen']} | {_fmt(fold['score'])} | "
-                     f"{fold['refused']} of {fold['entries']} |")
+        lines.append(
+            f"| {fold['held_out']} | {fold['chosen_on']} | {fold['chosen']} | {_fmt(fold['score'])} | "
+            f"{fold['refused']} of {fold['entries']} |"
+        )
     lines += ["", goal_markdown(with_nested, NESTED).replace("## The goal:", "### The goal, nested:")]
-    lines += ["### Chosen on all report patients (the recommendation; its unbiased estimate is the nested row above)", "",
-              f"**{final or 'none: no entry passes the do-no-harm rule'}**", "",
-              "| entry | score | eligible | harmed |", "|---|---|---|---|"]
+    lines += [
+        "### Chosen on all report patients (the recommendation; its unbiased estimate is the nested row above)",
+        "",
+        f"**{final or 'none: no entry passes the do-no-harm rule'}**",
+        "",
+        "| entry | score | eligible | harmed |",
+        "|---|---|---|---|",
+    ]
     for row in ranking.to_dict("records"):
-        lines.append(f"| {row['entry']} | {_fmt(row['score'])} | {'yes' if row['eligible'] else 'no'} | {row['harmed'] or '–'} |")
+        lines.append(
+            f"| {row['entry']} | {_fmt(row['score'])} | {'yes' if row['eligible'] else 'no'} | {row['harmed'] or '–'} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -530,7 +664,11 @@ def panel_image_ids(table: pd.DataFrame) -> list[str]:
     chosen = []
     if "patient" in held.columns and held["patient"].notna().any():
         for _, part in held.groupby("patient", sort=True):
-            ids = [part.loc[part["condition"].eq(c), "image_id"].iloc[0] for c in ("standard", "low_dose") if part["condition"].eq(c).any()]
+            ids = [
+                part.loc[part["condition"].eq(c), "image_id"].iloc[0]
+                for c in ("standard", "low_dose")
+                if part["condition"].eq(c).any()
+            ]
             if len(ids) == 2:
                 chosen = ids
                 break
@@ -582,14 +720,34 @@ def markdown_to_html(markdown: str, title: str) -> str:
         body.append("</ul>")
     if in_table:
         body.append("</table>")
-    return f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title></head><body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
 
 
-def write_study(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], out_dir, *, entries: list[str], references: list[str],
-                settings: dict[str, dict], enhanced: dict[str, list], select_split: str, select_conditions, report_split: str,
-                paper_entry: str | None = None, panel_images: list[str] | None = None, score=GROUND_TRUTH,
-                spikes: dict[str, int] | None = None, patient_independent: bool = True, nested: bool = False,
-                do_no_harm=(), harm_tolerance: float = 0.0) -> str:
+def write_study(
+    per_roi: pd.DataFrame,
+    manifests: dict[str, pd.DataFrame],
+    out_dir,
+    *,
+    entries: list[str],
+    references: list[str],
+    settings: dict[str, dict],
+    enhanced: dict[str, list],
+    select_split: str,
+    select_conditions,
+    report_split: str,
+    paper_entry: str | None = None,
+    panel_images: list[str] | None = None,
+    score=GROUND_TRUTH,
+    spikes: dict[str, int] | None = None,
+    patient_independent: bool = True,
+    nested: bool = False,
+    do_no_harm=(),
+    harm_tolerance: float = 0.0,
+) -> str:
     """Every study output into ``out_dir``; returns the recommended entry.
 
     ``summary.{csv,md}``, ``conclusion.{md,html}``, ``grouped_per_roi.csv``, with ``nested`` also
@@ -602,15 +760,23 @@ def write_study(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], out_d
     out_dir = Path(out_dir)
     (out_dir / "variants").mkdir(parents=True, exist_ok=True)
     (out_dir / "panels").mkdir(parents=True, exist_ok=True)
-    table = label_groups(per_roi, manifests, select_split=select_split, select_conditions=select_conditions,
-                         report_split=report_split, patient_independent=patient_independent)
+    table = label_groups(
+        per_roi,
+        manifests,
+        select_split=select_split,
+        select_conditions=select_conditions,
+        report_split=report_split,
+        patient_independent=patient_independent,
+    )
     summary = summarise(table, entries, references, score=score, spikes=spikes)
     nested_text, refused = "", None
     if nested:
-        folds, with_nested, final, ranking = nested_selection(table, entries, score=score, do_no_harm=do_no_harm,
-                                                              tolerance=harm_tolerance)
-        nested_text = nested_markdown(folds, with_nested, final, ranking, score=score, do_no_harm=do_no_harm,
-                                      tolerance=harm_tolerance)
+        folds, with_nested, final, ranking = nested_selection(
+            table, entries, score=score, do_no_harm=do_no_harm, tolerance=harm_tolerance
+        )
+        nested_text = nested_markdown(
+            folds, with_nested, final, ranking, score=score, do_no_harm=do_no_harm, tolerance=harm_tolerance
+        )
         with atomic_path(out_dir / "nested.csv") as tmp:
             folds.to_csv(tmp, index=False)
         # with none eligible, the conclusion and panels show the best score regardless, and say so
@@ -627,18 +793,30 @@ def write_study(per_roi: pd.DataFrame, manifests: dict[str, pd.DataFrame], out_d
         summary.assign(recommended=summary["method"].eq(recommended)).to_csv(tmp, index=False)
     with atomic_path(out_dir / "summary.md") as tmp:
         tmp.write_text(summary_markdown(summary, chosen, score, nested=nested))
-    conclusion = conclusion_markdown(summary, chosen, settings, paper_entry=paper_entry, score=score,
-                                     nested=(final is not None) if nested else None,
-                                     refused=refused if not nested and final is None else None, preamble=nested_text)
+    conclusion = conclusion_markdown(
+        summary,
+        chosen,
+        settings,
+        paper_entry=paper_entry,
+        score=score,
+        nested=(final is not None) if nested else None,
+        refused=refused if not nested and final is None else None,
+        preamble=nested_text,
+    )
     conclusion += "\n" + goal_markdown(table, chosen)
     if table.attrs.get("shared_patients"):
-        conclusion += (f"\n**Not patient-independent:** {', '.join(table.attrs['shared_patients'])} gave both selection and "
-                       "report images (study.patient_independent: false).\n")
+        conclusion += (
+            f"\n**Not patient-independent:** {', '.join(table.attrs['shared_patients'])} gave both selection and "
+            "report images (study.patient_independent: false).\n"
+        )
     with atomic_path(out_dir / "conclusion.md") as tmp:
         tmp.write_text(conclusion)
     with atomic_path(out_dir / "conclusion.html") as tmp:
-        tmp.write_text(markdown_to_html(conclusion + "\n" + summary_markdown(summary, chosen, score, nested=nested),
-                                        "XVertNet design study"))
+        tmp.write_text(
+            markdown_to_html(
+                conclusion + "\n" + summary_markdown(summary, chosen, score, nested=nested), "XVertNet design study"
+            )
+        )
     if panel_images is None:
         panel_images = panel_image_ids(table)
     for entry in entries:

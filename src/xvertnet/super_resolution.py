@@ -31,8 +31,13 @@ class Srcnn(nn.Module):
         super().__init__()
         f1, f2 = filters
         k1, k2, k3 = kernels
-        self.body = nn.Sequential(nn.Conv2d(1, f1, k1, padding=k1 // 2), nn.ReLU(True), nn.Conv2d(f1, f2, k2, padding=k2 // 2), nn.ReLU(True),
-                                  nn.Conv2d(f2, 1, k3, padding=k3 // 2))
+        self.body = nn.Sequential(
+            nn.Conv2d(1, f1, k1, padding=k1 // 2),
+            nn.ReLU(True),
+            nn.Conv2d(f1, f2, k2, padding=k2 // 2),
+            nn.ReLU(True),
+            nn.Conv2d(f2, 1, k3, padding=k3 // 2),
+        )
 
     def forward(self, upscaled: torch.Tensor) -> torch.Tensor:
         return self.body(upscaled)
@@ -60,7 +65,13 @@ class Vdsr(nn.Module):
 def bicubic_pair(image: torch.Tensor, scale: int) -> torch.Tensor:
     """The bicubic low-resolution version of (B, 1, H, W) at 1/``scale`` (antialiased), upscaled back to H x W."""
     height, width = image.shape[-2:]
-    low = F.interpolate(image, size=(max(height // scale, 1), max(width // scale, 1)), mode="bicubic", antialias=True, align_corners=False)
+    low = F.interpolate(
+        image,
+        size=(max(height // scale, 1), max(width // scale, 1)),
+        mode="bicubic",
+        antialias=True,
+        align_corners=False,
+    )
     return F.interpolate(low, size=(height, width), mode="bicubic", align_corners=False).clamp(0.0, 1.0)
 
 
@@ -72,12 +83,23 @@ def training_batch(crops: list[np.ndarray], rng: np.random.Generator, *, batch: 
     targets = torch.rot90(random_patches(crops, patch, batch, rng), k=int(rng.integers(4)), dims=(2, 3))
     targets = (targets.flip(-1) if rng.random() < 0.5 else targets).contiguous()
     chosen = rng.choice(scales, size=batch)
-    inputs = torch.cat([bicubic_pair(targets[i:i + 1], int(s)) for i, s in enumerate(chosen)])
+    inputs = torch.cat([bicubic_pair(targets[i : i + 1], int(s)) for i, s in enumerate(chosen)])
     return inputs, targets
 
 
-def train_sr(network: nn.Module, crops: list[np.ndarray], *, steps: int, batch: int, patch: int, lr: float, scales=(2, 3, 4),
-             clip: float | None = 0.4, seed: int = 0, device: torch.device | None = None) -> list[float]:
+def train_sr(
+    network: nn.Module,
+    crops: list[np.ndarray],
+    *,
+    steps: int,
+    batch: int,
+    patch: int,
+    lr: float,
+    scales=(2, 3, 4),
+    clip: float | None = 0.4,
+    seed: int = 0,
+    device: torch.device | None = None,
+) -> list[float]:
     """Adam on the MSE of the output against the ground truth (both papers' loss); returns the loss per step."""
     device = device or torch.device("cpu")
     rng = np.random.default_rng(seed)

@@ -39,9 +39,9 @@ from .device import autocast, grad_scaler, prepare_model, resolve_precision, sel
 from .errors import ConfigError, InvalidValueError, XvertnetError
 from .losses import XVertNetLoss, blind_spot_input, blind_spot_loss, blind_spot_mask
 from .model import ModelConfig, XVertNet
+from .prep import BONE_TARGET
 from .provenance import sha256_file
 from .settings import FromConfig
-from .prep import BONE_TARGET
 from .shard_store import ITEMS, TRAIN_ROIS, decode_attr, read_shard
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,15 @@ log = logging.getLogger(__name__)
 INPUT_NAMES = ("Xp", "X")
 #: Loss terms summed per epoch (a term that is off stays NaN in the log).
 TERMS = ("total", "l1", "l2", "blind_spot", "band_pass", "bone")
-LOG_COLUMNS = ("epoch", "phase", "train_loss", *[f"train_{t}" for t in TERMS[1:]], "val_loss", *[f"val_{t}" for t in TERMS[1:]],
-               "seconds")
+LOG_COLUMNS = (
+    "epoch",
+    "phase",
+    "train_loss",
+    *[f"train_{t}" for t in TERMS[1:]],
+    "val_loss",
+    *[f"val_{t}" for t in TERMS[1:]],
+    "seconds",
+)
 #: An epoch whose validation loss exceeds this multiple of its phase's median is a spike (model.json lists them).
 SPIKE_FACTOR = 10.0
 
@@ -102,19 +109,28 @@ class TrainConfig(FromConfig):
         if not self.inputs or unknown:
             raise InvalidValueError(f"inputs must be a non-empty subset of {INPUT_NAMES}, got {list(self.inputs)}")
         if self.model.in_channels != len(self.inputs):
-            raise InvalidValueError(f"model.in_channels ({self.model.in_channels}) must equal the number of inputs ({len(self.inputs)})")
+            raise InvalidValueError(
+                f"model.in_channels ({self.model.in_channels}) must equal the number of inputs ({len(self.inputs)})"
+            )
         if self.phase1_epochs < 0 or self.phase2_epochs < 0 or self.phase1_epochs + self.phase2_epochs < 1:
             raise InvalidValueError(f"need at least one epoch, got {self.phase1_epochs} + {self.phase2_epochs}")
         if self.batch_size < 1 or self.patience < 1:
             raise InvalidValueError(f"batch_size and patience must be >= 1, got {self.batch_size}, {self.patience}")
         if min(self.blind_spot_weight, self.band_pass_weight, self.bone_weight) < 0:
-            raise InvalidValueError(f"loss weights must be >= 0, got {self.blind_spot_weight}, {self.band_pass_weight}, "
-                                    f"{self.bone_weight}")
+            raise InvalidValueError(
+                f"loss weights must be >= 0, got {self.blind_spot_weight}, {self.band_pass_weight}, {self.bone_weight}"
+            )
         if self.blind_spot_spacing < 2:
             raise InvalidValueError(f"blind_spot_spacing must be >= 2, got {self.blind_spot_spacing}")
-        if len(self.band_pass_sigmas) != 2 or not 0 < self.band_pass_sigmas[0] < self.band_pass_sigmas[1] or self.band_pass_gain <= 0:
-            raise InvalidValueError(f"need band_pass_sigmas [s1, s2] with 0 < s1 < s2 and band_pass_gain > 0, got "
-                                    f"{list(self.band_pass_sigmas)}, {self.band_pass_gain}")
+        if (
+            len(self.band_pass_sigmas) != 2
+            or not 0 < self.band_pass_sigmas[0] < self.band_pass_sigmas[1]
+            or self.band_pass_gain <= 0
+        ):
+            raise InvalidValueError(
+                f"need band_pass_sigmas [s1, s2] with 0 < s1 < s2 and band_pass_gain > 0, got "
+                f"{list(self.band_pass_sigmas)}, {self.band_pass_gain}"
+            )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -125,7 +141,7 @@ class TrainConfig(FromConfig):
         return {**keys, **{key: f"model.{key}" for key in cls.ARCHITECTURE_KEYS}}
 
     @classmethod
-    def from_config(cls, section: dict | None) -> "TrainConfig":
+    def from_config(cls, section: dict | None) -> TrainConfig:
         """From the flat config section ``train`` (a variant's overrides merged in)."""
         values = {key: value for key, value in dict(section or {}).items() if key not in cls.ELSEWHERE}
         unknown = sorted(set(values) - set(cls.config_keys()))
@@ -145,7 +161,7 @@ class TrainConfig(FromConfig):
         return {**values, **{key: model[key] for key in self.ARCHITECTURE_KEYS}}
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
+    def from_dict(cls, values: dict) -> TrainConfig:
         values = dict(values)
         model = ModelConfig(**values.pop("model", {}))
         values["betas"] = tuple(values.get("betas", (0.9, 0.99)))
@@ -276,8 +292,12 @@ def loss_curve_figure(rows: list[dict], path: Path, *, title: str = "") -> None:
         axis.axvline(epoch - 0.5, color="grey", linestyle=":", label="L1 + L2 from here")
     spikes = set(validation_spikes(rows))
     if spikes:
-        axis.plot([row["epoch"] for row in rows if row["epoch"] in spikes], [row["val_loss"] for row in rows if row["epoch"] in spikes],
-                  "rx", label="validation spike (> 10x phase median)")
+        axis.plot(
+            [row["epoch"] for row in rows if row["epoch"] in spikes],
+            [row["val_loss"] for row in rows if row["epoch"] in spikes],
+            "rx",
+            label="validation spike (> 10x phase median)",
+        )
     values = [row[key] for row in rows for key in ("train_loss", "val_loss", "train_l1") if math.isfinite(row[key])]
     if values and min(values) > 0:
         axis.set_yscale("log")
@@ -295,11 +315,17 @@ def curve_title(out_dir: Path, config: TrainConfig, iteration: int) -> str:
     that tell configurations apart."""
     parts = Path(out_dir).resolve().parts
     folder = next((parts[i - 1] for i in range(len(parts) - 1, 0, -1) if parts[i].startswith("iter")), "")
-    extras = [f"{key} {getattr(config, key)}" for key in ("blind_spot_weight", "band_pass_weight", "bone_weight") if getattr(config, key)]
+    extras = [
+        f"{key} {getattr(config, key)}"
+        for key in ("blind_spot_weight", "band_pass_weight", "bone_weight")
+        if getattr(config, key)
+    ]
     if config.refresh_batchnorm:
         extras.append("BatchNorm refreshed")
-    settings = (f"{config.model.output_head} head, inputs {'+'.join(config.inputs)}, base {config.model.base_width}, "
-                f"depth {config.model.depth}, L2 weight {config.feature_weight:g}" + "".join(f", {e}" for e in extras))
+    settings = (
+        f"{config.model.output_head} head, inputs {'+'.join(config.inputs)}, base {config.model.base_width}, "
+        f"depth {config.model.depth}, L2 weight {config.feature_weight:g}" + "".join(f", {e}" for e in extras)
+    )
     return f"{folder + ': ' if folder else ''}XVertNet iteration {iteration}\n{settings}"
 
 
@@ -307,7 +333,9 @@ def validation_spikes(rows: list[dict], factor: float = SPIKE_FACTOR) -> list[in
     """Epochs whose validation loss exceeds ``factor`` times the median validation loss of their phase."""
     spikes = []
     for phase in sorted({row["phase"] for row in rows}):
-        values = [(row["epoch"], row["val_loss"]) for row in rows if row["phase"] == phase and math.isfinite(row["val_loss"])]
+        values = [
+            (row["epoch"], row["val_loss"]) for row in rows if row["phase"] == phase and math.isfinite(row["val_loss"])
+        ]
         if len(values) < 3:
             continue
         median = float(np.median([value for _, value in values]))
@@ -338,8 +366,20 @@ def refresh_batchnorm(model, loader, *, device, dtype) -> None:
     model.train(was_training)
 
 
-def _run_epoch(model, loader, loss_fn, *, phase: int, device, dtype, optimiser=None, scaler=None, progress: str = "",
-               blind_spot: tuple[float, int] = (0.0, 4), seed: int = 0) -> dict:
+def _run_epoch(
+    model,
+    loader,
+    loss_fn,
+    *,
+    phase: int,
+    device,
+    dtype,
+    optimiser=None,
+    scaler=None,
+    progress: str = "",
+    blind_spot: tuple[float, int] = (0.0, 4),
+    seed: int = 0,
+) -> dict:
     """One pass over ``loader``; trains when ``optimiser`` is given. Returns mean losses.
 
     ``blind_spot``: (weight, spacing) of Eq. S1 (:func:`xvertnet.losses.blind_spot_loss`); its
@@ -358,8 +398,14 @@ def _run_epoch(model, loader, loss_fn, *, phase: int, device, dtype, optimiser=N
             inputs, hfc = to_device(inputs, device), to_device(hfc, device)
             with autocast(device, dtype):
                 output, features = model(inputs, hfc)
-            terms = loss_fn(output, hfc, features, with_feature_loss=phase == 2, reference=inputs[:, :1],
-                            bone=to_device(bone[0], device) if bone else None)
+            terms = loss_fn(
+                output,
+                hfc,
+                features,
+                with_feature_loss=phase == 2,
+                reference=inputs[:, :1],
+                bone=to_device(bone[0], device) if bone else None,
+            )
             if blind_weight > 0:
                 mask = blind_spot_mask(inputs.shape, spacing, generator).to(device)
                 with autocast(device, dtype):
@@ -382,8 +428,15 @@ def _run_epoch(model, loader, loss_fn, *, phase: int, device, dtype, optimiser=N
     return {key: value / count if key in seen else float("nan") for key, value in sums.items()}
 
 
-def train_iteration(shards, out_dir, config: TrainConfig, *, iteration: int = 1, progress: bool = True,
-                    splits: tuple[str, str | None] = ("train", "val")) -> dict:
+def train_iteration(
+    shards,
+    out_dir,
+    config: TrainConfig,
+    *,
+    iteration: int = 1,
+    progress: bool = True,
+    splits: tuple[str, str | None] = ("train", "val"),
+) -> dict:
     """Train one iteration on the data shards; write the model and its records into ``out_dir``.
 
     ``splits``: the split whose crops are trained on and the one validated on (``None``: early
@@ -412,34 +465,66 @@ def train_iteration(shards, out_dir, config: TrainConfig, *, iteration: int = 1,
     model = prepare_model(XVertNet(config.model), device)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
     scaler = grad_scaler(device, dtype)
-    loss_fn = XVertNetLoss(gc_weight=config.gc_weight, feature_weight=config.feature_weight,
-                           bins=config.entropy_bins, detach_target=config.detach_feature_target,
-                           band_pass_weight=config.band_pass_weight, band_pass_sigmas=config.band_pass_sigmas,
-                           band_pass_gain=config.band_pass_gain, bone_weight=config.bone_weight)
+    loss_fn = XVertNetLoss(
+        gc_weight=config.gc_weight,
+        feature_weight=config.feature_weight,
+        bins=config.entropy_bins,
+        detach_target=config.detach_feature_target,
+        band_pass_weight=config.band_pass_weight,
+        band_pass_sigmas=config.band_pass_sigmas,
+        band_pass_gain=config.band_pass_gain,
+        bone_weight=config.bone_weight,
+    )
     generator = torch.Generator().manual_seed(config.seed)
-    loader_options = {"batch_size": config.batch_size, "num_workers": config.num_workers, "pin_memory": device.type == "cuda",
-                      "persistent_workers": config.num_workers > 0}
+    loader_options = {
+        "batch_size": config.batch_size,
+        "num_workers": config.num_workers,
+        "pin_memory": device.type == "cuda",
+        "persistent_workers": config.num_workers > 0,
+    }
     with_bone = config.bone_weight > 0
-    train_loader = DataLoader(CropDataset(train_crops, config.inputs, with_bone=with_bone), shuffle=True, generator=generator,
-                              **loader_options)
-    val_loader = DataLoader(CropDataset(val_crops, config.inputs, with_bone=with_bone), shuffle=False, **loader_options) \
-        if val_crops else None
+    train_loader = DataLoader(
+        CropDataset(train_crops, config.inputs, with_bone=with_bone),
+        shuffle=True,
+        generator=generator,
+        **loader_options,
+    )
+    val_loader = (
+        DataLoader(CropDataset(val_crops, config.inputs, with_bone=with_bone), shuffle=False, **loader_options)
+        if val_crops
+        else None
+    )
     if with_bone and not _any_bone(train_crops):
-        raise TrainingError("train.bone_weight > 0 but no training crop has a bone target (set demo.bone_emphasis, or "
-                            "give the manifest a bone_path column)")
+        raise TrainingError(
+            "train.bone_weight > 0 but no training crop has a bone target (set demo.bone_emphasis, or "
+            "give the manifest a bone_path column)"
+        )
     # The BatchNorm refresh reads the training crops in a fixed order (the shuffled loader's generator is left alone).
-    refresh_loader = DataLoader(CropDataset(train_crops, config.inputs), shuffle=False, **loader_options) \
-        if config.refresh_batchnorm else None
+    refresh_loader = (
+        DataLoader(CropDataset(train_crops, config.inputs), shuffle=False, **loader_options)
+        if config.refresh_batchnorm
+        else None
+    )
 
     key = fingerprint(config, train_crops + val_crops, shards)
     checkpoint_path = out_dir / "checkpoint.pt"
-    state = {"epoch": 0, "phase1_end": config.phase1_epochs, "best_val": math.inf, "best_epoch": 0, "stale": 0, "log": [], "seconds": 0.0}
+    state = {
+        "epoch": 0,
+        "phase1_end": config.phase1_epochs,
+        "best_val": math.inf,
+        "best_epoch": 0,
+        "stale": 0,
+        "log": [],
+        "seconds": 0.0,
+    }
     # The best weights of the last phase so far: kept in the checkpoint, since Snakemake deletes model.pt
     # (an output) before it reruns an interrupted job, and a resumed run must still end with the best epoch.
     best_weights = None
     if checkpoint_path.exists():
         checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        if checkpoint.get("fingerprint") == key and "best_model" in checkpoint:  # (older checkpoints lack the best weights)
+        if (
+            checkpoint.get("fingerprint") == key and "best_model" in checkpoint
+        ):  # (older checkpoints lack the best weights)
             model.load_state_dict(checkpoint["model"])
             optimiser.load_state_dict(checkpoint["optimiser"])
             scaler.load_state_dict(checkpoint["scaler"])
@@ -451,21 +536,49 @@ def train_iteration(shards, out_dir, config: TrainConfig, *, iteration: int = 1,
         else:
             log.warning("%s was written for other settings or data: starting afresh", checkpoint_path)
     last_phase = 2 if config.phase2_epochs > 0 else 1
-    log.info("iteration %d: %d training and %d validation crops, device %s, autocast %s, %d parameters",
-             iteration, len(train_crops), len(val_crops), device, dtype, sum(p.numel() for p in model.parameters()))
+    log.info(
+        "iteration %d: %d training and %d validation crops, device %s, autocast %s, %d parameters",
+        iteration,
+        len(train_crops),
+        len(val_crops),
+        device,
+        dtype,
+        sum(p.numel() for p in model.parameters()),
+    )
 
     while state["epoch"] < state["phase1_end"] + config.phase2_epochs:
         epoch = state["epoch"] + 1
         phase = 1 if epoch <= state["phase1_end"] else 2
         start = time.perf_counter()
         blind_spot = (config.blind_spot_weight, config.blind_spot_spacing)
-        train_terms = _run_epoch(model, train_loader, loss_fn, phase=phase, device=device, dtype=dtype, optimiser=optimiser,
-                                 scaler=scaler, progress=f"iter {iteration} epoch {epoch} (phase {phase})" if progress else "",
-                                 blind_spot=blind_spot)
+        train_terms = _run_epoch(
+            model,
+            train_loader,
+            loss_fn,
+            phase=phase,
+            device=device,
+            dtype=dtype,
+            optimiser=optimiser,
+            scaler=scaler,
+            progress=f"iter {iteration} epoch {epoch} (phase {phase})" if progress else "",
+            blind_spot=blind_spot,
+        )
         if refresh_loader is not None:
             refresh_batchnorm(model, refresh_loader, device=device, dtype=dtype)
-        val_terms = _run_epoch(model, val_loader, loss_fn, phase=phase, device=device, dtype=dtype, blind_spot=blind_spot,
-                               seed=config.seed) if val_loader else train_terms
+        val_terms = (
+            _run_epoch(
+                model,
+                val_loader,
+                loss_fn,
+                phase=phase,
+                device=device,
+                dtype=dtype,
+                blind_spot=blind_spot,
+                seed=config.seed,
+            )
+            if val_loader
+            else train_terms
+        )
         seconds = time.perf_counter() - start
         row = {"epoch": epoch, "phase": phase, "seconds": seconds}
         for term, column in zip(("total", *TERMS[1:]), ("loss", *TERMS[1:])):
@@ -491,11 +604,29 @@ def train_iteration(shards, out_dir, config: TrainConfig, *, iteration: int = 1,
                 log.info("stopped early at epoch %d (no validation gain in %d epochs)", epoch, config.patience)
                 state["stopped_early"] = True
         state["epoch"] = epoch
-        log.info("iter %d epoch %d phase %d: train %.5f (L1 %.5f) val %.5f  %.1f s", iteration, epoch, phase,
-                 train_terms["total"], train_terms["l1"], monitored, seconds)
-        _save_torch({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "scaler": scaler.state_dict(),
-                     "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "state": state,
-                     "fingerprint": key, "best_model": best_weights}, checkpoint_path)
+        log.info(
+            "iter %d epoch %d phase %d: train %.5f (L1 %.5f) val %.5f  %.1f s",
+            iteration,
+            epoch,
+            phase,
+            train_terms["total"],
+            train_terms["l1"],
+            monitored,
+            seconds,
+        )
+        _save_torch(
+            {
+                "model": model.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "scaler": scaler.state_dict(),
+                "generator": generator.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "state": state,
+                "fingerprint": key,
+                "best_model": best_weights,
+            },
+            checkpoint_path,
+        )
         _write_log(state["log"], out_dir / "train_log.csv")
         if state.get("stopped_early"):
             break

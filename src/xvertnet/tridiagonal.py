@@ -88,7 +88,9 @@ def _checked(values: np.ndarray, weights: np.ndarray, along_rows: bool, *buffers
     if weights.shape != expected:
         raise InvalidValueError(f"weights of shape {weights.shape} do not fit values of shape {values.shape}")
     for buffer in buffers:
-        if buffer is not None and (buffer.shape != values.shape or buffer.dtype != np.float64 or not buffer.flags.c_contiguous):
+        if buffer is not None and (
+            buffer.shape != values.shape or buffer.dtype != np.float64 or not buffer.flags.c_contiguous
+        ):
             raise InvalidValueError(f"an output buffer must be float64, C-contiguous and of shape {values.shape}")
     return values, weights
 
@@ -105,15 +107,22 @@ def wls_1d_rows(values: np.ndarray, weights: np.ndarray, lam: float, out: np.nda
     return out
 
 
-def wls_1d_columns(values: np.ndarray, weights: np.ndarray, lam: float, out: np.ndarray | None = None,
-                   scratch: np.ndarray | None = None) -> np.ndarray:
+def wls_1d_columns(
+    values: np.ndarray,
+    weights: np.ndarray,
+    lam: float,
+    out: np.ndarray | None = None,
+    scratch: np.ndarray | None = None,
+) -> np.ndarray:
     """Solve (I + lam L_w) u = f along every column; ``values`` (H, W), ``weights`` (H - 1, W).
 
     ``out`` and ``scratch``: float64 (H, W) arrays to reuse (as for :func:`wls_1d_rows`); ``scratch``
     must be neither ``values`` nor ``out``.
     """
     values, weights = _checked(values, weights, False, out, scratch)
-    if scratch is not None and (np.shares_memory(scratch, values) or (out is not None and np.shares_memory(scratch, out))):
+    if scratch is not None and (
+        np.shares_memory(scratch, values) or (out is not None and np.shares_memory(scratch, out))
+    ):
         raise InvalidValueError("the scratch buffer must not share memory with the values or the output")
     out = np.empty_like(values) if out is None else out
     scratch = np.empty_like(values) if scratch is None else scratch

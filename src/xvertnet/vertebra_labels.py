@@ -116,7 +116,9 @@ def _thick_lobes(section: np.ndarray, spacing: np.ndarray, settings: LabellingSe
         radius = ndimage.distance_transform_edt(component, sampling=spacing[:2]).max()
         if radius < settings.min_body_radius_mm:
             continue
-        opened = ndimage.binary_opening(component, structure=_disk(settings.body_fraction * radius, spacing))[1:-1, 1:-1]
+        opened = ndimage.binary_opening(component, structure=_disk(settings.body_fraction * radius, spacing))[
+            1:-1, 1:-1
+        ]
         parts, found = ndimage.label(ndimage.binary_fill_holes(opened))
         for part in range(1, found + 1):
             if (parts == part).sum() * pixel_area <= settings.max_body_area_mm2:
@@ -125,7 +127,9 @@ def _thick_lobes(section: np.ndarray, spacing: np.ndarray, settings: LabellingSe
     return lobes
 
 
-def candidate_bodies(hounsfield: np.ndarray, spacing: np.ndarray, settings: LabellingSettings) -> tuple[np.ndarray, np.ndarray]:
+def candidate_bodies(
+    hounsfield: np.ndarray, spacing: np.ndarray, settings: LabellingSettings
+) -> tuple[np.ndarray, np.ndarray]:
     """Thick dense lobes near the patient's posterior midline, numbered slice by slice (bodies, vessels, joints),
     and the patient's left-right centre per slice in mm (NaN where the slice is empty)."""
     sigma = [settings.smoothing_mm / s for s in spacing[:2]] + [0.0]
@@ -151,7 +155,9 @@ def candidate_bodies(hounsfield: np.ndarray, spacing: np.ndarray, settings: Labe
     return candidates, midline
 
 
-def select_column(candidates: np.ndarray, midline: np.ndarray, spacing: np.ndarray, settings: LabellingSettings) -> np.ndarray:
+def select_column(
+    candidates: np.ndarray, midline: np.ndarray, spacing: np.ndarray, settings: LabellingSettings
+) -> np.ndarray:
     """In each slice keep the candidate nearest to the column's centre line (module docstring, step 3);
     ``midline``: the patient's left-right centre per slice, mm."""
     blobs = []  # (z, label map, index, x mm, y mm, area mm^2)
@@ -170,7 +176,11 @@ def select_column(candidates: np.ndarray, midline: np.ndarray, spacing: np.ndarr
     keep = np.abs(table[:, 1] - np.asarray([midline[b[0]] for b in blobs])) <= settings.max_line_distance_mm
     if keep.sum() < 3:
         return selected
-    for limit in (2 * settings.max_line_distance_mm, 1.5 * settings.max_line_distance_mm, settings.max_line_distance_mm):
+    for limit in (
+        2 * settings.max_line_distance_mm,
+        1.5 * settings.max_line_distance_mm,
+        settings.max_line_distance_mm,
+    ):
         line = _running_line(table[keep], table[:, 0], settings.line_window_mm)
         distance = np.hypot(table[:, 1] - line[:, 0], table[:, 2] - line[:, 1])
         keep = distance <= limit
@@ -207,7 +217,9 @@ def _running_line(kept: np.ndarray, heights: np.ndarray, window_mm: float) -> np
     return line
 
 
-def vertebral_bodies(hounsfield: np.ndarray, spacing: np.ndarray, settings: LabellingSettings | None = None) -> np.ndarray:
+def vertebral_bodies(
+    hounsfield: np.ndarray, spacing: np.ndarray, settings: LabellingSettings | None = None
+) -> np.ndarray:
     """Binary vertebral-body mask of a CT on axes L-A-S (see the module's steps)."""
     settings = settings or LabellingSettings()
     spacing = np.asarray(spacing, dtype=np.float64)
@@ -215,8 +227,9 @@ def vertebral_bodies(hounsfield: np.ndarray, spacing: np.ndarray, settings: Labe
     return select_column(candidates, midline, spacing, settings)
 
 
-def split_levels(bodies: np.ndarray, hounsfield: np.ndarray, spacing: np.ndarray,
-                 settings: LabellingSettings | None = None) -> np.ndarray:
+def split_levels(
+    bodies: np.ndarray, hounsfield: np.ndarray, spacing: np.ndarray, settings: LabellingSettings | None = None
+) -> np.ndarray:
     """Number every body voxel by its vertebra from the top (1 = most superior), cutting at the discs.
 
     A disc is a minimum of the bodies' bone content per slice (sum of HU above 0) along the body
@@ -234,14 +247,19 @@ def split_levels(bodies: np.ndarray, hounsfield: np.ndarray, spacing: np.ndarray
         return levels
     gap = max(1, int(np.ceil(settings.min_level_mm / spacing[2])))
     half = max(1, gap // 2)
-    minima = [z for z in range(present.min() + 1, present.max())
-              if profile[z] == profile[max(0, z - half) : z + half + 1].min()
-              and profile[z] < (1.0 - settings.min_disc_dip) * profile[max(0, z - half) : z + half + 1].max()]
+    minima = [
+        z
+        for z in range(present.min() + 1, present.max())
+        if profile[z] == profile[max(0, z - half) : z + half + 1].min()
+        and profile[z] < (1.0 - settings.min_disc_dip) * profile[max(0, z - half) : z + half + 1].max()
+    ]
     cuts: list[int] = []
     for z in sorted(minima, key=lambda z: profile[z]):  # the deepest minima first, then those far enough from them
         if all(abs(z - cut) >= gap for cut in cuts):
             cuts.append(z)
-    number_of_slice = 1 + np.searchsorted(-np.asarray(sorted(cuts, reverse=True)), -np.arange(bodies.shape[2]), side="right")
+    number_of_slice = 1 + np.searchsorted(
+        -np.asarray(sorted(cuts, reverse=True)), -np.arange(bodies.shape[2]), side="right"
+    )
     for z in present:
         levels[:, :, z] = np.where(bodies[:, :, z], number_of_slice[z], 0)
     return renumber(levels)
@@ -255,7 +273,9 @@ def renumber(levels: np.ndarray) -> np.ndarray:
     return lookup[levels]
 
 
-def reference_bodies(vertebrae: np.ndarray, spacing: np.ndarray, settings: LabellingSettings | None = None) -> np.ndarray:
+def reference_bodies(
+    vertebrae: np.ndarray, spacing: np.ndarray, settings: LabellingSettings | None = None
+) -> np.ndarray:
     """A body mask derived from whole-vertebra labels: in each slice, the thick part of the label (posterior
     elements, pedicles and processes are thinner); for validating against sources that label whole vertebrae."""
     settings = settings or LabellingSettings()

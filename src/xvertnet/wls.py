@@ -86,14 +86,18 @@ class WlsParams:
         if not self.lam > 0:
             raise InvalidValueError(f"WLS lambda must be > 0, got {self.lam}")
         if not self.alpha > 0 or not self.eps > 0 or not self.log_floor > 0:
-            raise InvalidValueError(f"WLS alpha, eps and log_floor must be > 0, got {self.alpha}, {self.eps}, {self.log_floor}")
+            raise InvalidValueError(
+                f"WLS alpha, eps and log_floor must be > 0, got {self.alpha}, {self.eps}, {self.log_floor}"
+            )
         if self.solver not in SOLVERS:
             raise InvalidValueError(f"unknown WLS solver '{self.solver}', expected one of {sorted(SOLVERS)}")
         if self.fgs_iterations < 1:
             raise InvalidValueError(f"fgs_iterations must be >= 1, got {self.fgs_iterations}")
 
 
-def smoothness_weights(guide: np.ndarray, *, alpha: float, eps: float, log_floor: float) -> tuple[np.ndarray, np.ndarray]:
+def smoothness_weights(
+    guide: np.ndarray, *, alpha: float, eps: float, log_floor: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Edge weights of Eq. 3 from the guide's log-luminance.
 
     Returns

@@ -47,9 +47,20 @@ def write_derived_dicom(source_path, image: np.ndarray, out_path, description: d
     ds = pydicom.dcmread(source_path)
     source_sop_class, source_sop_instance = ds.SOPClassUID, ds.SOPInstanceUID
     lossy = str(ds.get("LossyImageCompression", "")) == "01"
-    for keyword in ("WindowCenter", "WindowWidth", "VOILUTSequence", "ModalityLUTSequence", "RescaleSlope", "RescaleIntercept",
-                    "RescaleType", "VOILUTFunction", "WindowCenterWidthExplanation", "PresentationLUTShape", "NumberOfFrames",
-                    *(() if lossy else ("LossyImageCompression", "LossyImageCompressionRatio", "LossyImageCompressionMethod"))):
+    for keyword in (
+        "WindowCenter",
+        "WindowWidth",
+        "VOILUTSequence",
+        "ModalityLUTSequence",
+        "RescaleSlope",
+        "RescaleIntercept",
+        "RescaleType",
+        "VOILUTFunction",
+        "WindowCenterWidthExplanation",
+        "PresentationLUTShape",
+        "NumberOfFrames",
+        *(() if lossy else ("LossyImageCompression", "LossyImageCompressionRatio", "LossyImageCompressionMethod")),
+    ):
         if keyword in ds:
             delattr(ds, keyword)
     pixels = np.rint(np.clip(image, 0.0, 1.0) * 65535).astype(np.uint16)

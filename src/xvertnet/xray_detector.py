@@ -92,15 +92,18 @@ def expected_counts(line_integral: np.ndarray, exposure: Exposure, quanta: float
     return counts
 
 
-def detect(line_integral: np.ndarray, exposure: Exposure, rng: np.random.Generator | None, *,
-           quanta: float | None = None) -> np.ndarray:
+def detect(
+    line_integral: np.ndarray, exposure: Exposure, rng: np.random.Generator | None, *, quanta: float | None = None
+) -> np.ndarray:
     """The detector's log signal -log(counts / N_0) of one exposure (``rng`` None: the noise-free mean)."""
     quanta = incident_quanta(line_integral, exposure) if quanta is None else quanta
     mean = expected_counts(line_integral, exposure, quanta)
     counts = mean
     if rng is not None:
         if exposure.scintillator_sigma_mm > 0:
-            counts = mean + np.sqrt(mean) * correlated_normal(mean.shape, exposure.scintillator_sigma_mm / exposure.pixel_mm, rng)
+            counts = mean + np.sqrt(mean) * correlated_normal(
+                mean.shape, exposure.scintillator_sigma_mm / exposure.pixel_mm, rng
+            )
         else:
             counts = rng.poisson(mean).astype(np.float64)
     return np.log(quanta / np.maximum(counts, 0.5))

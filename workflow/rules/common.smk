@@ -70,7 +70,11 @@ def stage_shards(stage):
 
 
 def reject_reports(w):
-    return [f"results/{w.dataset}/{stage}/{shard}.rejects.csv" for stage in ("ingest", "roi") for shard in shard_names(w.dataset)]
+    return [
+        f"results/{w.dataset}/{stage}/{shard}.rejects.csv"
+        for stage in ("ingest", "roi")
+        for shard in shard_names(w.dataset)
+    ]
 
 
 def enhanced_of_method(w):

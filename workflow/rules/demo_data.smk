@@ -2,9 +2,6 @@ rule demo_data:
     output:
         manifest="results/{dataset}/raw/manifest.csv",
         images=directory("results/{dataset}/raw/images"),
-    params:
-        code=code_fingerprint("demo_data"),
-        settings=section("demo"),
     log:
         "logs/demo_data/{dataset}.log",
     benchmark:
@@ -15,5 +12,8 @@ rule demo_data:
     resources:
         mem_mb=3000,
         runtime=20,
+    params:
+        code=code_fingerprint("demo_data"),
+        settings=section("demo"),
     shell:
         "python -m xvertnet demo-data --out-dir {output.images:q} --manifest {output.manifest:q} --settings {params.settings:q} > {log:q} 2>&1"

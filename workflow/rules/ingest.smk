@@ -3,9 +3,6 @@ checkpoint shard:
         manifest=lambda w: PLAN.manifest(w.dataset),
     output:
         directory("results/{dataset}/shards"),
-    params:
-        code=code_fingerprint("shard"),
-        settings=lambda w: as_json(PLAN.shard_settings(w.dataset)),
     log:
         "logs/shard/{dataset}.log",
     benchmark:
@@ -16,6 +13,9 @@ checkpoint shard:
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        code=code_fingerprint("shard"),
+        settings=lambda w: as_json(PLAN.shard_settings(w.dataset)),
     shell:
         "python -m xvertnet shard {input.manifest:q} --out-dir {output:q} --settings {params.settings:q} > {log:q} 2>&1"
 
@@ -26,9 +26,6 @@ rule ingest:
     output:
         h5="results/{dataset}/ingest/{shard}.h5",
         rejects="results/{dataset}/ingest/{shard}.rejects.csv",
-    params:
-        code=code_fingerprint("ingest"),
-        settings=section("ingest"),
     log:
         "logs/ingest/{dataset}/{shard}.log",
     benchmark:
@@ -39,6 +36,9 @@ rule ingest:
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        code=code_fingerprint("ingest"),
+        settings=section("ingest"),
     shell:
         "python -m xvertnet ingest --manifest {input.manifest:q} --out {output.h5:q} --rejects {output.rejects:q}"
         " --settings {params.settings:q} > {log:q} 2>&1"

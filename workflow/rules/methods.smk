@@ -8,23 +8,23 @@ rule train_baseline:
     output:
         model=f"{RUN}/models/baselines/{{method}}/training/model.pt",
         metadata=f"{RUN}/models/baselines/{{method}}/training/model.json",
-    wildcard_constraints:
-        method="|".join(PLAN.trained_baselines) or "no-trained-baseline",
-    params:
-        code=code_fingerprint("train_baseline"),
-        settings=lambda w: as_json(PLAN.baseline_settings(w.method)),
-        manifests=as_json(PLAN.manifests(training_only=True)),
-        out_dir=lambda w, output: str(Path(output.model).parent),
     log:
         f"{RUN_LOGS}/train_baseline/{{method}}.log",
     benchmark:
         f"{RUN}/benchmarks/train_baseline/{{method}}.tsv"
+    wildcard_constraints:
+        method="|".join(PLAN.trained_baselines) or "no-trained-baseline",
     conda:
         ENV
     threads: threads("train_baseline")
     resources:
         mem_mb=4000,
         runtime=6 * 60,
+    params:
+        code=code_fingerprint("train_baseline"),
+        settings=lambda w: as_json(PLAN.baseline_settings(w.method)),
+        manifests=as_json(PLAN.manifests(training_only=True)),
+        out_dir=lambda w, output: str(Path(output.model).parent),
     shell:
         "python -m xvertnet train-baseline {input.data:q} --method {wildcards.method} --out-dir {params.out_dir:q}"
         " --settings {params.settings:q} --manifests {params.manifests:q} > {log:q} 2>&1"
@@ -36,24 +36,24 @@ rule enhance_shard:
     output:
         h5=f"{RUN}/enhanced/{{method}}/{{dataset}}/{{shard}}.h5",
         png=directory(f"{RUN}/enhanced/{{method}}/{{dataset}}/{{shard}}"),
-    wildcard_constraints:
-        method="|".join([*PLAN.entries, *PLAN.enhancing_baselines]),
-    params:
-        code=code_fingerprint("enhance_shard"),
-        kind=enhance_method,
-        settings=enhance_settings,
-        model=lambda w: PLAN.enhance_model_option(w.method),
-        splits=lambda w: " ".join(PLAN.enhance_splits(w.dataset)),
     log:
         f"{RUN_LOGS}/enhance_shard/{{method}}/{{dataset}}/{{shard}}.log",
     benchmark:
         f"{RUN}/benchmarks/enhance_shard/{{method}}/{{dataset}}/{{shard}}.tsv"
+    wildcard_constraints:
+        method="|".join([*PLAN.entries, *PLAN.enhancing_baselines]),
     conda:
         ENV
     threads: threads("enhance_shard")
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        code=code_fingerprint("enhance_shard"),
+        kind=enhance_method,
+        settings=enhance_settings,
+        model=lambda w: PLAN.enhance_model_option(w.method),
+        splits=lambda w: " ".join(PLAN.enhance_splits(w.dataset)),
     shell:
         "python -m xvertnet enhance-shard --method {params.kind} --name {wildcards.method} --dataset {wildcards.dataset}"
         " --roi {input.roi:q} --out {output.h5:q} --png-dir {output.png:q} --splits {params.splits}"
@@ -65,8 +65,6 @@ rule enhanced_index:
         shards=enhanced_of_method,
     output:
         csv=f"{RUN}/enhanced/{{method}}/{{dataset}}/index.csv",
-    params:
-        code=code_fingerprint("enhanced_index"),
     log:
         f"{RUN_LOGS}/enhanced_index/{{method}}/{{dataset}}.log",
     benchmark:
@@ -77,6 +75,8 @@ rule enhanced_index:
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        code=code_fingerprint("enhanced_index"),
     shell:
         "python -m xvertnet enhanced-index {input.shards:q} --out {output.csv:q} > {log:q} 2>&1"
 
@@ -87,13 +87,13 @@ rule lut_maps:
         model=f"{PLAN.baseline_model_dir('lut-mapping')}/model.json",
         roi=lambda w: [PLAN.stage_shard(w.dataset, "roi", shard) for shard in shard_names(w.dataset)],
     output:
-        figures=report(directory(f"{RUN}/figures/lut_maps/{{dataset}}"), patterns=["{image_id}.png"],
-                       caption="../report/lut_maps.rst", category="Figures", subcategory="LUT mapping maps"),
-    params:
-        code=code_fingerprint("lut_maps"),
-        settings=lambda w: as_json(PLAN.baseline_settings("lut-mapping")),
-        model_dir=lambda w, input: str(Path(input.model).parent),
-        splits=" ".join(PLAN.config["metrics"].get("table_splits", ["test"])),
+        figures=report(
+            directory(f"{RUN}/figures/lut_maps/{{dataset}}"),
+            patterns=["{image_id}.png"],
+            caption="../report/lut_maps.rst",
+            category="Figures",
+            subcategory="LUT mapping maps",
+        ),
     log:
         f"{RUN_LOGS}/lut_maps/{{dataset}}.log",
     benchmark:
@@ -104,6 +104,11 @@ rule lut_maps:
     resources:
         mem_mb=3000,
         runtime=30,
+    params:
+        code=code_fingerprint("lut_maps"),
+        settings=lambda w: as_json(PLAN.baseline_settings("lut-mapping")),
+        model_dir=lambda w, input: str(Path(input.model).parent),
+        splits=" ".join(PLAN.config["metrics"].get("table_splits", ["test"])),
     shell:
         "python -m xvertnet lut-maps {input.roi:q} --model-dir {params.model_dir:q} --out-dir {output.figures:q}"
         " --settings {params.settings:q} --splits {params.splits} > {log:q} 2>&1"
@@ -112,14 +117,12 @@ rule lut_maps:
 # The GE seed's Table 1 on our data (docs/baselines.md ("LUT mapping")): `make lut-table`, not part of `all` (about 5 min on 2 cores).
 rule lut_table:
     input:
-        roi=lambda w: [PLAN.stage_shard(dataset, "roi", shard) for dataset in PLAN.datasets for shard in shard_names(dataset)],
+        roi=lambda w: [
+            PLAN.stage_shard(dataset, "roi", shard) for dataset in PLAN.datasets for shard in shard_names(dataset)
+        ],
     output:
         csv=f"{RUN}/tables/lut_mapping_table.csv",
         md=report(f"{RUN}/tables/lut_mapping_table.md", caption="../report/lut_table.rst", category="Tables"),
-    params:
-        code=code_fingerprint("lut_table"),
-        settings=lambda w: as_json(PLAN.baseline_settings("lut-mapping")),
-        splits=" ".join(PLAN.config["metrics"].get("table_splits", ["test"])),
     log:
         f"{RUN_LOGS}/lut_table/lut_table.log",
     benchmark:
@@ -130,6 +133,10 @@ rule lut_table:
     resources:
         mem_mb=4000,
         runtime=120,
+    params:
+        code=code_fingerprint("lut_table"),
+        settings=lambda w: as_json(PLAN.baseline_settings("lut-mapping")),
+        splits=" ".join(PLAN.config["metrics"].get("table_splits", ["test"])),
     shell:
         "python -m xvertnet lut-table {input.roi:q} --splits {params.splits} --csv {output.csv:q}"
         " --settings {params.settings:q} > {log:q} 2>&1"
@@ -147,14 +154,6 @@ rule led_report:
         restoration=f"{RUN}/led/restoration.csv",
         hallucination=f"{RUN}/led/hallucination.csv",
         worst=report(f"{RUN}/led/worst_cases.png", caption="../report/led_worst_cases.rst", category="Figures"),
-    params:
-        code=code_fingerprint("led_report"),
-        settings=lambda w: as_json(PLAN.baseline_settings("led")),
-        manifests=as_json(PLAN.manifests()),
-        specs=lambda w: " ".join(shlex.quote(spec) for spec in PLAN.enhanced_specs(PLAN.methods, shard_names)),
-        model_dir=lambda w, input: str(Path(input.model).parent),
-        splits=" ".join(PLAN.config["metrics"].get("table_splits", ["test"])),
-        out_dir=lambda w, output: str(Path(output.md).parent),
     log:
         f"{RUN_LOGS}/led_report/led_report.log",
     benchmark:
@@ -165,6 +164,14 @@ rule led_report:
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        code=code_fingerprint("led_report"),
+        settings=lambda w: as_json(PLAN.baseline_settings("led")),
+        manifests=as_json(PLAN.manifests()),
+        specs=lambda w: " ".join(shlex.quote(spec) for spec in PLAN.enhanced_specs(PLAN.methods, shard_names)),
+        model_dir=lambda w, input: str(Path(input.model).parent),
+        splits=" ".join(PLAN.config["metrics"].get("table_splits", ["test"])),
+        out_dir=lambda w, output: str(Path(output.md).parent),
     shell:
         "python -m xvertnet led-report --enhanced {params.specs} --manifests {params.manifests:q} --model-dir {params.model_dir:q}"
         " --settings {params.settings:q} --splits {params.splits} --out-dir {params.out_dir:q} > {log:q} 2>&1"
@@ -173,21 +180,20 @@ rule led_report:
 # The super-resolution seed's tables on our data (docs/baselines.md ("Super-resolution")): `make sr-table`, not part of `all`.
 rule sr_table:
     input:
-        prep=lambda w: [PLAN.stage_shard(dataset, "prep", shard) for dataset in PLAN.datasets for shard in shard_names(dataset)],
-        train=lambda w: [PLAN.stage_shard(dataset, "prep", shard) for dataset in PLAN.training_datasets
-                         for shard in shard_names(dataset)],
+        prep=lambda w: [
+            PLAN.stage_shard(dataset, "prep", shard) for dataset in PLAN.datasets for shard in shard_names(dataset)
+        ],
+        train=lambda w: [
+            PLAN.stage_shard(dataset, "prep", shard)
+            for dataset in PLAN.training_datasets
+            for shard in shard_names(dataset)
+        ],
         manifests=manifest_files,
     output:
         sr=report(f"{RUN}/tables/super_resolution.md", caption="../report/sr_table.rst", category="Tables"),
         sr_csv=f"{RUN}/tables/super_resolution.csv",
         dehazing=report(f"{RUN}/tables/dehazing.md", caption="../report/dehazing_table.rst", category="Tables"),
         dehazing_csv=f"{RUN}/tables/dehazing.csv",
-    params:
-        code=code_fingerprint("sr_table"),
-        settings=lambda w: as_json({name: PLAN.baseline_settings(name) for name in ("srcnn", "vdsr", "vdsr-dehaze", "zssr")}),
-        manifests=as_json(PLAN.manifests()),
-        splits=" ".join(PLAN.config["metrics"].get("table_splits", ["test"])),
-        out_dir=lambda w, output: str(Path(output.sr).parent),
     log:
         f"{RUN_LOGS}/sr_table/sr_table.log",
     benchmark:
@@ -198,6 +204,14 @@ rule sr_table:
     resources:
         mem_mb=4000,
         runtime=120,
+    params:
+        code=code_fingerprint("sr_table"),
+        settings=lambda w: as_json(
+            {name: PLAN.baseline_settings(name) for name in ("srcnn", "vdsr", "vdsr-dehaze", "zssr")}
+        ),
+        manifests=as_json(PLAN.manifests()),
+        splits=" ".join(PLAN.config["metrics"].get("table_splits", ["test"])),
+        out_dir=lambda w, output: str(Path(output.sr).parent),
     shell:
         "python -m xvertnet sr-table {input.prep:q} --train-shards {input.train:q} --manifests {params.manifests:q} --settings {params.settings:q}"
         " --splits {params.splits} --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -4,10 +4,6 @@ rule metrics_shard:
         roi="results/{dataset}/roi/{shard}.h5",
     output:
         csv=f"{RUN}/metrics/{{dataset}}/{{method}}/{{shard}}.csv",
-    params:
-        code=code_fingerprint("metrics_shard"),
-        settings=section("metrics"),
-        splits=lambda w: " ".join(PLAN.measure_splits(w.dataset)),
     log:
         f"{RUN_LOGS}/metrics_shard/{{dataset}}/{{method}}/{{shard}}.log",
     benchmark:
@@ -18,6 +14,10 @@ rule metrics_shard:
     resources:
         mem_mb=2000,
         runtime=60,
+    params:
+        code=code_fingerprint("metrics_shard"),
+        settings=section("metrics"),
+        splits=lambda w: " ".join(PLAN.measure_splits(w.dataset)),
     shell:
         "python -m xvertnet metrics-shard {input.enhanced:q} --roi {input.roi:q} --out {output.csv:q} --splits {params.splits}"
         " --settings {params.settings:q} > {log:q} 2>&1"
@@ -32,21 +32,21 @@ rule segmentation_task:
         roi=lambda w: PLAN.segmentation_inputs(w.method, shard_names)["roi"],
     output:
         csv=f"{RUN}/segmentation/{{method}}.csv",
-    wildcard_constraints:
-        method="|".join(dict.fromkeys([*PLAN.methods, *PLAN.study_methods])),
-    params:
-        code=code_fingerprint("segmentation_task"),
-        settings=section("segmentation_task"),
     log:
         f"{RUN_LOGS}/segmentation_task/{{method}}.log",
     benchmark:
         f"{RUN}/benchmarks/segmentation_task/{{method}}.tsv"
+    wildcard_constraints:
+        method="|".join(dict.fromkeys([*PLAN.methods, *PLAN.study_methods])),
     conda:
         ENV
     threads: threads("segmentation_task")
     resources:
         mem_mb=3000,
         runtime=60,
+    params:
+        code=code_fingerprint("segmentation_task"),
+        settings=section("segmentation_task"),
     shell:
         "python -m xvertnet segmentation-task {input.enhanced:q} --roi {input.roi:q} --method {wildcards.method}"
         " --out {output.csv:q} --settings {params.settings:q} > {log:q} 2>&1"
@@ -60,22 +60,22 @@ rule classifier_check:
     output:
         csv=f"{RUN}/classifier/{{dataset}}/{{method}}.csv",
         per_image=f"{RUN}/classifier/{{dataset}}/{{method}}.per_image.csv",
-    wildcard_constraints:
-        method="|".join(PLAN.classified_methods),
-    params:
-        code=code_fingerprint("classifier_check"),
-        settings=section("classifier_check"),
-        labels=lambda w: as_json(PLAN.datasets[w.dataset]["labels"]),
     log:
         f"{RUN_LOGS}/classifier_check/{{dataset}}/{{method}}.log",
     benchmark:
         f"{RUN}/benchmarks/classifier_check/{{dataset}}/{{method}}.tsv"
+    wildcard_constraints:
+        method="|".join(PLAN.classified_methods),
     conda:
         ENV
     threads: threads("classifier_check")
     resources:
         mem_mb=8000,
         runtime=12 * 60,
+    params:
+        code=code_fingerprint("classifier_check"),
+        settings=section("classifier_check"),
+        labels=lambda w: as_json(PLAN.datasets[w.dataset]["labels"]),
     shell:
         "python -m xvertnet classifier-check {input.enhanced:q} --method {wildcards.method} --dataset {wildcards.dataset}"
         " --labels {params.labels:q} --out {output.csv:q} --settings {params.settings:q} > {log:q} 2>&1"
@@ -87,8 +87,6 @@ rule classifier_table:
     output:
         csv=f"{RUN}/tables/classifier.csv",
         md=report(f"{RUN}/tables/classifier.md", caption="../report/classifier.rst", category="Tables"),
-    params:
-        code=code_fingerprint("classifier_table"),
     log:
         f"{RUN_LOGS}/classifier_table/classifier_table.log",
     benchmark:
@@ -99,6 +97,8 @@ rule classifier_table:
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        code=code_fingerprint("classifier_table"),
     shell:
         "python -m xvertnet classifier-table {input.csvs:q} --csv {output.csv:q} > {log:q} 2>&1"
 
@@ -112,9 +112,6 @@ rule aggregate_metrics:
         manifests=manifest_files,
     output:
         csv=f"{RUN}/{{collection}}/per_roi.csv",
-    params:
-        code=code_fingerprint("aggregate_metrics"),
-        manifests=as_json(PLAN.manifests()),
     log:
         f"{RUN_LOGS}/aggregate_metrics/{{collection}}.log",
     benchmark:
@@ -125,6 +122,9 @@ rule aggregate_metrics:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        code=code_fingerprint("aggregate_metrics"),
+        manifests=as_json(PLAN.manifests()),
     shell:
         "python -m xvertnet aggregate-metrics {input.csvs:q} --out {output.csv:q} --enhanced {input.enhanced:q}"
         " --segmentation {input.segmentation:q}"
@@ -144,10 +144,6 @@ rule tables:
         boxplots=report(f"{RUN}/figures/boxplots.png", caption="../report/boxplots.rst", category="Figures"),
         panel=report(f"{RUN}/figures/panel.png", caption="../report/panel.rst", category="Figures"),
         whole_panel=report(f"{RUN}/figures/whole_panel.png", caption="../report/whole_panel.rst", category="Figures"),
-    params:
-        code=code_fingerprint("tables"),
-        settings=section("metrics"),
-        manifests=as_json(PLAN.manifests()),
     log:
         f"{RUN_LOGS}/tables/tables.log",
     benchmark:
@@ -158,6 +154,10 @@ rule tables:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        code=code_fingerprint("tables"),
+        settings=section("metrics"),
+        manifests=as_json(PLAN.manifests()),
     shell:
         "python -m xvertnet tables {input.per_roi:q} --csv {output.csv:q} --boxplots {output.boxplots:q} --panel {output.panel:q}"
         " --whole-panel {output.whole_panel:q} --enhanced {input.enhanced:q} --manifests {params.manifests:q} --settings {params.settings:q} > {log:q} 2>&1"
@@ -171,10 +171,6 @@ rule gallery:
         manifests=manifest_files,
     output:
         directory(f"{RUN}/gallery"),
-    params:
-        code=code_fingerprint("gallery"),
-        settings=section("metrics"),
-        manifests=as_json(PLAN.manifests()),
     log:
         f"{RUN_LOGS}/gallery/gallery.log",
     benchmark:
@@ -185,6 +181,10 @@ rule gallery:
     resources:
         mem_mb=3000,
         runtime=30,
+    params:
+        code=code_fingerprint("gallery"),
+        settings=section("metrics"),
+        manifests=as_json(PLAN.manifests()),
     shell:
         "python -m xvertnet gallery {input.enhanced:q} --per-roi {input.per_roi:q} --out-dir {output:q}"
         " --manifests {params.manifests:q} --settings {params.settings:q} > {log:q} 2>&1"

@@ -4,9 +4,6 @@ rule prep:
     output:
         h5="results/{dataset}/prep/{shard}.h5",
         figures=directory("results/{dataset}/figures/prep/{shard}"),
-    params:
-        code=code_fingerprint("prep"),
-        settings=section("prep"),
     log:
         "logs/prep/{dataset}/{shard}.log",
     benchmark:
@@ -17,6 +14,9 @@ rule prep:
     resources:
         mem_mb=4000,
         runtime=120,
+    params:
+        code=code_fingerprint("prep"),
+        settings=section("prep"),
     shell:
         "python -m xvertnet prep {input.roi:q} --out {output.h5:q} --figure-dir {output.figures:q} --settings {params.settings:q} > {log:q} 2>&1"
 
@@ -26,8 +26,6 @@ rule prep_summary:
         prep=stage_shards("prep"),
     output:
         csv="results/{dataset}/prep/summary.csv",
-    params:
-        code=code_fingerprint("prep_summary"),
     log:
         "logs/prep_summary/{dataset}.log",
     benchmark:
@@ -38,5 +36,7 @@ rule prep_summary:
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        code=code_fingerprint("prep_summary"),
     shell:
         "python -m xvertnet prep-summary {input.prep:q} --out {output.csv:q} > {log:q} 2>&1"

@@ -5,9 +5,6 @@ rule roi:
         h5="results/{dataset}/roi/{shard}.h5",
         rejects="results/{dataset}/roi/{shard}.rejects.csv",
         qc=directory("results/{dataset}/qc/roi/{shard}"),
-    params:
-        code=code_fingerprint("roi"),
-        settings=section("roi"),
     log:
         "logs/roi/{dataset}/{shard}.log",
     benchmark:
@@ -18,6 +15,9 @@ rule roi:
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        code=code_fingerprint("roi"),
+        settings=section("roi"),
     shell:
         "python -m xvertnet roi {input.ingest:q} --out {output.h5:q} --rejects {output.rejects:q} --qc-dir {output.qc:q}"
         " --settings {params.settings:q} > {log:q} 2>&1"
@@ -30,8 +30,6 @@ rule roi_index:
     output:
         index="results/{dataset}/roi/index.csv",
         rejects="results/{dataset}/rejects.csv",
-    params:
-        code=code_fingerprint("roi_index"),
     log:
         "logs/roi_index/{dataset}.log",
     benchmark:
@@ -42,6 +40,8 @@ rule roi_index:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        code=code_fingerprint("roi_index"),
     shell:
         "python -m xvertnet roi-index {input.roi:q} --out {output.index:q} --rejects-in {input.rejects:q}"
         " --rejects-out {output.rejects:q} > {log:q} 2>&1"

@@ -26,8 +26,20 @@ import numpy as np
 
 from ..errors import InvalidValueError, XvertnetError
 
-REGISTRY: dict[str, type["Method"]] = {}
-_MODULES = ("xvertnet", "identity", "clahe", "farbman", "zerodce", "zssr", "madmad", "preprocessed", "lut_mapping", "led", "super_resolution")
+REGISTRY: dict[str, type[Method]] = {}
+_MODULES = (
+    "xvertnet",
+    "identity",
+    "clahe",
+    "farbman",
+    "zerodce",
+    "zssr",
+    "madmad",
+    "preprocessed",
+    "lut_mapping",
+    "led",
+    "super_resolution",
+)
 
 
 class Method:
@@ -73,7 +85,7 @@ class Method:
         """A whole canonical image (methods that tile large images override this)."""
         return self(image)
 
-    def for_image(self, image_id: str) -> tuple["Method", dict]:
+    def for_image(self, image_id: str) -> tuple[Method, dict]:
         """The method to apply to ``image_id`` and attributes to store with it (internal learning trains here)."""
         return self, {}
 

@@ -55,7 +55,9 @@ def load_weights(model: torch.nn.Module, model_dir: Path) -> dict:
     model_dir = Path(model_dir)
     metadata = json.loads((model_dir / "model.json").read_text())
     if sha256_file(model_dir / "model.pt") != metadata["model_sha256"]:
-        raise InputFileError(model_dir / "model.pt", "sha256 differs from the one model.json records (a damaged or replaced model file)")
+        raise InputFileError(
+            model_dir / "model.pt", "sha256 differs from the one model.json records (a damaged or replaced model file)"
+        )
     model.load_state_dict(torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True))
     model.eval()
     return metadata

@@ -19,5 +19,9 @@ class Clahe(Method):
     def enhance(self, image: np.ndarray) -> np.ndarray:
         from skimage.exposure import equalize_adapthist
 
-        return equalize_adapthist(image, kernel_size=self.params["kernel_size"], clip_limit=self.params["clip_limit"],
-                                  nbins=self.params["nbins"])
+        return equalize_adapthist(
+            image,
+            kernel_size=self.params["kernel_size"],
+            clip_limit=self.params["clip_limit"],
+            nbins=self.params["nbins"],
+        )

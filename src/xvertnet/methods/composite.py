@@ -57,16 +57,21 @@ class Composite(Method):
         return (self if fitted is self.inner else Composite(fitted, self.before, self.then)), extra
 
     def describe(self) -> dict:
-        return {"before": [{step.name: step.describe()} for step in self.before], "method": self.inner.describe(),
-                "then": [{step.name: step.describe()} for step in self.then]}
+        return {
+            "before": [{step.name: step.describe()} for step in self.before],
+            "method": self.inner.describe(),
+            "then": [{step.name: step.describe()} for step in self.then],
+        }
 
 
 def _steps(specs: list[dict]) -> list[Method]:
     steps = []
     for spec in specs:
         if not composable(spec["method"]):
-            raise XvertnetError(f"'{spec['method']}' cannot be composed: only methods that need no training "
-                                f"({', '.join(sorted(name for name in REGISTRY if composable(name)))})")
+            raise XvertnetError(
+                f"'{spec['method']}' cannot be composed: only methods that need no training "
+                f"({', '.join(sorted(name for name in REGISTRY if composable(name)))})"
+            )
         steps.append(get_method(spec["method"], spec.get("settings", {})))
     return steps
 

@@ -19,7 +19,9 @@ from ..wls import WlsParams, wls_smooth
 from . import Method, register
 
 
-def wls_decomposition(image: np.ndarray, lambdas, *, alpha: float = 1.2, solver: str = "fast") -> tuple[np.ndarray, list[np.ndarray]]:
+def wls_decomposition(
+    image: np.ndarray, lambdas, *, alpha: float = 1.2, solver: str = "fast"
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """(base layer, [fine ... coarse detail layers]) of ``image``; base + sum(details) == image."""
     if list(lambdas) != sorted(lambdas):
         raise InvalidValueError(f"lambdas must increase from fine to coarse, got {list(lambdas)}")

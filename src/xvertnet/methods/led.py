@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import Method, register
 from ..model import pad_to_multiple
+from . import Method, register
 from ._torch import load_weights, random_patches, save_model
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,9 @@ def quality_sets(records: list[dict], *, noise_threshold: float | None = None) -
     from ..report import is_real_radiograph
 
     def real(record):
-        return is_real_radiograph(record.get("condition", ""), record.get("source", "")) and record.get("condition", "") in ("real", "")
+        return is_real_radiograph(record.get("condition", ""), record.get("source", "")) and record.get(
+            "condition", ""
+        ) in ("real", "")
 
     labelled = [r for r in records if r.get("condition") in (*HIGH_CONDITIONS, *LOW_CONDITIONS) and not real(r)]
     if labelled:
@@ -76,7 +78,14 @@ def quality_sets(records: list[dict], *, noise_threshold: float | None = None) -
     return high, low, f"noise proxy: estimated sigma <= {threshold:.4g} high"
 
 
-def patch_batch(crops: list[np.ndarray], count: int, size: int, rng: np.random.Generator, *, partners: list[np.ndarray] | None = None):
+def patch_batch(
+    crops: list[np.ndarray],
+    count: int,
+    size: int,
+    rng: np.random.Generator,
+    *,
+    partners: list[np.ndarray] | None = None,
+):
     """``count`` random patches (B, 1, size, size) of ``crops`` (the shared :func:`._torch.random_patches`), half of
     the batch mirrored; with ``partners`` (aligned with ``crops``), the same patches of them too."""
     stacked = crops if partners is None else [np.stack([c, p]) for c, p in zip(crops, partners)]
@@ -95,24 +104,51 @@ class LedModels(torch.nn.Module):
         from ..cyclegan import ResnetGenerator
 
         self.degrade = ResnetGenerator(width=params["gan_width"], blocks=params["gan_blocks"])
-        self.denoiser = diffusion_unet(channels=params["channels"], attention=params["attention"], res_blocks=params["res_blocks"],
-                                       norm_groups=params["norm_groups"])
+        self.denoiser = diffusion_unet(
+            channels=params["channels"],
+            attention=params["attention"],
+            res_blocks=params["res_blocks"],
+            norm_groups=params["norm_groups"],
+        )
 
 
 @register
 class Led(Method):
     name = "led"
     trainable = True
-    defaults = {"patch": 64, "seed": 0, "device": "auto", "precision": "auto", "noise_threshold": None,
-                # CycleGAN (seed: 9 blocks, width 64, lr 1e-4, beta1 0.5, lambda 10, identity 0.5, pool 50)
-                "gan_steps": 300, "gan_batch": 4, "gan_width": 16, "gan_blocks": 3, "disc_width": 32, "gan_lr": 2e-4,
-                "gan_beta1": 0.5, "cycle_weight": 10.0, "identity_weight": 0.5, "pool_size": 50,
-                # conditional DDPM (seed: lr 1e-5, batch 32, T 1000, early stopping)
-                "diffusion_steps": 1500, "diffusion_batch": 8, "diffusion_lr": 5e-4, "channels": [32, 64, 64],
-                "attention": [False, False, False], "res_blocks": 1, "norm_groups": 16, "train_timesteps": 1000,
-                "ema_decay": 0.995, "validate_every": 100, "patience": 4,
-                # sampling
-                "sample_steps": 20, "start_fraction": None}
+    defaults = {
+        "patch": 64,
+        "seed": 0,
+        "device": "auto",
+        "precision": "auto",
+        "noise_threshold": None,
+        # CycleGAN (seed: 9 blocks, width 64, lr 1e-4, beta1 0.5, lambda 10, identity 0.5, pool 50)
+        "gan_steps": 300,
+        "gan_batch": 4,
+        "gan_width": 16,
+        "gan_blocks": 3,
+        "disc_width": 32,
+        "gan_lr": 2e-4,
+        "gan_beta1": 0.5,
+        "cycle_weight": 10.0,
+        "identity_weight": 0.5,
+        "pool_size": 50,
+        # conditional DDPM (seed: lr 1e-5, batch 32, T 1000, early stopping)
+        "diffusion_steps": 1500,
+        "diffusion_batch": 8,
+        "diffusion_lr": 5e-4,
+        "channels": [32, 64, 64],
+        "attention": [False, False, False],
+        "res_blocks": 1,
+        "norm_groups": 16,
+        "train_timesteps": 1000,
+        "ema_decay": 0.995,
+        "validate_every": 100,
+        "patience": 4,
+        # sampling
+        "sample_steps": 20,
+        "start_fraction": None,
+    }
 
     def __init__(self, params=None):
         super().__init__(params)
@@ -120,12 +156,18 @@ class Led(Method):
 
         channels, attention = self.params["channels"], self.params["attention"]
         if len(attention) != len(channels):
-            raise InvalidValueError(f"led: 'attention' needs one entry per level of 'channels': {len(channels)} levels, got {len(attention)}")
+            raise InvalidValueError(
+                f"led: 'attention' needs one entry per level of 'channels': {len(channels)} levels, got {len(attention)}"
+            )
         if any(c % self.params["norm_groups"] for c in channels):
-            raise InvalidValueError(f"led: every channel count must be a multiple of norm_groups ({self.params['norm_groups']}): channels {list(channels)}")
+            raise InvalidValueError(
+                f"led: every channel count must be a multiple of norm_groups ({self.params['norm_groups']}): channels {list(channels)}"
+            )
         if self.params["patch"] < 32 or self.params["patch"] % 2 ** max(len(channels) - 1, 2):
-            raise InvalidValueError(f"led: patch {self.params['patch']} must be at least 32 (the PatchGAN's four downsamplings) "
-                                    f"and a multiple of {2 ** max(len(channels) - 1, 2)}")
+            raise InvalidValueError(
+                f"led: patch {self.params['patch']} must be at least 32 (the PatchGAN's four downsamplings) "
+                f"and a multiple of {2 ** max(len(channels) - 1, 2)}"
+            )
         torch.manual_seed(self.params["seed"])
         self.models = LedModels(self.params)
         self.start_fraction = self.params["start_fraction"]  # or chosen by fit, or read by load
@@ -137,8 +179,11 @@ class Led(Method):
         from ..shard_store import TRAIN_ROIS, iter_items
 
         manifests = manifests or {}
-        rows = {(dataset, row["image_id"]): row for dataset, path in manifests.items()
-                for row in read_manifest(path).to_dict("records")}  # by data set: ids may repeat across them
+        rows = {
+            (dataset, row["image_id"]): row
+            for dataset, path in manifests.items()
+            for row in read_manifest(path).to_dict("records")
+        }  # by data set: ids may repeat across them
         by_dataset = shards_by_dataset(shards, manifests) if manifests else {"": list(shards)}
         records = {"train": [], "val": []}
         for dataset, shard in ((d, s) for d, paths in by_dataset.items() for s in paths):
@@ -148,10 +193,20 @@ class Led(Method):
                 info = rows.get((dataset, image_id), {})
                 for roi in TRAIN_ROIS:
                     if f"{roi}/X" in arrays:
-                        records[attrs["split"]].append({"image_id": image_id, "roi": roi, "crop": arrays[f"{roi}/X"],
-                                                        **{k: info.get(k, "") for k in ("patient", "view", "condition", "source")}})
+                        records[attrs["split"]].append(
+                            {
+                                "image_id": image_id,
+                                "roi": roi,
+                                "crop": arrays[f"{roi}/X"],
+                                **{k: info.get(k, "") for k in ("patient", "view", "condition", "source")},
+                            }
+                        )
         high, low, rule = quality_sets(records["train"], noise_threshold=self.params["noise_threshold"])
-        val_high, _, _ = quality_sets(records["val"], noise_threshold=self.params["noise_threshold"]) if records["val"] else ([], [], "")
+        val_high, _, _ = (
+            quality_sets(records["val"], noise_threshold=self.params["noise_threshold"])
+            if records["val"]
+            else ([], [], "")
+        )
         return {"high": high, "low": low, "val_high": val_high, "rule": rule}
 
     # -- training --------------------------------------------------------------------------------------------
@@ -166,7 +221,9 @@ class Led(Method):
         if not high or not low:
             from ..errors import XvertnetError
 
-            raise XvertnetError(f"led: needs high- and low-quality training crops, got {len(high)} high and {len(low)} low ({data['rule']})")
+            raise XvertnetError(
+                f"led: needs high- and low-quality training crops, got {len(high)} high and {len(low)} low ({data['rule']})"
+            )
         device = select_device(self.params["device"])
         dtype = resolve_precision(device, self.params["precision"])
         rng = np.random.default_rng(self.params["seed"])
@@ -177,17 +234,35 @@ class Led(Method):
         degraded = self._degrade_all(high, device)
         val_high = [np.asarray(r["crop"], np.float32) for r in data["val_high"]]
         val_degraded = self._degrade_all(val_high, device) if val_high else []
-        diffusion = self._train_diffusion(high, degraded, val_high, val_degraded, rng, device, dtype, grad_scaler(device, dtype))
+        diffusion = self._train_diffusion(
+            high, degraded, val_high, val_degraded, rng, device, dtype, grad_scaler(device, dtype)
+        )
         self.models.to("cpu").eval()
         diffusion["start_choice"] = self._choose_start(val_high or high, val_degraded or degraded)
         self.start_fraction = diffusion["start_choice"]["chosen"]
         ids = lambda records: sorted({r.get("image_id", "") for r in records})  # noqa: E731
-        return save_model(self.models, out_dir, {
-            "method": self.name, "params": self.params, "quality_rule": data["rule"],
-            "high_images": ids(data["high"]), "low_images": ids(data["low"]), "high_crops": len(high), "low_crops": len(low),
-            "validation_crops": len(val_high), "device": str(device), "autocast": str(dtype),
-            "cyclegan": gan, "diffusion": diffusion, "first_loss": diffusion["history"][0]["train"],
-            "last_loss": diffusion["history"][-1]["train"], "seconds_cyclegan": gan_seconds, "seconds": time.perf_counter() - start})
+        return save_model(
+            self.models,
+            out_dir,
+            {
+                "method": self.name,
+                "params": self.params,
+                "quality_rule": data["rule"],
+                "high_images": ids(data["high"]),
+                "low_images": ids(data["low"]),
+                "high_crops": len(high),
+                "low_crops": len(low),
+                "validation_crops": len(val_high),
+                "device": str(device),
+                "autocast": str(dtype),
+                "cyclegan": gan,
+                "diffusion": diffusion,
+                "first_loss": diffusion["history"][0]["train"],
+                "last_loss": diffusion["history"][-1]["train"],
+                "seconds_cyclegan": gan_seconds,
+                "seconds": time.perf_counter() - start,
+            },
+        )
 
     def _train_cyclegan(self, high, low, rng, device, dtype) -> dict:
         from ..conditional_diffusion import to_model_range
@@ -198,8 +273,12 @@ class Led(Method):
         gan = CycleGan(generator_width=p["gan_width"], blocks=p["gan_blocks"], discriminator_width=p["disc_width"])
         gan.degrade = self.models.degrade  # train the generator LED keeps
         gan.to(device).train()
-        generators = torch.optim.Adam([*gan.degrade.parameters(), *gan.restore.parameters()], lr=p["gan_lr"], betas=(p["gan_beta1"], 0.999))
-        discriminators = torch.optim.Adam([*gan.judge_low.parameters(), *gan.judge_high.parameters()], lr=p["gan_lr"], betas=(p["gan_beta1"], 0.999))
+        generators = torch.optim.Adam(
+            [*gan.degrade.parameters(), *gan.restore.parameters()], lr=p["gan_lr"], betas=(p["gan_beta1"], 0.999)
+        )
+        discriminators = torch.optim.Adam(
+            [*gan.judge_low.parameters(), *gan.judge_high.parameters()], lr=p["gan_lr"], betas=(p["gan_beta1"], 0.999)
+        )
         pools = ImagePool(p["pool_size"], seed=p["seed"]), ImagePool(p["pool_size"], seed=p["seed"] + 1)
         scalers = grad_scaler(device, dtype), grad_scaler(device, dtype)  # enabled for fp16 on CUDA only
         history = []
@@ -207,19 +286,29 @@ class Led(Method):
             batch_high = to_model_range(patch_batch(high, p["gan_batch"], p["patch"], rng)).to(device)
             batch_low = to_model_range(patch_batch(low, p["gan_batch"], p["patch"], rng)).to(device)
             with autocast(device, dtype):
-                terms, fake_low, fake_high = gan.generator_step(batch_high, batch_low, cycle_weight=p["cycle_weight"], identity_weight=p["identity_weight"])
+                terms, fake_low, fake_high = gan.generator_step(
+                    batch_high, batch_low, cycle_weight=p["cycle_weight"], identity_weight=p["identity_weight"]
+                )
             generators.zero_grad(set_to_none=True)
             scalers[0].scale(terms["total"].float()).backward()
             scalers[0].step(generators)
             scalers[0].update()
             with autocast(device, dtype):
-                d_loss = gan.discriminator_loss(batch_high, batch_low, pools[0].query(fake_low), pools[1].query(fake_high))
+                d_loss = gan.discriminator_loss(
+                    batch_high, batch_low, pools[0].query(fake_low), pools[1].query(fake_high)
+                )
             discriminators.zero_grad(set_to_none=True)
             scalers[1].scale(d_loss.float()).backward()
             scalers[1].step(discriminators)
             scalers[1].update()
             if step % 25 == 0 or step == p["gan_steps"] - 1:
-                history.append({"step": step, **{k: float(v.detach()) for k, v in terms.items()}, "discriminators": float(d_loss.detach())})
+                history.append(
+                    {
+                        "step": step,
+                        **{k: float(v.detach()) for k, v in terms.items()},
+                        "discriminators": float(d_loss.detach()),
+                    }
+                )
         gan.to("cpu")
         return {"history": history}
 
@@ -272,8 +361,16 @@ class Led(Method):
             if (step + 1) % p["validate_every"] == 0 or step == p["diffusion_steps"] - 1:
                 ema.eval()
                 with torch.no_grad(), autocast(device, dtype):
-                    val = float(noise_prediction_loss(ema.module, scheduler, val_clean.to(device), val_condition.to(device),
-                                                      timesteps=val_t.to(device), noise=val_noise.to(device)))
+                    val = float(
+                        noise_prediction_loss(
+                            ema.module,
+                            scheduler,
+                            val_clean.to(device),
+                            val_condition.to(device),
+                            timesteps=val_t.to(device),
+                            noise=val_noise.to(device),
+                        )
+                    )
                 history.append({"step": step + 1, "train": float(loss.detach()), "validation": val})
                 if val < best:
                     best, waited = val, 0
@@ -285,10 +382,16 @@ class Led(Method):
         if best_state is None:
             from ..errors import XvertnetError
 
-            raise XvertnetError(f"led: the diffusion model's validation loss was never finite ({history[-1]['validation']}): training diverged")
+            raise XvertnetError(
+                f"led: the diffusion model's validation loss was never finite ({history[-1]['validation']}): training diverged"
+            )
         self.models.denoiser.load_state_dict(best_state)
-        return {"history": history, "best_validation": best, "stopped_at": history[-1]["step"],
-                "validation_source": "validation split" if val_high else "training pairs (no validation split)"}
+        return {
+            "history": history,
+            "best_validation": best,
+            "stopped_at": history[-1]["step"],
+            "validation_source": "validation split" if val_high else "training pairs (no validation split)",
+        }
 
     def _choose_start(self, clean: list[np.ndarray], degraded: list[np.ndarray]) -> dict:
         """``start_fraction`` as configured, or the candidate whose restorations of the validation pairs (the
@@ -300,22 +403,39 @@ class Led(Method):
         scores = {}
         for fraction in START_CHOICES:
             self.start_fraction = fraction
-            scores[fraction] = float(np.mean([psnr(to_255(self.enhance(d)), to_255(c)) for c, d in zip(clean, degraded)]))
+            scores[fraction] = float(
+                np.mean([psnr(to_255(self.enhance(d)), to_255(c)) for c, d in zip(clean, degraded)])
+            )
         chosen = max(scores, key=scores.get)
         unrestored = float(np.mean([psnr(to_255(d), to_255(c)) for c, d in zip(clean, degraded)]))
-        return {"chosen": chosen, "rule": "best validation PSNR", "psnr": {str(k): v for k, v in scores.items()}, "degraded_psnr": unrestored}
+        return {
+            "chosen": chosen,
+            "rule": "best validation PSNR",
+            "psnr": {str(k): v for k, v in scores.items()},
+            "degraded_psnr": unrestored,
+        }
 
     # -- use -------------------------------------------------------------------------------------------------
     def load(self, model_dir: Path) -> None:
         import json
 
         load_weights(self.models, model_dir)
-        recorded = json.loads((Path(model_dir) / "model.json").read_text()).get("diffusion", {}).get("start_choice", {}).get("chosen")
+        recorded = (
+            json.loads((Path(model_dir) / "model.json").read_text())
+            .get("diffusion", {})
+            .get("start_choice", {})
+            .get("chosen")
+        )
         if self.params["start_fraction"] is None and recorded is None:
             from ..errors import InputFileError
 
-            raise InputFileError(Path(model_dir) / "model.json", "records no sampler start (diffusion.start_choice); retrain or set baselines.led.start_fraction")
-        self.start_fraction = float(self.params["start_fraction"] if self.params["start_fraction"] is not None else recorded)
+            raise InputFileError(
+                Path(model_dir) / "model.json",
+                "records no sampler start (diffusion.start_choice); retrain or set baselines.led.start_fraction",
+            )
+        self.start_fraction = float(
+            self.params["start_fraction"] if self.params["start_fraction"] is not None else recorded
+        )
 
     def degrade(self, image: np.ndarray) -> np.ndarray:
         """The learned degradation G applied to an image (LED's synthetic low-quality version)."""
@@ -331,12 +451,22 @@ class Led(Method):
         if self.start_fraction is None:
             from ..errors import XvertnetError
 
-            raise XvertnetError("led: train (fit) or load the model before enhancing: the sampler's start is chosen in training")
+            raise XvertnetError(
+                "led: train (fit) or load the model before enhancing: the sampler's start is chosen in training"
+            )
         device = select_device(self.params["device"])
         network = self.models.denoiser.to(device).eval()
         levels = len(self.params["channels"])
-        padded, (height, width) = pad_to_multiple(torch.from_numpy(np.ascontiguousarray(image, np.float32))[None, None].to(device), 2 ** (levels - 1))
-        output = sample(network, padded, train_timesteps=self.params["train_timesteps"], steps=self.params["sample_steps"],
-                        start_fraction=self.start_fraction, seed=self.params["seed"],
-                        autocast=autocast(device, resolve_precision(device, self.params["precision"])))
+        padded, (height, width) = pad_to_multiple(
+            torch.from_numpy(np.ascontiguousarray(image, np.float32))[None, None].to(device), 2 ** (levels - 1)
+        )
+        output = sample(
+            network,
+            padded,
+            train_timesteps=self.params["train_timesteps"],
+            steps=self.params["sample_steps"],
+            start_fraction=self.start_fraction,
+            seed=self.params["seed"],
+            autocast=autocast(device, resolve_precision(device, self.params["precision"])),
+        )
         return output[0, 0, :height, :width].float().cpu().numpy().astype(np.float32)

@@ -29,9 +29,13 @@ def augment(image: np.ndarray, rng: np.random.Generator, *, rotation_deg: float,
 
     image = np.rot90(image[:, ::-1] if rng.random() < 0.5 else image, k=int(rng.integers(4)))
     centre = np.array(image.shape[::-1]) / 2 - 0.5
-    transform = (AffineTransform(translation=-centre)
-                 + AffineTransform(rotation=np.deg2rad(rng.uniform(-rotation_deg, rotation_deg)), shear=rng.uniform(-shear, shear))
-                 + AffineTransform(translation=centre))
+    transform = (
+        AffineTransform(translation=-centre)
+        + AffineTransform(
+            rotation=np.deg2rad(rng.uniform(-rotation_deg, rotation_deg)), shear=rng.uniform(-shear, shear)
+        )
+        + AffineTransform(translation=centre)
+    )
     return warp(np.ascontiguousarray(image), transform.inverse, mode="reflect", preserve_range=True).astype(np.float32)
 
 
@@ -39,25 +43,44 @@ def augment(image: np.ndarray, rng: np.random.Generator, *, rotation_deg: float,
 class LutMapping(Method):
     name = "lut-mapping"
     trainable = True
-    defaults = {"steps": 400, "batch_size": 4, "lr": 1e-3, "downscale": 8, "levels": 5, "features": 32,
-                "slope": [0.7, 1.4], "bias": [-0.15, 0.15], "centre": [0.35, 0.65], "width": [0.6, 1.6],
-                "rotation_deg": 10.0, "shear": 0.1, "seed": 0, "device": "auto"}
+    defaults = {
+        "steps": 400,
+        "batch_size": 4,
+        "lr": 1e-3,
+        "downscale": 8,
+        "levels": 5,
+        "features": 32,
+        "slope": [0.7, 1.4],
+        "bias": [-0.15, 0.15],
+        "centre": [0.35, 0.65],
+        "width": [0.6, 1.6],
+        "rotation_deg": 10.0,
+        "shear": 0.1,
+        "seed": 0,
+        "device": "auto",
+    }
 
     def __init__(self, params=None):
         super().__init__(params)
         from ..lut_mapping import LutMappingNet
 
         torch.manual_seed(self.params["seed"])
-        self.network = LutMappingNet(downscale=self.params["downscale"], levels=self.params["levels"], features=self.params["features"])
+        self.network = LutMappingNet(
+            downscale=self.params["downscale"], levels=self.params["levels"], features=self.params["features"]
+        )
 
     def presentation_change(self):
         """The ranges of the random ground-truth parameters (keys slope, bias, centre, width)."""
         from ..lut_mapping import PresentationChange
 
         p = self.params
-        return PresentationChange(slope=tuple(p["slope"]), bias=tuple(p["bias"]), centre=tuple(p["centre"]), width=tuple(p["width"]))
+        return PresentationChange(
+            slope=tuple(p["slope"]), bias=tuple(p["bias"]), centre=tuple(p["centre"]), width=tuple(p["width"])
+        )
 
-    def training_batch(self, crops: list[np.ndarray], rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    def training_batch(
+        self, crops: list[np.ndarray], rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """(inputs, references, maps) of ``batch_size`` augmented crops under random known presentation changes."""
         from ..lut_mapping import MAPS, random_presentation, standard_presentation
 
@@ -65,7 +88,9 @@ class LutMapping(Method):
         change = self.presentation_change()
         for _ in range(self.params["batch_size"]):
             crop = crops[int(rng.integers(len(crops)))]
-            reference = standard_presentation(augment(crop, rng, rotation_deg=self.params["rotation_deg"], shear=self.params["shear"]))
+            reference = standard_presentation(
+                augment(crop, rng, rotation_deg=self.params["rotation_deg"], shear=self.params["shear"])
+            )
             degraded, truth = random_presentation(reference, rng, change)
             inputs.append(degraded)
             references.append(reference)
@@ -79,7 +104,9 @@ class LutMapping(Method):
         from ..lut_mapping import lut_mapping_loss
 
         side = min(min(np.shape(c)[-2:]) for c in crops)
-        crops = [np.asarray(c)[..., :side, :side] for c in crops]  # one batch shape (the training crops are square already)
+        crops = [
+            np.asarray(c)[..., :side, :side] for c in crops
+        ]  # one batch shape (the training crops are square already)
         device = select_device(self.params["device"])
         rng = np.random.default_rng(self.params["seed"])
         self.network.to(device).train()
@@ -88,16 +115,32 @@ class LutMapping(Method):
         for _ in range(self.params["steps"]):
             inputs, references, maps = self.training_batch(crops, rng)
             output, predicted = self.network(inputs.to(device))
-            terms = lut_mapping_loss(output, predicted, references.to(device), None if maps is None else {k: v.to(device) for k, v in maps.items()})
+            terms = lut_mapping_loss(
+                output,
+                predicted,
+                references.to(device),
+                None if maps is None else {k: v.to(device) for k, v in maps.items()},
+            )
             optimiser.zero_grad(set_to_none=True)
             terms["total"].backward()
             optimiser.step()
             history.append({k: float(v.detach()) for k, v in terms.items()})
         self.network.to("cpu").eval()
         last = {k: float(np.mean([h[k] for h in history[-20:]])) for k in history[-1]}
-        return save_model(self.network, out_dir, {"method": self.name, "params": self.params, "crops": len(crops), "crop_side": side,
-                                                  "first_loss": history[0]["total"], "last_loss": last["total"], "last_terms": last,
-                                                  "seconds": time.perf_counter() - start})
+        return save_model(
+            self.network,
+            out_dir,
+            {
+                "method": self.name,
+                "params": self.params,
+                "crops": len(crops),
+                "crop_side": side,
+                "first_loss": history[0]["total"],
+                "last_loss": last["total"],
+                "last_terms": last,
+                "seconds": time.perf_counter() - start,
+            },
+        )
 
     def load(self, model_dir: Path) -> None:
         load_weights(self.network, model_dir)
@@ -128,7 +171,9 @@ class LutMappingBone(LutMapping):
     name = "lut-mapping-bone"
     training_target = "B"
 
-    def training_batch(self, pairs: list[np.ndarray], rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, None]:
+    def training_batch(
+        self, pairs: list[np.ndarray], rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, None]:
         """(inputs, references, None) of ``batch_size`` augmented (crop, bone target) pairs, both under the same warp."""
         from ..lut_mapping import random_presentation, standard_presentation
 
@@ -136,8 +181,15 @@ class LutMappingBone(LutMapping):
         for _ in range(self.params["batch_size"]):
             pair = pairs[int(rng.integers(len(pairs)))]
             seed = int(rng.integers(2**32))  # the same flip, turn, rotation and shear for the crop and its target
-            crop, bone = (augment(image, np.random.default_rng(seed), rotation_deg=self.params["rotation_deg"], shear=self.params["shear"])
-                          for image in pair)
+            crop, bone = (
+                augment(
+                    image,
+                    np.random.default_rng(seed),
+                    rotation_deg=self.params["rotation_deg"],
+                    shear=self.params["shear"],
+                )
+                for image in pair
+            )
             degraded, _ = random_presentation(standard_presentation(crop), rng, self.presentation_change())
             inputs.append(degraded)
             references.append(standard_presentation(bone))

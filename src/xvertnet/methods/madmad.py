@@ -95,8 +95,17 @@ class Madmad(Method):
     name = "madmad"
     trainable = True
     uses_training_crops = False  # trained on synthetic data only
-    defaults = {"steps": 400, "batch_size": 16, "patch": 64, "lr": 1e-3, "width": 32, "layers": 5, "gain": 3.0, "seed": 0,
-                "device": "auto"}
+    defaults = {
+        "steps": 400,
+        "batch_size": 16,
+        "patch": 64,
+        "lr": 1e-3,
+        "width": 32,
+        "layers": 5,
+        "gain": 3.0,
+        "seed": 0,
+        "device": "auto",
+    }
 
     def __init__(self, params=None):
         super().__init__(params)
@@ -113,14 +122,24 @@ class Madmad(Method):
             samples = [synthetic_sample(rng, self.params["patch"]) for _ in range(self.params["batch_size"])]
             image, background, structures = (torch.from_numpy(np.stack(part)[:, None]) for part in zip(*samples))
             predicted_background, predicted_structures = self.network(image)
-            loss = (torch.nn.functional.mse_loss(predicted_background, background)
-                    + torch.nn.functional.mse_loss(predicted_structures, structures))
+            loss = torch.nn.functional.mse_loss(predicted_background, background) + torch.nn.functional.mse_loss(
+                predicted_structures, structures
+            )
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
             history.append(float(loss.detach()))
-        return save_model(self.network, out_dir, {"method": self.name, "params": self.params, "first_loss": history[0],
-                                                  "last_loss": float(np.mean(history[-20:])), "seconds": time.perf_counter() - start})
+        return save_model(
+            self.network,
+            out_dir,
+            {
+                "method": self.name,
+                "params": self.params,
+                "first_loss": history[0],
+                "last_loss": float(np.mean(history[-20:])),
+                "seconds": time.perf_counter() - start,
+            },
+        )
 
     def load(self, model_dir: Path) -> None:
         load_weights(self.network, model_dir)

@@ -42,10 +42,26 @@ class _SuperResolution(Method):
 
         start = time.perf_counter()
         p = self.params
-        losses = train_sr(self.sr_network(), crops, steps=p["steps"], batch=p["batch_size"], patch=p["patch"], lr=p["lr"],
-                          scales=tuple(p["scales"]), clip=p["clip"], seed=p["seed"])
-        return {"method": self.name, "params": p, "crops": len(crops), "parameters": parameter_count(self.network),
-                "first_loss": losses[0], "last_loss": float(np.mean(losses[-20:])), "seconds": time.perf_counter() - start}
+        losses = train_sr(
+            self.sr_network(),
+            crops,
+            steps=p["steps"],
+            batch=p["batch_size"],
+            patch=p["patch"],
+            lr=p["lr"],
+            scales=tuple(p["scales"]),
+            clip=p["clip"],
+            seed=p["seed"],
+        )
+        return {
+            "method": self.name,
+            "params": p,
+            "crops": len(crops),
+            "parameters": parameter_count(self.network),
+            "first_loss": losses[0],
+            "last_loss": float(np.mean(losses[-20:])),
+            "seconds": time.perf_counter() - start,
+        }
 
     def load(self, model_dir: Path) -> None:
         load_weights(self.network, model_dir)
@@ -100,8 +116,18 @@ class VdsrDehaze(_SuperResolution):
     stop rule of :func:`xvertnet.dehaze.iterate_with_stop_rule`."""
 
     name = "vdsr-dehaze"
-    defaults = {**VdsrMethod.defaults, "dehaze_steps": 1500, "dehaze_batch": 8, "dehaze_patch": 64, "dehaze_lr": 1e-3, "dehaze_width": 32,
-                "dehaze_heads": 4, "max_iterations": 5, "psnr_drop": 1.0, "ssim_drop": 0.01}
+    defaults = {
+        **VdsrMethod.defaults,
+        "dehaze_steps": 1500,
+        "dehaze_batch": 8,
+        "dehaze_patch": 64,
+        "dehaze_lr": 1e-3,
+        "dehaze_width": 32,
+        "dehaze_heads": 4,
+        "max_iterations": 5,
+        "psnr_drop": 1.0,
+        "ssim_drop": 0.01,
+    }
 
     def build(self):
         return _VdsrAndDehaze(self.params)
@@ -116,17 +142,33 @@ class VdsrDehaze(_SuperResolution):
         metadata = super().train(crops)
         start = time.perf_counter()
         p = self.params
-        losses = train_dehaze(self.network.dehaze, crops, steps=p["dehaze_steps"], batch=p["dehaze_batch"], patch=p["dehaze_patch"], lr=p["dehaze_lr"],
-                              seed=p["seed"])
-        return {**metadata, "dehaze_first_loss": losses[0], "dehaze_last_loss": float(np.mean(losses[-20:])),
-                "seconds": metadata["seconds"] + time.perf_counter() - start}
+        losses = train_dehaze(
+            self.network.dehaze,
+            crops,
+            steps=p["dehaze_steps"],
+            batch=p["dehaze_batch"],
+            patch=p["dehaze_patch"],
+            lr=p["dehaze_lr"],
+            seed=p["seed"],
+        )
+        return {
+            **metadata,
+            "dehaze_first_loss": losses[0],
+            "dehaze_last_loss": float(np.mean(losses[-20:])),
+            "seconds": metadata["seconds"] + time.perf_counter() - start,
+        }
 
     def dehaze(self, image: np.ndarray) -> tuple[np.ndarray, int, list[dict]]:
         from ..dehaze import dehaze_once, iterate_with_stop_rule
 
         p = self.params
-        return iterate_with_stop_rule(lambda x: dehaze_once(self.network.dehaze, x), image, max_iterations=p["max_iterations"],
-                                      psnr_drop=p["psnr_drop"], ssim_drop=p["ssim_drop"])
+        return iterate_with_stop_rule(
+            lambda x: dehaze_once(self.network.dehaze, x),
+            image,
+            max_iterations=p["max_iterations"],
+            psnr_drop=p["psnr_drop"],
+            ssim_drop=p["ssim_drop"],
+        )
 
     def enhance(self, image: np.ndarray) -> np.ndarray:
         return self.dehaze(self.super_resolve(image))[0].astype(np.float32)

@@ -43,7 +43,9 @@ class XVertNetChain(Method):
         return self.chain.run(image)
 
     def enhance_whole(self, image: np.ndarray) -> np.ndarray:
-        return enhance_around_burned_in(image, lambda x: self.chain.run(x, tile=self.params["tile"], overlap=self.params["overlap"]))
+        return enhance_around_burned_in(
+            image, lambda x: self.chain.run(x, tile=self.params["tile"], overlap=self.params["overlap"])
+        )
 
 
 class _TrainedChain(Method):
@@ -86,6 +88,12 @@ class XVertNetInternal(Method):
         from ..internal import train_internal_chain
 
         with tempfile.TemporaryDirectory(prefix=f"xvertnet-internal-{image_id}-") as work_dir:
-            chain, record = train_internal_chain(self.params["prep"], image_id, self.config, self.params["iterations"], work_dir,
-                                                 device=self.params["device"])
+            chain, record = train_internal_chain(
+                self.params["prep"],
+                image_id,
+                self.config,
+                self.params["iterations"],
+                work_dir,
+                device=self.params["device"],
+            )
         return _TrainedChain(chain, self.params["tile"], self.params["overlap"]), {"internal_training": record}

@@ -44,7 +44,12 @@ class DceNet(nn.Module):
         super().__init__()
         self.iterations, self.channels = iterations, channels
         conv = lambda i, o: nn.Conv2d(i, o, 3, padding=1)  # noqa: E731
-        self.conv1, self.conv2, self.conv3, self.conv4 = conv(channels, width), conv(width, width), conv(width, width), conv(width, width)
+        self.conv1, self.conv2, self.conv3, self.conv4 = (
+            conv(channels, width),
+            conv(width, width),
+            conv(width, width),
+            conv(width, width),
+        )
         self.conv5, self.conv6 = conv(2 * width, width), conv(2 * width, width)
         self.conv7 = conv(2 * width, channels * iterations)
 
@@ -96,8 +101,18 @@ class ZeroDce(Method):
     name = "zerodce"
     trainable = True
     #: CPU-sized; the authors trained 200 epochs on 2,422 images of 512 x 512, batch 8, lr 1e-4.
-    defaults = {"steps": 200, "batch_size": 8, "patch": 64, "lr": 1e-4, "width": 32, "iterations": 8, "exposure": 0.6,
-                "weights": {"spatial": 1.0, "exposure": 10.0, "colour": 5.0, "smoothness": 200.0}, "seed": 0, "device": "auto"}
+    defaults = {
+        "steps": 200,
+        "batch_size": 8,
+        "patch": 64,
+        "lr": 1e-4,
+        "width": 32,
+        "iterations": 8,
+        "exposure": 0.6,
+        "weights": {"spatial": 1.0, "exposure": 10.0, "colour": 5.0, "smoothness": 200.0},
+        "seed": 0,
+        "device": "auto",
+    }
 
     def __init__(self, params=None):
         super().__init__(params)
@@ -107,9 +122,12 @@ class ZeroDce(Method):
     def losses(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         enhanced, curves = self.network(image)
         weights = self.params["weights"]
-        terms = {"spatial": spatial_consistency_loss(image, enhanced),
-                 "exposure": exposure_control_loss(enhanced, level=self.params["exposure"]),
-                 "colour": colour_constancy_loss(enhanced), "smoothness": illumination_smoothness_loss(curves)}
+        terms = {
+            "spatial": spatial_consistency_loss(image, enhanced),
+            "exposure": exposure_control_loss(enhanced, level=self.params["exposure"]),
+            "colour": colour_constancy_loss(enhanced),
+            "smoothness": illumination_smoothness_loss(curves),
+        }
         terms["total"] = sum(weights[key] * value for key, value in terms.items())
         return terms
 
@@ -118,7 +136,7 @@ class ZeroDce(Method):
         optimiser = torch.optim.Adam(self.network.parameters(), lr=self.params["lr"], weight_decay=1e-4)
         self.network.train()
         history, start = [], time.perf_counter()
-        for step in range(self.params["steps"]):
+        for _ in range(self.params["steps"]):
             batch = random_patches(crops, self.params["patch"], self.params["batch_size"], rng)
             terms = self.losses(batch)
             optimiser.zero_grad(set_to_none=True)
@@ -126,9 +144,18 @@ class ZeroDce(Method):
             torch.nn.utils.clip_grad_norm_(self.network.parameters(), 0.1)
             optimiser.step()
             history.append(float(terms["total"].detach()))
-        return save_model(self.network, out_dir, {"method": self.name, "params": self.params, "crops": len(crops),
-                                                  "first_loss": history[0], "last_loss": float(np.mean(history[-20:])),
-                                                  "seconds": time.perf_counter() - start})
+        return save_model(
+            self.network,
+            out_dir,
+            {
+                "method": self.name,
+                "params": self.params,
+                "crops": len(crops),
+                "first_loss": history[0],
+                "last_loss": float(np.mean(history[-20:])),
+                "seconds": time.perf_counter() - start,
+            },
+        )
 
     def load(self, model_dir: Path) -> None:
         load_weights(self.network, model_dir)

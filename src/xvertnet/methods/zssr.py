@@ -41,8 +41,13 @@ def degrade(image: np.ndarray, scale: float) -> np.ndarray:
     """Downscale by ``scale`` (anti-aliased) and upscale back (cubic) to the same shape."""
     from skimage.transform import resize
 
-    small = resize(image, (max(2, round(image.shape[0] / scale)), max(2, round(image.shape[1] / scale))), order=3,
-                   anti_aliasing=True, preserve_range=True)
+    small = resize(
+        image,
+        (max(2, round(image.shape[0] / scale)), max(2, round(image.shape[1] / scale))),
+        order=3,
+        anti_aliasing=True,
+        preserve_range=True,
+    )
     return resize(small, image.shape, order=3, preserve_range=True).astype(np.float32)
 
 
@@ -50,8 +55,17 @@ def degrade(image: np.ndarray, scale: float) -> np.ndarray:
 class Zssr(Method):
     name = "zssr"
     whole_images = False  # one network trained per image: ROIs only by default
-    defaults = {"scale": 2.0, "layers": 4, "width": 16, "steps": 150, "batch_size": 8, "patch": 48, "lr": 1e-3, "seed": 0,
-                "device": "auto"}
+    defaults = {
+        "scale": 2.0,
+        "layers": 4,
+        "width": 16,
+        "steps": 150,
+        "batch_size": 8,
+        "patch": 48,
+        "lr": 1e-3,
+        "seed": 0,
+        "device": "auto",
+    }
 
     def train_on(self, image: np.ndarray) -> ResidualCnn:
         """The internal-learning phase on one image; returns the trained network."""

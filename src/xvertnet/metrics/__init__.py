@@ -33,7 +33,6 @@ import numpy as np
 
 from ..errors import InvalidValueError
 from ..settings import FromConfig
-
 from .basic import DEFAULT_TC_SCALE, entropy, psnr, ssim, tenengrad
 from .lpcsi import DEFAULT_SIGMA_ONF, lpc_si
 from .natural_scene import FLAT_RESIDUE, brisque, niqe
@@ -48,10 +47,27 @@ DEFAULT_MAX_PIXELS = 2048 * 2048
 MIN_MEASURED_PIXELS = 96 * 96
 
 #: Direction of "better" for every measure the tables show (+1 higher, -1 lower).
-BETTER = {"entropy": 1, "tc": 1, "lpc_si": 1, "tmqi": 1, "piqe": -1, "brisque": -1, "niqe": -1, "psnr": 1, "ssim": 1,
-          "cnr_ratio": 1, "edge_ratio": 1, "consistency_psnr": 1, "consistency_ssim": 1,
-          "displayed_contrast": 1, "displayed_cnr": 1, "displayed_saturation": -1,
-          "seg_dice": 1, "seg_hd95": -1, "seg_asd": -1}
+BETTER = {
+    "entropy": 1,
+    "tc": 1,
+    "lpc_si": 1,
+    "tmqi": 1,
+    "piqe": -1,
+    "brisque": -1,
+    "niqe": -1,
+    "psnr": 1,
+    "ssim": 1,
+    "cnr_ratio": 1,
+    "edge_ratio": 1,
+    "consistency_psnr": 1,
+    "consistency_ssim": 1,
+    "displayed_contrast": 1,
+    "displayed_cnr": 1,
+    "displayed_saturation": -1,
+    "seg_dice": 1,
+    "seg_hd95": -1,
+    "seg_asd": -1,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +87,9 @@ class MetricParams(FromConfig):
         if not 0.0 < self.lpc_sigma_onf < 1.0:
             raise InvalidValueError(f"lpc_sigma_onf must be in (0, 1), got {self.lpc_sigma_onf}")
         if self.max_pixels < MIN_MEASURED_PIXELS:
-            raise InvalidValueError(f"max_pixels must be at least {MIN_MEASURED_PIXELS} (96 x 96), got {self.max_pixels}")
+            raise InvalidValueError(
+                f"max_pixels must be at least {MIN_MEASURED_PIXELS} (96 x 96), got {self.max_pixels}"
+            )
 
 
 def to_255(image: np.ndarray) -> np.ndarray:
@@ -104,10 +122,19 @@ def block_mean(image: np.ndarray, factor: int) -> np.ndarray:
     return out
 
 
-def measure_all(image255: np.ndarray, *, reference255: np.ndarray | None = None, clean255: np.ndarray | None = None,
-                mask: np.ndarray | None = None, twin255: np.ndarray | None = None, body_px: float | None = None,
-                params: MetricParams | None = None, timings: dict | None = None,
-                errors: dict | None = None, details: dict | None = None) -> dict[str, float]:
+def measure_all(
+    image255: np.ndarray,
+    *,
+    reference255: np.ndarray | None = None,
+    clean255: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+    twin255: np.ndarray | None = None,
+    body_px: float | None = None,
+    params: MetricParams | None = None,
+    timings: dict | None = None,
+    errors: dict | None = None,
+    details: dict | None = None,
+) -> dict[str, float]:
     """Every measure of one grey 0-255 image; ``timings`` (if given) receives seconds per measure.
 
     With ``errors`` given, a measure that fails numerically (e.g. on a flat image) becomes NaN
@@ -168,10 +195,32 @@ def measure_all(image255: np.ndarray, *, reference255: np.ndarray | None = None,
         found = result if isinstance(result, dict) else {name: float(result)}
         values.update(found)
         if errors is not None and name not in errors and any(np.isnan(value) for value in found.values()):
-            errors[name] = ("needs at least 96 x 96 pixels" if name == "niqe" and small
-                            else "undefined on a constant image" if constant else "undefined on this image")
+            errors[name] = (
+                "needs at least 96 x 96 pixels"
+                if name == "niqe" and small
+                else "undefined on a constant image"
+                if constant
+                else "undefined on this image"
+            )
     return values
 
 
-__all__ = ["BETTER", "MetricParams", "block_mean", "brisque", "entropy", "lpc_si", "measure_all", "niqe", "piqe", "psnr",
-           "reduction_factor", "ssim", "tenengrad", "tmqi", "to_255", "vertebral_cnr", "vertebral_edge_strength"]
+__all__ = [
+    "BETTER",
+    "MetricParams",
+    "block_mean",
+    "brisque",
+    "entropy",
+    "lpc_si",
+    "measure_all",
+    "niqe",
+    "piqe",
+    "psnr",
+    "reduction_factor",
+    "ssim",
+    "tenengrad",
+    "tmqi",
+    "to_255",
+    "vertebral_cnr",
+    "vertebral_edge_strength",
+]

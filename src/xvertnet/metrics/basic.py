@@ -17,15 +17,25 @@ def psnr(image: np.ndarray, reference: np.ndarray) -> float:
     """PSNR in dB for 0-255 images (MATLAB ``psnr``)."""
     from skimage.metrics import peak_signal_noise_ratio
 
-    return float(peak_signal_noise_ratio(np.asarray(reference, np.float64), np.asarray(image, np.float64), data_range=255))
+    return float(
+        peak_signal_noise_ratio(np.asarray(reference, np.float64), np.asarray(image, np.float64), data_range=255)
+    )
 
 
 def ssim(image: np.ndarray, reference: np.ndarray) -> float:
     """SSIM for 0-255 images, MATLAB's settings: Gaussian window sigma 1.5, population covariance."""
     from skimage.metrics import structural_similarity
 
-    return float(structural_similarity(np.asarray(reference, np.float64), np.asarray(image, np.float64), data_range=255,
-                                       gaussian_weights=True, sigma=1.5, use_sample_covariance=False))
+    return float(
+        structural_similarity(
+            np.asarray(reference, np.float64),
+            np.asarray(image, np.float64),
+            data_range=255,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        )
+    )
 
 
 #: The paper's TC values (0.01-0.2) suggest intensities scaled to [0, 1]: scale 1/255 of a 0-255 image.

@@ -51,7 +51,9 @@ def window(image: np.ndarray, percentiles=DEFAULT_PERCENTILES) -> tuple[float, f
     return float(low), float(high)
 
 
-def display(image: np.ndarray, percentiles=DEFAULT_PERCENTILES, *, limits: tuple[float, float] | None = None) -> np.ndarray:
+def display(
+    image: np.ndarray, percentiles=DEFAULT_PERCENTILES, *, limits: tuple[float, float] | None = None
+) -> np.ndarray:
     """The image mapped to [0, 1] by one window, from its own ``percentiles`` or the given ``limits``
     (values outside are clipped)."""
     image = np.asarray(image, dtype=np.float64)
@@ -61,8 +63,14 @@ def display(image: np.ndarray, percentiles=DEFAULT_PERCENTILES, *, limits: tuple
     return np.clip((image - low) / (high - low), 0.0, 1.0)
 
 
-def level_visibility(image: np.ndarray, levels: np.ndarray, *, twin: np.ndarray | None = None, band: int = DEFAULT_DISPLAY_BAND,
-                     percentiles=DEFAULT_PERCENTILES) -> dict[int, dict[str, float]]:
+def level_visibility(
+    image: np.ndarray,
+    levels: np.ndarray,
+    *,
+    twin: np.ndarray | None = None,
+    band: int = DEFAULT_DISPLAY_BAND,
+    percentiles=DEFAULT_PERCENTILES,
+) -> dict[int, dict[str, float]]:
     """Per level of ``levels`` (int map, 0 = none): displayed contrast, CNR (with the output on the noise ``twin``) and
     saturation, and its centre row."""
     levels = np.asarray(levels)
@@ -92,11 +100,17 @@ def level_visibility(image: np.ndarray, levels: np.ndarray, *, twin: np.ndarray 
         if noise_band is None or not high > low:
             noise = float("nan")
         else:
-            noise = float(np.hypot(noise_band[window_][body | surround].std() / (high - low), DISPLAY_QUANTISATION_NOISE))
+            noise = float(
+                np.hypot(noise_band[window_][body | surround].std() / (high - low), DISPLAY_QUANTISATION_NOISE)
+            )
         near = body | surround
         saturated = float(((patch[near] <= 0.0) | (patch[near] >= 1.0)).mean())
-        found[level] = {"row": float(np.nonzero(body)[0].mean() + top), "displayed_contrast": contrast,
-                        "displayed_cnr": contrast / noise, "displayed_saturation": saturated}
+        found[level] = {
+            "row": float(np.nonzero(body)[0].mean() + top),
+            "displayed_contrast": contrast,
+            "displayed_cnr": contrast / noise,
+            "displayed_saturation": saturated,
+        }
     return found
 
 
@@ -107,4 +121,6 @@ def roi_visibility(per_level: dict[int, dict[str, float]], box) -> dict[str, flo
     names = ("displayed_contrast", "displayed_cnr", "displayed_saturation")
     if not inside:
         return {name: float("nan") for name in names} | {"displayed_levels": 0}
-    return {name: float(np.mean([values[name] for values in inside])) for name in names} | {"displayed_levels": len(inside)}
+    return {name: float(np.mean([values[name] for values in inside])) for name in names} | {
+        "displayed_levels": len(inside)
+    }

@@ -60,8 +60,9 @@ def _radial_filters(rows: int, cols: int, sigma_onf: float) -> list[np.ndarray]:
     return radial
 
 
-def _angular_spread(theta: np.ndarray, orientation: int, out: np.ndarray, scratch: np.ndarray,
-                    product: np.ndarray) -> np.ndarray:
+def _angular_spread(
+    theta: np.ndarray, orientation: int, out: np.ndarray, scratch: np.ndarray, product: np.ndarray
+) -> np.ndarray:
     """The angular Gaussian of one orientation, into ``out`` (``scratch``, ``product``: work buffers)."""
     angle = orientation * np.pi / ORIENTATIONS
     sigma_theta = np.pi / ORIENTATIONS / 1.5

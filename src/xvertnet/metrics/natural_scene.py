@@ -120,9 +120,11 @@ def niqe(image: np.ndarray, *, patch: int = 96, flat_residue: float = FLAT_RESID
     for scale in (1, 2):
         size = patch // scale
         coefficients = mscn(image, padding="replicate", flat_residue=flat_residue)
-        features = [_niqe_patch_features(coefficients[top : top + size, left : left + size])
-                    for left in range(0, coefficients.shape[1] - size + 1, size)
-                    for top in range(0, coefficients.shape[0] - size + 1, size)]
+        features = [
+            _niqe_patch_features(coefficients[top : top + size, left : left + size])
+            for left in range(0, coefficients.shape[1] - size + 1, size)
+            for top in range(0, coefficients.shape[0] - size + 1, size)
+        ]
         per_scale.append(np.asarray(features))
         if scale == 1:
             image = imresize(image, 0.5)
@@ -188,14 +190,24 @@ def brisque_model() -> dict:
         if line.strip():
             index, low, high = line.split()
             minimum[int(index) - 1], maximum[int(index) - 1] = float(low), float(high)
-    return {"coefficients": np.asarray(coefficients), "vectors": np.asarray(vectors), "rho": float(header["rho"][0]),
-            "gamma": float(header["gamma"][0]), "lower": lower, "upper": upper, "min": minimum, "max": maximum}
+    return {
+        "coefficients": np.asarray(coefficients),
+        "vectors": np.asarray(vectors),
+        "rho": float(header["rho"][0]),
+        "gamma": float(header["gamma"][0]),
+        "lower": lower,
+        "upper": upper,
+        "min": minimum,
+        "max": maximum,
+    }
 
 
 def brisque(image: np.ndarray) -> float:
     """BRISQUE score of a 0-255 grey image with the LIVE model; lower is better."""
     model = brisque_model()
     features = brisque_features(image)
-    scaled = model["lower"] + (model["upper"] - model["lower"]) * (features - model["min"]) / (model["max"] - model["min"])
+    scaled = model["lower"] + (model["upper"] - model["lower"]) * (features - model["min"]) / (
+        model["max"] - model["min"]
+    )
     kernel = np.exp(-model["gamma"] * np.sum((model["vectors"] - scaled) ** 2, axis=1))
     return float(kernel @ model["coefficients"] - model["rho"])

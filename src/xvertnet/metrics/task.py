@@ -46,8 +46,9 @@ def noise_image(image: np.ndarray, twin: np.ndarray) -> np.ndarray:
 def band_pass(image: np.ndarray, body_px: float) -> np.ndarray:
     """Difference of Gaussians of sigmas ``body_px`` / 8 and ``body_px`` / 2: the band of a vertebral body."""
     image = np.asarray(image, dtype=np.float64)
-    return ndimage.gaussian_filter(image, body_px / 8.0, mode="reflect") - ndimage.gaussian_filter(image, body_px / 2.0,
-                                                                                                   mode="reflect")
+    return ndimage.gaussian_filter(image, body_px / 8.0, mode="reflect") - ndimage.gaussian_filter(
+        image, body_px / 2.0, mode="reflect"
+    )
 
 
 def band_noise(image: np.ndarray, twin: np.ndarray, body_px: float, region: np.ndarray | None = None) -> float:
@@ -57,8 +58,9 @@ def band_noise(image: np.ndarray, twin: np.ndarray, body_px: float, region: np.n
     return float(values.std()) if values.size else float("nan")
 
 
-def vertebral_cnr(image: np.ndarray, twin: np.ndarray, mask: np.ndarray, *, band: int = DEFAULT_BAND,
-                  body_px: float | None = None) -> float:
+def vertebral_cnr(
+    image: np.ndarray, twin: np.ndarray, mask: np.ndarray, *, band: int = DEFAULT_BAND, body_px: float | None = None
+) -> float:
     """Signed vertebral CNR over the noise at a vertebral body's scale (module docstring)."""
     mask = np.asarray(mask).astype(bool)
     if mask.sum() < MIN_PIXELS or (~mask).sum() < MIN_PIXELS:

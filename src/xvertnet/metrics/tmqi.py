@@ -44,7 +44,7 @@ def _constant_windows(image: np.ndarray) -> np.ndarray:
     """True where the 11 x 11 window (valid positions) holds a single value, i.e. where its maximum equals its
     minimum: where each of its rows is constant and so is its first column (exact comparisons)."""
     if np.isnan(image).any():  # NaN is unequal to itself here but skipped by the max and min filters: keep them
-        return (ndimage.maximum_filter(image, WINDOW)[5:-5, 5:-5] == ndimage.minimum_filter(image, WINDOW)[5:-5, 5:-5])
+        return ndimage.maximum_filter(image, WINDOW)[5:-5, 5:-5] == ndimage.minimum_filter(image, WINDOW)[5:-5, 5:-5]
     rows_constant = _all_along_rows(image[:, 1:] == image[:, :-1], WINDOW - 1)
     flat = _all_along_rows(rows_constant.T, WINDOW).T
     if flat.any():
@@ -79,7 +79,9 @@ def _local_fidelity(hdr: np.ndarray, ldr: np.ndarray, frequency: float, hdr_scal
     # stats.norm.cdf(sigma, threshold, threshold / 3), evaluated as scipy does it (same values, less overhead)
     sigma1p = special.ndtr((sigma1 - threshold) / (threshold / 3))
     sigma2p = special.ndtr((sigma2 - threshold) / (threshold / 3))
-    fidelity = ((2 * sigma1p * sigma2p + C1) / (sigma1p**2 + sigma2p**2 + C1)) * ((sigma12 + C2) / (sigma1 * sigma2 + C2))
+    fidelity = ((2 * sigma1p * sigma2p + C1) / (sigma1p**2 + sigma2p**2 + C1)) * (
+        (sigma12 + C2) / (sigma1 * sigma2 + C2)
+    )
     return float(fidelity.mean())
 
 
@@ -97,7 +99,7 @@ def structural_fidelity(reference: np.ndarray, test: np.ndarray) -> tuple[float,
     hdr = reference - low
     ldr = np.asarray(test, dtype=np.float64)
     levels, frequency = [], 32.0
-    for weight in LEVEL_WEIGHTS:
+    for _ in LEVEL_WEIGHTS:
         frequency /= 2
         if min(hdr.shape) < 11:
             break
@@ -118,7 +120,9 @@ def statistical_naturalness(test: np.ndarray) -> float:
     # MATLAB blkproc semantics: blkproc(L, [11 11], @(x) std(x(:))*ones(size(x))) zero-pads the partial
     # blocks at the bottom and right, fills each block with its std and trims the output back to the
     # image size; mean2 of that is the mean over pixels, so each block counts by its area inside the image.
-    inside = np.outer(np.minimum(11, rows - 11 * np.arange(block_rows)), np.minimum(11, cols - 11 * np.arange(block_cols)))
+    inside = np.outer(
+        np.minimum(11, rows - 11 * np.arange(block_rows)), np.minimum(11, cols - 11 * np.arange(block_cols))
+    )
     sigma = float(np.sum(block_std * inside) / (rows * cols))
     a, b = 4.4, 10.1
     mode = (a - 1) / (a + b - 2)

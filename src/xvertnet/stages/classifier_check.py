@@ -17,8 +17,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("enhanced", nargs="+", type=Path, help="the method's enhanced shards of the data set")
     parser.add_argument("--method", required=True)
     parser.add_argument("--dataset", required=True)
-    parser.add_argument("--labels", required=True, help="the data set's `labels` entry as JSON (path, columns, classes)")
-    parser.add_argument("--out", required=True, type=Path, help="summary CSV; <out stem>.per_image.csv is written beside it")
+    parser.add_argument(
+        "--labels", required=True, help="the data set's `labels` entry as JSON (path, columns, classes)"
+    )
+    parser.add_argument(
+        "--out", required=True, type=Path, help="summary CSV; <out stem>.per_image.csv is written beside it"
+    )
     add_settings_argument(parser, "classifier_check")
 
 
@@ -36,6 +40,14 @@ def run(args) -> int:
     with atomic_path(args.out) as tmp:
         pd.DataFrame(summary, columns=list(COLUMNS)).to_csv(tmp, index=False)
     row = summary[0]
-    logging.getLogger("xvertnet").info("%s %s: accuracy %.3f, AUC %.3f [%.3f, %.3f] on %d test images", args.method, args.dataset,
-                                       row["accuracy"], row["auc"], row["auc_low"], row["auc_high"], row["n_test"])
+    logging.getLogger("xvertnet").info(
+        "%s %s: accuracy %.3f, AUC %.3f [%.3f, %.3f] on %d test images",
+        args.method,
+        args.dataset,
+        row["accuracy"],
+        row["auc"],
+        row["auc_low"],
+        row["auc_high"],
+        row["n_test"],
+    )
     return 0

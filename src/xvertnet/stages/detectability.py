@@ -21,8 +21,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--realisations", type=int, help="noise realisations per image (even)")
     parser.add_argument("--patients", nargs="+", help="held-out CT patients")
     parser.add_argument("--methods", nargs="+", help="methods (original, xvertnet, clahe-<clip>, ...)")
-    parser.add_argument("--reanalyse", action="store_true",
-                        help="only the analysis and the reading page again, from the patches a finished run left in --out")
+    parser.add_argument(
+        "--reanalyse",
+        action="store_true",
+        help="only the analysis and the reading page again, from the patches a finished run left in --out",
+    )
 
 
 def run(args) -> int:

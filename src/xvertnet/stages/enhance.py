@@ -18,9 +18,13 @@ from ..settings import add_settings_argument, load_settings
 def add_arguments(parser) -> None:
     parser.add_argument("input", type=Path)
     parser.add_argument("output", type=Path, help="*.png, or *.dcm for a DICOM input (a PNG input cannot give a DICOM)")
-    parser.add_argument("--model", type=Path, default=None,
-                        help="a model directory or a folder of iter1, iter2, ... (default: the model set shipped with the package, "
-                             "see its MODEL_CARD.md)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="a model directory or a folder of iter1, iter2, ... (default: the model set shipped with the package, "
+        "see its MODEL_CARD.md)",
+    )
     parser.add_argument("--iterations", type=int, default=None, help="apply only the first N iterations")
     add_settings_argument(parser, "enhance")
 
@@ -33,14 +37,25 @@ def model_dirs(path: Path | None) -> list[Path]:
     path = SHIPPED_MODELS if path is None else Path(path)
     if (path / "model.json").is_file():
         return [path]
-    found = sorted((p for p in path.glob("iter*") if (p / "model.json").is_file()), key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 0)
+    found = sorted(
+        (p for p in path.glob("iter*") if (p / "model.json").is_file()),
+        key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 0,
+    )
     if not found:
         raise XvertnetError(f"{path}: no model.json here and no iter*/model.json below")
     return found
 
 
-def enhance_image(chain, image, *, iterations: int | None = None, tile: int = 512, overlap: int = 64, native_radius: int = 4,
-                  native_eps: float = 1e-4) -> tuple:
+def enhance_image(
+    chain,
+    image,
+    *,
+    iterations: int | None = None,
+    tile: int = 512,
+    overlap: int = 64,
+    native_radius: int = 4,
+    native_eps: float = 1e-4,
+) -> tuple:
     """Enhance one image in [0, 1] with a loaded :class:`~xvertnet.inference.Chain`; the output has the input's size.
 
     Returns (enhanced float32 image, description of what was done).
@@ -55,18 +70,37 @@ def enhance_image(chain, image, *, iterations: int | None = None, tile: int = 51
     burned_in = burned_in_mask(canonical)
     filled = fill_burned_in(canonical, burned_in)
     enhanced = chain.run(filled, iterations=iterations, tile=tile, overlap=overlap)
-    description = {"software": "xvertnet", **chain.describe(), "iterations_applied": iterations or len(chain.models),
-                   "burned_in_pixels": int(burned_in.sum())}
+    description = {
+        "software": "xvertnet",
+        **chain.describe(),
+        "iterations_applied": iterations or len(chain.models),
+        "burned_in_pixels": int(burned_in.sum()),
+    }
     if enhanced.shape != image.shape:
         enhanced = native_resolution(image, filled, enhanced, radius=native_radius, eps=native_eps, keep=burned_in)
-        description["native_resolution"] = {"working_height": canonical.shape[0], "radius": native_radius, "eps": native_eps}
+        description["native_resolution"] = {
+            "working_height": canonical.shape[0],
+            "radius": native_radius,
+            "eps": native_eps,
+        }
     else:
         enhanced = restore_burned_in(enhanced, canonical, filled)
     return enhanced, description
 
 
-def enhance_file(model_folders, in_path, out_path, *, iterations: int | None = None, device: str = "auto", precision: str = "auto",
-                 tile: int = 512, overlap: int = 64, native_radius: int = 4, native_eps: float = 1e-4) -> dict:
+def enhance_file(
+    model_folders,
+    in_path,
+    out_path,
+    *,
+    iterations: int | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    tile: int = 512,
+    overlap: int = 64,
+    native_radius: int = 4,
+    native_eps: float = 1e-4,
+) -> dict:
     """Enhance one image file; the output has the input's size. Returns what was recorded."""
     from ..inference import Chain
     from ..readers import flat_image_reason, read_image
@@ -81,8 +115,15 @@ def enhance_file(model_folders, in_path, out_path, *, iterations: int | None = N
     if flat:
         raise InputImageError(in_path, f"{flat}, nothing to enhance")
     chain = Chain(model_folders, device=device, precision=precision)
-    enhanced, description = enhance_image(chain, image, iterations=iterations, tile=tile, overlap=overlap,
-                                          native_radius=native_radius, native_eps=native_eps)
+    enhanced, description = enhance_image(
+        chain,
+        image,
+        iterations=iterations,
+        tile=tile,
+        overlap=overlap,
+        native_radius=native_radius,
+        native_eps=native_eps,
+    )
     if out_path.suffix.lower() in (".dcm", ".dicom"):
         write_derived_dicom(in_path, enhanced, out_path, description)
     else:
@@ -94,8 +135,19 @@ def run(args) -> int:
     from ..inference import EnhanceSettings
 
     settings = EnhanceSettings.from_config(load_settings(args.settings))
-    description = enhance_file(model_dirs(args.model), args.input, args.output, iterations=args.iterations, device=settings.device,
-                               precision=settings.precision, tile=settings.tile, overlap=settings.overlap, native_radius=settings.native_radius,
-                               native_eps=settings.native_eps)
-    logging.getLogger("xvertnet").info("enhanced %s -> %s with %d iteration(s)", args.input, args.output, description["iterations_applied"])
+    description = enhance_file(
+        model_dirs(args.model),
+        args.input,
+        args.output,
+        iterations=args.iterations,
+        device=settings.device,
+        precision=settings.precision,
+        tile=settings.tile,
+        overlap=settings.overlap,
+        native_radius=settings.native_radius,
+        native_eps=settings.native_eps,
+    )
+    logging.getLogger("xvertnet").info(
+        "enhanced %s -> %s with %d iteration(s)", args.input, args.output, description["iterations_applied"]
+    )
     return 0

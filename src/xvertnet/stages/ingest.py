@@ -25,6 +25,10 @@ def run(args) -> int:
     if bool(args.images) == bool(args.manifest):
         raise XvertnetError("give either image paths or --manifest, not both or neither")
     entries = read_manifest(args.manifest).to_dict("records") if args.manifest else entries_from_paths(args.images)
-    summary = ingest_entries(entries, args.out, args.rejects, options=ReadOptions.from_config(load_settings(args.settings)))
-    logging.getLogger("xvertnet").info("ingest: %d stored, %d rejected -> %s", summary.stored, summary.rejected, args.out)
+    summary = ingest_entries(
+        entries, args.out, args.rejects, options=ReadOptions.from_config(load_settings(args.settings))
+    )
+    logging.getLogger("xvertnet").info(
+        "ingest: %d stored, %d rejected -> %s", summary.stored, summary.rejected, args.out
+    )
     return 0

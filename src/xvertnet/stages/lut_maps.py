@@ -30,7 +30,9 @@ def run(args) -> int:
             if attrs.get("split", "") not in args.splits:
                 continue
             output, maps = method.maps(arrays["canonical"])
-            lut_maps_figure(arrays["canonical"], output, maps, args.out_dir / f"{image_id}.png", title=f"{image_id}: LUT mapping")
+            lut_maps_figure(
+                arrays["canonical"], output, maps, args.out_dir / f"{image_id}.png", title=f"{image_id}: LUT mapping"
+            )
             count += 1
     logging.getLogger("xvertnet").info("lut_maps: %d figures -> %s", count, args.out_dir)
     return 0

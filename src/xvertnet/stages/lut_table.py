@@ -8,10 +8,15 @@ from pathlib import Path
 
 def add_arguments(parser) -> None:
     parser.add_argument("roi", nargs="+", type=Path, help="ROI shards: the canonical whole images of every split")
-    parser.add_argument("--splits", nargs="+", default=["test"], help="splits of the held-out images (training: split train)")
+    parser.add_argument(
+        "--splits", nargs="+", default=["test"], help="splits of the held-out images (training: split train)"
+    )
     parser.add_argument("--csv", required=True, type=Path, help="one row per method, image and change; .md beside it")
-    parser.add_argument("--settings", help="the config section baselines.lut-mapping as JSON, or @file: the training budget "
-                                           "(steps, batch_size, lr, seed) and the presentation-change ranges of every model")
+    parser.add_argument(
+        "--settings",
+        help="the config section baselines.lut-mapping as JSON, or @file: the training budget "
+        "(steps, batch_size, lr, seed) and the presentation-change ranges of every model",
+    )
     parser.add_argument("--methods", nargs="+", help="a subset of the table's methods")
 
 
@@ -25,12 +30,17 @@ def run(args) -> int:
     log = logging.getLogger("xvertnet")
     method = get_method("lut-mapping", load_settings(args.settings))  # its defaults are the one source of these values
     params = method.params
-    settings = LutTableSettings(steps=params["steps"], batch_size=params["batch_size"], lr=params["lr"], seed=params["seed"])
+    settings = LutTableSettings(
+        steps=params["steps"], batch_size=params["batch_size"], lr=params["lr"], seed=params["seed"]
+    )
     change = method.presentation_change()
     # Trained on the training split's whole canonical images (the paper trained on whole radiographs), scored on the
     # held-out splits' ones: the same kind of image on both sides.
-    whole = [(attrs.get("split", ""), image_id, arrays["canonical"]) for shard in args.roi
-             for image_id, arrays, attrs in iter_items(shard, names=["canonical"])]
+    whole = [
+        (attrs.get("split", ""), image_id, arrays["canonical"])
+        for shard in args.roi
+        for image_id, arrays, attrs in iter_items(shard, names=["canonical"])
+    ]
     crops = common_shape([image for split, _, image in whole if split == "train"])
     images = {image_id: image for split, image_id, image in whole if split in args.splits}
     models, seconds = {}, {}

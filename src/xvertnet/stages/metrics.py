@@ -38,19 +38,38 @@ def run(args) -> int:
     del pixels
     errors: dict[str, str] = {}
     details: dict = {}
-    values = measure_all(image, reference255=reference, clean255=reference, params=params, errors=errors, details=details)
+    values = measure_all(
+        image, reference255=reference, clean255=reference, params=params, errors=errors, details=details
+    )
     if details["downsample"] > 1:
         shape = "x".join(map(str, image.shape[::-1]))
         measured = "x".join(map(str, details["measured_shape"][::-1]))
-        log.info("%s: %s pixels, above metrics.max_pixels %d: measured on its %dx%d block mean (%s)", args.image, shape,
-                 params.max_pixels, details["downsample"], details["downsample"], measured)
+        log.info(
+            "%s: %s pixels, above metrics.max_pixels %d: measured on its %dx%d block mean (%s)",
+            args.image,
+            shape,
+            params.max_pixels,
+            details["downsample"],
+            details["downsample"],
+            measured,
+        )
     if errors and flat:
         log.warning("%s: %s %s NaN (%s)", args.image, ", ".join(errors), "is" if len(errors) == 1 else "are", flat)
     elif errors:
         log.warning("%s: %s", args.image, "; ".join(f"{name} is NaN ({reason})" for name, reason in errors.items()))
     if args.json:
-        print(json.dumps({"image": str(args.image), "reference": str(args.reference) if args.reference else None,
-                          "measures": values, "params": params.record(), **details}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "image": str(args.image),
+                    "reference": str(args.reference) if args.reference else None,
+                    "measures": values,
+                    "params": params.record(),
+                    **details,
+                },
+                indent=2,
+            )
+        )
     else:
         for name, value in values.items():
             print(f"{name:>10}  {value:.6g}")

@@ -28,9 +28,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--present", required=True, type=Path, help="folder of signal-present images")
     parser.add_argument("--absent", required=True, type=Path, help="folder of signal-absent images")
     parser.add_argument("--location", help="the signal's centre as ROW,COLUMN in pixels (default: the image centre)")
-    parser.add_argument("--size", type=int, default=64, help="side of the patch the observers read, pixels (default 64)")
+    parser.add_argument(
+        "--size", type=int, default=64, help="side of the patch the observers read, pixels (default 64)"
+    )
     parser.add_argument("--channels", choices=("gabor", "laguerre-gauss"), default="gabor", help="the CHO's channels")
-    parser.add_argument("--internal-noise", type=float, default=1.0, help="CHO internal noise, share of external (default 1)")
+    parser.add_argument(
+        "--internal-noise", type=float, default=1.0, help="CHO internal noise, share of external (default 1)"
+    )
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
     parser.add_argument("--json", action="store_true", help="print JSON")
 
@@ -81,19 +85,32 @@ def run(args) -> int:
             location = ()
         if len(location) != 2:
             raise InvalidValueError(f"--location must be ROW,COLUMN in pixels, got '{args.location}'")
-    settings = ObserverSettings(patch_px=args.size, channels=args.channels, internal_noise=args.internal_noise,
-                                bootstrap=args.bootstrap)
+    settings = ObserverSettings(
+        patch_px=args.size, channels=args.channels, internal_noise=args.internal_noise, bootstrap=args.bootstrap
+    )
     present, shape = read_patches(_images(args.present), location, args.size)
     absent, absent_shape = read_patches(_images(args.absent), location, args.size)
     if absent_shape != shape:
         raise InputImageError(args.absent, f"images are {absent_shape}, the signal-present ones {shape}")
     found = assess(present, absent, settings)
     if args.json:
-        print(json.dumps({"present": str(args.present), "absent": str(args.absent), "patch_px": args.size,
-                          "location": list(location) if location else "centre", "observers": found}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "present": str(args.present),
+                    "absent": str(args.absent),
+                    "patch_px": args.size,
+                    "location": list(location) if location else "centre",
+                    "observers": found,
+                },
+                indent=2,
+            )
+        )
     else:
         for name, row in found.items():
-            print(f"{name:>5}  AUC {row['auc']:.3f} ({row['auc_low']:.3f}-{row['auc_high']:.3f})  "
-                  f"d' {row['dprime']:.3f} ({row['dprime_low']:.3f}-{row['dprime_high']:.3f})  "
-                  f"n {row['n_present']}+{row['n_absent']}")
+            print(
+                f"{name:>5}  AUC {row['auc']:.3f} ({row['auc_low']:.3f}-{row['auc_high']:.3f})  "
+                f"d' {row['dprime']:.3f} ({row['dprime_low']:.3f}-{row['dprime_high']:.3f})  "
+                f"n {row['n_present']}+{row['n_absent']}"
+            )
     return 0

@@ -19,6 +19,8 @@ def run(args) -> int:
     from ..prep import prep_shard
     from ..preprocess import PrepParams
 
-    count = prep_shard(args.roi, args.out, PrepParams.from_config(load_settings(args.settings)), figure_dir=args.figure_dir)
+    count = prep_shard(
+        args.roi, args.out, PrepParams.from_config(load_settings(args.settings)), figure_dir=args.figure_dir
+    )
     logging.getLogger("xvertnet").info("prep: %d images -> %s", count, args.out)
     return 0

@@ -37,7 +37,9 @@ def publish_model(files, out_dir) -> list[Path]:
                 raise XvertnetError(f"{path}: not a readable model record ({error}); nothing published") from error
             recorded = record.get("model_sha256") if isinstance(record, dict) else None
             if recorded and weights and sha256_file(weights[0]) != recorded:
-                raise XvertnetError(f"{weights[0]}: sha256 differs from the model_sha256 of {path.name}; nothing published")
+                raise XvertnetError(
+                    f"{weights[0]}: sha256 differs from the model_sha256 of {path.name}; nothing published"
+                )
     out_dir.mkdir(parents=True, exist_ok=True)
     published = []
     for path in files:

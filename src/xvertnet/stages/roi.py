@@ -19,6 +19,8 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from ..roi import RoiSettings, roi_shard
 
-    stored, rejected = roi_shard(args.ingest, args.out, args.qc_dir, RoiSettings.from_config(load_settings(args.settings)), args.rejects)
+    stored, rejected = roi_shard(
+        args.ingest, args.out, args.qc_dir, RoiSettings.from_config(load_settings(args.settings)), args.rejects
+    )
     logging.getLogger("xvertnet").info("roi: %d images, %d rejected -> %s", stored, rejected, args.out)
     return 0

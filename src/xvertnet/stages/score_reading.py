@@ -27,7 +27,9 @@ def run(args) -> int:
     try:
         trials = pd.read_csv(args.trials, dtype={"trial": str})
     except (OSError, ValueError, pd.errors.ParserError) as error:
-        raise InputImageError(args.trials, f"not the reading page's trials.csv ({' '.join(str(error).split())})") from None
+        raise InputImageError(
+            args.trials, f"not the reading page's trials.csv ({' '.join(str(error).split())})"
+        ) from None
     if "present_side" not in trials.columns:
         raise InputImageError(args.trials, "not the reading page's trials.csv: no column 'present_side'")
     scores = score_answers(read_answers(args.answers), trials, bootstrap=args.bootstrap)
@@ -35,8 +37,13 @@ def run(args) -> int:
         print(json.dumps(scores.to_dict(orient="records"), indent=2))
     else:
         for row in scores.itertuples():
-            extra = f"  vs original {row.vs_original:+.3f} (p {row.vs_original_p:.2f})" if hasattr(row, "vs_original") \
-                and row.vs_original == row.vs_original else ""
-            print(f"{row.method:>14}  PC {row.pc:.3f} ({row.pc_low:.3f}-{row.pc_high:.3f})  d' {row.dprime:.2f}  "
-                  f"n {row.trials}{extra}")
+            extra = (
+                f"  vs original {row.vs_original:+.3f} (p {row.vs_original_p:.2f})"
+                if hasattr(row, "vs_original") and row.vs_original == row.vs_original
+                else ""
+            )
+            print(
+                f"{row.method:>14}  PC {row.pc:.3f} ({row.pc_low:.3f}-{row.pc_high:.3f})  d' {row.dprime:.2f}  "
+                f"n {row.trials}{extra}"
+            )
     return 0

@@ -14,7 +14,9 @@ from ..settings import add_settings_argument, load_settings
 
 def add_arguments(parser) -> None:
     parser.add_argument("enhanced", nargs="+", type=Path, help="the method's enhanced shards (every data set)")
-    parser.add_argument("--roi", nargs="+", required=True, type=Path, help="the ROI shard of each enhanced shard, in the same order")
+    parser.add_argument(
+        "--roi", nargs="+", required=True, type=Path, help="the ROI shard of each enhanced shard, in the same order"
+    )
     parser.add_argument("--method", required=True)
     parser.add_argument("--out", required=True, type=Path, help="per-ROI CSV")
     add_settings_argument(parser, "segmentation_task")

@@ -19,5 +19,7 @@ def run(args) -> int:
 
     settings = ShardSettings.from_config(load_settings(args.settings))
     written = split_into_shards(args.manifest, args.out_dir, shard_size=settings.shard_size)
-    logging.getLogger("xvertnet").info("%d shards of up to %d images in %s", len(written), settings.shard_size, args.out_dir)
+    logging.getLogger("xvertnet").info(
+        "%d shards of up to %d images in %s", len(written), settings.shard_size, args.out_dir
+    )
     return 0

@@ -9,12 +9,23 @@ from ..settings import load_settings
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("prep_shards", nargs="+", type=Path,
-                        help="prep shards of every data set (results/<dataset>/prep/<shard>.h5): the held-out images")
-    parser.add_argument("--train-shards", nargs="*", type=Path, default=[],
-                        help="prep shards of the data sets models train on (not the enhance_only ones): the training crops")
+    parser.add_argument(
+        "prep_shards",
+        nargs="+",
+        type=Path,
+        help="prep shards of every data set (results/<dataset>/prep/<shard>.h5): the held-out images",
+    )
+    parser.add_argument(
+        "--train-shards",
+        nargs="*",
+        type=Path,
+        default=[],
+        help="prep shards of the data sets models train on (not the enhance_only ones): the training crops",
+    )
     parser.add_argument("--manifests", required=True, help="{dataset: manifest path} as JSON, or @file")
-    parser.add_argument("--settings", help="the config section baselines (srcnn, vdsr, vdsr-dehaze, zssr) as JSON, or @file")
+    parser.add_argument(
+        "--settings", help="the config section baselines (srcnn, vdsr, vdsr-dehaze, zssr) as JSON, or @file"
+    )
     parser.add_argument("--splits", nargs="+", default=["test"], help="held-out splits scored")
     parser.add_argument("--out-dir", required=True, type=Path)
 
@@ -29,7 +40,9 @@ def run(args) -> int:
     crops = training_crops(args.train_shards)
     rois = held_out_rois(shards_by_dataset(args.prep_shards, manifests), manifests, set(args.splits))
     if not crops or not rois:
-        raise XvertnetError(f"sr_table: needs training crops and held-out clean or real ROIs, got {len(crops)} and {len(rois)}")
+        raise XvertnetError(
+            f"sr_table: needs training crops and held-out clean or real ROIs, got {len(crops)} and {len(rois)}"
+        )
     summary = write_tables(crops, rois, load_settings(args.settings), args.out_dir)
     logging.getLogger("xvertnet").info("sr_table: %s -> %s", summary, args.out_dir)
     return 0

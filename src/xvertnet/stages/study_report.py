@@ -29,14 +29,32 @@ def run(args) -> int:
     settings = StudySettings.from_config(load_settings(args.settings))
     entries = load_settings(args.entries)
     per_roi = pd.read_csv(args.per_roi)
-    manifests = {dataset: pd.read_csv(path, keep_default_na=False) for dataset, path in load_settings(args.manifests).items()}
-    spikes = {entry: sum(len(json.loads(Path(path).read_text()).get("validation_spikes", [])) for path in paths)
-              for entry, paths in load_settings(args.models).items() if paths}
-    chosen = write_study(per_roi, manifests, args.out_dir, entries=list(entries), references=list(settings.references), settings=entries,
-                         enhanced=shards_by_method(args.enhanced), select_split=settings.select_split,
-                         select_conditions=list(settings.select_conditions), report_split=settings.report_split,
-                         paper_entry=args.paper_entry, score=settings.score, spikes=spikes,
-                         patient_independent=settings.patient_independent, nested=settings.nested,
-                         do_no_harm=list(settings.do_no_harm), harm_tolerance=settings.harm_tolerance)
+    manifests = {
+        dataset: pd.read_csv(path, keep_default_na=False) for dataset, path in load_settings(args.manifests).items()
+    }
+    spikes = {
+        entry: sum(len(json.loads(Path(path).read_text()).get("validation_spikes", [])) for path in paths)
+        for entry, paths in load_settings(args.models).items()
+        if paths
+    }
+    chosen = write_study(
+        per_roi,
+        manifests,
+        args.out_dir,
+        entries=list(entries),
+        references=list(settings.references),
+        settings=entries,
+        enhanced=shards_by_method(args.enhanced),
+        select_split=settings.select_split,
+        select_conditions=list(settings.select_conditions),
+        report_split=settings.report_split,
+        paper_entry=args.paper_entry,
+        score=settings.score,
+        spikes=spikes,
+        patient_independent=settings.patient_independent,
+        nested=settings.nested,
+        do_no_harm=list(settings.do_no_harm),
+        harm_tolerance=settings.harm_tolerance,
+    )
     logging.getLogger("xvertnet").info("study of %d entries -> %s; recommended: %s", len(entries), args.out_dir, chosen)
     return 0

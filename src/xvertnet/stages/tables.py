@@ -10,12 +10,16 @@ from ..settings import add_settings_argument, load_settings
 
 def add_arguments(parser) -> None:
     parser.add_argument("per_roi", type=Path)
-    parser.add_argument("--csv", required=True, type=Path, help="comparison table (CSV); .md and .tex are written beside it")
+    parser.add_argument(
+        "--csv", required=True, type=Path, help="comparison table (CSV); .md and .tex are written beside it"
+    )
     parser.add_argument("--boxplots", required=True, type=Path)
     parser.add_argument("--panel", required=True, type=Path)
     parser.add_argument("--whole-panel", type=Path, help="whole images of every method at one window (PNG)")
     parser.add_argument("--enhanced", nargs="*", type=Path, default=[], help="enhanced shards for the panel")
-    parser.add_argument("--manifests", default="{}", help="JSON object data set -> manifest CSV (the panel's choice of images)")
+    parser.add_argument(
+        "--manifests", default="{}", help="JSON object data set -> manifest CSV (the panel's choice of images)"
+    )
     add_settings_argument(parser, "metrics")
 
 
@@ -23,7 +27,6 @@ def run(args) -> int:
     import pandas as pd
 
     from ..errors import XvertnetError
-
     from ..evaluate import shards_by_method
     from ..report import box_plots, panel_image_ids, visual_panel, whole_image_panel
     from ..stats import TableSettings, compare, reference_method, undefined_measures, write_comparison_tables
@@ -35,15 +38,23 @@ def run(args) -> int:
     except pd.errors.EmptyDataError:
         per_roi = pd.DataFrame(columns=["split"])
     if not per_roi["split"].isin(splits).any():
-        raise XvertnetError(f"{args.per_roi}: no measured ROI in splits {list(splits)} (metrics.table_splits); "
-                            "put images in those splits in the manifest")
+        raise XvertnetError(
+            f"{args.per_roi}: no measured ROI in splits {list(splits)} (metrics.table_splits); "
+            "put images in those splits in the manifest"
+        )
     reference = reference_method(per_roi["method"].unique())
     statistics = compare(per_roi, reference=reference, splits=splits)
     stem = args.csv.with_suffix("")
-    crops = sorted(per_roi.loc[per_roi["protocol"].eq("crops"), "method"].unique()) if "protocol" in per_roi.columns else []
-    write_comparison_tables(statistics, stem, reference=reference, undefined=undefined_measures(per_roi, splits), crops=crops)
+    crops = (
+        sorted(per_roi.loc[per_roi["protocol"].eq("crops"), "method"].unique()) if "protocol" in per_roi.columns else []
+    )
+    write_comparison_tables(
+        statistics, stem, reference=reference, undefined=undefined_measures(per_roi, splits), crops=crops
+    )
     box_plots(per_roi, args.boxplots, splits=splits)
-    manifests = {dataset: pd.read_csv(path, keep_default_na=False) for dataset, path in load_settings(args.manifests).items()}
+    manifests = {
+        dataset: pd.read_csv(path, keep_default_na=False) for dataset, path in load_settings(args.manifests).items()
+    }
     image_ids = panel_image_ids(per_roi, manifests, splits=splits, count=settings.panel_images)
     shown = per_roi[per_roi["split"].isin(splits)]
     visual_panel(shards_by_method(args.enhanced), args.panel, image_ids=image_ids, values=shown)

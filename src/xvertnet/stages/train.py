@@ -21,7 +21,13 @@ def run(args) -> int:
 
     config = TrainConfig.from_config(load_settings(args.settings))
     summary = train_iteration(args.data, args.out_dir, config, iteration=args.iteration, progress=not args.no_progress)
-    logging.getLogger("xvertnet").info("train: iteration %d, %d epochs, best epoch %d (val %.5f), %.0f s -> %s", args.iteration,
-                                       summary["epochs"], summary["best_epoch"], summary["best_val_loss"], summary["training_seconds"],
-                                       args.out_dir)
+    logging.getLogger("xvertnet").info(
+        "train: iteration %d, %d epochs, best epoch %d (val %.5f), %.0f s -> %s",
+        args.iteration,
+        summary["epochs"],
+        summary["best_epoch"],
+        summary["best_val_loss"],
+        summary["training_seconds"],
+        args.out_dir,
+    )
     return 0

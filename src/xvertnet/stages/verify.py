@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("folders", nargs="*", type=Path, default=[Path("results")], help="folders to walk (default: results)")
+    parser.add_argument(
+        "folders", nargs="*", type=Path, default=[Path("results")], help="folders to walk (default: results)"
+    )
 
 
 def check_shard(path: Path, hashes: dict) -> tuple[list[str], bool]:
@@ -58,8 +60,10 @@ def check_shard(path: Path, hashes: dict) -> tuple[list[str], bool]:
                 findings.append(f"damaged: {path}: {damaged_reason(name.removeprefix('items/'), error, path)}")
         inputs = decode_attr(handle.attrs.get("inputs_sha256", "{}")) or {}
     if changed and not findings:  # damage the arrays' checksums do not cover (attributes, scalars, free space)
-        findings.append(f"damaged: {path}: its content differs from the sha256 recorded beside it when it was written "
-                        f"({content_hash_path(path).name}); rebuild it: snakemake --force {path}")
+        findings.append(
+            f"damaged: {path}: its content differs from the sha256 recorded beside it when it was written "
+            f"({content_hash_path(path).name}); rebuild it: snakemake --force {path}"
+        )
     for source, recorded in inputs.items():
         source_path = Path(source)
         if not source_path.is_file():
@@ -67,8 +71,10 @@ def check_shard(path: Path, hashes: dict) -> tuple[list[str], bool]:
         if source_path not in hashes:
             hashes[source_path] = sha256_file(source_path)
         if hashes[source_path] != recorded:
-            findings.append(f"stale: {path}: its input {source} changed after it was written (sha256 {recorded[:12]}... "
-                            f"recorded, {hashes[source_path][:12]}... now); rebuild it: snakemake --force {path}")
+            findings.append(
+                f"stale: {path}: its input {source} changed after it was written (sha256 {recorded[:12]}... "
+                f"recorded, {hashes[source_path][:12]}... now); rebuild it: snakemake --force {path}"
+            )
     return findings, checksummed
 
 
@@ -83,8 +89,10 @@ def check_model(folder: Path) -> list[str]:
     if not weights.is_file():
         return [f"damaged: {folder}: model.json without model.pt"]
     if recorded and sha256_file(weights) != recorded:
-        return [f"damaged: {weights}: sha256 differs from model.json (a damaged, partial or swapped copy); retrain or "
-                f"republish it: snakemake --force {metadata_path}"]
+        return [
+            f"damaged: {weights}: sha256 differs from model.json (a damaged, partial or swapped copy); retrain or "
+            f"republish it: snakemake --force {metadata_path}"
+        ]
     return []
 
 
@@ -96,8 +104,10 @@ def check_recorded(path: Path) -> list[str]:
     recorded = recorded_content_hash(path)
     if recorded is None or sha256_file(path) == recorded:
         return []
-    return [f"damaged: {path}: its content differs from the sha256 recorded beside it when it was written "
-            f"({content_hash_path(path).name}); rebuild it: snakemake --force {path}"]
+    return [
+        f"damaged: {path}: its content differs from the sha256 recorded beside it when it was written "
+        f"({content_hash_path(path).name}); rebuild it: snakemake --force {path}"
+    ]
 
 
 def check_png(path: Path) -> list[str]:
@@ -108,8 +118,10 @@ def check_png(path: Path) -> list[str]:
         with Image.open(path) as image:
             image.verify()
     except Exception as error:  # noqa: BLE001 - PIL raises SyntaxError, OSError, ValueError for a broken file
-        return [f"damaged: {path}: not a readable PNG ({' '.join(str(error).split()) or type(error).__name__}); "
-                f"rebuild it: snakemake --force {path}"]
+        return [
+            f"damaged: {path}: not a readable PNG ({' '.join(str(error).split()) or type(error).__name__}); "
+            f"rebuild it: snakemake --force {path}"
+        ]
     return []
 
 
@@ -141,8 +153,17 @@ def run(args) -> int:
     for line in findings:
         print(line)
     if unchecked:
-        log.info("%d shard(s) were written without checksums (an older version): read in full, compression errors only",
-                 len(unchecked))
-    log.info("verified %d shard(s), %d model(s), %d recorded table(s) and %d PNG(s) in %.1f s: %d finding(s)", shards, models,
-             recorded, pngs, time.perf_counter() - start, len(findings))
+        log.info(
+            "%d shard(s) were written without checksums (an older version): read in full, compression errors only",
+            len(unchecked),
+        )
+    log.info(
+        "verified %d shard(s), %d model(s), %d recorded table(s) and %d PNG(s) in %.1f s: %d finding(s)",
+        shards,
+        models,
+        recorded,
+        pngs,
+        time.perf_counter() - start,
+        len(findings),
+    )
     return 1 if findings else 0

@@ -71,7 +71,9 @@ def measure(image: np.ndarray, levels: np.ndarray, twin: np.ndarray | None) -> d
     for name in ("displayed_contrast", "displayed_cnr", "displayed_saturation"):
         values = [values[name] for values in per_level.values()]
         found[name] = float(np.mean(values)) if values else float("nan")
-    found["levels"] = {int(level): {key: round(value, 5) for key, value in values.items()} for level, values in per_level.items()}
+    found["levels"] = {
+        int(level): {key: round(value, 5) for key, value in values.items()} for level, values in per_level.items()
+    }
     return found
 
 
@@ -91,8 +93,10 @@ def run(args) -> int:
             if partners[name].shape != image.shape:
                 raise InputImageError(path, f"shape {partners[name].shape} differs from {args.image} {image.shape}")
     if "twin" not in partners:
-        log.warning("%s: no --twin, so cnr, edge and displayed_cnr are NaN (they need the noise at a vertebral body's scale)",
-                    args.image)
+        log.warning(
+            "%s: no --twin, so cnr, edge and displayed_cnr are NaN (they need the noise at a vertebral body's scale)",
+            args.image,
+        )
     found = measure(image, levels, partners.get("twin"))
     if "original" in partners:
         original = measure(partners["original"], levels, partners.get("original_twin"))
