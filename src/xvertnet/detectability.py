@@ -381,6 +381,7 @@ def run_study(out_dir, settings: DetectabilitySettings, demo=None) -> dict:
         "images_and_methods": round(enhanced, 1),
         "total": round(time.perf_counter() - started, 1),
     }
+    validation["produced_by"] = produced_by()
     validation["images_per_method"] = int(
         len(settings.patients)
         * settings.realisations
@@ -440,6 +441,33 @@ def reanalyse(out_dir, settings: DetectabilitySettings) -> pd.DataFrame:
     return table
 
 
+def produced_by() -> dict:
+    """The commit (when run from a git checkout) and the machine a result came from."""
+    import os
+    import platform
+    import subprocess
+
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=Path(__file__).parent,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    from .device import select_device
+
+    device = select_device("auto")
+    return {
+        "commit": commit or "unknown",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+        "device": str(device),
+    }
+
+
 def _dprime_summary(table: pd.DataFrame) -> dict:
     part = table[(table["region"] == "all")]
     return {f"{row.observer} {row.kind}-g{row.grade}": round(float(row.dprime), 3) for row in part.itertuples()}
@@ -476,8 +504,12 @@ def headline(table: pd.DataFrame, *, references=("original", CLAHE_REFERENCE)) -
 
 def detectability_markdown(table: pd.DataFrame, settings: DetectabilitySettings, validation: dict) -> str:
     """The detectability table: per lesion and region, each method's AUC (95 % CI) for each observer."""
+    source = validation.get("produced_by", {})
     lines = [
         "# Fracture detectability per method",
+        "",
+        f"Made by `xvertnet detectability` at commit {source.get('commit', 'unknown')} on {source.get('machine', '?')} "
+        f"({source.get('device', '?')}); run time {validation.get('timing_s', {}).get('total', '?')} s.",
         "",
         f"Held-out CT patients {', '.join(settings.patients)}; {settings.realisations} noise realisations per image; "
         f"{validation['cases']['present']} signal-present and {validation['cases']['absent']} signal-absent patches "
