@@ -21,26 +21,15 @@ def synthetic_study(seed=0, size=32):
         for level in range(6):
             region = "behind_heart" if level % 2 else "above_heart"
             for realisation in range(8):
-                rows.append(
-                    {
-                        "patient": patient,
-                        "level": level,
-                        "region": region,
-                        "realisation": realisation,
-                        "present": False,
-                        "kind": "",
-                        "grade": 0,
-                    }
-                )
-                for kind in ("wedge", "biconcave"):
-                    for grade in (1, 2):
+                for kind in ("wedge", "biconcave"):  # a signal-absent patch where each type of lesion would be
+                    for grade in (0, 1, 2):
                         rows.append(
                             {
                                 "patient": patient,
                                 "level": level,
                                 "region": region,
                                 "realisation": realisation,
-                                "present": True,
+                                "present": grade > 0,
                                 "kind": kind,
                                 "grade": grade,
                             }

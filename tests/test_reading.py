@@ -33,7 +33,7 @@ def study_patches(count=10, seed=0):
                         "region": "behind_heart",
                         "realisation": realisation,
                         "present": present,
-                        "kind": "wedge" if present else "",
+                        "kind": "wedge",
                         "grade": 2 if present else 0,
                     }
                 )

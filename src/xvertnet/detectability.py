@@ -18,7 +18,8 @@ level in view whose body lies whole in the CT:
    the demo's images are made.
 3. **Methods.** Every method enhances every image whole, as a user would (XVertNet through
    ``xvertnet enhance``'s path, at its working height with detail carried back to full size).
-4. **Observers.** Around each level's projected centre (location known exactly) a patch of the
+4. **Observers.** Around the lesion's place (location known exactly: the centroid of the lesion's
+   projected change at the highest grade; a signal-absent image is read at the same place) a patch of the
    *displayed* image (one window, 8 bits) goes to the channelized Hotelling and the
    non-prewhitening-with-eye-filter observers (:mod:`xvertnet.observer`); templates are trained on
    even realisations and tested on odd ones, and the other way round. AUC and d' per method,
@@ -72,7 +73,7 @@ class DetectabilitySettings(FromConfig):
 
     #: Held-out CT patients (lidc0001 trained the shipped model).
     patients: tuple[str, ...] = ("tschest", "lung1", "lung2")
-    realisations: int = 8
+    realisations: int = 12
     kinds: tuple[str, ...] = FRACTURE_TYPES
     grades: tuple[int, ...] = (1, 2)
     stride: int = 3
@@ -132,7 +133,7 @@ class PatientScene:
 
     patient: str
     line_integral: np.ndarray
-    levels: dict[int, dict]  # level -> {"centre": (row, col), "region": str, "index": i}
+    levels: dict[int, dict]  # level -> {"centre": (row, col), "lesion_centre": {kind: (row, col)}, "region", "index"}
     differences: dict[tuple[int, str, int], np.ndarray]  # (level, kind, grade) -> dP
     examples: dict
 
@@ -191,6 +192,9 @@ def patient_scene(patient: str, settings: DetectabilitySettings, demo) -> Patien
                 )
                 if grade == max(settings.grades) and level == _example_level(found) and kind not in examples:
                     examples[kind] = {"before": mu[box].copy(), "after": values, "box": box, "level": level}
+            # where the lesion is (location known exactly): the centroid of its projected change at the highest grade
+            change = np.abs(differences[(level, kind, max(settings.grades))])
+            found[level].setdefault("lesion_centre", {})[kind] = tuple(float(c) for c in ndimage.center_of_mass(change))
     log.info(
         "%s: %d levels (%s), %d lesions projected",
         patient,
@@ -264,15 +268,16 @@ def collect_patches(
         for image, lesion, chosen, r in scene_images(
             scene, settings, acquisition, (p_index, int(round(dose_factor * 1000)))
         ):
+            # a signal-absent image is read where each type of lesion would be; a signal-present one where its lesion is
+            places = [(level, kind) for kind in ([lesion[0]] if lesion else settings.kinds) for level in chosen]
             for name, enhance in enhancers.items():
                 shown = displayed(enhance(image))
-                for level in chosen:  # displayed values are k / 255 exactly: kept as 8-bit
-                    patches[name].append(
-                        np.rint(patch(shown, scene.levels[level]["centre"], size) * 255.0).astype(np.uint8)
-                    )
+                for level, kind in places:  # displayed values are k / 255 exactly: kept as 8-bit
+                    centre = scene.levels[level]["lesion_centre"][kind]
+                    patches[name].append(np.rint(patch(shown, centre, size) * 255.0).astype(np.uint8))
                 if examples is not None and r == 0 and p_index == 0 and _example_level(scene.levels) in chosen:
                     examples.setdefault(name, {})["absent" if lesion is None else f"{lesion[0]}-g{lesion[1]}"] = shown
-            for level in chosen:
+            for level, kind in places:
                 rows.append(
                     {
                         "patient": scene.patient,
@@ -280,7 +285,7 @@ def collect_patches(
                         "region": scene.levels[level]["region"],
                         "realisation": r,
                         "present": lesion is not None,
-                        "kind": lesion[0] if lesion else "",
+                        "kind": kind,
                         "grade": lesion[1] if lesion else 0,
                     }
                 )
@@ -292,8 +297,8 @@ def analyse(
 ):
     """AUC and d' per method, observer, lesion and region, and paired differences against ``references``."""
     rows = []
-    absent = cases.index[~cases["present"]].to_numpy()
     for kind in settings.kinds:
+        absent = cases.index[~cases["present"] & (cases["kind"] == kind)].to_numpy()
         for grade in settings.grades:
             present = cases.index[cases["present"] & (cases["kind"] == kind) & (cases["grade"] == grade)].to_numpy()
             scores = {
