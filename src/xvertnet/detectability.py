@@ -520,8 +520,8 @@ def detectability_markdown(table: pd.DataFrame, settings: DetectabilitySettings,
         f"{validation['cases']['present']} signal-present and {validation['cases']['absent']} signal-absent patches "
         f"({settings.observer.patch_px} px) of displayed images (one window, 8 bits). AUC (95 % CI, bootstrap over "
         "patients and cases); Delta: paired AUC difference against the original (p). cho: channelized Hotelling "
-        f"({settings.observer.channels} channels, internal noise {settings.observer.internal_noise}); npwe: "
-        "non-prewhitening with an eye filter.",
+        f"({settings.observer.channels} channels); npwe: non-prewhitening with an eye filter; both with internal noise "
+        f"of {settings.observer.internal_noise} times the external variance of their decision variable.",
         "",
     ]
     lines += ["## Headline", "", *headline(table), ""]

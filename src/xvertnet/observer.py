@@ -15,14 +15,20 @@ was made from:
   v = U^T g. Channels limit what the observer can use, as the visual system's spatial-frequency
   channels do: Laguerre-Gauss channels (rotationally symmetric; efficient for round signals) or
   Gabor channels (octave bands, four orientations, two phases: human-like, and able to see the
-  horizontal endplate of a fracture). **Internal noise**: every channel output carries
-  independent noise of variance ``internal_noise`` times that channel's external variance (the
-  reader's own noise, Burgess and Colborne 1988), in the template's covariance and, drawn with a
-  fixed seed, in the test scores.
+  horizontal endplate of a fracture).
 * **Non-prewhitening with an eye filter** (``npwe``, Burgess 1994): w = E^T E (<g|present> -
   <g|absent>), E the contrast sensitivity of the eye, E(f) = f^1.3 exp(-c f^2) with its peak at
   ``eye_peak_cpd`` cycles per degree for an image shown at ``display_pixel_mm`` per pixel and
   read from ``viewing_distance_mm``. It ignores the noise's correlations, as humans largely do.
+
+**Internal noise** (the reader's own noise, Burgess and Colborne 1988): each human-like observer's
+test score carries independent Gaussian noise of variance ``internal_noise`` times the variance of
+its external decision variable (measured on its training images), drawn with a fixed seed, the same
+draws for every method. Proportional internal noise at the decision stage lowers d' by about
+1 / sqrt(1 + ``internal_noise``) and widens the intervals, as a reader's inconsistency does; it does not
+reorder methods. (Channel-wise internal noise proportional to each channel's variance, the other
+common model, is not used: with anatomical backgrounds the channels' variance is mostly anatomy the
+Hotelling template cancels, and noise of that size swamps it.)
 
 **Figures of merit.** AUC is the Wilcoxon-Mann-Whitney statistic of the test scores (the area under
 the ROC curve); d' = (mean_present - mean_absent) / sqrt((var_present + var_absent) / 2). For
@@ -71,7 +77,7 @@ class ObserverSettings(FromConfig):
     gabor_frequencies: tuple[float, ...] = (1 / 32, 1 / 16, 1 / 8)
     laguerre_count: int = 6
     laguerre_width_px: float = 14.0
-    #: Internal noise variance per channel, as a share of the channel's external variance.
+    #: Internal noise variance in the decision variable, as a share of its external variance (module docstring).
     internal_noise: float = 1.0
     eye_peak_cpd: float = 4.0
     viewing_distance_mm: float = 500.0
@@ -154,25 +160,12 @@ def patch(image: np.ndarray, centre, size: int) -> np.ndarray:
     return image[np.ix_(rows, columns)]
 
 
-def hotelling_scores(
-    train_present: np.ndarray,
-    train_absent: np.ndarray,
-    test: np.ndarray,
-    *,
-    internal_noise: float = 0.0,
-    rng: np.random.Generator | None = None,
-) -> np.ndarray:
+def hotelling_scores(train_present: np.ndarray, train_absent: np.ndarray, test: np.ndarray) -> np.ndarray:
     """Hotelling scores of ``test`` (rows: samples of the features, pixels or channel outputs) with the template from
-    the training sets; internal noise (module docstring) in the covariance and, with ``rng``, in the scores."""
+    the training sets."""
     difference = train_present.mean(axis=0) - train_absent.mean(axis=0)
-    covariance = 0.5 * (np.cov(train_present, rowvar=False) + np.cov(train_absent, rowvar=False))
-    covariance = np.atleast_2d(covariance)
-    internal = internal_noise * np.diag(np.diag(covariance))
-    template = np.linalg.lstsq(covariance + internal, difference, rcond=None)[0]
-    scores = test @ template
-    if internal_noise > 0 and rng is not None:
-        scores = scores + rng.standard_normal(len(scores)) * np.sqrt(template @ internal @ template)
-    return scores
+    covariance = np.atleast_2d(0.5 * (np.cov(train_present, rowvar=False) + np.cov(train_absent, rowvar=False)))
+    return test @ np.linalg.lstsq(covariance, difference, rcond=None)[0]
 
 
 def npwe_scores(
@@ -243,22 +236,23 @@ def observer_scores(
         if size == settings.patch_px
         else dataclasses.replace(settings, patch_px=size).channel_matrix()
     )
-    rng = np.random.default_rng(settings.seed)
     flat_p, flat_a = patches_present.reshape(len(patches_present), -1), patches_absent.reshape(len(patches_absent), -1)
     eye = eye_filter(size, settings)
     fold_present, fold_absent = np.asarray(fold_present), np.asarray(fold_absent)
-    return {
-        "cho": two_fold_scores(
-            flat_p @ channels.T,
-            flat_a @ channels.T,
-            fold_present,
-            fold_absent,
-            lambda p, a, t: hotelling_scores(p, a, t, internal_noise=settings.internal_noise, rng=rng),
-        ),
+    found = {
+        "cho": two_fold_scores(flat_p @ channels.T, flat_a @ channels.T, fold_present, fold_absent, hotelling_scores),
         "npwe": two_fold_scores(
             patches_present, patches_absent, fold_present, fold_absent, lambda p, a, t: npwe_scores(p, a, t, eye)
         ),
     }
+    if settings.internal_noise > 0:  # scores are in units of the training spread: the variance is internal_noise
+        rng = np.random.default_rng(settings.seed)
+        spread = np.sqrt(settings.internal_noise)
+        found = {
+            name: (p + spread * rng.standard_normal(len(p)), a + spread * rng.standard_normal(len(a)))
+            for name, (p, a) in found.items()
+        }
+    return found
 
 
 def bootstrap_indices(groups_present, groups_absent, repeats: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -33,7 +33,10 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--channels", choices=("gabor", "laguerre-gauss"), default="gabor", help="the CHO's channels")
     parser.add_argument(
-        "--internal-noise", type=float, default=1.0, help="CHO internal noise, share of external (default 1)"
+        "--internal-noise",
+        type=float,
+        default=1.0,
+        help="internal noise variance, share of the decision variable's external variance (default 1)",
     )
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
     parser.add_argument("--json", action="store_true", help="print JSON")
