@@ -112,3 +112,21 @@ def test_detectability_grows_with_grade_and_as_the_square_root_of_dose():
     mild, moderate, moderate_4x = dprime(1, low), dprime(2, low), dprime(2, 4 * low)
     assert 1.0 < mild < moderate
     assert moderate_4x / moderate == pytest.approx(2.0, rel=0.1)
+
+
+def test_the_endplates_are_found_beyond_a_label_that_covers_only_the_middle_of_the_body():
+    """An automatic label stops short of the endplates: the fracture finds them in the CT and moves the real one."""
+    mu, levels = phantom_spine()
+    short = np.where(levels == 2, 0, levels)
+    body = levels == 2
+    bone_slices = np.flatnonzero(body.any(axis=(0, 1)))
+    middle = bone_slices[3:-3]  # the label covers the middle 6 of the body's 12 slices
+    short[:, :, middle] = np.where(body[:, :, middle], 2, short[:, :, middle])
+    box, values, _ = fracture_volume(mu, short, Fracture(2, "wedge", 2), spacing=SPACING)
+    local_l, anterior, posterior = 32 - box[0].start, 33 - box[1].start, 16 - box[1].start
+    level_slices = slice(bone_slices.min() - 2 - box[2].start, bone_slices.max() + 3 - box[2].start)  # with its discs
+    values = values[:, :, level_slices]
+    assert bone_height(values, local_l, posterior) == pytest.approx(12.0, abs=0.1)
+    assert bone_height(values, local_l, anterior) == pytest.approx(12.0 * (1 - GRADE_HEIGHT_LOSS[2]), abs=0.3)
+    top = bone_slices.max() - box[2].start - level_slices.start
+    assert values[local_l, anterior, top] == pytest.approx(DISC, abs=1e-4)  # the real superior endplate went down

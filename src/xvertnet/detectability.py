@@ -45,7 +45,15 @@ import pandas as pd
 
 from .atomic import atomic_path
 from .errors import InvalidValueError
-from .fracture import FRACTURE_TYPES, GRADE_HEIGHT_LOSS, REGIONS, Fracture, fracture_volume, level_region
+from .fracture import (
+    FRACTURE_TYPES,
+    GRADE_HEIGHT_LOSS,
+    REGIONS,
+    Fracture,
+    body_height_mm,
+    fracture_volume,
+    level_region,
+)
 from .observer import (
     OBSERVERS,
     ObserverSettings,
@@ -85,6 +93,8 @@ class DetectabilitySettings(FromConfig):
     validation_doses: tuple[float, ...] = (0.25, 4.0)
     #: Smallest projected body, pixels (levels cut by the field of view are left out).
     min_level_pixels: int = 400
+    #: Vertebral body heights the study accepts, mm (T1 about 14, L3 about 28; an automatic label outside is wrong).
+    body_height_mm: tuple[float, float] = (12.0, 32.0)
     seed: int = 0
     observer: ObserverSettings = ObserverSettings()
 
@@ -171,6 +181,12 @@ def patient_scene(patient: str, settings: DetectabilitySettings, demo) -> Patien
         pixels = projected == level
         if pixels.sum() < settings.min_level_pixels:
             continue
+        height = body_height_mm(mu, thin_levels, level, spacing)
+        if not settings.body_height_mm[0] <= height <= settings.body_height_mm[1]:
+            log.info(
+                "%s: level %d left out: its body is %.0f mm high (merged or partial label)", patient, level, height
+            )
+            continue
         found[level] = {"centre": tuple(float(c) for c in ndimage.center_of_mass(pixels)), "region": regions[level]}
     for index, level in enumerate(sorted(found)):
         found[level]["index"] = index
@@ -178,7 +194,7 @@ def patient_scene(patient: str, settings: DetectabilitySettings, demo) -> Patien
     for level in found:
         for kind in settings.kinds:
             for grade in settings.grades:
-                box, values, _ = fracture_volume(mu, thin_levels, Fracture(level, kind, grade))
+                box, values, _ = fracture_volume(mu, thin_levels, Fracture(level, kind, grade), spacing=spacing)
                 change = values.astype(np.float64) - mu[box]
                 differences[(level, kind, grade)] = cone_sum(
                     change,

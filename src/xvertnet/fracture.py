@@ -15,16 +15,16 @@ takes the middle of its grade's range: :data:`GRADE_HEIGHT_LOSS`.
   its height: the loss of a column is ``loss * (1 - rho^2)``, rho its normalised distance from the
   body's axial centre (1 on the rim), split equally between the superior and inferior endplates.
 
-**Displacement model.** The body is compressed, not cut: in each axial column (fixed left-right
+**Displacement model.** The body is compressed, not cut. In each axial column (fixed left-right
 and antero-posterior position) of the body's footprint, the voxels from the level's inferior to
-its superior endplate (the lowest and the highest slice of its label: automatic labels have ragged
-edges, so a column's own extent is not used) are resampled into the shortened height (linear interpolation along the body axis), so
-the cortex of the endplate moves with it and the trabecular bone is squeezed; the freed height
-is filled with the tissue that lies beyond the endplate in that column (the disc), as the disc
-bulges into a depressed endplate. Bone mass is not conserved: the impaction band of an acute
-fracture (denser bone near the endplate) is not modelled, so the simulated lesion is a pure loss
-of height, the sign most readers look for, and a conservative one. The level map follows the
-same mapping, so the level's label is the fractured body.
+its superior endplate are resampled into the shortened height (linear interpolation along the
+body axis). The cortex of the endplate moves with them and the trabecular bone is squeezed. The
+freed height is filled with the disc beyond the endplate in that column, as a disc bulges into a
+depressed endplate. The endplates are found in the CT, not taken from the label
+(:func:`endplates`): an automatic label covers the thick middle of a body and stops short of
+its endplates. Bone mass is not conserved: the impaction band of an acute fracture (denser bone
+near the endplate) is not modelled, so the simulated lesion is a pure loss of height, the sign
+most readers look for, and a conservative one. The level map follows the same mapping.
 
 The model works on the attenuation volume after thin-slice interpolation (1.5 mm or finer along
 the body axis), so a grade-1 loss (about 5 mm of a 25 mm body) spans several slices.
@@ -99,26 +99,26 @@ def _column_loss(body: np.ndarray, kind: str, loss: float) -> np.ndarray:
 
 
 def fracture_volume(
-    mu: np.ndarray, levels: np.ndarray, fracture: Fracture, *, margin: int = 2
+    mu: np.ndarray, levels: np.ndarray, fracture: Fracture, *, spacing=None, search_mm: float = 12.0, margin: int = 2
 ) -> tuple[tuple[slice, ...], np.ndarray, np.ndarray]:
-    """The fractured body (module docstring): the box it lies in (slices into ``mu``, a margin of slices above and
-    below), the box's new attenuation and new level map. ``mu`` and ``levels`` are not changed."""
+    """The fractured body (module docstring): the box it lies in (slices into ``mu``), the box's new attenuation and
+    new level map. ``mu`` and ``levels`` are not changed. With ``spacing``, the endplates are looked for up to
+    ``search_mm`` beyond the label (:func:`endplates`); without, the label's own extent is taken."""
     mask = levels == fracture.level
     if not mask.any():
         raise InvalidValueError(f"fracture: level {fracture.level} is not in the level map")
-    box = list(ndimage.find_objects(mask.astype(np.int8))[0])
-    box[2] = slice(max(box[2].start - margin, 0), min(box[2].stop + margin, mu.shape[2]))
-    box = tuple(box)
+    reach = 0 if spacing is None else max(1, int(round(search_mm / float(np.asarray(spacing)[2]))))
+    box = _level_box(mask, reach + margin)
     body, values, labels = mask[box], mu[box].astype(np.float64), levels[box]
     new_values, new_labels = values.copy(), labels.copy()
     losses = _column_loss(body, fracture.kind, fracture.height_loss)
     depth = body.shape[2]
     z = np.arange(depth, dtype=np.float64)
-    extent = np.flatnonzero(body.any(axis=(0, 1)))
-    bottom, top = float(extent[0]), float(extent[-1])  # the level's endplates (an automatic label's edge is ragged)
+    footprint = body.any(axis=2)
+    lower, upper, disc_below, disc_above = endplates(values, body, reach)
+    bottom, top = float(lower), float(upper)
     height = top - bottom + 1.0
-    lower, upper = int(extent[0]), int(extent[-1])
-    for l_index, a_index in zip(*np.nonzero(body.any(axis=2))):
+    for l_index, a_index in zip(*np.nonzero(footprint)):
         drop = losses[l_index, a_index] * height
         if drop <= 0:
             continue
@@ -128,13 +128,52 @@ def fracture_volume(
         old = values[l_index, a_index]
         squeezed = np.interp((bottom - 0.5) + (z + 0.0 - floor) * height / (ceiling - floor), z, old)
         share = np.clip(np.minimum(z + 0.5, ceiling) - np.maximum(z - 0.5, floor), 0.0, 1.0)  # of each voxel, body
-        disc_above = old[upper + 1] if upper + 1 < depth else old[upper]
-        disc_below = old[lower - 1] if lower >= 1 else old[lower]
-        beyond = np.where(z > (floor + ceiling) / 2.0, disc_above, disc_below)  # what fills the freed height
+        beyond = np.where(z > (floor + ceiling) / 2.0, old[disc_above], old[disc_below])  # the discs fill what is freed
         span = (z >= lower) & (z <= upper)
         new_values[l_index, a_index, span] = (share * squeezed + (1.0 - share) * beyond)[span]
-        new_labels[l_index, a_index, span & (share < 0.5)] = 0
+        new_labels[l_index, a_index, span & (share < 0.5) & (labels[l_index, a_index] == fracture.level)] = 0
     return box, new_values.astype(mu.dtype), new_labels
+
+
+def _level_box(mask: np.ndarray, extra: int) -> tuple[slice, ...]:
+    """The bounding box of a level's label, ``extra`` slices longer at both ends along the body axis."""
+    box = list(ndimage.find_objects(mask.astype(np.int8))[0])
+    box[2] = slice(max(box[2].start - extra, 0), min(box[2].stop + extra, mask.shape[2]))
+    return tuple(box)
+
+
+def body_height_mm(mu: np.ndarray, levels: np.ndarray, level: int, spacing, *, search_mm: float = 12.0) -> float:
+    """The height of a level's body between the endplates :func:`endplates` finds, mm (a merged or partial
+    automatic label gives a height no vertebral body has)."""
+    reach = max(1, int(round(search_mm / float(np.asarray(spacing)[2]))))
+    mask = levels == level
+    box = _level_box(mask, reach)
+    lower, upper, _, _ = endplates(mu[box].astype(np.float64), mask[box], reach)
+    return (upper - lower + 1) * float(np.asarray(spacing)[2])
+
+
+def endplates(values: np.ndarray, body: np.ndarray, reach: int) -> tuple[int, int, int, int]:
+    """The body's inferior and superior endplate slices and the disc slices below and above (indices along axis 2).
+
+    An automatic label often covers only the thick middle of a body. Along the body axis, the mean
+    attenuation over the label's footprint is lowest in a disc: the discs are the minima within
+    ``reach`` slices beyond the label. The endplates are the last slices, going out from the label,
+    where that mean stays above half-way between the body's median and the disc's value.
+    """
+    extent = np.flatnonzero(body.any(axis=(0, 1)))
+    lower, upper = int(extent[0]), int(extent[-1])
+    profile = values[body.any(axis=2)].mean(axis=0)  # mean over the footprint, per slice
+    level = float(np.median(profile[lower : upper + 1]))
+    depth = len(profile)
+    above = range(upper + 1, min(upper + reach + 1, depth))
+    below = range(max(lower - reach, 0), lower)
+    disc_above = min(above, key=lambda k: profile[k]) if len(above) else min(upper + 1, depth - 1)
+    disc_below = min(below, key=lambda k: profile[k]) if len(below) else max(lower - 1, 0)
+    while upper + 1 < disc_above and profile[upper + 1] >= 0.5 * (level + profile[disc_above]):
+        upper += 1
+    while lower - 1 > disc_below and profile[lower - 1] >= 0.5 * (level + profile[disc_below]):
+        lower -= 1
+    return lower, upper, disc_below, disc_above
 
 
 def level_region(
