@@ -66,3 +66,13 @@ def test_invalid_config_names_the_key(change, key):
         validate_config(config, SCHEMA)
     assert caught.value.key == key
     assert f"config key '{key}'" in str(caught.value)
+
+
+def test_the_catalogue_planning_reads_equals_the_method_registry():
+    """Planning reads method traits from a catalogue that does not import torch; it must say what the classes say."""
+    from xvertnet.method_catalogue import CATALOGUE, MethodTraits
+    from xvertnet.methods import REGISTRY
+
+    assert CATALOGUE == {
+        name: MethodTraits(cls.trainable, cls.uses_training_crops, cls.whole_images) for name, cls in REGISTRY.items()
+    }

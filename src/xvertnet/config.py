@@ -134,10 +134,10 @@ def _check_variants(config: dict, schema: dict, validator) -> None:
 
 
 def _check_steps(key: str, steps) -> None:
-    from .methods.composite import composable
-
     if not isinstance(steps, list) or not all(isinstance(step, str) for step in steps):
         raise ConfigError(key, f"must be a list of method names, got {steps!r}")
+    from .method_catalogue import composable  # not the registry: planning does not import torch
+
     refused = [step for step in steps if not composable(step)]
     if refused:
         raise ConfigError(

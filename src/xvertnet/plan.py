@@ -63,7 +63,7 @@ class Plan:
     """Everything the rules need to know, computed once from a validated config."""
 
     def __init__(self, config: dict):
-        from .methods import REGISTRY
+        from .method_catalogue import CATALOGUE as REGISTRY  # the registry's traits, without importing torch
 
         self.config = config
         run = config.get("run", "")
@@ -323,7 +323,7 @@ class Plan:
     @property
     def classified_methods(self) -> list[str]:
         """The comparison's methods that enhance whole images (the classifier sees whole radiographs)."""
-        from .methods import REGISTRY
+        from .method_catalogue import CATALOGUE as REGISTRY
 
         return [method for method in self.methods if method in self.entries or REGISTRY[method].whole_images]
 

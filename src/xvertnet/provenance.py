@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -76,10 +77,8 @@ def imported_modules(module: str) -> list[Path]:
     Read from the source (``import`` statements anywhere, functions included), never by
     importing. A package whose ``__init__`` imports its modules by name at run time
     (``importlib.import_module``, the registry of :mod:`xvertnet.methods`) counts with every
-    module in it.
+    module in it. Each file is parsed once per process (planning asks for every stage's modules).
     """
-    import ast
-
     start = _module_file(module if module.startswith("xvertnet") else f"xvertnet.{module}")
     if start is None:
         raise ValueError(f"no module named {module}")
@@ -90,28 +89,40 @@ def imported_modules(module: str) -> list[Path]:
         if path in seen:
             continue
         seen.add(path)
-        source = path.read_text()
-        if path.name == "__init__.py" and "importlib.import_module" in source:
-            todo += sorted(path.parent.glob("*.py"))
-        name = _module_name(path)
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for node in ast.walk(ast.parse(source, filename=str(path))):
-            targets = []
-            if isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = package.split(".")
-                    base = base[: len(base) - (node.level - 1)]
-                    origin = ".".join(base + ([node.module] if node.module else []))
-                else:
-                    origin = node.module or ""
-                targets = [origin] + [f"{origin}.{alias.name}" for alias in node.names]
-            for target in targets:
-                found = _module_file(target)
-                if found is not None and found not in seen:
-                    todo.append(found)
+        todo += [found for found in _direct_imports(path) if found not in seen]
     return sorted(seen)
+
+
+@functools.cache
+def _direct_imports(path: Path) -> tuple[Path, ...]:
+    """The project modules one source file imports (module docstring of :func:`imported_modules`)."""
+    import ast
+
+    source = path.read_text()
+    found = []
+    if path.name == "__init__.py" and "importlib.import_module" in source:
+        found += sorted(path.parent.glob("*.py"))
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(source, filename=str(path))):
+        targets = []
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                origin = ".".join(base + ([node.module] if node.module else []))
+            else:
+                origin = node.module or ""
+            targets = [origin] + [f"{origin}.{alias.name}" for alias in node.names]
+        found += [module for module in map(_module_file, targets) if module is not None]
+    return tuple(found)
+
+
+@functools.cache
+def _source_digest(path: Path) -> bytes:
+    return hashlib.sha256(path.read_bytes()).digest()
 
 
 def code_fingerprint(stage: str) -> str:
@@ -124,5 +135,5 @@ def code_fingerprint(stage: str) -> str:
     digest = hashlib.sha256()
     for path in imported_modules(f"xvertnet.stages.{stage}"):
         digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
-        digest.update(path.read_bytes())
+        digest.update(_source_digest(path))
     return digest.hexdigest()[:16]

@@ -13,16 +13,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import XvertnetError
+from ..method_catalogue import composable
 from . import REGISTRY, Method, get_method
 
 #: The keys of a composite's steps in a method's settings (``xvertnet.plan.Plan.enhance_method``).
 STEP_KEYS = ("before", "then")
-
-
-def composable(name: str) -> bool:
-    """Whether ``name`` can be a step: a registered method that needs no training and no per-image state."""
-    known = REGISTRY.get(name)
-    return known is not None and not known.trainable and not name.startswith("xvertnet")
 
 
 class Composite(Method):
