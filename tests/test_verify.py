@@ -104,8 +104,8 @@ def test_verify_finds_a_truncated_shard(tmp_path, capsys):
 
 def test_every_shard_records_its_own_sha256_beside_it_and_verify_checks_it(tmp_path, capsys):
     from xvertnet.cli import main
+    from xvertnet.content_hash import content_hash_path
     from xvertnet.provenance import sha256_file
-    from xvertnet.shard_store import content_hash_path
 
     folder = tmp_path / "results"
     folder.mkdir()
@@ -172,3 +172,34 @@ def test_verify_finds_a_changed_table_and_a_cut_png(tmp_path, capsys):
     assert len(out) == 2
     assert out[0].startswith(f"damaged: {table}: its content differs from the sha256 recorded beside it")
     assert out[1].startswith(f"damaged: {image}: not a readable PNG")
+
+
+def test_a_stage_refuses_a_table_whose_content_differs_from_its_recorded_sha256(tmp_path, capsys):
+    """The tables stage reads the per-ROI table through its recorded sha256: a hand-edited or half-copied table is one
+    line naming it and the rebuild, and nothing is written."""
+    import pandas as pd
+
+    from helpers import run_cli
+    from xvertnet.atomic import atomic_path
+
+    per_roi = tmp_path / "per_roi.csv"
+    with atomic_path(per_roi, record_hash=True) as tmp:
+        pd.DataFrame(
+            [
+                {
+                    "dataset": "demo",
+                    "image_id": "a",
+                    "roi": "upper",
+                    "split": "test",
+                    "method": "original",
+                    "entropy": 6.0,
+                }
+            ]
+        ).to_csv(tmp, index=False)
+    per_roi.write_text(per_roi.read_text().replace("6.0", "7.0"))
+    out = tmp_path / "comparison.csv"
+    code, message = run_cli(
+        capsys, "tables", per_roi, "--csv", out, "--boxplots", tmp_path / "b.png", "--panel", tmp_path / "p.png"
+    )
+    assert code == 2 and message.startswith(f"{per_roi}: its content differs from the sha256 recorded beside it")
+    assert not out.exists()

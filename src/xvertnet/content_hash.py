@@ -36,3 +36,20 @@ def recorded_content_hash(path) -> str | None:
         return content_hash_path(path).read_text().split()[0]
     except (OSError, IndexError):
         return None
+
+
+def checked_digest(path) -> str:
+    """The sha256 of a file a stage is about to read (what its output records as an input), checked against the one
+    recorded beside it when it was written (none recorded: not checked): a damaged or half-copied input is one line
+    naming it and the command that rebuilds it, before any work."""
+    from .errors import InputFileError
+
+    digest = sha256_file(path)
+    recorded = recorded_content_hash(path)
+    if recorded is not None and recorded != digest:
+        raise InputFileError(
+            path,
+            f"its content differs from the sha256 recorded beside it when it was written ({content_hash_path(path).name}):"
+            f" damaged or half-copied; rebuild it: snakemake --force {path}",
+        )
+    return digest

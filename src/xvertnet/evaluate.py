@@ -181,7 +181,9 @@ def aggregate(
 ) -> pd.DataFrame:
     """The long table ``per_roi.csv``; ``enhanced`` maps (dataset, method) to enhanced shards; the segmentation
     task's rows (:mod:`xvertnet.segmentation_task`), where given, add ``seg_dice``, ``seg_hd95``, ``seg_asd``."""
-    frames = [pd.read_csv(path) for path in metric_csvs if Path(path).stat().st_size > 1]
+    from .content_hash import checked_digest
+
+    frames = [pd.read_csv(path) for path in metric_csvs if Path(path).stat().st_size > 1 and checked_digest(path)]
     frames = [frame for frame in frames if len(frame)]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if len(table) and "cnr" in table.columns:

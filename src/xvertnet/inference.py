@@ -20,13 +20,14 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from .content_hash import checked_digest
 from .device import autocast, prepare_model, resolve_precision, select_device, to_device
 from .errors import InvalidValueError, XvertnetError
 from .model import ModelConfig, XVertNet, pad_to_multiple
 from .preprocess import PrepParams, high_frequency_components, preprocess
 from .provenance import sha256_file
 from .settings import FromConfig
-from .shard_store import TRAIN_ROIS, checked_input_hash, file_attrs, iter_items, open_shard_for_writing
+from .shard_store import TRAIN_ROIS, file_attrs, iter_items, open_shard_for_writing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,7 +164,7 @@ def refine_shard(model_dir, data_shard, out_path, *, rois=TRAIN_ROIS, device: st
     source = file_attrs(data_shard)
     params = {"prep": chain.prep.record(), "iteration": metadata["iteration"], "model_sha256": metadata["model_sha256"]}
     with open_shard_for_writing(out_path, stage="refine", params=params, upstream=source.get("upstream", {})) as shard:
-        shard.inputs[str(data_shard)] = checked_input_hash(data_shard)
+        shard.inputs[str(data_shard)] = checked_digest(data_shard)
         for image_id, arrays, attrs in iter_items(data_shard):
             stored = {}
             present = [roi for roi in rois if f"{roi}/Xp" in arrays]

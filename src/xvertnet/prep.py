@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path
+from .content_hash import checked_digest
 from .errors import InputFileError, InvalidValueError
 from .preprocess import PrepParams, preprocess
 from .shard_store import (
     ITEMS,
     ROI_NAMES,
     TRAIN_ROIS,
-    checked_input_hash,
     file_attrs,
     iter_items,
     open_shard_for_writing,
@@ -64,7 +64,7 @@ def prep_shard(roi_path, out_path, params: PrepParams, *, figure_dir=None) -> in
         open_shard_for_writing(out_path, stage="prep", params=params.record(), upstream=upstream) as shard,
         read_shard(roi_path) as roi_handle,
     ):
-        shard.inputs[str(roi_path)] = checked_input_hash(roi_path)
+        shard.inputs[str(roi_path)] = checked_digest(roi_path)
         for index, (image_id, arrays, attrs) in enumerate(iter_items(roi_path, names=list(ROI_NAMES))):
             stored, statistics = {}, {}
             stored.update(bone_targets(roi_handle[ITEMS][image_id]))

@@ -24,9 +24,9 @@ import h5py
 import numpy as np
 
 from .atomic import atomic_path, disk_full_reason
-from .content_hash import content_hash_path, recorded_content_hash, write_content_hash  # noqa: F401 (re-exported)
+from .content_hash import content_hash_path, write_content_hash
 from .errors import DiskFullError, InputFileError
-from .provenance import sha256_file, software_record, to_json
+from .provenance import software_record, to_json
 
 ITEMS = "items"
 #: The ROIs every image gets (:mod:`xvertnet.roi`): two to train on, two to evaluate on, upper and lower.
@@ -175,20 +175,6 @@ def open_shard_for_writing(
             raise DiskFullError(path, reason) from None
         content_hash_path(path).unlink(missing_ok=True)  # never a hash of the previous file beside the new one
     write_content_hash(path)
-
-
-def checked_input_hash(path) -> str:
-    """The sha256 of a shard a stage is about to read (what its output records as an input), checked against the one
-    recorded beside the shard when it was written: a damaged or half-copied input is one line before any work."""
-    digest = sha256_file(path)
-    recorded = recorded_content_hash(path)
-    if recorded is not None and recorded != digest:
-        raise InputFileError(
-            path,
-            f"its content differs from the sha256 recorded beside it when it was written "
-            f"({content_hash_path(path).name}): damaged or half-copied; rebuild it: snakemake --force {path}",
-        )
-    return digest
 
 
 def _close_unless_broken(handle: h5py.File, *, broken: bool = False) -> None:

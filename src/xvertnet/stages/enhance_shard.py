@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..content_hash import checked_digest
 from ..errors import XvertnetError
 from ..settings import load_settings
-from ..shard_store import EVAL_ROIS, checked_input_hash, iter_items, open_shard_for_writing
+from ..shard_store import EVAL_ROIS, iter_items, open_shard_for_writing
 from ..writers import write_png16
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def enhance_rois_shard(
         "params": method.describe(),
     }
     with open_shard_for_writing(out_path, stage="enhance", params=params) as shard:
-        shard.inputs[str(roi_shard)] = checked_input_hash(roi_shard)
+        shard.inputs[str(roi_shard)] = checked_digest(roi_shard)
         for image_id, arrays, attrs in iter_items(
             roi_shard, names=[*EVAL_ROIS, "canonical"], optional=["canonical_twin"]
         ):

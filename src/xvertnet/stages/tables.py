@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ..content_hash import checked_digest
 from ..settings import add_settings_argument, load_settings
 
 
@@ -34,6 +35,7 @@ def run(args) -> int:
     settings = TableSettings.from_config(load_settings(args.settings))
     splits = tuple(settings.table_splits)
     try:
+        checked_digest(args.per_roi)  # a damaged table is one line, not a wrong one
         per_roi = pd.read_csv(args.per_roi)
     except pd.errors.EmptyDataError:
         per_roi = pd.DataFrame(columns=["split"])

@@ -38,9 +38,10 @@ def check_shard(path: Path, hashes: dict) -> tuple[list[str], bool]:
     """Findings for one shard, and whether its arrays carry checksums."""
     import h5py
 
+    from ..content_hash import content_hash_path, recorded_content_hash
     from ..errors import InputFileError
     from ..provenance import sha256_file
-    from ..shard_store import content_hash_path, damaged_reason, decode_attr, read_shard, recorded_content_hash
+    from ..shard_store import damaged_reason, decode_attr, read_shard
 
     findings, checksummed = [], True
     recorded = recorded_content_hash(path)
