@@ -178,8 +178,8 @@ def test_a_stage_refuses_a_table_whose_content_differs_from_its_recorded_sha256(
     """The tables stage reads the per-ROI table through its recorded sha256: a hand-edited or half-copied table is one
     line naming it and the rebuild, and nothing is written."""
     import pandas as pd
-
     from helpers import run_cli
+
     from xvertnet.atomic import atomic_path
 
     per_roi = tmp_path / "per_roi.csv"
