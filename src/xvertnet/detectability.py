@@ -523,6 +523,11 @@ def headline(table: pd.DataFrame, *, references=("original", CLAHE_REFERENCE)) -
     return lines
 
 
+def _p_value(p: float, resamples: int) -> str:
+    """A bootstrap p-value as text: below the resolution of ``resamples`` draws it is a bound, not 0."""
+    return f"p < {1.0 / resamples:.3g}" if p < 1.0 / resamples else f"p {p:.2f}"
+
+
 def detectability_markdown(table: pd.DataFrame, settings: DetectabilitySettings, validation: dict) -> str:
     """The detectability table: per lesion and region, each method's AUC (95 % CI) for each observer."""
     source = validation.get("produced_by", {})
@@ -559,7 +564,9 @@ def detectability_markdown(table: pd.DataFrame, settings: DetectabilitySettings,
                 row = row.iloc[0]
                 cell = f"{row.auc:.3f} ({row.auc_low:.2f}-{row.auc_high:.2f})"
                 if name != "original" and "vs_original" in row and np.isfinite(row.get("vs_original", np.nan)):
-                    cell += f" Delta {row.vs_original:+.3f} (p {row.vs_original_p:.2f})"
+                    cell += (
+                        f" Delta {row.vs_original:+.3f} ({_p_value(row.vs_original_p, settings.observer.bootstrap)})"
+                    )
                 cells.append(cell)
             lines.append(f"| {kind} grade {grade} | {region.replace('_', ' ')} | " + " | ".join(cells) + " |")
         lines.append("")
