@@ -523,6 +523,19 @@ def headline(table: pd.DataFrame, *, references=("original", CLAHE_REFERENCE)) -
     return lines
 
 
+def levels_line(validation: dict) -> str:
+    """How many levels (and patients) each region holds: a region of few levels or one patient says little."""
+    found: dict[str, list[str]] = {}
+    for patient, levels in validation.get("cases", {}).get("levels", {}).items():
+        for region in levels.values():
+            found.setdefault(region, []).append(patient)
+    parts = [
+        f"{region.replace('_', ' ')}: {len(patients)} levels of {len(set(patients))} patients"
+        for region, patients in sorted(found.items())
+    ]
+    return ("Levels per region: " + "; ".join(parts) + ".") if parts else ""
+
+
 def _p_value(p: float, resamples: int) -> str:
     """A bootstrap p-value as text: below the resolution of ``resamples`` draws it is a bound, not 0."""
     return f"p < {1.0 / resamples:.3g}" if p < 1.0 / resamples else f"p {p:.2f}"
@@ -545,7 +558,7 @@ def detectability_markdown(table: pd.DataFrame, settings: DetectabilitySettings,
         f"of {settings.observer.internal_noise} times the external variance of their decision variable.",
         "",
     ]
-    lines += ["## Headline", "", *headline(table), ""]
+    lines += [levels_line(validation), "", "## Headline", "", *headline(table), ""]
     for observer_name in OBSERVERS:
         part = table[table["observer"] == observer_name]
         lines += [
