@@ -110,3 +110,13 @@ def test_code_and_docs_cite_no_issue_numbers_and_no_files_outside_the_repository
         for match in pattern.finditer(path.read_text(errors="replace"))
     ]
     assert not found, found
+
+
+def test_the_docs_detectability_table_is_a_run_s_own_output():
+    """The full detectability table in the docs is copied from a run, never written by hand: it carries the command's
+    header with the commit and machine; where a run's output is at hand, the two are the same."""
+    text = (REPO / "docs" / "detectability-table.md").read_text()
+    assert text.startswith("# Fracture detectability per method\n\nMade by `xvertnet detectability` at commit ")
+    run = REPO / "results" / "detectability" / "detectability.md"
+    if run.is_file() and "at commit" in run.read_text():
+        assert run.read_text() == text, "docs/detectability-table.md differs from results/detectability: copy it again"
