@@ -26,7 +26,9 @@ def write_png16(path, image: np.ndarray) -> None:
 SOURCE_FOR_PROCESSING = ("121322", "DCM", "Source image for image processing operation")
 
 
-def write_derived_dicom(source_path, image: np.ndarray, out_path, description: dict) -> None:
+def write_derived_dicom(
+    source_path, image: np.ndarray, out_path, description: dict, *, uids: tuple[str, str] | None = None
+) -> None:
     """A derived DICOM: the source's patient and study, a new series and instance, the pixels as 16-bit MONOCHROME2.
 
     ImageType DERIVED/SECONDARY; a Source Image Sequence pointing at the original with its
@@ -34,7 +36,9 @@ def write_derived_dicom(source_path, image: np.ndarray, out_path, description: d
     Equipment (Manufacturer, model, software version) and file meta implementation; lossy
     compression of the source is kept on record (once lossy, always lossy); the software
     version, model hashes and parameters in Derivation Description. ``dciodvfy`` reports
-    no error that the source does not have (``tests/test_writers.py``).
+    no error that the source does not have (``tests/test_writers.py``). ``uids`` gives the derived series' and
+    instance's UIDs (the DICOM node derives them from the source's, so that a resent image is the same instance);
+    without, new ones are generated.
     """
     import datetime
 
@@ -73,8 +77,7 @@ def write_derived_dicom(source_path, image: np.ndarray, out_path, description: d
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     ds.file_meta.ImplementationVersionName = f"XVERTNET_{__version__}"[:16]
-    ds.SeriesInstanceUID = generate_uid()
-    ds.SOPInstanceUID = generate_uid()
+    ds.SeriesInstanceUID, ds.SOPInstanceUID = uids if uids is not None else (generate_uid(), generate_uid())
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     now = datetime.datetime.now()
     ds.InstanceCreationDate = ds.ContentDate = now.strftime("%Y%m%d")

