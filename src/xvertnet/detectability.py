@@ -523,6 +523,24 @@ def headline(table: pd.DataFrame, *, references=("original", CLAHE_REFERENCE)) -
     return lines
 
 
+def left_out_line(settings: DetectabilitySettings) -> str:
+    """Which compared methods the study does not run, and why."""
+    from .method_catalogue import CATALOGUE
+
+    trained = sorted(name for name, traits in CATALOGUE.items() if traits.trainable)
+    untrained = sorted(
+        name
+        for name, traits in CATALOGUE.items()
+        if not traits.trainable and not name.startswith("xvertnet") and name not in ("original", "clahe")
+        and name not in settings.methods
+    )  # fmt: skip
+    return (
+        f"Not run: {', '.join(trained)} (they are trained by the workflow on its own data; this study runs outside it "
+        f"and uses no model trained on a test patient); {', '.join(untrained)} (untrained, not in "
+        "`detectability.methods`: add them with `--methods`). XVertNet is the model set shipped in the package."
+    )
+
+
 def levels_line(validation: dict) -> str:
     """How many levels (and patients) each region holds: a region of few levels or one patient says little."""
     found: dict[str, list[str]] = {}
@@ -556,6 +574,8 @@ def detectability_markdown(table: pd.DataFrame, settings: DetectabilitySettings,
         "patients and cases); Delta: paired AUC difference against the original (p). cho: channelized Hotelling "
         f"({settings.observer.channels} channels); npwe: non-prewhitening with an eye filter; both with internal noise "
         f"of {settings.observer.internal_noise} times the external variance of their decision variable.",
+        "",
+        left_out_line(settings),
         "",
     ]
     lines += [levels_line(validation), "", "## Headline", "", *headline(table), ""]
