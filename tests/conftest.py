@@ -45,3 +45,16 @@ def demo_dataset(tmp_path_factory):
     folder = tmp_path_factory.mktemp("demo")
     manifest = build_demo_data(folder / "images", folder / "manifest.csv", DemoSettings.from_config(config["demo"]))
     return {"manifest_path": folder / "manifest.csv", "manifest": manifest, "config": config}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless Chromium WebDriver for the page tests (skipped with the reason where Chromium cannot be had)."""
+    from helpers import chromium_driver, chromium_paths
+
+    paths = chromium_paths()
+    if isinstance(paths, str):
+        pytest.skip(paths)
+    driver = chromium_driver()
+    yield driver
+    driver.quit()

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import check_gallery, check_report, chromium_driver, chromium_paths, console_errors
+from helpers import check_gallery, check_report, console_errors
 from PIL import Image
 
 from xvertnet.gallery import MIN_DIFFERENCE_RANGE, WHOLE_PREVIEW_WIDTH, write_gallery
@@ -116,16 +116,6 @@ def test_the_gallery_needs_the_original():
 
     with pytest.raises(XvertnetError, match="original"):
         write_gallery({"clahe": []}, "unused")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    paths = chromium_paths()
-    if isinstance(paths, str):
-        pytest.skip(paths)
-    driver = chromium_driver()
-    yield driver
-    driver.quit()
 
 
 def test_the_gallery_in_headless_chromium(tmp_path, browser):

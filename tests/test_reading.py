@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import chromium_driver, chromium_paths, console_errors, run_cli, wait_for_images
+from helpers import console_errors, run_cli, wait_for_images
 from PIL import Image
 
 from xvertnet.cli import main
@@ -38,16 +38,6 @@ def study_patches(count=10, seed=0):
                     }
                 )
     return {"original": np.stack(plain), "flat": np.stack(faint)}, pd.DataFrame(rows)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    paths = chromium_paths()
-    if isinstance(paths, str):
-        pytest.skip(paths)
-    driver = chromium_driver()
-    yield driver
-    driver.quit()
 
 
 def test_a_scripted_reader_who_picks_the_brighter_side_gets_the_expected_score(tmp_path, browser, capsys):
