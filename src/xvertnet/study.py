@@ -678,51 +678,16 @@ def panel_image_ids(table: pd.DataFrame) -> list[str]:
     return [*chosen, *real][:4]
 
 
-def markdown_to_html(markdown: str, title: str) -> str:
-    """A minimal rendering (headings, bullets, paragraphs, pipe tables) for the Snakemake report."""
+def markdown_to_html(text: str, title: str) -> str:
+    """The conclusion as an HTML page for the Snakemake report (Python-Markdown, with its pipe tables)."""
     import html
 
-    def inline(text: str) -> str:
-        text = html.escape(text)
-        parts = text.split("**")
-        text = "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
-        parts = text.split("`")
-        return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+    import markdown
 
-    body, in_list, in_table = [], False, False
-    for line in markdown.splitlines():
-        if in_list and not line.startswith("- "):
-            body.append("</ul>")
-            in_list = False
-        if in_table and not line.startswith("|"):
-            body.append("</table>")
-            in_table = False
-        if line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            body.append(f"<h{level}>{inline(line.lstrip('#').strip())}</h{level}>")
-        elif line.startswith("- "):
-            if not in_list:
-                body.append("<ul>")
-                in_list = True
-            body.append(f"<li>{inline(line[2:])}</li>")
-        elif line.startswith("|"):
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if all(set(c) <= set("-:") for c in cells):
-                continue
-            tag = "th" if not in_table else "td"
-            if not in_table:
-                body.append('<table border="1" cellspacing="0" cellpadding="3">')
-                in_table = True
-            body.append("<tr>" + "".join(f"<{tag}>{inline(c)}</{tag}>" for c in cells) + "</tr>")
-        elif line.strip():
-            body.append(f"<p>{inline(line)}</p>")
-    if in_list:
-        body.append("</ul>")
-    if in_table:
-        body.append("</table>")
+    body = markdown.markdown(text, extensions=["tables"], output_format="html")
     return (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title></head><body>\n"
-        + "\n".join(body)
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head><body>\n"
+        + body
         + "\n</body></html>\n"
     )
 
