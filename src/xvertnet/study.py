@@ -684,7 +684,8 @@ def markdown_to_html(text: str, title: str) -> str:
 
     import markdown
 
-    body = markdown.markdown(text, extensions=["tables"], output_format="html")
+    # image ids and names come from users' manifests: escaped first, so no text can become markup
+    body = markdown.markdown(html.escape(text, quote=False), extensions=["tables"], output_format="html")
     return (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head><body>\n"
         + body
