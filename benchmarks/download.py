@@ -17,8 +17,8 @@ from pathlib import Path
 
 
 def main() -> None:
-    from xvertnet.download import download_file
-    from xvertnet.mirror import serve
+    from xvertnet.io.download import download_file
+    from xvertnet.io.mirror import serve
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megabytes", type=int, default=100)

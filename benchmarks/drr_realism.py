@@ -36,11 +36,11 @@ import numpy as np
 from scipy import stats
 
 from xvertnet.config import load_config
-from xvertnet.demo_data import DemoSettings, Patient, View, build_demo_data, real_radiograph_path
+from xvertnet.demo.demo_data import DemoSettings, Patient, View, build_demo_data, real_radiograph_path
+from xvertnet.demo.presentation import PresentationSettings
+from xvertnet.io.readers import read_image
 from xvertnet.metrics.displayed import display
-from xvertnet.presentation import PresentationSettings
-from xvertnet.readers import read_image
-from xvertnet.roi import RoiSettings, locate_spine, to_canonical
+from xvertnet.preprocessing.roi import RoiSettings, locate_spine, to_canonical
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "data" / "real_cxr"

@@ -30,9 +30,9 @@ import time
 import numpy as np
 import torch
 
-from xvertnet.device import autocast, prepare_model, select_device, to_device
-from xvertnet.losses import XVertNetLoss
-from xvertnet.model import ModelConfig, XVertNet, count_parameters
+from xvertnet.model.device import autocast, prepare_model, select_device, to_device
+from xvertnet.model.losses import XVertNetLoss
+from xvertnet.model.network import ModelConfig, XVertNet, count_parameters
 
 #: Training images of the public data sets (manifests' train splits at the paper's 70 % share), for the extrapolation.
 PUBLIC_TRAINING_IMAGES = {"NIH ChestX-ray14": 78_484, "CheXpert": 156_726, "JSRT": 173, "Montgomery": 97}
@@ -145,7 +145,7 @@ def main(argv=None) -> int:
         f"max {difference.max():.4f} (outputs in [0, 1])"
     )
     # whole-image enhancement through the chain's tiled inference
-    from xvertnet.inference import Chain
+    from xvertnet.model.inference import Chain
 
     model = prepare_model(copy.deepcopy(initial), device).eval()
     chain = Chain.__new__(Chain)  # the tiled inference of a trained chain, on this untrained model (no model folder)

@@ -37,10 +37,10 @@ SHORT_TRAINING = {
 
 
 def main() -> None:
-    from xvertnet.demo_data import real_radiograph_path
+    from xvertnet.demo.demo_data import real_radiograph_path
+    from xvertnet.io.readers import read_image
     from xvertnet.methods import REGISTRY, get_method
-    from xvertnet.readers import read_image
-    from xvertnet.roi import to_canonical
+    from xvertnet.preprocessing.roi import to_canonical
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -72,7 +72,7 @@ def main() -> None:
                 train_seconds = time.perf_counter() - start
             methods[name] = (method, train_seconds, method.whole_images and method.enhance_whole)
         if args.models:
-            from xvertnet.inference import Chain
+            from xvertnet.model.inference import Chain
 
             chain = Chain(args.models)
             run = lambda image: chain.run(image, tile=512)  # noqa: E731

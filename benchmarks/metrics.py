@@ -20,9 +20,9 @@ from scipy import ndimage
 
 
 def main() -> None:
-    from xvertnet.demo_data import real_radiograph_path
+    from xvertnet.demo.demo_data import real_radiograph_path
+    from xvertnet.io.readers import read_image
     from xvertnet.metrics import measure_all, to_255
-    from xvertnet.readers import read_image
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)

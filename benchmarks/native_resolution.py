@@ -20,12 +20,12 @@ def main() -> None:
     from scipy import ndimage
     from skimage.transform import resize
 
-    from xvertnet.demo_data import real_radiograph_path
-    from xvertnet.inference import Chain, native_resolution
+    from xvertnet.demo.demo_data import real_radiograph_path
+    from xvertnet.io.readers import read_image
     from xvertnet.metrics import lpc_si
-    from xvertnet.readers import read_image
-    from xvertnet.roi import to_canonical
-    from xvertnet.stages.enhance import model_dirs
+    from xvertnet.model.inference import Chain, native_resolution
+    from xvertnet.model.whole_image import model_dirs
+    from xvertnet.preprocessing.roi import to_canonical
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", type=Path, help="a model set (folder of iter1, iter2, ...)")

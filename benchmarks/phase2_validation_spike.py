@@ -32,7 +32,7 @@ import tempfile
 
 import torch
 
-import xvertnet.train as training
+import xvertnet.model.training as training
 
 _run_epoch = training._run_epoch
 rows = []

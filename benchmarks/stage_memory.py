@@ -64,8 +64,8 @@ def random_model(folder: Path, *, base_width: int, depth: int, canonical_height:
     """One XVertNet iteration with random weights, as a model directory the chain loads."""
     import torch
 
-    from xvertnet.model import ModelConfig, XVertNet
-    from xvertnet.preprocess import PrepParams
+    from xvertnet.model.network import ModelConfig, XVertNet
+    from xvertnet.preprocessing.preprocess import PrepParams
     from xvertnet.provenance import sha256_file
 
     folder.mkdir(parents=True, exist_ok=True)

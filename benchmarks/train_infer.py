@@ -15,9 +15,9 @@ import time
 
 import torch
 
-from xvertnet.device import autocast, resolve_precision, select_device
-from xvertnet.losses import XVertNetLoss
-from xvertnet.model import ModelConfig, XVertNet, count_parameters
+from xvertnet.model.device import autocast, resolve_precision, select_device
+from xvertnet.model.losses import XVertNetLoss
+from xvertnet.model.network import ModelConfig, XVertNet, count_parameters
 
 
 def _time(function, repeats: int) -> float:

@@ -1,6 +1,6 @@
 """Validate the automatic vertebral-body labelling against every reference label set.
 
-For each CT of ``xvertnet.ct_volumes`` with labels, prints the Dice of the automatic body mask
+For each CT of ``xvertnet.demo.ct_volumes`` with labels, prints the Dice of the automatic body mask
 against the reference bodies in 3-D (over the slices the reference covers) and of their AP
 projections (what a DRR's ground truth is made of), the run time, and the number of levels
 found; writes ``docs/figures/vertebra_labels.png``: per CT, the AP projection with the projected
@@ -20,8 +20,8 @@ import time
 
 import numpy as np
 
-from xvertnet.ct_volumes import PATIENTS, load_patient
-from xvertnet.vertebra_labels import dice, reference_bodies, split_levels, vertebral_bodies
+from xvertnet.demo.ct_volumes import PATIENTS, load_patient
+from xvertnet.demo.vertebra_labels import dice, reference_bodies, split_levels, vertebral_bodies
 
 
 def main() -> None:

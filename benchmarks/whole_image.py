@@ -7,7 +7,7 @@ model, the images) is its own. In it: the model set is loaded and warmed up on a
 (torch and the compiled WLS kernels initialised), then `xvertnet enhance`'s computation runs
 `--repeats` times on the 2048 x 2048 image:
 
-* ``enhance``: the image in memory -> enhanced image (`xvertnet.stages.enhance.enhance_image`:
+* ``enhance``: the image in memory -> enhanced image (`xvertnet.model.whole_image.enhance_image`:
   canonical resize, burned-in labels hidden, preprocessing Eqs. 1-6, the network in tiles,
   the native-resolution map back to 2048 x 2048);
 * ``file``: the same from the PNG on disk to a 16-bit PNG output (`enhance_file`), reading,
@@ -46,9 +46,9 @@ def _peak_mb() -> float:
 def _measure(models: str | None, precision: str, full: bool, png: str, repeats: int, queue) -> None:
     import numpy as np
 
-    from xvertnet.inference import Chain, EnhanceSettings
-    from xvertnet.readers import read_image
-    from xvertnet.stages.enhance import enhance_file, enhance_image, model_dirs
+    from xvertnet.io.readers import read_image
+    from xvertnet.model.inference import Chain, EnhanceSettings
+    from xvertnet.model.whole_image import enhance_file, enhance_image, model_dirs
 
     settings = EnhanceSettings()
     folders = model_dirs(Path(models) if models else None)
@@ -119,9 +119,9 @@ def main() -> None:
     import numpy as np
     from skimage.transform import resize
 
-    from xvertnet.demo_data import real_radiograph_path
-    from xvertnet.readers import read_image
-    from xvertnet.writers import write_png16
+    from xvertnet.demo.demo_data import real_radiograph_path
+    from xvertnet.io.readers import read_image
+    from xvertnet.io.writers import write_png16
 
     image = read_image(real_radiograph_path()).pixels.astype(np.float64)
     image = resize(image, (SIZE, SIZE), order=1, anti_aliasing=False, preserve_range=True)

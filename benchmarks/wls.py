@@ -28,8 +28,8 @@ def _input(size: int, kind: str) -> tuple[np.ndarray, str]:
     """RG1_UNCR as an N x N input: a native-resolution centre crop, or the whole image resampled."""
     from skimage.transform import resize
 
-    from xvertnet.demo_data import real_radiograph_path
-    from xvertnet.readers import read_image
+    from xvertnet.demo.demo_data import real_radiograph_path
+    from xvertnet.io.readers import read_image
 
     image = read_image(real_radiograph_path()).pixels.astype(np.float64)
     if kind == "crop" and size <= min(image.shape):
@@ -40,7 +40,7 @@ def _input(size: int, kind: str) -> tuple[np.ndarray, str]:
 
 
 def _measure(size: int, kind: str, solver: str, lam: float, out: str, queue) -> None:
-    from xvertnet.wls import WlsParams, wls_smooth
+    from xvertnet.preprocessing.wls import WlsParams, wls_smooth
 
     image, _ = _input(size, kind)
     params = WlsParams(lam=lam, solver=solver)

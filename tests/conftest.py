@@ -13,7 +13,7 @@ SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
 @pytest.fixture(scope="session")
 def rg1_path() -> Path:
-    from xvertnet.demo_data import real_radiograph_path
+    from xvertnet.demo.demo_data import real_radiograph_path
 
     return real_radiograph_path()
 
@@ -39,7 +39,7 @@ def rg1_small(rg1_stored) -> np.ndarray:
 def demo_dataset(tmp_path_factory):
     """The demo data set exactly as the default config.yaml builds it (about 30 s)."""
     from xvertnet.config import load_config
-    from xvertnet.demo_data import DemoSettings, build_demo_data
+    from xvertnet.demo.demo_data import DemoSettings, build_demo_data
 
     config = load_config(REPO / "config.yaml", SCHEMA)
     folder = tmp_path_factory.mktemp("demo")
@@ -50,7 +50,7 @@ def demo_dataset(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     """A headless Chromium WebDriver for the page tests (skipped with the reason where Chromium cannot be had)."""
-    from helpers import chromium_driver, chromium_paths
+    from browser_pages import chromium_driver, chromium_paths
 
     paths = chromium_paths()
     if isinstance(paths, str):

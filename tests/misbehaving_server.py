@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import socket
 
-from xvertnet.mirror import MirrorHandler, serve
+from xvertnet.io.mirror import MirrorHandler, serve
 
 
 class MisbehavingHandler(MirrorHandler):

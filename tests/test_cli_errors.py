@@ -7,10 +7,12 @@ import json
 import re
 
 import numpy as np
-from helpers import REPO, run_cli, run_cli_subprocess, write_png
+from command_line import run_cli, run_cli_subprocess
 from PIL import Image
+from repo_paths import REPO
+from synthetic_data import write_png
 
-from xvertnet.shard_store import open_shard_for_writing
+from xvertnet.io.shard_store import open_shard_for_writing
 
 
 def _ingest_shard(path, image):

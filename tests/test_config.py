@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import yaml
-from helpers import REPO, SCHEMA
+from repo_paths import REPO, SCHEMA
 
 from xvertnet.config import load_config, validate_config
 from xvertnet.errors import ConfigError

@@ -6,12 +6,12 @@ import re
 import tomllib
 
 import yaml
-from helpers import REPO
+from repo_paths import REPO
 
 
 def test_conda_environment_pins_equal_pyproject():
     pins = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-    environment = yaml.safe_load((REPO / "workflow/envs/xvertnet.yaml").read_text())
+    environment = yaml.safe_load((REPO / "envs/xvertnet.yaml").read_text())
     pip = next(entry["pip"] for entry in environment["dependencies"] if isinstance(entry, dict))
     assert sorted(pip) == sorted(pins)
     python = next(
@@ -55,7 +55,7 @@ def test_project_files_for_users_and_citation():
 #: ``raise ValueError`` kept for programming errors no setting or input can reach: a method returning the wrong
 #: shape, a method name registered twice, the losses' tensor and argument checks (TrainConfig checks the settings
 #: first), a rule naming no module.
-PROGRAMMING_GUARDS = {"methods/__init__.py": 2, "losses.py": 9, "provenance.py": 1}
+PROGRAMMING_GUARDS = {"methods/__init__.py": 2, "model/losses.py": 9, "provenance.py": 1}
 
 
 def test_every_expected_error_is_an_xvertnet_error():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import REPO, SCHEMA
+from repo_paths import REPO, SCHEMA
 
 from xvertnet.config import load_config, validate_config
 from xvertnet.errors import ConfigError

@@ -6,23 +6,23 @@ import json
 
 import pytest
 import yaml
-from helpers import SCHEMA
+from repo_paths import SCHEMA
 
-from xvertnet.datasets import ShardSettings
-from xvertnet.demo_data import DemoSettings
+from xvertnet.demo.demo_data import DemoSettings
 from xvertnet.errors import ConfigError
-from xvertnet.inference import EnhanceSettings
+from xvertnet.evaluation.leave_one_patient_out import EvaluationSettings
+from xvertnet.evaluation.segmentation_task import SegmentationTaskSettings
+from xvertnet.evaluation.stats import TableSettings
+from xvertnet.io.datasets import ShardSettings
+from xvertnet.io.readers import ReadOptions
 from xvertnet.methods import REGISTRY
 from xvertnet.metrics import MetricParams
-from xvertnet.patient_eval import EvaluationSettings
-from xvertnet.preprocess import PrepParams
-from xvertnet.readers import ReadOptions
-from xvertnet.roi import RoiSettings
-from xvertnet.segmentation_task import SegmentationTaskSettings
+from xvertnet.model.inference import EnhanceSettings
+from xvertnet.model.training import TrainConfig
+from xvertnet.preprocessing.preprocess import PrepParams
+from xvertnet.preprocessing.roi import RoiSettings
+from xvertnet.reporting.study import StudySettings
 from xvertnet.settings import _plain, load_settings
-from xvertnet.stats import TableSettings
-from xvertnet.study import StudySettings
-from xvertnet.train import TrainConfig
 
 SETTINGS = (
     ReadOptions,

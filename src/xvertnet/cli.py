@@ -16,9 +16,9 @@ import os
 import sys
 import warnings
 
-from .atomic import disk_full_reason
-from .errors import XvertnetError
-from .stages import COMMANDS, module_name
+from xvertnet.errors import XvertnetError
+from xvertnet.io.atomic import disk_full_reason
+from xvertnet.stages import COMMANDS, module_name
 
 
 def _warning_as_one_line(message, category, filename, lineno, file=None, line=None) -> None:
@@ -30,7 +30,7 @@ def _warning_as_one_line(message, category, filename, lineno, file=None, line=No
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``command``'s stage module is imported (torch is not loaded for ``--help``)."""
-    from . import __version__
+    from xvertnet import __version__
 
     parser = argparse.ArgumentParser(prog="xvertnet", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"xvertnet {__version__}")
@@ -78,10 +78,10 @@ def _fail(command: str, message: str) -> int:
 
 def main(argv=None) -> int:
     """Run ``xvertnet argv``; the exit code. Called as the program (``argv`` None) after HDF5 failed to write (a
-    disk filled behind the free-space check, :mod:`xvertnet.shard_store`), the process ends at once with that code:
+    disk filled behind the free-space check, :mod:`xvertnet.io.shard_store`), the process ends at once with that code:
     HDF5's own shutdown would crash on the file it could not close."""
     code = _run(argv)
-    store = sys.modules.get("xvertnet.shard_store")
+    store = sys.modules.get("xvertnet.io.shard_store")
     if argv is None and store is not None and store.HDF5_STATE.broken:
         logging.shutdown()
         sys.stdout.flush()

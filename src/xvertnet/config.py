@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError
+from xvertnet.errors import ConfigError
 
 
 def _extend_with_defaults(validator_class):
@@ -136,7 +136,7 @@ def _check_variants(config: dict, schema: dict, validator) -> None:
 def _check_steps(key: str, steps) -> None:
     if not isinstance(steps, list) or not all(isinstance(step, str) for step in steps):
         raise ConfigError(key, f"must be a list of method names, got {steps!r}")
-    from .method_catalogue import composable  # not the registry: planning does not import torch
+    from xvertnet.method_catalogue import composable  # not the registry: planning does not import torch
 
     refused = [step for step in steps if not composable(step)]
     if refused:

@@ -32,8 +32,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from .config import VARIANT_KEYS, variant_settings
-from .errors import ConfigError
+from xvertnet.config import VARIANT_KEYS, variant_settings
+from xvertnet.errors import ConfigError
 
 RESULTS = "results"
 #: Keys of an XVertNet configuration that plan it rather than set a training run.
@@ -63,7 +63,7 @@ class Plan:
     """Everything the rules need to know, computed once from a validated config."""
 
     def __init__(self, config: dict):
-        from .method_catalogue import CATALOGUE as REGISTRY  # the registry's traits, without importing torch
+        from xvertnet.method_catalogue import CATALOGUE as REGISTRY  # the registry's traits, without importing torch
 
         self.config = config
         run = config.get("run", "")
@@ -148,7 +148,7 @@ class Plan:
     @staticmethod
     def _existing_models(entry: str, folder: str, iterations: int) -> list[str]:
         """The first ``iterations`` trained iterations in ``folder`` (iter1/model.json, ...), checked now."""
-        from .config import SHIPPED_MODELS
+        from xvertnet.config import SHIPPED_MODELS
 
         folder = str(SHIPPED_MODELS) if folder == "shipped" else folder
         found = []
@@ -246,7 +246,7 @@ class Plan:
     def baseline_settings(self, method: str) -> dict:
         """A baseline's parameters: its config section (the `prep` section for 'preprocessed')."""
         if method == "preprocessed":
-            from .preprocess import PrepParams
+            from xvertnet.preprocessing.preprocess import PrepParams
 
             return PrepParams.from_config(self.config["prep"]).record()
         return dict(self.config["baselines"].get(method, {}))
@@ -323,7 +323,7 @@ class Plan:
     @property
     def classified_methods(self) -> list[str]:
         """The comparison's methods that enhance whole images (the classifier sees whole radiographs)."""
-        from .method_catalogue import CATALOGUE as REGISTRY
+        from xvertnet.method_catalogue import CATALOGUE as REGISTRY
 
         return [method for method in self.methods if method in self.entries or REGISTRY[method].whole_images]
 

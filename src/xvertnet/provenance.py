@@ -8,7 +8,7 @@ import json
 import platform
 from pathlib import Path
 
-from . import __version__
+from xvertnet import __version__
 
 
 def sha256_file(path, *, chunk_size: int = 1 << 20) -> str:
@@ -101,7 +101,7 @@ def _direct_imports(path: Path) -> tuple[Path, ...]:
     source = path.read_text()
     found = []
     if path.name == "__init__.py" and "importlib.import_module" in source:
-        found += sorted(path.parent.glob("*.py"))
+        found += sorted(path.parent.rglob("*.py"))
     name = _module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     for node in ast.walk(ast.parse(source, filename=str(path))):

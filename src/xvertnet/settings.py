@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .errors import ConfigError
+from xvertnet.errors import ConfigError
 
 
 class FromConfig:

@@ -11,7 +11,7 @@ if (SRC / "xvertnet").is_dir():  # this checkout's package, for planning and for
     shell.prefix(f"export PYTHONPATH={shlex.quote(str(SRC))}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 from xvertnet.config import validate_config
-from xvertnet.datasets import SHARD_PATTERN
+from xvertnet.io.datasets import SHARD_PATTERN
 from xvertnet.plan import Plan, relax_garbage_collection
 from xvertnet.provenance import code_fingerprint
 
@@ -23,7 +23,7 @@ relax_garbage_collection()  # planning a large data set's jobs: see xvertnet.pla
 RUN = PLAN.run_dir
 RUN_LOGS = PLAN.run_logs
 # The jobs' software with --software-deployment-method conda (the package itself comes from SRC).
-ENV = "../envs/xvertnet.yaml"
+ENV = "../../envs/xvertnet.yaml"
 
 
 wildcard_constraints:

@@ -11,7 +11,7 @@ Registered: ``xvertnet-chain`` (the trained chain of iterations, :mod:`.xvertnet
 metrics stage treats the unprocessed ROI like any method), ``clahe``, ``farbman``,
 ``zerodce``, ``zssr``, ``madmad``, ``preprocessed`` (XVertNet's Eqs. 1-5 without the
 network, an ablation for the design study), ``lut-mapping`` (the GE seed's interpretable
-pixel-wise LUT mapping, :mod:`xvertnet.lut_mapping`) and ``lut-mapping-bone`` (the same model trained
+pixel-wise LUT mapping, :mod:`xvertnet.methods.lut_mapping.model`) and ``lut-mapping-bone`` (the same model trained
 toward the bone-emphasised CT targets) and ``led`` (the LED seed's CycleGAN degradation model and
 conditional diffusion enhancer), ``srcnn``, ``vdsr`` and ``vdsr-dehaze`` (the super-resolution seed's
 networks, and its VDSR-then-iterative-dehazing pipeline).
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidValueError, XvertnetError
+from xvertnet.errors import InvalidValueError, XvertnetError
 
 REGISTRY: dict[str, type[Method]] = {}
 _MODULES = (
@@ -36,9 +36,9 @@ _MODULES = (
     "zssr",
     "madmad",
     "preprocessed",
-    "lut_mapping",
-    "led",
-    "super_resolution",
+    "lut_mapping.method",
+    "led.method",
+    "super_resolution.method",
 )
 
 
@@ -116,7 +116,7 @@ def get_method(name: str, params: dict | None = None) -> Method:
 def training_crops(shards, *, rois=None, split: str = "train", target: str | None = None) -> list:
     """The original training crops (``X``) of ``split`` in data shards: what XVertNet trains on. With ``target``
     (an array name such as ``B``, the bone-emphasised target), ``(X, target)`` pairs of the crops that have one."""
-    from ..shard_store import TRAIN_ROIS, iter_items
+    from xvertnet.io.shard_store import TRAIN_ROIS, iter_items
 
     rois = rois or TRAIN_ROIS
     crops = []

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..atomic import atomic_path
-from ..device import select_device
-from ..errors import InputFileError
-from ..provenance import sha256_file
+from xvertnet.errors import InputFileError
+from xvertnet.io.atomic import atomic_path
+from xvertnet.model.device import select_device
+from xvertnet.provenance import sha256_file
 
 
 def random_patches(images: list[np.ndarray], size: int, count: int, rng: np.random.Generator) -> torch.Tensor:

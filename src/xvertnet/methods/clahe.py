@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import Method, register
+from xvertnet.methods import Method, register
 
 
 @register

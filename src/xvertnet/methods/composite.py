@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import XvertnetError
-from ..method_catalogue import composable
-from . import REGISTRY, Method, get_method
+from xvertnet.errors import XvertnetError
+from xvertnet.method_catalogue import composable
+from xvertnet.methods import REGISTRY, Method, get_method
 
 #: The keys of a composite's steps in a method's settings (``xvertnet.plan.Plan.enhance_method``).
 STEP_KEYS = ("before", "then")

@@ -4,7 +4,7 @@ The image is decomposed into a base layer and detail layers by WLS smoothing at
 increasing lambda (Sec. 5 of the paper): b_0 = I, b_k = WLS(I, lambda_k), d_k = b_{k-1} - b_k,
 and recombined with the details boosted: I' = b_K + sum_k boost_k d_k. With every boost 1
 the layers sum back to the input exactly. Uses the project's WLS solver
-(:mod:`xvertnet.wls`).
+(:mod:`xvertnet.preprocessing.wls`).
 
 Reference: Z. Farbman, R. Fattal, D. Lischinski, R. Szeliski. Edge-preserving
 decompositions for multi-scale tone and detail manipulation. SIGGRAPH 2008.
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InvalidValueError
-from ..wls import WlsParams, wls_smooth
-from . import Method, register
+from xvertnet.errors import InvalidValueError
+from xvertnet.methods import Method, register
+from xvertnet.preprocessing.wls import WlsParams, wls_smooth
 
 
 def wls_decomposition(

@@ -22,8 +22,8 @@ import torch
 from scipy import ndimage
 from torch import nn
 
-from . import Method, register
-from ._torch import apply, load_weights, save_model
+from xvertnet.methods import Method, register
+from xvertnet.methods._torch import apply, load_weights, save_model
 
 
 def synthetic_sample(rng: np.random.Generator, size: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

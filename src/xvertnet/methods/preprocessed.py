@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..preprocess import PrepParams
-from . import Method, register
+from xvertnet.methods import Method, register
+from xvertnet.preprocessing.preprocess import PrepParams
 
 _DEFAULT = PrepParams().record()
 
@@ -21,6 +21,6 @@ class Preprocessed(Method):
     defaults = dict(_DEFAULT)
 
     def enhance(self, image: np.ndarray) -> np.ndarray:
-        from ..preprocess import preprocess
+        from xvertnet.preprocessing.preprocess import preprocess
 
         return preprocess(image, PrepParams.from_config(self.params))["Xp"]

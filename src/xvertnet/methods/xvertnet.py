@@ -1,10 +1,10 @@
 """XVertNet as methods beside the baselines: the trained chain, and internal learning per image.
 
-* ``xvertnet-chain``: trained iterations 1..T (:class:`xvertnet.inference.Chain`) applied to
+* ``xvertnet-chain``: trained iterations 1..T (:class:`xvertnet.model.inference.Chain`) applied to
   every crop; whole images are enhanced in overlapping tiles, burned-in labels and border strips
-  hidden from the network and put back unchanged (:mod:`xvertnet.burned_in`).
+  hidden from the network and put back unchanged (:mod:`xvertnet.preprocessing.burned_in`).
 * ``xvertnet-internal``: for each image it enhances, trains the chain on that image's own
-  training crops (:mod:`xvertnet.internal`), then applies it.
+  training crops (:mod:`xvertnet.model.internal_learning`), then applies it.
 
 The workflow names its XVertNet configurations (``xvertnet``, ``xvertnet-paper``, study
 entries); each enhances through one of these two methods with the settings the plan gives
@@ -17,9 +17,9 @@ import tempfile
 
 import numpy as np
 
-from ..burned_in import enhance_around_burned_in
-from ..errors import XvertnetError
-from . import Method, register
+from xvertnet.errors import XvertnetError
+from xvertnet.methods import Method, register
+from xvertnet.preprocessing.burned_in import enhance_around_burned_in
 
 
 @register
@@ -29,7 +29,7 @@ class XVertNetChain(Method):
 
     def __init__(self, params: dict | None = None):
         super().__init__(params)
-        from ..inference import Chain
+        from xvertnet.model.inference import Chain
 
         models = list(self.params["models"])[: self.params["iterations"]]
         if not models:
@@ -72,7 +72,7 @@ class XVertNetInternal(Method):
 
     def __init__(self, params: dict | None = None):
         super().__init__(params)
-        from ..train import TrainConfig
+        from xvertnet.model.training import TrainConfig
 
         if not self.params["prep"]:
             raise XvertnetError("xvertnet-internal: needs 'prep', the prep shard of the images it enhances")
@@ -85,7 +85,7 @@ class XVertNetInternal(Method):
         raise XvertnetError("xvertnet-internal trains on each image: enhance through for_image(image_id)")
 
     def for_image(self, image_id: str) -> tuple[Method, dict]:
-        from ..internal import train_internal_chain
+        from xvertnet.model.internal_learning import train_internal_chain
 
         with tempfile.TemporaryDirectory(prefix=f"xvertnet-internal-{image_id}-") as work_dir:
             chain, record = train_internal_chain(

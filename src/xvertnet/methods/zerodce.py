@@ -25,8 +25,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import Method, register
-from ._torch import apply, load_weights, random_patches, save_model
+from xvertnet.methods import Method, register
+from xvertnet.methods._torch import apply, load_weights, random_patches, save_model
 
 
 def light_enhancement_curve(image: torch.Tensor, curves: torch.Tensor) -> torch.Tensor:

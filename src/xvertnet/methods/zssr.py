@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import Method, register
-from ._torch import apply
+from xvertnet.methods import Method, register
+from xvertnet.methods._torch import apply
 
 
 class ResidualCnn(nn.Module):

@@ -31,14 +31,14 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..errors import InvalidValueError
-from ..settings import FromConfig
-from .basic import DEFAULT_TC_SCALE, entropy, psnr, ssim, tenengrad
-from .lpcsi import DEFAULT_SIGMA_ONF, lpc_si
-from .natural_scene import FLAT_RESIDUE, brisque, niqe
-from .piqe import piqe
-from .task import DEFAULT_BAND, vertebral_cnr, vertebral_edge_strength
-from .tmqi import tmqi
+from xvertnet.errors import InvalidValueError
+from xvertnet.metrics.basic import DEFAULT_TC_SCALE, entropy, psnr, ssim, tenengrad
+from xvertnet.metrics.lpcsi import DEFAULT_SIGMA_ONF, lpc_si
+from xvertnet.metrics.natural_scene import FLAT_RESIDUE, brisque, niqe
+from xvertnet.metrics.piqe import piqe
+from xvertnet.metrics.task import DEFAULT_BAND, vertebral_cnr, vertebral_edge_strength
+from xvertnet.metrics.tmqi import tmqi
+from xvertnet.settings import FromConfig
 
 #: Larger images are measured on their block mean (see the module docstring): 2048 x 2048, the
 #: paper's canonical height squared.

@@ -34,8 +34,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ..errors import InvalidValueError
-from .task import band_pass, body_scale, noise_image
+from xvertnet.errors import InvalidValueError
+from xvertnet.metrics.task import band_pass, body_scale, noise_image
 
 DEFAULT_PERCENTILES = (1.0, 99.0)
 DEFAULT_DISPLAY_BAND = 12

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from scipy.special import gamma
 
-from ..errors import InvalidValueError
-from .matlab import filter2, gaussian_window, imfilter_replicate, imresize
+from xvertnet.errors import InvalidValueError
+from xvertnet.metrics.matlab import filter2, gaussian_window, imfilter_replicate, imresize
 
 DATA = Path(__file__).with_name("data")
 _GAM = np.arange(0.2, 10.0 + 1e-9, 0.001)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .matlab import gaussian_window, imfilter_replicate
+from xvertnet.metrics.matlab import gaussian_window, imfilter_replicate
 
 BLOCK = 16
 ACTIVITY_THRESHOLD = 0.1

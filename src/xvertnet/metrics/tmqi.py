@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage, special, stats
 
-from .matlab import filter2
+from xvertnet.metrics.matlab import filter2
 
 A, ALPHA, BETA = 0.8012, 0.3046, 0.7088
 LEVEL_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)

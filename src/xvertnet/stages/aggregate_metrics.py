@@ -1,11 +1,11 @@
-"""Rule ``aggregate_metrics``: the long per-ROI table with ratios and consistency measures (:func:`xvertnet.evaluate.aggregate`)."""
+"""Rule ``aggregate_metrics``: the long per-ROI table with ratios and consistency measures (:func:`xvertnet.evaluation.metrics_shard.aggregate`)."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from ..settings import load_settings
+from xvertnet.settings import load_settings
 
 
 def add_arguments(parser) -> None:
@@ -25,7 +25,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..evaluate import aggregate, shards_by_method
+    from xvertnet.evaluation.metrics_shard import aggregate, shards_by_method
 
     enhanced = shards_by_method(args.enhanced, key=("dataset", "method"))
     table = aggregate(

@@ -11,8 +11,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..config import load_config
-    from ..plan import Plan
+    from xvertnet.config import load_config
+    from xvertnet.plan import Plan
 
     plan = Plan(load_config(args.config, args.schema))
     print(f"{args.config}: valid; data sets {', '.join(plan.datasets)}; methods {', '.join(plan.methods)}")

@@ -1,6 +1,6 @@
 """Rule ``classifier_check``: a ResNet-18 trained and tested on one method's enhanced images of a labelled data set.
 
-See :mod:`xvertnet.classifier_check`. Writes the method's summary row (accuracy, balanced
+See :mod:`xvertnet.evaluation.classifier_check`. Writes the method's summary row (accuracy, balanced
 accuracy, ROC AUC with a bootstrap interval) and, beside it, one row per test image.
 """
 
@@ -10,7 +10,7 @@ import json
 import logging
 from pathlib import Path
 
-from ..settings import add_settings_argument, load_settings
+from xvertnet.settings import add_settings_argument, load_settings
 
 
 def add_arguments(parser) -> None:
@@ -29,8 +29,14 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import pandas as pd
 
-    from ..atomic import atomic_path
-    from ..classifier_check import COLUMNS, ClassifierSettings, LabelSpec, classifier_rows, read_labels
+    from xvertnet.evaluation.classifier_check import (
+        COLUMNS,
+        ClassifierSettings,
+        LabelSpec,
+        classifier_rows,
+        read_labels,
+    )
+    from xvertnet.io.atomic import atomic_path
 
     settings = ClassifierSettings.from_config(load_settings(args.settings))
     labels = read_labels(LabelSpec.from_config(json.loads(args.labels)))

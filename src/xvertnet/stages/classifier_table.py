@@ -14,8 +14,8 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import pandas as pd
 
-    from ..atomic import atomic_path
-    from ..classifier_check import classifier_markdown
+    from xvertnet.evaluation.classifier_check import classifier_markdown
+    from xvertnet.io.atomic import atomic_path
 
     table = pd.concat([pd.read_csv(path) for path in args.summaries], ignore_index=True)
     with atomic_path(args.csv) as tmp:

@@ -1,11 +1,11 @@
-"""Rule ``demo_data``: build the embedded demo data set and its manifest (:mod:`xvertnet.demo_data`)."""
+"""Rule ``demo_data``: build the embedded demo data set and its manifest (:mod:`xvertnet.demo.demo_data`)."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from ..settings import add_settings_argument, load_settings
+from xvertnet.settings import add_settings_argument, load_settings
 
 
 def add_arguments(parser) -> None:
@@ -15,7 +15,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..demo_data import DemoSettings, build_demo_data
+    from xvertnet.demo.demo_data import DemoSettings, build_demo_data
 
     manifest = build_demo_data(args.out_dir, args.manifest, DemoSettings.from_config(load_settings(args.settings)))
     logging.getLogger("xvertnet").info("demo data: %d images, manifest %s", len(manifest), args.manifest)

@@ -1,4 +1,4 @@
-"""Command ``xvertnet detectability``: the fracture-detectability study (:mod:`xvertnet.detectability`) into a folder.
+"""Command ``xvertnet detectability``: the fracture-detectability study (:mod:`xvertnet.evaluation.detectability`) into a folder.
 
 Settings: the ``detectability`` section of ``--config`` (YAML), then the command-line options over it.
 Writes ``detectability.csv`` (one row per method, observer, lesion and region), ``detectability.md``,
@@ -31,7 +31,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import yaml
 
-    from ..detectability import DetectabilitySettings, run_study
+    from xvertnet.evaluation.detectability import DetectabilitySettings, run_study
 
     section = {}
     if args.config:
@@ -41,7 +41,7 @@ def run(args) -> int:
             section[name] = getattr(args, name)
     settings = DetectabilitySettings.from_config(section)
     if args.reanalyse:
-        from ..detectability import reanalyse
+        from xvertnet.evaluation.detectability import reanalyse
 
         reanalyse(args.out, settings)
         log.info("wrote %s again from %s", args.out / "detectability.md", args.out / "patches.npz")

@@ -1,11 +1,11 @@
-"""Rule ``download``: fetch, verify and unpack a public data set; write its manifest (:mod:`xvertnet.download`)."""
+"""Rule ``download``: fetch, verify and unpack a public data set; write its manifest (:mod:`xvertnet.io.download`)."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from ..settings import load_settings
+from xvertnet.settings import load_settings
 
 
 def add_arguments(parser) -> None:
@@ -21,7 +21,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..download import DownloadOptions, fetch_dataset
+    from xvertnet.io.download import DownloadOptions, fetch_dataset
 
     entry = load_settings(args.settings)
     options = DownloadOptions(

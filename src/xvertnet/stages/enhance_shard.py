@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..content_hash import checked_digest
-from ..errors import XvertnetError
-from ..settings import load_settings
-from ..shard_store import EVAL_ROIS, iter_items, open_shard_for_writing
-from ..writers import write_png16
+from xvertnet.errors import XvertnetError
+from xvertnet.io.content_hash import checked_digest
+from xvertnet.io.shard_store import EVAL_ROIS, iter_items, open_shard_for_writing
+from xvertnet.io.writers import write_png16
+from xvertnet.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def enhance_rois_shard(
     Writes ``out_path`` (HDF5: per image ``eval_upper``, ``eval_lower``, ``whole`` and the twins) and
     16-bit PNGs of the ROIs and the whole image into ``png_dir``.
     """
-    from ..roi import crop
+    from xvertnet.preprocessing.roi import crop
 
     png_dir = Path(png_dir)
     png_dir.mkdir(parents=True, exist_ok=True)
@@ -110,8 +110,8 @@ def enhance_rois_shard(
 
 
 def run(args) -> int:
-    from ..methods import get_method
-    from ..methods.composite import compose, split_steps
+    from xvertnet.methods import get_method
+    from xvertnet.methods.composite import compose, split_steps
 
     settings, steps = split_steps(load_settings(args.settings))
     method = get_method(args.method, settings)

@@ -15,8 +15,8 @@ def write_enhanced_index(enhanced_shards, out_path) -> int:
     """One CSV row per enhanced image: shard, split and its PNG files (in the folder named after each shard)."""
     import pandas as pd
 
-    from ..atomic import atomic_path
-    from ..shard_store import ITEMS, decode_attr, read_shard
+    from xvertnet.io.atomic import atomic_path
+    from xvertnet.io.shard_store import ITEMS, decode_attr, read_shard
 
     rows = []
     for shard in enhanced_shards:

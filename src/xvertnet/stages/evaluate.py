@@ -1,4 +1,4 @@
-"""Leave-one-patient-out evaluation over the chest CT patients (``make evaluate``; :mod:`xvertnet.patient_eval`).
+"""Leave-one-patient-out evaluation over the chest CT patients (``make evaluate``; :mod:`xvertnet.evaluation.leave_one_patient_out`).
 
 Runs the workflow once per fold (a named run ``lopo-<test patient>`` with its own demo data
 set, from ``--configfile`` plus the fold's patients and splits), then pools the folds' per-ROI
@@ -20,8 +20,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from ..atomic import atomic_path
-from ..errors import ConfigError, XvertnetError
+from xvertnet.errors import ConfigError, XvertnetError
+from xvertnet.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..config import load_config
-    from ..patient_eval import EvaluationSettings, fold_config, folds, write_report
+    from xvertnet.config import load_config
+    from xvertnet.evaluation.leave_one_patient_out import EvaluationSettings, fold_config, folds, write_report
 
     base = load_config(args.configfile, args.schema)
     settings = EvaluationSettings.from_config(base.get("evaluate"))

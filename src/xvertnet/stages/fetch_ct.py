@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..errors import XvertnetError
+from xvertnet.errors import XvertnetError
 
 
 def add_arguments(parser) -> None:
@@ -27,7 +27,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..ct_data import ct_cache, fetch, verify
+    from xvertnet.demo.ct_data import ct_cache, fetch, verify
 
     cache = args.cache or ct_cache()
     if args.check:

@@ -1,10 +1,10 @@
-"""Rule ``gallery``: the static results gallery of a run (:func:`xvertnet.gallery.write_gallery`)."""
+"""Rule ``gallery``: the static results gallery of a run (:func:`xvertnet.reporting.gallery.write_gallery`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..settings import add_settings_argument, load_settings
+from xvertnet.settings import add_settings_argument, load_settings
 
 
 def add_arguments(parser) -> None:
@@ -20,9 +20,9 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import pandas as pd
 
-    from ..evaluate import shards_by_method
-    from ..gallery import write_gallery
-    from ..stats import TableSettings
+    from xvertnet.evaluation.metrics_shard import shards_by_method
+    from xvertnet.evaluation.stats import TableSettings
+    from xvertnet.reporting.gallery import write_gallery
 
     settings = TableSettings.from_config(load_settings(args.settings))
     manifests = {

@@ -1,12 +1,12 @@
-"""Rule ``ingest``: read images, normalise bit depth, write one HDF5 shard (:mod:`xvertnet.ingest`)."""
+"""Rule ``ingest``: read images, normalise bit depth, write one HDF5 shard (:mod:`xvertnet.io.ingest`)."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from ..errors import XvertnetError
-from ..settings import add_settings_argument, load_settings
+from xvertnet.errors import XvertnetError
+from xvertnet.settings import add_settings_argument, load_settings
 
 
 def add_arguments(parser) -> None:
@@ -18,9 +18,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..datasets import read_manifest
-    from ..ingest import entries_from_paths, ingest_entries
-    from ..readers import ReadOptions
+    from xvertnet.io.datasets import read_manifest
+    from xvertnet.io.ingest import entries_from_paths, ingest_entries
+    from xvertnet.io.readers import ReadOptions
 
     if bool(args.images) == bool(args.manifest):
         raise XvertnetError("give either image paths or --manifest, not both or neither")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..settings import load_settings
+from xvertnet.settings import load_settings
 
 
 def add_arguments(parser) -> None:
@@ -22,9 +22,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..datasets import read_manifest
-    from ..led_report import DEGRADATION, load_outputs, write_led_report
-    from ..methods import get_method
+    from xvertnet.io.datasets import read_manifest
+    from xvertnet.methods import get_method
+    from xvertnet.reporting.led_report import DEGRADATION, load_outputs, write_led_report
 
     shards: dict[tuple[str, str], list[str]] = {}
     for spec in args.enhanced:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..settings import load_settings
+from xvertnet.settings import load_settings
 
 
 def add_arguments(parser) -> None:
@@ -17,9 +17,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..methods import get_method
-    from ..report import lut_maps_figure
-    from ..shard_store import iter_items
+    from xvertnet.io.shard_store import iter_items
+    from xvertnet.methods import get_method
+    from xvertnet.reporting.report_figures import lut_maps_figure
 
     method = get_method("lut-mapping", load_settings(args.settings))
     method.load(args.model_dir)

@@ -1,4 +1,4 @@
-"""Rule ``lut_table``: the GE seed's Table 1 on our data (:mod:`xvertnet.lut_table`), training every model of it."""
+"""Rule ``lut_table``: the GE seed's Table 1 on our data (:mod:`xvertnet.reporting.lut_table`), training every model of it."""
 
 from __future__ import annotations
 
@@ -21,11 +21,18 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..atomic import atomic_path
-    from ..lut_table import MODELS, LutTableSettings, common_shape, evaluate, table_markdown, train_model
-    from ..methods import get_method
-    from ..settings import load_settings
-    from ..shard_store import iter_items
+    from xvertnet.io.atomic import atomic_path
+    from xvertnet.io.shard_store import iter_items
+    from xvertnet.methods import get_method
+    from xvertnet.reporting.lut_table import (
+        MODELS,
+        LutTableSettings,
+        common_shape,
+        evaluate,
+        table_markdown,
+        train_model,
+    )
+    from xvertnet.settings import load_settings
 
     log = logging.getLogger("xvertnet")
     method = get_method("lut-mapping", load_settings(args.settings))  # its defaults are the one source of these values

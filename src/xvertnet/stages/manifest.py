@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..settings import add_settings_argument, load_settings
+from xvertnet.settings import add_settings_argument, load_settings
 
 
 def add_arguments(parser) -> None:
@@ -26,8 +26,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..datasets import manifest_from_folder
-    from ..readers import ReadOptions
+    from xvertnet.io.datasets import manifest_from_folder
+    from xvertnet.io.readers import ReadOptions
 
     out = args.out or args.folder / "manifest.csv"
     manifest, rejects = manifest_from_folder(

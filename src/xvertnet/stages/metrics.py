@@ -11,8 +11,8 @@ import json
 import logging
 from pathlib import Path
 
-from ..errors import XvertnetError
-from ..settings import add_settings_argument, load_settings
+from xvertnet.errors import XvertnetError
+from xvertnet.settings import add_settings_argument, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +25,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..metrics import MetricParams, measure_all, to_255
-    from ..readers import flat_image_reason, read_image
+    from xvertnet.io.readers import flat_image_reason, read_image
+    from xvertnet.metrics import MetricParams, measure_all, to_255
 
     params = MetricParams.from_config(load_settings(args.settings))
     pixels = read_image(args.image).pixels

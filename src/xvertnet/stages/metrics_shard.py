@@ -1,11 +1,11 @@
-"""Rule ``metrics_shard``: every measure of one method's enhanced evaluation ROIs of one shard (:mod:`xvertnet.evaluate`)."""
+"""Rule ``metrics_shard``: every measure of one method's enhanced evaluation ROIs of one shard (:mod:`xvertnet.evaluation.metrics_shard`)."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from ..settings import add_settings_argument, load_settings
+from xvertnet.settings import add_settings_argument, load_settings
 
 
 def add_arguments(parser) -> None:
@@ -19,8 +19,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..evaluate import metrics_shard
-    from ..metrics import MetricParams
+    from xvertnet.evaluation.metrics_shard import metrics_shard
+    from xvertnet.metrics import MetricParams
 
     count = metrics_shard(
         args.enhanced,

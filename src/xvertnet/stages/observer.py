@@ -1,4 +1,4 @@
-"""Command ``xvertnet observer``: the model observers of :mod:`xvertnet.observer` on your own images.
+"""Command ``xvertnet observer``: the model observers of :mod:`xvertnet.evaluation.observer` on your own images.
 
 ``--present`` and ``--absent`` are folders of images of equal size (PNG, or any format ``xvertnet
 enhance`` reads), the signal at the same place in each: ``--location ROW,COLUMN`` (pixels; default the
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputImageError, InvalidValueError
+from xvertnet.errors import InputImageError, InvalidValueError
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,8 @@ def _images(folder: Path) -> list[Path]:
 
 def read_patches(paths, location, size) -> tuple[np.ndarray, tuple]:
     """The displayed patches around ``location`` (None: the centre) of every image; all images must share one shape."""
-    from ..observer import displayed, patch
-    from ..readers import read_image
+    from xvertnet.evaluation.observer import displayed, patch
+    from xvertnet.io.readers import read_image
 
     patches, shape = [], None
     for path in paths:
@@ -70,7 +70,7 @@ def read_patches(paths, location, size) -> tuple[np.ndarray, tuple]:
 
 def assess(present: np.ndarray, absent: np.ndarray, settings) -> dict:
     """AUC and d' with intervals for every observer, from two folds of alternate images."""
-    from ..observer import bootstrap_indices, observer_scores, summarise
+    from xvertnet.evaluation.observer import bootstrap_indices, observer_scores, summarise
 
     scores = observer_scores(present, absent, np.arange(len(present)) % 2, np.arange(len(absent)) % 2, settings)
     resamples = bootstrap_indices(np.zeros(len(present)), np.zeros(len(absent)), settings.bootstrap, settings.seed)
@@ -78,7 +78,7 @@ def assess(present: np.ndarray, absent: np.ndarray, settings) -> dict:
 
 
 def run(args) -> int:
-    from ..observer import ObserverSettings
+    from xvertnet.evaluation.observer import ObserverSettings
 
     location = None
     if args.location:

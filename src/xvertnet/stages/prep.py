@@ -1,11 +1,11 @@
-"""Rule ``prep``: WLS, Xp and HFC (Eqs. 1-6) of every crop of a ROI shard (:mod:`xvertnet.prep`)."""
+"""Rule ``prep``: WLS, Xp and HFC (Eqs. 1-6) of every crop of a ROI shard (:mod:`xvertnet.preprocessing.prep_shard`)."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from ..settings import add_settings_argument, load_settings
+from xvertnet.settings import add_settings_argument, load_settings
 
 
 def add_arguments(parser) -> None:
@@ -16,8 +16,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..prep import prep_shard
-    from ..preprocess import PrepParams
+    from xvertnet.preprocessing.prep_shard import prep_shard
+    from xvertnet.preprocessing.preprocess import PrepParams
 
     count = prep_shard(
         args.roi, args.out, PrepParams.from_config(load_settings(args.settings)), figure_dir=args.figure_dir

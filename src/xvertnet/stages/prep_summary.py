@@ -1,4 +1,4 @@
-"""Rule ``prep_summary``: one CSV row per image and ROI over all prep shards (:func:`xvertnet.prep.write_prep_summary`)."""
+"""Rule ``prep_summary``: one CSV row per image and ROI over all prep shards (:func:`xvertnet.preprocessing.prep_shard.write_prep_summary`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..prep import write_prep_summary
+    from xvertnet.preprocessing.prep_shard import write_prep_summary
 
     count = write_prep_summary(args.prep_shards, args.out)
     logging.getLogger("xvertnet").info("prep summary: %d crops -> %s", count, args.out)

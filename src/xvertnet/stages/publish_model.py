@@ -13,7 +13,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from ..errors import XvertnetError
+from xvertnet.errors import XvertnetError
 
 
 def add_arguments(parser) -> None:
@@ -23,10 +23,10 @@ def add_arguments(parser) -> None:
 
 def publish_model(files, out_dir) -> list[Path]:
     """Copy ``files`` into ``out_dir``, each atomically, the metadata (``*.json``) last."""
-    from ..atomic import atomic_path
+    from xvertnet.io.atomic import atomic_path
 
     files = sorted((Path(f) for f in files), key=lambda f: f.suffix == ".json")
-    from ..provenance import sha256_file
+    from xvertnet.provenance import sha256_file
 
     weights = [path for path in files if path.suffix == ".pt"]
     for path in files:

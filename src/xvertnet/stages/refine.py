@@ -1,11 +1,11 @@
-"""Rule ``refine``: apply model t to a data shard, the next iteration's inputs and HFC (:func:`xvertnet.inference.refine_shard`)."""
+"""Rule ``refine``: apply model t to a data shard, the next iteration's inputs and HFC (:func:`xvertnet.model.inference.refine_shard`)."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from ..settings import add_settings_argument, load_settings
+from xvertnet.settings import add_settings_argument, load_settings
 
 
 def add_arguments(parser) -> None:
@@ -16,7 +16,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..inference import EnhanceSettings, refine_shard
+    from xvertnet.model.inference import EnhanceSettings, refine_shard
 
     settings = EnhanceSettings.from_config(load_settings(args.settings))
     count = refine_shard(args.model, args.data, args.out, device=settings.device)

@@ -1,11 +1,11 @@
-"""Rule ``roi``: canonical scale, spine localisation, training and evaluation ROIs (:mod:`xvertnet.roi`)."""
+"""Rule ``roi``: canonical scale, spine localisation, training and evaluation ROIs (:mod:`xvertnet.preprocessing.roi`)."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from ..settings import add_settings_argument, load_settings
+from xvertnet.settings import add_settings_argument, load_settings
 
 
 def add_arguments(parser) -> None:
@@ -17,7 +17,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..roi import RoiSettings, roi_shard
+    from xvertnet.preprocessing.roi import RoiSettings, roi_shard
 
     stored, rejected = roi_shard(
         args.ingest, args.out, args.qc_dir, RoiSettings.from_config(load_settings(args.settings)), args.rejects

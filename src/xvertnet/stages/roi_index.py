@@ -1,4 +1,4 @@
-"""Rule ``roi_index``: one CSV row per image over all ROI shards, and merged rejects (:func:`xvertnet.roi.write_roi_index`)."""
+"""Rule ``roi_index``: one CSV row per image over all ROI shards, and merged rejects (:func:`xvertnet.preprocessing.roi.write_roi_index`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..roi import write_roi_index
+    from xvertnet.preprocessing.roi import write_roi_index
 
     count = write_roi_index(args.roi_shards, args.out, rejects_in=args.rejects_in, rejects_out=args.rejects_out)
     logging.getLogger("xvertnet").info("roi index: %d images -> %s", count, args.out)

@@ -1,4 +1,4 @@
-"""Command ``xvertnet score-reading``: score answer CSVs of the 2AFC reading page (:mod:`xvertnet.reading`).
+"""Command ``xvertnet score-reading``: score answer CSVs of the 2AFC reading page (:mod:`xvertnet.evaluation.reading`).
 
 Give the answers (one CSV per reader, as the page downloads them) and the page's ``trials.csv``. Prints per
 method the trials answered, the proportion correct (PC, an estimate of the AUC) with its 95 % bootstrap
@@ -21,8 +21,8 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import pandas as pd
 
-    from ..errors import InputImageError
-    from ..reading import read_answers, score_answers
+    from xvertnet.errors import InputImageError
+    from xvertnet.evaluation.reading import read_answers, score_answers
 
     try:
         trials = pd.read_csv(args.trials, dtype={"trial": str})

@@ -1,6 +1,6 @@
 """Rule ``segmentation_task``: train a vertebra segmenter on one method's enhanced training ROIs, score the rest.
 
-See :mod:`xvertnet.segmentation_task`. Writes one row per scored ROI (Dice, HD95, mean surface
+See :mod:`xvertnet.evaluation.segmentation_task`. Writes one row per scored ROI (Dice, HD95, mean surface
 distance); ``aggregate_metrics`` merges the rows into ``per_roi.csv``.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..settings import add_settings_argument, load_settings
+from xvertnet.settings import add_settings_argument, load_settings
 
 
 def add_arguments(parser) -> None:
@@ -25,8 +25,8 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import pandas as pd
 
-    from ..atomic import atomic_path
-    from ..segmentation_task import COLUMNS, SegmentationTaskSettings, segmentation_rows
+    from xvertnet.evaluation.segmentation_task import COLUMNS, SegmentationTaskSettings, segmentation_rows
+    from xvertnet.io.atomic import atomic_path
 
     settings = SegmentationTaskSettings.from_config(load_settings(args.settings))
     rows = segmentation_rows(args.method, args.enhanced, args.roi, settings)

@@ -1,4 +1,4 @@
-"""Command ``xvertnet serve --config node.yaml``: the DICOM node (:mod:`xvertnet.dicom_node`) until SIGTERM or SIGINT.
+"""Command ``xvertnet serve --config node.yaml``: the DICOM node (:mod:`xvertnet.serving.dicom_node`) until SIGTERM or SIGINT.
 
 The settings are checked before anything listens: a wrong key, AE title, port or a missing destination is one line.
 """
@@ -13,7 +13,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..dicom_node import load_settings, serve_forever
+    from xvertnet.serving.dicom_node import load_settings, serve_forever
 
     serve_forever(load_settings(args.config))
     return 0

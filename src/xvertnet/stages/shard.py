@@ -1,11 +1,11 @@
-"""Checkpoint ``shard``: split a manifest into shard manifests (:func:`xvertnet.datasets.split_into_shards`)."""
+"""Checkpoint ``shard``: split a manifest into shard manifests (:func:`xvertnet.io.datasets.split_into_shards`)."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from ..settings import add_settings_argument, load_settings
+from xvertnet.settings import add_settings_argument, load_settings
 
 
 def add_arguments(parser) -> None:
@@ -15,7 +15,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..datasets import ShardSettings, split_into_shards
+    from xvertnet.io.datasets import ShardSettings, split_into_shards
 
     settings = ShardSettings.from_config(load_settings(args.settings))
     written = split_into_shards(args.manifest, args.out_dir, shard_size=settings.shard_size)

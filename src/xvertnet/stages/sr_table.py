@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..settings import load_settings
+from xvertnet.settings import load_settings
 
 
 def add_arguments(parser) -> None:
@@ -31,10 +31,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..datasets import read_manifest, shards_by_dataset
-    from ..errors import XvertnetError
-    from ..methods import training_crops
-    from ..sr_table import held_out_rois, write_tables
+    from xvertnet.errors import XvertnetError
+    from xvertnet.io.datasets import read_manifest, shards_by_dataset
+    from xvertnet.methods import training_crops
+    from xvertnet.reporting.sr_table import held_out_rois, write_tables
 
     manifests = {dataset: read_manifest(path) for dataset, path in load_settings(args.manifests).items()}
     crops = training_crops(args.train_shards)

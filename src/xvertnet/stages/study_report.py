@@ -1,4 +1,4 @@
-"""Rule ``study_report``: the design study's table, per-variant tables and panels, and its conclusion (:mod:`xvertnet.study`)."""
+"""Rule ``study_report``: the design study's table, per-variant tables and panels, and its conclusion (:mod:`xvertnet.reporting.study`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import logging
 from pathlib import Path
 
-from ..settings import add_settings_argument, load_settings
+from xvertnet.settings import add_settings_argument, load_settings
 
 
 def add_arguments(parser) -> None:
@@ -23,8 +23,8 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import pandas as pd
 
-    from ..evaluate import shards_by_method
-    from ..study import StudySettings, write_study
+    from xvertnet.evaluation.metrics_shard import shards_by_method
+    from xvertnet.reporting.study import StudySettings, write_study
 
     settings = StudySettings.from_config(load_settings(args.settings))
     entries = load_settings(args.entries)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..content_hash import checked_digest
-from ..settings import add_settings_argument, load_settings
+from xvertnet.io.content_hash import checked_digest
+from xvertnet.settings import add_settings_argument, load_settings
 
 
 def add_arguments(parser) -> None:
@@ -27,10 +27,16 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import pandas as pd
 
-    from ..errors import XvertnetError
-    from ..evaluate import shards_by_method
-    from ..report import box_plots, panel_image_ids, visual_panel, whole_image_panel
-    from ..stats import TableSettings, compare, reference_method, undefined_measures, write_comparison_tables
+    from xvertnet.errors import XvertnetError
+    from xvertnet.evaluation.metrics_shard import shards_by_method
+    from xvertnet.evaluation.stats import (
+        TableSettings,
+        compare,
+        reference_method,
+        undefined_measures,
+        write_comparison_tables,
+    )
+    from xvertnet.reporting.report_figures import box_plots, panel_image_ids, visual_panel, whole_image_panel
 
     settings = TableSettings.from_config(load_settings(args.settings))
     splits = tuple(settings.table_splits)

@@ -1,11 +1,11 @@
-"""Rule ``train``: train one XVertNet iteration on data shards (:mod:`xvertnet.train`)."""
+"""Rule ``train``: train one XVertNet iteration on data shards (:mod:`xvertnet.model.training`)."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from ..settings import add_settings_argument, load_settings
+from xvertnet.settings import add_settings_argument, load_settings
 
 
 def add_arguments(parser) -> None:
@@ -17,7 +17,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..train import TrainConfig, train_iteration
+    from xvertnet.model.training import TrainConfig, train_iteration
 
     config = TrainConfig.from_config(load_settings(args.settings))
     summary = train_iteration(args.data, args.out_dir, config, iteration=args.iteration, progress=not args.no_progress)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..errors import XvertnetError
-from ..settings import load_settings
+from xvertnet.errors import XvertnetError
+from xvertnet.settings import load_settings
 
 
 def add_arguments(parser) -> None:
@@ -21,7 +21,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..methods import get_method
+    from xvertnet.methods import get_method
 
     method = get_method(args.method, load_settings(args.settings))
     manifests = load_settings(args.manifests) if getattr(args, "manifests", None) else None

@@ -38,10 +38,10 @@ def check_shard(path: Path, hashes: dict) -> tuple[list[str], bool]:
     """Findings for one shard, and whether its arrays carry checksums."""
     import h5py
 
-    from ..content_hash import content_hash_path, recorded_content_hash
-    from ..errors import InputFileError
-    from ..provenance import sha256_file
-    from ..shard_store import damaged_reason, decode_attr, read_shard
+    from xvertnet.errors import InputFileError
+    from xvertnet.io.content_hash import content_hash_path, recorded_content_hash
+    from xvertnet.io.shard_store import damaged_reason, decode_attr, read_shard
+    from xvertnet.provenance import sha256_file
 
     findings, checksummed = [], True
     recorded = recorded_content_hash(path)
@@ -80,7 +80,7 @@ def check_shard(path: Path, hashes: dict) -> tuple[list[str], bool]:
 
 
 def check_model(folder: Path) -> list[str]:
-    from ..provenance import sha256_file
+    from xvertnet.provenance import sha256_file
 
     metadata_path, weights = folder / "model.json", folder / "model.pt"
     try:
@@ -99,8 +99,8 @@ def check_model(folder: Path) -> list[str]:
 
 def check_recorded(path: Path) -> list[str]:
     """A file written with its sha256 beside it (not a shard): damaged when they differ."""
-    from ..content_hash import content_hash_path, recorded_content_hash
-    from ..provenance import sha256_file
+    from xvertnet.io.content_hash import content_hash_path, recorded_content_hash
+    from xvertnet.provenance import sha256_file
 
     recorded = recorded_content_hash(path)
     if recorded is None or sha256_file(path) == recorded:

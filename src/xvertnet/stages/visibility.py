@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputImageError
+from xvertnet.errors import InputImageError
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def add_arguments(parser) -> None:
 def _levels(path: Path, shape) -> np.ndarray:
     from scipy import ndimage
 
-    from ..ingest import read_levels
+    from xvertnet.io.ingest import read_levels
 
     levels = read_levels(path, shape)
     values = np.unique(levels[levels > 0])
@@ -59,8 +59,8 @@ def _levels(path: Path, shape) -> np.ndarray:
 
 def measure(image: np.ndarray, levels: np.ndarray, twin: np.ndarray | None) -> dict:
     """The task measures of one image (module docstring)."""
-    from ..metrics.displayed import level_visibility
-    from ..metrics.task import body_scale, vertebral_cnr, vertebral_edge_strength
+    from xvertnet.metrics.displayed import level_visibility
+    from xvertnet.metrics.task import body_scale, vertebral_cnr, vertebral_edge_strength
 
     found: dict = {"cnr": float("nan"), "edge": float("nan")}
     if twin is not None:
@@ -78,7 +78,7 @@ def measure(image: np.ndarray, levels: np.ndarray, twin: np.ndarray | None) -> d
 
 
 def run(args) -> int:
-    from ..readers import read_image
+    from xvertnet.io.readers import read_image
 
     def load(path):  # every measure is invariant to a linear map of the grey levels: the stored values will do
         return read_image(path).pixels.astype(np.float64)

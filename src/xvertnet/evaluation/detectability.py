@@ -1,0 +1,618 @@
+"""Can a reader find a vertebral fracture? Simulated fractures, signal-present and -absent radiographs, model observers.
+
+For each held-out CT patient (never seen by the shipped model's training) and each vertebral
+level in view whose body lies whole in the CT:
+
+1. **Lesions.** :mod:`xvertnet.evaluation.fracture` compresses the level's body (wedge or biconcave, Genant
+   grade 1 or 2). Projection is linear in attenuation, so the base attenuation volume is
+   projected once (:func:`xvertnet.demo.drr.project`, PA, no rotation) and each lesion's difference
+   volume (its bounding box only) is projected alone and added: P_present = P_base + dP.
+2. **Images.** Lesions at levels far apart do not overlap, so one image carries several: for
+   each fracture type and grade and each of ``stride`` interleaved sets of levels (levels i with
+   i mod stride = j), a signal-present image holds a lesion at every level of the set; one
+   signal-absent image per realisation serves every type. Each image is an independent
+   exposure (:mod:`xvertnet.demo.xray_detector`: the demo's standard dose, the exposure control set
+   once on the lesion-free view, quantum noise, scatter, MTF) through the for-presentation step
+   (:mod:`xvertnet.demo.presentation`, rendered on each image as a modality does: a lesion moves its
+   percentiles and band maxima by far less than the noise does), quantised to 12 bits, exactly as
+   the demo's images are made.
+3. **Methods.** Every method enhances every image whole, as a user would (XVertNet through
+   ``xvertnet enhance``'s path, at its working height with detail carried back to full size).
+4. **Observers.** Around the lesion's place (location known exactly: the centroid of the lesion's
+   projected change at the highest grade; a signal-absent image is read at the same place) a patch of the
+   *displayed* image (one window, 8 bits) goes to the channelized Hotelling and the
+   non-prewhitening-with-eye-filter observers (:mod:`xvertnet.evaluation.observer`); templates are trained on
+   even realisations and tested on odd ones, and the other way round. AUC and d' per method,
+   type, grade and region (behind the heart, above it, below the diaphragm), with 95 % intervals
+   from a bootstrap over patients and, within them, cases; paired differences against the
+   original and against CLAHE at its default clip limit.
+5. **Validation on the data.** The original at a quarter and four times the dose: d' should grow
+   with dose (as its square root where quantum noise dominates, less where anatomy does) and with
+   grade.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from xvertnet.errors import InvalidValueError
+from xvertnet.evaluation.fracture import (
+    FRACTURE_TYPES,
+    GRADE_HEIGHT_LOSS,
+    REGIONS,
+    Fracture,
+    body_height_mm,
+    example_level,
+    fracture_volume,
+    level_region,
+)
+from xvertnet.evaluation.observer import (
+    OBSERVERS,
+    ObserverSettings,
+    bootstrap_indices,
+    displayed,
+    observer_scores,
+    paired_difference,
+    patch,
+    summarise,
+)
+from xvertnet.evaluation.reading import write_reading_page
+from xvertnet.io.atomic import atomic_path
+from xvertnet.settings import FromConfig
+
+log = logging.getLogger(__name__)
+
+#: The CLAHE row everything is also compared with (the project's CLAHE default).
+CLAHE_REFERENCE = "clahe-0.01"
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectabilitySettings(FromConfig):
+    """The fracture-detectability study (config section ``detectability``; module docstring)."""
+
+    SECTION: ClassVar[str] = "detectability"
+
+    #: Held-out CT patients (lidc0001 trained the shipped model).
+    patients: tuple[str, ...] = ("tschest", "lung1", "lung2")
+    realisations: int = 12
+    kinds: tuple[str, ...] = FRACTURE_TYPES
+    grades: tuple[int, ...] = (1, 2)
+    stride: int = 3
+    #: Methods: ``original``, ``xvertnet`` (the shipped model, or ``model``), ``clahe-<clip limit>``, or any
+    #: registered method that needs no training.
+    methods: tuple[str, ...] = ("original", "xvertnet", "clahe-0.005", "clahe-0.01", "clahe-0.02", "clahe-0.03")
+    model: str = ""
+    #: Dose factors of the validation run (the original only).
+    validation_doses: tuple[float, ...] = (0.25, 4.0)
+    #: Smallest projected body, pixels (levels cut by the field of view are left out).
+    min_level_pixels: int = 400
+    #: Vertebral body heights the study accepts, mm (T1 about 14, L3 about 28; an automatic label outside is wrong).
+    body_height_mm: tuple[float, float] = (12.0, 32.0)
+    seed: int = 0
+    observer: ObserverSettings = ObserverSettings()
+
+    @classmethod
+    def from_config(cls, section: dict | None) -> DetectabilitySettings:
+        section = dict(section or {})
+        if isinstance(section.get("observer"), dict):
+            section["observer"] = ObserverSettings.from_config(section["observer"])
+        return super().from_config(section)
+
+    def __post_init__(self):
+        if self.realisations < 2 or self.realisations % 2:
+            raise InvalidValueError(
+                f"detectability realisations must be even and at least 2 (two folds), got {self.realisations}"
+            )
+        unknown = [kind for kind in self.kinds if kind not in FRACTURE_TYPES]
+        if unknown:
+            raise InvalidValueError(f"detectability kinds: unknown fracture type '{unknown[0]}'")
+        unknown = [grade for grade in self.grades if grade not in GRADE_HEIGHT_LOSS]
+        if unknown:
+            raise InvalidValueError(f"detectability grades: unknown grade {unknown[0]}")
+
+
+def build_method(name: str, model: str = ""):
+    """An ``image -> enhanced image`` function for a study method name (:class:`DetectabilitySettings`)."""
+    from xvertnet.methods import get_method
+
+    if name == "xvertnet":
+        from xvertnet.model.inference import Chain
+        from xvertnet.model.whole_image import enhance_image, model_dirs
+
+        chain = Chain(model_dirs(Path(model) if model else None), device="auto")
+        return lambda image: enhance_image(chain, image)[0]
+    if name.startswith("clahe-"):
+        method = get_method("clahe", {"clip_limit": float(name.split("-", 1)[1])})
+    else:
+        method = get_method(name)
+    if method.trainable:
+        raise InvalidValueError(f"detectability: method '{name}' needs training; run it through the workflow")
+    return method.enhance_whole
+
+
+@dataclasses.dataclass
+class PatientScene:
+    """One patient's lesion-free projection, its lesions' projected differences and where each level is."""
+
+    patient: str
+    line_integral: np.ndarray
+    levels: dict[int, dict]  # level -> {"centre": (row, col), "lesion_centre": {kind: (row, col)}, "region", "index"}
+    differences: dict[tuple[int, str, int], np.ndarray]  # (level, kind, grade) -> dP
+    examples: dict
+
+
+def patient_scene(patient: str, settings: DetectabilitySettings, demo) -> PatientScene:
+    """Project one patient's CT and every lesion of the study (module docstring, step 1)."""
+    from scipy import ndimage
+
+    from xvertnet.demo.ct_volumes import load_patient
+    from xvertnet.demo.demo_data import View, vertebra_levels
+    from xvertnet.demo.drr import (
+        CONTRAST_ENHANCED,
+        attenuation,
+        cone_sum,
+        detector_grid,
+        project,
+        thin_slices,
+        unenhance_blood,
+    )
+
+    volume = load_patient(patient)
+    levels, _ = vertebra_levels(volume)
+    hounsfield = volume.hounsfield
+    if patient in CONTRAST_ENHANCED:
+        hounsfield, _ = unenhance_blood(hounsfield, volume.spacing, levels)
+    depth = levels.shape[2]
+    complete = [
+        level
+        for level in range(1, int(levels.max()) + 1)
+        if (levels == level).any()
+        and 0 < np.flatnonzero((levels == level).any(axis=(0, 1))).min()
+        and np.flatnonzero((levels == level).any(axis=(0, 1))).max() < depth - 1
+    ]
+    regions = {level: level_region(hounsfield, volume.spacing, levels, level) for level in complete}
+    geometry = demo.geometry(View("ap"))
+    mu, spacing = thin_slices(attenuation(hounsfield, demo.bone_boost), volume.spacing, geometry.max_slice_mm)
+    thin_levels, _ = thin_slices(levels, volume.spacing, geometry.max_slice_mm, labels=True)
+    del hounsfield, volume
+    line_integral, projected = project(mu, spacing, geometry, levels=thin_levels)
+    u, w, source_a, detector_a = detector_grid(mu.shape, spacing, geometry)
+    found = {}
+    for level in complete:
+        pixels = projected == level
+        if pixels.sum() < settings.min_level_pixels:
+            continue
+        height = body_height_mm(mu, thin_levels, level, spacing)
+        if not settings.body_height_mm[0] <= height <= settings.body_height_mm[1]:
+            log.info(
+                "%s: level %d left out: its body is %.0f mm high (merged or partial label)", patient, level, height
+            )
+            continue
+        found[level] = {"centre": tuple(float(c) for c in ndimage.center_of_mass(pixels)), "region": regions[level]}
+    for index, level in enumerate(sorted(found)):
+        found[level]["index"] = index
+    differences, examples = {}, {}
+    for level in found:
+        for kind in settings.kinds:
+            for grade in settings.grades:
+                box, values, _ = fracture_volume(mu, thin_levels, Fracture(level, kind, grade), spacing=spacing)
+                change = values.astype(np.float64) - mu[box]
+                differences[(level, kind, grade)] = cone_sum(
+                    change,
+                    spacing,
+                    u,
+                    w,
+                    source_a,
+                    detector_a - source_a,
+                    offset=[s.start for s in box],
+                    full_shape=mu.shape,
+                )
+                if grade == max(settings.grades) and level == example_level(found) and kind not in examples:
+                    examples[kind] = {"before": mu[box].copy(), "after": values, "box": box, "level": level}
+            # where the lesion is (location known exactly): the centroid of its projected change at the highest grade
+            change = np.abs(differences[(level, kind, max(settings.grades))])
+            found[level].setdefault("lesion_centre", {})[kind] = tuple(float(c) for c in ndimage.center_of_mass(change))
+    log.info(
+        "%s: %d levels (%s), %d lesions projected",
+        patient,
+        len(found),
+        ", ".join(f"{level}:{found[level]['region']}" for level in sorted(found)),
+        len(differences),
+    )
+    return PatientScene(patient, line_integral, found, differences, examples)
+
+
+class Acquisition:
+    """Exposures of one view: the exposure control of the standard dose (on the lesion-free view) fixed once; each
+    image is rendered for presentation on its own, as a modality does and as the demo's images are."""
+
+    def __init__(self, line_integral: np.ndarray, demo, dose_factor: float = 1.0):
+        from xvertnet.demo.demo_data import REFERENCE_CONDITION
+        from xvertnet.demo.xray_detector import incident_quanta
+
+        self.demo = demo
+        self.exposure = dataclasses.replace(
+            demo.exposure(REFERENCE_CONDITION), detector_air_kerma_ugy=demo.detector_air_kerma_ugy * dose_factor
+        )
+        self.quanta = incident_quanta(line_integral, demo.exposure(REFERENCE_CONDITION)) * dose_factor
+
+    def image(self, line_integral: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One exposure, for presentation, 12 bits, as a float image in [0, 1]."""
+        from xvertnet.demo.presentation import present
+        from xvertnet.demo.xray_detector import detect
+
+        shown = present(
+            detect(line_integral, self.exposure, rng, quanta=self.quanta), self.demo.presentation, self.demo.pixel_mm
+        )
+        return np.rint(shown * 4095.0) / 4095.0
+
+
+def scene_images(scene: PatientScene, settings: DetectabilitySettings, acquisition: Acquisition, seed_key):
+    """The study's images of one patient (module docstring, step 2): yields (image, lesion key or None, levels, r)."""
+    for r in range(settings.realisations):
+        rng = np.random.default_rng([settings.seed, *seed_key, r])
+        yield acquisition.image(scene.line_integral, rng), None, sorted(scene.levels), r
+        for kind in settings.kinds:
+            for grade in settings.grades:
+                for part in range(settings.stride):
+                    chosen = [level for level, info in scene.levels.items() if info["index"] % settings.stride == part]
+                    if not chosen:
+                        continue
+                    line = scene.line_integral + sum(scene.differences[(level, kind, grade)] for level in chosen)
+                    yield acquisition.image(line, rng), (kind, grade), chosen, r
+
+
+def collect_patches(
+    scenes,
+    settings: DetectabilitySettings,
+    demo,
+    enhancers: dict,
+    *,
+    dose_factor: float = 1.0,
+    examples: dict | None = None,
+) -> tuple[dict, pd.DataFrame]:
+    """Every method's displayed patches of every image: ({method: (N, s, s) array}, one row per patch)."""
+    size = settings.observer.patch_px
+    patches = {name: [] for name in enhancers}
+    rows = []
+    for p_index, scene in enumerate(scenes):
+        acquisition = Acquisition(scene.line_integral, demo, dose_factor)
+        for image, lesion, chosen, r in scene_images(
+            scene, settings, acquisition, (p_index, int(round(dose_factor * 1000)))
+        ):
+            # a signal-absent image is read where each type of lesion would be; a signal-present one where its lesion is
+            places = [(level, kind) for kind in ([lesion[0]] if lesion else settings.kinds) for level in chosen]
+            for name, enhance in enhancers.items():
+                shown = displayed(enhance(image))
+                for level, kind in places:  # displayed values are k / 255 exactly: kept as 8-bit
+                    centre = scene.levels[level]["lesion_centre"][kind]
+                    patches[name].append(np.rint(patch(shown, centre, size) * 255.0).astype(np.uint8))
+                if examples is not None and r == 0 and p_index == 0 and example_level(scene.levels) in chosen:
+                    examples.setdefault(name, {})["absent" if lesion is None else f"{lesion[0]}-g{lesion[1]}"] = shown
+            for level, kind in places:
+                rows.append(
+                    {
+                        "patient": scene.patient,
+                        "level": level,
+                        "region": scene.levels[level]["region"],
+                        "realisation": r,
+                        "present": lesion is not None,
+                        "kind": kind,
+                        "grade": lesion[1] if lesion else 0,
+                    }
+                )
+    return {name: np.stack(values) / np.float32(255.0) for name, values in patches.items()}, pd.DataFrame(rows)
+
+
+def analyse(
+    patches: dict, cases: pd.DataFrame, settings: DetectabilitySettings, *, references=("original", CLAHE_REFERENCE)
+):
+    """AUC and d' per method, observer, lesion and region, and paired differences against ``references``."""
+    rows = []
+    for kind in settings.kinds:
+        absent = cases.index[~cases["present"] & (cases["kind"] == kind)].to_numpy()
+        for grade in settings.grades:
+            present = cases.index[cases["present"] & (cases["kind"] == kind) & (cases["grade"] == grade)].to_numpy()
+            scores = {
+                name: observer_scores(
+                    values[present],
+                    values[absent],
+                    cases["realisation"].to_numpy()[present] % 2,
+                    cases["realisation"].to_numpy()[absent] % 2,
+                    settings.observer,
+                )
+                for name, values in patches.items()
+            }
+            for region in ("all", *REGIONS):
+                keep_p = (
+                    np.ones(len(present), bool)
+                    if region == "all"
+                    else (cases.loc[present, "region"] == region).to_numpy()
+                )
+                keep_a = (
+                    np.ones(len(absent), bool)
+                    if region == "all"
+                    else (cases.loc[absent, "region"] == region).to_numpy()
+                )
+                if keep_p.sum() < 4 or keep_a.sum() < 4:
+                    continue
+                resamples = bootstrap_indices(
+                    cases.loc[present[keep_p], "patient"].to_numpy(),
+                    cases.loc[absent[keep_a], "patient"].to_numpy(),
+                    settings.observer.bootstrap,
+                    settings.observer.seed,
+                )
+                for observer_name in OBSERVERS:
+                    for name in patches:
+                        p_scores, a_scores = scores[name][observer_name]
+                        row = {
+                            "method": name,
+                            "observer": observer_name,
+                            "kind": kind,
+                            "grade": grade,
+                            "region": region,
+                            "patients": int(cases.loc[present[keep_p], "patient"].nunique()),
+                            **summarise(p_scores[keep_p], a_scores[keep_a], resamples),
+                        }
+                        for reference in references:
+                            if reference in patches and reference != name:
+                                ref_p, ref_a = scores[reference][observer_name]
+                                paired = paired_difference(
+                                    (p_scores[keep_p], a_scores[keep_a]), (ref_p[keep_p], ref_a[keep_a]), resamples
+                                )
+                                row[f"vs_{reference}"] = paired["difference"]
+                                row[f"vs_{reference}_low"], row[f"vs_{reference}_high"] = paired["low"], paired["high"]
+                                row[f"vs_{reference}_p"] = paired["p"]
+                        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def run_study(out_dir, settings: DetectabilitySettings, demo=None) -> dict:
+    """The whole study into ``out_dir``: detectability.csv, detectability.md, validation.json, figures."""
+    from xvertnet.demo.demo_data import DemoSettings
+
+    demo = demo or DemoSettings()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    scenes = [patient_scene(patient, settings, demo) for patient in settings.patients]
+    projected = time.perf_counter() - started
+    enhancers = {name: build_method(name, settings.model) for name in settings.methods}
+    examples: dict = {}
+    patches, cases = collect_patches(scenes, settings, demo, enhancers, examples=examples)
+    enhanced = time.perf_counter() - started - projected
+    save_patches(out_dir, patches, cases)
+    write_reading_page(patches, cases, out_dir / "reading", seed=settings.seed)
+    table = analyse(patches, cases, settings)
+    validation = {"dose": {}, "timing_s": {}}
+    if "original" in settings.methods:
+        validation["dose"]["1.0"] = _dprime_summary(table[table["method"] == "original"])
+        for factor in settings.validation_doses:
+            dose_patches, dose_cases = collect_patches(
+                scenes, settings, demo, {"original": enhancers["original"]}, dose_factor=factor
+            )
+            dose_table = analyse(dose_patches, dose_cases, settings, references=())
+            validation["dose"][str(factor)] = _dprime_summary(dose_table)
+    validation["timing_s"] = {
+        "projection": round(projected, 1),
+        "images_and_methods": round(enhanced, 1),
+        "total": round(time.perf_counter() - started, 1),
+    }
+    validation["produced_by"] = produced_by()
+    validation["images_per_method"] = int(
+        len(settings.patients)
+        * settings.realisations
+        * (1 + len(settings.kinds) * len(settings.grades) * settings.stride)
+    )
+    validation["cases"] = {
+        "present": int(cases["present"].sum()),
+        "absent": int((~cases["present"]).sum()),
+        "levels": {
+            scene.patient: {str(level): info["region"] for level, info in sorted(scene.levels.items())}
+            for scene in scenes
+        },
+    }
+    with atomic_path(out_dir / "detectability.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    with atomic_path(out_dir / "validation.json") as tmp:
+        Path(tmp).write_text(json.dumps(validation, indent=2))
+    with atomic_path(out_dir / "detectability.md") as tmp:
+        Path(tmp).write_text(detectability_markdown(table, settings, validation))
+    from xvertnet.evaluation.detectability_figures import clahe_curve_figure, fracture_figure, pairs_figure
+
+    fracture_figure(scenes[0], out_dir / "fracture_types.png")
+    pairs_figure(examples, scenes[0], settings, out_dir / "pairs.png")
+    clahe_curve_figure(table, out_dir / "clahe_curve.png")
+    return validation
+
+
+def save_patches(out_dir: Path, patches: dict, cases: pd.DataFrame) -> None:
+    """The observers' inputs (``patches.npz``, 8-bit, one array per method; ``cases.csv``, one row per patch), so
+    that the analysis can be rerun with other observer settings without the images (:func:`reanalyse`)."""
+    with atomic_path(out_dir / "patches.npz") as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(
+                handle, **{name: np.rint(values * 255.0).astype(np.uint8) for name, values in patches.items()}
+            )
+    with atomic_path(out_dir / "cases.csv") as tmp:
+        cases.to_csv(tmp, index=False)
+
+
+def reanalyse(out_dir, settings: DetectabilitySettings) -> pd.DataFrame:
+    """The table, its markdown and the reading page again from a finished study's ``patches.npz``, ``cases.csv`` and
+    ``validation.json`` (other observer settings, without making the images again); returns the table."""
+    out_dir = Path(out_dir)
+    with np.load(out_dir / "patches.npz") as stored:
+        patches = {name: stored[name] / np.float32(255.0) for name in stored.files}
+    cases = pd.read_csv(out_dir / "cases.csv", keep_default_na=False)
+    validation = json.loads((out_dir / "validation.json").read_text())
+    table = analyse(patches, cases, settings)
+    write_reading_page(patches, cases, out_dir / "reading", seed=settings.seed)
+    with atomic_path(out_dir / "detectability.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    with atomic_path(out_dir / "detectability.md") as tmp:
+        Path(tmp).write_text(detectability_markdown(table, settings, validation))
+    from xvertnet.evaluation.detectability_figures import clahe_curve_figure
+
+    clahe_curve_figure(table, out_dir / "clahe_curve.png")
+    return table
+
+
+def produced_by() -> dict:
+    """The commit (when run from a git checkout) and the machine a result came from."""
+    import os
+    import platform
+    import subprocess
+
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=Path(__file__).parent,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    from xvertnet.model.device import select_device
+
+    device = select_device("auto")
+    return {
+        "commit": commit or "unknown",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+        "device": str(device),
+    }
+
+
+def _dprime_summary(table: pd.DataFrame) -> dict:
+    part = table[(table["region"] == "all")]
+    return {f"{row.observer} {row.kind}-g{row.grade}": round(float(row.dprime), 3) for row in part.itertuples()}
+
+
+def headline(table: pd.DataFrame, *, references=("original", CLAHE_REFERENCE)) -> list[str]:
+    """One line per observer, region and method: mean AUC difference to each reference over the lesions, and in how
+    many lesions the paired difference is significant (95 % interval excluding 0) up or down."""
+    lines = []
+    for observer_name in OBSERVERS:
+        for region in ("behind_heart", "above_heart"):
+            part = table[(table["observer"] == observer_name) & (table["region"] == region)]
+            if part.empty:
+                continue
+            for method in part["method"].unique():
+                said = []
+                for reference in references:
+                    column = f"vs_{reference}"
+                    rows = part[part["method"] == method]
+                    if method == reference or column not in rows or rows[column].isna().all():
+                        continue
+                    up = int((rows[f"{column}_low"] > 0).sum())
+                    down = int((rows[f"{column}_high"] < 0).sum())
+                    said.append(
+                        f"vs {reference} {rows[column].mean():+.3f} (higher in {up}, lower in {down} of {len(rows)})"
+                    )
+                if said:
+                    lines.append(
+                        f"- {observer_name}, {region.replace('_', ' ')}, **{method}**: mean AUC "
+                        f"{part[part['method'] == method]['auc'].mean():.3f}; " + "; ".join(said)
+                    )
+    return lines
+
+
+def left_out_line(settings: DetectabilitySettings) -> str:
+    """Which compared methods the study does not run, and why."""
+    from xvertnet.method_catalogue import CATALOGUE
+
+    trained = sorted(name for name, traits in CATALOGUE.items() if traits.trainable)
+    untrained = sorted(
+        name
+        for name, traits in CATALOGUE.items()
+        if not traits.trainable and not name.startswith("xvertnet") and name not in ("original", "clahe")
+        and name not in settings.methods
+    )  # fmt: skip
+    return (
+        f"Not run: {', '.join(trained)} (they are trained by the workflow on its own data; this study runs outside it "
+        f"and uses no model trained on a test patient); {', '.join(untrained)} (untrained, not in "
+        "`detectability.methods`: add them with `--methods`). XVertNet is the model set shipped in the package."
+    )
+
+
+def levels_line(validation: dict) -> str:
+    """How many levels (and patients) each region holds: a region of few levels or one patient says little."""
+    found: dict[str, list[str]] = {}
+    for patient, levels in validation.get("cases", {}).get("levels", {}).items():
+        for region in levels.values():
+            found.setdefault(region, []).append(patient)
+    parts = [
+        f"{region.replace('_', ' ')}: {len(patients)} levels of {len(set(patients))} patients"
+        for region, patients in sorted(found.items())
+    ]
+    return ("Levels per region: " + "; ".join(parts) + ".") if parts else ""
+
+
+def _p_value(p: float, resamples: int) -> str:
+    """A bootstrap p-value as text: below the resolution of ``resamples`` draws it is a bound, not 0."""
+    return f"p < {1.0 / resamples:.3g}" if p < 1.0 / resamples else f"p {p:.2f}"
+
+
+def detectability_markdown(table: pd.DataFrame, settings: DetectabilitySettings, validation: dict) -> str:
+    """The detectability table: per lesion and region, each method's AUC (95 % CI) for each observer."""
+    source = validation.get("produced_by", {})
+    lines = [
+        "# Fracture detectability per method",
+        "",
+        f"Made by `xvertnet detectability` at commit {source.get('commit', 'unknown')} on {source.get('machine', '?')} "
+        f"({source.get('device', '?')}); run time {validation.get('timing_s', {}).get('total', '?')} s.",
+        "",
+        f"Held-out CT patients {', '.join(settings.patients)}; {settings.realisations} noise realisations per image; "
+        f"{validation['cases']['present']} signal-present and {validation['cases']['absent']} signal-absent patches "
+        f"({settings.observer.patch_px} px) of displayed images (one window, 8 bits). AUC (95 % CI, bootstrap over "
+        "patients and cases); Delta: paired AUC difference against the original (p). cho: channelized Hotelling "
+        f"({settings.observer.channels} channels); npwe: non-prewhitening with an eye filter; both with internal noise "
+        f"of {settings.observer.internal_noise} times the external variance of their decision variable.",
+        "",
+        left_out_line(settings),
+        "",
+    ]
+    lines += [levels_line(validation), "", "## Headline", "", *headline(table), ""]
+    for observer_name in OBSERVERS:
+        part = table[table["observer"] == observer_name]
+        lines += [
+            f"## {observer_name}",
+            "",
+            "| lesion | region | " + " | ".join(settings.methods) + " |",
+            "|---|---|" + "---|" * len(settings.methods),
+        ]
+        for (kind, grade, region), group in part.groupby(["kind", "grade", "region"], sort=False):
+            cells = []
+            for name in settings.methods:
+                row = group[group["method"] == name]
+                if row.empty:
+                    cells.append("")
+                    continue
+                row = row.iloc[0]
+                cell = f"{row.auc:.3f} ({row.auc_low:.2f}-{row.auc_high:.2f})"
+                if name != "original" and "vs_original" in row and np.isfinite(row.get("vs_original", np.nan)):
+                    cell += (
+                        f" Delta {row.vs_original:+.3f} ({_p_value(row.vs_original_p, settings.observer.bootstrap)})"
+                    )
+                cells.append(cell)
+            lines.append(f"| {kind} grade {grade} | {region.replace('_', ' ')} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += [
+        "## Validation on the data (the original)",
+        "",
+        "d' by dose factor (region all): " + json.dumps(validation["dose"]),
+        "",
+        f"Run time: {validation['timing_s']}",
+        "",
+    ]
+    return "\n".join(lines)

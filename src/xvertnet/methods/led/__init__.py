@@ -1,0 +1,1 @@
+"""The LED seed: a CycleGAN degradation model and a conditional diffusion enhancer."""

@@ -1,0 +1,1 @@
+"""The GE seed: an interpretable pixel-wise LUT mapping."""

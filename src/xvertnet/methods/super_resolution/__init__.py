@@ -1,0 +1,1 @@
+"""The super-resolution seed: SRCNN, VDSR, and iterative dehazing."""

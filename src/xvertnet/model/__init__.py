@@ -1,0 +1,1 @@
+"""The XVertNet network, its losses, its training and its inference chain."""

@@ -1,0 +1,662 @@
+"""Unsupervised training of one XVertNet iteration (journal paper, Secs. 3.4-3.5).
+
+Schedule: L1 (gradient correlation) alone for ``phase1_epochs``, then ``gc_weight * L1 +
+feature_weight * L2`` for ``phase2_epochs``; Adam (lr 1e-3, betas (0.9, 0.99)); early
+stopping on the validation loss with ``patience`` epochs in each phase (phase 1 ending
+early moves on to phase 2). The best model of the last phase is kept.
+
+Data: the training crops (``train_upper``, ``train_lower``) of every image of the
+``train`` split, validation on the ``val`` split; splits are per image (set in the
+manifest), so no image has crops in two splits. Crops stream from the shard HDF5 files:
+each data-loader worker opens its own handles after the fork (handles never cross a fork).
+
+Every epoch writes an atomic checkpoint (model, optimiser, scaler, RNG states, epoch,
+best validation loss, the log); a job killed at any moment and restarted resumes from the
+last completed epoch, provided the configuration and data are the same (fingerprint).
+Checkpoints and models are plain tensors and containers: they load with
+``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import ClassVar
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from xvertnet.errors import ConfigError, InvalidValueError, XvertnetError
+from xvertnet.io.atomic import atomic_path
+from xvertnet.io.shard_store import ITEMS, TRAIN_ROIS, decode_attr, read_shard
+from xvertnet.model.device import autocast, grad_scaler, prepare_model, resolve_precision, select_device, to_device
+from xvertnet.model.losses import XVertNetLoss, blind_spot_input, blind_spot_loss, blind_spot_mask
+from xvertnet.model.network import ModelConfig, XVertNet
+from xvertnet.preprocessing.prep_shard import BONE_TARGET
+from xvertnet.provenance import sha256_file
+from xvertnet.settings import FromConfig
+
+log = logging.getLogger(__name__)
+
+#: Network inputs that a data shard provides per crop: the iteration's input and the original crop.
+INPUT_NAMES = ("Xp", "X")
+#: Loss terms summed per epoch (a term that is off stays NaN in the log).
+TERMS = ("total", "l1", "l2", "blind_spot", "band_pass", "bone")
+LOG_COLUMNS = (
+    "epoch",
+    "phase",
+    "train_loss",
+    *[f"train_{t}" for t in TERMS[1:]],
+    "val_loss",
+    *[f"val_{t}" for t in TERMS[1:]],
+    "seconds",
+)
+#: An epoch whose validation loss exceeds this multiple of its phase's median is a spike (model.json lists them).
+SPIKE_FACTOR = 10.0
+
+
+class TrainingError(XvertnetError):
+    """Training cannot start or go on; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(FromConfig):
+    """Training settings (config section ``train``). Paper scale: 200 + 200 (large data) or 25 epochs, batch 8.
+
+    The config section is flat; the architecture keys (:data:`ARCHITECTURE_KEYS`) form ``model``.
+    ``iterations`` (how many are chained) and ``internal`` (a variant's way of training) are
+    planning keys (:mod:`xvertnet.plan`), not settings of one training run.
+    """
+
+    SECTION: ClassVar[str] = "train"
+    ELSEWHERE: ClassVar[tuple[str, ...]] = ("iterations", "internal")
+    ARCHITECTURE_KEYS: ClassVar[tuple[str, ...]] = ("base_width", "depth", "gl_weight", "output_head", "upsample")
+
+    phase1_epochs: int = 200
+    phase2_epochs: int = 25
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.99)
+    batch_size: int = 8
+    patience: int = 20
+    seed: int = 0
+    num_workers: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    gc_weight: float = 1.0
+    feature_weight: float = 1.0
+    entropy_bins: int = 256
+    detach_feature_target: bool = False
+    inputs: tuple[str, ...] = ("Xp",)
+    blind_spot_weight: float = 0.0
+    blind_spot_spacing: int = 4
+    band_pass_weight: float = 0.0
+    band_pass_sigmas: tuple[float, float] = (4.0, 12.0)
+    band_pass_gain: float = 2.0
+    bone_weight: float = 0.0
+    refresh_batchnorm: bool = False
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+
+    def __post_init__(self):
+        unknown = [name for name in self.inputs if name not in INPUT_NAMES]
+        if not self.inputs or unknown:
+            raise InvalidValueError(f"inputs must be a non-empty subset of {INPUT_NAMES}, got {list(self.inputs)}")
+        if self.model.in_channels != len(self.inputs):
+            raise InvalidValueError(
+                f"model.in_channels ({self.model.in_channels}) must equal the number of inputs ({len(self.inputs)})"
+            )
+        if self.phase1_epochs < 0 or self.phase2_epochs < 0 or self.phase1_epochs + self.phase2_epochs < 1:
+            raise InvalidValueError(f"need at least one epoch, got {self.phase1_epochs} + {self.phase2_epochs}")
+        if self.batch_size < 1 or self.patience < 1:
+            raise InvalidValueError(f"batch_size and patience must be >= 1, got {self.batch_size}, {self.patience}")
+        if min(self.blind_spot_weight, self.band_pass_weight, self.bone_weight) < 0:
+            raise InvalidValueError(
+                f"loss weights must be >= 0, got {self.blind_spot_weight}, {self.band_pass_weight}, {self.bone_weight}"
+            )
+        if self.blind_spot_spacing < 2:
+            raise InvalidValueError(f"blind_spot_spacing must be >= 2, got {self.blind_spot_spacing}")
+        if (
+            len(self.band_pass_sigmas) != 2
+            or not 0 < self.band_pass_sigmas[0] < self.band_pass_sigmas[1]
+            or self.band_pass_gain <= 0
+        ):
+            raise InvalidValueError(
+                f"need band_pass_sigmas [s1, s2] with 0 < s1 < s2 and band_pass_gain > 0, got "
+                f"{list(self.band_pass_sigmas)}, {self.band_pass_gain}"
+            )
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def config_keys(cls) -> dict[str, str]:
+        keys = {field.name: field.name for field in dataclasses.fields(cls) if field.name != "model"}
+        return {**keys, **{key: f"model.{key}" for key in cls.ARCHITECTURE_KEYS}}
+
+    @classmethod
+    def from_config(cls, section: dict | None) -> TrainConfig:
+        """From the flat config section ``train`` (a variant's overrides merged in)."""
+        values = {key: value for key, value in dict(section or {}).items() if key not in cls.ELSEWHERE}
+        unknown = sorted(set(values) - set(cls.config_keys()))
+        if unknown:
+            raise ConfigError(f"train.{unknown[0]}", "unknown key for TrainConfig")
+        model = {key: values.pop(key) for key in cls.ARCHITECTURE_KEYS if key in values}
+        model["in_channels"] = len(values.get("inputs", ("Xp",)))
+        try:
+            return cls.from_dict({**values, "model": model})
+        except (TypeError, ValueError) as error:
+            raise ConfigError("train", str(error)) from None
+
+    def record(self) -> dict:
+        """The flat config keys (``from_config(record())`` gives the same settings)."""
+        values = self.to_dict()
+        model = values.pop("model")
+        return {**values, **{key: model[key] for key in self.ARCHITECTURE_KEYS}}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        values = dict(values)
+        model = ModelConfig(**values.pop("model", {}))
+        values["betas"] = tuple(values.get("betas", (0.9, 0.99)))
+        values["inputs"] = tuple(values.get("inputs", ("Xp",)))
+        values["band_pass_sigmas"] = tuple(float(v) for v in values.get("band_pass_sigmas", (4.0, 12.0)))
+        return cls(model=model, **values)
+
+
+@dataclasses.dataclass(frozen=True)
+class CropRef:
+    """One crop in a data shard: ``/items/<image_id>/<roi>/{Xp, X, Y}``."""
+
+    shard: str
+    image_id: str
+    roi: str
+
+
+def find_crops(shards, split: str, rois=TRAIN_ROIS) -> list[CropRef]:
+    """Every crop of the images of ``split`` in the shards (reads attributes only)."""
+    crops = []
+    for shard in shards:
+        with read_shard(shard) as handle:
+            for image_id, group in handle.get(ITEMS, {}).items():
+                if decode_attr(group.attrs.get("split", "")) == split:
+                    crops += [CropRef(str(shard), image_id, roi) for roi in rois if roi in group]
+    return crops
+
+
+class CropDataset(Dataset):
+    """Crops streamed from shard files; a sample is (inputs (C, H, W), hfc (1, H, W)) float32, and with
+    ``with_bone`` the bone prior's target (1, H, W) as a third, NaN where the crop has none.
+
+    File handles are opened lazily in the process that reads and dropped when the
+    process id changes or the dataset is pickled: each worker has its own.
+    """
+
+    def __init__(self, crops: list[CropRef], inputs: tuple[str, ...] = ("Xp",), *, with_bone: bool = False):
+        self.crops = list(crops)
+        self.inputs = tuple(inputs)
+        self.with_bone = with_bone
+        self._handles: dict[str, h5py.File] = {}
+        self._pid: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+    def _file(self, path: str) -> h5py.File:
+        if self._pid != os.getpid():
+            self._handles, self._pid = {}, os.getpid()
+        if path not in self._handles:
+            self._handles[path] = read_shard(path)
+        return self._handles[path]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        ref = self.crops[index]
+        group = self._file(ref.shard)[ITEMS][ref.image_id][ref.roi]
+        inputs = np.stack([group[name][()] for name in self.inputs]).astype(np.float32)
+        hfc = group["Y"][()][None].astype(np.float32)
+        if not self.with_bone:
+            return torch.from_numpy(inputs), torch.from_numpy(hfc)
+        bone = group[BONE_TARGET][()][None].astype(np.float32) if BONE_TARGET in group else np.full_like(hfc, np.nan)
+        return torch.from_numpy(inputs), torch.from_numpy(hfc), torch.from_numpy(bone)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_handles"], state["_pid"] = {}, None
+        return state
+
+
+def _any_bone(crops: list[CropRef]) -> bool:
+    """Whether any of ``crops`` has the bone prior's target (each shard opened once)."""
+    by_shard: dict[str, list[CropRef]] = {}
+    for ref in crops:
+        by_shard.setdefault(ref.shard, []).append(ref)
+    for shard, refs in by_shard.items():
+        with read_shard(shard) as handle:
+            if any(BONE_TARGET in handle[ITEMS][ref.image_id][ref.roi] for ref in refs):
+                return True
+    return False
+
+
+def data_parameters(shards) -> dict:
+    """The preprocessing and ROI parameters recorded in the first data shard (for the model's metadata)."""
+    with read_shard(shards[0]) as handle:
+        params = decode_attr(handle.attrs.get("params", "{}"))
+        upstream = decode_attr(handle.attrs.get("upstream", "{}"))
+    return {"prep": params.get("prep", params), "roi": upstream.get("roi", {})}
+
+
+def fingerprint(config: TrainConfig, crops: list[CropRef], shards) -> str:
+    """What a checkpoint must match to be resumed: configuration, crop list and shard contents."""
+    digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode())
+    for crop in crops:
+        digest.update(f"{crop.shard}|{crop.image_id}|{crop.roi}".encode())
+    for shard in shards:
+        digest.update(sha256_file(shard).encode())
+    return digest.hexdigest()
+
+
+def _save_torch(obj, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def _write_log(rows: list[dict], path: Path) -> None:
+    import pandas as pd
+
+    with atomic_path(path) as tmp:
+        pd.DataFrame(rows, columns=list(LOG_COLUMNS)).to_csv(tmp, index=False)
+
+
+def loss_curve_figure(rows: list[dict], path: Path, *, title: str = "") -> None:
+    """Training and validation loss per epoch on a log axis (one spike does not flatten the other curves),
+    the phase change and validation spikes marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] for row in rows]
+    figure, axis = plt.subplots(figsize=(6, 3.5), constrained_layout=True)
+    axis.plot(epochs, [row["train_loss"] for row in rows], label="train")
+    if any(not math.isnan(row["val_loss"]) for row in rows):
+        axis.plot(epochs, [row["val_loss"] for row in rows], label="validation")
+    axis.plot(epochs, [row["train_l1"] for row in rows], "--", linewidth=0.8, label="train L1 (1 - GC)")
+    changes = [row["epoch"] for previous, row in zip(rows, rows[1:]) if row["phase"] != previous["phase"]]
+    for epoch in changes:
+        axis.axvline(epoch - 0.5, color="grey", linestyle=":", label="L1 + L2 from here")
+    spikes = set(validation_spikes(rows))
+    if spikes:
+        axis.plot(
+            [row["epoch"] for row in rows if row["epoch"] in spikes],
+            [row["val_loss"] for row in rows if row["epoch"] in spikes],
+            "rx",
+            label="validation spike (> 10x phase median)",
+        )
+    values = [row[key] for row in rows for key in ("train_loss", "val_loss", "train_l1") if math.isfinite(row[key])]
+    if values and min(values) > 0:
+        axis.set_yscale("log")
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("loss (log scale)" if axis.get_yscale() == "log" else "loss")
+    axis.set_title(title, fontsize=9)
+    axis.legend(fontsize=8)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=90, format="png")
+    plt.close(figure)
+
+
+def curve_title(out_dir: Path, config: TrainConfig, iteration: int) -> str:
+    """The loss curve's title: the model set (from ``<set>/iter<t>[/training]``), the iteration and the settings
+    that tell configurations apart."""
+    parts = Path(out_dir).resolve().parts
+    folder = next((parts[i - 1] for i in range(len(parts) - 1, 0, -1) if parts[i].startswith("iter")), "")
+    extras = [
+        f"{key} {getattr(config, key)}"
+        for key in ("blind_spot_weight", "band_pass_weight", "bone_weight")
+        if getattr(config, key)
+    ]
+    if config.refresh_batchnorm:
+        extras.append("BatchNorm refreshed")
+    settings = (
+        f"{config.model.output_head} head, inputs {'+'.join(config.inputs)}, base {config.model.base_width}, "
+        f"depth {config.model.depth}, L2 weight {config.feature_weight:g}" + "".join(f", {e}" for e in extras)
+    )
+    return f"{folder + ': ' if folder else ''}XVertNet iteration {iteration}\n{settings}"
+
+
+def validation_spikes(rows: list[dict], factor: float = SPIKE_FACTOR) -> list[int]:
+    """Epochs whose validation loss exceeds ``factor`` times the median validation loss of their phase."""
+    spikes = []
+    for phase in sorted({row["phase"] for row in rows}):
+        values = [
+            (row["epoch"], row["val_loss"]) for row in rows if row["phase"] == phase and math.isfinite(row["val_loss"])
+        ]
+        if len(values) < 3:
+            continue
+        median = float(np.median([value for _, value in values]))
+        spikes += [epoch for epoch, value in values if value > factor * abs(median) and value - median > 1e-6]
+    return spikes
+
+
+def refresh_batchnorm(model, loader, *, device, dtype) -> None:
+    """Re-estimate every BatchNorm layer's running statistics on ``loader`` with the current weights
+    (a cumulative average over one pass, as ``torch.optim.swa_utils.update_bn`` does; the model takes
+    two inputs, so the pass is written here). Validation and the saved model then use statistics of
+    the weights they were computed with, not a moving average that lags behind them."""
+    norms = [module for module in model.modules() if isinstance(module, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = {module: module.momentum for module in norms}
+    for module in norms:
+        module.reset_running_stats()
+        module.momentum = None
+    was_training = model.training
+    model.train()
+    with torch.no_grad():
+        for inputs, hfc, *_ in loader:
+            with autocast(device, dtype):
+                model(to_device(inputs, device), to_device(hfc, device))
+    for module, momentum in momenta.items():
+        module.momentum = momentum
+    model.train(was_training)
+
+
+def _run_epoch(
+    model,
+    loader,
+    loss_fn,
+    *,
+    phase: int,
+    device,
+    dtype,
+    optimiser=None,
+    scaler=None,
+    progress: str = "",
+    blind_spot: tuple[float, int] = (0.0, 4),
+    seed: int = 0,
+) -> dict:
+    """One pass over ``loader``; trains when ``optimiser`` is given. Returns mean losses.
+
+    ``blind_spot``: (weight, spacing) of Eq. S1 (:func:`xvertnet.model.losses.blind_spot_loss`); its
+    masks come from the global RNG when training (resumable with it) and from ``seed`` when validating."""
+    from tqdm import tqdm
+
+    training = optimiser is not None
+    model.train(training)
+    sums = dict.fromkeys(TERMS, 0.0)
+    seen = set()
+    count = 0
+    blind_weight, spacing = blind_spot
+    generator = None if training else torch.Generator().manual_seed(seed)
+    with torch.set_grad_enabled(training):
+        for inputs, hfc, *bone in tqdm(loader, desc=progress, leave=False, disable=not progress, mininterval=1.0):
+            inputs, hfc = to_device(inputs, device), to_device(hfc, device)
+            with autocast(device, dtype):
+                output, features = model(inputs, hfc)
+            terms = loss_fn(
+                output,
+                hfc,
+                features,
+                with_feature_loss=phase == 2,
+                reference=inputs[:, :1],
+                bone=to_device(bone[0], device) if bone else None,
+            )
+            if blind_weight > 0:
+                mask = blind_spot_mask(inputs.shape, spacing, generator).to(device)
+                with autocast(device, dtype):
+                    masked_output, _ = model(blind_spot_input(inputs, mask), blind_spot_input(hfc, mask))
+                terms["blind_spot"] = blind_spot_loss(output, masked_output, mask)
+                terms["total"] = terms["total"] + blind_weight * terms["blind_spot"]
+            if training:
+                optimiser.zero_grad(set_to_none=True)
+                scaler.scale(terms["total"]).backward()
+                scaler.step(optimiser)
+                scaler.update()
+            batch = inputs.shape[0]
+            count += batch
+            for key in sums:
+                if key in terms:
+                    sums[key] += float(terms[key].detach()) * batch
+                    seen.add(key)
+    if count == 0:
+        return {key: float("nan") for key in sums}
+    return {key: value / count if key in seen else float("nan") for key, value in sums.items()}
+
+
+def train_iteration(
+    shards,
+    out_dir,
+    config: TrainConfig,
+    *,
+    iteration: int = 1,
+    progress: bool = True,
+    splits: tuple[str, str | None] = ("train", "val"),
+) -> dict:
+    """Train one iteration on the data shards; write the model and its records into ``out_dir``.
+
+    ``splits``: the split whose crops are trained on and the one validated on (``None``: early
+    stopping on the training loss, as internal learning on one image does).
+
+    Writes ``model.pt`` (state dict of the best epoch of the last phase), ``model.json``
+    (architecture, training and preprocessing parameters, data fingerprint, sha256 of
+    model.pt), ``train_log.csv``, ``loss_curve.png`` and, during training, ``checkpoint.pt``.
+    Returns the summary stored in ``model.json``.
+    """
+    shards = [str(shard) for shard in shards]
+    if not shards:
+        raise TrainingError("no data shards given")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    train_split, val_split = splits
+    train_crops = find_crops(shards, train_split)
+    val_crops = find_crops(shards, val_split) if val_split else []
+    if not train_crops:
+        raise TrainingError(f"no training crops (split '{train_split}') in {len(shards)} shard(s)")
+    if not val_crops and val_split:
+        log.warning("no validation crops (split '%s'): early stopping uses the training loss", val_split)
+    device = select_device(config.device)
+    dtype = resolve_precision(device, config.precision)
+    torch.manual_seed(config.seed)
+    model = prepare_model(XVertNet(config.model), device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
+    scaler = grad_scaler(device, dtype)
+    loss_fn = XVertNetLoss(
+        gc_weight=config.gc_weight,
+        feature_weight=config.feature_weight,
+        bins=config.entropy_bins,
+        detach_target=config.detach_feature_target,
+        band_pass_weight=config.band_pass_weight,
+        band_pass_sigmas=config.band_pass_sigmas,
+        band_pass_gain=config.band_pass_gain,
+        bone_weight=config.bone_weight,
+    )
+    generator = torch.Generator().manual_seed(config.seed)
+    loader_options = {
+        "batch_size": config.batch_size,
+        "num_workers": config.num_workers,
+        "pin_memory": device.type == "cuda",
+        "persistent_workers": config.num_workers > 0,
+    }
+    with_bone = config.bone_weight > 0
+    train_loader = DataLoader(
+        CropDataset(train_crops, config.inputs, with_bone=with_bone),
+        shuffle=True,
+        generator=generator,
+        **loader_options,
+    )
+    val_loader = (
+        DataLoader(CropDataset(val_crops, config.inputs, with_bone=with_bone), shuffle=False, **loader_options)
+        if val_crops
+        else None
+    )
+    if with_bone and not _any_bone(train_crops):
+        raise TrainingError(
+            "train.bone_weight > 0 but no training crop has a bone target (set demo.bone_emphasis, or "
+            "give the manifest a bone_path column)"
+        )
+    # The BatchNorm refresh reads the training crops in a fixed order (the shuffled loader's generator is left alone).
+    refresh_loader = (
+        DataLoader(CropDataset(train_crops, config.inputs), shuffle=False, **loader_options)
+        if config.refresh_batchnorm
+        else None
+    )
+
+    key = fingerprint(config, train_crops + val_crops, shards)
+    checkpoint_path = out_dir / "checkpoint.pt"
+    state = {
+        "epoch": 0,
+        "phase1_end": config.phase1_epochs,
+        "best_val": math.inf,
+        "best_epoch": 0,
+        "stale": 0,
+        "log": [],
+        "seconds": 0.0,
+    }
+    # The best weights of the last phase so far: kept in the checkpoint, since Snakemake deletes model.pt
+    # (an output) before it reruns an interrupted job, and a resumed run must still end with the best epoch.
+    best_weights = None
+    if checkpoint_path.exists():
+        checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        if (
+            checkpoint.get("fingerprint") == key and "best_model" in checkpoint
+        ):  # (older checkpoints lack the best weights)
+            model.load_state_dict(checkpoint["model"])
+            optimiser.load_state_dict(checkpoint["optimiser"])
+            scaler.load_state_dict(checkpoint["scaler"])
+            generator.set_state(checkpoint["generator"])
+            torch.set_rng_state(checkpoint["torch_rng"])
+            state = checkpoint["state"]
+            best_weights = checkpoint.get("best_model")
+            log.info("resumed iteration %d from %s after epoch %d", iteration, checkpoint_path, state["epoch"])
+        else:
+            log.warning("%s was written for other settings or data: starting afresh", checkpoint_path)
+    last_phase = 2 if config.phase2_epochs > 0 else 1
+    log.info(
+        "iteration %d: %d training and %d validation crops, device %s, autocast %s, %d parameters",
+        iteration,
+        len(train_crops),
+        len(val_crops),
+        device,
+        dtype,
+        sum(p.numel() for p in model.parameters()),
+    )
+
+    while state["epoch"] < state["phase1_end"] + config.phase2_epochs:
+        epoch = state["epoch"] + 1
+        phase = 1 if epoch <= state["phase1_end"] else 2
+        start = time.perf_counter()
+        blind_spot = (config.blind_spot_weight, config.blind_spot_spacing)
+        train_terms = _run_epoch(
+            model,
+            train_loader,
+            loss_fn,
+            phase=phase,
+            device=device,
+            dtype=dtype,
+            optimiser=optimiser,
+            scaler=scaler,
+            progress=f"iter {iteration} epoch {epoch} (phase {phase})" if progress else "",
+            blind_spot=blind_spot,
+        )
+        if refresh_loader is not None:
+            refresh_batchnorm(model, refresh_loader, device=device, dtype=dtype)
+        val_terms = (
+            _run_epoch(
+                model,
+                val_loader,
+                loss_fn,
+                phase=phase,
+                device=device,
+                dtype=dtype,
+                blind_spot=blind_spot,
+                seed=config.seed,
+            )
+            if val_loader
+            else train_terms
+        )
+        seconds = time.perf_counter() - start
+        row = {"epoch": epoch, "phase": phase, "seconds": seconds}
+        for term, column in zip(("total", *TERMS[1:]), ("loss", *TERMS[1:])):
+            row[f"train_{column}"] = train_terms[term]
+            row[f"val_{column}"] = val_terms[term] if val_loader else float("nan")
+        state["log"].append(row)
+        state["seconds"] += seconds
+        monitored = val_terms["total"]
+        if epoch == state["phase1_end"] + 1 and phase == 2:  # a new phase, a new loss: a new best
+            state["best_val"], state["stale"] = math.inf, 0
+        if monitored < state["best_val"]:
+            state["best_val"], state["best_epoch"], state["stale"] = monitored, epoch, 0
+            if phase == last_phase:
+                best_weights = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+                _save_torch(best_weights, out_dir / "model.pt")
+        else:
+            state["stale"] += 1
+        if state["stale"] >= config.patience:
+            if phase == 1 and config.phase2_epochs > 0:
+                log.info("phase 1 stopped early at epoch %d (no validation gain in %d epochs)", epoch, config.patience)
+                state["phase1_end"] = epoch
+            else:
+                log.info("stopped early at epoch %d (no validation gain in %d epochs)", epoch, config.patience)
+                state["stopped_early"] = True
+        state["epoch"] = epoch
+        log.info(
+            "iter %d epoch %d phase %d: train %.5f (L1 %.5f) val %.5f  %.1f s",
+            iteration,
+            epoch,
+            phase,
+            train_terms["total"],
+            train_terms["l1"],
+            monitored,
+            seconds,
+        )
+        _save_torch(
+            {
+                "model": model.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "scaler": scaler.state_dict(),
+                "generator": generator.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "state": state,
+                "fingerprint": key,
+                "best_model": best_weights,
+            },
+            checkpoint_path,
+        )
+        _write_log(state["log"], out_dir / "train_log.csv")
+        if state.get("stopped_early"):
+            break
+
+    # The best epoch's weights (also after resuming a finished or interrupted run whose model.pt was
+    # deleted); the last weights if no epoch of the last phase improved on infinity.
+    _save_torch(best_weights if best_weights is not None else model.state_dict(), out_dir / "model.pt")
+    _write_log(state["log"], out_dir / "train_log.csv")
+    loss_curve_figure(state["log"], out_dir / "loss_curve.png", title=curve_title(out_dir, config, iteration))
+    summary = {
+        "iteration": iteration,
+        "model": dataclasses.asdict(config.model),
+        "train": config.to_dict(),
+        "data": data_parameters(shards),
+        "data_fingerprint": key,
+        "train_crops": len(train_crops),
+        "val_crops": len(val_crops),
+        "epochs": state["epoch"],
+        "phase1_epochs_run": min(state["phase1_end"], state["epoch"]),
+        "best_epoch": state["best_epoch"],
+        "best_val_loss": state["best_val"],
+        "validation_spikes": validation_spikes(state["log"]),
+        "training_seconds": state["seconds"],
+        "device": str(device),
+        "autocast": str(dtype),
+        "model_sha256": sha256_file(out_dir / "model.pt"),
+    }
+    from xvertnet import __version__
+
+    summary["xvertnet"] = __version__
+    with atomic_path(out_dir / "model.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2, default=float))
+    return summary

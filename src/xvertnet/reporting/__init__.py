@@ -1,0 +1,1 @@
+"""Figures, panels, the gallery, the design study's write-up and the seeds' tables."""

@@ -1,0 +1,106 @@
+"""The detectability study's analysis: per method, lesion and region, paired against the references, saved and rerun."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xvertnet.errors import InvalidValueError
+from xvertnet.evaluation import detectability as det
+
+
+def synthetic_study(seed=0, size=32):
+    """Cases of two patients (levels alternating behind and above the heart) and three methods' displayed patches:
+    'original' shows the lesion faintly, 'clahe-0.01' a little more, 'sharp' plainly."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:size, :size] - (size - 1) / 2.0
+    band = np.exp(-((y / 2.0) ** 2)) * (np.abs(x) < 10)  # a horizontal endplate-like band
+    rows = []
+    for patient in ("p1", "p2"):
+        for level in range(6):
+            region = "behind_heart" if level % 2 else "above_heart"
+            for realisation in range(8):
+                for kind in ("wedge", "biconcave"):  # a signal-absent patch where each type of lesion would be
+                    for grade in (0, 1, 2):
+                        rows.append(
+                            {
+                                "patient": patient,
+                                "level": level,
+                                "region": region,
+                                "realisation": realisation,
+                                "present": grade > 0,
+                                "kind": kind,
+                                "grade": grade,
+                            }
+                        )
+    cases = pd.DataFrame(rows)
+    noise = 0.5 + 0.08 * rng.standard_normal((len(cases), size, size))
+    strength = np.where(cases["present"], 0.02 * cases["grade"], 0.0)[:, None, None] * band
+    patches = {
+        name: np.clip(noise + gain * strength, 0, 1).astype(np.float32)
+        for name, gain in (("original", 1.0), ("clahe-0.01", 1.5), ("sharp", 3.0))
+    }
+    return patches, cases
+
+
+def test_analysis_ranks_methods_by_what_their_displays_show_and_pairs_them():
+    patches, cases = synthetic_study()
+    settings = det.DetectabilitySettings.from_config(
+        {"observer": {"patch_px": 32, "bootstrap": 200}, "realisations": 8}
+    )
+    table = det.analyse(patches, cases, settings)
+    assert set(table["region"]) == {"all", "behind_heart", "above_heart"}
+    cho = table[(table["observer"] == "cho") & (table["region"] == "all") & (table["grade"] == 2)].set_index(
+        ["kind", "method"]
+    )
+    for kind in ("wedge", "biconcave"):
+        assert cho.loc[(kind, "sharp"), "auc"] > cho.loc[(kind, "clahe-0.01"), "auc"] > 0.5
+        assert cho.loc[(kind, "sharp"), "vs_original_low"] > 0  # the paired difference is significant
+        assert (
+            cho.loc[(kind, "sharp"), "auc_low"]
+            <= cho.loc[(kind, "sharp"), "auc"]
+            <= cho.loc[(kind, "sharp"), "auc_high"]
+        )
+    sharp = table[(table["method"] == "sharp") & (table["observer"] == "cho") & (table["region"] == "all")]
+    assert (sharp[sharp["grade"] == 2]["auc"].to_numpy() >= sharp[sharp["grade"] == 1]["auc"].to_numpy() - 0.02).all()
+    text = det.detectability_markdown(
+        table,
+        dataclasses_replace(settings, methods=("original", "clahe-0.01", "sharp")),
+        {"cases": {"present": 4, "absent": 1}, "dose": {}, "timing_s": {}},
+    )
+    assert "**sharp**" in text and "higher in" in text
+
+
+def dataclasses_replace(settings, **changes):
+    import dataclasses
+
+    return dataclasses.replace(settings, **changes)
+
+
+def test_saved_patches_give_the_same_table_again(tmp_path):
+    patches, cases = synthetic_study(size=24)
+    settings = det.DetectabilitySettings.from_config(
+        {
+            "observer": {"patch_px": 24, "bootstrap": 50},
+            "realisations": 8,
+            "methods": ["original", "clahe-0.01", "sharp"],
+        }
+    )
+    patches = {
+        name: np.rint(values * 255) / np.float32(255) for name, values in patches.items()
+    }  # as displayed: 8 bits
+    det.save_patches(tmp_path, patches, cases)
+    (tmp_path / "validation.json").write_text('{"cases": {"present": 1, "absent": 1}, "dose": {}, "timing_s": {}}')
+    again = det.reanalyse(tmp_path, settings)
+    pd.testing.assert_frame_equal(again, det.analyse(patches, cases, settings), check_exact=False, rtol=1e-6)
+    assert (tmp_path / "reading" / "index.html").is_file() and (tmp_path / "clahe_curve.png").is_file()
+
+
+def test_study_settings_are_checked():
+    with pytest.raises(InvalidValueError, match="even"):
+        det.DetectabilitySettings(realisations=5)
+    with pytest.raises(InvalidValueError, match="fracture type"):
+        det.DetectabilitySettings(kinds=("burst",))
+    with pytest.raises(InvalidValueError, match="needs training"):
+        det.build_method("srcnn")

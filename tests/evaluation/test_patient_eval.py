@@ -1,0 +1,163 @@
+"""Leave-one-patient-out: folds keep patients apart, the fold config is a valid workflow config, the pooled table."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xvertnet.errors import InvalidValueError
+from xvertnet.evaluation.leave_one_patient_out import (
+    EvaluationSettings,
+    bootstrap_interval,
+    fold_config,
+    folds,
+    patient_table,
+    sign_flip_p,
+    write_report,
+)
+
+PATIENTS = ("lidc0001", "tschest", "lung1", "lung2")
+
+
+def test_every_patient_is_tested_once_and_never_trained_or_validated_on_in_its_fold():
+    found = folds(PATIENTS)
+    assert [fold["test"] for fold in found] == list(PATIENTS)
+    for fold in found:
+        assert fold["test"] != fold["val"] and fold["test"] not in fold["train"] and fold["val"] not in fold["train"]
+        assert sorted([fold["test"], fold["val"], *fold["train"]]) == sorted(PATIENTS)
+    with pytest.raises(InvalidValueError):
+        folds(PATIENTS[:2])
+
+
+def test_fold_config_is_a_valid_named_run_with_patient_splits():
+    from repo_paths import REPO, SCHEMA
+
+    from xvertnet.config import load_config, validate_config
+    from xvertnet.demo.demo_data import DemoSettings
+
+    base = load_config(REPO / "config.yaml", SCHEMA)
+    settings = EvaluationSettings()
+    fold = folds(PATIENTS)[1]
+    config = validate_config(fold_config(base, fold, settings), SCHEMA)
+    assert config["run"] == "lopo-tschest" and config["datasets"] == [
+        {
+            "name": "lopo-tschest",
+            "manifest": "demo",
+            **{k: v for k, v in config["datasets"][0].items() if k not in ("name", "manifest")},
+        }
+    ]
+    demo = DemoSettings.from_config(config["demo"])
+    splits = {patient.name: {view.split for view in demo.views_of(patient)} for patient in demo.patients}
+    assert splits == {"lung1": {"val"}, "tschest": {"test"}, "lidc0001": {"train"}, "lung2": {"train"}}
+    assert [view.name for view in demo.views] == list(settings.views) and not demo.include_real
+
+
+def _rows(images_of=None):
+    rng = np.random.default_rng(1)
+    rows = []
+    for patient, shift in (("a", 0.0), ("b", 0.5), ("c", 1.0)):
+        for image in range((images_of or {}).get(patient, 4)):
+            for roi in ("upper", "lower"):
+                for method, gain in (("original", 1.0), ("xvertnet", 1.5), ("clahe", 1.2)):
+                    rows.append(
+                        {
+                            "patient": patient,
+                            "image_id": f"{patient}{image}",
+                            "roi": roi,
+                            "split": "test",
+                            "method": method,
+                            "cnr_ratio": gain + shift + rng.normal(0, 0.01),
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+def test_table_reports_patient_and_roi_spread_bootstrap_and_both_tests():
+    table = patient_table(_rows(), EvaluationSettings(bootstrap=500)).set_index(["measure", "method"])
+    row = table.loc[("cnr_ratio", "xvertnet")]
+    assert row["patients"] == 3 and row["rois"] == 24
+    assert row["mean_over_patients"] == pytest.approx(2.0, abs=0.01)
+    assert row["std_over_patients"] == pytest.approx(0.5, abs=0.01)  # patients differ by 0.5: the spread is theirs
+    assert row["ci_low"] < 2.0 < row["ci_high"] and row["ci_high"] - row["ci_low"] > 0.3
+    assert json.loads(row["per_patient"]) == pytest.approx({"a": 1.5, "b": 2.0, "c": 2.5}, abs=0.01)
+    clahe = table.loc[("cnr_ratio", "clahe")]
+    assert clahe["p_rois_wilcoxon"] < 0.001  # 24 ROIs taken as independent
+    assert clahe["p_patients_sign_flip"] == pytest.approx(0.25)  # three patients all agree: 2 / 2**3, no smaller
+    assert np.isnan(row["p_rois_wilcoxon"]) and np.isnan(row["p_patients_sign_flip"])
+
+
+def test_the_mean_over_patients_and_its_interval_weigh_patients_equally():
+    """A patient with many ROIs does not pull the mean over patients or its bootstrap interval."""
+    table = patient_table(_rows({"a": 40, "b": 1, "c": 1}), EvaluationSettings(bootstrap=500)).set_index(
+        ["measure", "method"]
+    )
+    row = table.loc[("cnr_ratio", "xvertnet")]
+    assert row["mean_over_patients"] == pytest.approx(2.0, abs=0.01)
+    assert row["mean_over_rois"] < 1.6  # the ROI mean is patient a's
+    assert row["ci_low"] < 2.0 < row["ci_high"]
+
+
+def test_bootstrap_over_patients_and_sign_flip():
+    rng = np.random.default_rng(0)
+    low, high = bootstrap_interval(np.array([0.0, 1.0]), 1000, rng)
+    assert low == pytest.approx(0.0) and high == pytest.approx(1.0)  # only 0, 0.5 or 1: whole patients move
+    assert np.isnan(bootstrap_interval(np.array([1.0]), 10, rng)[0])
+    assert sign_flip_p(np.array([1.0, 1.0, 1.0, 1.0])) == pytest.approx(0.125)
+    assert sign_flip_p(np.array([1.0, -1.0, 1.0, -1.0])) == pytest.approx(1.0)
+
+
+def test_report_names_a_file_it_cannot_use(tmp_path):
+    from xvertnet.errors import InputFileError
+
+    per_roi, manifest = tmp_path / "per_roi.csv", tmp_path / "manifest.csv"
+    per_roi.write_text("")
+    manifest.write_text("image_id,patient\nx,a\n")
+    with pytest.raises(InputFileError, match="per_roi.csv: per-ROI table unreadable"):
+        write_report([(per_roi, manifest)], tmp_path / "out", EvaluationSettings())
+    per_roi.write_text("image_id,split,method\nx,test,original\n")
+    manifest.write_text("image_id,path\nx,x.png\n")
+    with pytest.raises(InputFileError, match="manifest.csv: has no 'patient' column"):
+        write_report([(per_roi, manifest)], tmp_path / "out", EvaluationSettings())
+
+
+def test_a_patient_named_twice_is_refused():
+    from xvertnet.demo.demo_data import DemoSettings
+    from xvertnet.errors import XvertnetError
+
+    with pytest.raises(XvertnetError, match="lung1 twice"):
+        DemoSettings.from_config({"patients": [{"name": "lung1"}, {"name": "lung1", "split": "test"}]})
+
+
+def test_every_fold_runs_once_per_training_seed_on_one_shared_data_set():
+    from repo_paths import REPO, SCHEMA
+
+    from xvertnet.config import load_config, validate_config
+
+    found = folds(PATIENTS, (0, 1, 2))
+    assert len(found) == 12 and len({fold["name"] for fold in found}) == 12
+    tschest = [fold for fold in found if fold["test"] == "tschest"]
+    assert {fold["dataset"] for fold in tschest} == {"lopo-tschest"} and [f["seed"] for f in tschest] == [0, 1, 2]
+    base = load_config(REPO / "config.yaml", SCHEMA)
+    config = validate_config(fold_config(base, tschest[2], EvaluationSettings(segmenter_seeds=5)), SCHEMA)
+    assert config["run"] == "lopo-tschest-s2" and config["datasets"][0]["name"] == "lopo-tschest"
+    assert config["train"]["seed"] == 2 and config["segmentation_task"]["seeds"] == [0, 1, 2, 3, 4]
+    seeded = [
+        name for name, section in config.get("baselines", {}).items() if isinstance(section, dict) and "seed" in section
+    ]
+    assert seeded and all(config["baselines"][name]["seed"] == 2 for name in seeded)
+    with pytest.raises(InvalidValueError, match="training_seeds"):
+        folds(PATIENTS, ())
+
+
+def test_the_spread_between_training_seeds_is_reported_beside_the_mean():
+    rows = pd.concat(
+        [_rows().assign(seed=seed, cnr_ratio=lambda frame, s=seed: frame["cnr_ratio"] + 0.1 * s) for seed in (0, 1, 2)],
+        ignore_index=True,
+    )
+    table = patient_table(rows, EvaluationSettings(bootstrap=200)).set_index(["measure", "method"])
+    row = table.loc[("cnr_ratio", "xvertnet")]
+    assert row["seeds"] == 3 and row["std_over_seeds"] == pytest.approx(0.1, abs=0.005)
+    assert row["mean_over_patients"] == pytest.approx(2.1, abs=0.01)  # the mean over seeds
+    single = patient_table(_rows(), EvaluationSettings(bootstrap=200)).set_index(["measure", "method"])
+    assert np.isnan(single.loc[("cnr_ratio", "xvertnet"), "std_over_seeds"])

@@ -1,0 +1,180 @@
+"""Eqs. 1-6 on small arrays against hand-computed values, the guards, and the prep stage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from xvertnet.preprocessing.preprocess import (
+    PrepParams,
+    combined_image,
+    high_frequency_components,
+    inverted_image,
+    preprocess,
+    preprocessed_image,
+)
+from xvertnet.preprocessing.wls import WlsParams, wls_smooth
+
+X = np.array([[0.2, 0.4], [0.6, 0.8]])  # mean 0.5
+
+
+def test_eq1_inverted_image():
+    np.testing.assert_allclose(inverted_image(X), [[0.3, 0.1], [-0.1, -0.3]], atol=1e-12)
+
+
+def test_eq4_combined_image_and_its_floor():
+    g = np.full((2, 2), 0.1)
+    # E = X_inv + g = [[0.4, 0.2], [0.0, -0.2]]; floor 0.1 * mean(X) = 0.05.
+    np.testing.assert_allclose(combined_image(X, g, e_floor=0.1), [[0.4, 0.2], [0.05, 0.05]], atol=1e-12)
+    # Wherever E > floor nothing changes.
+    np.testing.assert_allclose(combined_image(X, np.full((2, 2), 1.0), e_floor=0.1), inverted_image(X) + 1.0)
+
+
+def test_eq5_preprocessed_image_raw_and_rescaled():
+    e = np.array([[0.4, 0.2], [0.05, 0.05]])
+    raw, (low, high) = preprocessed_image(X, e, rescale=False)
+    np.testing.assert_allclose(raw, [[0.5, 2.0], [12.0, 16.0]], atol=1e-12)
+    assert (low, high) == pytest.approx((0.5, 16.0))
+    rescaled, _ = preprocessed_image(X, e, rescale=True)
+    np.testing.assert_allclose(rescaled, [[0.0, 1.5 / 15.5], [11.5 / 15.5, 1.0]], atol=1e-12)
+
+
+def test_eq6_hfc_is_xp_minus_its_wls():
+    xp = np.random.default_rng(0).random((16, 16))
+    params = WlsParams(lam=0.8, solver="amg")
+    np.testing.assert_allclose(high_frequency_components(xp, params), xp - wls_smooth(xp, params), atol=1e-12)
+    np.testing.assert_allclose(high_frequency_components(np.full((8, 8), 0.4), params), 0.0, atol=1e-9)
+
+
+def test_full_chain_matches_the_equations(rg1_small):
+    crop = rg1_small[100:228, 150:278]
+    params = PrepParams(wls=WlsParams(lam=0.8, solver="amg"))
+    result = preprocess(crop, params)
+    g = wls_smooth(crop, params.wls)
+    e = np.maximum(crop.mean() - crop + g, 0.1 * crop.mean())
+    xp = crop / e
+    xp = (xp - xp.min()) / (xp.max() - xp.min())
+    np.testing.assert_allclose(result["Xp"], xp, atol=1e-6)
+    np.testing.assert_allclose(result["Y"], xp - wls_smooth(xp, params.wls), atol=1e-6)
+    assert all(result[key].dtype == np.float32 for key in ("X", "X_inv", "g", "E", "Xp", "Y"))
+
+
+@pytest.mark.parametrize("kind", ["zeros", "flat", "step", "bright-detail"])
+def test_no_nan_or_inf_on_degenerate_crops(kind):
+    crop = np.zeros((32, 32))
+    if kind == "flat":
+        crop[:] = 0.5
+    elif kind == "step":
+        crop[:, 16:] = 1.0
+    elif kind == "bright-detail":  # detail far above the mean: E would go negative without the floor
+        crop[:] = 0.05
+        crop[10:12, 10:12] = 1.0
+    result = preprocess(crop, PrepParams())
+    for key in ("E", "Xp", "Y"):
+        assert np.isfinite(result[key]).all(), key
+    assert result["E"].min() > 0 or kind == "zeros"
+    if kind == "bright-detail":
+        assert result["e_clamped_fraction"] > 0
+
+
+def test_guard_parameters_are_checked():
+    with pytest.raises(ValueError, match="e_floor must be in"):
+        PrepParams(e_floor=0)
+
+
+def test_prep_shard_is_atomic_when_killed(tmp_path, monkeypatch, demo_dataset):
+    import xvertnet.preprocessing.prep_shard as prep
+    from xvertnet.io.datasets import read_manifest
+    from xvertnet.io.ingest import ingest_entries
+    from xvertnet.io.shard_store import file_attrs, item_ids, read_item
+    from xvertnet.preprocessing.roi import RoiSettings, roi_shard
+
+    manifest = read_manifest(demo_dataset["manifest_path"])
+    entries = manifest[
+        manifest["image_id"].isin(["drr_lidc0001_rotl4_standard", "drr_lidc0001_rotl4_low_dose"])
+    ].to_dict("records")
+    ingest_entries(entries, tmp_path / "ingest.h5", tmp_path / "r.csv")
+    settings = RoiSettings(canonical_height=512, train_size=(256, 256), eval_size=(128, 73))
+    roi_shard(tmp_path / "ingest.h5", tmp_path / "roi.h5", tmp_path / "qc", settings, tmp_path / "r2.csv")
+
+    params = PrepParams()
+    assert prep.prep_shard(tmp_path / "roi.h5", tmp_path / "prep.h5", params, figure_dir=tmp_path / "fig") == 2
+    arrays, attrs = read_item(tmp_path / "prep.h5", "drr_lidc0001_rotl4_standard")
+    assert arrays["train_upper/Y"].shape == (256, 256) and arrays["eval_lower/Xp"].shape == (128, 73)
+    assert attrs["boxes"]["eval_upper"][2:] == [128, 73]
+    recorded = file_attrs(tmp_path / "prep.h5")
+    assert recorded["params"]["lambda"] == 0.8 and recorded["params"]["solver"] == "fast"
+    assert len(recorded["inputs_sha256"][str(tmp_path / "roi.h5")]) == 64
+    assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == [
+        "drr_lidc0001_rotl4_low_dose.png",
+        "drr_lidc0001_rotl4_standard.png",
+    ]
+
+    calls = {"n": 0}
+    original = prep.preprocess
+
+    def dies_on_the_fifth_crop(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt("killed")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(prep, "preprocess", dies_on_the_fifth_crop)
+    with pytest.raises(KeyboardInterrupt):
+        prep.prep_shard(tmp_path / "roi.h5", tmp_path / "killed.h5", params)
+    assert not (tmp_path / "killed.h5").exists()
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+    assert item_ids(tmp_path / "prep.h5") == ["drr_lidc0001_rotl4_low_dose", "drr_lidc0001_rotl4_standard"]
+
+
+def test_the_bone_prior_target_reaches_the_training_crops_of_training_images_only(tmp_path):
+    """demo.bone_emphasis -> manifest bone_path (training split only) -> ingest -> roi -> prep ``<roi>/B``."""
+    from xvertnet.demo.demo_data import DemoSettings, build_demo_data
+    from xvertnet.io.datasets import read_manifest
+    from xvertnet.io.ingest import ingest_entries
+    from xvertnet.io.readers import read_image
+    from xvertnet.model.training import CropDataset, find_crops
+    from xvertnet.preprocessing.prep_shard import prep_shard
+    from xvertnet.preprocessing.roi import RoiSettings, roi_shard
+
+    settings = DemoSettings.from_config(
+        {
+            "patients": [{"name": "lidc0001", "views": ["rotl4", "tiltd3"]}],
+            "conditions": ["standard"],
+            "include_real": False,
+            "bone_emphasis": 10.0,
+        }
+    )
+    build_demo_data(tmp_path / "images", tmp_path / "manifest.csv", settings)
+    manifest = read_manifest(tmp_path / "manifest.csv").set_index("image_id")
+    train, val = "drr_lidc0001_rotl4_standard", "drr_lidc0001_tiltd3_standard"
+    assert (
+        manifest.loc[train, "split"] == "train" and manifest.loc[train, "bone_path"] == "images/bone_lidc0001_rotl4.png"
+    )
+    assert manifest.loc[val, "bone_path"] == ""  # the prior never sees a validation (or test) image
+    image = read_image(manifest.loc[train, "resolved_path"]).pixels.astype(float)
+    bone = read_image(manifest.loc[train, "resolved_bone_path"]).pixels.astype(float)
+    mask = read_image(manifest.loc[train, "resolved_mask_path"]).pixels > 0
+    assert bone.shape == image.shape
+    # the vertebral bodies stand out more against their surroundings (a ring around them) in the target
+    from scipy import ndimage
+
+    ring = ndimage.binary_dilation(mask, iterations=12) & ~ndimage.binary_dilation(mask, iterations=3)
+    # (through the for-presentation tone curve, which compresses the brightest bone: 1.05x here, 1.55x on raw log images)
+    assert bone[mask].mean() - bone[ring].mean() > 1.02 * (image[mask].mean() - image[ring].mean())
+
+    ingest_entries(manifest.reset_index().to_dict("records"), tmp_path / "ingest.h5", tmp_path / "r.csv")
+    roi_settings = RoiSettings(canonical_height=512, train_size=(256, 256), eval_size=(128, 73))
+    roi_shard(tmp_path / "ingest.h5", tmp_path / "roi.h5", tmp_path / "qc", roi_settings, tmp_path / "r2.csv")
+    prep_shard(tmp_path / "roi.h5", tmp_path / "prep.h5", PrepParams())
+    for split, finite in (("train", True), ("val", False)):
+        crops = find_crops([tmp_path / "prep.h5"], split)
+        assert len(crops) == 2
+        for inputs, hfc, target in (CropDataset(crops, with_bone=True)[i] for i in range(2)):
+            assert target.shape == hfc.shape
+            assert bool(torch.isfinite(target).all()) is finite
+            if finite:
+                assert 0 <= float(target.min()) and float(target.max()) <= 1
+                assert np.corrcoef(target.flatten(), inputs[0].flatten())[0, 1] > 0.3  # the same view
+    assert len(CropDataset(find_crops([tmp_path / "prep.h5"], "train"))[0]) == 2  # without with_bone, as before

@@ -1,0 +1,256 @@
+"""The DICOM node against a real PACS: Debian's Orthanc on 127.0.0.1, images sent with pynetdicom, the derived series
+looked up through Orthanc's REST API; refusals; a SIGKILL with images queued, then a restart that delivers them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pydicom
+import pytest
+import yaml
+from repo_paths import REPO
+
+from xvertnet.demo.demo_data import real_radiograph_path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def orthanc_binary() -> str | None:
+    found = shutil.which("Orthanc") or ("/usr/sbin/Orthanc" if Path("/usr/sbin/Orthanc").is_file() else None)
+    if found or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return found
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "install", "-y", "-q", "orthanc"], env=env, capture_output=True, timeout=900)
+    return shutil.which("Orthanc") or ("/usr/sbin/Orthanc" if Path("/usr/sbin/Orthanc").is_file() else None)
+
+
+@pytest.fixture(scope="module")
+def orthanc(tmp_path_factory):
+    """A real Orthanc on 127.0.0.1 (its own storage, DICOM and HTTP ports); its REST base URL, DICOM port, AE title."""
+    binary = orthanc_binary()
+    if binary is None:
+        pytest.skip("no Orthanc, and apt-get cannot install it here (not root, or no apt-get)")
+    folder = tmp_path_factory.mktemp("orthanc")
+    dicom_port, http_port = free_port(), free_port()
+    config = {
+        "Name": "xvertnet-test",
+        "StorageDirectory": str(folder / "db"),
+        "IndexDirectory": str(folder / "db"),
+        "DicomAet": "ORTHANC",
+        "DicomPort": dicom_port,
+        "HttpPort": http_port,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "DicomCheckCalledAet": False,
+        "Plugins": [],
+    }
+    (folder / "orthanc.json").write_text(json.dumps(config))
+    log = open(folder / "orthanc.log", "w")
+    process = subprocess.Popen([binary, str(folder / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{http_port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"{base}/system", timeout=2).read()
+            break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        process.kill()
+        pytest.skip(f"Orthanc did not start: {(folder / 'orthanc.log').read_text()[-500:]}")
+    yield {"base": base, "port": dicom_port, "ae_title": "ORTHANC"}
+    process.terminate()
+    process.wait(timeout=30)
+    log.close()
+
+
+def rest(base: str, path: str):
+    return json.loads(urllib.request.urlopen(f"{base}{path}", timeout=10).read())
+
+
+def start_node(tmp_path: Path, name: str, destination: dict, **settings) -> tuple[subprocess.Popen, dict]:
+    """``xvertnet serve`` in a subprocess (its own queue folder); returns the process and its settings."""
+    port = free_port()
+    node = {
+        "ae_title": "XVERTNET",
+        "port": port,
+        "queue": str(tmp_path / f"{name}-queue"),
+        "destinations": [{"ae_title": destination["ae_title"], "host": "127.0.0.1", "port": destination["port"]}],
+        "retries": 1,
+        "backoff_s": 0.2,
+        "device": "cpu",
+        **settings,
+    }
+    config = tmp_path / f"{name}.yaml"
+    config.write_text(yaml.safe_dump(node))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
+    log = open(tmp_path / f"{name}.log", "a")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "xvertnet", "serve", "--config", str(config)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.time() + 120
+    probe = (settings.get("allowed_callers") or ["SCU"])[0]
+    while time.time() < deadline and process.poll() is None:
+        if echo(port, ae_title=probe) == 0x0000:
+            return process, node
+        time.sleep(0.5)
+    process.kill()
+    raise AssertionError(f"the node did not start: {(tmp_path / f'{name}.log').read_text()[-2000:]}")
+
+
+def echo(port: int, ae_title: str = "SCU") -> int | None:
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification
+
+    ae = AE(ae_title=ae_title)
+    ae.add_requested_context(Verification)
+    assoc = ae.associate("127.0.0.1", port, ae_title="XVERTNET")
+    if not assoc.is_established:
+        return None
+    status = assoc.send_c_echo()
+    assoc.release()
+    return getattr(status, "Status", None)
+
+
+def send(port: int, dataset, ae_title: str = "SCU") -> int | None:
+    """C-STORE one data set; its status, or None when no association or context was accepted."""
+    from pynetdicom import AE
+
+    ae = AE(ae_title=ae_title)
+    ae.add_requested_context(dataset.SOPClassUID, dataset.file_meta.TransferSyntaxUID)
+    assoc = ae.associate("127.0.0.1", port, ae_title="XVERTNET")
+    if not assoc.is_established:
+        return None
+    try:
+        status = assoc.send_c_store(dataset)
+    except ValueError:  # no accepted presentation context for the SOP class
+        status = None
+    finally:
+        assoc.release()
+    return getattr(status, "Status", None)
+
+
+def rg1(uid_suffix: str = ""):
+    dataset = pydicom.dcmread(real_radiograph_path())
+    if uid_suffix:  # another instance of the same series (the node keys its queue by SOP Instance UID)
+        dataset.SOPInstanceUID = f"{dataset.SOPInstanceUID}.{uid_suffix}"
+        dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+    return dataset
+
+
+def derived_instances(base: str) -> list:
+    """The xvertnet-derived instances Orthanc holds, as the files it stores (read back through its REST API)."""
+    from io import BytesIO
+
+    found = []
+    for instance in rest(base, "/instances"):
+        tags = rest(base, f"/instances/{instance}/simplified-tags")
+        if "xvertnet" in tags.get("Manufacturer", ""):
+            data = urllib.request.urlopen(f"{base}/instances/{instance}/file", timeout=30).read()
+            found.append(pydicom.dcmread(BytesIO(data)))
+    return found
+
+
+def wait_for(predicate, timeout: float = 180.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(1.0)
+    return predicate()
+
+
+def test_an_image_sent_to_the_node_arrives_enhanced_in_the_pacs(orthanc, tmp_path):
+    process, node = start_node(tmp_path, "node", orthanc)
+    try:
+        source = rg1()
+        assert send(node["port"], source) == 0x0000
+        found = wait_for(lambda: derived_instances(orthanc["base"]))
+        assert len(found) == 1, (tmp_path / "node.log").read_text()[-2000:]
+        derived = found[0]
+        assert derived.PatientID == source.PatientID and derived.StudyInstanceUID == source.StudyInstanceUID
+        assert derived.SeriesInstanceUID != source.SeriesInstanceUID
+        assert list(derived.ImageType)[0] == "DERIVED" and "model_sha256" in derived.DerivationDescription
+        assert derived.SourceImageSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
+        assert (derived.Rows, derived.Columns) == (source.Rows, source.Columns)  # native resolution
+        assert not list(Path(node["queue"], "incoming").glob("*.dcm"))  # delivered: nothing left queued
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    log = (tmp_path / "node.log").read_text()
+    name = str(source.get("PatientName", ""))
+    assert "Traceback" not in log and (not name or name not in log)  # identifiers, not names
+
+
+def test_the_node_refuses_strangers_other_classes_and_oversized_instances(orthanc, tmp_path):
+    process, node = start_node(tmp_path, "strict", orthanc, allowed_callers=["MODALITY"], max_bytes=1000)
+    try:
+        assert echo(node["port"], ae_title="STRANGER") is None  # association rejected
+        assert echo(node["port"], ae_title="MODALITY") == 0x0000
+        ct = rg1("9")
+        ct.SOPClassUID = pydicom.uid.CTImageStorage  # not a radiograph: its presentation context is refused
+        assert send(node["port"], ct, ae_title="MODALITY") is None
+        assert send(node["port"], rg1("8"), ae_title="MODALITY") == 0xA700  # above max_bytes
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    log = (tmp_path / "strict.log").read_text()
+    assert "calling AE title not in allowed_callers" in log and "above max_bytes 1000" in log
+    assert f"refused SOP class {pydicom.uid.CTImageStorage} from MODALITY@127.0.0.1: not a radiograph" in log
+    assert "Traceback" not in log
+
+
+def test_acknowledged_images_survive_a_sigkill_and_are_delivered_after_the_restart(orthanc, tmp_path):
+    nowhere = {"ae_title": "NOWHERE", "port": free_port()}  # the destination is down: images stay queued
+    process, node = start_node(tmp_path, "killed", nowhere, retries=50, backoff_s=5.0)
+    sources = [rg1("101"), rg1("102")]
+    before = len(derived_instances(orthanc["base"]))
+    for source in sources:
+        assert send(node["port"], source) == 0x0000
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    queued = sorted(path.stem for path in Path(node["queue"], "incoming").glob("*.dcm"))
+    assert queued == sorted(str(source.SOPInstanceUID) for source in sources)
+    node_settings = {k: v for k, v in node.items() if k not in ("ae_title", "port", "queue", "destinations")}
+    node_settings["queue"] = node["queue"]
+    restarted, _ = start_node(tmp_path, "killed", orthanc, **node_settings)
+    try:
+        assert wait_for(lambda: len(derived_instances(orthanc["base"])) - before >= 2)
+        assert not list(Path(node["queue"], "incoming").glob("*.dcm"))
+    finally:
+        restarted.terminate()
+        restarted.wait(timeout=60)
+
+
+def test_bad_node_settings_are_one_line(tmp_path, capsys):
+    from command_line import run_cli
+
+    config = tmp_path / "node.yaml"
+    config.write_text(
+        yaml.safe_dump({"ae_title": "X" * 20, "destinations": [{"ae_title": "PACS", "host": "h", "port": 1}]})
+    )
+    code, message = run_cli(capsys, "serve", "--config", config)
+    assert code == 2 and "AE title" in message
+    config.write_text(yaml.safe_dump({"ae_title": "XV"}))
+    code, message = run_cli(capsys, "serve", "--config", config)
+    assert code == 2 and "destination" in message
+    config.write_text(yaml.safe_dump({"colour": "red", "destinations": [{"ae_title": "PACS", "host": "h", "port": 1}]}))
+    code, message = run_cli(capsys, "serve", "--config", config)
+    assert code == 2 and "colour" in message
