@@ -17,7 +17,7 @@ from pathlib import Path
 
 
 def main() -> None:
-    from xvertnet.io.download import download_file
+    from xvertnet.io.http_download import download_file
     from xvertnet.io.mirror import serve
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -13,6 +13,7 @@ from xvertnet.errors import ConfigError
 from xvertnet.evaluation.leave_one_patient_out import EvaluationSettings
 from xvertnet.evaluation.segmentation_task import SegmentationTaskSettings
 from xvertnet.evaluation.stats import TableSettings
+from xvertnet.evaluation.study_selection import StudySettings
 from xvertnet.io.datasets import ShardSettings
 from xvertnet.io.readers import ReadOptions
 from xvertnet.methods import REGISTRY
@@ -21,7 +22,6 @@ from xvertnet.model.inference import EnhanceSettings
 from xvertnet.model.training import TrainConfig
 from xvertnet.preprocessing.preprocess import PrepParams
 from xvertnet.preprocessing.roi import RoiSettings
-from xvertnet.reporting.study import StudySettings
 from xvertnet.settings import _plain, load_settings
 
 SETTINGS = (

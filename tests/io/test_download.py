@@ -15,14 +15,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from xvertnet.io.download import (
-    DownloadError,
-    DownloadOptions,
-    assign_splits,
-    download_file,
-    fetch_dataset,
-    safe_extract,
-)
+from xvertnet.io.archives import safe_extract
+from xvertnet.io.dataset_splits import assign_splits
+from xvertnet.io.download import DownloadOptions, fetch_dataset
+from xvertnet.io.http_download import DownloadError, download_file
 from xvertnet.io.mirror import MirrorHandler, serve
 
 

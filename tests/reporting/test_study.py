@@ -13,24 +13,23 @@ from synthetic_data import synthetic_shards
 
 from xvertnet.config import ConfigError, load_config
 from xvertnet.errors import InvalidValueError
-from xvertnet.io.shard_store import iter_items, open_shard_for_writing
-from xvertnet.methods import get_method
-from xvertnet.model.internal_learning import INTERNAL_SPLIT, train_internal_chain, write_image_shard
-from xvertnet.model.training import TrainConfig, find_crops
-from xvertnet.reporting.study import (
+from xvertnet.evaluation.study_selection import (
     NESTED,
+    StudySettings,
     choose_on_patients,
-    goal_markdown,
     label_groups,
-    nested_markdown,
     nested_selection,
-    panel_image_ids,
     recommend,
     refused_on_selection,
     selection_score,
     summarise,
-    write_study,
 )
+from xvertnet.io.shard_store import iter_items, open_shard_for_writing
+from xvertnet.methods import get_method
+from xvertnet.model.internal_learning import INTERNAL_SPLIT, train_internal_chain, write_image_shard
+from xvertnet.model.training import TrainConfig, find_crops
+from xvertnet.reporting.study import StudyRun, panel_image_ids, write_study
+from xvertnet.reporting.study_markdown import goal_markdown, nested_markdown
 from xvertnet.stages.enhance_shard import enhance_rois_shard
 
 
@@ -209,17 +208,14 @@ def test_single_selection_applies_the_do_no_harm_rule(tmp_path):
     assert refused_on_selection(table, entries, ["piqe"]) == {}  # any measured measure, not only the summary's
     per_roi.loc[per_roi["method"].eq("study-steady-T1"), "seg_dice"] = 0.49
     chosen = write_study(
-        per_roi,
-        manifests,
+        StudyRun(per_roi, manifests, entries=entries),
+        StudySettings(
+            select_split="val",
+            select_conditions=("standard", "blur"),
+            references=("original", "clahe"),
+            do_no_harm=tuple(["seg_dice"]),
+        ),
         tmp_path,
-        entries=entries,
-        references=["original", "clahe"],
-        settings={},
-        enhanced={},
-        select_split="val",
-        select_conditions=["standard", "blur"],
-        report_split="test",
-        do_no_harm=["seg_dice"],
     )
     assert chosen == "none"
     conclusion = (tmp_path / "conclusion.md").read_text()
@@ -246,16 +242,14 @@ def test_single_selection_with_the_rule_needs_a_score_above_the_originals():
 def test_study_outputs_and_a_plain_conclusion(tmp_path):
     per_roi, manifests = _study_fixture()
     chosen = write_study(
-        per_roi,
-        manifests,
+        StudyRun(
+            per_roi,
+            manifests,
+            entries=["study-tuned-T1", "study-steady-T1"],
+            entry_settings={"study-tuned-T1": {"output_head": "anchored"}},
+        ),
+        StudySettings(select_split="val", select_conditions=("standard", "blur"), references=("original", "clahe")),
         tmp_path,
-        entries=["study-tuned-T1", "study-steady-T1"],
-        references=["original", "clahe"],
-        settings={"study-tuned-T1": {"output_head": "anchored"}},
-        enhanced={},
-        select_split="val",
-        select_conditions=["standard", "blur"],
-        report_split="test",
     )
     assert chosen == "study-tuned-T1"
     conclusion = (tmp_path / "conclusion.md").read_text()
@@ -271,16 +265,9 @@ def test_study_outputs_and_a_plain_conclusion(tmp_path):
 def test_study_tables_name_the_lpc_si_sigma_onf_of_their_rows(tmp_path):
     per_roi, manifests = _study_fixture(sigma_onf=0.33)
     write_study(
-        per_roi,
-        manifests,
+        StudyRun(per_roi, manifests, entries=["study-tuned-T1", "study-steady-T1"]),
+        StudySettings(select_split="val", select_conditions=("standard", "blur"), references=("original", "clahe")),
         tmp_path,
-        entries=["study-tuned-T1", "study-steady-T1"],
-        references=["original", "clahe"],
-        settings={},
-        enhanced={},
-        select_split="val",
-        select_conditions=["standard", "blur"],
-        report_split="test",
     )
     note = "LPC-SI computed with log-Gabor σ_onf = 0.33 "
     for name in ("summary.md", "conclusion.md", "variants/study-tuned-T1.md"):
@@ -288,16 +275,9 @@ def test_study_tables_name_the_lpc_si_sigma_onf_of_their_rows(tmp_path):
     assert set(pd.read_csv(tmp_path / "summary.csv")["lpc_sigma_onf"]) == {0.33}
     per_roi.loc[per_roi["method"] == "clahe", "params"] = json.dumps({"lpc_sigma_onf": 0.75})
     write_study(
-        per_roi,
-        manifests,
+        StudyRun(per_roi, manifests, entries=["study-tuned-T1"]),
+        StudySettings(select_split="val", select_conditions=("standard", "blur"), references=("original", "clahe")),
         tmp_path,
-        entries=["study-tuned-T1"],
-        references=["original", "clahe"],
-        settings={},
-        enhanced={},
-        select_split="val",
-        select_conditions=["standard", "blur"],
-        report_split="test",
     )
     assert "different σ_onf (0.33, 0.75), not comparable" in (tmp_path / "summary.md").read_text()
 

@@ -26,7 +26,7 @@ import yaml
 
 from xvertnet.errors import XvertnetError
 from xvertnet.io.atomic import atomic_path
-from xvertnet.io.download import CHUNK, file_digest
+from xvertnet.io.http_download import CHUNK, file_digest
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,8 @@ def run(args) -> int:
     import pandas as pd
 
     from xvertnet.evaluation.metrics_shard import shards_by_method
-    from xvertnet.reporting.study import StudySettings, write_study
+    from xvertnet.evaluation.study_selection import StudySettings
+    from xvertnet.reporting.study import StudyRun, write_study
 
     settings = StudySettings.from_config(load_settings(args.settings))
     entries = load_settings(args.entries)
@@ -37,24 +38,15 @@ def run(args) -> int:
         for entry, paths in load_settings(args.models).items()
         if paths
     }
-    chosen = write_study(
+    run = StudyRun(
         per_roi,
         manifests,
-        args.out_dir,
         entries=list(entries),
-        references=list(settings.references),
-        settings=entries,
+        entry_settings=entries,
         enhanced=shards_by_method(args.enhanced),
-        select_split=settings.select_split,
-        select_conditions=list(settings.select_conditions),
-        report_split=settings.report_split,
         paper_entry=args.paper_entry,
-        score=settings.score,
         spikes=spikes,
-        patient_independent=settings.patient_independent,
-        nested=settings.nested,
-        do_no_harm=list(settings.do_no_harm),
-        harm_tolerance=settings.harm_tolerance,
     )
+    chosen = write_study(run, settings, args.out_dir)
     logging.getLogger("xvertnet").info("study of %d entries -> %s; recommended: %s", len(entries), args.out_dir, chosen)
     return 0
