@@ -26,7 +26,7 @@ def main() -> None:
     from xvertnet.model.inference import Chain
     from xvertnet.model.whole_image import model_dirs
     from xvertnet.preprocessing.burned_in import burned_in_mask, draw_side_marker, enhance_around_burned_in
-    from xvertnet.preprocessing.roi import to_canonical
+    from xvertnet.preprocessing.spine_location import to_canonical
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", type=Path, nargs="?", default=None, help="model set (default: the shipped one)")

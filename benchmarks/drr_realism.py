@@ -40,7 +40,7 @@ from xvertnet.demo.demo_data import DemoSettings, Patient, View, build_demo_data
 from xvertnet.demo.presentation import PresentationSettings
 from xvertnet.io.readers import read_image
 from xvertnet.metrics.displayed import display
-from xvertnet.preprocessing.roi import RoiSettings, locate_spine, to_canonical
+from xvertnet.preprocessing.spine_location import RoiSettings, locate_spine, to_canonical
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "data" / "real_cxr"

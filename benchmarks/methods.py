@@ -40,7 +40,7 @@ def main() -> None:
     from xvertnet.demo.demo_data import real_radiograph_path
     from xvertnet.io.readers import read_image
     from xvertnet.methods import REGISTRY, get_method
-    from xvertnet.preprocessing.roi import to_canonical
+    from xvertnet.preprocessing.spine_location import to_canonical
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(

@@ -25,7 +25,7 @@ def main() -> None:
     from xvertnet.metrics import lpc_si
     from xvertnet.model.inference import Chain, native_resolution
     from xvertnet.model.whole_image import model_dirs
-    from xvertnet.preprocessing.roi import to_canonical
+    from xvertnet.preprocessing.spine_location import to_canonical
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", type=Path, help="a model set (folder of iter1, iter2, ...)")

@@ -21,7 +21,7 @@ from xvertnet.metrics import MetricParams
 from xvertnet.model.inference import EnhanceSettings
 from xvertnet.model.training import TrainConfig
 from xvertnet.preprocessing.preprocess import PrepParams
-from xvertnet.preprocessing.roi import RoiSettings
+from xvertnet.preprocessing.spine_location import RoiSettings
 from xvertnet.settings import _plain, load_settings
 
 SETTINGS = (

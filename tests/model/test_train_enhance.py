@@ -17,14 +17,9 @@ from scipy import ndimage
 from synthetic_data import synthetic_shards
 
 from xvertnet.model.inference import load_model
-from xvertnet.model.training import (
-    CropDataset,
-    TrainConfig,
-    find_crops,
-    refresh_batchnorm,
-    train_iteration,
-    validation_spikes,
-)
+from xvertnet.model.training import TrainConfig, refresh_batchnorm, train_iteration
+from xvertnet.model.training_data import CropDataset, find_crops
+from xvertnet.model.training_log import validation_spikes
 
 TINY_MODEL = {"base_width": 4, "depth": 2, "in_channels": 1}
 

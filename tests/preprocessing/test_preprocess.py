@@ -88,7 +88,8 @@ def test_prep_shard_is_atomic_when_killed(tmp_path, monkeypatch, demo_dataset):
     from xvertnet.io.datasets import read_manifest
     from xvertnet.io.ingest import ingest_entries
     from xvertnet.io.shard_store import file_attrs, item_ids, read_item
-    from xvertnet.preprocessing.roi import RoiSettings, roi_shard
+    from xvertnet.preprocessing.roi import roi_shard
+    from xvertnet.preprocessing.spine_location import RoiSettings
 
     manifest = read_manifest(demo_dataset["manifest_path"])
     entries = manifest[
@@ -134,9 +135,10 @@ def test_the_bone_prior_target_reaches_the_training_crops_of_training_images_onl
     from xvertnet.io.datasets import read_manifest
     from xvertnet.io.ingest import ingest_entries
     from xvertnet.io.readers import read_image
-    from xvertnet.model.training import CropDataset, find_crops
+    from xvertnet.model.training_data import CropDataset, find_crops
     from xvertnet.preprocessing.prep_shard import prep_shard
-    from xvertnet.preprocessing.roi import RoiSettings, roi_shard
+    from xvertnet.preprocessing.roi import roi_shard
+    from xvertnet.preprocessing.spine_location import RoiSettings
 
     settings = DemoSettings.from_config(
         {

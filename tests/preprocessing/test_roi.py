@@ -8,8 +8,9 @@ import pytest
 
 from xvertnet.io.readers import read_image
 from xvertnet.io.shard_store import ROI_NAMES
-from xvertnet.preprocessing.roi import (
-    QC_COLOURS,
+from xvertnet.preprocessing.roi import roi_shard
+from xvertnet.preprocessing.roi_qc import QC_COLOURS
+from xvertnet.preprocessing.spine_location import (
     RoiSettings,
     anatomy_bounds,
     best_vertical_path,
@@ -17,7 +18,6 @@ from xvertnet.preprocessing.roi import (
     locate_spine,
     resample_mask,
     roi_boxes,
-    roi_shard,
     spine_response,
     to_canonical,
 )

@@ -27,7 +27,8 @@ from xvertnet.evaluation.study_selection import (
 from xvertnet.io.shard_store import iter_items, open_shard_for_writing
 from xvertnet.methods import get_method
 from xvertnet.model.internal_learning import INTERNAL_SPLIT, train_internal_chain, write_image_shard
-from xvertnet.model.training import TrainConfig, find_crops
+from xvertnet.model.training import TrainConfig
+from xvertnet.model.training_data import find_crops
 from xvertnet.reporting.study import StudyRun, panel_image_ids, write_study
 from xvertnet.reporting.study_markdown import goal_markdown, nested_markdown
 from xvertnet.stages.enhance_shard import enhance_rois_shard

@@ -24,23 +24,20 @@ import hashlib
 import json
 import logging
 import math
-import os
 import time
 from pathlib import Path
 from typing import ClassVar
 
-import h5py
-import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from xvertnet.errors import ConfigError, InvalidValueError, XvertnetError
 from xvertnet.io.atomic import atomic_path
-from xvertnet.io.shard_store import ITEMS, TRAIN_ROIS, decode_attr, read_shard
 from xvertnet.model.device import autocast, grad_scaler, prepare_model, resolve_precision, select_device, to_device
 from xvertnet.model.losses import XVertNetLoss, blind_spot_input, blind_spot_loss, blind_spot_mask
 from xvertnet.model.network import ModelConfig, XVertNet
-from xvertnet.preprocessing.prep_shard import BONE_TARGET
+from xvertnet.model.training_data import CropDataset, CropRef, any_bone, data_parameters, find_crops
+from xvertnet.model.training_log import TERMS, loss_curve_figure, validation_spikes, write_log
 from xvertnet.provenance import sha256_file
 from xvertnet.settings import FromConfig
 
@@ -48,19 +45,6 @@ log = logging.getLogger(__name__)
 
 #: Network inputs that a data shard provides per crop: the iteration's input and the original crop.
 INPUT_NAMES = ("Xp", "X")
-#: Loss terms summed per epoch (a term that is off stays NaN in the log).
-TERMS = ("total", "l1", "l2", "blind_spot", "band_pass", "bone")
-LOG_COLUMNS = (
-    "epoch",
-    "phase",
-    "train_loss",
-    *[f"train_{t}" for t in TERMS[1:]],
-    "val_loss",
-    *[f"val_{t}" for t in TERMS[1:]],
-    "seconds",
-)
-#: An epoch whose validation loss exceeds this multiple of its phase's median is a spike (model.json lists them).
-SPIKE_FACTOR = 10.0
 
 
 class TrainingError(XvertnetError):
@@ -170,85 +154,9 @@ class TrainConfig(FromConfig):
         return cls(model=model, **values)
 
 
-@dataclasses.dataclass(frozen=True)
-class CropRef:
-    """One crop in a data shard: ``/items/<image_id>/<roi>/{Xp, X, Y}``."""
-
-    shard: str
-    image_id: str
-    roi: str
-
-
-def find_crops(shards, split: str, rois=TRAIN_ROIS) -> list[CropRef]:
-    """Every crop of the images of ``split`` in the shards (reads attributes only)."""
-    crops = []
-    for shard in shards:
-        with read_shard(shard) as handle:
-            for image_id, group in handle.get(ITEMS, {}).items():
-                if decode_attr(group.attrs.get("split", "")) == split:
-                    crops += [CropRef(str(shard), image_id, roi) for roi in rois if roi in group]
-    return crops
-
-
-class CropDataset(Dataset):
-    """Crops streamed from shard files; a sample is (inputs (C, H, W), hfc (1, H, W)) float32, and with
-    ``with_bone`` the bone prior's target (1, H, W) as a third, NaN where the crop has none.
-
-    File handles are opened lazily in the process that reads and dropped when the
-    process id changes or the dataset is pickled: each worker has its own.
-    """
-
-    def __init__(self, crops: list[CropRef], inputs: tuple[str, ...] = ("Xp",), *, with_bone: bool = False):
-        self.crops = list(crops)
-        self.inputs = tuple(inputs)
-        self.with_bone = with_bone
-        self._handles: dict[str, h5py.File] = {}
-        self._pid: int | None = None
-
-    def __len__(self) -> int:
-        return len(self.crops)
-
-    def _file(self, path: str) -> h5py.File:
-        if self._pid != os.getpid():
-            self._handles, self._pid = {}, os.getpid()
-        if path not in self._handles:
-            self._handles[path] = read_shard(path)
-        return self._handles[path]
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
-        ref = self.crops[index]
-        group = self._file(ref.shard)[ITEMS][ref.image_id][ref.roi]
-        inputs = np.stack([group[name][()] for name in self.inputs]).astype(np.float32)
-        hfc = group["Y"][()][None].astype(np.float32)
-        if not self.with_bone:
-            return torch.from_numpy(inputs), torch.from_numpy(hfc)
-        bone = group[BONE_TARGET][()][None].astype(np.float32) if BONE_TARGET in group else np.full_like(hfc, np.nan)
-        return torch.from_numpy(inputs), torch.from_numpy(hfc), torch.from_numpy(bone)
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_handles"], state["_pid"] = {}, None
-        return state
-
-
-def _any_bone(crops: list[CropRef]) -> bool:
-    """Whether any of ``crops`` has the bone prior's target (each shard opened once)."""
-    by_shard: dict[str, list[CropRef]] = {}
-    for ref in crops:
-        by_shard.setdefault(ref.shard, []).append(ref)
-    for shard, refs in by_shard.items():
-        with read_shard(shard) as handle:
-            if any(BONE_TARGET in handle[ITEMS][ref.image_id][ref.roi] for ref in refs):
-                return True
-    return False
-
-
-def data_parameters(shards) -> dict:
-    """The preprocessing and ROI parameters recorded in the first data shard (for the model's metadata)."""
-    with read_shard(shards[0]) as handle:
-        params = decode_attr(handle.attrs.get("params", "{}"))
-        upstream = decode_attr(handle.attrs.get("upstream", "{}"))
-    return {"prep": params.get("prep", params), "roi": upstream.get("roi", {})}
+def _save_torch(obj, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def fingerprint(config: TrainConfig, crops: list[CropRef], shards) -> str:
@@ -259,55 +167,6 @@ def fingerprint(config: TrainConfig, crops: list[CropRef], shards) -> str:
     for shard in shards:
         digest.update(sha256_file(shard).encode())
     return digest.hexdigest()
-
-
-def _save_torch(obj, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
-def _write_log(rows: list[dict], path: Path) -> None:
-    import pandas as pd
-
-    with atomic_path(path) as tmp:
-        pd.DataFrame(rows, columns=list(LOG_COLUMNS)).to_csv(tmp, index=False)
-
-
-def loss_curve_figure(rows: list[dict], path: Path, *, title: str = "") -> None:
-    """Training and validation loss per epoch on a log axis (one spike does not flatten the other curves),
-    the phase change and validation spikes marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [row["epoch"] for row in rows]
-    figure, axis = plt.subplots(figsize=(6, 3.5), constrained_layout=True)
-    axis.plot(epochs, [row["train_loss"] for row in rows], label="train")
-    if any(not math.isnan(row["val_loss"]) for row in rows):
-        axis.plot(epochs, [row["val_loss"] for row in rows], label="validation")
-    axis.plot(epochs, [row["train_l1"] for row in rows], "--", linewidth=0.8, label="train L1 (1 - GC)")
-    changes = [row["epoch"] for previous, row in zip(rows, rows[1:]) if row["phase"] != previous["phase"]]
-    for epoch in changes:
-        axis.axvline(epoch - 0.5, color="grey", linestyle=":", label="L1 + L2 from here")
-    spikes = set(validation_spikes(rows))
-    if spikes:
-        axis.plot(
-            [row["epoch"] for row in rows if row["epoch"] in spikes],
-            [row["val_loss"] for row in rows if row["epoch"] in spikes],
-            "rx",
-            label="validation spike (> 10x phase median)",
-        )
-    values = [row[key] for row in rows for key in ("train_loss", "val_loss", "train_l1") if math.isfinite(row[key])]
-    if values and min(values) > 0:
-        axis.set_yscale("log")
-    axis.set_xlabel("epoch")
-    axis.set_ylabel("loss (log scale)" if axis.get_yscale() == "log" else "loss")
-    axis.set_title(title, fontsize=9)
-    axis.legend(fontsize=8)
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=90, format="png")
-    plt.close(figure)
 
 
 def curve_title(out_dir: Path, config: TrainConfig, iteration: int) -> str:
@@ -327,20 +186,6 @@ def curve_title(out_dir: Path, config: TrainConfig, iteration: int) -> str:
         f"depth {config.model.depth}, L2 weight {config.feature_weight:g}" + "".join(f", {e}" for e in extras)
     )
     return f"{folder + ': ' if folder else ''}XVertNet iteration {iteration}\n{settings}"
-
-
-def validation_spikes(rows: list[dict], factor: float = SPIKE_FACTOR) -> list[int]:
-    """Epochs whose validation loss exceeds ``factor`` times the median validation loss of their phase."""
-    spikes = []
-    for phase in sorted({row["phase"] for row in rows}):
-        values = [
-            (row["epoch"], row["val_loss"]) for row in rows if row["phase"] == phase and math.isfinite(row["val_loss"])
-        ]
-        if len(values) < 3:
-            continue
-        median = float(np.median([value for _, value in values]))
-        spikes += [epoch for epoch, value in values if value > factor * abs(median) and value - median > 1e-6]
-    return spikes
 
 
 def refresh_batchnorm(model, loader, *, device, dtype) -> None:
@@ -494,7 +339,7 @@ def train_iteration(
         if val_crops
         else None
     )
-    if with_bone and not _any_bone(train_crops):
+    if with_bone and not any_bone(train_crops):
         raise TrainingError(
             "train.bone_weight > 0 but no training crop has a bone target (set demo.bone_emphasis, or "
             "give the manifest a bone_path column)"
@@ -627,14 +472,14 @@ def train_iteration(
             },
             checkpoint_path,
         )
-        _write_log(state["log"], out_dir / "train_log.csv")
+        write_log(state["log"], out_dir / "train_log.csv")
         if state.get("stopped_early"):
             break
 
     # The best epoch's weights (also after resuming a finished or interrupted run whose model.pt was
     # deleted); the last weights if no epoch of the last phase improved on infinity.
     _save_torch(best_weights if best_weights is not None else model.state_dict(), out_dir / "model.pt")
-    _write_log(state["log"], out_dir / "train_log.csv")
+    write_log(state["log"], out_dir / "train_log.csv")
     loss_curve_figure(state["log"], out_dir / "loss_curve.png", title=curve_title(out_dir, config, iteration))
     summary = {
         "iteration": iteration,

@@ -43,7 +43,7 @@ def enhance_image(
     """
     from xvertnet.model.inference import native_resolution
     from xvertnet.preprocessing.burned_in import burned_in_mask, fill_burned_in, restore_burned_in
-    from xvertnet.preprocessing.roi import to_canonical
+    from xvertnet.preprocessing.spine_location import to_canonical
 
     canonical, _ = to_canonical(image, chain.canonical_height or image.shape[0])
     # Burned-in labels and border strips are hidden from the network (no glow) and put back: at native

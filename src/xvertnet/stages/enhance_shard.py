@@ -61,7 +61,7 @@ def enhance_rois_shard(
     Writes ``out_path`` (HDF5: per image ``eval_upper``, ``eval_lower``, ``whole`` and the twins) and
     16-bit PNGs of the ROIs and the whole image into ``png_dir``.
     """
-    from xvertnet.preprocessing.roi import crop
+    from xvertnet.preprocessing.spine_location import crop
 
     png_dir = Path(png_dir)
     png_dir.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from xvertnet.preprocessing.roi import RoiSettings, roi_shard
+    from xvertnet.preprocessing.roi import roi_shard
+    from xvertnet.preprocessing.spine_location import RoiSettings
 
     stored, rejected = roi_shard(
         args.ingest, args.out, args.qc_dir, RoiSettings.from_config(load_settings(args.settings)), args.rejects
