@@ -335,7 +335,9 @@ def test_sigkill_mid_run_then_rerun_incomplete_equals_an_uninterrupted_run(tiny_
     )
 
 
-def test_study_shares_models_trains_internal_variants_and_reports(tiny_run):
+def test_study_shares_models_trains_internal_variants_and_reports(tiny_run, tmp_path):
+    # On a copy of the tiny run: the shared run's folder stays as the run made it, whatever order the tests run in.
+    run = shutil.copytree(tiny_run, tmp_path / "run", symlinks=True)
     # The tiny data set has no validation view: choose on the clean test DRR, report on the rest.
     study = {
         "study": {
@@ -357,21 +359,21 @@ def test_study_shares_models_trains_internal_variants_and_reports(tiny_run):
             "patient_independent": False,
         }
     }  # one patient: chosen and reported on its own images
-    (tiny_run / "study.yaml").write_text(yaml.safe_dump(study))
-    result = snakemake(tiny_run, "study", "--configfile", str(tiny_run / "study.yaml"))
+    (run / "study.yaml").write_text(yaml.safe_dump(study))
+    result = snakemake(run, "study", "--configfile", str(run / "study.yaml"))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert not (tiny_run / "results/models/study-paper").exists()  # the paper variant is xvertnet-paper's model set
-    summary = pd.read_csv(tiny_run / "results/study/summary.csv")
+    assert not (run / "results/models/study-paper").exists()  # the paper variant is xvertnet-paper's model set
+    summary = pd.read_csv(run / "results/study/summary.csv")
     entries = ["study-paper-T1", "study-paper-T2", "study-internal-x-T1"]
     assert set(summary["method"]) == {"original", "clahe", "preprocessed", *entries}
     assert summary["recommended"].sum() == 1 and summary.loc[summary["recommended"], "method"].item() in entries
     for entry in entries:
-        assert (tiny_run / f"results/study/panels/{entry}.png").stat().st_size > 5_000
-        assert (tiny_run / f"results/study/variants/{entry}.md").is_file()
-    assert "Chosen on the selection DRRs" in (tiny_run / "results/study/conclusion.md").read_text()
-    assert "Not patient-independent:** lidc0001" in (tiny_run / "results/study/conclusion.md").read_text()
-    report = tiny_run / "results/study/report.html"
-    result = snakemake(tiny_run, "study", "--configfile", str(tiny_run / "study.yaml"), "--report", str(report))
+        assert (run / f"results/study/panels/{entry}.png").stat().st_size > 5_000
+        assert (run / f"results/study/variants/{entry}.md").is_file()
+    assert "Chosen on the selection DRRs" in (run / "results/study/conclusion.md").read_text()
+    assert "Not patient-independent:** lidc0001" in (run / "results/study/conclusion.md").read_text()
+    report = run / "results/study/report.html"
+    result = snakemake(run, "study", "--configfile", str(run / "study.yaml"), "--report", str(report))
     assert result.returncode == 0, result.stderr[-3000:]
     assert report.stat().st_size > 50_000
 
