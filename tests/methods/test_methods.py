@@ -154,3 +154,19 @@ def test_preprocessed_is_the_anchored_network_before_training():
         start, _ = model(xp, hfc)
     inside = (xp > 1e-3) & (xp < 1 - 1e-3)  # away from the logit clamp
     np.testing.assert_allclose(start[inside].numpy(), xp[inside].numpy(), atol=1e-5)
+
+
+def test_each_method_is_registered_by_the_module_the_lazy_lookup_imports():
+    import subprocess
+    import sys
+
+    from xvertnet.method_catalogue import CATALOGUE
+    from xvertnet.methods import MODULE_OF
+
+    assert set(REGISTRY) == set(MODULE_OF) == set(CATALOGUE)
+    for name, cls in REGISTRY.items():
+        assert cls.__module__ == f"xvertnet.methods.{MODULE_OF[name]}", name
+    # A job running CLAHE (or the original) does not pay for importing torch and the learned methods.
+    probe = "import sys; from xvertnet.methods import get_method; get_method('clahe'); get_method('original'); "
+    probe += "print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"

@@ -4,7 +4,7 @@ Every method maps a float image in [0, 1] (bone bright) to an enhanced image of 
 shape in [0, 1]. Learned baselines are trained once (:meth:`Method.fit`) into a model
 folder and loaded from it; the others need no training. Adding a method is one module that
 defines a :class:`Method` subclass decorated with :func:`register` (and its name in
-``_MODULES``); its parameters are its config section ``baselines.<name>``.
+``MODULE_OF``); its parameters are its config section ``baselines.<name>``.
 
 Registered: ``xvertnet-chain`` (the trained chain of iterations, :mod:`.xvertnet`),
 ``xvertnet-internal`` (internal learning on each image), ``original`` (the identity, so the
@@ -26,20 +26,26 @@ import numpy as np
 
 from xvertnet.errors import InvalidValueError, XvertnetError
 
-REGISTRY: dict[str, type[Method]] = {}
-_MODULES = (
-    "xvertnet",
-    "identity",
-    "clahe",
-    "farbman",
-    "zerodce",
-    "zssr",
-    "madmad",
-    "preprocessed",
-    "lut_mapping.method",
-    "led.method",
-    "super_resolution.method",
-)
+#: Each method's module in this package. A job imports only the module of the method it runs (most import torch,
+#: about 1.5 s a process); ``REGISTRY`` imports them all. ``tests/methods/test_methods.py`` checks this map.
+MODULE_OF = {
+    "xvertnet-chain": "xvertnet",
+    "xvertnet-internal": "xvertnet",
+    "original": "identity",
+    "clahe": "clahe",
+    "farbman": "farbman",
+    "zerodce": "zerodce",
+    "zssr": "zssr",
+    "madmad": "madmad",
+    "preprocessed": "preprocessed",
+    "lut-mapping": "lut_mapping.method",
+    "lut-mapping-bone": "lut_mapping.method",
+    "led": "led.method",
+    "srcnn": "super_resolution.method",
+    "vdsr": "super_resolution.method",
+    "vdsr-dehaze": "super_resolution.method",
+}
+_REGISTERED: dict[str, type[Method]] = {}
 
 
 class Method:
@@ -100,17 +106,32 @@ class Method:
 
 
 def register(cls: type[Method]) -> type[Method]:
-    if not cls.name or cls.name in REGISTRY:
+    if not cls.name or cls.name in _REGISTERED:
         raise ValueError(f"method name '{cls.name}' is empty or taken")
-    REGISTRY[cls.name] = cls
+    _REGISTERED[cls.name] = cls
     return cls
 
 
+def all_methods() -> dict[str, type[Method]]:
+    """Every registered method by name (every method module imported)."""
+    for module in dict.fromkeys(MODULE_OF.values()):
+        importlib.import_module(f"{__name__}.{module}")
+    return _REGISTERED
+
+
+def __getattr__(name: str):
+    if name == "REGISTRY":  # every method; its modules are imported on first use
+        return all_methods()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def get_method(name: str, params: dict | None = None) -> Method:
-    """An instance of the registered method ``name`` with ``params`` over its defaults."""
-    if name not in REGISTRY:
-        raise XvertnetError(f"unknown method '{name}', expected one of {sorted(REGISTRY)}")
-    return REGISTRY[name](params)
+    """An instance of the registered method ``name`` with ``params`` over its defaults (only its module imported)."""
+    if name not in _REGISTERED and name in MODULE_OF:
+        importlib.import_module(f"{__name__}.{MODULE_OF[name]}")
+    if name not in _REGISTERED:
+        raise XvertnetError(f"unknown method '{name}', expected one of {sorted(all_methods())}")
+    return _REGISTERED[name](params)
 
 
 def training_crops(shards, *, rois=None, split: str = "train", target: str | None = None) -> list:
@@ -132,7 +153,3 @@ def training_crops(shards, *, rois=None, split: str = "train", target: str | Non
                 elif f"{roi}/{target}" in arrays:
                     crops.append((arrays[f"{roi}/X"], arrays[f"{roi}/{target}"]))
     return crops
-
-
-for _module in _MODULES:
-    importlib.import_module(f"{__name__}.{_module}")

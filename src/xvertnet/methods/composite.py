@@ -14,7 +14,7 @@ import numpy as np
 
 from xvertnet.errors import XvertnetError
 from xvertnet.method_catalogue import composable
-from xvertnet.methods import REGISTRY, Method, get_method
+from xvertnet.methods import Method, all_methods, get_method
 
 #: The keys of a composite's steps in a method's settings (``xvertnet.plan.Plan.enhance_method``).
 STEP_KEYS = ("before", "then")
@@ -65,7 +65,7 @@ def _steps(specs: list[dict]) -> list[Method]:
         if not composable(spec["method"]):
             raise XvertnetError(
                 f"'{spec['method']}' cannot be composed: only methods that need no training "
-                f"({', '.join(sorted(name for name in REGISTRY if composable(name)))})"
+                f"({', '.join(sorted(name for name in all_methods() if composable(name)))})"
             )
         steps.append(get_method(spec["method"], spec.get("settings", {})))
     return steps
