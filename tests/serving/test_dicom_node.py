@@ -154,6 +154,11 @@ def rg1(uid_suffix: str = ""):
     return dataset
 
 
+def siim():
+    """A real CR as a PACS stores it: JPEG baseline, 8 bits, secondary capture (tests/data/real_cxr/README.md)."""
+    return pydicom.dcmread(REPO / "tests" / "data" / "real_cxr" / "siim_pa_1024_8bit.dcm")
+
+
 def derived_instances(base: str) -> list:
     """The xvertnet-derived instances Orthanc holds, as the files it stores (read back through its REST API)."""
     from io import BytesIO
@@ -178,22 +183,28 @@ def wait_for(predicate, timeout: float = 180.0):
 
 
 def test_an_image_sent_to_the_node_arrives_enhanced_in_the_pacs(orthanc, tmp_path):
+    """RG1 (uncompressed, 15 bits, MONOCHROME1) and the SIIM image (JPEG baseline, 8 bits, secondary capture)."""
     process, node = start_node(tmp_path, "node", orthanc)
+    sources = [rg1(), siim()]
+    assert sources[1].file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.50"
     try:
-        source = rg1()
-        assert send(node["port"], source) == 0x0000
-        found = wait_for(lambda: derived_instances(orthanc["base"]))
-        assert len(found) == 1, (tmp_path / "node.log").read_text()[-2000:]
-        derived = found[0]
-        assert derived.PatientID == source.PatientID and derived.StudyInstanceUID == source.StudyInstanceUID
-        assert derived.SeriesInstanceUID != source.SeriesInstanceUID
-        assert list(derived.ImageType)[0] == "DERIVED" and "model_sha256" in derived.DerivationDescription
-        assert derived.SourceImageSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
-        assert (derived.Rows, derived.Columns) == (source.Rows, source.Columns)  # native resolution
+        for source in sources:
+            assert send(node["port"], source) == 0x0000
+        found = wait_for(lambda: len(derived_instances(orthanc["base"])) == 2 and derived_instances(orthanc["base"]))
+        assert found and len(found) == 2, (tmp_path / "node.log").read_text()[-2000:]
+        by_source = {derived.SourceImageSequence[0].ReferencedSOPInstanceUID: derived for derived in found}
+        for source in sources:
+            derived = by_source[source.SOPInstanceUID]
+            assert derived.PatientID == source.PatientID and derived.StudyInstanceUID == source.StudyInstanceUID
+            assert derived.SeriesInstanceUID != source.SeriesInstanceUID
+            assert list(derived.ImageType)[0] == "DERIVED" and "model_sha256" in derived.DerivationDescription
+            assert (derived.Rows, derived.Columns) == (source.Rows, source.Columns)  # native resolution
+            assert derived.pixel_array.std() > 0
         assert not list(Path(node["queue"], "incoming").glob("*.dcm"))  # delivered: nothing left queued
     finally:
         process.terminate()
         process.wait(timeout=60)
+    source = sources[0]
     log = (tmp_path / "node.log").read_text()
     name = str(source.get("PatientName", ""))
     assert "Traceback" not in log and (not name or name not in log)  # identifiers, not names
@@ -254,3 +265,16 @@ def test_bad_node_settings_are_one_line(tmp_path, capsys):
     config.write_text(yaml.safe_dump({"colour": "red", "destinations": [{"ae_title": "PACS", "host": "h", "port": 1}]}))
     code, message = run_cli(capsys, "serve", "--config", config)
     assert code == 2 and "colour" in message
+
+
+def test_the_node_accepts_exactly_the_transfer_syntaxes_it_can_decode():
+    from pydicom.pixels import get_decoder
+    from pynetdicom import DEFAULT_TRANSFER_SYNTAXES
+
+    from xvertnet.serving.dicom_node import accepted_transfer_syntaxes
+
+    accepted = accepted_transfer_syntaxes()
+    assert set(DEFAULT_TRANSFER_SYNTAXES) <= set(accepted)
+    assert "1.2.840.10008.1.2.4.50" in accepted  # JPEG baseline: Pillow decodes it
+    for uid in ("1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.70"):  # JPEG-LS, JPEG lossless: only with a plugin
+        assert (uid in accepted) == get_decoder(uid).is_available

@@ -53,6 +53,25 @@ RADIOGRAPH_STORAGE = {
 SUCCESS, OUT_OF_RESOURCES, CANNOT_UNDERSTAND = 0x0000, 0xA700, 0xC210
 
 
+def accepted_transfer_syntaxes() -> list[str]:
+    """The transfer syntaxes the node accepts: the uncompressed ones, and every compressed one that an installed
+    pydicom decoder can read (JPEG baseline and extended through Pillow, JPEG 2000 and RLE where their plugins are
+    installed), so that a PACS sending its stored JPEGs is not refused and nothing is accepted that cannot be read."""
+    from pydicom.pixels import get_decoder
+    from pynetdicom import ALL_TRANSFER_SYNTAXES, DEFAULT_TRANSFER_SYNTAXES
+
+    compressed = []
+    for uid in ALL_TRANSFER_SYNTAXES:
+        if uid in DEFAULT_TRANSFER_SYNTAXES:
+            continue
+        try:
+            if get_decoder(uid).is_available:
+                compressed.append(uid)
+        except NotImplementedError:  # no pixel decoder at all for this syntax (e.g. video, referenced pixel data)
+            continue
+    return [*DEFAULT_TRANSFER_SYNTAXES, *compressed]
+
+
 @dataclasses.dataclass(frozen=True)
 class Destination:
     ae_title: str
@@ -162,8 +181,9 @@ class Node:
         ae = AE(ae_title=self.settings.ae_title)
         ae.maximum_pdu_size = 0
         ae.add_supported_context(Verification)
+        syntaxes = accepted_transfer_syntaxes()
         for uid in RADIOGRAPH_STORAGE:
-            ae.add_supported_context(uid)
+            ae.add_supported_context(uid, syntaxes)
         if self.settings.allowed_callers:
             ae.require_calling_aet = list(self.settings.allowed_callers)
         handlers = [(evt.EVT_C_STORE, self._store), (evt.EVT_CONN_OPEN, self._check_address),
