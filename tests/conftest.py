@@ -11,6 +11,19 @@ REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
 
+#: The longest test files (whole workflow runs, SLURM, Orthanc): started first, so that ``make test``'s two workers
+#: (``--dist loadfile``: one file to one worker) do not end with one of them running a long file alone.
+LONGEST_FIRST = ("workflow/test_workflow.py", "workflow/test_slurm.py", "workflow/test_own_runs.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        path = item.path.as_posix()
+        return next((i for i, name in enumerate(LONGEST_FIRST) if path.endswith(name)), len(LONGEST_FIRST))
+
+    items.sort(key=rank)
+
+
 @pytest.fixture(scope="session")
 def rg1_path() -> Path:
     from xvertnet.demo.demo_data import real_radiograph_path
