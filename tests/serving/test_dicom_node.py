@@ -81,8 +81,11 @@ def rest(base: str, path: str):
     return json.loads(urllib.request.urlopen(f"{base}{path}", timeout=10).read())
 
 
-def start_node(tmp_path: Path, name: str, destination: dict, **settings) -> tuple[subprocess.Popen, dict]:
-    """``xvertnet serve`` in a subprocess (its own queue folder); returns the process and its settings."""
+def start_node(
+    tmp_path: Path, name: str, destination: dict, client_tls=None, **settings
+) -> tuple[subprocess.Popen, dict]:
+    """``xvertnet serve`` in a subprocess (its own queue folder); returns the process and its settings. ``client_tls``:
+    the client's TLS context for the start-up probe of a node with TLS."""
     port = free_port()
     node = {
         "ae_title": "XVERTNET",
@@ -107,20 +110,21 @@ def start_node(tmp_path: Path, name: str, destination: dict, **settings) -> tupl
     deadline = time.time() + 120
     probe = (settings.get("allowed_callers") or ["SCU"])[0]
     while time.time() < deadline and process.poll() is None:
-        if echo(port, ae_title=probe) == 0x0000:
+        if echo(port, ae_title=probe, tls=client_tls) == 0x0000:
             return process, node
         time.sleep(0.5)
     process.kill()
     raise AssertionError(f"the node did not start: {(tmp_path / f'{name}.log').read_text()[-2000:]}")
 
 
-def echo(port: int, ae_title: str = "SCU") -> int | None:
+def echo(port: int, ae_title: str = "SCU", tls=None) -> int | None:
     from pynetdicom import AE
     from pynetdicom.sop_class import Verification
 
     ae = AE(ae_title=ae_title)
     ae.add_requested_context(Verification)
-    assoc = ae.associate("127.0.0.1", port, ae_title="XVERTNET")
+    ae.acse_timeout = ae.network_timeout = 5
+    assoc = ae.associate("127.0.0.1", port, ae_title="XVERTNET", tls_args=(tls, "127.0.0.1") if tls else None)
     if not assoc.is_established:
         return None
     status = assoc.send_c_echo()
@@ -128,13 +132,13 @@ def echo(port: int, ae_title: str = "SCU") -> int | None:
     return getattr(status, "Status", None)
 
 
-def send(port: int, dataset, ae_title: str = "SCU") -> int | None:
+def send(port: int, dataset, ae_title: str = "SCU", tls=None) -> int | None:
     """C-STORE one data set; its status, or None when no association or context was accepted."""
     from pynetdicom import AE
 
     ae = AE(ae_title=ae_title)
     ae.add_requested_context(dataset.SOPClassUID, dataset.file_meta.TransferSyntaxUID)
-    assoc = ae.associate("127.0.0.1", port, ae_title="XVERTNET")
+    assoc = ae.associate("127.0.0.1", port, ae_title="XVERTNET", tls_args=(tls, "127.0.0.1") if tls else None)
     if not assoc.is_established:
         return None
     try:
@@ -278,3 +282,72 @@ def test_the_node_accepts_exactly_the_transfer_syntaxes_it_can_decode():
     assert "1.2.840.10008.1.2.4.50" in accepted  # JPEG baseline: Pillow decodes it
     for uid in ("1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.70"):  # JPEG-LS, JPEG lossless: only with a plugin
         assert (uid in accepted) == get_decoder(uid).is_available
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key (openssl), or a skip where there is no openssl."""
+    if not shutil.which("openssl"):
+        pytest.skip("no openssl to make a test certificate")
+    certificate, key = folder / "node.pem", folder / "node.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(certificate)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return certificate, key
+
+
+def test_with_tls_the_node_takes_images_over_tls_only(orthanc, tmp_path):
+    import ssl
+
+    certificate, key = self_signed(tmp_path)
+    client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(certificate))
+    process, node = start_node(
+        tmp_path, "tls", orthanc, client_tls=client, tls_certificate=str(certificate), tls_key=str(key), workers=2
+    )
+    try:
+        assert echo(node["port"], tls=client) == 0x0000
+        assert send(node["port"], siim(), tls=client) == 0x0000  # acknowledged: queued on disk
+        assert echo(node["port"]) is None  # plain TCP: no association
+        assert send(node["port"], siim()) is None
+        untrusting = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)  # the system CAs do not know this node
+        assert echo(node["port"], tls=untrusting) is None
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    log = (tmp_path / "tls.log").read_text()
+    assert "(TLS); 2 worker(s)" in log and "Traceback" not in log
+
+
+def test_several_workers_deliver_each_image_once(tmp_path):
+    """Four images through a node with three workers into a pynetdicom sink: each delivered exactly once."""
+    from pynetdicom import AE, evt
+    from pynetdicom.sop_class import ComputedRadiographyImageStorage
+
+    received = []
+    sink = AE(ae_title="SINK")
+    sink.add_supported_context(ComputedRadiographyImageStorage)
+    sink_port = free_port()
+
+    def keep(event):
+        received.append(str(event.dataset.SOPInstanceUID))
+        return 0x0000
+
+    server = sink.start_server(("127.0.0.1", sink_port), block=False, evt_handlers=[(evt.EVT_C_STORE, keep)])
+    process, node = start_node(tmp_path, "workers", {"ae_title": "SINK", "port": sink_port}, workers=3)
+    try:
+        sources = [rg1(str(index)) for index in range(4)]
+        for source in sources:
+            pixels = source.pixel_array[:256, :256].copy()  # small, to keep the test short
+            source.Rows, source.Columns = 256, 256
+            source.PixelData = pixels.tobytes()
+            assert send(node["port"], source) == 0x0000
+        failed = Path(node["queue"], "failed")
+        wait_for(lambda: len(received) >= 4 or any(failed.glob("*.dcm")), timeout=240)
+        assert len(received) >= 4, (tmp_path / "workers.log").read_text()[-2000:]
+        time.sleep(2)  # nothing more arrives
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+        server.shutdown()
+    assert len(received) == 4 and len(set(received)) == 4

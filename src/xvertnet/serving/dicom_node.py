@@ -24,7 +24,9 @@ an image to the node (C-STORE), the node stores a derived image back. This one:
    beside it, and the node goes on.
 5. **Resumes** after a restart: whatever is in ``queue/incoming`` is processed first.
 
-Settings: one YAML file (:class:`NodeSettings`), checked at start with one-line errors.
+``workers`` threads share the loaded model set and take the queued images oldest first, each image by one worker.
+With ``tls_certificate`` and ``tls_key`` the node speaks DICOM over TLS only (``tls_ca``: callers must present a
+certificate that CA signed). Settings: one YAML file (:class:`NodeSettings`), checked at start with one-line errors.
 """
 
 from __future__ import annotations
@@ -99,6 +101,13 @@ class NodeSettings(FromConfig):
     retries: int = 5
     backoff_s: float = 2.0
     device: str = "auto"
+    #: Images enhanced and sent at once (threads sharing one loaded model set).
+    workers: int = 1
+    #: TLS on the node's port (DICOM over TLS, as DICOM PS3.15 describes it): a PEM certificate and its key. With
+    #: ``tls_ca`` too, a caller must present a certificate signed by that CA (mutual TLS). Empty: plain TCP.
+    tls_certificate: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
 
     @classmethod
     def from_config(cls, section: dict | None) -> NodeSettings:
@@ -123,6 +132,32 @@ class NodeSettings(FromConfig):
             raise ConfigError("node.destinations", "at least one destination (ae_title, host, port) is needed")
         if self.max_bytes <= 0 or self.retries < 0 or self.backoff_s < 0:
             raise ConfigError("node", "max_bytes must be positive, retries and backoff_s not negative")
+        if not (isinstance(self.workers, int) and 1 <= self.workers <= 64):
+            raise ConfigError("node.workers", f"1 to 64 threads, got {self.workers!r}")
+        if bool(self.tls_certificate) != bool(self.tls_key) or (self.tls_ca and not self.tls_certificate):
+            raise ConfigError(
+                "node.tls_certificate", "TLS needs both tls_certificate and tls_key (tls_ca only with them)"
+            )
+        for key in ("tls_certificate", "tls_key", "tls_ca"):
+            value = getattr(self, key)
+            if value and not Path(value).is_file():
+                raise ConfigError(f"node.{key}", f"{value}: no such file")
+
+    def ssl_context(self):
+        """The server side's TLS context, or None without TLS (one-line errors for a bad certificate or key)."""
+        if not self.tls_certificate:
+            return None
+        import ssl
+
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(self.tls_certificate, self.tls_key)
+            if self.tls_ca:
+                context.load_verify_locations(self.tls_ca)
+                context.verify_mode = ssl.CERT_REQUIRED
+        except (ssl.SSLError, OSError) as error:
+            raise ConfigError("node.tls_certificate", f"cannot use the certificate or key ({error})") from None
+        return context
 
 
 def load_settings(path) -> NodeSettings:
@@ -162,7 +197,9 @@ class Node:
         self._stop = threading.Event()
         self._work = threading.Event()
         self._server = None
-        self._worker: threading.Thread | None = None
+        self._workers: list[threading.Thread] = []
+        self._claims_lock = threading.Lock()
+        self._claimed: set[Path] = set()
         self.chain = None
 
     # -- receiving ---------------------------------------------------------------------------------------------------
@@ -188,25 +225,34 @@ class Node:
             ae.require_calling_aet = list(self.settings.allowed_callers)
         handlers = [(evt.EVT_C_STORE, self._store), (evt.EVT_CONN_OPEN, self._check_address),
                     (evt.EVT_REJECTED, self._rejected), (evt.EVT_ACCEPTED, self._refused_classes)]  # fmt: skip
-        self._worker = threading.Thread(target=self._run_worker, name="xvertnet-node-worker", daemon=True)
-        self._worker.start()
+        ssl_context = self.settings.ssl_context()
+        self._workers = [
+            threading.Thread(target=self._run_worker, name=f"xvertnet-node-worker-{index}", daemon=True)
+            for index in range(self.settings.workers)
+        ]
+        for worker in self._workers:
+            worker.start()
         log.info(
-            "listening as %s on %s:%d; queue %s; %d image(s) waiting from before",
+            "listening as %s on %s:%d%s; %d worker(s); queue %s; %d image(s) waiting from before",
             self.settings.ae_title,
             self.settings.bind,
             self.settings.port,
+            " (TLS)" if ssl_context else "",
+            self.settings.workers,
             self.settings.queue,
             len(list(self.incoming.glob("*.dcm"))),
         )
-        self._server = ae.start_server((self.settings.bind, self.settings.port), block=block, evt_handlers=handlers)
+        self._server = ae.start_server(
+            (self.settings.bind, self.settings.port), block=block, evt_handlers=handlers, ssl_context=ssl_context
+        )
 
     def stop(self) -> None:
         self._stop.set()
         self._work.set()
         if self._server is not None:
             self._server.shutdown()
-        if self._worker is not None:
-            self._worker.join(timeout=60)
+        for worker in self._workers:
+            worker.join(timeout=60)
 
     def _check_address(self, event) -> None:
         address = event.address[0]
@@ -266,17 +312,33 @@ class Node:
         return SUCCESS
 
     # -- enhancing and sending ---------------------------------------------------------------------------------------
+    def _claim(self) -> Path | None:
+        """The oldest queued instance no other worker has taken, now taken by this one; None when there is none."""
+        with self._claims_lock:
+            pending = []
+            for path in self.incoming.glob("*.dcm"):
+                try:
+                    pending.append((path.stat().st_mtime, path))
+                except FileNotFoundError:  # delivered by another worker meanwhile
+                    continue
+            for _, path in sorted(pending):
+                if path not in self._claimed:
+                    self._claimed.add(path)
+                    return path
+        return None
+
     def _run_worker(self) -> None:
         while not self._stop.is_set():
-            pending = sorted(self.incoming.glob("*.dcm"), key=lambda path: path.stat().st_mtime)
-            if not pending:
+            path = self._claim()
+            if path is None:
                 self._work.wait(timeout=1.0)
                 self._work.clear()
                 continue
-            for path in pending:
-                if self._stop.is_set():
-                    return
+            try:
                 self.process(path)
+            finally:
+                with self._claims_lock:
+                    self._claimed.discard(path)
 
     def process(self, path: Path) -> bool:
         """Enhance one queued instance and deliver it; True when delivered. A failure moves it to ``failed`` with its
