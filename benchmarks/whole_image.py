@@ -67,7 +67,7 @@ def _measure(models: str | None, precision: str, full: bool, png: str, repeats: 
     if not full:
         with tempfile.TemporaryDirectory() as folder:
             start = time.perf_counter()
-            enhance_file(folders, png, Path(folder) / "out.png", precision=precision)
+            enhance_file(folders, png, Path(folder) / "out.png", EnhanceSettings(precision=precision))
             file_seconds = time.perf_counter() - start
     working = description.get("native_resolution", {}).get("working_height", image.shape[0])
     queue.put(

@@ -14,7 +14,7 @@ import torch
 from scipy import ndimage
 from synthetic_data import synthetic_shards
 
-from xvertnet.model.inference import load_model
+from xvertnet.model.inference import EnhanceSettings, load_model
 from xvertnet.model.training import TrainConfig, refresh_batchnorm, train_iteration
 from xvertnet.model.training_data import CropDataset, find_crops
 from xvertnet.model.training_log import validation_spikes
@@ -334,7 +334,7 @@ def test_enhance_png_of_any_size(tmp_path, trained):
     out, _ = trained
     source = tmp_path / "in.png"
     Image.fromarray((np.random.default_rng(1).random((301, 203)) * 255).astype(np.uint8)).save(source)
-    enhance_file([out], source, tmp_path / "out.png", tile=64, overlap=16)
+    enhance_file([out], source, tmp_path / "out.png", EnhanceSettings(tile=64, overlap=16))
     result = np.asarray(Image.open(tmp_path / "out.png"))
     assert result.shape == (301, 203) and result.dtype == np.uint16
 
@@ -371,7 +371,7 @@ def test_whole_file_enhancement_of_a_smooth_image_has_no_checkerboard(tmp_path, 
     image = ndimage.gaussian_filter(np.random.default_rng(5).random((256, 256)), 8)
     image = (image - image.min()) / (image.max() - image.min()) * 0.6 + 0.2
     Image.fromarray(np.rint(image * 65535).astype(np.uint16)).save(tmp_path / "smooth.png")
-    enhance_file([out], tmp_path / "smooth.png", tmp_path / "out.png", tile=64, overlap=16)
+    enhance_file([out], tmp_path / "smooth.png", tmp_path / "out.png", EnhanceSettings(tile=64, overlap=16))
     result = np.asarray(Image.open(tmp_path / "out.png")).astype(np.float64) / 65535
     detail = result - ndimage.gaussian_filter(result, 2)
     power = np.abs(np.fft.fft2(detail)) ** 2

@@ -86,12 +86,15 @@ def test_a_label_on_an_image_larger_than_the_working_height_comes_back_whole(tmp
     from PIL import Image
 
     from xvertnet.io.readers import read_image
+    from xvertnet.model.inference import EnhanceSettings
     from xvertnet.model.whole_image import enhance_file, model_dirs
 
     full = read_image(rg1_path).pixels.astype(np.float32)
     labelled, label = _scaled_marker(full)  # 120 x 88 pixels: 31 x 23 at the working height
     Image.fromarray(np.rint(labelled * 65535).astype(np.uint16)).save(tmp_path / "labelled.png")
-    record = enhance_file(model_dirs(None), tmp_path / "labelled.png", tmp_path / "out.png", device="cpu")
+    record = enhance_file(
+        model_dirs(None), tmp_path / "labelled.png", tmp_path / "out.png", EnhanceSettings(device="cpu")
+    )
     assert record["burned_in_pixels"] > 0 and "native_resolution" in record
     out = read_image(tmp_path / "out.png").pixels
     distance = ndimage.distance_transform_edt(~label)

@@ -69,24 +69,15 @@ def enhance_image(
     return enhanced, description
 
 
-def enhance_file(
-    model_folders,
-    in_path,
-    out_path,
-    *,
-    iterations: int | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    tile: int = 512,
-    overlap: int = 64,
-    native_radius: int = 4,
-    native_eps: float = 1e-4,
-) -> dict:
-    """Enhance one image file; the output has the input's size. Returns what was recorded."""
+def enhance_file(model_folders, in_path, out_path, settings=None, *, iterations: int | None = None) -> dict:
+    """Enhance one image file with the ``enhance`` settings (:class:`~xvertnet.model.inference.EnhanceSettings`:
+    device, precision, tiles, the native-resolution map; None: their defaults); the output has the input's size.
+    Returns what was recorded."""
     from xvertnet.io.readers import flat_image_reason, read_image
     from xvertnet.io.writers import write_derived_dicom, write_png16
-    from xvertnet.model.inference import Chain
+    from xvertnet.model.inference import Chain, EnhanceSettings
 
+    settings = settings or EnhanceSettings()
     in_path, out_path = Path(in_path), Path(out_path)
     record = read_image(in_path)
     if out_path.suffix.lower() in (".dcm", ".dicom") and record.format != "dicom":
@@ -95,15 +86,15 @@ def enhance_file(
     flat = flat_image_reason(image)
     if flat:
         raise InputImageError(in_path, f"{flat}, nothing to enhance")
-    chain = Chain(model_folders, device=device, precision=precision)
+    chain = Chain(model_folders, device=settings.device, precision=settings.precision)
     enhanced, description = enhance_image(
         chain,
         image,
         iterations=iterations,
-        tile=tile,
-        overlap=overlap,
-        native_radius=native_radius,
-        native_eps=native_eps,
+        tile=settings.tile,
+        overlap=settings.overlap,
+        native_radius=settings.native_radius,
+        native_eps=settings.native_eps,
     )
     if out_path.suffix.lower() in (".dcm", ".dicom"):
         write_derived_dicom(in_path, enhanced, out_path, description)

@@ -31,18 +31,7 @@ def run(args) -> int:
     from xvertnet.model.whole_image import enhance_file, model_dirs
 
     settings = EnhanceSettings.from_config(load_settings(args.settings))
-    description = enhance_file(
-        model_dirs(args.model),
-        args.input,
-        args.output,
-        iterations=args.iterations,
-        device=settings.device,
-        precision=settings.precision,
-        tile=settings.tile,
-        overlap=settings.overlap,
-        native_radius=settings.native_radius,
-        native_eps=settings.native_eps,
-    )
+    description = enhance_file(model_dirs(args.model), args.input, args.output, settings, iterations=args.iterations)
     logging.getLogger("xvertnet").info(
         "enhanced %s -> %s with %d iteration(s)", args.input, args.output, description["iterations_applied"]
     )
