@@ -11,8 +11,9 @@ REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
 
-#: The longest test files (whole workflow runs, SLURM, Orthanc): started first, so that ``make test``'s two workers
-#: (``--dist loadfile``: one file to one worker) do not end with one of them running a long file alone.
+#: The longest test files (whole workflow runs, SLURM): started first, so that ``make test``'s two workers
+#: (``--dist loadfile --no-loadscope-reorder``: one file to one worker, in this order) do not end with one of them
+#: running a long file alone.
 LONGEST_FIRST = ("workflow/test_workflow.py", "workflow/test_slurm.py", "workflow/test_own_runs.py")
 
 
