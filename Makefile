@@ -77,7 +77,8 @@ detectability: $(STAMP)
 # site (a broken link fails), then the test suite on TEST_WORKERS pytest-xdist workers (a file's tests stay on one
 # worker, so its module fixtures, such as the tiny workflow run, Orthanc or SLURM, are built once). Much of the suite
 # waits on subprocesses and daemons, so two workers on two cores finish sooner than one; TEST_WORKERS=0 runs it in
-# this process.
+# this process. Each worker's torch and BLAS use one thread (OMP_NUM_THREADS=1), and so do the jobs of the Snakemake
+# runs the tests start: two workers with two threads each, on two cores, spend their time waiting for each other.
 TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -85,7 +86,7 @@ test: $(STAMP)
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The documentation site at http://127.0.0.1:8000 (docs/, mkdocs.yml).
 docs: $(STAMP)
