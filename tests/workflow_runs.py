@@ -20,20 +20,15 @@ def load_test_config(name: str) -> dict:
     return yaml.safe_load((TEST_CONFIGS / f"{name}.yaml").read_text())
 
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+def snakemake_command(workdir: Path, *args: str) -> tuple[list[str], dict]:
+    """The command line and environment of Snakemake on two cores in ``workdir`` (this interpreter's jobs)."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--cores",
-        "2",
-        "--directory",
-        str(workdir),
-        "--snakefile",
-        str(workdir / "Snakefile"),
-        *args,
-    ]
+    command = [sys.executable, "-m", "snakemake", "--cores", "2", "--directory", str(workdir)]
+    return [*command, "--snakefile", str(workdir / "Snakefile"), *args], env
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    command, env = snakemake_command(workdir, *args)
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,14 @@ import pytest
 import yaml
 from browser_pages import check_gallery, check_report, chromium_driver, chromium_paths
 from repo_paths import REPO
-from workflow_runs import dry_run_with_change, load_test_config, make_workdir, planned_jobs, snakemake
+from workflow_runs import (
+    dry_run_with_change,
+    load_test_config,
+    make_workdir,
+    planned_jobs,
+    snakemake,
+    snakemake_command,
+)
 
 pytestmark = pytest.mark.workflow
 
@@ -285,18 +291,7 @@ def test_sigkill_mid_run_then_rerun_incomplete_equals_an_uninterrupted_run(tiny_
     import time
 
     workdir = make_workdir(tmp_path, {**TINY, "baselines": {**TINY["baselines"], "methods": ["clahe"]}})
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--cores",
-        "2",
-        "--directory",
-        str(workdir),
-        "--snakefile",
-        str(workdir / "Snakefile"),
-    ]
+    command, env = snakemake_command(workdir)
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
