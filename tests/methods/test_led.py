@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from scipy import ndimage
+from tiny_models import TINY_LED
 
 from xvertnet.methods import get_method
 from xvertnet.methods.led.conditional_diffusion import diffusion_unet, noise_prediction_loss, sample
@@ -22,20 +23,6 @@ from xvertnet.methods.led.cyclegan import (
     receptive_field,
 )
 from xvertnet.methods.led.method import quality_sets
-
-TINY = {
-    "gan_steps": 3,
-    "gan_width": 4,
-    "gan_blocks": 1,
-    "disc_width": 4,
-    "diffusion_steps": 4,
-    "validate_every": 2,
-    "channels": [8, 8],
-    "attention": [False, False],
-    "norm_groups": 4,
-    "patch": 32,
-    "sample_steps": 4,
-}
 
 
 def test_generator_and_discriminator_shapes():
@@ -204,13 +191,13 @@ def test_led_trains_and_enhances_on_the_cpu_when_cuda_is_asked_for(tmp_path, cap
         "val_high": [],
         "rule": "test",
     }
-    method = get_method("led", {**TINY, "device": "cuda", "precision": "fp16"})
+    method = get_method("led", {**TINY_LED, "device": "cuda", "precision": "fp16"})
     with caplog.at_level(logging.WARNING):
         metadata = method.fit(data, tmp_path / "led")
     if not torch.cuda.is_available():
         assert metadata["device"] == "cpu" and "CUDA is not available" in caplog.text
     assert metadata["diffusion"]["validation_source"].startswith("training pairs")
-    loaded = get_method("led", {**TINY, "device": "cuda"})
+    loaded = get_method("led", {**TINY_LED, "device": "cuda"})
     loaded.load(tmp_path / "led")
     image = clean[0][:45, :37]
     out = loaded.enhance(image)
@@ -224,7 +211,7 @@ def test_led_needs_both_quality_sets(tmp_path):
 
     crop = np.zeros((48, 48), np.float32)
     with pytest.raises(XvertnetError, match="needs high- and low-quality training crops, got 1 high and 0 low"):
-        get_method("led", TINY).fit({"high": [{"crop": crop}], "low": [], "val_high": [], "rule": "test"}, tmp_path)
+        get_method("led", TINY_LED).fit({"high": [{"crop": crop}], "low": [], "val_high": [], "rule": "test"}, tmp_path)
 
 
 def test_a_clean_condition_comes_back_nearly_unchanged_measured():
@@ -319,7 +306,7 @@ def test_the_led_report_scores_restoration_and_moved_structures(tmp_path):
             for k in images
         ]
     ).to_csv(manifest, index=False)
-    get_method("led", TINY).fit(
+    get_method("led", TINY_LED).fit(
         {"high": [{"crop": clean}], "low": [{"crop": noisy}], "val_high": [], "rule": "test"}, tmp_path / "model"
     )
     out = tmp_path / "report"
@@ -330,7 +317,7 @@ def test_the_led_report_scores_restoration_and_moved_structures(tmp_path):
             "enhanced": specs,
             "manifests": f'{{"demo": "{manifest}"}}',
             "model_dir": tmp_path / "model",
-            "settings": __import__("json").dumps(TINY),
+            "settings": __import__("json").dumps(TINY_LED),
             "splits": ["test"],
             "out_dir": out,
         },
@@ -394,7 +381,7 @@ def test_led_training_data_reads_each_shards_own_manifest(tmp_path):
             }
         ).to_csv(path, index=False)
         manifests[dataset] = str(path)
-    data = get_method("led", TINY).training_data(shards, manifests)
+    data = get_method("led", TINY_LED).training_data(shards, manifests)
     # a's crops are clean (high quality), b's low dose (low quality): each image kept its own data set's row
     assert data["high"] and data["low"]
     assert {item["patient"] for item in data["high"]} == {"a"} and {item["patient"] for item in data["low"]} == {"b"}

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from scipy import ndimage
+from tiny_models import TINY_LED
 
 from xvertnet.errors import XvertnetError
 from xvertnet.methods import REGISTRY, get_method
@@ -19,19 +20,7 @@ SMALL = {
     "zssr": {"steps": 5, "patch": 24},
     "lut-mapping": {"steps": 5, "features": 8},
     "lut-mapping-bone": {"steps": 5, "features": 8},
-    "led": {
-        "gan_steps": 2,
-        "gan_width": 4,
-        "gan_blocks": 1,
-        "disc_width": 4,
-        "diffusion_steps": 4,
-        "validate_every": 2,
-        "channels": [8, 8],
-        "attention": [False, False],
-        "norm_groups": 4,
-        "patch": 32,
-        "sample_steps": 4,
-    },
+    "led": {**TINY_LED, "gan_steps": 2},
     "srcnn": {"steps": 3},
     "vdsr": {"steps": 3, "depth": 4},
     "vdsr-dehaze": {"steps": 3, "depth": 4, "dehaze_steps": 3, "dehaze_patch": 32},

@@ -302,6 +302,17 @@ def test_variant_keys_are_validated_as_train_keys(tmp_path):
         load_config(tmp_path / "bad.yaml", SCHEMA)
 
 
+#: The study fixture's images by patient: p1 gives the selection images, p2 the report DRRs.
+SEPARATE_PATIENTS = {
+    "sel_clean": "p1",
+    "sel_blur": "p1",
+    "sel_8bit": "p1",
+    "ap_standard": "p2",
+    "ap_8bit": "p2",
+    "real1": "",
+}
+
+
 def _with_patients(per_roi, manifests, patients):
     manifest = manifests["demo"].assign(patient=manifests["demo"]["image_id"].map(patients))
     return per_roi, {"demo": manifest}
@@ -309,14 +320,7 @@ def _with_patients(per_roi, manifests, patients):
 
 def test_selection_never_sees_a_report_patient():
     per_roi, manifests = _study_fixture()
-    separate = {
-        "sel_clean": "p1",
-        "sel_blur": "p1",
-        "sel_8bit": "p1",
-        "ap_standard": "p2",
-        "ap_8bit": "p2",
-        "real1": "",
-    }
+    separate = SEPARATE_PATIENTS
     table = label_groups(
         *_with_patients(per_roi, manifests, separate),
         select_split="val",
@@ -388,14 +392,7 @@ def test_selection_score_hand_values():
 
 def test_the_goal_table_and_the_panel_images():
     per_roi, manifests = _study_fixture()
-    patients = {
-        "sel_clean": "p1",
-        "sel_blur": "p1",
-        "sel_8bit": "p1",
-        "ap_standard": "p2",
-        "ap_8bit": "p2",
-        "real1": "",
-    }
+    patients = SEPARATE_PATIENTS
     per_roi, manifests = _with_patients(per_roi, manifests, patients)
     manifests["demo"].loc[manifests["demo"]["image_id"] == "ap_8bit", "condition"] = "low_dose"
     table = label_groups(
