@@ -17,7 +17,7 @@ from pathlib import Path
 
 
 def main() -> None:
-    from xvertnet.io.http_download import download_file
+    from xvertnet.io.http_download import RetryPolicy, download_file
     from xvertnet.io.mirror import serve
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -38,8 +38,7 @@ def main() -> None:
             out / "archive.bin",
             size=len(data),
             checksum=("sha256", digest),
-            backoff=0.1,
-            progress=False,
+            policy=RetryPolicy(backoff=0.1, progress=False),
         )
         seconds = time.perf_counter() - start
         server.shutdown()

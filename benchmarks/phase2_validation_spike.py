@@ -39,34 +39,16 @@ rows = []
 REFRESH = [False]
 
 
-def _validate_twice(model, loader, loss_fn, *, phase, device, dtype, optimiser=None, scaler=None, progress="", **terms):
-    result = _run_epoch(
-        model,
-        loader,
-        loss_fn,
-        phase=phase,
-        device=device,
-        dtype=dtype,
-        optimiser=optimiser,
-        scaler=scaler,
-        progress=progress,
-        **terms,
-    )
-    if optimiser is None:  # a validation pass
+def _validate_twice(model, loader, loss_fn, settings, step=None):
+    result = _run_epoch(model, loader, loss_fn, settings, step)
+    phase = settings.phase
+    if step is None:  # a validation pass
         twin = copy.deepcopy(model)
         for module in twin.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.momentum = 0.0
-        own = _run_epoch(
-            twin,
-            loader,
-            loss_fn,
-            phase=phase,
-            device=device,
-            dtype=dtype,
-            optimiser=torch.optim.SGD(twin.parameters(), lr=0.0),
-            scaler=torch.amp.GradScaler("cpu", enabled=False),
-        )
+        batch_statistics = (torch.optim.SGD(twin.parameters(), lr=0.0), torch.amp.GradScaler("cpu", enabled=False))
+        own = _run_epoch(twin, loader, loss_fn, settings, batch_statistics)
         rows.append(
             {
                 "refresh_batchnorm": REFRESH[0],

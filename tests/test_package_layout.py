@@ -147,3 +147,29 @@ def test_the_checks_see_an_upward_import_and_a_circle(tmp_path):
     assert project_imports(source) == {"io.readers", "model.network"}
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert circles({"a": {"b"}, "b": set()}) == []
+
+
+def parameter_count(function: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Parameters a caller can pass (``self`` and ``cls`` not counted; ``*args`` and ``**kwargs`` one each)."""
+    arguments = function.args
+    names = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
+    count = len(names) + (arguments.vararg is not None) + (arguments.kwarg is not None)
+    return count - (bool(names) and names[0].arg in ("self", "cls"))
+
+
+def test_no_function_takes_more_than_eight_parameters():
+    """A function that needs more takes a settings object (a dataclass of what belongs together)."""
+    too_many = [
+        f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name} ({parameter_count(node)})"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and parameter_count(node) > 8
+    ]
+    assert not too_many, too_many
+
+
+def test_the_parameter_count_counts_what_a_caller_passes():
+    source = "class A:\n    def f(self, a, /, b, *rest, c, **more): pass\ndef g(a, b=1): pass\n"
+    tree = ast.parse(source)
+    counts = {node.name: parameter_count(node) for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+    assert counts == {"f": 5, "g": 2}

@@ -18,7 +18,7 @@ from PIL import Image
 from xvertnet.io.archives import safe_extract
 from xvertnet.io.dataset_splits import assign_splits
 from xvertnet.io.download import DownloadOptions, fetch_dataset
-from xvertnet.io.http_download import DownloadError, download_file
+from xvertnet.io.http_download import DownloadError, RetryPolicy, download_file
 from xvertnet.io.mirror import MirrorHandler, serve
 
 
@@ -76,8 +76,7 @@ def test_interrupted_download_resumes_with_a_range_request(server, tmp_path):
         tmp_path / "big.bin",
         size=len(data),
         checksum=("sha256", hashlib.sha256(data).hexdigest()),
-        backoff=0.01,
-        progress=False,
+        policy=RetryPolicy(backoff=0.01, progress=False),
     )
     assert path.read_bytes() == data and not (tmp_path / "big.bin.part").exists()
     ranges = [r for _, r in server.requests if r]
@@ -93,8 +92,7 @@ def test_corrupt_archive_is_deleted_and_named(server, tmp_path):
             f"{server.url}/files/set.zip",
             tmp_path / "set.zip",
             checksum=("sha256", wrong),
-            backoff=0.01,
-            progress=False,
+            policy=RetryPolicy(backoff=0.01, progress=False),
         )
     message = str(caught.value)
     assert "set.zip" in message and wrong in message and hashlib.sha256(data).hexdigest() in message
@@ -103,7 +101,11 @@ def test_corrupt_archive_is_deleted_and_named(server, tmp_path):
 
 def test_missing_file_fails_at_once(server, tmp_path):
     with pytest.raises(DownloadError, match="HTTP 404"):
-        download_file(f"{server.url}/files/none.zip", tmp_path / "none.zip", backoff=0.01, progress=False)
+        download_file(
+            f"{server.url}/files/none.zip",
+            tmp_path / "none.zip",
+            policy=RetryPolicy(backoff=0.01, progress=False),
+        )
 
 
 def _zip_with(name: str) -> Path:

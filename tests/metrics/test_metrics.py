@@ -15,7 +15,7 @@ from conftest import REPO, SCHEMA
 from PIL import Image
 from scipy import ndimage, stats
 
-from xvertnet.metrics import MetricParams, measure_all
+from xvertnet.metrics import MetricParams, VertebraTask, measure_all
 from xvertnet.metrics.basic import entropy, psnr, ssim, tenengrad
 from xvertnet.metrics.lpcsi import DEFAULT_SIGMA_ONF, lpc_si
 from xvertnet.metrics.matlab import imresize, rgb2gray
@@ -147,9 +147,9 @@ def test_contrast_bought_with_noise_does_not_count():
 
 def test_measure_all_needs_the_noise_twin_for_the_task_measures():
     (image, mask), (twin, _) = bright_bar(0), bright_bar(1)
-    without = measure_all(image * 255, mask=mask)
+    without = measure_all(image * 255)
     assert "cnr" not in without and "edge" not in without
-    found = measure_all(image * 255, mask=mask, twin255=twin * 255, body_px=32)
+    found = measure_all(image * 255, task=VertebraTask(mask, twin * 255, body_px=32))
     assert found["cnr"] == pytest.approx(vertebral_cnr(image, twin, mask, body_px=32))
 
 

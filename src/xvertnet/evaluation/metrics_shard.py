@@ -23,7 +23,7 @@ import pandas as pd
 from xvertnet.errors import InputFileError
 from xvertnet.io.atomic import atomic_path
 from xvertnet.io.shard_store import EVAL_ROIS, ITEMS, decode_attr, file_attrs, read_item, read_shard
-from xvertnet.metrics import MetricParams, measure_all, psnr, ssim, to_255
+from xvertnet.metrics import MetricParams, VertebraTask, measure_all, psnr, ssim, to_255
 from xvertnet.metrics.displayed import level_visibility, roi_visibility
 from xvertnet.metrics.task import body_scale
 
@@ -89,9 +89,7 @@ def metrics_shard(enhanced_path, roi_path, out_path, *, params: MetricParams | N
                 values = measure_all(
                     to_255(arrays[roi]),
                     reference255=to_255(source[roi][()]),
-                    mask=mask,
-                    twin255=None if twin is None else to_255(twin),
-                    body_px=body_px,
+                    task=None if mask is None or twin is None else VertebraTask(mask, to_255(twin), body_px),
                     params=params,
                     errors=errors,
                     details=details,

@@ -39,6 +39,7 @@ from xvertnet.io.archives import SOURCE_RECORD, ArchiveDamagedError, archive_pro
 from xvertnet.io.dataset_splits import build_manifest
 from xvertnet.io.http_download import (
     DownloadError,
+    RetryPolicy,
     default_backoff,
     download_file,
     file_digest,
@@ -103,10 +104,8 @@ def _download_and_unpack(spec: dict, name: str, dest: Path, extracted: Path, opt
             archive,
             size=spec.get("size"),
             checksum=checksum,
-            retries=options.retries,
-            backoff=options.backoff,
-            progress=options.progress,
             validate=None if checksum else archive_problem,
+            policy=RetryPolicy(retries=options.retries, backoff=options.backoff, progress=options.progress),
         )
         if checksum is None:
             log.warning("%s: no published checksum; sha256 %s", spec["name"], file_digest(archive, "sha256"))

@@ -3,6 +3,7 @@ transient failures, verified (size, checksum, or a validator) and renamed into p
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.client
 import logging
@@ -176,22 +177,30 @@ def _fetch_once(url: str, part: Path, *, timeout: float, progress: bool, label: 
         raise ConnectionError(f"connection closed after {received} of the {total} bytes announced")
 
 
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """How hard :func:`download_file` tries: ``retries`` more attempts after a transient failure, the first
+    after ``backoff`` seconds and each next one twice as long; ``timeout`` seconds per read; a progress bar."""
+
+    retries: int = 5
+    backoff: float = 1.0
+    timeout: float = 60.0
+    progress: bool = True
+
+
 def download_file(
     url: str,
     dest,
     *,
     size: int | None = None,
     checksum: tuple[str, str] | None = None,
-    retries: int = 5,
-    backoff: float = 1.0,
-    timeout: float = 60.0,
-    progress: bool = True,
     validate: Callable[[Path], str | None] | None = None,
+    policy: RetryPolicy = RetryPolicy(),
 ) -> Path:
     """Download ``url`` to ``dest`` through ``dest.part``, resuming and retrying; verify, then rename.
 
-    Transient failures (refused or cut connections, 5xx, timeouts) are retried ``retries``
-    times, waiting ``backoff`` seconds, then twice as long each time; each retry logs one
+    Transient failures (refused or cut connections, 5xx, timeouts) are retried ``policy.retries``
+    times, waiting ``policy.backoff`` seconds, then twice as long each time; each retry logs one
     line. Permanent ones (4xx, redirect loops, a server that does not speak HTTP) fail at
     once. ``validate(part)`` returns why the file is unusable, or None (for archives
     without a published checksum: see :func:`archive_problem`).
@@ -205,6 +214,7 @@ def download_file(
     DiskFullError
         The file system is full; the partial file is deleted.
     """
+    retries, backoff, timeout, progress = policy.retries, policy.backoff, policy.timeout, policy.progress
     dest = Path(dest)
     part = dest.with_name(dest.name + ".part")
     with disk_full_as_error(dest):

@@ -36,7 +36,7 @@ from xvertnet.metrics.basic import DEFAULT_TC_SCALE, entropy, psnr, ssim, teneng
 from xvertnet.metrics.lpcsi import DEFAULT_SIGMA_ONF, lpc_si
 from xvertnet.metrics.natural_scene import FLAT_RESIDUE, brisque, niqe
 from xvertnet.metrics.piqe import piqe
-from xvertnet.metrics.task import DEFAULT_BAND, vertebral_cnr, vertebral_edge_strength
+from xvertnet.metrics.task import DEFAULT_BAND, VertebraTask, vertebral_cnr, vertebral_edge_strength
 from xvertnet.metrics.tmqi import tmqi
 from xvertnet.settings import FromConfig
 
@@ -127,9 +127,7 @@ def measure_all(
     *,
     reference255: np.ndarray | None = None,
     clean255: np.ndarray | None = None,
-    mask: np.ndarray | None = None,
-    twin255: np.ndarray | None = None,
-    body_px: float | None = None,
+    task: VertebraTask | None = None,
     params: MetricParams | None = None,
     timings: dict | None = None,
     errors: dict | None = None,
@@ -141,13 +139,14 @@ def measure_all(
     and ``errors[name]`` holds the reason, as does a measure that is NaN without failing (BRISQUE
     and NIQE of a constant image, NIQE below 96 x 96); without it the exception propagates.
     numpy's RuntimeWarnings inside the measures are not shown (the NaN and its reason say it).
-    The task measures (``cnr``, ``edge``) need the vertebra ``mask`` and the output on the noise twin
-    (``twin255``), and take a vertebral body's height ``body_px`` (:mod:`xvertnet.metrics.task`).
+    The task measures (``cnr``, ``edge``) need ``task``: the vertebra mask, the output on the noise twin and a
+    vertebral body's height (:class:`xvertnet.metrics.task.VertebraTask`).
     An image above ``params.max_pixels`` (and its references and mask) is measured on its block
     mean (module docstring); ``details`` (if given) receives ``downsample`` (the block size k,
     1 = as given) and ``measured_shape``.
     """
     params = params or MetricParams()
+    mask, twin255, body_px = (task.mask, task.twin255, task.body_px) if task is not None else (None, None, None)
     factor = reduction_factor(np.shape(image255), params.max_pixels)
     if factor > 1:
         image255 = block_mean(image255, factor)
@@ -208,6 +207,7 @@ def measure_all(
 __all__ = [
     "BETTER",
     "MetricParams",
+    "VertebraTask",
     "block_mean",
     "brisque",
     "entropy",

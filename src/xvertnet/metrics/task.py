@@ -25,12 +25,25 @@ Both are reported as ratios to the original ROI's value (computed in aggregation
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from scipy import ndimage
 
 DEFAULT_BAND = 12
 #: Fewest pixels of vertebra, background or boundary a measure needs.
 MIN_PIXELS = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class VertebraTask:
+    """What the task measures need besides the image: the vertebra ``mask``, the method's output on the noise
+    twin (``twin255``, 0-255 like the image) and a vertebral body's height ``body_px`` (None: a sixteenth of
+    four times the ROI's height)."""
+
+    mask: np.ndarray
+    twin255: np.ndarray
+    body_px: float | None = None
 
 
 def body_scale(canonical_height: int) -> float:

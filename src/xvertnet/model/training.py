@@ -211,32 +211,36 @@ def refresh_batchnorm(model, loader, *, device, dtype) -> None:
     model.train(was_training)
 
 
-def _run_epoch(
-    model,
-    loader,
-    loss_fn,
-    *,
-    phase: int,
-    device,
-    dtype,
-    optimiser=None,
-    scaler=None,
-    progress: str = "",
-    blind_spot: tuple[float, int] = (0.0, 4),
-    seed: int = 0,
-) -> dict:
-    """One pass over ``loader``; trains when ``optimiser`` is given. Returns mean losses.
+@dataclasses.dataclass(frozen=True)
+class EpochSettings:
+    """What one pass over a loader needs besides the model, the data and the loss.
 
     ``blind_spot``: (weight, spacing) of Eq. S1 (:func:`xvertnet.model.losses.blind_spot_loss`); its
-    masks come from the global RNG when training (resumable with it) and from ``seed`` when validating."""
+    masks come from the global RNG when training (resumable with it) and from ``seed`` when validating.
+    ``progress``: the progress bar's label ("" for none)."""
+
+    phase: int
+    device: torch.device
+    dtype: torch.dtype | None
+    blind_spot: tuple[float, int] = (0.0, 4)
+    seed: int = 0
+    progress: str = ""
+
+
+def _run_epoch(model, loader, loss_fn, settings: EpochSettings, step=None) -> dict:
+    """One pass over ``loader``; trains when ``step`` (the optimiser and its gradient scaler) is given.
+    Returns mean losses."""
     from tqdm import tqdm
 
-    training = optimiser is not None
+    training = step is not None
+    optimiser, scaler = step if training else (None, None)
+    phase, device, dtype, seed = settings.phase, settings.device, settings.dtype, settings.seed
+    progress = settings.progress
     model.train(training)
     sums = dict.fromkeys(TERMS, 0.0)
     seen = set()
     count = 0
-    blind_weight, spacing = blind_spot
+    blind_weight, spacing = settings.blind_spot
     generator = None if training else torch.Generator().manual_seed(seed)
     with torch.set_grad_enabled(training):
         for inputs, hfc, *bone in tqdm(loader, desc=progress, leave=False, disable=not progress, mininterval=1.0):
@@ -396,31 +400,13 @@ def train_iteration(
         phase = 1 if epoch <= state["phase1_end"] else 2
         start = time.perf_counter()
         blind_spot = (config.blind_spot_weight, config.blind_spot_spacing)
-        train_terms = _run_epoch(
-            model,
-            train_loader,
-            loss_fn,
-            phase=phase,
-            device=device,
-            dtype=dtype,
-            optimiser=optimiser,
-            scaler=scaler,
-            progress=f"iter {iteration} epoch {epoch} (phase {phase})" if progress else "",
-            blind_spot=blind_spot,
-        )
+        label = f"iter {iteration} epoch {epoch} (phase {phase})" if progress else ""
+        settings = EpochSettings(phase, device, dtype, blind_spot=blind_spot, progress=label)
+        train_terms = _run_epoch(model, train_loader, loss_fn, settings, step=(optimiser, scaler))
         if refresh_loader is not None:
             refresh_batchnorm(model, refresh_loader, device=device, dtype=dtype)
         val_terms = (
-            _run_epoch(
-                model,
-                val_loader,
-                loss_fn,
-                phase=phase,
-                device=device,
-                dtype=dtype,
-                blind_spot=blind_spot,
-                seed=config.seed,
-            )
+            _run_epoch(model, val_loader, loss_fn, dataclasses.replace(settings, seed=config.seed, progress=""))
             if val_loader
             else train_terms
         )

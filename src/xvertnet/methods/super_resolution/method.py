@@ -38,21 +38,11 @@ class _SuperResolution(Method):
 
     def train(self, crops: list[np.ndarray]) -> dict:
         """Train the super-resolution network (:meth:`sr_network`) on bicubic pairs of ``crops``; its metadata."""
-        from xvertnet.methods.super_resolution.networks import parameter_count, train_sr
+        from xvertnet.methods.super_resolution.networks import SRSchedule, parameter_count, train_sr
 
         start = time.perf_counter()
         p = self.params
-        losses = train_sr(
-            self.sr_network(),
-            crops,
-            steps=p["steps"],
-            batch=p["batch_size"],
-            patch=p["patch"],
-            lr=p["lr"],
-            scales=tuple(p["scales"]),
-            clip=p["clip"],
-            seed=p["seed"],
-        )
+        losses = train_sr(self.sr_network(), crops, SRSchedule.from_params(p))
         return {
             "method": self.name,
             "params": p,

@@ -18,6 +18,8 @@ antialiasing (as MATLAB's ``imresize``, which both papers used), then bicubic up
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -87,20 +89,40 @@ def training_batch(crops: list[np.ndarray], rng: np.random.Generator, *, batch: 
     return inputs, targets
 
 
+@dataclasses.dataclass(frozen=True)
+class SRSchedule:
+    """How a super-resolution network is trained: Adam steps on random patches of one of ``scales``,
+    the gradient norm clipped at ``clip`` (VDSR's adjustable clipping; None: no clipping)."""
+
+    steps: int
+    batch: int
+    patch: int
+    lr: float
+    scales: tuple[int, ...] = (2, 3, 4)
+    clip: float | None = 0.4
+    seed: int = 0
+
+    @classmethod
+    def from_params(cls, params: dict) -> SRSchedule:
+        """The schedule of a method's parameters (``steps``, ``batch_size``, ``patch``, ``lr``, ``scales``,
+        ``clip``, ``seed``)."""
+        return cls(
+            steps=int(params["steps"]),
+            batch=int(params["batch_size"]),
+            patch=int(params["patch"]),
+            lr=float(params["lr"]),
+            scales=tuple(int(s) for s in params["scales"]),
+            clip=params["clip"],
+            seed=int(params["seed"]),
+        )
+
+
 def train_sr(
-    network: nn.Module,
-    crops: list[np.ndarray],
-    *,
-    steps: int,
-    batch: int,
-    patch: int,
-    lr: float,
-    scales=(2, 3, 4),
-    clip: float | None = 0.4,
-    seed: int = 0,
-    device: torch.device | None = None,
+    network: nn.Module, crops: list[np.ndarray], schedule: SRSchedule, device: torch.device | None = None
 ) -> list[float]:
     """Adam on the MSE of the output against the ground truth (both papers' loss); returns the loss per step."""
+    steps, batch, patch, scales, clip = schedule.steps, schedule.batch, schedule.patch, schedule.scales, schedule.clip
+    lr, seed = schedule.lr, schedule.seed
     device = device or torch.device("cpu")
     rng = np.random.default_rng(seed)
     network.to(device).train()
