@@ -10,9 +10,12 @@ from xvertnet.errors import InvalidValueError
 from xvertnet.evaluation.leave_one_patient_out import (
     EvaluationSettings,
     bootstrap_interval,
+    do_no_harm_table,
     fold_config,
     folds,
+    patient_log_ratios,
     patient_table,
+    relative_table,
     sign_flip_p,
     write_report,
 )
@@ -161,3 +164,87 @@ def test_the_spread_between_training_seeds_is_reported_beside_the_mean():
     assert row["mean_over_patients"] == pytest.approx(2.1, abs=0.01)  # the mean over seeds
     single = patient_table(_rows(), EvaluationSettings(bootstrap=200)).set_index(["measure", "method"])
     assert np.isnan(single.loc[("cnr_ratio", "xvertnet"), "std_over_seeds"])
+
+
+def _displayed_rows(gains):
+    """Two ROIs per patient; ``gains[method][patient]`` times the original's displayed measures and Dice."""
+    rows = []
+    for patient, base in (("a", 0.05), ("b", 0.08), ("c", 0.03)):
+        for roi, wobble in (("upper", 0.9), ("lower", 1.1)):
+            for method, by_patient in gains.items():
+                gain = by_patient.get(patient, 1.0) if isinstance(by_patient, dict) else by_patient
+                rows.append(
+                    {
+                        "patient": patient,
+                        "image_id": f"{patient}-ap",
+                        "roi": roi,
+                        "split": "test",
+                        "method": method,
+                        "displayed_contrast": base * wobble * gain,
+                        "displayed_cnr": 20 * wobble * gain,
+                        "seg_dice": min(0.6 * gain, 1.0),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+GAINS = {
+    "original": 1.0,
+    "xvertnet": {"a": 1.5, "b": 1.2, "c": 1.25},
+    "clahe": {"a": 1.6, "b": 0.9, "c": 1.4},  # better on two patients, 10 % worse on b
+    "flat": {"a": 0.97, "b": 0.98, "c": 0.99},  # within a 5 % tolerance everywhere
+    "inverts": {"a": -1.0},  # the vertebra darker than its surroundings on patient a
+}
+
+
+def test_every_method_is_summarised_by_patient_as_a_geometric_mean_ratio_with_an_interval():
+    settings = EvaluationSettings(bootstrap=500, relative_measures=("displayed_contrast",))
+    table = relative_table(_displayed_rows(GAINS), settings).set_index("method")
+    xvertnet = table.loc["xvertnet"]
+    assert xvertnet["ratio"] == pytest.approx((1.5 * 1.2 * 1.25) ** (1 / 3), rel=1e-6)
+    assert json.loads(xvertnet["per_patient"]) == pytest.approx({"a": 1.5, "b": 1.2, "c": 1.25}, rel=1e-3)
+    assert xvertnet["ci_low"] >= 1.2 - 1e-9 and xvertnet["ci_high"] <= 1.5 + 1e-9 and xvertnet["above"] == 3
+    assert (table.loc["clahe", "above"], table.loc["clahe", "below"]) == (2, 1)
+    assert table.loc["original", "ratio"] == pytest.approx(1.0) and table.loc["original", "above"] == 0
+    # a ratio, so a global gain of every method's values changes nothing, and the order of patients neither
+    scaled = _displayed_rows(GAINS).assign(displayed_contrast=lambda frame: 7.0 * frame["displayed_contrast"])
+    assert relative_table(scaled, settings)["ratio"].tolist() == pytest.approx(table["ratio"].tolist())
+    # signed: a method that inverts the vertebra on one patient scores 0 there and overall, never a gain
+    assert table.loc["inverts", "ratio"] == 0.0 and json.loads(table.loc["inverts", "per_patient"])["a"] == 0.0
+
+
+def test_the_log_ratio_is_undefined_where_the_original_has_no_positive_mean():
+    rows = _displayed_rows({"original": {"b": -1.0}, "xvertnet": 2.0})
+    logs = patient_log_ratios(rows[rows["split"] == "test"], "displayed_contrast")
+    assert np.isnan(logs.loc["b", "xvertnet"]) and logs.loc["a", "xvertnet"] == pytest.approx(np.log(2.0))
+
+
+def test_the_do_no_harm_rule_applies_alike_to_every_method_with_its_tolerance():
+    harm = do_no_harm_table(_displayed_rows(GAINS), EvaluationSettings(harm_tolerance=0.05)).set_index("method")
+    assert harm.loc["xvertnet", "passes"] and harm.loc["original", "passes"] and harm.loc["flat", "passes"]
+    assert not harm.loc["clahe", "passes"]  # the baseline is held to the same rule
+    assert harm.loc["clahe", "harmed"] == "displayed_contrast (b); displayed_cnr (b); seg_dice (b)"
+    assert "displayed_contrast (a)" in harm.loc["inverts", "harmed"]
+    strict = do_no_harm_table(_displayed_rows(GAINS), EvaluationSettings(harm_tolerance=0.0)).set_index("method")
+    assert not strict.loc["flat", "passes"] and strict.loc["xvertnet", "passes"]
+    with pytest.raises(InvalidValueError, match="ratio to the original"):
+        EvaluationSettings(do_no_harm=("piqe",))
+
+
+def test_the_report_writes_the_ratios_and_the_rule_beside_the_table(tmp_path):
+    rows = _displayed_rows(GAINS)
+    per_roi, manifest = tmp_path / "per_roi.csv", tmp_path / "manifest.csv"
+    rows.drop(columns=["patient"]).to_csv(per_roi, index=False)
+    rows[["image_id", "patient"]].drop_duplicates().to_csv(manifest, index=False)
+    write_report([(per_roi, manifest, 0)], tmp_path / "out", EvaluationSettings(bootstrap=200))
+    text = (tmp_path / "out" / "patients.md").read_text()
+    assert "## Against the original, patient by patient" in text and "| clahe | no | displayed_contrast (b)" in text
+    assert "not measured (one training seed)" in text and "Not measured in these runs" not in text
+    assert set(pd.read_csv(tmp_path / "out" / "do_no_harm.csv")["method"]) == set(GAINS)
+    without_dice = rows.drop(columns=["seg_dice"])
+    without_dice.drop(columns=["patient"]).to_csv(per_roi, index=False)
+    write_report([(per_roi, manifest, 0)], tmp_path / "again", EvaluationSettings(bootstrap=200))
+    assert (
+        "Not measured in these runs, so left out of the rule: seg_dice."
+        in (tmp_path / "again" / "patients.md").read_text()
+    )

@@ -20,6 +20,17 @@ not independent, so it overstates the evidence) and an exact sign-flip permutati
 the per-patient mean differences (the honest one; with n patients its smallest two-sided
 p-value is 2 / 2**n, 0.125 for four).
 
+Beside it, every method against the original patient by patient (``relative.csv``): per measure, the
+ratio of the method's mean over the patient's ROIs to the original's, summarised over patients as a
+geometric mean (exp of the mean log-ratio) with a bootstrap interval over patients; and the
+do-no-harm rule applied alike to every method, CLAHE and the other baselines included
+(``do_no_harm.csv``): on no patient may the mean displayed contrast, displayed CNR or segmentation
+Dice fall below the original's by more than ``harm_tolerance``. The tolerance is fixed before the
+run (5 %). It has to exceed what a learned row moves with its training seed, or the rule judges
+seeds rather than methods; the report prints that spread, measured on the run's own seeds, beside it,
+so a next run can set the tolerance from it (never the same run: that would tune the rule on the
+data it judges).
+
 One exception to "nothing of a test patient chooses anything": the recommended configuration
 of the ``xvertnet`` row (anchored head, T = 1) was chosen by the design study on lidc0001's
 DRRs, and the spine locator was tuned on lidc0001 and the real radiographs; the fold that
@@ -39,8 +50,14 @@ import pandas as pd
 
 from xvertnet.errors import InputFileError, InvalidValueError
 from xvertnet.evaluation.stats import LABELS, MEASURE_ORDER, METHOD_ORDER, wilcoxon_p
+from xvertnet.evaluation.study_selection import harmed_measures
 from xvertnet.io.atomic import atomic_path
+from xvertnet.metrics import BETTER
 from xvertnet.settings import FromConfig
+
+#: Measures where higher is better and a ratio to the original means something: the paper's and task measures of
+#: BETTER with sign +1, and the raw vertebral CNR and edge measures (whose per-ROI ratios are cnr_ratio, edge_ratio).
+RELATIVE = frozenset({name for name, sign in BETTER.items() if sign > 0} | {"cnr", "edge"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +76,22 @@ class EvaluationSettings(FromConfig):
     training_seeds: tuple[int, ...] = (0, 1, 2)
     #: Segmenters per run (the segmentation task's seeds 0 ... n - 1; each ROI's value is their mean).
     segmenter_seeds: int = 5
+    #: Measures summarised per patient as log-ratios to the original (higher is better for each).
+    relative_measures: tuple[str, ...] = ("displayed_contrast", "displayed_cnr", "seg_dice", "cnr", "edge")
+    #: The do-no-harm rule, applied alike to every method: on no patient may the mean of one of these fall
+    #: below the original's by more than ``harm_tolerance`` of it (the design study's rule and measures).
+    do_no_harm: tuple[str, ...] = ("displayed_contrast", "displayed_cnr", "seg_dice")
+    #: Fixed before the run (module docstring): 5 %.
+    harm_tolerance: float = 0.05
+
+    def __post_init__(self):
+        unknown = [m for m in (*self.relative_measures, *self.do_no_harm) if m not in RELATIVE]
+        if unknown:
+            raise InvalidValueError(
+                f"evaluate: {unknown} cannot be compared as a ratio to the original (one of {sorted(RELATIVE)})"
+            )
+        if not 0 <= self.harm_tolerance < 1:
+            raise InvalidValueError(f"evaluate.harm_tolerance: {self.harm_tolerance} is not in [0, 1)")
 
 
 def folds(patients, training_seeds=(0,)) -> list[dict[str, object]]:
@@ -199,6 +232,135 @@ def patient_table(rows: pd.DataFrame, settings: EvaluationSettings) -> pd.DataFr
     return pd.DataFrame(out)
 
 
+def patient_log_ratios(test: pd.DataFrame, measure: str) -> pd.DataFrame:
+    """Per patient (rows) and method (columns): log of the method's mean over the patient's ROIs (and training
+    seeds) over the original's. -inf where the method's mean is not positive and the original's is (all lost);
+    NaN where the original's mean is not positive (no ratio is defined)."""
+    means = test.pivot_table(index="patient", columns="method", values=measure)
+    if "original" not in means.columns:
+        raise InvalidValueError(f"evaluate: no original rows for {measure}: nothing to compare against")
+    original = means["original"].where(means["original"] > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = means.div(original, axis=0)
+        logs = np.log(ratios.clip(lower=0.0))
+    return logs.where(original.notna(), np.nan, axis=0)
+
+
+def relative_table(rows: pd.DataFrame, settings: EvaluationSettings) -> pd.DataFrame:
+    """Every method against the original, by patient: per measure of ``relative_measures``, the geometric mean
+    over patients of the per-patient ratio of means (exp of the mean log-ratio), its 95 % bootstrap interval
+    (patients resampled), the patients above and below 1, and the do-no-harm rule on each patient."""
+    test = rows[rows["split"] == "test"]
+    methods = [m for m in METHOD_ORDER if m in set(test["method"])] + sorted(set(test["method"]) - set(METHOD_ORDER))
+    out = []
+    for measure_index, measure in enumerate(settings.relative_measures):
+        if measure not in test.columns or not test[measure].notna().any():
+            continue
+        logs = patient_log_ratios(test, measure)
+        for method_index, method in enumerate(methods):
+            if method not in logs.columns:
+                continue
+            values = logs[method].dropna()
+            if values.empty:
+                continue
+            rng = np.random.default_rng([settings.seed, 1000 + measure_index, method_index])
+            if np.isfinite(values).all():
+                low, high = bootstrap_interval(values.to_numpy(), settings.bootstrap, rng)
+            else:  # a patient whose mean went to or below zero: the geometric mean is 0
+                low = high = float("-inf")
+            out.append(
+                {
+                    "measure": measure,
+                    "method": method,
+                    "patients": len(values),
+                    "ratio": float(np.exp(values.mean())),
+                    "ci_low": float(np.exp(low)),
+                    "ci_high": float(np.exp(high)),
+                    "above": int((values > 1e-12).sum()),
+                    "below": int((values < -1e-12).sum()),
+                    "per_patient": json.dumps({p: round(float(np.exp(v)), 4) for p, v in values.items()}),
+                }
+            )
+    return pd.DataFrame(out)
+
+
+def do_no_harm_table(rows: pd.DataFrame, settings: EvaluationSettings) -> pd.DataFrame:
+    """The do-no-harm rule of ``settings`` on every method alike: per method, the (measure, patient) pairs where
+    its mean falls below the original's by more than ``harm_tolerance`` (or is not measured); it passes when
+    there are none. A measure no fold measured at all (e.g. the segmentation task switched off) is left out of
+    the rule, and the table's ``unmeasured`` column names it."""
+    test = rows[rows["split"] == "test"]
+    measures = [m for m in settings.do_no_harm if m in test.columns and test[m].notna().any()]
+    unmeasured = ", ".join(m for m in settings.do_no_harm if m not in measures)
+    means = test.groupby(["method", "patient"])[measures].mean()
+    methods = [m for m in METHOD_ORDER if m in set(test["method"])] + sorted(set(test["method"]) - set(METHOD_ORDER))
+    out = []
+    for method in methods:
+        harmed = []
+        for patient in sorted(set(test["patient"])):
+            if ("original", patient) not in means.index:
+                continue
+            if (method, patient) not in means.index:
+                harmed += [f"{measure} ({patient}, not measured)" for measure in measures]
+                continue
+            found = harmed_measures(
+                means.loc[(method, patient)], means.loc[("original", patient)], measures, settings.harm_tolerance
+            )
+            harmed += [f"{measure} ({patient})" for measure in found]
+        out.append({"method": method, "passes": not harmed, "harmed": "; ".join(harmed), "unmeasured": unmeasured})
+    return pd.DataFrame(out)
+
+
+def seed_spread(table: pd.DataFrame, measures) -> float:
+    """The median, over learned rows of ``measures``, of the spread between training seeds relative to the mean
+    (``std_over_seeds`` / ``mean_over_patients`` of :func:`patient_table`): what the harm tolerance must exceed
+    for the rule to judge methods rather than seeds. NaN with one seed."""
+    part = table[table["measure"].isin(list(measures))]
+    if "std_over_seeds" not in part.columns:
+        return float("nan")
+    relative = (part["std_over_seeds"] / part["mean_over_patients"].abs()).replace([np.inf, -np.inf], np.nan)
+    return float(relative.dropna().median()) if relative.notna().any() else float("nan")
+
+
+def relative_markdown(relative: pd.DataFrame, harm: pd.DataFrame, spread: float, settings: EvaluationSettings) -> str:
+    """The per-patient ratios and the do-no-harm rule as Markdown."""
+    tolerance = f"{100 * settings.harm_tolerance:.3g} %"
+    spread_text = "not measured (one training seed)" if np.isnan(spread) else f"{100 * spread:.2g} %"
+    lines = [
+        "## Against the original, patient by patient",
+        "",
+        "Per patient, the ratio of the method's mean over its ROIs (and training seeds) to the original's; over "
+        "patients, their geometric mean (exp of the mean log-ratio) with a 95 % bootstrap interval over patients. "
+        "0 means a patient whose mean went to zero or below.",
+        "",
+        "| measure | method | ratio to original | 95 % CI | patients above / below 1 | per patient |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in relative.itertuples():
+        per_patient = ", ".join(f"{k} {v:.3g}" for k, v in json.loads(row.per_patient).items())
+        lines.append(
+            f"| {LABELS.get(row.measure, row.measure)} | {row.method} | {row.ratio:.3g} | "
+            f"{row.ci_low:.3g} – {row.ci_high:.3g} | {row.above} / {row.below} | {per_patient} |"
+        )
+    lines += [
+        "",
+        "## Do no harm, every method alike",
+        "",
+        f"A method passes when on no patient its mean {', '.join(LABELS.get(m, m) for m in settings.do_no_harm)} "
+        f"falls below the original's by more than {tolerance} (evaluate.harm_tolerance, fixed before the run). "
+        f"Measured spread between training seeds (median over learned rows of these measures, relative to the "
+        f"mean): {spread_text}.",
+        "",
+        "| method | passes | harmed (measure, patient) |",
+        "|---|---|---|",
+    ]
+    unmeasured = harm["unmeasured"].iloc[0] if len(harm) else ""
+    if unmeasured:
+        lines[-3:-3] = [f"Not measured in these runs, so left out of the rule: {unmeasured}.", ""]
+    lines += [f"| {row.method} | {'yes' if row.passes else 'no'} | {row.harmed} |" for row in harm.itertuples()]
+    return "\n".join(lines) + "\n"
+
+
 def table_markdown(table: pd.DataFrame, settings: EvaluationSettings) -> str:
     """The table as Markdown: one block per measure, methods as rows."""
     lines = [
@@ -242,8 +404,8 @@ def _read_csv(path, what: str) -> pd.DataFrame:
 
 
 def write_report(fold_results: list[tuple], out_dir, settings: EvaluationSettings) -> pd.DataFrame:
-    """Pool the folds' (per_roi.csv, manifest.csv[, training seed]) into ``per_roi.csv``, ``patients.csv`` and
-    ``patients.md``."""
+    """Pool the folds' (per_roi.csv, manifest.csv[, training seed]) into ``per_roi.csv``, ``patients.csv``,
+    ``relative.csv`` (every method against the original, by patient), ``do_no_harm.csv`` and ``patients.md``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     frames = []
@@ -260,10 +422,18 @@ def write_report(fold_results: list[tuple], out_dir, settings: EvaluationSetting
         frames.append(with_patients(per_roi, manifest).assign(seed=int(seed[0]) if seed else 0))
     rows = pd.concat(frames, ignore_index=True)
     table = patient_table(rows, settings)
+    relative, harm = relative_table(rows, settings), do_no_harm_table(rows, settings)
+    spread = seed_spread(table, settings.do_no_harm)
+    with atomic_path(out_dir / "relative.csv") as tmp:
+        relative.to_csv(tmp, index=False)
+    with atomic_path(out_dir / "do_no_harm.csv") as tmp:
+        harm.to_csv(tmp, index=False)
     with atomic_path(out_dir / "per_roi.csv") as tmp:
         rows.to_csv(tmp, index=False)
     with atomic_path(out_dir / "patients.csv") as tmp:
         table.to_csv(tmp, index=False)
     with atomic_path(out_dir / "patients.md") as tmp:
-        Path(tmp).write_text(table_markdown(table, settings))
+        Path(tmp).write_text(
+            table_markdown(table, settings) + "\n" + relative_markdown(relative, harm, spread, settings)
+        )
     return table

@@ -233,7 +233,7 @@ def refused_on_selection(table: pd.DataFrame, entries, do_no_harm, tolerance: fl
     refused = {}
     for entry in entries:
         values = means.loc[entry] if entry in means.index else pd.Series(dtype=float)
-        harmed = _harmed(values, means.loc["original"], do_no_harm, tolerance)
+        harmed = harmed_measures(values, means.loc["original"], do_no_harm, tolerance)
         if harmed:
             refused[entry] = harmed
     return refused
@@ -242,8 +242,9 @@ def refused_on_selection(table: pd.DataFrame, entries, do_no_harm, tolerance: fl
 NESTED = "nested-selected"
 
 
-def _harmed(values, original, measures, tolerance: float) -> list[str]:
-    """The ``measures`` on which ``values`` falls short of ``original`` by more than ``tolerance`` (relative)."""
+def harmed_measures(values, original, measures, tolerance: float) -> list[str]:
+    """The do-no-harm rule: the ``measures`` on which ``values`` falls short of ``original`` (in the direction
+    the measure counts as better) by more than ``tolerance`` of the original's magnitude, or is not measured."""
     harmed = []
     for measure in measures:
         value, reference = values.get(measure, np.nan), original.get(measure, np.nan)
@@ -295,7 +296,7 @@ def choose_on_patients(
                 continue
             values, original = means.loc[(entry, patient)], means.loc[("original", patient)]
             scores.append(selection_score(values, original, score))
-            harmed += [f"{measure} ({patient})" for measure in _harmed(values, original, do_no_harm, tolerance)]
+            harmed += [f"{measure} ({patient})" for measure in harmed_measures(values, original, do_no_harm, tolerance)]
         finite = bool(np.isfinite(scores).all()) and len(scores) > 0
         overall = _geometric_mean(scores) if finite else float("nan")
         # the original scores 1 by construction: an entry that scores no better is no reason to change anything
