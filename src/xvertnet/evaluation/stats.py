@@ -274,12 +274,13 @@ def comparison_html(statistics: pd.DataFrame, methods: list[str], *, reference: 
 
 
 def write_comparison_tables(
-    statistics: pd.DataFrame, stem, *, reference: str = "xvertnet", undefined=(), crops=()
+    statistics: pd.DataFrame, stem, *, reference: str = "xvertnet", undefined=(), crops=(), header: str = ""
 ) -> None:
     """``stem``.csv (long, with p-values), ``stem``.md and ``stem``.tex (methods as columns, like Table 1), ``stem``.html
     (the headline and the table with n per cell, for the report);
     the notes name the ``undefined`` measures (no value on any ROI), which have no row, and the methods that enhanced
-    the evaluation ROIs on their own (``crops``) instead of the whole image."""
+    the evaluation ROIs on their own (``crops``) instead of the whole image. ``header`` (e.g.
+    :func:`xvertnet.provenance.made_by`) is the Markdown table's first paragraph."""
     methods = [m for m in METHOD_ORDER if m in set(statistics["method"])]
     methods += sorted(set(statistics["method"]) - set(methods))
     md = ["| data set | measure | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
@@ -330,6 +331,6 @@ def write_comparison_tables(
     with atomic_path(f"{stem}.csv", record_hash=True) as tmp:
         statistics.to_csv(tmp, index=False)
     with atomic_path(f"{stem}.md", record_hash=True) as tmp:
-        tmp.write_text("\n".join(md) + notes)
+        tmp.write_text((f"{header}\n\n" if header else "") + "\n".join(md) + notes)
     with atomic_path(f"{stem}.tex", record_hash=True) as tmp:
         tmp.write_text("\n".join(tex) + "\n")

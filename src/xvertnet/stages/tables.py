@@ -56,8 +56,15 @@ def run(args) -> int:
     crops = (
         sorted(per_roi.loc[per_roi["protocol"].eq("crops"), "method"].unique()) if "protocol" in per_roi.columns else []
     )
+    from xvertnet.provenance import made_by
+
     write_comparison_tables(
-        statistics, stem, reference=reference, undefined=undefined_measures(per_roi, splits), crops=crops
+        statistics,
+        stem,
+        reference=reference,
+        undefined=undefined_measures(per_roi, splits),
+        crops=crops,
+        header=made_by("xvertnet tables"),
     )
     box_plots(per_roi, args.boxplots, splits=splits)
     manifests = {

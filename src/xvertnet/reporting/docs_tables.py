@@ -1,0 +1,112 @@
+"""Result tables in the documentation are copies of a run's own output, never typed.
+
+Every table of results a docs page shows lives in ``docs/tables/<name>.md`` and is pulled into its
+page with a snippet line (``--8<-- "tables/<name>.md"``, pymdownx.snippets). ``xvertnet
+docs-tables`` fills that folder from the run outputs listed in :data:`DOCS_TABLES`: each output
+starts with the line its command wrote (``Made by `<command>` at commit <hash> on <machine>``,
+:func:`xvertnet.provenance.made_by`), and the copy ends with an invisible record of where it came
+from and the SHA-256 of what was copied. :func:`table_problems` is the check the test suite runs:
+a docs table without that header, whose text no longer matches its recorded digest (edited by
+hand), that differs from the run output at hand, that no page includes, or a page that pastes a
+table whose header row is a generated table's, is a problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from xvertnet.errors import InputFileError
+from xvertnet.io.atomic import atomic_path
+
+#: name in docs/tables -> (the run output it is copied from, relative to the repository; the command that makes it)
+DOCS_TABLES = {
+    "comparison": ("results/tables/comparison.md", "make demo"),
+    "drr-realism": ("results/benchmarks/drr_realism.md", "python benchmarks/drr_realism.py"),
+    "detectability": ("results/detectability/detectability.md", "make detectability"),
+}
+HEADER = re.compile(r"^(# [^\n]*\n\n)?Made by `[^`]+` at commit [0-9a-f]{7,40}(\+changes)? on [^\n]+")
+RECORD = re.compile(
+    r"\n<!-- copied from (?P<source>\S+) by `xvertnet docs-tables` \(made by `(?P<command>[^`]+)`\); "
+    r"sha256 (?P<digest>[0-9a-f]{64}) -->\n$"
+)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def copied_text(source_text: str, source: str, command: str) -> str:
+    """The docs copy of a run output: the output verbatim, then the record of where it came from."""
+    body = source_text if source_text.endswith("\n") else source_text + "\n"
+    return (
+        body
+        + f"\n<!-- copied from {source} by `xvertnet docs-tables` (made by `{command}`); sha256 {_digest(body)} -->\n"
+    )
+
+
+def copy_tables(repo, names=None) -> list[str]:
+    """Copy the run outputs of ``names`` (default: every one at hand) into ``docs/tables``; the names copied.
+    A named output that is missing, or was not headed by its command's commit line, is refused."""
+    repo = Path(repo)
+    copied = []
+    for name, (source, command) in DOCS_TABLES.items():
+        path = repo / source
+        if names is None and not path.is_file():
+            continue
+        if names is not None and name not in names:
+            continue
+        if not path.is_file():
+            raise InputFileError(str(path), f"not found: run `{command}` first")
+        text = path.read_text()
+        if not HEADER.match(text):
+            raise InputFileError(str(path), "does not start with the 'Made by ... at commit ... on ...' line")
+        with atomic_path(repo / "docs" / "tables" / f"{name}.md") as tmp:
+            Path(tmp).write_text(copied_text(text, source, command))
+        copied.append(name)
+    return copied
+
+
+def _table_header_rows(text: str) -> list[str]:
+    """The header row of every Markdown table in ``text`` (the line above a ``|---`` line)."""
+    lines = text.splitlines()
+    return [lines[i - 1].strip() for i, line in enumerate(lines) if i and re.match(r"^\|\s*:?-{3,}", line)]
+
+
+def table_problems(repo) -> list[str]:
+    """Everything that makes a docs table other than a faithful copy of its run (module docstring)."""
+    repo = Path(repo)
+    docs = repo / "docs"
+    pages = {path: path.read_text() for path in docs.glob("*.md")}
+    problems = []
+    for name, (source, command) in DOCS_TABLES.items():
+        copy = docs / "tables" / f"{name}.md"
+        if not copy.is_file():
+            problems.append(f"docs/tables/{name}.md: missing (run `{command}`, then `xvertnet docs-tables`)")
+            continue
+        text = copy.read_text()
+        record = RECORD.search(text)
+        body = text[: record.start()] if record else text
+        if not HEADER.match(text):
+            problems.append(f"docs/tables/{name}.md: no 'Made by `...` at commit ... on ...' header")
+        if not record or record["source"] != source:
+            problems.append(f"docs/tables/{name}.md: no record of being copied from {source}")
+        elif record["digest"] != _digest(body):
+            problems.append(f"docs/tables/{name}.md: edited after it was copied from {source} (digest differs)")
+        at_hand = repo / source
+        if (
+            at_hand.is_file()
+            and HEADER.match(at_hand.read_text())
+            and copied_text(at_hand.read_text(), source, command) != text
+        ):
+            problems.append(f"docs/tables/{name}.md: differs from {source} at hand (copy it again: `make docs-tables`)")
+        snippet = f'--8<-- "tables/{name}.md"'
+        if not any(snippet in page for page in pages.values()):
+            problems.append(f"docs/tables/{name}.md: no page includes it ({snippet})")
+        rows = set(_table_header_rows(body))
+        for path, page in pages.items():
+            pasted = rows & set(_table_header_rows(page))
+            if pasted:
+                problems.append(f"docs/{path.name}: pastes a table of docs/tables/{name}.md instead of including it")
+    return problems

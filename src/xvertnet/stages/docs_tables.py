@@ -1,0 +1,37 @@
+"""Command ``xvertnet docs-tables``: copy result tables from the runs that made them into ``docs/tables``.
+
+Each docs table is a run output copied verbatim (its first line names the command, the commit and the
+machine) with a record of its source and digest (:mod:`xvertnet.reporting.docs_tables`). ``--check``
+copies nothing and lists every docs table that is not such a copy; exit 1 if any.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("names", nargs="*", help="tables to copy (default: every one whose run output is at hand)")
+    parser.add_argument("--repo", type=Path, default=Path("."), help="the repository (default: here)")
+    parser.add_argument("--check", action="store_true", help="check the docs tables instead of copying")
+
+
+def run(args) -> int:
+    import logging
+
+    from xvertnet.reporting.docs_tables import DOCS_TABLES, copy_tables, table_problems
+
+    log = logging.getLogger("xvertnet")
+    if args.check:
+        problems = table_problems(args.repo)
+        for problem in problems:
+            log.error("%s", problem)
+        return 1 if problems else 0
+    unknown = sorted(set(args.names) - set(DOCS_TABLES))
+    if unknown:
+        from xvertnet.errors import InvalidValueError
+
+        raise InvalidValueError(f"docs-tables: unknown tables {unknown} (known: {', '.join(DOCS_TABLES)})")
+    copied = copy_tables(args.repo, args.names or None)
+    log.info("copied into docs/tables: %s", ", ".join(copied) or "nothing (no run output at hand)")
+    return 0

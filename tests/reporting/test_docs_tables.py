@@ -1,0 +1,75 @@
+"""The docs' result tables: copies of run outputs, refused when typed, edited, stale, pasted or left out."""
+
+from __future__ import annotations
+
+import pytest
+
+from xvertnet.errors import InputFileError
+from xvertnet.reporting.docs_tables import DOCS_TABLES, copy_tables, table_problems
+
+OUTPUT = (
+    "Made by `xvertnet tables` at commit 1a2b3c4 on x86_64, 2 CPU cores.\n\n"
+    "| data set | measure | original | clahe |\n|---|---|---|---|\n| demo | Entropy ↑ | 5.4 | 6.4 |\n"
+)
+
+
+def _repo(tmp_path):
+    """A repository with every run output at hand and pages that include every table."""
+    for name, (source, _) in DOCS_TABLES.items():
+        path = tmp_path / source
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(OUTPUT.replace("Entropy", f"Entropy of {name}"))
+    (tmp_path / "docs").mkdir()
+    includes = "".join(f'--8<-- "tables/{name}.md"\n\n' for name in DOCS_TABLES)
+    (tmp_path / "docs" / "results.md").write_text("# Results\n\n" + includes)
+    assert copy_tables(tmp_path) == list(DOCS_TABLES)
+    return tmp_path
+
+
+def test_copied_tables_pass_and_name_their_source_and_commit(tmp_path):
+    repo = _repo(tmp_path)
+    assert table_problems(repo) == []
+    text = (repo / "docs/tables/comparison.md").read_text()
+    assert text.startswith("Made by `xvertnet tables` at commit 1a2b3c4 on x86_64")
+    assert "copied from results/tables/comparison.md by `xvertnet docs-tables` (made by `make demo`)" in text
+
+
+def test_a_number_edited_by_hand_is_found(tmp_path):
+    repo = _repo(tmp_path)
+    copy = repo / "docs/tables/comparison.md"
+    copy.write_text(copy.read_text().replace("| 6.4 |", "| 7.4 |"))
+    (repo / "results/tables/comparison.md").unlink()  # as in CI: no run at hand, the digest still finds it
+    assert table_problems(repo) == [
+        "docs/tables/comparison.md: edited after it was copied from results/tables/comparison.md (digest differs)"
+    ]
+
+
+def test_a_docs_table_that_differs_from_the_run_at_hand_is_found(tmp_path):
+    repo = _repo(tmp_path)
+    source = repo / "results/tables/comparison.md"
+    source.write_text(source.read_text().replace("1a2b3c4", "5d6e7f8").replace("| 6.4 |", "| 6.5 |"))
+    assert any("differs from results/tables/comparison.md at hand" in p for p in table_problems(repo))
+    copy_tables(repo, ["comparison"])
+    assert table_problems(repo) == []
+
+
+def test_a_pasted_table_and_a_table_no_page_includes_are_found(tmp_path):
+    repo = _repo(tmp_path)
+    page = repo / "docs/results.md"
+    page.write_text(page.read_text().replace('--8<-- "tables/comparison.md"', OUTPUT.split("\n\n", 1)[1]))
+    problems = table_problems(repo)
+    assert 'docs/tables/comparison.md: no page includes it (--8<-- "tables/comparison.md")' in problems
+    assert "docs/results.md: pastes a table of docs/tables/comparison.md instead of including it" in problems
+
+
+def test_only_an_output_headed_by_its_commit_is_copied(tmp_path):
+    repo = _repo(tmp_path)
+    source = repo / "results/tables/comparison.md"
+    source.write_text(OUTPUT.split("\n\n", 1)[1])  # typed, or written by a command that names no commit
+    with pytest.raises(InputFileError, match="does not start with the 'Made by"):
+        copy_tables(repo, ["comparison"])
+    source.unlink()
+    with pytest.raises(InputFileError, match="not found: run `make demo` first"):
+        copy_tables(repo, ["comparison"])
+    (repo / "docs/tables/comparison.md").write_text(OUTPUT.split("\n\n", 1)[1])
+    assert "docs/tables/comparison.md: no 'Made by `...` at commit ... on ...' header" in table_problems(repo)
