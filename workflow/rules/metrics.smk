@@ -136,6 +136,7 @@ rule tables:
         per_roi=f"{RUN}/metrics/per_roi.csv",
         enhanced=lambda w: PLAN.enhanced_shards(PLAN.methods, shard_names),
         manifests=manifest_files,
+        detectability=[config["metrics"]["detectability_table"]] if config["metrics"]["detectability_table"] else [],
     output:
         csv=f"{RUN}/tables/comparison.csv",
         md=f"{RUN}/tables/comparison.md",

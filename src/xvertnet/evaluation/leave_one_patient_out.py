@@ -83,6 +83,8 @@ class EvaluationSettings(FromConfig):
     do_no_harm: tuple[str, ...] = ("displayed_contrast", "displayed_cnr", "seg_dice")
     #: Fixed before the run (module docstring): 5 %.
     harm_tolerance: float = 0.05
+    #: ``make detectability``'s detectability.csv, whose fracture AUCs join the report ("" for none).
+    detectability_table: str = ""
 
     def __post_init__(self):
         unknown = [m for m in (*self.relative_measures, *self.do_no_harm) if m not in RELATIVE]
@@ -359,6 +361,24 @@ def relative_markdown(relative: pd.DataFrame, harm: pd.DataFrame, spread: float,
         lines[-3:-3] = [f"Not measured in these runs, so left out of the rule: {unmeasured}.", ""]
     lines += [f"| {row.method} | {'yes' if row.passes else 'no'} | {row.harmed} |" for row in harm.itertuples()]
     return "\n".join(lines) + "\n"
+
+
+def detectability_section(rows: pd.DataFrame, settings: EvaluationSettings) -> str:
+    """The fracture AUCs of ``settings.detectability_table`` for the methods of the folds, as a Markdown section
+    ("" without one). The study tests on its own held-out patients with the shipped XVertNet model, not the folds'
+    models: the section says so."""
+    if not settings.detectability_table:
+        return ""
+    from xvertnet.reporting.detectability_join import block_markdown, detectability_block, read_detectability
+
+    methods = [m for m in METHOD_ORDER if m in set(rows["method"])] + sorted(set(rows["method"]) - set(METHOD_ORDER))
+    block = detectability_block(read_detectability(settings.detectability_table), methods)
+    return (
+        "\n## Fracture detectability\n\n"
+        "From the detectability study, which tests on its own held-out patients with the model set shipped in the "
+        "package (not the folds' models), so it sits beside the rotation rather than inside it.\n\n"
+        + block_markdown(block, methods, settings.detectability_table)
+    )
 
 
 def table_markdown(table: pd.DataFrame, settings: EvaluationSettings) -> str:

@@ -72,6 +72,8 @@ class TableSettings(FromConfig):
     table_splits: tuple[str, ...] = ("test",)
     panel_images: int = 4
     gallery_images: int = 48
+    #: ``make detectability``'s detectability.csv, joined into the comparison table and report ("" for none).
+    detectability_table: str = ""
 
 
 def inliers(values: pd.Series, *, z: float = Z_THRESHOLD) -> pd.Series:
@@ -232,8 +234,11 @@ def headline(statistics: pd.DataFrame, *, reference: str = "xvertnet", others=("
     return sentences
 
 
-def comparison_html(statistics: pd.DataFrame, methods: list[str], *, reference: str, notes: str) -> str:
-    """The comparison as one HTML page for the report: the headline, then the table with n in every cell."""
+def comparison_html(
+    statistics: pd.DataFrame, methods: list[str], *, reference: str, notes: str, appendix: str = ""
+) -> str:
+    """The comparison as one HTML page for the report: the headline, then the table with n in every cell, then
+    ``appendix`` (HTML, e.g. the fracture-detectability rows)."""
     import html
 
     rows = []
@@ -269,18 +274,26 @@ def comparison_html(statistics: pd.DataFrame, methods: list[str], *, reference: 
         "</style></head><body><div class='xv-comparison'><h2>Comparison on the test split</h2>"
         f"<ul>{lead}</ul><table><tr><th>data set</th><th>measure</th>{header}</tr>{''.join(rows)}</table>"
         f"<p><small>{note} n = the ROIs each mean is over, after the method's own outliers are removed, so n "
-        "can differ between methods of one measure.</small></p></div></body></html>\n"
+        f"can differ between methods of one measure.</small></p>{appendix}</div></body></html>\n"
     )
 
 
 def write_comparison_tables(
-    statistics: pd.DataFrame, stem, *, reference: str = "xvertnet", undefined=(), crops=(), header: str = ""
+    statistics: pd.DataFrame,
+    stem,
+    *,
+    reference: str = "xvertnet",
+    undefined=(),
+    crops=(),
+    header: str = "",
+    appendix: tuple[str, str] = ("", ""),
 ) -> None:
     """``stem``.csv (long, with p-values), ``stem``.md and ``stem``.tex (methods as columns, like Table 1), ``stem``.html
     (the headline and the table with n per cell, for the report);
     the notes name the ``undefined`` measures (no value on any ROI), which have no row, and the methods that enhanced
     the evaluation ROIs on their own (``crops``) instead of the whole image. ``header`` (e.g.
-    :func:`xvertnet.provenance.made_by`) is the Markdown table's first paragraph."""
+    :func:`xvertnet.provenance.made_by`) is the Markdown table's first paragraph; ``appendix`` (Markdown, HTML)
+    follows the table in ``.md`` and ``.html`` (the fracture-detectability rows, :mod:`xvertnet.reporting.detectability_join`)."""
     methods = [m for m in METHOD_ORDER if m in set(statistics["method"])]
     methods += sorted(set(statistics["method"]) - set(methods))
     md = ["| data set | measure | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
@@ -327,10 +340,14 @@ def write_comparison_tables(
         )
     notes += "\n"
     with atomic_path(f"{stem}.html", record_hash=True) as tmp:
-        tmp.write_text(comparison_html(statistics, methods, reference=reference, notes=notes.strip()))
+        tmp.write_text(
+            comparison_html(statistics, methods, reference=reference, notes=notes.strip(), appendix=appendix[1])
+        )
     with atomic_path(f"{stem}.csv", record_hash=True) as tmp:
         statistics.to_csv(tmp, index=False)
     with atomic_path(f"{stem}.md", record_hash=True) as tmp:
-        tmp.write_text((f"{header}\n\n" if header else "") + "\n".join(md) + notes)
+        tmp.write_text(
+            (f"{header}\n\n" if header else "") + "\n".join(md) + notes + (f"\n{appendix[0]}" if appendix[0] else "")
+        )
     with atomic_path(f"{stem}.tex", record_hash=True) as tmp:
         tmp.write_text("\n".join(tex) + "\n")

@@ -75,7 +75,7 @@ class MetricParams(FromConfig):
     """Parameters of the measures (config section ``metrics``); recorded in every output row."""
 
     SECTION: ClassVar[str] = "metrics"
-    ELSEWHERE: ClassVar[tuple[str, ...]] = ("table_splits", "panel_images", "gallery_images")
+    ELSEWHERE: ClassVar[tuple[str, ...]] = ("table_splits", "panel_images", "gallery_images", "detectability_table")
 
     lpc_sigma_onf: float = DEFAULT_SIGMA_ONF
     tc_intensity_scale: float = DEFAULT_TC_SCALE

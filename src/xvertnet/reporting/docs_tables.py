@@ -26,7 +26,7 @@ DOCS_TABLES = {
     "drr-realism": ("results/benchmarks/drr_realism.md", "python benchmarks/drr_realism.py"),
     "detectability": ("results/detectability/detectability.md", "make detectability"),
 }
-HEADER = re.compile(r"^(# [^\n]*\n\n)?Made by `[^`]+` at commit [0-9a-f]{7,40}(\+changes)? on [^\n]+")
+HEADER = re.compile(r"^(# [^\n]*\n\n)?Made by `[^`]+` at commit [0-9a-f]{7,40}(\+changes)?[^\n]* on [^\n]+")
 RECORD = re.compile(
     r"\n<!-- copied from (?P<source>\S+) by `xvertnet docs-tables` \(made by `(?P<command>[^`]+)`\); "
     r"sha256 (?P<digest>[0-9a-f]{64}) -->\n$"

@@ -33,6 +33,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", type=Path, default=Path("results/evaluate"), help="folder of the pooled report")
     parser.add_argument("--report-only", action="store_true", help="pool the folds already run; run no workflow")
     parser.add_argument(
+        "--detectability",
+        type=Path,
+        help="make detectability's detectability.csv: its fracture AUCs join the report (evaluate.detectability_table)",
+    )
+    parser.add_argument(
         "--snakemake-args",
         default="",
         help="more arguments for every fold's snakemake, one string "
@@ -46,6 +51,10 @@ def run(args) -> int:
 
     base = load_config(args.configfile, args.schema)
     settings = EvaluationSettings.from_config(base.get("evaluate"))
+    if args.detectability:
+        import dataclasses
+
+        settings = dataclasses.replace(settings, detectability_table=str(args.detectability))
     known = {view["name"] for view in base.get("demo", {}).get("views", [])}
     unknown = [view for view in settings.views if view not in known]
     if unknown:

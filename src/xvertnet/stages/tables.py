@@ -58,6 +58,23 @@ def run(args) -> int:
     )
     from xvertnet.provenance import made_by
 
+    appendix = ("", "")
+    if settings.detectability_table:
+        from xvertnet.reporting.detectability_join import (
+            block_html,
+            block_markdown,
+            detectability_block,
+            pairs_html,
+            read_detectability,
+        )
+
+        methods = list(dict.fromkeys(statistics["method"]))
+        block = detectability_block(read_detectability(settings.detectability_table), methods)
+        pairs = Path(settings.detectability_table).with_name("pairs.png")
+        appendix = (
+            block_markdown(block, methods, settings.detectability_table),
+            block_html(block, methods) + pairs_html(pairs),
+        )
     write_comparison_tables(
         statistics,
         stem,
@@ -65,6 +82,7 @@ def run(args) -> int:
         undefined=undefined_measures(per_roi, splits),
         crops=crops,
         header=made_by("xvertnet tables"),
+        appendix=appendix,
     )
     box_plots(per_roi, args.boxplots, splits=splits)
     manifests = {
