@@ -2,6 +2,7 @@
 
     python benchmarks/stage_memory.py                      # 16 images of 4020 x 4892, 16-bit (Montgomery's size)
     python benchmarks/stage_memory.py --images 4 --keep /tmp/run
+    python benchmarks/stage_memory.py --stages ingest roi     # the two stages that read full-size images
 
 Input: synthetic 16-bit PNGs (12 bits used) of a radiograph-like scene: a smooth body, two darker
 lung fields, a bright vertical spine bar with vertebra-like bands, and noise, all different (seed
@@ -115,9 +116,17 @@ def run_stage(arguments: list[str], log: Path) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=16)
+    parser.add_argument("--height", type=int, default=HEIGHT, help="input rows (default Montgomery's 4892; NIH: 1024)")
+    parser.add_argument("--width", type=int, default=WIDTH, help="input columns (default Montgomery's 4020; NIH: 1024)")
     parser.add_argument("--base-width", type=int, default=8)
     parser.add_argument("--depth", type=int, default=3)
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temporary folder)")
+    parser.add_argument(
+        "--stages",
+        nargs="+",
+        default=["ingest", "roi", "prep", "enhance-shard"],
+        help="the stages to run, in order (each needs the ones before it, or their outputs in --keep)",
+    )
     args = parser.parse_args()
     from PIL import Image
 
@@ -129,7 +138,7 @@ def main() -> None:
             path = work / "images" / f"synthetic{index:02d}.png"
             path.parent.mkdir(exist_ok=True)
             if not path.exists():
-                Image.fromarray(radiograph(index)).save(path, compress_level=1)
+                Image.fromarray(radiograph(index, args.height, args.width)).save(path, compress_level=1)
             rows.append(
                 {"image_id": path.stem, "path": str(path), "source": "synthetic", "bit_depth": 16, "split": "test"}
             )
@@ -188,14 +197,16 @@ def main() -> None:
                 ],
             ),
         ]
-        pixels = HEIGHT * WIDTH
+        pixels = args.height * args.width
         print(
-            f"{args.images} images of {WIDTH} x {HEIGHT} (16-bit PNG, {pixels / 1e6:.1f} M pixels each); "
+            f"{args.images} images of {args.width} x {args.height} (16-bit PNG, {pixels / 1e6:.1f} M pixels each); "
             f"ROIs at canonical height {ROI['canonical_height']}; chain base_width {args.base_width}, depth {args.depth}"
         )
         print("| stage | peak memory | per input pixel | wall time | per image |")
         print("|---|---|---|---|---|")
         for name, arguments in stages:
+            if name not in args.stages:
+                continue
             peak, seconds = run_stage(arguments, work / f"{name}.log")
             print(
                 f"| {name} | {peak:.2f} GB | {peak * 1e9 / pixels:.0f} B | {seconds:.0f} s | {seconds / args.images:.1f} s |",

@@ -14,6 +14,7 @@ pixel buffer is allocated.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import logging
 import math
@@ -41,6 +42,8 @@ JSRT_BITS = 12
 #: scale) span less than this is near-constant: no anatomy to enhance or measure (a real
 #: radiograph, even the demo's range-compressed 'low_contrast' DRRs, spans more than 0.2).
 NEAR_CONSTANT_SPREAD = 0.01
+#: Pixels above which :func:`flat_image_reason` takes its percentiles on a regular grid of the image.
+PERCENTILE_PIXELS = 1 << 22
 #: ITU-R BT.601 luma weights, as MATLAB's rgb2gray.
 RGB_TO_GRAY = (0.298936021293775, 0.587043074451121, 0.114020904255103)
 
@@ -83,8 +86,11 @@ class ImageRecord:
 
     def provenance(self) -> dict:
         """The record's provenance, without the pixels (JSON-serialisable)."""
-        fields = dataclasses.asdict(self)
-        fields.pop("pixels")
+        fields = {  # not dataclasses.asdict: it deep-copies the pixels before they could be dropped
+            field.name: copy.deepcopy(getattr(self, field.name))
+            for field in dataclasses.fields(self)
+            if field.name != "pixels"
+        }
         fields["shape"] = list(self.pixels.shape)
         return fields
 
@@ -176,7 +182,10 @@ def read_image(path, options: ReadOptions | None = None) -> ImageRecord:
     _check_shape(path, pixels.shape, options)
     if not np.isfinite(pixels).all():
         raise InputImageError(path, "pixel values contain NaN or Inf")
-    record.pixels = np.clip(pixels, 0.0, 1.0).astype(np.float32, copy=False)
+    pixels = pixels.astype(np.float32, copy=False)
+    if pixels.size and not (pixels.min() >= 0.0 and pixels.max() <= 1.0):  # clipping a copy costs a whole image
+        pixels = np.clip(pixels, 0.0, 1.0)
+    record.pixels = pixels
     return record
 
 
@@ -184,12 +193,15 @@ def flat_image_reason(pixels: np.ndarray) -> str | None:
     """Why a [0, 1] image is (near-)constant, on one line, or None when it is not.
 
     Constant: every pixel has one value. Near-constant: the 0.5th to 99.5th percentile range is
-    below :data:`NEAR_CONSTANT_SPREAD` (a blank exposure with a burnt-in label stays blank).
+    below :data:`NEAR_CONSTANT_SPREAD` (a blank exposure with a burnt-in label stays blank). The
+    percentiles of an image above :data:`PERCENTILE_PIXELS` are those of a regular grid of its
+    pixels (every k-th row and column), which tell a blank image from a radiograph as well.
     """
     low, high = float(pixels.min()), float(pixels.max())
     if high == low:
         return f"constant image (every pixel = {low:.4g}{'' if low == 0 else ' on the 0-1 scale'})"
-    bottom, top = (float(v) for v in np.percentile(pixels, (0.5, 99.5)))
+    step = max(1, int(np.ceil(np.sqrt(pixels.size / PERCENTILE_PIXELS))))
+    bottom, top = (float(v) for v in np.percentile(pixels[::step, ::step], (0.5, 99.5)))
     if top - bottom < NEAR_CONSTANT_SPREAD:
         return (
             f"near-constant image (99 % of the pixels within {top - bottom:.2g} of each other on the 0-1 scale, "
@@ -238,7 +250,9 @@ def _normalise_integers(path, values: np.ndarray, record_transforms: list[str]) 
     depth = detect_bit_depth(values, container)
     scale = float(2**depth - 1)
     record_transforms.append(f"divide by 2^{depth}-1 (detected {depth} bits in a {container}-bit container)")
-    return values.astype(np.float32) / np.float32(scale), container, depth
+    pixels = values.astype(np.float32)
+    np.divide(pixels, np.float32(scale), out=pixels)  # in place: one image allocated, not two
+    return pixels, container, depth
 
 
 def _to_gray(path, values: np.ndarray, notes: list[str], transforms: list[str]) -> np.ndarray:

@@ -19,12 +19,31 @@ QC_COLOURS = {
 }
 
 
+#: A canonical image taller than this is drawn at an integer fraction of its size (a QC picture is looked at,
+#: not measured; a 2048-row overlay took longer to encode than the spine took to find).
+QC_MAX_HEIGHT = 1024
+
+
 def qc_overlay(
     image: np.ndarray, location: SpineLocation, boxes: dict, path, *, mask: np.ndarray | None = None
 ) -> None:
     """Write a PNG showing the canonical image, the spine line, the ROI boxes and the mask outline, with a legend."""
     from PIL import Image, ImageDraw
 
+    factor = max(1, -(-image.shape[0] // QC_MAX_HEIGHT))
+    if factor > 1:  # block means of factor x factor pixels, every coordinate divided by the factor
+        rows, cols = image.shape[0] // factor * factor, image.shape[1] // factor * factor
+        image = image[:rows, :cols].reshape(rows // factor, factor, cols // factor, factor).mean(axis=(1, 3))
+        if mask is not None:
+            mask = mask[:rows:factor, :cols:factor]
+        location = SpineLocation(
+            location.centre_x[::factor][: image.shape[0]] / factor,
+            location.upper_y // factor,
+            location.lower_y // factor,
+            None if location.lung_rows is None else tuple(row // factor for row in location.lung_rows),
+            location.vertical_method,
+        )
+        boxes = {name: tuple(value // factor for value in box) for name, box in boxes.items()}
     grey = (np.clip(image, 0, 1) * 255).astype(np.uint8)
     rgb = np.stack([grey] * 3, axis=-1)
     if mask is not None:
@@ -63,4 +82,4 @@ def qc_overlay(
             draw.text((x + 11, y), name, fill=(255, 255, 255))
             x += 6 * (len(name) + 3)
     with atomic_path(path) as tmp:
-        picture.save(tmp, format="PNG")
+        picture.save(tmp, format="PNG", compress_level=1)  # a picture to look at: fast beats small
