@@ -75,6 +75,7 @@ def main() -> None:
             workdir.mkdir()
             shutil.copy(REPO / "Snakefile", workdir)
             shutil.copytree(REPO / "workflow", workdir / "workflow")
+            shutil.copytree(REPO / "envs", workdir / "envs")  # the rules' conda environment, named from workflow/
             images = Path(folder) / "images"
             images.mkdir()
             lines = ["image_id,path,source,bit_depth,split"]

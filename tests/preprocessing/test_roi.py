@@ -76,6 +76,27 @@ def test_spine_on_real_radiograph_rg1(rg1_path, demo_dataset):
     assert location.lower_y - location.upper_y >= 60
 
 
+def test_the_spine_of_a_paper_scale_image_is_found_at_the_locate_height_and_scaled_back(rg1_path):
+    """At 2048 rows the locator searches a 512-row copy: the line and rows land where the 512-row search puts them,
+    scaled by 4, and near where a search of all 2048 rows puts them."""
+    import dataclasses
+
+    pixels = read_image(rg1_path).pixels
+    paper = RoiSettings(canonical_height=2048, train_size=(512, 512), eval_size=(512, 290))
+    tall, _ = to_canonical(pixels, 2048)
+    small, _ = to_canonical(pixels, 512)
+    found = locate_spine(tall, paper)
+    at_512 = locate_spine(
+        small, dataclasses.replace(paper, canonical_height=512, train_size=(128, 128), eval_size=(128, 73))
+    )
+    everywhere = locate_spine(tall, dataclasses.replace(paper, locate_height=2048))
+    assert found.centre_x.shape == (2048,) and found.vertical_method == at_512.vertical_method == "lung-field"
+    for row in (found.upper_y, found.lower_y):
+        assert abs(found.centre_at(row) - 4 * at_512.centre_at(row // 4)) <= 6  # 1.5 px of the 512-row search
+        assert abs(found.centre_at(row) - everywhere.centre_at(row)) <= 20  # the full search: the tolerance above
+    assert abs(found.upper_y - 4 * at_512.upper_y) <= 4 and abs(found.lower_y - 4 * at_512.lower_y) <= 4
+
+
 def test_dynamic_programme_follows_a_tilted_bar():
     image = np.zeros((200, 300))
     rows = np.arange(200)
