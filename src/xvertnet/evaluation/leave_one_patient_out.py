@@ -369,7 +369,7 @@ def detectability_section(rows: pd.DataFrame, settings: EvaluationSettings) -> s
     models: the section says so."""
     if not settings.detectability_table:
         return ""
-    from xvertnet.reporting.detectability_join import block_markdown, detectability_block, read_detectability
+    from xvertnet.evaluation.detectability_join import block_markdown, detectability_block, read_detectability
 
     methods = [m for m in METHOD_ORDER if m in set(rows["method"])] + sorted(set(rows["method"]) - set(METHOD_ORDER))
     block = detectability_block(read_detectability(settings.detectability_table), methods)

@@ -293,7 +293,7 @@ def write_comparison_tables(
     the notes name the ``undefined`` measures (no value on any ROI), which have no row, and the methods that enhanced
     the evaluation ROIs on their own (``crops``) instead of the whole image. ``header`` (e.g.
     :func:`xvertnet.provenance.made_by`) is the Markdown table's first paragraph; ``appendix`` (Markdown, HTML)
-    follows the table in ``.md`` and ``.html`` (the fracture-detectability rows, :mod:`xvertnet.reporting.detectability_join`)."""
+    follows the table in ``.md`` and ``.html`` (the fracture-detectability rows, :mod:`xvertnet.evaluation.detectability_join`)."""
     methods = [m for m in METHOD_ORDER if m in set(statistics["method"])]
     methods += sorted(set(statistics["method"]) - set(methods))
     md = ["| data set | measure | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]

@@ -60,7 +60,7 @@ def run(args) -> int:
 
     appendix = ("", "")
     if settings.detectability_table:
-        from xvertnet.reporting.detectability_join import (
+        from xvertnet.evaluation.detectability_join import (
             block_html,
             block_markdown,
             detectability_block,

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from xvertnet.errors import InputFileError
-from xvertnet.reporting.detectability_join import (
+from xvertnet.evaluation.detectability_join import (
     block_html,
     block_markdown,
     detectability_block,
