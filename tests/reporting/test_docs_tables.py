@@ -47,6 +47,8 @@ def test_a_number_edited_by_hand_is_found(tmp_path):
 def test_a_docs_table_that_differs_from_the_run_at_hand_is_found(tmp_path):
     repo = _repo(tmp_path)
     source = repo / "results/tables/comparison.md"
+    source.write_text(source.read_text().replace("1a2b3c4", "9f9f9f9"))  # a rerun at another commit, same numbers
+    assert table_problems(repo) == []
     source.write_text(source.read_text().replace("1a2b3c4", "5d6e7f8").replace("| 6.4 |", "| 6.5 |"))
     assert any("differs from results/tables/comparison.md at hand" in p for p in table_problems(repo))
     copy_tables(repo, ["comparison"])
