@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 
 from xvertnet.errors import InputFileError, InvalidValueError
-from xvertnet.evaluation.stats import LABELS, MEASURE_ORDER, METHOD_ORDER, wilcoxon_p
+from xvertnet.evaluation.stats import LABELS, MEASURE_ORDER, ordered_methods, wilcoxon_p
 from xvertnet.evaluation.study_selection import harmed_measures
 from xvertnet.io.atomic import atomic_path
 from xvertnet.metrics import BETTER
@@ -186,7 +186,7 @@ def sign_flip_p(differences: np.ndarray) -> float:
 def patient_table(rows: pd.DataFrame, settings: EvaluationSettings) -> pd.DataFrame:
     """One row per measure x method over the test ROIs of every fold (module docstring)."""
     test = rows[rows["split"] == "test"]
-    methods = [m for m in METHOD_ORDER if m in set(test["method"])] + sorted(set(test["method"]) - set(METHOD_ORDER))
+    methods = ordered_methods(test["method"])
     measures = [m for m in MEASURE_ORDER if m in test.columns and test[m].notna().any()]
     out = []
     for measure_index, measure in enumerate(measures):
@@ -253,7 +253,7 @@ def relative_table(rows: pd.DataFrame, settings: EvaluationSettings) -> pd.DataF
     over patients of the per-patient ratio of means (exp of the mean log-ratio), its 95 % bootstrap interval
     (patients resampled), the patients above and below 1, and the do-no-harm rule on each patient."""
     test = rows[rows["split"] == "test"]
-    methods = [m for m in METHOD_ORDER if m in set(test["method"])] + sorted(set(test["method"]) - set(METHOD_ORDER))
+    methods = ordered_methods(test["method"])
     out = []
     for measure_index, measure in enumerate(settings.relative_measures):
         if measure not in test.columns or not test[measure].notna().any():
@@ -295,7 +295,7 @@ def do_no_harm_table(rows: pd.DataFrame, settings: EvaluationSettings) -> pd.Dat
     measures = [m for m in settings.do_no_harm if m in test.columns and test[m].notna().any()]
     unmeasured = ", ".join(m for m in settings.do_no_harm if m not in measures)
     means = test.groupby(["method", "patient"])[measures].mean()
-    methods = [m for m in METHOD_ORDER if m in set(test["method"])] + sorted(set(test["method"]) - set(METHOD_ORDER))
+    methods = ordered_methods(test["method"])
     out = []
     for method in methods:
         harmed = []
@@ -371,7 +371,7 @@ def detectability_section(rows: pd.DataFrame, settings: EvaluationSettings) -> s
         return ""
     from xvertnet.evaluation.detectability_join import block_markdown, detectability_block, read_detectability
 
-    methods = [m for m in METHOD_ORDER if m in set(rows["method"])] + sorted(set(rows["method"]) - set(METHOD_ORDER))
+    methods = ordered_methods(rows["method"])
     block = detectability_block(read_detectability(settings.detectability_table), methods)
     return (
         "\n## Fracture detectability\n\n"

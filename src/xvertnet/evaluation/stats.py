@@ -24,6 +24,14 @@ from xvertnet.settings import FromConfig
 Z_THRESHOLD = 1.96
 ALPHA = 0.05
 METHOD_ORDER = ("original", "xvertnet", "xvertnet-paper", "clahe", "farbman", "zerodce", "zssr", "madmad")
+
+
+def ordered_methods(names) -> list[str]:
+    """``names`` in the tables' order: :data:`METHOD_ORDER` first, then the others alphabetically."""
+    names = set(names)
+    return [m for m in METHOD_ORDER if m in names] + sorted(names - set(METHOD_ORDER))
+
+
 MEASURE_ORDER = (
     "seg_dice",
     "seg_hd95",
@@ -294,8 +302,7 @@ def write_comparison_tables(
     the evaluation ROIs on their own (``crops``) instead of the whole image. ``header`` (e.g.
     :func:`xvertnet.provenance.made_by`) is the Markdown table's first paragraph; ``appendix`` (Markdown, HTML)
     follows the table in ``.md`` and ``.html`` (the fracture-detectability rows, :mod:`xvertnet.evaluation.detectability_join`)."""
-    methods = [m for m in METHOD_ORDER if m in set(statistics["method"])]
-    methods += sorted(set(statistics["method"]) - set(methods))
+    methods = ordered_methods(statistics["method"])
     md = ["| data set | measure | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
     tex = [
         r"\begin{tabular}{ll" + "c" * len(methods) + "}",

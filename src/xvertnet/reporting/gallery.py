@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from xvertnet.errors import XvertnetError
-from xvertnet.evaluation.stats import METHOD_ORDER
+from xvertnet.evaluation.stats import ordered_methods
 from xvertnet.io.atomic import atomic_path
 from xvertnet.io.datasets import is_real_radiograph
 from xvertnet.io.shard_store import ITEMS, decode_attr, read_shard
@@ -141,7 +141,7 @@ def write_gallery(
     ``manifests`` a data set to its manifest (patient, split, condition, view), ``per_roi`` the per-ROI table
     whose CNR and edge ratios label the ROI tiles."""
     out_dir = Path(out_dir)
-    methods = [m for m in METHOD_ORDER if m in enhanced] + sorted(set(enhanced) - set(METHOD_ORDER))
+    methods = ordered_methods(enhanced)
     if "original" not in methods:
         raise XvertnetError("the gallery needs the 'original' method's enhanced shards (the slider's before image)")
     frames = []

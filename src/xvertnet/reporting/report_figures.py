@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from xvertnet.evaluation.stats import LABELS, MEASURE_ORDER, METHOD_ORDER
+from xvertnet.evaluation.stats import LABELS, MEASURE_ORDER, ordered_methods
 from xvertnet.io.datasets import is_real_radiograph
 from xvertnet.io.figures import pyplot, save_figure
 from xvertnet.io.shard_store import ITEMS, decode_attr, read_shard
@@ -26,7 +26,7 @@ def box_plots(per_roi: pd.DataFrame, out_path, *, splits=("test",)) -> None:
     plt = pyplot()
     table = per_roi[per_roi["split"].isin(splits)]
     measures = [m for m in MEASURE_ORDER if m in table.columns and table[m].notna().any()]
-    methods = [m for m in METHOD_ORDER if m in set(table["method"])] + sorted(set(table["method"]) - set(METHOD_ORDER))
+    methods = ordered_methods(table["method"])
     columns = 4
     rows = max(1, int(np.ceil(len(measures) / columns)))
     figure, axes = plt.subplots(
@@ -124,7 +124,7 @@ def visual_panel(
     from matplotlib.patches import Rectangle
 
     plt = pyplot()
-    methods = [m for m in METHOD_ORDER if m in enhanced] + sorted(set(enhanced) - set(METHOD_ORDER))
+    methods = ordered_methods(enhanced)
     images, wholes, boxes = {}, {}, {}
     for method in methods:
         for shard in enhanced[method]:
@@ -190,7 +190,7 @@ def whole_image_panel(
     from xvertnet.metrics.displayed import display
 
     plt = pyplot()
-    methods = [m for m in METHOD_ORDER if m in enhanced] + sorted(set(enhanced) - set(METHOD_ORDER))
+    methods = ordered_methods(enhanced)
     wholes = {}
     for method in methods:
         for shard in enhanced[method]:

@@ -67,8 +67,9 @@ def run(args) -> int:
             pairs_html,
             read_detectability,
         )
+        from xvertnet.evaluation.stats import ordered_methods
 
-        methods = list(dict.fromkeys(statistics["method"]))
+        methods = ordered_methods(statistics["method"])
         block = detectability_block(read_detectability(settings.detectability_table), methods)
         pairs = Path(settings.detectability_table).with_name("pairs.png")
         appendix = (
