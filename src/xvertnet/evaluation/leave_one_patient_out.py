@@ -251,7 +251,7 @@ def patient_log_ratios(test: pd.DataFrame, measure: str) -> pd.DataFrame:
 def relative_table(rows: pd.DataFrame, settings: EvaluationSettings) -> pd.DataFrame:
     """Every method against the original, by patient: per measure of ``relative_measures``, the geometric mean
     over patients of the per-patient ratio of means (exp of the mean log-ratio), its 95 % bootstrap interval
-    (patients resampled), the patients above and below 1, and the do-no-harm rule on each patient."""
+    (patients resampled), and the patients above and below 1 (the do-no-harm rule: :func:`do_no_harm_table`)."""
     test = rows[rows["split"] == "test"]
     methods = ordered_methods(test["method"])
     out = []

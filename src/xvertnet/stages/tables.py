@@ -32,6 +32,7 @@ def run(args) -> int:
     from xvertnet.evaluation.stats import (
         TableSettings,
         compare,
+        ordered_methods,
         reference_method,
         undefined_measures,
         write_comparison_tables,
@@ -67,7 +68,6 @@ def run(args) -> int:
             pairs_html,
             read_detectability,
         )
-        from xvertnet.evaluation.stats import ordered_methods
 
         methods = ordered_methods(statistics["method"])
         block = detectability_block(read_detectability(settings.detectability_table), methods)
