@@ -34,7 +34,7 @@ CATALOGUE: dict[str, MethodTraits] = {
     "xvertnet-chain": MethodTraits(),
     "xvertnet-internal": MethodTraits(),
     "zerodce": MethodTraits(trainable=True),
-    "zssr": MethodTraits(whole_images=False),
+    "zssr": MethodTraits(),
 }
 
 

@@ -142,9 +142,13 @@ def test_every_fold_runs_once_per_training_seed_on_one_shared_data_set():
     tschest = [fold for fold in found if fold["test"] == "tschest"]
     assert {fold["dataset"] for fold in tschest} == {"lopo-tschest"} and [f["seed"] for f in tschest] == [0, 1, 2]
     base = load_config(REPO / "config.yaml", SCHEMA)
-    config = validate_config(fold_config(base, tschest[2], EvaluationSettings(segmenter_seeds=5)), SCHEMA)
+    settings = EvaluationSettings(segmenters_per_run=2)
+    configs = [validate_config(fold_config(base, fold, settings), SCHEMA) for fold in tschest]
+    config = configs[2]
     assert config["run"] == "lopo-tschest-s2" and config["datasets"][0]["name"] == "lopo-tschest"
-    assert config["train"]["seed"] == 2 and config["segmentation_task"]["seeds"] == [0, 1, 2, 3, 4]
+    # Each run its own segmenters: six distinct seeds over the fold's three runs.
+    assert config["train"]["seed"] == 2 and config["segmentation_task"]["seeds"] == [4, 5]
+    assert sorted(seed for c in configs for seed in c["segmentation_task"]["seeds"]) == [0, 1, 2, 3, 4, 5]
     seeded = [
         name for name, section in config.get("baselines", {}).items() if isinstance(section, dict) and "seed" in section
     ]
@@ -241,6 +245,14 @@ def test_the_report_writes_the_ratios_and_the_rule_beside_the_table(tmp_path):
     assert "## Against the original, patient by patient" in text and "| clahe | no | displayed_contrast (b)" in text
     assert "not measured (one training seed)" in text and "Not measured in these runs" not in text
     assert set(pd.read_csv(tmp_path / "out" / "do_no_harm.csv")["method"]) == set(GAINS)
+    # The docs' copy: one screen, headed by the command, commit and machine that made it.
+    summary = (tmp_path / "out" / "summary.md").read_text().splitlines()
+    assert summary[0].startswith("Made by `make evaluate` at commit ")
+    assert summary[2].startswith("| measure | original | xvertnet |")
+    contrast = next(line for line in summary if line.startswith("| displayed vertebral contrast ↑"))
+    cells = dict(zip(summary[2].strip("|").split(" | ")[1:], contrast.strip(" |").split(" | ")[1:]))
+    assert cells["xvertnet"].startswith("**") and cells["original"].endswith("†")  # best; every patient below xvertnet
+    assert "#### Do no harm, every method alike" in "\n".join(summary)
     without_dice = rows.drop(columns=["seg_dice"])
     without_dice.drop(columns=["patient"]).to_csv(per_roi, index=False)
     write_report([(per_roi, manifest, 0)], tmp_path / "again", EvaluationSettings(bootstrap=200))
@@ -248,3 +260,35 @@ def test_the_report_writes_the_ratios_and_the_rule_beside_the_table(tmp_path):
         "Not measured in these runs, so left out of the rule: seg_dice."
         in (tmp_path / "again" / "patients.md").read_text()
     )
+
+
+def test_evaluate_runs_and_reports_a_subset_of_the_training_seeds(tmp_path, monkeypatch, capsys):
+    """``xvertnet evaluate --seeds 0``: a first pass over one seed pools only that seed's folds (the others
+    need not exist); a seed the config does not list is one line."""
+    from command_line import run_cli
+    from repo_paths import REPO, SCHEMA
+
+    monkeypatch.chdir(tmp_path)
+    for index, test in enumerate(PATIENTS):
+        rows = _displayed_rows({"original": 1.0, "xvertnet": 1.2}).assign(
+            image_id=lambda frame, t=test: t + "-" + frame["image_id"],
+            patient=lambda frame, t=test: t,
+            displayed_contrast=lambda frame, i=index: frame["displayed_contrast"] * (1 + 0.1 * i),
+        )
+        run = tmp_path / "results" / "runs" / f"lopo-{test}-s0" / "metrics"
+        run.mkdir(parents=True)
+        rows.drop(columns=["patient"]).to_csv(run / "per_roi.csv", index=False)
+        raw = tmp_path / "results" / f"lopo-{test}" / "raw"
+        raw.mkdir(parents=True)
+        rows[["image_id", "patient"]].drop_duplicates().to_csv(raw / "manifest.csv", index=False)
+    common = ["--configfile", REPO / "config.yaml", "--schema", SCHEMA, "--out", tmp_path / "out", "--report-only"]
+    code, error = run_cli(capsys, "evaluate", *common, "--seeds", "0")
+    assert code == 0, error
+    pooled = pd.read_csv(tmp_path / "out" / "per_roi.csv")
+    assert set(pooled["seed"]) == {0} and set(pooled["patient"]) == set(PATIENTS)
+    assert "Training seeds 0:" in (tmp_path / "out" / "patients.md").read_text()
+    assert (tmp_path / "out" / "summary.md").read_text().startswith("Made by `make evaluate` at commit ")
+    code, error = run_cli(capsys, "evaluate", *common)  # all three seeds: the missing folds are named
+    assert code != 0 and "lopo-lidc0001-s1/metrics/per_roi.csv is missing" in error
+    code, error = run_cli(capsys, "evaluate", *common, "--seeds", "7")
+    assert code != 0 and "--seeds 7 is not one of 0, 1, 2" in error

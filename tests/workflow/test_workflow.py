@@ -152,7 +152,7 @@ def test_both_iterations_trained_with_falling_loss_and_enhanced_outputs(tiny_run
         segmented = pd.read_csv(tiny_run / f"results/segmentation/{method}.csv")
         assert sorted(set(segmented["image_id"])) == ["drr_lidc0001_ap_8bit", "drr_lidc0001_ap_standard"], method
         assert segmented["seg_dice"].between(0, 1).all() and (segmented["seg_hd95"] >= 0).all()
-        columns = ["eval_upper_png", "eval_lower_png"] + ([] if method == "zssr" else ["whole_png"])
+        columns = ["eval_upper_png", "eval_lower_png", "whole_png"]
         assert set(columns) <= set(index.columns), method
         for column in columns:
             assert all((tiny_run / path).is_file() for path in index[column]), (method, column)
@@ -196,9 +196,9 @@ def test_comparison_table_agrees_with_per_roi(tiny_run):
     assert table.loc[("lpc_si", "clahe"), "p_value"] == pytest.approx(expected)
     markdown = (tiny_run / "results/tables/comparison.md").read_text()
     assert "LPC-SI ↑" in markdown and "vertebral CNR / original ↑" in markdown
-    # The display-referred measures (whole image, one window): every DRR ROI with levels of the method's whole image
-    # (ZSSR enhances ROIs only), none on the real radiograph, which has no level map.
-    drrs = per_roi[per_roi["image_id"].str.startswith("drr_") & (per_roi["method"] != "zssr")]
+    # The display-referred measures (whole image, one window): every DRR ROI with levels of the method's whole image,
+    # none on the real radiograph, which has no level map.
+    drrs = per_roi[per_roi["image_id"].str.startswith("drr_")]
     assert drrs["displayed_contrast"].notna().all() and (drrs["displayed_levels"] > 0).all()
     assert per_roi[per_roi["image_id"] == "rg1_uncr"]["displayed_contrast"].isna().all()
     assert "displayed vertebral contrast ↑" in markdown
@@ -231,9 +231,9 @@ def test_the_report_and_the_gallery_in_headless_chromium(tiny_run):
     finally:
         driver.quit()
     # Every enhanced image (3 val/test, and the training images the segmentation task enhances) x 3 parts x
-    # (original + 8 methods), ZSSR enhancing ROIs only: every one was shown.
+    # (original + 8 methods): every one was shown.
     enhanced = pd.read_csv(tiny_run / "results/enhanced/original/demo/index.csv")
-    assert seen["gallery_images"] == len(enhanced) and len(seen["links"]) == len(enhanced) * (3 * 9 - 1)
+    assert seen["gallery_images"] == len(enhanced) and len(seen["links"]) == len(enhanced) * 3 * 9
     assert (shots / "report.png").stat().st_size > 20_000 and (shots / "gallery.png").stat().st_size > 20_000
 
 

@@ -335,7 +335,7 @@ def write_comparison_tables(
     )
     notes += (
         " Every method enhanced the whole canonical image and the ROIs were cut from its output"
-        + (f", except {', '.join(crops)} (a network trained per image: ROIs on their own)" if crops else "")
+        + (f", except {', '.join(crops)} (it enhances the ROIs on their own: no whole-image measures)" if crops else "")
         + ". Vertebral CNR, edge and displayed CNR divide by the noise at a vertebral body's scale, from the method's "
         "output on the DRR's noise twin; learned methods: one training seed each in this run (they reproduce across "
         "machines only within the spread between seeds)."

@@ -3,7 +3,11 @@
 For each image separately: pairs are made from the image itself (its downscaled-then-
 upscaled version as input, the image as target, with flips and 90-degree rotations); a
 small residual CNN learns to restore the detail the downscaling removed; it is then applied
-to the image itself, sharpening it at its native scale. CPU-sized by default (4 layers of
+to the image itself, sharpening it at its native scale. In the workflow the image is the whole
+canonical radiograph, as for every other method: the network learns from patches of the whole
+image and is applied to all of it, and the evaluation ROIs are cut from its output. Training
+costs the same for any image size (``steps`` batches of ``patch``-sized pairs); applying the
+small network to a whole image costs a fraction of a second. CPU-sized by default (4 layers of
 16 maps, 150 steps); the paper's network has 8 layers of 64 maps and trains for thousands
 of steps (a GPU setting: ``layers: 8, width: 64, steps: 3000``).
 
@@ -54,7 +58,6 @@ def degrade(image: np.ndarray, scale: float) -> np.ndarray:
 @register
 class Zssr(Method):
     name = "zssr"
-    whole_images = False  # one network trained per image: ROIs only by default
     defaults = {
         "scale": 2.0,
         "layers": 4,

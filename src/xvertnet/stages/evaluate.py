@@ -33,6 +33,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", type=Path, default=Path("results/evaluate"), help="folder of the pooled report")
     parser.add_argument("--report-only", action="store_true", help="pool the folds already run; run no workflow")
     parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        help="run and report only these of evaluate.training_seeds (e.g. --seeds 0 for a first pass; a later call "
+        "with all of them runs only the folds still missing)",
+    )
+    parser.add_argument(
         "--detectability",
         type=Path,
         help="make detectability's detectability.csv: its fracture AUCs join the report (evaluate.detectability_table)",
@@ -51,10 +58,18 @@ def run(args) -> int:
 
     base = load_config(args.configfile, args.schema)
     settings = EvaluationSettings.from_config(base.get("evaluate"))
-    if args.detectability:
-        import dataclasses
+    import dataclasses
 
+    if args.detectability:
         settings = dataclasses.replace(settings, detectability_table=str(args.detectability))
+    if args.seeds:
+        unknown_seeds = [seed for seed in args.seeds if seed not in settings.training_seeds]
+        if unknown_seeds:
+            raise ConfigError(
+                "evaluate.training_seeds",
+                f"--seeds {unknown_seeds[0]} is not one of {', '.join(map(str, settings.training_seeds))}",
+            )
+    seeds = tuple(args.seeds) if args.seeds else settings.training_seeds
     known = {view["name"] for view in base.get("demo", {}).get("views", [])}
     unknown = [view for view in settings.views if view not in known]
     if unknown:
@@ -64,6 +79,8 @@ def run(args) -> int:
     timings = pd.read_csv(timings_path).set_index("fold")["seconds"].to_dict() if timings_path.is_file() else {}
     results = []
     for fold in folds(settings.patients, settings.training_seeds):
+        if fold["seed"] not in seeds:
+            continue
         config_path = args.out / f"{fold['name']}.yaml"
         with atomic_path(config_path) as tmp:
             Path(tmp).write_text(yaml.safe_dump(fold_config(base, fold, settings), sort_keys=False))
@@ -102,6 +119,6 @@ def run(args) -> int:
             if not path.is_file():
                 raise XvertnetError(f"{path} is missing: run the fold (make evaluate) before --report-only")
         results.append((per_roi, manifest, fold["seed"]))
-    table = write_report(results, args.out, settings)
+    table = write_report(results, args.out, dataclasses.replace(settings, training_seeds=seeds))
     log.info("wrote %s (%d rows) and %s", args.out / "patients.csv", len(table), args.out / "patients.md")
     return 0
