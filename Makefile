@@ -64,9 +64,10 @@ led: $(STAMP)
 	$(BIN)/snakemake --configfile config.yaml configs/led.yaml --report results/report.html
 
 # Leave-one-patient-out over the four chest CT patients (docs/patient-evaluation.md ("Patient-level evaluation")): one
-# workflow run per fold (results/runs/lopo-<patient>/), pooled into results/evaluate/patients.md.
+# workflow run per fold and training seed (results/runs/lopo-<patient>-s<seed>/), pooled into results/evaluate/.
+# SEEDS=0 runs and reports one training seed first; a later call without it runs only the runs still missing.
 evaluate: $(STAMP)
-	$(BIN)/xvertnet evaluate --cores $(CORES)
+	$(BIN)/xvertnet evaluate --cores $(CORES) $(if $(SEEDS),--seeds $(SEEDS))
 
 # Fracture detectability (docs/detectability.md): simulated compression fractures in the held-out CT patients,
 # every method on whole images, model observers on the displayed images; results/detectability/.

@@ -12,11 +12,13 @@ enhancement, not training.
     python benchmarks/methods.py
     python benchmarks/methods.py --short-training --methods lut-mapping led srcnn vdsr vdsr-dehaze   # timing only
     python benchmarks/methods.py --models results/models/xvertnet-paper/iter1 results/models/xvertnet-paper/iter2 --repeats 5
+    python benchmarks/methods.py --models ... --markdown results/benchmarks/methods.md   # the docs' table (make docs-tables)
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -51,6 +53,11 @@ def main() -> None:
     parser.add_argument(
         "--short-training", action="store_true", help="a few training steps per method (enhancement timing only)"
     )
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        help="also write the table here, headed by the command, commit and machine (the docs copy it: make docs-tables)",
+    )
     args = parser.parse_args()
 
     canonical, _ = to_canonical(read_image(real_radiograph_path()).pixels, 512)
@@ -61,6 +68,7 @@ def main() -> None:
     ]
     methods = {}
     print(f"{'method':>10} {'train s':>8} {'s / ROI 256x145':>16} {'s / whole 512x482':>18}")
+    rows = ["| method | training (s) | s / ROI 256 x 145 | s / whole 512 x 482 |", "|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as folder:
         for name in args.methods:
             method, train_seconds = get_method(name, SHORT_TRAINING.get(name) if args.short_training else None), 0.0
@@ -89,6 +97,22 @@ def main() -> None:
                 whole(canonical)
                 per_whole = time.perf_counter() - start
             print(f"{name:>10} {train_seconds:>8.1f} {per_roi:>16.3f} {per_whole:>18.3f}", flush=True)
+            trained = f"{train_seconds:.1f}" if train_seconds else "–"
+            whole_text = f"{per_whole:.3f}" if np.isfinite(per_whole) else "–"
+            rows.append(f"| `{name}` | {trained} | {per_roi:.3f} | {whole_text} |")
+    if args.markdown:
+        from xvertnet.io.atomic import atomic_path
+        from xvertnet.provenance import made_by
+
+        note = (
+            f"RG1_UNCR at canonical height 512; mean of {args.repeats} runs after a warm-up; learned baselines trained "
+            + ("for a few steps only (timing of enhancement)" if args.short_training else "with their default settings")
+            + " on 30 random 256 x 256 crops of the same image; xvertnet: the chain of the --models given."
+        )
+        command = "python benchmarks/methods.py " + " ".join(sys.argv[1:])
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(args.markdown) as tmp:
+            Path(tmp).write_text(made_by(command.strip()) + "\n\n" + "\n".join(rows) + "\n\n" + note + "\n")
 
 
 if __name__ == "__main__":

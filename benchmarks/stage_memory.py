@@ -3,6 +3,7 @@
     python benchmarks/stage_memory.py                      # 16 images of 4020 x 4892, 16-bit (Montgomery's size)
     python benchmarks/stage_memory.py --images 4 --keep /tmp/run
     python benchmarks/stage_memory.py --stages ingest roi     # the two stages that read full-size images
+    python benchmarks/stage_memory.py --markdown results/benchmarks/stage_memory_montgomery.md   # the docs' table
 
 Input: synthetic 16-bit PNGs (12 bits used) of a radiograph-like scene: a smooth body, two darker
 lung fields, a bright vertical spine bar with vertebra-like bands, and noise, all different (seed
@@ -127,8 +128,19 @@ def main() -> None:
         default=["ingest", "roi", "prep", "enhance-shard"],
         help="the stages to run, in order (each needs the ones before it, or their outputs in --keep)",
     )
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        help="also write the table here, headed by the command, commit and machine (the docs copy it: make docs-tables)",
+    )
     args = parser.parse_args()
     from PIL import Image
+
+    lines = []
+
+    def emit(line: str) -> None:
+        print(line, flush=True)
+        lines.append(line)
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="stage_memory."))
     work.mkdir(parents=True, exist_ok=True)
@@ -198,20 +210,29 @@ def main() -> None:
             ),
         ]
         pixels = args.height * args.width
-        print(
-            f"{args.images} images of {args.width} x {args.height} (16-bit PNG, {pixels / 1e6:.1f} M pixels each); "
-            f"ROIs at canonical height {ROI['canonical_height']}; chain base_width {args.base_width}, depth {args.depth}"
-        )
-        print("| stage | peak memory | per input pixel | wall time | per image |")
-        print("|---|---|---|---|---|")
+        emit("| stage | peak memory | per input pixel | wall time | per image |")
+        emit("|---|---|---|---|---|")
         for name, arguments in stages:
             if name not in args.stages:
                 continue
             peak, seconds = run_stage(arguments, work / f"{name}.log")
-            print(
-                f"| {name} | {peak:.2f} GB | {peak * 1e9 / pixels:.0f} B | {seconds:.0f} s | {seconds / args.images:.1f} s |",
-                flush=True,
+            emit(
+                f"| {name} | {peak:.2f} GB | {peak * 1e9 / pixels:.0f} B | {seconds:.0f} s | {seconds / args.images:.1f} s |"
             )
+        emit("")
+        emit(
+            f"{args.images} synthetic images of {args.width} x {args.height} (16-bit PNG, {pixels / 1e6:.1f} M pixels "
+            f"each) in one shard; ROIs at canonical height {ROI['canonical_height']}; XVertNet chain of base width "
+            f"{args.base_width}, depth {args.depth}; peak = the stage process's VmHWM."
+        )
+        if args.markdown:
+            from xvertnet.io.atomic import atomic_path
+            from xvertnet.provenance import made_by
+
+            command = "python benchmarks/stage_memory.py " + " ".join(sys.argv[1:])
+            args.markdown.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(args.markdown) as tmp:
+                Path(tmp).write_text(made_by(command.strip()) + "\n\n" + "\n".join(lines) + "\n")
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
