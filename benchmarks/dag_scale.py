@@ -6,6 +6,7 @@ of the whole workflow, timed, with the peak memory of the snakemake process.
 
     python benchmarks/dag_scale.py                 # 112120 and 224316
     python benchmarks/dag_scale.py --sizes 112120
+    python benchmarks/dag_scale.py --markdown results/benchmarks/dag_scale.md   # the docs' table (make docs-tables)
 """
 
 from __future__ import annotations
@@ -64,7 +65,13 @@ def main() -> None:
     parser.add_argument(
         "--keep", action="store_true", help="keep each size's work folder (its path is printed) for profiling"
     )
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        help="also write the table here, headed by the command, commit and machine (the docs copy it: make docs-tables)",
+    )
     args = parser.parse_args()
+    rows = ["| images | shards | jobs | `snakemake -n` wall | of it CPU | peak memory |", "|---|---|---|---|---|---|"]
     for size in args.sizes:
         with (
             contextlib.nullcontext(tempfile.mkdtemp(prefix=f"dag_scale_{size}_"))
@@ -104,8 +111,21 @@ def main() -> None:
                 f"{total.group(1) if total else '?'} jobs, peak {peak_mb:.0f} MB",
                 flush=True,
             )
+            rows.append(
+                f"| {size:,} | {shards} | {int(total.group(1)) if total else 0:,} | {seconds:.1f} s | {cpu:.1f} s | "
+                f"{peak_mb:.0f} MB |"
+            )
             if args.keep:
                 print(f"kept {workdir}", flush=True)
+    if args.markdown:
+        from xvertnet.io.atomic import atomic_path
+        from xvertnet.provenance import made_by
+
+        note = f"Shards of {args.shard_size}; the whole workflow's dry run after the `shard` checkpoint; peak = the process's."
+        command = "python benchmarks/dag_scale.py " + " ".join(sys.argv[1:])
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(args.markdown) as tmp:
+            Path(tmp).write_text(made_by(command.strip()) + "\n\n" + "\n".join(rows) + "\n\n" + note + "\n")
 
 
 if __name__ == "__main__":
