@@ -75,3 +75,22 @@ def test_only_an_output_headed_by_its_commit_is_copied(tmp_path):
         copy_tables(repo, ["comparison"])
     (repo / "docs/tables/comparison.md").write_text(OUTPUT.split("\n\n", 1)[1])
     assert "docs/tables/comparison.md: no 'Made by `...` at commit ... on ...' header" in table_problems(repo)
+
+
+def test_a_benchmark_writes_a_table_the_docs_can_copy(tmp_path):
+    """A benchmark's --markdown output starts with the line the docs check for (command, commit, machine)."""
+    import subprocess
+    import sys
+
+    from repo_paths import REPO
+
+    from xvertnet.reporting.docs_tables import HEADER
+
+    out = tmp_path / "stage_memory.md"
+    command = [sys.executable, str(REPO / "benchmarks" / "stage_memory.py"), "--images", "1", "--height", "300"]
+    command += ["--width", "260", "--stages", "ingest", "--keep", str(tmp_path / "work"), "--markdown", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = out.read_text()
+    assert HEADER.match(text) and "`python benchmarks/stage_memory.py --images 1" in text.splitlines()[0]
+    assert "| stage | peak memory | per input pixel | wall time | per image |" in text and "\n| ingest | " in text

@@ -26,6 +26,34 @@ DOCS_TABLES = {
     "comparison": ("results/tables/comparison.md", "make demo"),
     "drr-realism": ("results/benchmarks/drr_realism.md", "python benchmarks/drr_realism.py"),
     "detectability": ("results/detectability/detectability.md", "make detectability"),
+    "patient-evaluation": ("results/evaluate/summary.md", "make evaluate"),
+    "stage-memory-montgomery": (
+        "results/benchmarks/stage_memory_montgomery.md",
+        "python benchmarks/stage_memory.py --markdown results/benchmarks/stage_memory_montgomery.md",
+    ),
+    "stage-memory-paper-model": (
+        "results/benchmarks/stage_memory_paper_model.md",
+        "python benchmarks/stage_memory.py --images 2 --base-width 64 --depth 4 "
+        "--markdown results/benchmarks/stage_memory_paper_model.md",
+    ),
+    "stage-memory-nih": (
+        "results/benchmarks/stage_memory_nih.md",
+        "python benchmarks/stage_memory.py --height 1024 --width 1024 --markdown results/benchmarks/stage_memory_nih.md",
+    ),
+    "dag-scale": (
+        "results/benchmarks/dag_scale.md",
+        "python benchmarks/dag_scale.py --markdown results/benchmarks/dag_scale.md",
+    ),
+    "methods-timing": (
+        "results/benchmarks/methods.md",
+        "python benchmarks/methods.py --methods clahe farbman zerodce zssr madmad lut-mapping --models "
+        "results/models/xvertnet-paper/iter1 results/models/xvertnet-paper/iter2 --markdown results/benchmarks/methods.md",
+    ),
+    "methods-timing-others": (
+        "results/benchmarks/methods_others.md",
+        "python benchmarks/methods.py --short-training --methods clahe lut-mapping lut-mapping-bone srcnn vdsr "
+        "vdsr-dehaze led --models src/xvertnet/models/xvertnet/iter1 --markdown results/benchmarks/methods_others.md",
+    ),
 }
 HEADER = re.compile(r"^(# [^\n]*\n\n)?Made by `[^`]+` at commit [0-9a-f]{7,40}(\+changes)?[^\n]* on [^\n]+")
 RECORD = re.compile(
