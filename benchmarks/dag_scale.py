@@ -118,14 +118,11 @@ def main() -> None:
             if args.keep:
                 print(f"kept {workdir}", flush=True)
     if args.markdown:
-        from xvertnet.io.atomic import atomic_path
-        from xvertnet.provenance import made_by
+        from xvertnet.reporting.docs_tables import write_run_table
 
         note = f"Shards of {args.shard_size}; the whole workflow's dry run after the `shard` checkpoint; peak = the process's."
         command = "python benchmarks/dag_scale.py " + " ".join(sys.argv[1:])
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(args.markdown) as tmp:
-            Path(tmp).write_text(made_by(command.strip()) + "\n\n" + "\n".join(rows) + "\n\n" + note + "\n")
+        write_run_table(args.markdown, command, "\n".join(rows) + "\n\n" + note)
 
 
 if __name__ == "__main__":

@@ -101,8 +101,7 @@ def main() -> None:
             whole_text = f"{per_whole:.3f}" if np.isfinite(per_whole) else "–"
             rows.append(f"| `{name}` | {trained} | {per_roi:.3f} | {whole_text} |")
     if args.markdown:
-        from xvertnet.io.atomic import atomic_path
-        from xvertnet.provenance import made_by
+        from xvertnet.reporting.docs_tables import write_run_table
 
         note = (
             f"RG1_UNCR at canonical height 512; mean of {args.repeats} runs after a warm-up; learned baselines trained "
@@ -110,9 +109,7 @@ def main() -> None:
             + " on 30 random 256 x 256 crops of the same image; xvertnet: the chain of the --models given."
         )
         command = "python benchmarks/methods.py " + " ".join(sys.argv[1:])
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(args.markdown) as tmp:
-            Path(tmp).write_text(made_by(command.strip()) + "\n\n" + "\n".join(rows) + "\n\n" + note + "\n")
+        write_run_table(args.markdown, command, "\n".join(rows) + "\n\n" + note)
 
 
 if __name__ == "__main__":

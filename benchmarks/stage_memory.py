@@ -226,13 +226,11 @@ def main() -> None:
             f"{args.base_width}, depth {args.depth}; peak = the stage process's VmHWM."
         )
         if args.markdown:
-            from xvertnet.io.atomic import atomic_path
-            from xvertnet.provenance import made_by
+            from xvertnet.reporting.docs_tables import write_run_table
 
-            command = "python benchmarks/stage_memory.py " + " ".join(sys.argv[1:])
-            args.markdown.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(args.markdown) as tmp:
-                Path(tmp).write_text(made_by(command.strip()) + "\n\n" + "\n".join(lines) + "\n")
+            write_run_table(
+                args.markdown, "python benchmarks/stage_memory.py " + " ".join(sys.argv[1:]), "\n".join(lines)
+            )
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)

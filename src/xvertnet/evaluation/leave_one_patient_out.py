@@ -9,7 +9,7 @@ in ``results/runs/lopo-<patient>-s<seed>/`` and rerun like any other. Every run 
 ``segmenters_per_run`` segmenters per method, each run its own seeds (with 3 training seeds and 2
 per run: segmenter seeds 0-1, 2-3 and 4-5), so a fold scores every method with
 ``segmenters_per_run`` x (training seeds) = 6 segmenters: the segmenter's own variation is averaged
-as if each run trained six, at a third of the cost. A learned method's Dice then varies between its
+as if each run trained six, at two fifths of the cost of five per run. A learned method's Dice then varies between its
 runs with both seeds; a deterministic method's (original, CLAHE) with the segmenter's alone,
 which shows that floor beside every learned row.
 

@@ -62,6 +62,18 @@ RECORD = re.compile(
 )
 
 
+def write_run_table(path, command: str, text: str) -> Path:
+    """Write a benchmark's or a run's table to ``path`` (atomically), headed by the line the docs check for:
+    ``command`` (as the user typed it), the commit and the machine (:func:`xvertnet.provenance.made_by`)."""
+    from xvertnet.provenance import made_by
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(made_by(command.strip()) + "\n\n" + text.rstrip("\n") + "\n")
+    return path
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
