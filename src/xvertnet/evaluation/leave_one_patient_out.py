@@ -336,12 +336,14 @@ def seed_spread(table: pd.DataFrame, measures) -> float:
     return float(relative.dropna().median()) if relative.notna().any() else float("nan")
 
 
-def relative_markdown(relative: pd.DataFrame, harm: pd.DataFrame, spread: float, settings: EvaluationSettings) -> str:
-    """The per-patient ratios and the do-no-harm rule as Markdown."""
+def relative_markdown(
+    relative: pd.DataFrame, harm: pd.DataFrame, spread: float, settings: EvaluationSettings, heading: str = "##"
+) -> str:
+    """The per-patient ratios and the do-no-harm rule as Markdown, its sections at ``heading`` level."""
     tolerance = f"{100 * settings.harm_tolerance:.3g} %"
     spread_text = "not measured (one training seed)" if np.isnan(spread) else f"{100 * spread:.2g} %"
     lines = [
-        "## Against the original, patient by patient",
+        f"{heading} Against the original, patient by patient",
         "",
         "Per patient, the ratio of the method's mean over its ROIs (and training seeds) to the original's; over "
         "patients, their geometric mean (exp of the mean log-ratio) with a 95 % bootstrap interval over patients. "
@@ -358,7 +360,7 @@ def relative_markdown(relative: pd.DataFrame, harm: pd.DataFrame, spread: float,
         )
     lines += [
         "",
-        "## Do no harm, every method alike",
+        f"{heading} Do no harm, every method alike",
         "",
         f"A method passes when on no patient its mean {', '.join(LABELS.get(m, m) for m in settings.do_no_harm)} "
         f"falls below the original's by more than {tolerance} (evaluate.harm_tolerance, fixed before the run). "
@@ -375,7 +377,7 @@ def relative_markdown(relative: pd.DataFrame, harm: pd.DataFrame, spread: float,
     return "\n".join(lines) + "\n"
 
 
-def detectability_section(rows: pd.DataFrame, settings: EvaluationSettings) -> str:
+def detectability_section(rows: pd.DataFrame, settings: EvaluationSettings, heading: str = "##") -> str:
     """The fracture AUCs of ``settings.detectability_table`` for the methods of the folds, as a Markdown section
     ("" without one). The study tests on its own held-out patients with the shipped XVertNet model, not the folds'
     models: the section says so."""
@@ -386,7 +388,7 @@ def detectability_section(rows: pd.DataFrame, settings: EvaluationSettings) -> s
     methods = ordered_methods(rows["method"])
     block = detectability_block(read_detectability(settings.detectability_table), methods)
     return (
-        "\n## Fracture detectability\n\n"
+        f"\n{heading} Fracture detectability\n\n"
         "From the detectability study, which tests on its own held-out patients with the model set shipped in the "
         "package (not the folds' models), so it sits beside the rotation rather than inside it.\n\n"
         + block_markdown(block, methods, settings.detectability_table)
@@ -527,8 +529,7 @@ def write_report(fold_results: list[tuple], out_dir, settings: EvaluationSetting
         Path(tmp).write_text(
             summary_markdown(table, settings, made_by("make evaluate"))
             + "\n"
-            + (relative_markdown(relative, harm, spread, settings) + detectability_section(rows, settings)).replace(
-                "## ", "#### "
-            )
+            + relative_markdown(relative, harm, spread, settings, heading="####")
+            + detectability_section(rows, settings, heading="####")
         )
     return table
