@@ -377,7 +377,7 @@ def analyse(
 
 
 def run_study(out_dir, settings: DetectabilitySettings, demo=None) -> dict:
-    """The whole study into ``out_dir``: detectability.csv, detectability.md, validation.json, figures."""
+    """The whole study into ``out_dir``: detectability.csv, detectability.md, validation.json and .md, figures."""
     from xvertnet.demo.demo_data import DemoSettings
 
     demo = demo or DemoSettings()
@@ -429,6 +429,7 @@ def run_study(out_dir, settings: DetectabilitySettings, demo=None) -> dict:
         Path(tmp).write_text(json.dumps(validation, indent=2))
     with atomic_path(out_dir / "detectability.md") as tmp:
         Path(tmp).write_text(detectability_markdown(table, settings, validation))
+    _write_validation(out_dir, validation)
     from xvertnet.evaluation.detectability_figures import clahe_curve_figure, fracture_figure, pairs_figure
 
     fracture_figure(scenes[0], out_dir / "fracture_types.png")
@@ -463,10 +464,43 @@ def reanalyse(out_dir, settings: DetectabilitySettings) -> pd.DataFrame:
         table.to_csv(tmp, index=False)
     with atomic_path(out_dir / "detectability.md") as tmp:
         Path(tmp).write_text(detectability_markdown(table, settings, validation))
+    _write_validation(out_dir, validation)
     from xvertnet.evaluation.detectability_figures import clahe_curve_figure
 
     clahe_curve_figure(table, out_dir / "clahe_curve.png")
     return table
+
+
+def validation_markdown(validation: dict) -> str:
+    """The original's d' per lesion and observer at each dose factor of the run (region all): the check that the
+    observers see more at a higher dose. Headed like every docs table, by the run's command, commit and machine."""
+    source = validation.get("produced_by", {})
+    factors = sorted(validation["dose"], key=float)
+    names = {0.25: "quarter dose", 1.0: "standard dose", 4.0: "four times"}
+    keys = list(dict.fromkeys(key for factor in factors for key in validation["dose"][factor]))
+    # lesions in the order kind, grade, then observer (cho first)
+    keys.sort(key=lambda key: (key.split()[1].split("-g")[0] != "wedge", key.split()[1], key.split()[0] != "cho"))
+    lines = [
+        f"Made by `make detectability` at commit {source.get('commit', 'unknown')} on {source.get('machine', '?')} "
+        f"({source.get('device', '?')}).",
+        "",
+        "d' of the original, region all, by dose factor (1 = the study's standard dose):",
+        "",
+        "| lesion | observer | " + " | ".join(names.get(float(f), f"dose x{float(f):g}") for f in factors) + " |",
+        "|---|---|" + "---|" * len(factors),
+    ]
+    for key in keys:
+        observer_name, lesion = key.split(" ", 1)
+        kind, grade = lesion.split("-g")
+        cells = [f"{validation['dose'][f][key]:.2f}" if key in validation["dose"][f] else "–" for f in factors]
+        lines.append(f"| {kind} grade {grade} | {observer_name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_validation(out_dir: Path, validation: dict) -> None:
+    if validation.get("dose"):
+        with atomic_path(out_dir / "validation.md") as tmp:
+            Path(tmp).write_text(validation_markdown(validation))
 
 
 def _dprime_summary(table: pd.DataFrame) -> dict:

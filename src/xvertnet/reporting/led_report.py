@@ -24,6 +24,7 @@ from xvertnet.io.atomic import atomic_path
 from xvertnet.io.shard_store import EVAL_ROIS, iter_items
 from xvertnet.methods.led.method import LOW_CONDITIONS
 from xvertnet.metrics import psnr, ssim, to_255
+from xvertnet.reporting.docs_tables import write_run_table
 
 DEGRADATION = "led (G)"
 
@@ -257,7 +258,6 @@ def write_led_report(data: dict, manifests: dict[str, pd.DataFrame], out_dir, *,
     for frame, name in ((restoration, "restoration.csv"), (hallucination, "hallucination.csv")):
         with atomic_path(out_dir / name) as tmp:
             frame.to_csv(tmp, index=False)
-    with atomic_path(out_dir / "led.md") as tmp:
-        tmp.write_text(summary_markdown(restoration, hallucination, methods))
+    write_run_table(out_dir / "led.md", "make led", summary_markdown(restoration, hallucination, methods))
     worst_cases_figure(hallucination, data, out_dir / "worst_cases.png")
     return {"restoration_rows": len(restoration), "hallucination_rows": len(hallucination)}

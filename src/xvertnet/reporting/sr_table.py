@@ -25,6 +25,7 @@ import torch
 
 from xvertnet.io.atomic import atomic_path
 from xvertnet.metrics import psnr, ssim, to_255
+from xvertnet.reporting.docs_tables import write_run_table
 
 SR_MODELS = {"srcnn": ("srcnn", {}), "vdsr-20": ("vdsr", {"depth": 20}), "vdsr-11": ("vdsr", {"depth": 11})}
 PUBLISHED_SET5 = {"srcnn": (36.66, 32.75, 30.49), "vdsr-20": (37.53, 33.66, 31.35)}
@@ -257,6 +258,5 @@ def write_tables(train_crops: list[np.ndarray], rois: list[dict], settings: dict
     ):
         with atomic_path(out_dir / f"{name}.csv") as tmp:
             frame.to_csv(tmp, index=False)
-        with atomic_path(out_dir / f"{name}.md") as tmp:
-            tmp.write_text(text)
+        write_run_table(out_dir / f"{name}.md", "make sr-table", text)
     return {"rois": len(rois), "training": training, "dehaze_seconds": dehaze_seconds}

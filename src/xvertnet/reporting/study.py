@@ -21,6 +21,7 @@ from xvertnet.evaluation.study_selection import (
     summarise,
 )
 from xvertnet.io.atomic import atomic_path
+from xvertnet.reporting.docs_tables import write_run_table
 from xvertnet.reporting.study_markdown import (
     conclusion_markdown,
     goal_markdown,
@@ -121,8 +122,8 @@ def write_study(run: StudyRun, design: StudySettings, out_dir) -> str:
     recommended = "none" if final is None else chosen
     with atomic_path(out_dir / "summary.csv") as tmp:
         summary.assign(recommended=summary["method"].eq(recommended)).to_csv(tmp, index=False)
-    with atomic_path(out_dir / "summary.md") as tmp:
-        tmp.write_text(summary_markdown(summary, chosen, score, nested=nested))
+    # both are docs tables (the design study's page): headed by the command, the commit and the machine
+    write_run_table(out_dir / "summary.md", "make study", summary_markdown(summary, chosen, score, nested=nested))
     conclusion = conclusion_markdown(
         summary,
         chosen,
@@ -139,8 +140,7 @@ def write_study(run: StudyRun, design: StudySettings, out_dir) -> str:
             f"\n**Not patient-independent:** {', '.join(table.attrs['shared_patients'])} gave both selection and "
             "report images (study.patient_independent: false).\n"
         )
-    with atomic_path(out_dir / "conclusion.md") as tmp:
-        tmp.write_text(conclusion)
+    write_run_table(out_dir / "conclusion.md", "make study", conclusion)
     with atomic_path(out_dir / "conclusion.html") as tmp:
         tmp.write_text(
             markdown_to_html(

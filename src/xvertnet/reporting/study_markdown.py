@@ -139,7 +139,7 @@ def conclusion_markdown(
     ``preamble``: markdown right under the title (the nested selection's folds)."""
     by_method = summary.set_index("method")
     row = by_method.loc[chosen]
-    lines = ["# Design study: conclusion", ""] + ([preamble, ""] if preamble else [])
+    lines = ["## Design study: conclusion", ""] + ([preamble, ""] if preamble else [])
     if refused is not None and nested is None:
         reasons = "; ".join(f"{entry}: {', '.join(measures)}" for entry, measures in refused.items())
         lines.append(
@@ -167,9 +167,9 @@ def conclusion_markdown(
         lines.append(f"Its settings: `{json.dumps(settings[chosen], sort_keys=True)}`.")
     lines.append("")
     lines.append(
-        "## Held-out DRRs (the report patients' DRRs, also chosen on)"
+        "### Held-out DRRs (the report patients' DRRs, also chosen on)"
         if nested is not None
-        else "## Held-out DRRs (images not used for choosing)"
+        else "### Held-out DRRs (images not used for choosing)"
     )
     for other in ("original", "clahe"):
         if other not in by_method.index:
@@ -183,7 +183,7 @@ def conclusion_markdown(
         )
         lines.append(f"- Paper measures on held-out DRRs: {_compare_sentence(row, other_row, 'held-out DRR', other)}.")
     lines.append("")
-    lines.append("## Real radiographs (no ground truth)")
+    lines.append("### Real radiographs (no ground truth)")
     for other in ("original", "clahe"):
         if other in by_method.index:
             lines.append(f"- {_compare_sentence(row, by_method.loc[other], 'real', other)}.")
@@ -231,7 +231,7 @@ def goal_markdown(table: pd.DataFrame, chosen: str, other: str = "clahe") -> str
 
     held = table[table["group"].eq("held-out DRR") & table["method"].isin([chosen, other])]
     lines = [
-        f"## The goal: {chosen} against {other} on the report patients' DRRs",
+        f"### The goal: {chosen} against {other} on the report patients' DRRs",
         "",
         "| measure | " + f"{chosen} | {other} | ahead | Wilcoxon p (ROIs) | patients ahead |",
         "|---|---|---|---|---|---|",
@@ -280,7 +280,7 @@ def nested_markdown(
         else "none"
     )
     lines = [
-        "## Nested selection (each report patient held out in turn)",
+        "### Nested selection (each report patient held out in turn)",
         "",
         f"Score: geometric mean over the choosing patients of the per-patient geometric mean of {', '.join(score)} "
         f"as ratios to the original. Do-no-harm rule: {rule}.",
@@ -293,9 +293,9 @@ def nested_markdown(
             f"| {fold['held_out']} | {fold['chosen_on']} | {fold['chosen']} | {_fmt(fold['score'])} | "
             f"{fold['refused']} of {fold['entries']} |"
         )
-    lines += ["", goal_markdown(with_nested, NESTED).replace("## The goal:", "### The goal, nested:")]
+    lines += ["", goal_markdown(with_nested, NESTED).replace("### The goal:", "#### The goal, nested:")]
     lines += [
-        "### Chosen on all report patients (the recommendation; its unbiased estimate is the nested row above)",
+        "#### Chosen on all report patients (the recommendation; its unbiased estimate is the nested row above)",
         "",
         f"**{final or 'none: no entry passes the do-no-harm rule'}**",
         "",

@@ -24,6 +24,7 @@ def run(args) -> int:
     from xvertnet.io.atomic import atomic_path
     from xvertnet.io.shard_store import iter_items
     from xvertnet.methods import get_method
+    from xvertnet.reporting.docs_tables import write_run_table
     from xvertnet.reporting.lut_table import (
         MODELS,
         LutTableSettings,
@@ -58,7 +59,6 @@ def run(args) -> int:
     args.csv.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(args.csv) as tmp:
         rows.to_csv(tmp, index=False)
-    with atomic_path(args.csv.with_suffix(".md")) as tmp:
-        tmp.write_text(table_markdown(rows, seconds))
+    write_run_table(args.csv.with_suffix(".md"), "make lut-table", table_markdown(rows, seconds))
     log.info("lut_table: %d images x %d changes -> %s", len(images), settings.changes_per_image, args.csv)
     return 0
