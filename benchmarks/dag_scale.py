@@ -118,11 +118,10 @@ def main() -> None:
             if args.keep:
                 print(f"kept {workdir}", flush=True)
     if args.markdown:
-        from xvertnet.reporting.docs_tables import write_run_table
+        from xvertnet.reporting.docs_tables import benchmark_command, write_run_table
 
         note = f"Shards of {args.shard_size}; the whole workflow's dry run after the `shard` checkpoint; peak = the process's."
-        command = "python benchmarks/dag_scale.py " + " ".join(sys.argv[1:])
-        write_run_table(args.markdown, command, "\n".join(rows) + "\n\n" + note)
+        write_run_table(args.markdown, benchmark_command(), "\n".join(rows) + "\n\n" + note)
 
 
 if __name__ == "__main__":

@@ -50,15 +50,11 @@ def radiograph(size: int):
     return dataset
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=100)
-    parser.add_argument("--associations", type=int, default=8)
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
-
+def measure(count: int, size: int, associations: int, device: str) -> dict:
+    """Start a node and a sink (the PACS), send ``count`` radiographs of ``size`` over ``associations`` parallel
+    associations, and wait for their enhanced copies at the sink."""
     from pynetdicom import AE, AllStoragePresentationContexts, evt
+    from pynetdicom.sop_class import Verification
 
     received: set[str] = set()
     lock = threading.Lock()
@@ -77,7 +73,7 @@ def main() -> None:
         "port": node_port,
         "queue": str(folder / "queue"),
         "destinations": [{"ae_title": "SINK", "host": "127.0.0.1", "port": sink_port}],
-        "device": args.device,
+        "device": device,
     }
     (folder / "node.yaml").write_text(yaml.safe_dump(settings))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
@@ -88,10 +84,8 @@ def main() -> None:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    template = radiograph(args.size)
+    template = radiograph(size)
     try:
-        from pynetdicom.sop_class import Verification
-
         deadline = time.time() + 120
         while time.time() < deadline:
             probe = AE(ae_title="BENCH")
@@ -101,7 +95,7 @@ def main() -> None:
                 assoc.release()
                 break
             time.sleep(0.5)
-        uids = [f"{template.SOPInstanceUID}.{index + 1}" for index in range(args.count)]
+        uids = [f"{template.SOPInstanceUID}.{index + 1}" for index in range(count)]
         statuses: list[int] = []
 
         def sender(part: list[str]) -> None:
@@ -118,33 +112,74 @@ def main() -> None:
             assoc.release()
 
         start = time.perf_counter()
-        threads = [
-            threading.Thread(target=sender, args=(uids[k :: args.associations],)) for k in range(args.associations)
-        ]
+        threads = [threading.Thread(target=sender, args=(uids[k::associations],)) for k in range(associations)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         acknowledged = time.perf_counter() - start
-        while time.perf_counter() - start < 3600 and len(received) < args.count:
+        while time.perf_counter() - start < 3600 and len(received) < count:
             time.sleep(0.5)
         total = time.perf_counter() - start
         peak_kb = 0
         for line in Path(f"/proc/{node.pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 peak_kb = int(line.split()[1])
-        ok = sum(status == 0 for status in statuses)
-        print(f"{args.count} instances of {args.size} x {args.size} over {args.associations} associations")
-        print(f"acknowledged {ok}/{args.count} in {acknowledged:.1f} s ({args.count / acknowledged:.1f} per s)")
-        print(
-            f"delivered {len(received)}/{args.count} enhanced in {total:.1f} s ({len(received) / total:.2f} per s end to end)"
-        )
-        print(f"node peak resident memory {peak_kb / 1024:.0f} MiB; lost {args.count - len(received)}")
+        return {
+            "count": count,
+            "size": size,
+            "associations": associations,
+            "ok": sum(status == 0 for status in statuses),
+            "acknowledged_s": acknowledged,
+            "delivered": len(received),
+            "total_s": total,
+            "peak_mib": peak_kb / 1024,
+        }
     finally:
         node.terminate()
         node.wait(timeout=60)
         server.shutdown()
         log.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, nargs="+", default=[100], help="instances sent, one run per value")
+    parser.add_argument("--size", type=int, nargs="+", default=[512], help="image side of each run (same length)")
+    parser.add_argument("--associations", type=int, default=8)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--markdown", type=Path, help="also write the table as Markdown (a docs table) to this file")
+    args = parser.parse_args()
+    if len(args.count) != len(args.size):
+        parser.error("--count and --size need one value per run each")
+    rows = [
+        "| instances | size | associations | acknowledged | delivered enhanced | node peak memory | lost |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for count, size in zip(args.count, args.size):
+        r = measure(count, size, args.associations, args.device)
+        print(f"{count} instances of {size} x {size} over {args.associations} associations")
+        print(
+            f"acknowledged {r['ok']}/{count} in {r['acknowledged_s']:.1f} s ({count / r['acknowledged_s']:.1f} per s)"
+        )
+        print(
+            f"delivered {r['delivered']}/{count} enhanced in {r['total_s']:.1f} s "
+            f"({r['delivered'] / r['total_s']:.2f} per s end to end)"
+        )
+        print(f"node peak resident memory {r['peak_mib']:.0f} MiB; lost {count - r['delivered']}", flush=True)
+        rows.append(
+            f"| {count} | {size} x {size} | {args.associations} | {r['ok']} in {r['acknowledged_s']:.1f} s "
+            f"({count / r['acknowledged_s']:.0f} per s) | {r['delivered']} in {r['total_s']:.1f} s "
+            f"({r['delivered'] / r['total_s']:.1f} per s) | {r['peak_mib']:.0f} MiB | {count - r['delivered']} |"
+        )
+    if args.markdown:
+        from xvertnet.reporting.docs_tables import benchmark_command, write_run_table
+
+        note = (
+            f"RG1 resized, each instance with its own SOP Instance UID; a pynetdicom storage SCP on 127.0.0.1 stands in "
+            f"for the PACS; the node enhances on {args.device}, one image at a time; peak = the node process's VmHWM."
+        )
+        write_run_table(args.markdown, benchmark_command(), "\n".join(rows) + "\n\n" + note)
 
 
 if __name__ == "__main__":

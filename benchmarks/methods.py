@@ -18,7 +18,6 @@ enhancement, not training.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -101,15 +100,14 @@ def main() -> None:
             whole_text = f"{per_whole:.3f}" if np.isfinite(per_whole) else "–"
             rows.append(f"| `{name}` | {trained} | {per_roi:.3f} | {whole_text} |")
     if args.markdown:
-        from xvertnet.reporting.docs_tables import write_run_table
+        from xvertnet.reporting.docs_tables import benchmark_command, write_run_table
 
         note = (
             f"RG1_UNCR at canonical height 512; mean of {args.repeats} runs after a warm-up; learned baselines trained "
             + ("for a few steps only (timing of enhancement)" if args.short_training else "with their default settings")
             + " on 30 random 256 x 256 crops of the same image; xvertnet: the chain of the --models given."
         )
-        command = "python benchmarks/methods.py " + " ".join(sys.argv[1:])
-        write_run_table(args.markdown, command, "\n".join(rows) + "\n\n" + note)
+        write_run_table(args.markdown, benchmark_command(), "\n".join(rows) + "\n\n" + note)
 
 
 if __name__ == "__main__":

@@ -226,11 +226,9 @@ def main() -> None:
             f"{args.base_width}, depth {args.depth}; peak = the stage process's VmHWM."
         )
         if args.markdown:
-            from xvertnet.reporting.docs_tables import write_run_table
+            from xvertnet.reporting.docs_tables import benchmark_command, write_run_table
 
-            write_run_table(
-                args.markdown, "python benchmarks/stage_memory.py " + " ".join(sys.argv[1:]), "\n".join(lines)
-            )
+            write_run_table(args.markdown, benchmark_command(), "\n".join(lines))
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)

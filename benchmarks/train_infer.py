@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 
@@ -70,7 +71,9 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--markdown", type=Path, help="also write the table as Markdown (a docs table) to this file")
     args = parser.parse_args()
+    rows = {}
     device = select_device(args.device)
     print(
         f"device {device}, threads {torch.get_num_threads()}, batch {args.batch}, depth {args.depth}, torch {torch.__version__}"
@@ -83,6 +86,25 @@ def main() -> None:
                     size, width, mode, batch=args.batch, depth=args.depth, repeats=args.repeats, device=device
                 )
                 print(f"{size:>5} {width:>5} {parameters:>10,} {mode:>8} {train:>13.3f} {infer:>9.3f}", flush=True)
+                rows.setdefault((size, width, parameters), {})[mode] = (train, infer)
+    if args.markdown:
+        from xvertnet.reporting.docs_tables import benchmark_command, write_run_table
+
+        lines = [
+            "| size | base width | parameters | "
+            + " | ".join(f"{mode} train s/step | {mode} inference s" for mode in args.modes)
+            + " |",
+            "|---|---|---|" + "---|---|" * len(args.modes),
+        ]
+        for (size, width, parameters), by_mode in rows.items():
+            cells = " | ".join(f"{by_mode[mode][0]:.3g} | {by_mode[mode][1]:.3g}" for mode in args.modes)
+            lines.append(f"| {size} | {width} | {parameters / 1e6:.2f} M | {cells} |")
+        note = (
+            f"Device {device}, {torch.get_num_threads()} threads, batch {args.batch}, depth {args.depth}, torch "
+            f"{torch.__version__}; mean of {args.repeats} steps after a warm-up; cl+bf16 = channels_last with "
+            "bf16 autocast."
+        )
+        write_run_table(args.markdown, benchmark_command(), "\n".join(lines) + "\n\n" + note)
 
 
 if __name__ == "__main__":

@@ -114,6 +114,7 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     parser.add_argument("--full", action="store_true", help="also apply the chain at 2048 (no canonical resize)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--markdown", type=Path, help="also write the table as Markdown (a docs table) to this file")
     args = parser.parse_args()
 
     import numpy as np
@@ -127,9 +128,15 @@ def main() -> None:
     image = resize(image, (SIZE, SIZE), order=1, anti_aliasing=False, preserve_range=True)
     image = (image - image.min()) / (image.max() - image.min())
     context = multiprocessing.get_context("spawn")
-    print(f"RG1_UNCR resampled to {SIZE} x {SIZE}, model set {args.models or 'shipped'}, median of {args.repeats} runs")
-    print("| working height | precision | autocast | enhance s | file -> file s | peak memory (process) |")
-    print("|---|---|---|---|---|---|")
+    title = (
+        f"RG1_UNCR resampled to {SIZE} x {SIZE}, model set {args.models or 'shipped'}, median of {args.repeats} runs"
+    )
+    rows = [
+        "| working height | precision | autocast | enhance s | file -> file s | peak memory (process) |",
+        "|---|---|---|---|---|---|",
+    ]
+    print(title)
+    print("\n".join(rows))
     with tempfile.TemporaryDirectory() as folder:
         png = str(Path(folder) / "input.png")
         write_png16(png, image.astype(np.float32))
@@ -143,10 +150,17 @@ def main() -> None:
                 result = _result_of(process, queue)
                 assert result["shape"] == (SIZE, SIZE)
                 file_seconds = "-" if result["file"] is None else f"{result['file']:.2f}"
-                print(
+                rows.append(
                     f"| {result['working']} | {precision} | {result['dtype']} | {result['seconds']:.2f} | {file_seconds} | "
                     f"{result['peak_mb'] / 1024:.2f} GB |"
                 )
+                print(rows[-1], flush=True)
+    if args.markdown:
+        from xvertnet.reporting.docs_tables import benchmark_command, write_run_table
+
+        write_run_table(
+            args.markdown, benchmark_command(), "\n".join(rows) + "\n\n" + title + "; each in a fresh process."
+        )
 
 
 if __name__ == "__main__":

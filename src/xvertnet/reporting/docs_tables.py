@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shlex
+import sys
 from pathlib import Path
 
 from xvertnet.errors import InputFileError
@@ -46,6 +48,30 @@ DOCS_TABLES = {
     "stage-memory-nih": (
         "results/benchmarks/stage_memory_nih.md",
         "python benchmarks/stage_memory.py --height 1024 --width 1024 --markdown results/benchmarks/stage_memory_nih.md",
+    ),
+    "wls-solvers": (
+        "results/benchmarks/wls.md",
+        "python benchmarks/wls.py --solvers fast amg direct spsolve --markdown results/benchmarks/wls.md",
+    ),
+    "whole-image": (
+        "results/benchmarks/whole_image.md",
+        "python benchmarks/whole_image.py --full --markdown results/benchmarks/whole_image.md",
+    ),
+    "train-infer": (
+        "results/benchmarks/train_infer.md",
+        "python benchmarks/train_infer.py --markdown results/benchmarks/train_infer.md",
+    ),
+    "metrics-memory": (
+        "results/benchmarks/metrics_memory.md",
+        "python benchmarks/metrics_memory.py --markdown results/benchmarks/metrics_memory.md",
+    ),
+    "vertebra-labels": (
+        "results/benchmarks/vertebra_labels.md",
+        "python benchmarks/vertebra_labels.py --markdown results/benchmarks/vertebra_labels.md",
+    ),
+    "dicom-node-load": (
+        "results/benchmarks/dicom_node.md",
+        "python benchmarks/dicom_node.py --count 100 20 --size 512 2048 --markdown results/benchmarks/dicom_node.md",
     ),
     "dag-scale": (
         "results/benchmarks/dag_scale.md",
@@ -79,6 +105,12 @@ def write_run_table(path, command: str, text: str) -> Path:
     with atomic_path(path) as tmp:
         Path(tmp).write_text(made_by(command.strip()) + "\n\n" + text.rstrip("\n") + "\n")
     return path
+
+
+def benchmark_command(argv: list[str] | None = None) -> str:
+    """How a benchmark script was called (``python benchmarks/<script> <arguments>``), for its table's header line."""
+    argv = sys.argv if argv is None else argv
+    return shlex.join(["python", f"benchmarks/{Path(argv[0]).name}", *argv[1:]])
 
 
 def _digest(text: str) -> str:
