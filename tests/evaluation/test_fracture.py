@@ -6,29 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xvertnet.demo.drr import Geometry, cone_sum, detector_grid, project
-from xvertnet.demo.xray_detector import Exposure, detect, incident_quanta
 from xvertnet.errors import InvalidValueError
-from xvertnet.evaluation import observer as obs
+from xvertnet.evaluation import observer_validation as validation
 from xvertnet.evaluation.fracture import GRADE_HEIGHT_LOSS, Fracture, fracture_volume
 
-SPACING = (1.5, 1.5, 1.5)
-BONE, DISC, WATER = 0.03, 0.021, 0.02
-
-
-def phantom_spine():
-    """A water cylinder with a column of box-shaped vertebral bodies (12 slices) and discs (4 slices); L-A-S axes."""
-    shape = (64, 64, 64)
-    lr, ap = np.mgrid[: shape[0], : shape[1]]
-    body_of_water = ((lr - 32) ** 2 + (ap - 32) ** 2 < 30**2)[:, :, None] & np.ones(shape, bool)
-    mu = np.where(body_of_water, WATER, 0.0).astype(np.float32)
-    levels = np.zeros(shape, np.int16)
-    column = (slice(24, 40), slice(16, 34))  # 24 mm wide, 27 mm deep, posterior half of the cylinder
-    for level, top in enumerate(range(60, 8, -16), start=1):  # level 1 is the most superior
-        mu[column[0], column[1], top - 4 : top] = DISC
-        mu[column[0], column[1], top - 16 : top - 4] = BONE
-        levels[column[0], column[1], top - 16 : top - 4] = level
-    return mu, levels
+SPACING = validation.PHANTOM_SPACING
+BONE, DISC = validation.BONE, validation.DISC
+phantom_spine = validation.phantom_spine
 
 
 def bone_height(values: np.ndarray, l_index: int, a_index: int) -> float:
@@ -73,45 +57,11 @@ def test_fracture_refuses_unknown_levels_types_and_grades():
 
 def test_detectability_grows_with_grade_and_as_the_square_root_of_dose():
     """The non-prewhitening matched filter (the signal known exactly) on the detector's log signal of the phantom: d'
-    of a grade-2 wedge exceeds a grade-1 one, and four times the dose doubles d' (quantum noise only, no anatomy)."""
-    mu, levels = phantom_spine()
-    geometry = Geometry(pixel_mm=1.0, source_detector_mm=1800.0)
-    base, projected = project(mu, SPACING, geometry, levels=levels)
-    u, w, source_a, detector_a = detector_grid(mu.shape, SPACING, geometry)
-    rows, columns = np.nonzero(projected == 2)
-    centre = (rows.mean(), columns.mean())
-    exposure = Exposure(pixel_mm=1.0, scatter_fraction=0.0, mtf_sigma_mm=0.0, scintillator_sigma_mm=0.0)
-    quanta = incident_quanta(base, exposure)
-    count = 300
-
-    def dprime(grade, dose):
-        box, values, _ = fracture_volume(mu, levels, Fracture(2, "wedge", grade))
-        lesion = base + cone_sum(
-            values - mu[box],
-            SPACING,
-            u,
-            w,
-            source_a,
-            detector_a - source_a,
-            offset=[s.start for s in box],
-            full_shape=mu.shape,
-        )
-        rng = np.random.default_rng([grade, int(dose * 1e6)])
-
-        def shots(line):
-            patches = [obs.patch(detect(line, exposure, rng, quanta=quanta * dose), centre, 24) for _ in range(count)]
-            return np.stack(patches).reshape(count, -1)
-
-        def mean(line):
-            return obs.patch(detect(line, exposure, None, quanta=quanta * dose), centre, 24).ravel()
-
-        template = mean(lesion) - mean(base)  # the known signal: the matched filter of white noise
-        return obs.dprime(shots(lesion) @ template, shots(base) @ template)
-
-    low = 2e-4  # a dose at which d' is a few units (the phantom's exposure control aims at a lung, not this water)
-    mild, moderate, moderate_4x = dprime(1, low), dprime(2, low), dprime(2, 4 * low)
-    assert 1.0 < mild < moderate
-    assert moderate_4x / moderate == pytest.approx(2.0, rel=0.1)
+    of a grade-2 fracture exceeds a grade-1 one, and four times the dose doubles d' (quantum noise only, no anatomy)."""
+    for kind in ("wedge", "biconcave"):
+        check = validation.phantom_grade_and_dose(kind)
+        assert 1.0 < check.values["grade1"] < check.values["grade2"], kind
+        assert check.values["dose_ratio"] == pytest.approx(2.0, rel=0.1), kind
 
 
 def test_the_endplates_are_found_beyond_a_label_that_covers_only_the_middle_of_the_body():

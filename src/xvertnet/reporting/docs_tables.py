@@ -73,6 +73,10 @@ DOCS_TABLES = {
         "results/benchmarks/dicom_node.md",
         "python benchmarks/dicom_node.py --count 100 20 --size 512 2048 --markdown results/benchmarks/dicom_node.md",
     ),
+    "observer-validation": (
+        "results/benchmarks/observer_validation.md",
+        "python benchmarks/observer_validation.py --markdown results/benchmarks/observer_validation.md",
+    ),
     "dag-scale": (
         "results/benchmarks/dag_scale.md",
         "python benchmarks/dag_scale.py --markdown results/benchmarks/dag_scale.md",
