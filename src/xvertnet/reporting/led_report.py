@@ -142,7 +142,7 @@ def hallucination_rows(
 
 def summary_markdown(restoration: pd.DataFrame, hallucination: pd.DataFrame, methods: list[str]) -> str:
     """Two tables: restoration PSNR/SSIM per condition, and the structure agreement per method."""
-    lines = ["## Restoration against the clean DRR of the same view (held-out patients)", ""]
+    lines = ["### Restoration against the clean DRR of the same view (held-out patients)", ""]
     if restoration.empty:
         lines.append("No degraded DRRs with a clean partner in the report splits.")
     else:
@@ -175,7 +175,7 @@ def summary_markdown(restoration: pd.DataFrame, hallucination: pd.DataFrame, met
             "'original' is the degraded input itself. 'standard in' / 'real in': the output on an image that needs "
             "no restoring, against that image (higher = changed less).",
         ]
-    lines += ["", "## Do structures stay where they were? (whole canonical images)", ""]
+    lines += ["", "### Do structures stay where they were? (whole canonical images)", ""]
     if hallucination.empty:
         lines.append("No whole images.")
     else:
