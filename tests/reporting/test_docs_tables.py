@@ -94,3 +94,18 @@ def test_a_benchmark_writes_a_table_the_docs_can_copy(tmp_path):
     text = out.read_text()
     assert HEADER.match(text) and "`python benchmarks/stage_memory.py --images 1" in text.splitlines()[0]
     assert "| stage | peak memory | per input pixel | wall time | per image |" in text and "\n| ingest | " in text
+
+
+def test_a_benchmark_names_itself_as_the_user_typed_it():
+    from xvertnet.reporting.docs_tables import benchmark_command
+
+    argv = ["/somewhere/benchmarks/wls.py", "--sizes", "512", "--markdown", "out dir/wls.md"]
+    assert benchmark_command(argv) == "python benchmarks/wls.py --sizes 512 --markdown 'out dir/wls.md'"
+
+
+def test_the_list_prints_every_docs_table_with_its_source_and_command(capsys):
+    from xvertnet.cli import main
+
+    assert main(["docs-tables", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t") for line in lines] == [[name, *entry] for name, entry in DOCS_TABLES.items()]

@@ -2,7 +2,8 @@
 
 Each docs table is a run output copied verbatim (its first line names the command, the commit and the
 machine) with a record of its source and digest (:mod:`xvertnet.reporting.docs_tables`). ``--check``
-copies nothing and lists every docs table that is not such a copy; exit 1 if any.
+copies nothing and lists every docs table that is not such a copy; exit 1 if any. ``--list`` prints every
+docs table with the run output it is copied from and the command that makes it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("names", nargs="*", help="tables to copy (default: every one whose run output is at hand)")
     parser.add_argument("--repo", type=Path, default=Path("."), help="the repository (default: here)")
     parser.add_argument("--check", action="store_true", help="check the docs tables instead of copying")
+    parser.add_argument("--list", action="store_true", help="print each docs table, its source and its command")
 
 
 def run(args) -> int:
@@ -22,6 +24,10 @@ def run(args) -> int:
     from xvertnet.reporting.docs_tables import DOCS_TABLES, copy_tables, table_problems
 
     log = logging.getLogger("xvertnet")
+    if args.list:
+        for name, (source, command) in DOCS_TABLES.items():
+            print(f"{name}\t{source}\t{command}")
+        return 0
     if args.check:
         problems = table_problems(args.repo)
         for problem in problems:
