@@ -77,9 +77,13 @@ def produced_by(device: str | None = None) -> dict:
 
 def made_by(command: str, device: str | None = None) -> str:
     """The first line of a result table: the command, commit and machine that made it (docs copy it verbatim)."""
-    source = produced_by(device)
-    where = source["machine"] + (f" ({source['device']})" if device else "")
-    return f"Made by `{command}` at commit {source['commit']} on {where}."
+    return made_by_line(command, produced_by(device))
+
+
+def made_by_line(command: str, source: dict) -> str:
+    """:func:`made_by`'s line for a result made earlier, from its recorded :func:`produced_by` (``source``)."""
+    where = source.get("machine", "?") + (f" ({source['device']})" if source.get("device") else "")
+    return f"Made by `{command}` at commit {source.get('commit', 'unknown')} on {where}."
 
 
 def _module_file(name: str) -> Path | None:

@@ -104,3 +104,26 @@ def test_study_settings_are_checked():
         det.DetectabilitySettings(kinds=("burst",))
     with pytest.raises(InvalidValueError, match="needs training"):
         det.build_method("srcnn")
+
+
+def test_the_dose_check_table_has_one_row_per_lesion_and_observer_and_a_column_per_dose():
+    from xvertnet.reporting.docs_tables import HEADER
+
+    validation = {
+        "produced_by": {"commit": "abc1234", "machine": "x86_64, 2 CPU cores", "device": "cpu"},
+        "dose": {
+            "4.0": {"cho wedge-g1": 0.5, "npwe wedge-g1": 0.45},
+            "1.0": {"cho wedge-g1": 0.4, "npwe wedge-g1": 0.35, "cho biconcave-g2": 0.47},
+            "0.25": {"cho wedge-g1": 0.26, "npwe wedge-g1": 0.3},
+        },
+    }
+    text = det.validation_markdown(validation)
+    assert HEADER.match(text) and "`xvertnet detectability` at commit abc1234" in text
+    lines = text.splitlines()
+    assert "| lesion | observer | quarter dose | standard dose | four times |" in lines
+    assert "| wedge grade 1 | cho | 0.26 | 0.40 | 0.50 |" in lines
+    assert "| wedge grade 1 | npwe | 0.30 | 0.35 | 0.45 |" in lines
+    assert "| biconcave grade 2 | cho | – | 0.47 | – |" in lines  # a lesion missing at a dose is a dash
+    assert lines.index("| wedge grade 1 | cho | 0.26 | 0.40 | 0.50 |") < lines.index(
+        "| biconcave grade 2 | cho | – | 0.47 | – |"
+    )

@@ -66,7 +66,7 @@ from xvertnet.evaluation.observer import (
 )
 from xvertnet.evaluation.reading import write_reading_page
 from xvertnet.io.atomic import atomic_path
-from xvertnet.provenance import produced_by
+from xvertnet.provenance import made_by_line, produced_by
 from xvertnet.settings import FromConfig
 
 log = logging.getLogger(__name__)
@@ -481,8 +481,7 @@ def validation_markdown(validation: dict) -> str:
     # lesions in the order kind, grade, then observer (cho first)
     keys.sort(key=lambda key: (key.split()[1].split("-g")[0] != "wedge", key.split()[1], key.split()[0] != "cho"))
     lines = [
-        f"Made by `make detectability` at commit {source.get('commit', 'unknown')} on {source.get('machine', '?')} "
-        f"({source.get('device', '?')}).",
+        made_by_line("xvertnet detectability", source),
         "",
         "d' of the original, region all, by dose factor (1 = the study's standard dose):",
         "",
@@ -579,8 +578,8 @@ def detectability_markdown(table: pd.DataFrame, settings: DetectabilitySettings,
     lines = [
         "# Fracture detectability per method",
         "",
-        f"Made by `xvertnet detectability` at commit {source.get('commit', 'unknown')} on {source.get('machine', '?')} "
-        f"({source.get('device', '?')}); run time {validation.get('timing_s', {}).get('total', '?')} s.",
+        made_by_line("xvertnet detectability", source).removesuffix(".")
+        + f"; run time {validation.get('timing_s', {}).get('total', '?')} s.",
         "",
         f"Held-out CT patients {', '.join(settings.patients)}; {settings.realisations} noise realisations per image; "
         f"{validation['cases']['present']} signal-present and {validation['cases']['absent']} signal-absent patches "

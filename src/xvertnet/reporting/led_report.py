@@ -258,6 +258,6 @@ def write_led_report(data: dict, manifests: dict[str, pd.DataFrame], out_dir, *,
     for frame, name in ((restoration, "restoration.csv"), (hallucination, "hallucination.csv")):
         with atomic_path(out_dir / name) as tmp:
             frame.to_csv(tmp, index=False)
-    write_run_table(out_dir / "led.md", "make led", summary_markdown(restoration, hallucination, methods))
+    write_run_table(out_dir / "led.md", "xvertnet led-report", summary_markdown(restoration, hallucination, methods))
     worst_cases_figure(hallucination, data, out_dir / "worst_cases.png")
     return {"restoration_rows": len(restoration), "hallucination_rows": len(hallucination)}

@@ -258,5 +258,5 @@ def write_tables(train_crops: list[np.ndarray], rois: list[dict], settings: dict
     ):
         with atomic_path(out_dir / f"{name}.csv") as tmp:
             frame.to_csv(tmp, index=False)
-        write_run_table(out_dir / f"{name}.md", "make sr-table", text)
+        write_run_table(out_dir / f"{name}.md", "xvertnet sr-table", text)
     return {"rois": len(rois), "training": training, "dehaze_seconds": dehaze_seconds}

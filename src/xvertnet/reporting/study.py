@@ -122,8 +122,10 @@ def write_study(run: StudyRun, design: StudySettings, out_dir) -> str:
     recommended = "none" if final is None else chosen
     with atomic_path(out_dir / "summary.csv") as tmp:
         summary.assign(recommended=summary["method"].eq(recommended)).to_csv(tmp, index=False)
-    # both are docs tables (the design study's page): headed by the command, the commit and the machine
-    write_run_table(out_dir / "summary.md", "make study", summary_markdown(summary, chosen, score, nested=nested))
+    # both are docs tables (the design study's page): headed by the command that wrote them, the commit and the machine
+    write_run_table(
+        out_dir / "summary.md", "xvertnet study-report", summary_markdown(summary, chosen, score, nested=nested)
+    )
     conclusion = conclusion_markdown(
         summary,
         chosen,
@@ -140,7 +142,7 @@ def write_study(run: StudyRun, design: StudySettings, out_dir) -> str:
             f"\n**Not patient-independent:** {', '.join(table.attrs['shared_patients'])} gave both selection and "
             "report images (study.patient_independent: false).\n"
         )
-    write_run_table(out_dir / "conclusion.md", "make study", conclusion)
+    write_run_table(out_dir / "conclusion.md", "xvertnet study-report", conclusion)
     with atomic_path(out_dir / "conclusion.html") as tmp:
         tmp.write_text(
             markdown_to_html(

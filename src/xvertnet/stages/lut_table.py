@@ -59,6 +59,6 @@ def run(args) -> int:
     args.csv.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(args.csv) as tmp:
         rows.to_csv(tmp, index=False)
-    write_run_table(args.csv.with_suffix(".md"), "make lut-table", table_markdown(rows, seconds))
+    write_run_table(args.csv.with_suffix(".md"), "xvertnet lut-table", table_markdown(rows, seconds))
     log.info("lut_table: %d images x %d changes -> %s", len(images), settings.changes_per_image, args.csv)
     return 0
