@@ -93,8 +93,9 @@ test: $(STAMP)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
-# Copy the result tables of the runs at hand (make demo, make detectability, benchmarks/drr_realism.py) into
-# docs/tables, headed by their commit and machine; `make test` checks that the docs' copies are faithful.
+# Copy the result tables of the runs at hand (make demo, evaluate, detectability, study, lut-table, sr-table, led, and the
+# benchmarks' --markdown outputs; `xvertnet docs-tables --list`) into docs/tables, headed by their command, commit and
+# machine; `make test` checks that the docs' copies are faithful.
 docs-tables: $(STAMP)
 	$(BIN)/xvertnet docs-tables
 

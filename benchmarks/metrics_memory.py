@@ -3,8 +3,8 @@
     python benchmarks/metrics_memory.py [--sizes 2048 4096 8000] [--markdown FILE]
 
 Input: synthetic 12-bit PNGs (smooth anatomy-like background plus noise, fixed seed). Each size runs
-`python -m xvertnet metrics IMAGE --json` once; its peak is the child's maximum resident size
-(`wait4`'s ru_maxrss), so Python, numpy and the image are counted. Above `metrics.max_pixels` the
+`xvertnet metrics IMAGE --json` once in its own process; its peak is that process's maximum resident size
+(its VmHWM), so Python, numpy and the image are counted. Above `metrics.max_pixels` the
 measures run on the block mean; the JSON's `downsample` says by how much.
 """
 
@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from process_peak import run_xvertnet
 
 
 def synthetic_png(path: Path, size: int, seed: int = 0) -> None:
@@ -47,19 +45,16 @@ def main() -> None:
         for size in args.sizes:
             png = Path(folder) / f"synthetic_{size}.png"
             synthetic_png(png, size)
-            start = time.perf_counter()
-            process = subprocess.Popen(
-                [sys.executable, "-m", "xvertnet", "metrics", str(png), "--json"],
+            done, peak, seconds = run_xvertnet(
+                ["metrics", str(png), "--json"],
+                Path(folder) / "peak",
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
+                check=False,
             )
-            output = process.stdout.read()
-            _, status, usage = os.wait4(process.pid, 0)
-            seconds = time.perf_counter() - start
-            if os.waitstatus_to_exitcode(status) != 0:
-                raise SystemExit(f"xvertnet metrics failed on {size} x {size}")
-            result = json.loads(output)
-            peak = usage.ru_maxrss * 1024  # kilobytes on Linux
+            if done.returncode != 0:
+                raise SystemExit(f"xvertnet metrics failed on {size} x {size} (exit {done.returncode})")
+            result = json.loads(done.stdout)
             shape = result.get("measured_shape", [size, size])
             row = (
                 f"| {size} x {size} | {shape[0]} x {shape[1]} (k = {result.get('downsample', 1)}) | "
@@ -71,8 +66,8 @@ def main() -> None:
         from xvertnet.reporting.docs_tables import benchmark_command, write_run_table
 
         note = (
-            "`python -m xvertnet metrics IMAGE --json` on a synthetic 12-bit PNG, one process per size; peak = the "
-            "process's maximum resident size (ru_maxrss)."
+            "`xvertnet metrics IMAGE --json` on a synthetic 12-bit PNG, one process per size; peak = the process's "
+            "maximum resident size (VmHWM); k: the side of the blocks averaged above metrics.max_pixels."
         )
         write_run_table(args.markdown, benchmark_command(), "\n".join(rows) + "\n\n" + note)
 

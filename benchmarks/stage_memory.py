@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from process_peak import run_xvertnet
 
 REPO = Path(__file__).resolve().parents[1]
 HEIGHT, WIDTH = 4892, 4020
@@ -86,32 +84,15 @@ def random_model(folder: Path, *, base_width: int, depth: int, canonical_height:
 
 
 #: Runs the command, then writes the process's peak resident memory (kB) to the file named first.
-PEAK_WRAPPER = """
-import sys
-from xvertnet.cli import main
-code = main(sys.argv[2:])
-with open("/proc/self/status") as status, open(sys.argv[1], "w") as out:
-    out.write(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
-sys.exit(code)
-"""
-
-
 def run_stage(arguments: list[str], log: Path) -> tuple[float, float]:
     """(peak resident GB, seconds) of ``xvertnet arguments`` in its own process."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
-    peak = log.with_suffix(".peak")
-    start = time.perf_counter()
     with open(log, "w") as output:
-        code = subprocess.run(
-            [sys.executable, "-c", PEAK_WRAPPER, str(peak), *arguments],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env=env,
-        ).returncode
-    seconds = time.perf_counter() - start
-    if code != 0:
-        raise SystemExit(f"xvertnet {arguments[0]} failed (exit {code}); see {log}:\n{log.read_text()[-2000:]}")
-    return int(peak.read_text()) * 1024 / 1e9, seconds
+        done, peak, seconds = run_xvertnet(arguments, log.with_suffix(".peak"), stdout=output, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        raise SystemExit(
+            f"xvertnet {arguments[0]} failed (exit {done.returncode}); see {log}:\n{log.read_text()[-2000:]}"
+        )
+    return peak / 1e9, seconds
 
 
 def main() -> None:

@@ -102,7 +102,7 @@ def main() -> None:
         note = (
             f"Device {device}, {torch.get_num_threads()} threads, batch {args.batch}, depth {args.depth}, torch "
             f"{torch.__version__}; mean of {args.repeats} steps after a warm-up; cl+bf16 = channels_last with "
-            "bf16 autocast."
+            f"autocast to {resolve_precision(device, 'auto')} (what precision `auto` gives on this device)."
         )
         write_run_table(args.markdown, benchmark_command(), "\n".join(lines) + "\n\n" + note)
 

@@ -59,10 +59,10 @@ def main() -> None:
         scores = ("-", "-")
         if reference is not None:
             covered = np.nonzero(reference.any(axis=(0, 1)))[0]
-            rows = slice(covered.min(), covered.max() + 1)
+            covered_slices = slice(covered.min(), covered.max() + 1)
             scores = (
-                f"{dice(bodies[:, :, rows], reference[:, :, rows]):.3f}",
-                f"{dice(bodies[:, :, rows].any(axis=1), reference[:, :, rows].any(axis=1)):.3f}",
+                f"{dice(bodies[:, :, covered_slices], reference[:, :, covered_slices]):.3f}",
+                f"{dice(bodies[:, :, covered_slices].any(axis=1), reference[:, :, covered_slices].any(axis=1)):.3f}",
             )
             axis.contour(reference.any(axis=1).T[::-1], levels=[0.5], colors="lime", linewidths=0.8)
         axis.set_title(f"{patient}: Dice {scores[0]} (AP {scores[1]})", fontsize=9)

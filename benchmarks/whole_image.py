@@ -31,16 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from process_peak import vm_hwm_mb
+
 SIZE = 2048
-
-
-def _peak_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024.0
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _measure(models: str | None, precision: str, full: bool, png: str, repeats: int, queue) -> None:
@@ -76,7 +69,7 @@ def _measure(models: str | None, precision: str, full: bool, png: str, repeats: 
             "working": working,
             "seconds": statistics.median(seconds),
             "file": file_seconds,
-            "peak_mb": _peak_mb(),
+            "peak_mb": vm_hwm_mb(),
             "dtype": str(chain.dtype),
             "shape": enhanced.shape,
         }
@@ -152,15 +145,17 @@ def main() -> None:
                 file_seconds = "-" if result["file"] is None else f"{result['file']:.2f}"
                 rows.append(
                     f"| {result['working']} | {precision} | {result['dtype']} | {result['seconds']:.2f} | {file_seconds} | "
-                    f"{result['peak_mb'] / 1024:.2f} GB |"
+                    f"{result['peak_mb'] / 1024:.2f} GiB |"
                 )
                 print(rows[-1], flush=True)
     if args.markdown:
         from xvertnet.reporting.docs_tables import benchmark_command, write_run_table
 
-        write_run_table(
-            args.markdown, benchmark_command(), "\n".join(rows) + "\n\n" + title + "; each in a fresh process."
+        note = (
+            f"{title} of the enhancement in memory (file -> file: one run, reading the PNG, loading the models and "
+            "writing the result); each configuration in a fresh process; peak = its VmHWM in GiB."
         )
+        write_run_table(args.markdown, benchmark_command(), "\n".join(rows) + "\n\n" + note)
 
 
 if __name__ == "__main__":

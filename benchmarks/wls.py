@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import resource
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from process_peak import vm_hwm_mb
 
 
 def _input(size: int, kind: str) -> tuple[np.ndarray, str]:
@@ -45,13 +45,13 @@ def _measure(size: int, kind: str, solver: str, lam: float, out: str, queue) -> 
     image, _ = _input(size, kind)
     params = WlsParams(lam=lam, solver=solver)
     wls_smooth(image[:16, :16], params)  # import and warm up the solver's modules
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = vm_hwm_mb()
     start = time.perf_counter()
     result = wls_smooth(image, params)
     seconds = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after = vm_hwm_mb()
     np.save(out, result)
-    queue.put((seconds, (after - before) / 1024.0))
+    queue.put((seconds, after - before))
 
 
 def measure(size: int, kind: str, solver: str, lam: float, folder: Path) -> tuple[float, float, np.ndarray]:

@@ -65,7 +65,7 @@ def cho_on_white_noise() -> Check:
     dprime, auc = obs.dprime(p, a), obs.auc(p, a)
     return Check(
         "CHO (Laguerre-Gauss channels, no internal noise) on white noise, Gaussian signal",
-        f"d' = ||s||/sigma = {analytic:.3f}; AUC = Phi(d'/sqrt 2) = {obs.auc_from_dprime(dprime):.4f}",
+        f"d' = ||s||/sigma = {analytic:.3f}; AUC = Phi(measured d'/sqrt 2) = {obs.auc_from_dprime(dprime):.4f}",
         f"d' {dprime:.3f} ({(dprime / analytic - 1) * 100:+.1f} %); AUC {auc:.4f}",
         {"analytic": analytic, "dprime": dprime, "auc": auc, "auc_from_dprime": obs.auc_from_dprime(dprime)},
     )
@@ -78,7 +78,7 @@ def npw_on_white_noise() -> Check:
     dprime, auc = obs.dprime(p, a), obs.auc(p, a)
     return Check(
         "NPW (no eye filter) on white noise, the same signal",
-        f"d' = {analytic:.3f}; AUC = {obs.auc_from_dprime(dprime):.4f}",
+        f"d' = {analytic:.3f}; AUC = Phi(measured d'/sqrt 2) = {obs.auc_from_dprime(dprime):.4f}",
         f"d' {dprime:.3f} ({(dprime / analytic - 1) * 100:+.1f} %); AUC {auc:.4f}",
         {"analytic": analytic, "dprime": dprime, "auc": auc, "auc_from_dprime": obs.auc_from_dprime(dprime)},
     )
