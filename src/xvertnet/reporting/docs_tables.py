@@ -36,6 +36,8 @@ DOCS_TABLES = {
     "super-resolution": ("results/tables/super_resolution.md", "make sr-table"),
     "dehazing": ("results/tables/dehazing.md", "make sr-table"),
     "led": ("results/led/led.md", "make led"),
+    "comparison-led": ("results/tables/comparison_led.md", "make led"),
+    "comparison-sr": ("results/tables/comparison_sr.md", "make sr-table"),
     "stage-memory-montgomery": (
         "results/benchmarks/stage_memory_montgomery.md",
         "python benchmarks/stage_memory.py --markdown results/benchmarks/stage_memory_montgomery.md",
