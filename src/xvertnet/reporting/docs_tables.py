@@ -30,8 +30,6 @@ DOCS_TABLES = {
     "detectability": ("results/detectability/detectability.md", "make detectability"),
     "detectability-validation": ("results/detectability/validation.md", "make detectability"),
     "patient-evaluation": ("results/evaluate/summary.md", "make evaluate"),
-    "design-study-summary": ("results/runs/study/study/summary.md", "make study"),
-    "design-study-conclusion": ("results/runs/study/study/conclusion.md", "make study"),
     "lut-mapping-table": ("results/tables/lut_mapping_table.md", "make lut-table"),
     "super-resolution": ("results/tables/super_resolution.md", "make sr-table"),
     "dehazing": ("results/tables/dehazing.md", "make sr-table"),
