@@ -1,6 +1,6 @@
 """Load on the DICOM node: N instances over M parallel associations, nothing lost; throughput and peak memory.
 
-    python benchmarks/dicom_node.py [--count 100 20] [--size 512 2048] [--associations 8] [--device cpu]
+    python benchmarks/dicom_node.py [--count 100] [--size 512] [--associations 8] [--device cpu]
 
 Starts ``xvertnet serve`` in a subprocess with a pynetdicom storage SCP as its destination (in this
 process, counting what arrives), sends ``--count`` radiographs (RG1 resized to ``--size`` pixels,

@@ -71,7 +71,7 @@ DOCS_TABLES = {
     ),
     "dicom-node-load": (
         "results/benchmarks/dicom_node.md",
-        "python benchmarks/dicom_node.py --count 100 20 --size 512 2048 --markdown results/benchmarks/dicom_node.md",
+        "python benchmarks/dicom_node.py --markdown results/benchmarks/dicom_node.md",
     ),
     "observer-validation": (
         "results/benchmarks/observer_validation.md",
