@@ -31,11 +31,8 @@ DOCS_TABLES = {
     "detectability-validation": ("results/detectability/validation.md", "make detectability"),
     "patient-evaluation": ("results/evaluate/summary.md", "make evaluate"),
     "lut-mapping-table": ("results/tables/lut_mapping_table.md", "make lut-table"),
-    "super-resolution": ("results/tables/super_resolution.md", "make sr-table"),
-    "dehazing": ("results/tables/dehazing.md", "make sr-table"),
     "led": ("results/led/led.md", "make led"),
     "comparison-led": ("results/tables/comparison_led.md", "make led"),
-    "comparison-sr": ("results/tables/comparison_sr.md", "make sr-table"),
     "stage-memory-montgomery": (
         "results/benchmarks/stage_memory_montgomery.md",
         "python benchmarks/stage_memory.py --markdown results/benchmarks/stage_memory_montgomery.md",
