@@ -56,32 +56,31 @@ def white_noise_study(size=24, count=4000, amplitude=0.5, width=2.5, seed=1):
     return signal, present, absent, fold
 
 
-def cho_on_white_noise() -> Check:
-    signal, present, absent, fold = white_noise_study()
-    analytic = float(np.linalg.norm(signal))  # ||s|| / sigma, sigma = 1
-    channels = obs.laguerre_gauss_channels(signal.shape[0], 2.5 * np.sqrt(2.0 * np.pi), 6)  # a^2 = 2 pi w^2
-    flat_p, flat_a = present.reshape(len(present), -1), absent.reshape(len(absent), -1)
-    p, a = obs.two_fold_scores(flat_p @ channels.T, flat_a @ channels.T, fold, fold, obs.hotelling_scores)
-    dprime, auc = obs.dprime(p, a), obs.auc(p, a)
+def _against_the_matched_filter(name: str, analytic_label: str, signal, scores) -> Check:
+    """An observer's d' and AUC on white noise against the matched filter's d' = ||s|| / sigma (sigma = 1)."""
+    analytic = float(np.linalg.norm(signal))
+    dprime, auc = obs.dprime(*scores), obs.auc(*scores)
     return Check(
-        "CHO (Laguerre-Gauss channels, no internal noise) on white noise, Gaussian signal",
-        f"d' = ||s||/sigma = {analytic:.3f}; AUC = Phi(measured d'/sqrt 2) = {obs.auc_from_dprime(dprime):.4f}",
+        name,
+        f"{analytic_label} = {analytic:.3f}; AUC = Phi(measured d'/sqrt 2) = {obs.auc_from_dprime(dprime):.4f}",
         f"d' {dprime:.3f} ({(dprime / analytic - 1) * 100:+.1f} %); AUC {auc:.4f}",
         {"analytic": analytic, "dprime": dprime, "auc": auc, "auc_from_dprime": obs.auc_from_dprime(dprime)},
     )
+
+
+def cho_on_white_noise() -> Check:
+    signal, present, absent, fold = white_noise_study()
+    channels = obs.laguerre_gauss_channels(signal.shape[0], 2.5 * np.sqrt(2.0 * np.pi), 6)  # a^2 = 2 pi w^2
+    flat_p, flat_a = present.reshape(len(present), -1), absent.reshape(len(absent), -1)
+    scores = obs.two_fold_scores(flat_p @ channels.T, flat_a @ channels.T, fold, fold, obs.hotelling_scores)
+    name = "CHO (Laguerre-Gauss channels, no internal noise) on white noise, Gaussian signal"
+    return _against_the_matched_filter(name, "d' = ||s||/sigma", signal, scores)
 
 
 def npw_on_white_noise() -> Check:
     signal, present, absent, fold = white_noise_study(size=16, count=8000)
-    analytic = float(np.linalg.norm(signal))
-    p, a = obs.two_fold_scores(present, absent, fold, fold, lambda tp, ta, test: obs.npwe_scores(tp, ta, test, None))
-    dprime, auc = obs.dprime(p, a), obs.auc(p, a)
-    return Check(
-        "NPW (no eye filter) on white noise, the same signal",
-        f"d' = {analytic:.3f}; AUC = Phi(measured d'/sqrt 2) = {obs.auc_from_dprime(dprime):.4f}",
-        f"d' {dprime:.3f} ({(dprime / analytic - 1) * 100:+.1f} %); AUC {auc:.4f}",
-        {"analytic": analytic, "dprime": dprime, "auc": auc, "auc_from_dprime": obs.auc_from_dprime(dprime)},
-    )
+    scores = obs.two_fold_scores(present, absent, fold, fold, lambda tp, ta, test: obs.npwe_scores(tp, ta, test, None))
+    return _against_the_matched_filter("NPW (no eye filter) on white noise, the same signal", "d'", signal, scores)
 
 
 def hotelling_under_an_invertible_filter() -> Check:
