@@ -53,6 +53,33 @@ def to_json(record: dict) -> str:
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
+def cpu_kernel_level() -> str:
+    """The vector instruction set PyTorch's CPU kernels run with here, as `` (AVX512)``, `` (AVX2)`` or ``""``.
+
+    Learned results move with it: the same seed trained with AVX-512 and with AVX2 kernels sums in another order
+    and ends at other weights, so a table's machine line names it. Read from ``/proc/cpuinfo`` by PyTorch's own
+    rule (AVX512 needs F, BW, VL and DQ; AVX2 needs FMA too) without importing torch, lowered by
+    ``ATEN_CPU_CAPABILITY`` as PyTorch is; empty on other systems and other architectures."""
+    import os
+
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+    levels = ["DEFAULT", "AVX2", "AVX512"]
+    if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags:
+        level = "AVX512"
+    elif {"avx2", "fma"} <= flags:
+        level = "AVX2"
+    else:
+        return ""
+    chosen = os.environ.get("ATEN_CPU_CAPABILITY", "").upper()
+    if chosen in levels and levels.index(chosen) < levels.index(level):
+        level = chosen
+    return f" ({level})"
+
+
 def produced_by(device: str | None = None) -> dict:
     """The commit (when run from a git checkout; ``+changes`` when tracked files differ from it) and the machine a
     result came from, and the torch ``device`` it ran on when the caller names one."""
@@ -71,7 +98,8 @@ def produced_by(device: str | None = None) -> dict:
     commit = git("rev-parse", "--short", "HEAD")
     if commit and git("status", "--porcelain", "--untracked-files=no"):
         commit += "+changes"
-    source = {"commit": commit or "unknown", "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores"}
+    machine = f"{platform.machine()}{cpu_kernel_level()}, {os.cpu_count()} CPU cores"
+    source = {"commit": commit or "unknown", "machine": machine}
     return source if device is None else {**source, "device": device}
 
 

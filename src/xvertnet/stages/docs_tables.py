@@ -2,7 +2,8 @@
 
 Each docs table is a run output copied verbatim (its first line names the command, the commit and the
 machine) with a record of its source and digest (:mod:`xvertnet.reporting.docs_tables`). ``--check``
-copies nothing and lists every docs table that is not such a copy; exit 1 if any. ``--list`` prints every
+copies nothing and lists every docs table that is not such a copy (exit 1 if any), then, as notes, the
+tables whose run at hand was made at another commit or machine and has other numbers. ``--list`` prints every
 docs table with the run output it is copied from and the command that makes it.
 """
 
@@ -21,7 +22,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import logging
 
-    from xvertnet.reporting.docs_tables import DOCS_TABLES, copy_tables, table_problems
+    from xvertnet.reporting.docs_tables import DOCS_TABLES, copy_tables, table_problems, tables_behind_runs
 
     log = logging.getLogger("xvertnet")
     if args.list:
@@ -32,6 +33,8 @@ def run(args) -> int:
         problems = table_problems(args.repo)
         for problem in problems:
             log.error("%s", problem)
+        for note in tables_behind_runs(args.repo):
+            log.info("%s", note)
         return 1 if problems else 0
     unknown = sorted(set(args.names) - set(DOCS_TABLES))
     if unknown:
