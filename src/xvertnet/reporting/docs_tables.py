@@ -39,6 +39,9 @@ DOCS_TABLES = {
     "lut-mapping-table": ("results/tables/lut_mapping_table.md", "make lut-table"),
     "led": ("results/led/led.md", "make led"),
     "comparison-led": ("results/tables/comparison_led.md", "make led"),
+    "super-resolution": ("results/tables/super_resolution.md", "make sr-table"),
+    "dehazing": ("results/tables/dehazing.md", "make sr-table"),
+    "comparison-sr": ("results/tables/comparison_sr.md", "make sr-table"),
     "stage-memory-montgomery": (
         "results/benchmarks/stage_memory_montgomery.md",
         "python benchmarks/stage_memory.py --markdown results/benchmarks/stage_memory_montgomery.md",

@@ -2,7 +2,7 @@
 
 * **Super-resolution**: SRCNN, VDSR (depth 20 as published and 11 as in the seed) are trained on the training
   split's 256 x 256 crops (bicubic x2/x3/x4 pairs, one multi-scale model each); on the held-out images that
-  have a ground truth worth restoring (clean DRRs and real radiographs of the report splits, both 256 x 256
+  have a ground truth worth restoring (standard-dose DRRs and real radiographs of the report splits, both 256 x 256
   training-ROI crops), every scale's ground truth (cropped to a multiple of the scale) is downscaled by
   bicubic interpolation and restored by bicubic upscaling, SRCNN, VDSR and ZSSR (which learns from the
   low-resolution image itself); PSNR and SSIM on the 0-255 mapping, and seconds per crop on this machine.
@@ -38,7 +38,7 @@ def stretch(image: np.ndarray) -> np.ndarray:
 
 
 def held_out_rois(prep_shards: dict[str, list], manifests: dict[str, pd.DataFrame], splits) -> list[dict]:
-    """The stretched 256 x 256 training-ROI crops of clean DRRs and real radiographs of ``splits`` (``group``
+    """The stretched 256 x 256 training-ROI crops of standard-dose DRRs and real radiographs of ``splits`` (``group``
     'held-out DRR' or 'real'). ``prep_shards`` and ``manifests`` by data set: an image is looked up in its own
     data set's manifest, so two data sets may use the same image ids."""
     from xvertnet.io.datasets import is_real_radiograph
