@@ -137,7 +137,8 @@ def test_prep_shard_is_atomic_when_killed(tmp_path, monkeypatch, demo_dataset):
 
 
 def test_the_bone_prior_target_reaches_the_training_crops_of_training_images_only(tmp_path):
-    """demo.bone_emphasis -> manifest bone_path (training split only) -> ingest -> roi -> prep ``<roi>/B``."""
+    """demo.bone_emphasis -> manifest bone_path (training split only) -> ingest -> roi -> prep ``<roi>/B``; the demo
+    data are the same files whether its views are projected one after the other or at once."""
     from xvertnet.demo.demo_data import DemoSettings, build_demo_data
     from xvertnet.io.datasets import read_manifest
     from xvertnet.io.ingest import ingest_entries
@@ -155,7 +156,14 @@ def test_the_bone_prior_target_reaches_the_training_crops_of_training_images_onl
             "bone_emphasis": 10.0,
         }
     )
-    build_demo_data(tmp_path / "images", tmp_path / "manifest.csv", settings)
+    build_demo_data(tmp_path / "images", tmp_path / "manifest.csv", settings, workers=2)
+    # Views projected in two threads: the same bytes as one after the other (each image has its own random stream).
+    build_demo_data(tmp_path / "one" / "images", tmp_path / "one" / "manifest.csv", settings, workers=1)
+    written = sorted(path.name for path in (tmp_path / "images").iterdir())
+    assert written == sorted(path.name for path in (tmp_path / "one" / "images").iterdir()) and len(written) == 8
+    for name in written:
+        assert (tmp_path / "images" / name).read_bytes() == (tmp_path / "one" / "images" / name).read_bytes(), name
+    assert (tmp_path / "manifest.csv").read_text() == (tmp_path / "one" / "manifest.csv").read_text()
     manifest = read_manifest(tmp_path / "manifest.csv").set_index("image_id")
     train, val = "drr_lidc0001_rotl4_standard", "drr_lidc0001_tiltd3_standard"
     assert (

@@ -16,4 +16,4 @@ rule demo_data:
         code=code_fingerprint("demo_data"),
         settings=section("demo"),
     shell:
-        "python -m xvertnet demo-data --out-dir {output.images:q} --manifest {output.manifest:q} --settings {params.settings:q} > {log:q} 2>&1"
+        "python -m xvertnet demo-data --out-dir {output.images:q} --manifest {output.manifest:q} --workers {threads} --settings {params.settings:q} > {log:q} 2>&1"

@@ -282,98 +282,38 @@ DEMO_COLUMNS = (
 )
 
 
-def build_demo_data(out_dir, manifest_path, settings: DemoSettings) -> pd.DataFrame:
+def build_demo_data(out_dir, manifest_path, settings: DemoSettings, *, workers: int = 1) -> pd.DataFrame:
     """Write the demo images, their vertebra masks and level maps and the manifest; return the manifest.
 
     Image ids: ``drr_<patient>_<view>_<condition>`` and ``rg1_uncr``. Paths in the manifest are
-    relative to the manifest's folder.
+    relative to the manifest's folder. ``workers`` threads prepare the patients and project their views at
+    once (the rotation, the projection and the filters run in NumPy and SciPy without the GIL); every image
+    has its own random stream, so the files are the same for any number of workers.
     """
-    from xvertnet.demo.ct_volumes import load_patient
+    from concurrent.futures import ThreadPoolExecutor
 
     out_dir = Path(out_dir)
     manifest_path = Path(manifest_path)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for patient_index, patient in enumerate(settings.patients):
-        views = settings.views_of(patient)
-        if not views:
-            continue
-        splits = {view.split for view in views}
-        if "test" in splits and splits & {"train", "val"}:
-            log.warning(
-                "patient %s has images in the test split and in %s: its test results are not patient-independent "
-                "(give the patient a split in demo.patients)",
-                patient.name,
-                " and ".join(sorted(splits - {"test"})),
-            )
-        volume = load_patient(patient.name)
-        levels, mask_source = vertebra_levels(volume)
-        hounsfield, contrast_note = volume.hounsfield, ""
-        if patient.name in CONTRAST_ENHANCED:
-            hounsfield, share = unenhance_blood(hounsfield, volume.spacing, levels)
-            contrast_note = f"contrast CT: {100 * share:.1f}% of voxels mapped to unenhanced blood"
-            log.info("%s: %s", patient.name, contrast_note)
-        mu = attenuation(hounsfield, settings.bone_boost)
-        bone = (
-            bone_excess(hounsfield, settings.bone_threshold_hu)
-            if settings.bone_emphasis > 0 and any(view.split == "train" for view in views)
-            else None
-        )
-        geometry = volume.geometry
-        volume.hounsfield = hounsfield = None  # the attenuation volumes are all that is needed from here on
-        for view_index, view in enumerate(views):
-            line_integral, projected = project(mu, volume.spacing, settings.geometry(view), levels=levels)
-            stem = f"{patient.name}_{view.name}"
-            mask_path, levels_path = out_dir / f"mask_{stem}.png", out_dir / f"levels_{stem}.png"
-            write_png(mask_path, (projected > 0).astype(np.uint8) * 255)
-            write_png(levels_path, projected.astype(np.uint8))
-            bone_path = None
-            if bone is not None and view.split == "train":  # training patients only: the prior never sees the others
-                bone_integral, _ = project(bone, volume.spacing, settings.geometry(view))
-                bone_pixels, _ = simulate(
-                    line_integral + settings.bone_emphasis * bone_integral,
-                    REFERENCE_CONDITION,
-                    settings,
-                    None,
-                    like=line_integral,
+    patients = [(index, patient, settings.views_of(patient)) for index, patient in enumerate(settings.patients)]
+    patients = [(index, patient, views) for index, patient, views in patients if views]
+    renders = []
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        # The next patient is prepared while the views of the one before are projected, not all at once: the
+        # volumes of at most three patients are held at a time.
+        ahead = pool.submit(_prepare_patient, *patients[0], settings) if patients else None
+        for position in range(len(patients)):
+            scene = ahead.result()
+            if position + 1 < len(patients):
+                ahead = pool.submit(_prepare_patient, *patients[position + 1], settings)
+            renders += [
+                pool.submit(
+                    _render_view, scene, index, view, settings=settings, out_dir=out_dir, manifest_path=manifest_path
                 )
-                bone_path = out_dir / f"bone_{stem}.png"
-                write_png(bone_path, bone_pixels)
-            for condition_index, condition in enumerate(settings.conditions):
-                rng = np.random.default_rng([settings.seed, patient_index, view_index, condition_index])
-                pixels, bits = simulate(line_integral, condition, settings, rng)
-                image_id = f"drr_{stem}_{condition}"
-                image_path = out_dir / f"{image_id}.png"
-                write_png(image_path, pixels)
-                twin_path = None
-                if settings.noise_twins and view.split in ("val", "test"):
-                    twin_rng = np.random.default_rng([settings.seed, patient_index, view_index, condition_index, 1])
-                    twin_path = out_dir / f"twin_{image_id}.png"
-                    write_png(twin_path, simulate(line_integral, condition, settings, twin_rng)[0])
-                rows.append(
-                    {
-                        "image_id": image_id,
-                        "path": _relative(image_path, manifest_path.parent),
-                        "source": "ct-drr",
-                        "bit_depth": bits,
-                        "split": view.split,
-                        "mask_path": _relative(mask_path, manifest_path.parent),
-                        "levels_path": _relative(levels_path, manifest_path.parent),
-                        "bone_path": _relative(bone_path, manifest_path.parent) if bone_path else "",
-                        "twin_path": _relative(twin_path, manifest_path.parent) if twin_path else "",
-                        "mask_source": mask_source,
-                        "patient": patient.name,
-                        "view": view.name,
-                        "condition": condition,
-                        **{
-                            key: geometry[key]
-                            for key in ("ct_source", "ct_spacing_mm", "ct_slice_mm", "ct_field_of_view_mm")
-                        },
-                        "pixel_mm": settings.pixel_mm,
-                        "ct_note": contrast_note,
-                    }
-                )
-                log.info("wrote %s (%dx%d, %d bits)", image_path, pixels.shape[1], pixels.shape[0], bits)
+                for index, view in enumerate(patients[position][2])
+            ]
+            scene = None
+        rows = [row for render in renders for row in render.result()]
     if settings.include_real:
         source = real_radiograph_path()
         target = out_dir / "rg1_uncr.dcm"
@@ -399,6 +339,125 @@ def build_demo_data(out_dir, manifest_path, settings: DemoSettings) -> pd.DataFr
     manifest = pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, *DEMO_COLUMNS])
     write_manifest(manifest, manifest_path)
     return manifest
+
+
+@dataclasses.dataclass
+class _PatientScene:
+    """One patient's thin-sliced volumes, shared by its views: attenuation (1/mm), vertebra levels, the bone
+    excess (or None) and the spacing (mm), with what the manifest records of its CT (``facts``)."""
+
+    index: int
+    name: str
+    mu: np.ndarray
+    spacing: np.ndarray
+    levels: np.ndarray
+    bone: np.ndarray | None
+    facts: dict
+
+
+def _prepare_patient(patient_index: int, patient: Patient, views: list, settings: DemoSettings) -> _PatientScene:
+    """A patient's CT as the views need it: attenuation (contrast blood mapped to unenhanced blood first), vertebra
+    levels and the bone excess, thin-sliced once for every view (project() leaves a thin volume as it is)."""
+    from xvertnet.demo.ct_volumes import load_patient
+    from xvertnet.demo.drr import thin_slices
+
+    splits = {view.split for view in views}
+    if "test" in splits and splits & {"train", "val"}:
+        log.warning(
+            "patient %s has images in the test split and in %s: its test results are not patient-independent "
+            "(give the patient a split in demo.patients)",
+            patient.name,
+            " and ".join(sorted(splits - {"test"})),
+        )
+    volume = load_patient(patient.name)
+    levels, mask_source = vertebra_levels(volume)
+    hounsfield, contrast_note = volume.hounsfield, ""
+    if patient.name in CONTRAST_ENHANCED:
+        hounsfield, share = unenhance_blood(hounsfield, volume.spacing, levels)
+        contrast_note = f"contrast CT: {100 * share:.1f}% of voxels mapped to unenhanced blood"
+        log.info("%s: %s", patient.name, contrast_note)
+    mu = attenuation(hounsfield, settings.bone_boost)
+    bone = (
+        bone_excess(hounsfield, settings.bone_threshold_hu)
+        if settings.bone_emphasis > 0 and any(view.split == "train" for view in views)
+        else None
+    )
+    ct_geometry = volume.geometry
+    spacing = np.asarray(volume.spacing, dtype=np.float64)
+    thin_mu, thin_spacing = thin_slices(np.asarray(mu, dtype=np.float32), spacing, settings.max_slice_mm)
+    return _PatientScene(
+        index=patient_index,
+        name=patient.name,
+        mu=thin_mu,
+        spacing=thin_spacing,
+        levels=thin_slices(np.asarray(levels), spacing, settings.max_slice_mm, labels=True)[0],
+        bone=None if bone is None else thin_slices(bone.astype(np.float32), spacing, settings.max_slice_mm)[0],
+        facts={
+            **{key: ct_geometry[key] for key in ("ct_source", "ct_spacing_mm", "ct_slice_mm", "ct_field_of_view_mm")},
+            "mask_source": mask_source,
+            "ct_note": contrast_note,
+        },
+    )
+
+
+def _render_view(scene: _PatientScene, view_index: int, view, *, settings, out_dir: Path, manifest_path: Path):
+    """One view of one patient: its projection, mask and level map, and every condition's image (and noise twin);
+    the manifest rows, in the order of ``settings.conditions``."""
+    geometry = settings.geometry(view)
+    line_integral, projected = project(scene.mu, scene.spacing, geometry, levels=scene.levels)
+    stem = f"{scene.name}_{view.name}"
+    mask_path, levels_path = out_dir / f"mask_{stem}.png", out_dir / f"levels_{stem}.png"
+    write_png(mask_path, (projected > 0).astype(np.uint8) * 255)
+    write_png(levels_path, projected.astype(np.uint8))
+    bone_path = None
+    if scene.bone is not None and view.split == "train":  # training patients only: the prior never sees the others
+        bone_integral, _ = project(scene.bone, scene.spacing, geometry)
+        bone_pixels, _ = simulate(
+            line_integral + settings.bone_emphasis * bone_integral,
+            REFERENCE_CONDITION,
+            settings,
+            None,
+            like=line_integral,
+        )
+        bone_path = out_dir / f"bone_{stem}.png"
+        write_png(bone_path, bone_pixels)
+    rows = []
+    for condition_index, condition in enumerate(settings.conditions):
+        rng = np.random.default_rng([settings.seed, scene.index, view_index, condition_index])
+        pixels, bits = simulate(line_integral, condition, settings, rng)
+        image_id = f"drr_{stem}_{condition}"
+        image_path = out_dir / f"{image_id}.png"
+        write_png(image_path, pixels)
+        twin_path = None
+        if settings.noise_twins and view.split in ("val", "test"):
+            twin_rng = np.random.default_rng([settings.seed, scene.index, view_index, condition_index, 1])
+            twin_path = out_dir / f"twin_{image_id}.png"
+            write_png(twin_path, simulate(line_integral, condition, settings, twin_rng)[0])
+        rows.append(
+            {
+                "image_id": image_id,
+                "path": _relative(image_path, manifest_path.parent),
+                "source": "ct-drr",
+                "bit_depth": bits,
+                "split": view.split,
+                "mask_path": _relative(mask_path, manifest_path.parent),
+                "levels_path": _relative(levels_path, manifest_path.parent),
+                "bone_path": _relative(bone_path, manifest_path.parent) if bone_path else "",
+                "twin_path": _relative(twin_path, manifest_path.parent) if twin_path else "",
+                "mask_source": scene.facts["mask_source"],
+                "patient": scene.name,
+                "view": view.name,
+                "condition": condition,
+                **{
+                    key: scene.facts[key]
+                    for key in ("ct_source", "ct_spacing_mm", "ct_slice_mm", "ct_field_of_view_mm")
+                },
+                "pixel_mm": settings.pixel_mm,
+                "ct_note": scene.facts["ct_note"],
+            }
+        )
+        log.info("wrote %s (%dx%d, %d bits)", image_path, pixels.shape[1], pixels.shape[0], bits)
+    return rows
 
 
 def _relative(path: Path, start: Path) -> str:
