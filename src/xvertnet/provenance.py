@@ -59,7 +59,8 @@ def cpu_kernel_level() -> str:
     Learned results move with it: the same seed trained with AVX-512 and with AVX2 kernels sums in another order
     and ends at other weights, so a table's machine line names it. Read from ``/proc/cpuinfo`` by PyTorch's own
     rule (AVX512 needs F, BW, VL and DQ; AVX2 needs FMA too) without importing torch, lowered by
-    ``ATEN_CPU_CAPABILITY`` as PyTorch is; empty on other systems and other architectures."""
+    ``ATEN_CPU_CAPABILITY`` as PyTorch is (``default`` or ``avx2``; other values, upper case too, it ignores);
+    empty on other systems and other architectures."""
     import os
 
     try:
@@ -68,14 +69,15 @@ def cpu_kernel_level() -> str:
         return ""
     flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
     levels = ["DEFAULT", "AVX2", "AVX512"]
+    asked = {"default": "DEFAULT", "avx2": "AVX2", "avx512": "AVX512"}  # PyTorch reads these, lower case only
     if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags:
         level = "AVX512"
     elif {"avx2", "fma"} <= flags:
         level = "AVX2"
     else:
         return ""
-    chosen = os.environ.get("ATEN_CPU_CAPABILITY", "").upper()
-    if chosen in levels and levels.index(chosen) < levels.index(level):
+    chosen = asked.get(os.environ.get("ATEN_CPU_CAPABILITY", ""))
+    if chosen and levels.index(chosen) < levels.index(level):
         level = chosen
     return f" ({level})"
 

@@ -98,6 +98,10 @@ DOCS_TABLES = {
         "vdsr-dehaze led --models src/xvertnet/models/xvertnet/iter1 --markdown results/benchmarks/methods_others.md",
     ),
 }
+#: Columns of the comparison tables that no training touches: they reproduce to the digit on any machine and at any
+#: commit that does not change their code, so a run at hand that differs there is a problem wherever it was made.
+UNTRAINED_COLUMNS = ("original", "clahe", "farbman")
+COMPARISON_TABLES = ("comparison", "comparison-led", "comparison-sr")
 HEADER = re.compile(r"^(# [^\n]*\n\n)?Made by `[^`]+` at commit [0-9a-f]{7,40}(\+changes)?[^\n]* on [^\n]+")
 RECORD = re.compile(
     r"\n<!-- copied from (?P<source>\S+) by `xvertnet docs-tables` \(made by `(?P<command>[^`]+)`\); "
@@ -170,6 +174,29 @@ def _made_at(text: str) -> tuple[str, str] | None:
     return (match[1], match[2]) if match else None
 
 
+def _untrained_cells(text: str) -> dict:
+    """The numbers of the untrained columns (:data:`UNTRAINED_COLUMNS`) of a comparison table, by measure and method;
+    rows of a trained task (a segmenter, a classifier) left out, and the marks of the best and of significance,
+    which depend on the other columns, ignored."""
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    if len(lines) < 2:
+        return {}
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    if "measure" not in header:
+        return {}
+    measure_at = header.index("measure")
+    cells = {}
+    for line in lines[2:]:
+        row = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(row) != len(header) or row[measure_at].startswith(("segmentation", "classifier")):
+            continue
+        for method in UNTRAINED_COLUMNS:
+            if method in header:
+                key = (row[0], row[measure_at], method)
+                cells[key] = re.findall(r"-?\d+(?:\.\d+)?(?:e-?\d+)?", row[header.index(method)])
+    return cells
+
+
 def _numbers(text: str) -> str:
     """A table's text without its 'Made by' line: a run at another commit with the same numbers agrees with it."""
     match = HEADER.match(text)
@@ -212,6 +239,18 @@ def table_problems(repo) -> list[str]:
                     f"docs/tables/{name}.md: differs from {source} at hand, a rerun of the run it names "
                     "(copy it again: `make docs-tables`)"
                 )
+            elif name in COMPARISON_TABLES and _made_at(run) is not None:
+                moved = sorted(
+                    f"{measure} / {method}"
+                    for (_, measure, method), numbers in _untrained_cells(run).items()
+                    if _untrained_cells(body).get((_, measure, method), numbers) != numbers
+                )
+                if moved:
+                    problems.append(
+                        f"docs/tables/{name}.md: its untrained columns, which reproduce on any machine, differ from "
+                        f"{source} at hand ({', '.join(moved[:3])}{' ...' if len(moved) > 3 else ''}): a change moved "
+                        "them; copy it again (`make docs-tables`)"
+                    )
         snippet = f'--8<-- "tables/{name}.md"'
         if not any(snippet in page for page in pages.values()):
             problems.append(f"docs/tables/{name}.md: no page includes it ({snippet})")
