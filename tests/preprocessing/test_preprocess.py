@@ -150,7 +150,8 @@ def test_the_bone_prior_target_reaches_the_training_crops_of_training_images_onl
 
     settings = DemoSettings.from_config(
         {
-            "patients": [{"name": "lidc0001", "views": ["rotl4", "tiltd3"]}],
+            # two patients: the second is prepared while the first one's views are projected
+            "patients": [{"name": "lidc0001", "views": ["rotl4", "tiltd3"]}, {"name": "tschest", "views": ["ap"]}],
             "conditions": ["standard"],
             "include_real": False,
             "bone_emphasis": 10.0,
@@ -160,7 +161,7 @@ def test_the_bone_prior_target_reaches_the_training_crops_of_training_images_onl
     # Views projected in two threads: the same bytes as one after the other (each image has its own random stream).
     build_demo_data(tmp_path / "one" / "images", tmp_path / "one" / "manifest.csv", settings, workers=1)
     written = sorted(path.name for path in (tmp_path / "images").iterdir())
-    assert written == sorted(path.name for path in (tmp_path / "one" / "images").iterdir()) and len(written) == 8
+    assert written == sorted(path.name for path in (tmp_path / "one" / "images").iterdir()) and len(written) == 12
     for name in written:
         assert (tmp_path / "images" / name).read_bytes() == (tmp_path / "one" / "images" / name).read_bytes(), name
     assert (tmp_path / "manifest.csv").read_text() == (tmp_path / "one" / "manifest.csv").read_text()
