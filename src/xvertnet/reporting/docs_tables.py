@@ -240,10 +240,11 @@ def table_problems(repo) -> list[str]:
                     "(copy it again: `make docs-tables`)"
                 )
             elif name in COMPARISON_TABLES and _made_at(run) is not None:
+                copied = _untrained_cells(body)
                 moved = sorted(
-                    f"{measure} / {method}"
-                    for (_, measure, method), numbers in _untrained_cells(run).items()
-                    if _untrained_cells(body).get((_, measure, method), numbers) != numbers
+                    f"{key[1]} / {key[2]}"
+                    for key, numbers in _untrained_cells(run).items()
+                    if copied.get(key, numbers) != numbers
                 )
                 if moved:
                     problems.append(
