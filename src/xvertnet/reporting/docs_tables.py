@@ -224,7 +224,7 @@ def table_problems(repo) -> list[str]:
             continue
         text = copy.read_text()
         record = RECORD.search(text)
-        body = _copied_body(text)
+        body = text[: record.start()] if record else text
         if not HEADER.match(text):
             problems.append(f"docs/tables/{name}.md: no 'Made by `...` at commit ... on ...' header")
         if not record or record["source"] != source:
@@ -234,12 +234,13 @@ def table_problems(repo) -> list[str]:
         at_hand = repo / source
         if at_hand.is_file():
             run = at_hand.read_text()
-            if _made_at(run) is not None and _made_at(run) == _made_at(body) and _numbers(run) != _numbers(body):
+            made_run = _made_at(run)
+            if made_run is not None and made_run == _made_at(body) and _numbers(run) != _numbers(body):
                 problems.append(
                     f"docs/tables/{name}.md: differs from {source} at hand, a rerun of the run it names "
                     "(copy it again: `make docs-tables`)"
                 )
-            elif name in COMPARISON_TABLES and _made_at(run) is not None:
+            elif name in COMPARISON_TABLES and made_run is not None:
                 copied = _untrained_cells(body)
                 moved = sorted(
                     f"{key[1]} / {key[2]}"
