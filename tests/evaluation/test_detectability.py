@@ -127,3 +127,39 @@ def test_the_dose_check_table_has_one_row_per_lesion_and_observer_and_a_column_p
     assert lines.index("| wedge grade 1 | cho | 0.26 | 0.40 | 0.50 |") < lines.index(
         "| biconcave grade 2 | cho | – | 0.47 | – |"
     )
+
+
+def test_a_learned_baseline_enters_only_with_a_record_that_names_no_study_patient(tmp_path):
+    """The workflow's trained baselines join the study from their folder; a model that saw a study patient, or does
+    not say what it saw, is refused with one line naming its record."""
+    from xvertnet.errors import InputFileError
+    from xvertnet.methods import get_method
+    from xvertnet.stages.train_baseline import record_training_data
+
+    rng = np.random.default_rng(0)
+    crops = [rng.random((64, 64)).astype(np.float32) for _ in range(4)]
+    model_dir = tmp_path / "baselines" / "zerodce"
+    get_method("zerodce", {"steps": 2, "batch_size": 2, "width": 4, "seed": 3}).fit(crops, model_dir)
+    with pytest.raises(InputFileError, match=r"zerodce/model.json: does not record what the model was trained on"):
+        det.build_method("zerodce", baselines=str(tmp_path / "baselines"), held_out=("tschest",))
+    with pytest.raises(InputFileError, match=r"madmad/model.json: no trained model of 'madmad'"):
+        det.build_method("madmad", baselines=str(tmp_path / "baselines"), held_out=("tschest",))
+
+    record_training_data(model_dir, {"image_ids": ["drr_tschest_ap_standard"], "patients": ["tschest"]})
+    with pytest.raises(InputFileError, match="trained on tschest, a held-out patient of the study"):
+        det.build_method("zerodce", baselines=str(tmp_path / "baselines"), held_out=("tschest", "lung1"))
+
+    record_training_data(model_dir, {"image_ids": ["drr_lidc0001_rotl4_standard"], "patients": ["lidc0001"]})
+    enhance = det.build_method("zerodce", baselines=str(tmp_path / "baselines"), held_out=("tschest", "lung1"))
+    image = rng.random((48, 40)).astype(np.float32)
+    trained = get_method("zerodce", {"steps": 2, "batch_size": 2, "width": 4, "seed": 3})
+    trained.load(model_dir)
+    assert np.array_equal(enhance(image), trained.enhance_whole(image)), (
+        "loaded with the parameters it was trained with"
+    )
+    settings = det.DetectabilitySettings(
+        methods=("original", "zerodce"), baselines=str(tmp_path / "baselines"), patients=("tschest", "lung1")
+    )
+    line = det.left_out_line(settings)
+    assert "Learned baselines zerodce: the workflow's models in" in line and "trained on lidc0001" in line
+    assert "Not run: " in line and "zerodce" not in line.split("Not run: ")[1].split("(")[0]

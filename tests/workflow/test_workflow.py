@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -156,6 +157,18 @@ def test_both_iterations_trained_with_falling_loss_and_enhanced_outputs(tiny_run
         assert set(columns) <= set(index.columns), method
         for column in columns:
             assert all((tiny_run / path).is_file() for path in index[column]), (method, column)
+
+
+def test_every_trained_baseline_records_what_it_was_trained_on(tiny_run):
+    """A study outside the workflow (fracture detectability) uses these models only if no test patient trained them."""
+    for method, images in {"zerodce": 2, "lut-mapping": 2, "madmad": 0}.items():
+        record = json.loads((tiny_run / f"results/models/baselines/{method}/model.json").read_text())
+        expected = ["drr_lidc0001_rotl4_8bit", "drr_lidc0001_rotl4_standard"][:images]
+        assert record["trained_on"] == {
+            "images": images,
+            "image_ids": expected,
+            "patients": ["lidc0001"] if images else [],
+        }, method
 
 
 def test_prep_outputs_are_finite_with_figures(tiny_run):

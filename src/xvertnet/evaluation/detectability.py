@@ -87,10 +87,14 @@ class DetectabilitySettings(FromConfig):
     kinds: tuple[str, ...] = FRACTURE_TYPES
     grades: tuple[int, ...] = (1, 2)
     stride: int = 3
-    #: Methods: ``original``, ``xvertnet`` (the shipped model, or ``model``), ``clahe-<clip limit>``, or any
-    #: registered method that needs no training.
+    #: Methods: ``original``, ``xvertnet`` (the shipped model, or ``model``), ``clahe-<clip limit>``, any
+    #: registered method that needs no training, or a learned baseline whose model is in ``baselines``.
     methods: tuple[str, ...] = ("original", "xvertnet", "clahe-0.005", "clahe-0.01", "clahe-0.02", "clahe-0.03")
     model: str = ""
+    #: Folder of the workflow's learned baselines (``<baselines>/<method>/model.json``, as ``make demo`` publishes
+    #: them in results/models/baselines). A model whose record names one of ``patients`` among its training
+    #: images, or names none, is refused.
+    baselines: str = ""
     #: Dose factors of the validation run (the original only).
     validation_doses: tuple[float, ...] = (0.25, 4.0)
     #: Smallest projected body, pixels (levels cut by the field of view are left out).
@@ -120,8 +124,9 @@ class DetectabilitySettings(FromConfig):
             raise InvalidValueError(f"detectability grades: unknown grade {unknown[0]}")
 
 
-def build_method(name: str, model: str = ""):
-    """An ``image -> enhanced image`` function for a study method name (:class:`DetectabilitySettings`)."""
+def build_method(name: str, model: str = "", baselines: str = "", held_out=()):
+    """An ``image -> enhanced image`` function for a study method name (:class:`DetectabilitySettings`); a learned
+    baseline comes from its model in ``baselines`` (:func:`trained_baseline`)."""
     from xvertnet.methods import get_method
 
     if name == "xvertnet":
@@ -135,8 +140,47 @@ def build_method(name: str, model: str = ""):
     else:
         method = get_method(name)
     if method.trainable:
-        raise InvalidValueError(f"detectability: method '{name}' needs training; run it through the workflow")
+        if not baselines:
+            raise InvalidValueError(
+                f"detectability: method '{name}' needs training; give the folder of the workflow's trained baselines "
+                "(--baselines results/models/baselines after make demo)"
+            )
+        method = trained_baseline(name, Path(baselines), held_out)
     return method.enhance_whole
+
+
+def trained_baseline(name: str, baselines: Path, held_out):
+    """The learned baseline ``name`` loaded from ``baselines/<name>``, with the parameters it was trained with.
+
+    Its ``model.json`` must say what it was trained on (``trained_on``, written by the workflow's
+    ``train_baseline``), and none of it may be a ``held_out`` patient: no model trained on a test patient
+    enters the study.
+    """
+    from xvertnet.errors import InputFileError
+    from xvertnet.methods import get_method
+
+    model_dir = baselines / name
+    record_path = model_dir / "model.json"
+    if not record_path.is_file():
+        raise InputFileError(record_path, f"no trained model of '{name}' (train it with the workflow: make demo)")
+    record = json.loads(record_path.read_text())
+    trained_on = record.get("trained_on")
+    if not isinstance(trained_on, dict):
+        raise InputFileError(
+            record_path, "does not record what the model was trained on (trained before that was recorded: retrain it)"
+        )
+    seen = sorted(set(trained_on.get("patients", [])) & set(held_out))
+    if seen:
+        raise InputFileError(
+            record_path, f"the model was trained on {', '.join(seen)}, a held-out patient of the study"
+        )
+    if trained_on.get("image_ids") and not trained_on.get("patients"):
+        raise InputFileError(
+            record_path, "names its training images but not their patients: cannot rule out a test patient"
+        )
+    method = get_method(name, record.get("params") or {})
+    method.load(model_dir)
+    return method
 
 
 @dataclasses.dataclass
@@ -386,7 +430,9 @@ def run_study(out_dir, settings: DetectabilitySettings, demo=None) -> dict:
     started = time.perf_counter()
     scenes = [patient_scene(patient, settings, demo) for patient in settings.patients]
     projected = time.perf_counter() - started
-    enhancers = {name: build_method(name, settings.model) for name in settings.methods}
+    enhancers = {
+        name: build_method(name, settings.model, settings.baselines, settings.patients) for name in settings.methods
+    }
     examples: dict = {}
     patches, cases = collect_patches(scenes, settings, demo, enhancers, examples=examples)
     enhanced = time.perf_counter() - started - projected
@@ -537,21 +583,34 @@ def headline(table: pd.DataFrame, *, references=("original", CLAHE_REFERENCE)) -
 
 
 def left_out_line(settings: DetectabilitySettings) -> str:
-    """Which compared methods the study does not run, and why."""
+    """Which compared methods the study runs from the workflow's models, which it does not run, and why."""
     from xvertnet.method_catalogue import CATALOGUE
 
-    trained = sorted(name for name, traits in CATALOGUE.items() if traits.trainable)
+    learned = [name for name in settings.methods if name in CATALOGUE and CATALOGUE[name].trainable]
+    trained = sorted(name for name, traits in CATALOGUE.items() if traits.trainable and name not in learned)
     untrained = sorted(
         name
         for name, traits in CATALOGUE.items()
         if not traits.trainable and not name.startswith("xvertnet") and name not in ("original", "clahe")
         and name not in settings.methods
     )  # fmt: skip
-    return (
-        f"Not run: {', '.join(trained)} (they are trained by the workflow on its own data; this study runs outside it "
-        f"and uses no model trained on a test patient); {', '.join(untrained)} (untrained, not in "
+    said = []
+    if learned:
+        patients = set()
+        for name in learned:
+            record = json.loads((Path(settings.baselines) / name / "model.json").read_text())
+            patients.update(record["trained_on"].get("patients", []))
+        trained_on = f"on {', '.join(sorted(patients))}" if patients else "on data of their own"
+        said.append(
+            f"Learned baselines {', '.join(learned)}: the workflow's models in `{settings.baselines}`, trained "
+            f"{trained_on} (each model's record checked: no study patient among its training images)."
+        )
+    said.append(
+        f"Not run: {', '.join(trained)} (learned, not in `detectability.methods`: add them with `--methods` and a "
+        f"`--baselines` folder whose models saw no study patient); {', '.join(untrained)} (untrained, not in "
         "`detectability.methods`: add them with `--methods`). XVertNet is the model set shipped in the package."
     )
+    return " ".join(said)
 
 
 def levels_line(validation: dict) -> str:

@@ -22,6 +22,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--patients", nargs="+", help="held-out CT patients")
     parser.add_argument("--methods", nargs="+", help="methods (original, xvertnet, clahe-<clip>, ...)")
     parser.add_argument(
+        "--baselines",
+        help="folder of the workflow's trained baselines (<folder>/<method>/model.json), e.g. results/models/baselines",
+    )
+    parser.add_argument(
         "--reanalyse",
         action="store_true",
         help="only the analysis and the reading page again, from the patches a finished run left in --out",
@@ -36,7 +40,7 @@ def run(args) -> int:
     section = {}
     if args.config:
         section = dict((yaml.safe_load(args.config.read_text()) or {}).get("detectability") or {})
-    for name in ("realisations", "patients", "methods"):
+    for name in ("realisations", "patients", "methods", "baselines"):
         if getattr(args, name) is not None:
             section[name] = getattr(args, name)
     settings = DetectabilitySettings.from_config(section)

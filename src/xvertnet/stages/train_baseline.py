@@ -1,4 +1,8 @@
-"""Rule ``train_baseline``: train a learned baseline (zerodce on the training crops, madmad on synthetic data)."""
+"""Rule ``train_baseline``: train a learned baseline (zerodce on the training crops, madmad on synthetic data).
+
+Its ``model.json`` records what it was trained on (``trained_on``: the training images and their patients), so that a
+study outside the workflow (``xvertnet detectability``) can refuse a model that has seen one of its test patients.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +43,10 @@ def run(args) -> int:
             )
         )
     metadata = method.fit(crops, args.out_dir)
+    trained_on = (
+        training_images(args.data, manifests) if method.uses_training_crops else {"image_ids": [], "patients": []}
+    )
+    record_training_data(args.out_dir, trained_on)
     logging.getLogger("xvertnet").info(
         "trained %s in %.1f s: loss %.4f -> %.4f",
         args.method,
@@ -47,3 +55,36 @@ def run(args) -> int:
         metadata["last_loss"],
     )
     return 0
+
+
+def training_images(shards, manifests: dict | None) -> dict:
+    """The training split's image ids in ``shards`` and their patients (from the manifests' ``patient`` column)."""
+    import pandas as pd
+
+    from xvertnet.io.shard_store import iter_items
+
+    ids = sorted(
+        image_id
+        for shard in shards
+        for image_id, _, attrs in iter_items(shard, names=[])
+        if attrs.get("split") == "train"
+    )
+    patients: set[str] = set()
+    for manifest in (manifests or {}).values():
+        table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+        if "patient" in table.columns:
+            patients.update(p for p in table.loc[table["image_id"].isin(ids), "patient"] if p)
+    return {"image_ids": ids, "patients": sorted(patients)}
+
+
+def record_training_data(model_dir: Path, trained_on: dict) -> None:
+    """Add ``trained_on`` (:func:`training_images`; empty for a method trained on data of its own) to ``model.json``."""
+    import json
+
+    from xvertnet.io.atomic import atomic_path
+
+    path = Path(model_dir) / "model.json"
+    metadata = json.loads(path.read_text())
+    metadata["trained_on"] = {"images": len(trained_on.get("image_ids", [])), **trained_on}
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(metadata, indent=2, default=float))
