@@ -163,3 +163,33 @@ def test_a_learned_baseline_enters_only_with_a_record_that_names_no_study_patien
     line = det.left_out_line(settings)
     assert "Learned baselines zerodce: the workflow's models in" in line and "trained on lidc0001" in line
     assert "Not run: " in line and "zerodce" not in line.split("Not run: ")[1].split("(")[0]
+
+
+def test_every_method_enhances_every_image_whole_and_its_time_is_counted(caplog):
+    """One synthetic view (two levels, a lesion each) through the study's acquisition, two methods, two realisations:
+    one signal-absent and two signal-present images per realisation, a patch per place, each method's time kept."""
+    import logging
+
+    from xvertnet.demo.demo_data import DemoSettings
+
+    y, x = np.mgrid[:128, :96].astype(np.float32)
+    line_integral = 2.0 + np.exp(-(((x - 48) / 10) ** 2)).astype(np.float32)  # a bright column: the spine
+    blob = lambda row: 0.3 * np.exp(-(((y - row) / 4) ** 2 + ((x - 48) / 6) ** 2)).astype(np.float32)  # noqa: E731
+    levels = {
+        3: {"centre": (40, 48), "lesion_centre": {"wedge": (40, 48)}, "region": "above_heart", "index": 0},
+        4: {"centre": (80, 48), "lesion_centre": {"wedge": (80, 48)}, "region": "behind_heart", "index": 1},
+    }
+    scene = det.PatientScene("p1", line_integral, levels, {(3, "wedge", 1): blob(40), (4, "wedge", 1): blob(80)}, {})
+    settings = det.DetectabilitySettings(
+        patients=("p1",), realisations=2, kinds=("wedge",), grades=(1,), stride=2, methods=("original", "clahe-0.01")
+    )
+    enhancers = {name: det.build_method(name) for name in settings.methods}
+    seconds: dict = {}
+    with caplog.at_level(logging.INFO, logger="xvertnet.evaluation.detectability"):
+        patches, cases = det.collect_patches([scene], settings, DemoSettings(), enhancers, seconds=seconds)
+    # per realisation: the absent image read at both levels, and one present image per level set (stride 2)
+    assert len(cases) == 2 * (2 + 2) and cases["present"].sum() == 4
+    assert set(patches) == {"original", "clahe-0.01"} and patches["original"].shape == (8, 64, 64)
+    assert not np.array_equal(patches["original"], patches["clahe-0.01"])
+    assert set(seconds) == {"original", "clahe-0.01"} and all(value > 0 for value in seconds.values())
+    assert "p1 (dose x1): 6 images, enhancement original" in caplog.text

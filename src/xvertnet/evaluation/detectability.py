@@ -323,20 +323,28 @@ def collect_patches(
     *,
     dose_factor: float = 1.0,
     examples: dict | None = None,
+    seconds: dict | None = None,
 ) -> tuple[dict, pd.DataFrame]:
-    """Every method's displayed patches of every image: ({method: (N, s, s) array}, one row per patch)."""
+    """Every method's displayed patches of every image: ({method: (N, s, s) array}, one row per patch). ``seconds``
+    (when given) gathers each method's enhancement time; each patient's is logged as it finishes."""
     size = settings.observer.patch_px
     patches = {name: [] for name in enhancers}
     rows = []
+    seconds = {} if seconds is None else seconds
     for p_index, scene in enumerate(scenes):
         acquisition = Acquisition(scene.line_integral, demo, dose_factor)
+        before, images = dict(seconds), 0
         for image, lesion, chosen, r in scene_images(
             scene, settings, acquisition, (p_index, int(round(dose_factor * 1000)))
         ):
+            images += 1
             # a signal-absent image is read where each type of lesion would be; a signal-present one where its lesion is
             places = [(level, kind) for kind in ([lesion[0]] if lesion else settings.kinds) for level in chosen]
             for name, enhance in enhancers.items():
-                shown = displayed(enhance(image))
+                started = time.perf_counter()
+                enhanced = enhance(image)
+                seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
+                shown = displayed(enhanced)
                 for level, kind in places:  # displayed values are k / 255 exactly: kept as 8-bit
                     centre = scene.levels[level]["lesion_centre"][kind]
                     patches[name].append(np.rint(patch(shown, centre, size) * 255.0).astype(np.uint8))
@@ -354,6 +362,14 @@ def collect_patches(
                         "grade": lesion[1] if lesion else 0,
                     }
                 )
+        spent = {name: seconds[name] - before.get(name, 0.0) for name in enhancers}
+        log.info(
+            "%s (dose x%g): %d images, enhancement %s",
+            scene.patient,
+            dose_factor,
+            images,
+            ", ".join(f"{name} {value:.0f} s" for name, value in spent.items()),
+        )
     return {name: np.stack(values) / np.float32(255.0) for name, values in patches.items()}, pd.DataFrame(rows)
 
 
@@ -434,7 +450,8 @@ def run_study(out_dir, settings: DetectabilitySettings, demo=None) -> dict:
         name: build_method(name, settings.model, settings.baselines, settings.patients) for name in settings.methods
     }
     examples: dict = {}
-    patches, cases = collect_patches(scenes, settings, demo, enhancers, examples=examples)
+    method_seconds: dict = {}
+    patches, cases = collect_patches(scenes, settings, demo, enhancers, examples=examples, seconds=method_seconds)
     enhanced = time.perf_counter() - started - projected
     save_patches(out_dir, patches, cases)
     write_reading_page(patches, cases, out_dir / "reading", seed=settings.seed)
@@ -451,6 +468,7 @@ def run_study(out_dir, settings: DetectabilitySettings, demo=None) -> dict:
     validation["timing_s"] = {
         "projection": round(projected, 1),
         "images_and_methods": round(enhanced, 1),
+        "per_method": {name: round(value, 1) for name, value in method_seconds.items()},
         "total": round(time.perf_counter() - started, 1),
     }
     from xvertnet.model.device import select_device
