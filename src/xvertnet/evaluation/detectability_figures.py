@@ -80,7 +80,7 @@ def pairs_figure(examples: dict, scene, settings, path) -> None:
         "panel; displayed as each method shows it",
         fontsize=8,
     )
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.3 / figure.get_figheight()))  # the title's own strip, whatever the rows
     with atomic_path(Path(path)) as tmp:
         figure.savefig(tmp, dpi=110, format="png")
     plt.close(figure)
