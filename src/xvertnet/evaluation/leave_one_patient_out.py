@@ -379,8 +379,8 @@ def relative_markdown(
 
 def detectability_section(rows: pd.DataFrame, settings: EvaluationSettings, heading: str = "##") -> str:
     """The fracture AUCs of ``settings.detectability_table`` for the methods of the folds, as a Markdown section
-    ("" without one). The study tests on its own held-out patients with the shipped XVertNet model, not the folds'
-    models: the section says so."""
+    ("" without one). The study tests on its own held-out patients with the shipped XVertNet model and the demo run's
+    learned baselines, not the folds' models: the section says so."""
     if not settings.detectability_table:
         return ""
     from xvertnet.evaluation.detectability_join import block_markdown, detectability_block, read_detectability
@@ -390,8 +390,8 @@ def detectability_section(rows: pd.DataFrame, settings: EvaluationSettings, head
     return (
         f"\n{heading} Fracture detectability\n\n"
         "From the detectability study, which tests on its own held-out patients with the model set shipped in the "
-        "package (not the folds' models), so it sits beside the rotation rather than inside it.\n\n"
-        + block_markdown(block, methods, settings.detectability_table)
+        "package and the demo run's learned baselines (not the folds' models), so it sits beside the rotation rather "
+        "than inside it.\n\n" + block_markdown(block, methods, settings.detectability_table)
     )
 
 
