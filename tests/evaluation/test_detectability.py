@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xvertnet.errors import InvalidValueError
+from xvertnet.errors import ConfigError, InvalidValueError
 from xvertnet.evaluation import detectability as det
 
 
@@ -129,40 +129,91 @@ def test_the_dose_check_table_has_one_row_per_lesion_and_observer_and_a_column_p
     )
 
 
-def test_a_learned_baseline_enters_only_with_a_record_that_names_no_study_patient(tmp_path):
-    """The workflow's trained baselines join the study from their folder; a model that saw a study patient, or does
-    not say what it saw, is refused with one line naming its record."""
+LIDC_RECORD = {
+    "source": "project images",
+    "splits": ["train"],
+    "image_ids": ["drr_lidc0001_rotl4_standard"],
+    "patients": ["lidc0001"],
+    "unmapped_image_ids": [],
+}
+
+
+@pytest.mark.parametrize(
+    ("trained_on", "reason"),
+    [
+        (None, "does not record what the model was trained on"),
+        ({}, "does not record what the model was trained on"),
+        ({**LIDC_RECORD, "patients": ["lidc0001", "TSCHEST"]}, "the model was trained on TSCHEST, a held-out patient"),
+        ({**LIDC_RECORD, "unmapped_image_ids": ["mine_001"]}, "1 training image.s., such as mine_001, have no patient"),
+        ({**LIDC_RECORD, "patients": []}, "names no training patient"),
+    ],
+)
+def test_a_learned_baseline_is_refused_unless_its_record_rules_out_every_study_patient(tmp_path, trained_on, reason):
+    """A model that saw a study patient, or whose record cannot rule one out, is refused in one line naming it."""
+    import json
+
+    from xvertnet.errors import InputFileError
+    from xvertnet.methods import get_method
+
+    model_dir = tmp_path / "baselines" / "zerodce"
+    crops = [np.random.default_rng(0).random((64, 64)).astype(np.float32) for _ in range(2)]
+    get_method("zerodce", {"steps": 1, "batch_size": 2, "width": 4}).fit(crops, model_dir)
+    record = json.loads((model_dir / "model.json").read_text())
+    if trained_on is not None:
+        record["trained_on"] = trained_on
+    (model_dir / "model.json").write_text(json.dumps(record))
+    with pytest.raises(InputFileError, match=r"zerodce/model.json: " + reason):
+        det.build_method("zerodce", baselines=str(tmp_path / "baselines"), held_out=("tschest", "lung1"))
+
+
+def test_a_learned_baseline_enters_with_the_parameters_it_was_trained_with_and_the_note_says_what_it_saw(tmp_path):
+    """The workflow's trained baselines join the study from their folder; missing or unreadable models are refused in
+    one line; a model trained on data of its own (Madmad, synthetic) enters without patients."""
     from xvertnet.errors import InputFileError
     from xvertnet.methods import get_method
     from xvertnet.stages.train_baseline import record_training_data
 
     rng = np.random.default_rng(0)
     crops = [rng.random((64, 64)).astype(np.float32) for _ in range(4)]
-    model_dir = tmp_path / "baselines" / "zerodce"
-    get_method("zerodce", {"steps": 2, "batch_size": 2, "width": 4, "seed": 3}).fit(crops, model_dir)
-    with pytest.raises(InputFileError, match=r"zerodce/model.json: does not record what the model was trained on"):
-        det.build_method("zerodce", baselines=str(tmp_path / "baselines"), held_out=("tschest",))
+    baselines = tmp_path / "baselines"
     with pytest.raises(InputFileError, match=r"madmad/model.json: no trained model of 'madmad'"):
-        det.build_method("madmad", baselines=str(tmp_path / "baselines"), held_out=("tschest",))
+        det.build_method("madmad", baselines=str(baselines), held_out=("tschest",))
+    (baselines / "lut-mapping").mkdir(parents=True)
+    (baselines / "lut-mapping" / "model.json").write_text("{not json")
+    with pytest.raises(InputFileError, match=r"lut-mapping/model.json: not a readable model record"):
+        det.build_method("lut-mapping", baselines=str(baselines), held_out=("tschest",))
 
-    record_training_data(model_dir, {"image_ids": ["drr_tschest_ap_standard"], "patients": ["tschest"]})
-    with pytest.raises(InputFileError, match="trained on tschest, a held-out patient of the study"):
-        det.build_method("zerodce", baselines=str(tmp_path / "baselines"), held_out=("tschest", "lung1"))
-
-    record_training_data(model_dir, {"image_ids": ["drr_lidc0001_rotl4_standard"], "patients": ["lidc0001"]})
-    enhance = det.build_method("zerodce", baselines=str(tmp_path / "baselines"), held_out=("tschest", "lung1"))
+    params = {"steps": 2, "batch_size": 2, "width": 4, "seed": 3}
+    get_method("zerodce", params).fit(crops, baselines / "zerodce")
+    record_training_data(baselines / "zerodce", LIDC_RECORD)
+    madmad = {"steps": 1, "batch_size": 2, "width": 4, "layers": 2}
+    get_method("madmad", madmad).fit([], baselines / "madmad")
+    record_training_data(
+        baselines / "madmad",
+        {"source": "data of its own", "splits": [], "image_ids": [], "patients": [], "unmapped_image_ids": []},
+    )
+    enhance = det.build_method("zerodce", baselines=str(baselines), held_out=("tschest", "lung1"))
     image = rng.random((48, 40)).astype(np.float32)
-    trained = get_method("zerodce", {"steps": 2, "batch_size": 2, "width": 4, "seed": 3})
-    trained.load(model_dir)
+    trained = get_method("zerodce", params)
+    trained.load(baselines / "zerodce")
     assert np.array_equal(enhance(image), trained.enhance_whole(image)), (
         "loaded with the parameters it was trained with"
     )
-    settings = det.DetectabilitySettings(
-        methods=("original", "zerodce"), baselines=str(tmp_path / "baselines"), patients=("tschest", "lung1")
+    assert det.build_method("madmad", baselines=str(baselines), held_out=("tschest",))(image).shape == image.shape
+
+    settings = det.DetectabilitySettings.from_config(
+        {"methods": ["original", "zerodce", "madmad"], "baselines": str(baselines), "patients": ["tschest", "lung1"]}
     )
-    line = det.left_out_line(settings)
-    assert "Learned baselines zerodce: the workflow's models in" in line and "trained on lidc0001" in line
+    validation = {"baselines": det.baseline_records(settings, det.learned_baselines(settings))}
+    assert validation["baselines"]["zerodce"]["trained_on"]["patients"] == ["lidc0001"]
+    line = det.left_out_line(settings, validation)
+    assert "(zerodce trained on lidc0001; madmad trained on data of its own;" in line
     assert "Not run: " in line and "zerodce" not in line.split("Not run: ")[1].split("(")[0]
+    # every learned method in the run: nothing learned is listed as not run
+    everything = det.DetectabilitySettings(methods=("original", "led", "zerodce"), baselines=str(baselines))
+    assert "Not run: lut-mapping, lut-mapping-bone, madmad" in det.left_out_line(everything, validation)
+    with pytest.raises(ConfigError, match="patients must be a non-empty list of names, got 'tschest'"):
+        det.DetectabilitySettings.from_config({"patients": "tschest"})
 
 
 def test_every_method_enhances_every_image_whole_and_its_time_is_counted(caplog):

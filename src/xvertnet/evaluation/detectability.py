@@ -112,6 +112,10 @@ class DetectabilitySettings(FromConfig):
         return super().from_config(section)
 
     def __post_init__(self):
+        for name in ("patients", "methods"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple) or not value or not all(isinstance(item, str) for item in value):
+                raise InvalidValueError(f"detectability {name} must be a non-empty list of names, got {value!r}")
         if self.realisations < 2 or self.realisations % 2:
             raise InvalidValueError(
                 f"detectability realisations must be even and at least 2 (two folds), got {self.realisations}"
@@ -149,38 +153,71 @@ def build_method(name: str, model: str = "", baselines: str = "", held_out=()):
     return method.enhance_whole
 
 
+def baseline_record(model_dir: Path) -> dict:
+    """A learned baseline's ``model.json`` (one-line errors naming it when missing or unreadable)."""
+    from xvertnet.errors import InputFileError
+
+    record_path = Path(model_dir) / "model.json"
+    if not record_path.is_file():
+        raise InputFileError(
+            record_path, f"no trained model of '{Path(model_dir).name}' (train it with the workflow: make demo)"
+        )
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, ValueError) as error:
+        raise InputFileError(record_path, f"not a readable model record ({type(error).__name__})") from None
+    if not isinstance(record, dict):
+        raise InputFileError(record_path, "not a model record (a JSON object)")
+    return record
+
+
 def trained_baseline(name: str, baselines: Path, held_out):
     """The learned baseline ``name`` loaded from ``baselines/<name>``, with the parameters it was trained with.
 
     Its ``model.json`` must say what it was trained on (``trained_on``, written by the workflow's
-    ``train_baseline``), and none of it may be a ``held_out`` patient: no model trained on a test patient
-    enters the study.
+    ``train_baseline``): a model trained on the project's images must name the patient of every one of them, and
+    none may be a ``held_out`` patient (compared without regard to case): no model trained on a test patient
+    enters the study. A model trained on data of its own (Madmad's synthetic images) names none.
     """
     from xvertnet.errors import InputFileError
     from xvertnet.methods import get_method
 
     model_dir = baselines / name
     record_path = model_dir / "model.json"
-    if not record_path.is_file():
-        raise InputFileError(record_path, f"no trained model of '{name}' (train it with the workflow: make demo)")
-    record = json.loads(record_path.read_text())
+    record = baseline_record(model_dir)
     trained_on = record.get("trained_on")
-    if not isinstance(trained_on, dict):
+    method = get_method(name, record.get("params") or {})
+    if not isinstance(trained_on, dict) or "source" not in trained_on:
         raise InputFileError(
             record_path, "does not record what the model was trained on (trained before that was recorded: retrain it)"
         )
-    seen = sorted(set(trained_on.get("patients", [])) & set(held_out))
-    if seen:
-        raise InputFileError(
-            record_path, f"the model was trained on {', '.join(seen)}, a held-out patient of the study"
-        )
-    if trained_on.get("image_ids") and not trained_on.get("patients"):
-        raise InputFileError(
-            record_path, "names its training images but not their patients: cannot rule out a test patient"
-        )
-    method = get_method(name, record.get("params") or {})
+    if method.uses_training_crops:
+        unmapped = trained_on.get("unmapped_image_ids", [])
+        if unmapped:
+            raise InputFileError(
+                record_path,
+                f"{len(unmapped)} training image(s), such as {unmapped[0]}, have no patient in their manifest "
+                "(add a `patient` column): cannot rule out a test patient",
+            )
+        patients = trained_on.get("patients")
+        if not patients or not isinstance(patients, list):
+            raise InputFileError(record_path, "names no training patient: cannot rule out a test patient")
+        seen = sorted({str(p) for p in patients if str(p).lower() in {h.lower() for h in held_out}})
+        if seen:
+            raise InputFileError(
+                record_path, f"the model was trained on {', '.join(seen)}, a held-out patient of the study"
+            )
     method.load(model_dir)
     return method
+
+
+def trained_on_text(trained_on: dict | None) -> str:
+    """What a learned baseline's record says it saw, in words."""
+    if not trained_on:
+        return "its record not at hand"
+    if trained_on.get("source") == "data of its own":
+        return "trained on data of its own"
+    return f"trained on {', '.join(trained_on.get('patients', [])) or 'no named patient'}"
 
 
 @dataclasses.dataclass
@@ -362,7 +399,7 @@ def collect_patches(
                         "grade": lesion[1] if lesion else 0,
                     }
                 )
-        spent = {name: seconds[name] - before.get(name, 0.0) for name in enhancers}
+        spent = {name: seconds.get(name, 0.0) - before.get(name, 0.0) for name in enhancers}
         log.info(
             "%s (dose x%g): %d images, enhancement %s",
             scene.patient,
@@ -449,6 +486,7 @@ def run_study(out_dir, settings: DetectabilitySettings, demo=None) -> dict:
     enhancers = {
         name: build_method(name, settings.model, settings.baselines, settings.patients) for name in settings.methods
     }
+    learned = learned_baselines(settings)
     examples: dict = {}
     method_seconds: dict = {}
     patches, cases = collect_patches(scenes, settings, demo, enhancers, examples=examples, seconds=method_seconds)
@@ -456,7 +494,7 @@ def run_study(out_dir, settings: DetectabilitySettings, demo=None) -> dict:
     save_patches(out_dir, patches, cases)
     write_reading_page(patches, cases, out_dir / "reading", seed=settings.seed)
     table = analyse(patches, cases, settings)
-    validation = {"dose": {}, "timing_s": {}}
+    validation = {"dose": {}, "timing_s": {}, "baselines": baseline_records(settings, learned)}
     if "original" in settings.methods:
         validation["dose"]["1.0"] = _dprime_summary(table[table["method"] == "original"])
         for factor in settings.validation_doses:
@@ -522,12 +560,21 @@ def reanalyse(out_dir, settings: DetectabilitySettings) -> pd.DataFrame:
         patches = {name: stored[name] / np.float32(255.0) for name in stored.files}
     cases = pd.read_csv(out_dir / "cases.csv", keep_default_na=False)
     validation = json.loads((out_dir / "validation.json").read_text())
+    learned = learned_baselines(settings)
+    if learned and set(learned) - set(validation.get("baselines", {})) and settings.baselines:
+        # a run made before the records were kept: the models it used, read from their folder
+        validation["baselines"] = {**baseline_records(settings, learned), **validation.get("baselines", {})}
+    from xvertnet.model.device import select_device
+
+    validation["reanalysed_by"] = produced_by(str(select_device("auto")))
     table = analyse(patches, cases, settings)
     write_reading_page(patches, cases, out_dir / "reading", seed=settings.seed)
     with atomic_path(out_dir / "detectability.csv") as tmp:
         table.to_csv(tmp, index=False)
     with atomic_path(out_dir / "detectability.md") as tmp:
         Path(tmp).write_text(detectability_markdown(table, settings, validation))
+    with atomic_path(out_dir / "validation.json") as tmp:
+        Path(tmp).write_text(json.dumps(validation, indent=2))
     _write_validation(out_dir, validation)
     from xvertnet.evaluation.detectability_figures import clahe_curve_figure
 
@@ -609,11 +656,28 @@ NOT_IN_STUDY = {
 NOT_IN_STUDY["vdsr"] = NOT_IN_STUDY["vdsr-dehaze"] = NOT_IN_STUDY["srcnn"]
 
 
-def left_out_line(settings: DetectabilitySettings) -> str:
-    """Which compared methods the study runs from the workflow's models, which it does not run, and why."""
+def learned_baselines(settings: DetectabilitySettings) -> list[str]:
+    """The study's methods that are learned baselines (loaded from ``settings.baselines``)."""
     from xvertnet.method_catalogue import CATALOGUE
 
-    learned = [name for name in settings.methods if name in CATALOGUE and CATALOGUE[name].trainable]
+    return [name for name in settings.methods if name in CATALOGUE and CATALOGUE[name].trainable]
+
+
+def baseline_records(settings: DetectabilitySettings, names) -> dict:
+    """Per learned baseline of the run: what its model saw and its weights' sha256 (kept in validation.json)."""
+    records = {}
+    for name in names:
+        record = baseline_record(Path(settings.baselines) / name)
+        records[name] = {"trained_on": record.get("trained_on"), "model_sha256": record.get("model_sha256")}
+    return records
+
+
+def left_out_line(settings: DetectabilitySettings, validation: dict | None = None) -> str:
+    """Which compared methods the study runs from the workflow's models (as ``validation['baselines']`` recorded
+    them), which it does not run, and why."""
+    from xvertnet.method_catalogue import CATALOGUE
+
+    learned = learned_baselines(settings)
     trained = sorted(name for name, traits in CATALOGUE.items() if traits.trainable and name not in learned)
     untrained = sorted(
         name
@@ -623,27 +687,28 @@ def left_out_line(settings: DetectabilitySettings) -> str:
     )  # fmt: skip
     said = []
     if learned:
-        patients = set()
+        records = (validation or {}).get("baselines", {})
+        by_source: dict[str, list[str]] = {}
         for name in learned:
-            record = json.loads((Path(settings.baselines) / name / "model.json").read_text())
-            patients.update(record["trained_on"].get("patients", []))
-        trained_on = f"on {', '.join(sorted(patients))}" if patients else "on data of their own"
+            by_source.setdefault(trained_on_text((records.get(name) or {}).get("trained_on")), []).append(name)
+        described = "; ".join(f"{', '.join(names)} {text}" for text, names in by_source.items())
         said.append(
-            f"Learned baselines {', '.join(learned)}: the workflow's models in `{settings.baselines}`, trained "
-            f"{trained_on} (each model's record checked: no study patient among its training images)."
+            f"Learned baselines: the workflow's models in `{settings.baselines}` ({described}; each model's record "
+            "checked: no study patient among its training images)."
         )
     reasons = "; ".join(dict.fromkeys(NOT_IN_STUDY[name] for name in trained if name in NOT_IN_STUDY))
-    said.append(
-        f"Not run: {', '.join(trained)} (learned, not in `detectability.methods`"
-        + (f"; {reasons}" if reasons else "")
-        + "; add them with `--methods` and a `--baselines` folder whose models saw no study patient)"
-        + (
-            f"; {', '.join(untrained)} (untrained, not in `detectability.methods`: add them with `--methods`)"
-            if untrained
-            else ""
+    not_run = []
+    if trained:
+        not_run.append(
+            f"{', '.join(trained)} (learned, not in `detectability.methods`"
+            + (f"; {reasons}" if reasons else "")
+            + "; add them with `--methods` and a `--baselines` folder whose models saw no study patient)"
         )
-        + ". XVertNet is the model set shipped in the package."
-    )
+    if untrained:
+        not_run.append(f"{', '.join(untrained)} (untrained, not in `detectability.methods`: add them with `--methods`)")
+    if not_run:
+        said.append(f"Not run: {'; '.join(not_run)}.")
+    said.append("XVertNet is the model set shipped in the package.")
     return " ".join(said)
 
 
@@ -672,7 +737,13 @@ def detectability_markdown(table: pd.DataFrame, settings: DetectabilitySettings,
         "# Fracture detectability per method",
         "",
         made_by_line("xvertnet detectability", source).removesuffix(".")
-        + f"; run time {validation.get('timing_s', {}).get('total', '?')} s.",
+        + f"; run time {validation.get('timing_s', {}).get('total', '?')} s"
+        + (
+            f"; table and notes written again from its patches at commit {validation['reanalysed_by']['commit']} "
+            "(`--reanalyse`)."
+            if validation.get("reanalysed_by")
+            else "."
+        ),
         "",
         f"Held-out CT patients {', '.join(settings.patients)}; {settings.realisations} noise realisations per image; "
         f"{validation['cases']['present']} signal-present and {validation['cases']['absent']} signal-absent patches "
@@ -681,7 +752,7 @@ def detectability_markdown(table: pd.DataFrame, settings: DetectabilitySettings,
         f"({settings.observer.channels} channels); npwe: non-prewhitening with an eye filter; both with internal noise "
         f"of {settings.observer.internal_noise} times the external variance of their decision variable.",
         "",
-        left_out_line(settings),
+        left_out_line(settings, validation),
         "",
     ]
     lines += [levels_line(validation), "", "## Headline", "", *headline(table), ""]

@@ -390,8 +390,8 @@ def detectability_section(rows: pd.DataFrame, settings: EvaluationSettings, head
     return (
         f"\n{heading} Fracture detectability\n\n"
         "From the detectability study, which tests on its own held-out patients with the model set shipped in the "
-        "package and the demo run's learned baselines (not the folds' models), so it sits beside the rotation rather "
-        "than inside it.\n\n" + block_markdown(block, methods, settings.detectability_table)
+        "package and, where it has them, the demo run's learned baselines (not the folds' models), so it sits beside "
+        "the rotation rather than inside it.\n\n" + block_markdown(block, methods, settings.detectability_table)
     )
 
 

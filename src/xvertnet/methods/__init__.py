@@ -58,6 +58,8 @@ class Method:
     uses_training_crops: bool = True
     #: Trained on (crop, target) pairs: the name of the target array in the data shards (None: crops alone).
     training_target: str | None = None
+    #: Splits whose images :meth:`training_data` reads (what the model's record names as seen in training).
+    training_splits: tuple[str, ...] = ("train",)
     #: Worth running on whole canonical images (False where it costs too much, e.g. per-image training).
     whole_images: bool = True
     #: Parameters and their defaults; a method's config section overrides them.

@@ -44,7 +44,9 @@ def run(args) -> int:
         )
     metadata = method.fit(crops, args.out_dir)
     trained_on = (
-        training_images(args.data, manifests) if method.uses_training_crops else {"image_ids": [], "patients": []}
+        training_images(args.data, manifests, method.training_splits)
+        if method.uses_training_crops
+        else {"source": "data of its own", "splits": [], "image_ids": [], "patients": [], "unmapped_image_ids": []}
     )
     record_training_data(args.out_dir, trained_on)
     logging.getLogger("xvertnet").info(
@@ -57,8 +59,9 @@ def run(args) -> int:
     return 0
 
 
-def training_images(shards, manifests: dict | None) -> dict:
-    """The training split's image ids in ``shards`` and their patients (from the manifests' ``patient`` column)."""
+def training_images(shards, manifests: dict | None, splits=("train",)) -> dict:
+    """What a model trained on the images of ``splits`` in ``shards`` has seen: their ids and patients (from the
+    manifests' ``patient`` column), and the ids no manifest names a patient for (``unmapped_image_ids``)."""
     import pandas as pd
 
     from xvertnet.io.shard_store import iter_items
@@ -67,18 +70,26 @@ def training_images(shards, manifests: dict | None) -> dict:
         image_id
         for shard in shards
         for image_id, _, attrs in iter_items(shard, names=[])
-        if attrs.get("split") == "train"
+        if attrs.get("split") in splits
     )
-    patients: set[str] = set()
+    patient_of: dict[str, str] = {}
     for manifest in (manifests or {}).values():
         table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
         if "patient" in table.columns:
-            patients.update(p for p in table.loc[table["image_id"].isin(ids), "patient"] if p)
-    return {"image_ids": ids, "patients": sorted(patients)}
+            rows = table[table["image_id"].isin(ids) & (table["patient"] != "")]
+            patient_of.update(zip(rows["image_id"], rows["patient"]))
+    return {
+        "source": "project images",
+        "splits": list(splits),
+        "image_ids": ids,
+        "patients": sorted(set(patient_of.values())),
+        "unmapped_image_ids": [image_id for image_id in ids if image_id not in patient_of],
+    }
 
 
 def record_training_data(model_dir: Path, trained_on: dict) -> None:
-    """Add ``trained_on`` (:func:`training_images`; empty for a method trained on data of its own) to ``model.json``."""
+    """Add ``trained_on`` (:func:`training_images`, or ``source`` "data of its own" for a method trained on data of its
+    own, such as Madmad's synthetic images) to ``model.json``."""
     import json
 
     from xvertnet.io.atomic import atomic_path

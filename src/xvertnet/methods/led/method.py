@@ -116,6 +116,7 @@ class LedModels(torch.nn.Module):
 class Led(Method):
     name = "led"
     trainable = True
+    training_splits = ("train", "val")  # its validation crops choose the best diffusion step and the sampler's start
     defaults = {
         "patch": 64,
         "seed": 0,
