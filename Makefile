@@ -74,8 +74,9 @@ evaluate: $(STAMP)
 
 # Fracture detectability (docs/detectability.md): simulated compression fractures in the held-out CT patients,
 # every method on whole images, model observers on the displayed images; results/detectability/. The learned
-# baselines are the demo run's models (trained on lidc0001 only; made here, or reused after make demo). LED and the
-# super-resolution networks are not in it (the table note says why).
+# baselines are the demo run's models (Zero-DCE and the LUT mapping trained on lidc0001 only, Madmad on synthetic
+# data; made here, or reused after make demo). LED and the super-resolution networks are not in it (the table note
+# says why).
 DETECTABILITY_LEARNED := zerodce lut-mapping madmad
 DETECTABILITY_METHODS := original xvertnet clahe-0.005 clahe-0.01 clahe-0.02 clahe-0.03 farbman zssr $(DETECTABILITY_LEARNED)
 detectability: $(STAMP)
