@@ -202,7 +202,8 @@ def trained_baseline(name: str, baselines: Path, held_out):
         patients = trained_on.get("patients")
         if not patients or not isinstance(patients, list):
             raise InputFileError(record_path, "names no training patient: cannot rule out a test patient")
-        seen = sorted({str(p) for p in patients if str(p).lower() in {h.lower() for h in held_out}})
+        study_patients = {patient.lower() for patient in held_out}
+        seen = sorted({str(p) for p in patients if str(p).lower() in study_patients})
         if seen:
             raise InputFileError(
                 record_path, f"the model was trained on {', '.join(seen)}, a held-out patient of the study"
