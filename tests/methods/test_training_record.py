@@ -15,9 +15,12 @@ def test_the_record_names_the_training_splits_images_their_patients_and_the_imag
         for image_id, split in (("a", "train"), ("b", "train"), ("c", "val"), ("d", "test")):
             writer.add(image_id, {"train_upper/X": np.zeros((4, 4), np.float32)}, {"split": split})
     with_patients = tmp_path / "demo.csv"
-    with_patients.write_text("image_id,path,patient\na,a.png,p1\nc,c.png,p2\nd,d.png,p3\n")
+    with_patients.write_text(
+        "image_id,path,source,bit_depth,split,patient\n"
+        "a,a.png,ct-drr,12,train,p1\nc,c.png,ct-drr,12,val,p2\nd,d.png,ct-drr,12,test,p3\n"
+    )
     without = tmp_path / "own.csv"  # own data: no patient column
-    without.write_text("image_id,path\nb,b.png\n")
+    without.write_text("image_id,path,source,bit_depth,split\nb,b.png,own,16,train\n")
     manifests = {"demo": str(with_patients), "own": str(without)}
 
     record = training_images([shard], manifests)

@@ -62,8 +62,7 @@ def run(args) -> int:
 def training_images(shards, manifests: dict | None, splits=("train",)) -> dict:
     """What a model trained on the images of ``splits`` in ``shards`` has seen: their ids and patients (from the
     manifests' ``patient`` column), and the ids no manifest names a patient for (``unmapped_image_ids``)."""
-    import pandas as pd
-
+    from xvertnet.io.datasets import read_manifest
     from xvertnet.io.shard_store import iter_items
 
     ids = sorted(
@@ -74,10 +73,10 @@ def training_images(shards, manifests: dict | None, splits=("train",)) -> dict:
     )
     patient_of: dict[str, str] = {}
     for manifest in (manifests or {}).values():
-        table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+        table = read_manifest(manifest)
         if "patient" in table.columns:
-            rows = table[table["image_id"].isin(ids) & (table["patient"] != "")]
-            patient_of.update(zip(rows["image_id"], rows["patient"]))
+            rows = table[table["image_id"].isin(ids) & (table["patient"].astype(str) != "")]
+            patient_of.update(zip(rows["image_id"], rows["patient"].astype(str)))
     return {
         "source": "project images",
         "splits": list(splits),
