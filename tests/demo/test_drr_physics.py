@@ -160,3 +160,32 @@ def test_the_presentation_bands_sum_to_the_image_and_the_output_is_compressed_in
     assert detail_share(shown) > 2 * detail_share(plain)
     with pytest.raises(Exception, match="latitude"):
         PresentationSettings(latitude=0.0)
+
+
+@pytest.mark.parametrize(("rotation", "tilt"), [(4.0, 0.0), (0.0, 3.0), (-4.0, -3.0)])
+def test_a_lesion_turned_alone_projects_as_the_difference_of_the_turned_volumes(rotation, tilt):
+    """A view's turn is linear: a lesion's change turned in its box (without turning the whole volume) is exactly the
+    change of the turned volume, and projected alone it adds what projecting the whole fractured volume adds."""
+    from xvertnet.evaluation.fracture import Fracture, fracture_volume
+    from xvertnet.evaluation.observer_validation import PHANTOM_SPACING, phantom_spine
+
+    mu, levels = phantom_spine()
+    geometry = drr.Geometry(pixel_mm=1.0, rotation=rotation, tilt=tilt)
+    box, values, _ = fracture_volume(mu, levels, Fracture(2, "wedge", 2))
+    change = values - mu[box]
+    fractured = mu.copy()
+    fractured[box] = values
+    turned, corner = drr.rotate_block(change, [s.start for s in box], mu.shape, PHANTOM_SPACING, geometry)
+    whole = drr.rotate(fractured, PHANTOM_SPACING, geometry, order=1) - drr.rotate(
+        mu, PHANTOM_SPACING, geometry, order=1
+    )
+    placed = np.zeros(mu.shape)
+    placed[tuple(slice(c, c + n) for c, n in zip(corner, turned.shape))] = turned
+    assert np.abs(placed - whole).max() < 1e-6 and np.abs(whole).max() > 0.005
+
+    u, w, source_a, detector_a = drr.detector_grid(mu.shape, PHANTOM_SPACING, geometry)
+    alone = drr.cone_sum(
+        turned, PHANTOM_SPACING, u, w, source_a, detector_a - source_a, offset=corner, full_shape=mu.shape
+    )
+    difference = drr.project(fractured, PHANTOM_SPACING, geometry)[0] - drr.project(mu, PHANTOM_SPACING, geometry)[0]
+    assert np.abs(alone - difference).max() < 1e-3 * np.abs(difference).max()

@@ -102,6 +102,12 @@ def test_study_settings_are_checked():
         det.DetectabilitySettings(realisations=5)
     with pytest.raises(InvalidValueError, match="fracture type"):
         det.DetectabilitySettings(kinds=("burst",))
+    from xvertnet.demo.demo_data import DemoSettings
+
+    with pytest.raises(InvalidValueError, match="unknown view 'lateral' .the demo's views: ap, rotl4"):
+        det.study_views(det.DetectabilitySettings(views=("ap", "lateral")), DemoSettings())
+    with pytest.raises(InvalidValueError, match="views must be a non-empty list"):
+        det.DetectabilitySettings(views=())
     with pytest.raises(InvalidValueError, match="needs training"):
         det.build_method("srcnn")
 
@@ -243,4 +249,5 @@ def test_every_method_enhances_every_image_whole_and_its_time_is_counted(caplog)
     assert set(patches) == {"original", "clahe-0.01"} and patches["original"].shape == (8, 64, 64)
     assert not np.array_equal(patches["original"], patches["clahe-0.01"])
     assert set(seconds) == {"original", "clahe-0.01"} and all(value > 0 for value in seconds.values())
-    assert "p1 (dose x1): 6 images, enhancement original" in caplog.text
+    assert "p1 ap (dose x1): 6 images, enhancement original" in caplog.text
+    assert set(cases["view"]) == {"ap"}

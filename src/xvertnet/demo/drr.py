@@ -157,21 +157,54 @@ def thin_slices(
     return thin, np.array([spacing[0], spacing[1], spacing[2] / factor])
 
 
-def rotate(volume: np.ndarray, spacing, geometry: Geometry, *, order: int) -> np.ndarray:
-    """The volume turned about its centre in physical space (anisotropic voxels handled): ``rotation`` about the
-    S axis (patient turned left/right), ``tilt`` about the L axis (leaning forward/back), degrees."""
-    if geometry.rotation == 0 and geometry.tilt == 0:
-        return volume
+def _turn(shape, spacing, geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
+    """The view's turn of a volume of ``shape`` about its centre as an affine map from output voxel index to input
+    voxel index: (matrix, offset), input = matrix @ output + offset."""
     a, b = np.deg2rad(geometry.rotation), np.deg2rad(geometry.tilt)
     about_s = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
     about_l = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
     rotation = about_l @ about_s
     spacing = np.asarray(spacing, dtype=np.float64)
     to_mm, to_index = np.diag(spacing), np.diag(1.0 / spacing)
-    centre = np.asarray(volume.shape) * spacing / 2.0
-    matrix = to_index @ rotation.T @ to_mm
-    offset = to_index @ (centre - rotation.T @ centre)
+    centre = np.asarray(shape) * spacing / 2.0
+    return to_index @ rotation.T @ to_mm, to_index @ (centre - rotation.T @ centre)
+
+
+def rotate(volume: np.ndarray, spacing, geometry: Geometry, *, order: int) -> np.ndarray:
+    """The volume turned about its centre in physical space (anisotropic voxels handled): ``rotation`` about the
+    S axis (patient turned left/right), ``tilt`` about the L axis (leaning forward/back), degrees."""
+    if geometry.rotation == 0 and geometry.tilt == 0:
+        return volume
+    matrix, offset = _turn(volume.shape, spacing, geometry)
     return ndimage.affine_transform(volume, matrix, offset=offset, order=order, mode="constant", cval=0)
+
+
+def rotate_block(block: np.ndarray, corner, full_shape, spacing, geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
+    """A sub-block of a volume (its first voxel at index ``corner`` of a volume of ``full_shape``, zero outside)
+    turned as :func:`rotate` turns the whole volume (linear interpolation), without turning the whole: the turned
+    block and the index of its first voxel in the turned volume. A lesion's change is turned this way for each view;
+    by linearity, rotate(mu + change) = rotate(mu) + the change turned."""
+    corner = np.asarray(corner, dtype=np.int64)
+    if geometry.rotation == 0 and geometry.tilt == 0:
+        return block, corner
+    matrix, offset = _turn(full_shape, spacing, geometry)
+    # a voxel of zeros around: 'constant' mode does not interpolate toward cval across the block's face
+    block, corner = np.pad(block, 1), corner - 1
+    # where the block's corners land in the turned volume; a voxel of margin for the interpolation
+    edges = np.array(list(np.ndindex(2, 2, 2)), dtype=np.float64) * (np.asarray(block.shape) - 1) + corner
+    landed = np.linalg.solve(matrix, (edges - offset).T).T
+    low = np.maximum(np.floor(landed.min(axis=0)).astype(np.int64) - 1, 0)
+    high = np.minimum(np.ceil(landed.max(axis=0)).astype(np.int64) + 2, np.asarray(full_shape))
+    turned = ndimage.affine_transform(
+        block,
+        matrix,
+        offset=matrix @ low + offset - corner,
+        output_shape=tuple(int(n) for n in high - low),
+        order=1,
+        mode="constant",
+        cval=0,
+    )
+    return turned, low
 
 
 def detector_grid(shape, spacing, geometry: Geometry) -> tuple[np.ndarray, np.ndarray, float, float]:

@@ -5,8 +5,12 @@ level in view whose body lies whole in the CT:
 
 1. **Lesions.** :mod:`xvertnet.evaluation.fracture` compresses the level's body (wedge or biconcave, Genant
    grade 1 or 2). Projection is linear in attenuation, so the base attenuation volume is
-   projected once (:func:`xvertnet.demo.drr.project`, PA, no rotation) and each lesion's difference
-   volume (its bounding box only) is projected alone and added: P_present = P_base + dP.
+   projected once per view (:func:`xvertnet.demo.drr.project`) and each lesion's difference
+   volume (its bounding box only, turned as the view turns the volume) is projected alone and
+   added: P_present = P_base + dP. Each patient is seen in several views (``views``: PA, turned
+   4 degrees to the left, tilted 3 degrees up), so that the anatomy behind and around a level
+   varies between images of one patient as it does between radiographs, not only between levels
+   and patients.
 2. **Images.** Lesions at levels far apart do not overlap, so one image carries several: for
    each fracture type and grade and each of ``stride`` interleaved sets of levels (levels i with
    i mod stride = j), a signal-present image holds a lesion at every level of the set; one
@@ -83,7 +87,10 @@ class DetectabilitySettings(FromConfig):
 
     #: Held-out CT patients (lidc0001 trained the shipped model).
     patients: tuple[str, ...] = ("tschest", "lung1", "lung2")
-    realisations: int = 12
+    #: Views of each patient (names of the demo's views): PA, turned 4 degrees to the left, tilted 3 degrees up.
+    views: tuple[str, ...] = ("ap", "rotl4", "tiltu3")
+    #: Independent noise realisations of each image, per view.
+    realisations: int = 4
     kinds: tuple[str, ...] = FRACTURE_TYPES
     grades: tuple[int, ...] = (1, 2)
     stride: int = 3
@@ -112,7 +119,7 @@ class DetectabilitySettings(FromConfig):
         return super().from_config(section)
 
     def __post_init__(self):
-        for name in ("patients", "methods"):
+        for name in ("patients", "views", "methods"):
             value = getattr(self, name)
             if not isinstance(value, tuple) or not value or not all(isinstance(item, str) for item in value):
                 raise InvalidValueError(f"detectability {name} must be a non-empty list of names, got {value!r}")
@@ -223,31 +230,48 @@ def trained_on_text(trained_on: dict | None) -> str:
 
 @dataclasses.dataclass
 class PatientScene:
-    """One patient's lesion-free projection, its lesions' projected differences and where each level is."""
+    """One view of a patient: its lesion-free projection, its lesions' projected differences and where each level is."""
 
     patient: str
     line_integral: np.ndarray
     levels: dict[int, dict]  # level -> {"centre": (row, col), "lesion_centre": {kind: (row, col)}, "region", "index"}
     differences: dict[tuple[int, str, int], np.ndarray]  # (level, kind, grade) -> dP
     examples: dict
+    view: str = "ap"
 
 
-def patient_scene(patient: str, settings: DetectabilitySettings, demo) -> PatientScene:
-    """Project one patient's CT and every lesion of the study (module docstring, step 1)."""
+def study_views(settings: DetectabilitySettings, demo) -> list:
+    """The demo's views that ``settings.views`` names, in that order (an unknown name is an error naming the known)."""
+    known = {view.name: view for view in demo.views}
+    unknown = [name for name in settings.views if name not in known]
+    if unknown:
+        raise InvalidValueError(
+            f"detectability views: unknown view '{unknown[0]}' (the demo's views: {', '.join(known)})"
+        )
+    return [known[name] for name in settings.views]
+
+
+def patient_scenes(patient: str, settings: DetectabilitySettings, demo) -> list[PatientScene]:
+    """Project one patient's CT in each of the study's views, and every lesion of the study in each (module
+    docstring, step 1). The lesions are made once, in the CT; each view turns a lesion's change (its box only) as it
+    turns the volume. A level enters when it is whole in the CT, its body's height is plausible and its projection
+    is large enough in every view, so that every view holds the same levels."""
     from scipy import ndimage
 
     from xvertnet.demo.ct_volumes import load_patient
-    from xvertnet.demo.demo_data import View, vertebra_levels
+    from xvertnet.demo.demo_data import vertebra_levels
     from xvertnet.demo.drr import (
         CONTRAST_ENHANCED,
         attenuation,
         cone_sum,
         detector_grid,
         project,
+        rotate_block,
         thin_slices,
         unenhance_blood,
     )
 
+    views = study_views(settings, demo)
     volume = load_patient(patient)
     levels, _ = vertebra_levels(volume)
     hounsfield = volume.hounsfield
@@ -262,55 +286,82 @@ def patient_scene(patient: str, settings: DetectabilitySettings, demo) -> Patien
         and np.flatnonzero((levels == level).any(axis=(0, 1))).max() < depth - 1
     ]
     regions = {level: level_region(hounsfield, volume.spacing, levels, level) for level in complete}
-    geometry = demo.geometry(View("ap"))
-    mu, spacing = thin_slices(attenuation(hounsfield, demo.bone_boost), volume.spacing, geometry.max_slice_mm)
-    thin_levels, _ = thin_slices(levels, volume.spacing, geometry.max_slice_mm, labels=True)
+    max_slice_mm = demo.geometry(views[0]).max_slice_mm
+    mu, spacing = thin_slices(attenuation(hounsfield, demo.bone_boost), volume.spacing, max_slice_mm)
+    thin_levels, _ = thin_slices(levels, volume.spacing, max_slice_mm, labels=True)
     del hounsfield, volume
-    line_integral, projected = project(mu, spacing, geometry, levels=thin_levels)
-    u, w, source_a, detector_a = detector_grid(mu.shape, spacing, geometry)
-    found = {}
+    plausible = []
     for level in complete:
-        pixels = projected == level
-        if pixels.sum() < settings.min_level_pixels:
-            continue
         height = body_height_mm(mu, thin_levels, level, spacing)
-        if not settings.body_height_mm[0] <= height <= settings.body_height_mm[1]:
+        if settings.body_height_mm[0] <= height <= settings.body_height_mm[1]:
+            plausible.append(level)
+        else:
             log.info(
                 "%s: level %d left out: its body is %.0f mm high (merged or partial label)", patient, level, height
             )
-            continue
-        found[level] = {"centre": tuple(float(c) for c in ndimage.center_of_mass(pixels)), "region": regions[level]}
-    for index, level in enumerate(sorted(found)):
-        found[level]["index"] = index
-    differences, examples = {}, {}
-    for level in found:
+    lesions, examples = {}, {}
+    for level in plausible:
         for kind in settings.kinds:
             for grade in settings.grades:
                 box, values, _ = fracture_volume(mu, thin_levels, Fracture(level, kind, grade), spacing=spacing)
-                change = values.astype(np.float64) - mu[box]
-                differences[(level, kind, grade)] = cone_sum(
-                    change,
-                    spacing,
-                    u,
-                    w,
-                    source_a,
-                    detector_a - source_a,
-                    offset=[s.start for s in box],
-                    full_shape=mu.shape,
-                )
-                if grade == max(settings.grades) and level == example_level(found) and kind not in examples:
-                    examples[kind] = {"before": mu[box].copy(), "after": values, "box": box, "level": level}
+                lesions[(level, kind, grade)] = (values.astype(np.float64) - mu[box], [s.start for s in box])
+                if grade == max(settings.grades):  # the figures' example of each type, at the highest grade
+                    examples.setdefault(level, {})[kind] = {
+                        "before": mu[box].copy(),
+                        "after": values,
+                        "box": box,
+                        "level": level,
+                    }
+    projections = []
+    for view in views:
+        geometry = demo.geometry(view)
+        line_integral, projected = project(mu, spacing, geometry, levels=thin_levels)
+        u, w, source_a, detector_a = detector_grid(mu.shape, spacing, geometry)
+        differences = {}
+        for key, (change, corner) in lesions.items():
+            turned, turned_corner = rotate_block(change, corner, mu.shape, spacing, geometry)
+            differences[key] = cone_sum(
+                turned, spacing, u, w, source_a, detector_a - source_a, offset=turned_corner, full_shape=mu.shape
+            )
+        projections.append((view, line_integral, projected, differences))
+    found = {}
+    for level in plausible:
+        sizes = [int((projected == level).sum()) for _, _, projected, _ in projections]
+        if min(sizes) < settings.min_level_pixels:
+            log.info("%s: level %d left out: %d pixels in some view", patient, level, min(sizes))
+            continue
+        found[level] = {"region": regions[level]}
+    for index, level in enumerate(sorted(found)):
+        found[level]["index"] = index
+    shown = examples.get(example_level(found), {}) if found else {}
+    scenes = []
+    for view_index, (view, line_integral, projected, differences) in enumerate(projections):
+        placed = {}
+        for level, info in found.items():
             # where the lesion is (location known exactly): the centroid of its projected change at the highest grade
-            change = np.abs(differences[(level, kind, max(settings.grades))])
-            found[level].setdefault("lesion_centre", {})[kind] = tuple(float(c) for c in ndimage.center_of_mass(change))
+            placed[level] = {
+                **info,
+                "centre": tuple(float(c) for c in ndimage.center_of_mass(projected == level)),
+                "lesion_centre": {
+                    kind: tuple(
+                        float(c)
+                        for c in ndimage.center_of_mass(np.abs(differences[(level, kind, max(settings.grades))]))
+                    )
+                    for kind in settings.kinds
+                },
+            }
+        kept = {key: value for key, value in differences.items() if key[0] in found}
+        scenes.append(PatientScene(patient, line_integral, placed, kept, shown if view_index == 0 else {}, view.name))
     log.info(
-        "%s: %d levels (%s), %d lesions projected",
+        "%s: %d levels (%s) in %d views (%s), %d lesions projected in each",
         patient,
         len(found),
         ", ".join(f"{level}:{found[level]['region']}" for level in sorted(found)),
-        len(differences),
+        len(views),
+        ", ".join(settings.views),
+        len(scenes[0].differences) if scenes else 0,
     )
-    return PatientScene(patient, line_integral, found, differences, examples)
+    return scenes
 
 
 class Acquisition:
@@ -372,6 +423,7 @@ def collect_patches(
     for p_index, scene in enumerate(scenes):
         acquisition = Acquisition(scene.line_integral, demo, dose_factor)
         before, images = dict(seconds), 0
+        # a seed per view of each patient and dose: every image an independent exposure
         for image, lesion, chosen, r in scene_images(
             scene, settings, acquisition, (p_index, int(round(dose_factor * 1000)))
         ):
@@ -392,6 +444,7 @@ def collect_patches(
                 rows.append(
                     {
                         "patient": scene.patient,
+                        "view": scene.view,
                         "level": level,
                         "region": scene.levels[level]["region"],
                         "realisation": r,
@@ -402,8 +455,9 @@ def collect_patches(
                 )
         spent = {name: seconds.get(name, 0.0) - before.get(name, 0.0) for name in enhancers}
         log.info(
-            "%s (dose x%g): %d images, enhancement %s",
+            "%s %s (dose x%g): %d images, enhancement %s",
             scene.patient,
+            scene.view,
             dose_factor,
             images,
             ", ".join(f"{name} {value:.0f} s" for name, value in spent.items()),
@@ -482,7 +536,7 @@ def run_study(out_dir, settings: DetectabilitySettings, demo=None) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    scenes = [patient_scene(patient, settings, demo) for patient in settings.patients]
+    scenes = [scene for patient in settings.patients for scene in patient_scenes(patient, settings, demo)]
     projected = time.perf_counter() - started
     enhancers = {
         name: build_method(name, settings.model, settings.baselines, settings.patients) for name in settings.methods
@@ -514,9 +568,7 @@ def run_study(out_dir, settings: DetectabilitySettings, demo=None) -> dict:
 
     validation["produced_by"] = produced_by(str(select_device("auto")))
     validation["images_per_method"] = int(
-        len(settings.patients)
-        * settings.realisations
-        * (1 + len(settings.kinds) * len(settings.grades) * settings.stride)
+        len(scenes) * settings.realisations * (1 + len(settings.kinds) * len(settings.grades) * settings.stride)
     )
     validation["cases"] = {
         "present": int(cases["present"].sum()),
@@ -524,7 +576,8 @@ def run_study(out_dir, settings: DetectabilitySettings, demo=None) -> dict:
         "levels": {
             scene.patient: {str(level): info["region"] for level, info in sorted(scene.levels.items())}
             for scene in scenes
-        },
+        },  # every view of a patient holds the same levels (patient_scenes)
+        "views": list(settings.views),
     }
     with atomic_path(out_dir / "detectability.csv") as tmp:
         table.to_csv(tmp, index=False)
@@ -746,7 +799,8 @@ def detectability_markdown(table: pd.DataFrame, settings: DetectabilitySettings,
             else "."
         ),
         "",
-        f"Held-out CT patients {', '.join(settings.patients)}; {settings.realisations} noise realisations per image; "
+        f"Held-out CT patients {', '.join(settings.patients)}, each in the views {', '.join(settings.views)}; "
+        f"{settings.realisations} noise realisations of each image in each view; "
         f"{validation['cases']['present']} signal-present and {validation['cases']['absent']} signal-absent patches "
         f"({settings.observer.patch_px} px) of displayed images (one window, 8 bits). AUC (95 % CI, bootstrap over "
         "patients and cases); Delta: paired AUC difference against the original (p). cho: channelized Hotelling "

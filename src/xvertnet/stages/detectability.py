@@ -18,8 +18,9 @@ log = logging.getLogger(__name__)
 def add_arguments(parser) -> None:
     parser.add_argument("--out", type=Path, default=Path("results/detectability"), help="output folder")
     parser.add_argument("--config", type=Path, help="YAML config with a `detectability` section")
-    parser.add_argument("--realisations", type=int, help="noise realisations per image (even)")
+    parser.add_argument("--realisations", type=int, help="noise realisations of each image per view (even)")
     parser.add_argument("--patients", nargs="+", help="held-out CT patients")
+    parser.add_argument("--views", nargs="+", help="views of each patient (the demo's view names: ap, rotl4, ...)")
     parser.add_argument("--methods", nargs="+", help="methods (original, xvertnet, clahe-<clip>, ...)")
     parser.add_argument(
         "--baselines",
@@ -40,7 +41,7 @@ def run(args) -> int:
     section = {}
     if args.config:
         section = dict((yaml.safe_load(args.config.read_text()) or {}).get("detectability") or {})
-    for name in ("realisations", "patients", "methods", "baselines"):
+    for name in ("realisations", "patients", "views", "methods", "baselines"):
         if getattr(args, name) is not None:
             section[name] = getattr(args, name)
     settings = DetectabilitySettings.from_config(section)
