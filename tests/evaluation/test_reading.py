@@ -107,3 +107,18 @@ def test_scores_pool_readers_and_refuse_answers_of_another_page(tmp_path, capsys
     right.assign(chosen="up").to_csv(odd, index=False)
     code, message = run_cli(capsys, "score-reading", odd, "--trials", tmp_path / "reading" / "trials.csv")
     assert code == 2 and str(odd) in message and "left or right" in message
+
+
+def test_pairs_are_of_one_view_when_a_patient_is_seen_in_several():
+    """With views, a level and realisation recur in each view: a present patch is paired with the absent patch of its
+    own view, never another view's."""
+    from xvertnet.evaluation.reading import choose_pairs
+
+    _, cases = study_patches(count=3)
+    cases = pd.concat([cases.assign(view="ap"), cases.assign(view="rotl4")], ignore_index=True)
+    pairs = choose_pairs(cases, count=len(cases), seed=0)
+    assert len(pairs) == int(cases["present"].sum())
+    for present, absent in pairs:
+        same = ["patient", "view", "level", "realisation", "kind"]
+        assert cases.loc[present, same].tolist() == cases.loc[absent, same].tolist()
+        assert cases.loc[present, "present"] and not cases.loc[absent, "present"]

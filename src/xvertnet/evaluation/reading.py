@@ -36,16 +36,17 @@ ANSWER_COLUMNS = ("trial", "block", "chosen", "milliseconds")
 
 
 def choose_pairs(cases: pd.DataFrame, count: int, seed: int) -> list[tuple[int, int]]:
-    """``count`` (present index, absent index) pairs of the same patient, level, realisation and place (the lesion
-    type's), lesions drawn at random."""
-    absent = cases[~cases["present"]].set_index(["patient", "level", "realisation", "kind"])
+    """``count`` (present index, absent index) pairs of the same patient, view (where cases name views), level,
+    realisation and place (the lesion type's), lesions drawn at random."""
+    keys = [key for key in ("patient", "view", "level", "realisation", "kind") if key in cases.columns]
+    absent = cases[~cases["present"]].set_index(keys)
     present = cases[cases["present"]]
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(present))
     pairs = []
     for position in order[:count]:
         row = present.iloc[position]
-        match = absent.index.get_indexer([(row["patient"], row["level"], row["realisation"], row["kind"])])[0]
+        match = absent.index.get_indexer([tuple(row[key] for key in keys)])[0]
         if match >= 0:
             pairs.append((int(present.index[position]), int(cases.index[~cases["present"]][match])))
     return pairs
