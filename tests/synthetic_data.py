@@ -115,3 +115,41 @@ def bomb_png(path, width=100_000, height=100_000):
         + chunk(b"IEND", b"")
     )
     return path
+
+
+def observer_study(
+    gains: dict, *, patients=("p1", "p2"), views=(), levels: int = 6, realisations: int = 8, size: int = 32, seed=0
+):
+    """Displayed patches and cases of a fracture-detectability study, made up: per patient (and view, when given),
+    level (odd levels behind the heart, even above), realisation and fracture type, a signal-absent patch and one of
+    each grade. Every method shows the same noise and the lesion (a horizontal endplate-like band) at ``gains[name]``
+    times the original's faint strength."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:size, :size] - (size - 1) / 2.0
+    band = np.exp(-((y / 2.0) ** 2)) * (np.abs(x) < 10)
+    rows = []
+    for patient in patients:
+        for view in views or (None,):
+            for level in range(levels):
+                for realisation in range(realisations):
+                    for kind in ("wedge", "biconcave"):  # a signal-absent patch where each type of lesion would be
+                        for grade in (0, 1, 2):
+                            rows.append(
+                                {
+                                    "patient": patient,
+                                    **({"view": view} if views else {}),
+                                    "level": level,
+                                    "region": "behind_heart" if level % 2 else "above_heart",
+                                    "realisation": realisation,
+                                    "present": grade > 0,
+                                    "kind": kind,
+                                    "grade": grade,
+                                }
+                            )
+    cases = pd.DataFrame(rows)
+    noise = 0.5 + 0.08 * rng.standard_normal((len(cases), size, size))
+    strength = np.where(cases["present"], 0.02 * cases["grade"], 0.0)[:, None, None] * band
+    patches = {name: np.clip(noise + gain * strength, 0, 1).astype(np.float32) for name, gain in gains.items()}
+    return patches, cases

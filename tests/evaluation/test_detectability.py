@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic_data import observer_study
 
 from xvertnet.errors import ConfigError, InvalidValueError
 from xvertnet.evaluation import detectability as det
@@ -13,35 +14,7 @@ from xvertnet.evaluation import detectability as det
 def synthetic_study(seed=0, size=32):
     """Cases of two patients (levels alternating behind and above the heart) and three methods' displayed patches:
     'original' shows the lesion faintly, 'clahe-0.01' a little more, 'sharp' plainly."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[:size, :size] - (size - 1) / 2.0
-    band = np.exp(-((y / 2.0) ** 2)) * (np.abs(x) < 10)  # a horizontal endplate-like band
-    rows = []
-    for patient in ("p1", "p2"):
-        for level in range(6):
-            region = "behind_heart" if level % 2 else "above_heart"
-            for realisation in range(8):
-                for kind in ("wedge", "biconcave"):  # a signal-absent patch where each type of lesion would be
-                    for grade in (0, 1, 2):
-                        rows.append(
-                            {
-                                "patient": patient,
-                                "level": level,
-                                "region": region,
-                                "realisation": realisation,
-                                "present": grade > 0,
-                                "kind": kind,
-                                "grade": grade,
-                            }
-                        )
-    cases = pd.DataFrame(rows)
-    noise = 0.5 + 0.08 * rng.standard_normal((len(cases), size, size))
-    strength = np.where(cases["present"], 0.02 * cases["grade"], 0.0)[:, None, None] * band
-    patches = {
-        name: np.clip(noise + gain * strength, 0, 1).astype(np.float32)
-        for name, gain in (("original", 1.0), ("clahe-0.01", 1.5), ("sharp", 3.0))
-    }
-    return patches, cases
+    return observer_study({"original": 1.0, "clahe-0.01": 1.5, "sharp": 3.0}, size=size, seed=seed)
 
 
 def test_analysis_ranks_methods_by_what_their_displays_show_and_pairs_them():
@@ -80,11 +53,12 @@ def dataclasses_replace(settings, **changes):
 
 def test_saved_patches_give_the_same_table_again(tmp_path):
     patches, cases = synthetic_study(size=24)
+    patches["clahe-0.03"] = patches.pop("sharp")
     settings = det.DetectabilitySettings.from_config(
         {
             "observer": {"patch_px": 24, "bootstrap": 50},
             "realisations": 8,
-            "methods": ["original", "clahe-0.01", "sharp"],
+            "methods": ["original", "clahe-0.01", "clahe-0.03"],
         }
     )
     patches = {
@@ -95,6 +69,13 @@ def test_saved_patches_give_the_same_table_again(tmp_path):
     again = det.reanalyse(tmp_path, settings)
     pd.testing.assert_frame_equal(again, det.analyse(patches, cases, settings), check_exact=False, rtol=1e-6)
     assert (tmp_path / "reading" / "index.html").is_file() and (tmp_path / "clahe_curve.png").is_file()
+    # CLAHE at two clip limits and two patients: the clip limit chosen on the other patient, for each
+    choice = pd.read_csv(tmp_path / "clahe_choice.csv")
+    assert choice["held_out"].tolist() == ["p1", "p2"] and set(choice["chosen"]) <= {"clahe-0.01", "clahe-0.03"}
+    assert (
+        "## A clip limit chosen on other patients (cho, behind the heart)"
+        in (tmp_path / "detectability.md").read_text()
+    )
 
 
 def test_study_settings_are_checked():

@@ -549,6 +549,7 @@ def run_study(out_dir, settings: DetectabilitySettings, demo=None) -> dict:
     save_patches(out_dir, patches, cases)
     write_reading_page(patches, cases, out_dir / "reading", seed=settings.seed)
     table = analyse(patches, cases, settings)
+    choice = clahe_choice(out_dir, patches, cases, settings)
     validation = {"dose": {}, "timing_s": {}, "baselines": baseline_records(settings, learned)}
     if "original" in settings.methods:
         validation["dose"]["1.0"] = _dprime_summary(table[table["method"] == "original"])
@@ -584,7 +585,7 @@ def run_study(out_dir, settings: DetectabilitySettings, demo=None) -> dict:
     with atomic_path(out_dir / "validation.json") as tmp:
         Path(tmp).write_text(json.dumps(validation, indent=2))
     with atomic_path(out_dir / "detectability.md") as tmp:
-        Path(tmp).write_text(detectability_markdown(table, settings, validation))
+        Path(tmp).write_text(detectability_markdown(table, settings, validation, choice))
     _write_validation(out_dir, validation)
     from xvertnet.evaluation.detectability_figures import clahe_curve_figure, fracture_figure, pairs_figure
 
@@ -592,6 +593,24 @@ def run_study(out_dir, settings: DetectabilitySettings, demo=None) -> dict:
     pairs_figure(examples, scenes[0], settings, out_dir / "pairs.png")
     clahe_curve_figure(table, out_dir / "clahe_curve.png")
     return validation
+
+
+def clahe_choice(out_dir: Path, patches: dict, cases: pd.DataFrame, settings: DetectabilitySettings) -> list[str]:
+    """CLAHE's clip limit chosen on other patients, nested (:mod:`xvertnet.evaluation.observer_selection`), when the run
+    has CLAHE at two or more clip limits and two or more patients: ``patient_aucs.csv`` and ``clahe_choice.csv`` in
+    ``out_dir``, and the lines the study's markdown gives it."""
+    from xvertnet.evaluation.observer_selection import nested_choice, nested_markdown, patient_aucs
+
+    candidates = [name for name in settings.methods if name.startswith("clahe-") and name in patches]
+    if len(candidates) < 2 or "original" not in patches or cases["patient"].nunique() < 2:
+        return []
+    aucs = patient_aucs(patches, cases, settings)
+    folds = nested_choice(aucs, candidates)
+    with atomic_path(out_dir / "patient_aucs.csv") as tmp:
+        aucs.to_csv(tmp, index=False)
+    with atomic_path(out_dir / "clahe_choice.csv") as tmp:
+        folds.to_csv(tmp, index=False)
+    return nested_markdown(folds, candidates)
 
 
 def save_patches(out_dir: Path, patches: dict, cases: pd.DataFrame) -> None:
@@ -622,11 +641,12 @@ def reanalyse(out_dir, settings: DetectabilitySettings) -> pd.DataFrame:
 
     validation["reanalysed_by"] = produced_by(str(select_device("auto")))
     table = analyse(patches, cases, settings)
+    choice = clahe_choice(out_dir, patches, cases, settings)
     write_reading_page(patches, cases, out_dir / "reading", seed=settings.seed)
     with atomic_path(out_dir / "detectability.csv") as tmp:
         table.to_csv(tmp, index=False)
     with atomic_path(out_dir / "detectability.md") as tmp:
-        Path(tmp).write_text(detectability_markdown(table, settings, validation))
+        Path(tmp).write_text(detectability_markdown(table, settings, validation, choice))
     with atomic_path(out_dir / "validation.json") as tmp:
         Path(tmp).write_text(json.dumps(validation, indent=2))
     _write_validation(out_dir, validation)
@@ -784,8 +804,11 @@ def _p_value(p: float, resamples: int) -> str:
     return f"p < {1.0 / resamples:.3g}" if p < 1.0 / resamples else f"p {p:.2f}"
 
 
-def detectability_markdown(table: pd.DataFrame, settings: DetectabilitySettings, validation: dict) -> str:
-    """The detectability table: per lesion and region, each method's AUC (95 % CI) for each observer."""
+def detectability_markdown(
+    table: pd.DataFrame, settings: DetectabilitySettings, validation: dict, choice: list[str] | None = None
+) -> str:
+    """The detectability table: per lesion and region, each method's AUC (95 % CI) for each observer; ``choice``:
+    the lines of CLAHE's nested choice (:func:`clahe_choice`), after the tables."""
     source = validation.get("produced_by", {})
     lines = [
         "# Fracture detectability per method",
@@ -835,6 +858,7 @@ def detectability_markdown(table: pd.DataFrame, settings: DetectabilitySettings,
                 cells.append(cell)
             lines.append(f"| {kind} grade {grade} | {region.replace('_', ' ')} | " + " | ".join(cells) + " |")
         lines.append("")
+    lines += choice or []
     lines += [
         "## Validation on the data (the original)",
         "",
