@@ -90,15 +90,26 @@ def test_guard_parameters_are_checked():
         PrepParams(e_floor=0)
 
 
-def test_prep_shard_is_atomic_when_killed(tmp_path, monkeypatch, demo_dataset):
+def test_prep_shard_is_atomic_when_killed(tmp_path, monkeypatch):
     import xvertnet.preprocessing.prep_shard as prep
+    from xvertnet.demo.demo_data import DemoSettings, build_demo_data
     from xvertnet.io.datasets import read_manifest
     from xvertnet.io.ingest import ingest_entries
     from xvertnet.io.shard_store import file_attrs, item_ids, read_item
     from xvertnet.preprocessing.roi import roi_shard
     from xvertnet.preprocessing.spine_location import RoiSettings
 
-    manifest = read_manifest(demo_dataset["manifest_path"])
+    # the two demo DRRs it needs, made alone (the whole demo data set takes about 50 s)
+    demo = DemoSettings.from_config(
+        {
+            "patients": [{"name": "lidc0001", "views": ["rotl4"]}],
+            "conditions": ["standard", "low_dose"],
+            "include_real": False,
+            "max_slice_mm": 2.5,
+        }
+    )
+    build_demo_data(tmp_path / "demo" / "images", tmp_path / "demo" / "manifest.csv", demo)
+    manifest = read_manifest(tmp_path / "demo" / "manifest.csv")
     entries = manifest[
         manifest["image_id"].isin(["drr_lidc0001_rotl4_standard", "drr_lidc0001_rotl4_low_dose"])
     ].to_dict("records")
@@ -155,6 +166,7 @@ def test_the_bone_prior_target_reaches_the_training_crops_of_training_images_onl
             "conditions": ["standard"],
             "include_real": False,
             "bone_emphasis": 10.0,
+            "max_slice_mm": 2.5,  # lidc0001's own slices: no interpolation (a plumbing test; 25 s less per build)
         }
     )
     build_demo_data(tmp_path / "images", tmp_path / "manifest.csv", settings, workers=2)
