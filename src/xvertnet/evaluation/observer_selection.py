@@ -9,10 +9,11 @@ patients it is reported on. The honest comparator is a nested choice, made the w
   other way round (grades pooled, every view and level of the patient); its AUC is then read in each region and
   averaged over the types. No patient's number depends on another patient's images, so choosing on some patients and
   reporting on another keeps them apart, down to the observer's template.
-* **Nested choice** (:func:`nested_choice`): each patient in turn is held out. Among the candidates, the one with the
-  highest mean AUC behind the heart on the other patients is chosen, if on every one of them it is at least as
-  detectable as the original above the heart (do no harm, the same rule for every candidate) and its mean behind the
-  heart beats the original's; otherwise the original is kept (doing nothing does no harm). The chosen candidate's AUC
+* **Nested choice** (:func:`nested_choice`, the design study's rule): each patient in turn is held out. Among the
+  candidates, the one with the highest score on the other patients is chosen (per patient, its AUC behind the heart
+  over the original's; over patients, the geometric mean), if on every one of them it is at least as detectable as
+  the original above the heart (do no harm, the same rule for every candidate) and its score exceeds 1; otherwise
+  the original is kept (doing nothing does no harm). The chosen candidate's AUC
   on the held-out patient, against the original's there, is what the choice delivers.
 
 With three held-out patients there are three folds: the per-fold numbers say what happened, not whether it is
@@ -77,42 +78,43 @@ def patient_aucs(patches: dict, cases: pd.DataFrame, settings, *, observer: str 
 
 def nested_choice(aucs: pd.DataFrame, candidates, *, reference: str = "original") -> pd.DataFrame:
     """One row per held-out patient: the candidate chosen on the other patients (module docstring), its AUC behind the
-    heart on the held-out patient and the reference's there. ``aucs`` is :func:`patient_aucs`'s table."""
-    table = aucs.set_index(["method", "patient", "region"])["auc"]
+    heart on the held-out patient and the reference's there. ``aucs`` is :func:`patient_aucs`'s table.
+
+    The choice is the design study's own (:func:`xvertnet.evaluation.study_selection.choose_on_patients`), with the
+    observer's AUC behind the heart as the score (per patient, the ratio to the original's; over patients, their
+    geometric mean, which must exceed 1) and its AUC above the heart as the do-no-harm measure (tolerance 0)."""
+    from xvertnet.evaluation.study_selection import choose_on_patients
+
+    wide = aucs.pivot_table(index=["method", "patient"], columns="region", values="auc").reset_index()
+    wide = wide.rename(columns={region: f"fracture_auc_{region}" for region in (TARGET_REGION, GUARD_REGION)})
+    wide["group"] = "held-out DRR"
+    score, guard = f"fracture_auc_{TARGET_REGION}", f"fracture_auc_{GUARD_REGION}"
     patients = sorted(aucs.loc[aucs["region"].eq(TARGET_REGION), "patient"].unique())
     candidates = [name for name in candidates if name != reference]
+    auc = wide.set_index(["method", "patient"])[score]
 
-    def value(method, patient, region):
-        return float(table.get((method, patient, region), np.nan))
+    def mean_auc(method, patients):
+        return float(np.mean([auc.get((method, patient), np.nan) for patient in patients]))
 
     rows = []
     for held_out in patients:
         others = [patient for patient in patients if patient != held_out]
-        baseline = np.mean([value(reference, p, TARGET_REGION) for p in others]) if others else np.nan
-        ranked = []
-        for name in candidates:
-            score = np.mean([value(name, p, TARGET_REGION) for p in others]) if others else np.nan
-            harmed = [
-                p
-                for p in others
-                if np.isfinite(value(reference, p, GUARD_REGION))
-                and not value(name, p, GUARD_REGION) >= value(reference, p, GUARD_REGION)
-            ]
-            eligible = bool(np.isfinite(score)) and not harmed and score > baseline
-            ranked.append((score if np.isfinite(score) else -np.inf, name, eligible, harmed))
-        ranked.sort(key=lambda item: -item[0])  # stable: ties keep the candidates' order
-        chosen = next((name for _, name, eligible, _ in ranked if eligible), None)
+        chosen, ranking = choose_on_patients(wide, candidates, others, score=(score,), do_no_harm=(guard,))
+        refused = ranking[ranking["harmed"].astype(bool)]
         used = chosen or reference
         rows.append(
             {
                 "held_out": held_out,
                 "chosen_on": ", ".join(others),
                 "chosen": chosen or f"none ({reference} kept)",
-                "refused": ", ".join(f"{name} (above the heart on {', '.join(h)})" for _, name, _, h in ranked if h),
-                "auc_chosen_on": float(next((s for s, n, _, _ in ranked if n == chosen), baseline)),
-                f"auc_{reference}_chosen_on": float(baseline),
-                "auc_held_out": value(used, held_out, TARGET_REGION),
-                f"auc_{reference}_held_out": value(reference, held_out, TARGET_REGION),
+                "score": float(ranking.set_index("entry").loc[chosen, "score"]) if chosen else float("nan"),
+                "refused": "; ".join(
+                    f"{row.entry} harms {row.harmed.replace(guard, 'above the heart')}" for row in refused.itertuples()
+                ),
+                "auc_chosen_on": mean_auc(used, others),
+                f"auc_{reference}_chosen_on": mean_auc(reference, others),
+                "auc_held_out": float(auc.get((used, held_out), np.nan)),
+                f"auc_{reference}_held_out": float(auc.get((reference, held_out), np.nan)),
             }
         )
     folds = pd.DataFrame(rows)
@@ -130,13 +132,14 @@ def nested_markdown(
     lines = [
         f"## A clip limit chosen on other patients ({observer}, behind the heart)",
         "",
-        f"Each held-out patient in turn: among {', '.join(candidates)}, the setting with the highest AUC behind the "
-        f"heart on the other patients (grades pooled, mean of the fracture types; templates trained on each patient's "
-        f"own images) is chosen, if it is at least as detectable as the {reference} above the heart on each of them "
-        f"and beats the {reference} behind it; otherwise the {reference} is kept. Its AUC on the held-out patient is "
-        "what the choice delivers. Three folds say what happened, not whether it is significant.",
+        f"Each held-out patient in turn: among {', '.join(candidates)}, the design study's rule chooses on the other "
+        f"patients. The score is, per patient, the AUC behind the heart (grades pooled, mean of the fracture types; "
+        f"templates trained on each patient's own images) over the {reference}'s, and over patients their geometric "
+        f"mean; the best setting whose score exceeds 1 is chosen if it is at least as detectable as the {reference} "
+        f"above the heart on each of them; otherwise the {reference} is kept. Its AUC on the held-out patient is what "
+        "the choice delivers. Three folds say what happened, not whether it is significant.",
         "",
-        f"| held out | chosen on | chosen | AUC where chosen ({reference}) | AUC held out ({reference}) | change |",
+        f"| held out | chosen on | chosen | mean AUC where chosen ({reference}) | AUC held out ({reference}) | change |",
         "|---|---|---|---|---|---|",
     ]
     for row in folds.itertuples():

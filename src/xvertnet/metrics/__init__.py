@@ -67,6 +67,9 @@ BETTER = {
     "seg_dice": 1,
     "seg_hd95": -1,
     "seg_asd": -1,
+    # the fracture-detectability observer's AUC per patient (xvertnet.evaluation.observer_selection)
+    "fracture_auc_behind_heart": 1,
+    "fracture_auc_above_heart": 1,
 }
 
 
