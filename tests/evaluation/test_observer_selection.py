@@ -72,3 +72,13 @@ def test_a_patients_aucs_come_from_its_own_images_only():
         for region in ("behind_heart", "above_heart"):
             assert again[("original", patient, region)] == aucs[("original", patient, region)]
     assert again[("original", "p2", "behind_heart")] != aucs[("original", "p2", "behind_heart")]
+
+
+def test_the_design_study_can_be_configured_to_choose_on_the_observer():
+    """The per-patient AUCs are measures a study configuration names (higher is better)."""
+    from xvertnet.evaluation.study_selection import StudySettings
+
+    settings = StudySettings.from_config(
+        {"score": ["fracture_auc_behind_heart"], "do_no_harm": ["fracture_auc_above_heart"], "nested": True}
+    )
+    assert settings.score == ("fracture_auc_behind_heart",) and settings.do_no_harm == ("fracture_auc_above_heart",)
