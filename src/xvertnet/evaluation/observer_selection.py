@@ -13,8 +13,8 @@ patients it is reported on. The honest comparator is a nested choice, made the w
   candidates, the one with the highest score on the other patients is chosen (per patient, its AUC behind the heart
   over the original's; over patients, the geometric mean), if on every one of them it is at least as detectable as
   the original above the heart (do no harm, the same rule for every candidate) and its score exceeds 1; otherwise
-  the original is kept (doing nothing does no harm). The chosen candidate's AUC
-  on the held-out patient, against the original's there, is what the choice delivers.
+  the original is kept (doing nothing does no harm). The chosen candidate's AUC on the held-out patient, against the
+  original's there, is what the choice delivers.
 
 With three held-out patients there are three folds: the per-fold numbers say what happened, not whether it is
 significant (no test over three patients can reach p < 0.05).
