@@ -35,10 +35,7 @@ def test_default_config_plans_both_xvertnet_rows_and_every_baseline():
         "lut-mapping",
     ]
     assert plan.entries["xvertnet-paper"]["iterations"] == 2 and plan.entries["xvertnet"]["iterations"] == 1
-    # The study's `anchored` variant trains like `xvertnet`: one model set, trained to its T = 2.
-    assert (
-        plan.entries["study-anchored-T2"]["model_set"] == "xvertnet" and plan.model_sets["xvertnet"]["iterations"] == 2
-    )
+    assert plan.study_entries == []  # the grid is the study run's (configs/study.yaml)
     assert plan.trained_baselines == ["zerodce", "madmad", "lut-mapping"]
 
 
@@ -52,6 +49,37 @@ def test_entries_with_equal_training_settings_share_one_model_set():
     assert plan.entries["study-internal-T1"]["model_set"] is None
     assert plan.study_paper_entry() == "study-paper-T2"
     assert "iterations" not in plan.model_set_settings("paper") and plan.model_set_settings("wide")["base_width"] == 16
+
+
+def test_study_seeds_give_each_variant_a_model_set_per_seed_and_the_observer_stage_its_entries():
+    plan = _plan(
+        xvertnet={"x": {"output_head": "anchored", "iterations": 1}},
+        study={
+            "variants": {
+                "anchored": {"output_head": "anchored", "iterations": 1},
+                "then-clahe": {"output_head": "anchored", "iterations": 1, "then": ["clahe"]},
+                "own": {"internal": True, "iterations": 1},
+            },
+            "seeds": [0, 2],
+        },
+    )
+    assert plan.study_entries == [
+        "study-anchored-s0-T1",
+        "study-anchored-s2-T1",
+        "study-then-clahe-s0-T1",
+        "study-then-clahe-s2-T1",
+        "study-own-s0-T1",
+        "study-own-s2-T1",
+    ]
+    # seed 0 is the comparison row's own training; the composite shares the plain variant's models, seed by seed
+    assert plan.entries["study-anchored-s0-T1"]["model_set"] == "x"
+    assert plan.entries["study-then-clahe-s2-T1"]["model_set"] == plan.entries["study-anchored-s2-T1"]["model_set"]
+    assert plan.model_set_settings(plan.entries["study-anchored-s2-T1"]["model_set"])["seed"] == 2
+    observed = plan.study_observer_entries()
+    assert sorted(observed) == sorted(e for e in plan.study_entries if "-own-" not in e)  # internal learning left out
+    composite = observed["study-then-clahe-s2-T1"]
+    assert composite["method"] == "xvertnet-chain" and composite["settings"]["then"][0]["method"] == "clahe"
+    assert (composite["variant"], composite["seed"], composite["iteration"]) == ("then-clahe", 2, 1)
 
 
 def test_job_inputs_follow_the_layout():

@@ -67,7 +67,15 @@ def test_every_key_of_a_section_is_read_by_exactly_one_settings_class(section):
         if cls.SECTION == section:
             for key in cls.config_keys():
                 readers.setdefault(key, []).append(cls.__name__)
-    keys = set(SCHEMA_SECTIONS[section]["properties"]) - {"variants", "each_iteration", "iterations", "internal"}
+    # planning keys (xvertnet.plan) and the study's observer part (its own class, below)
+    keys = set(SCHEMA_SECTIONS[section]["properties"]) - {
+        "variants",
+        "each_iteration",
+        "iterations",
+        "internal",
+        "seeds",
+        "observer",
+    }
     assert {key: names for key, names in readers.items() if key in keys and len(names) != 1} == {}
     assert sorted(keys - set(readers)) == []
 
@@ -82,7 +90,7 @@ def test_every_class_accepts_its_whole_section_as_the_workflow_passes_it(cls):
 
 def test_planning_keys_are_the_only_keys_no_settings_class_reads():
     assert set(TrainConfig.ELSEWHERE) == {"iterations", "internal"}
-    assert set(StudySettings.ELSEWHERE) == {"variants", "each_iteration"}
+    assert set(StudySettings.ELSEWHERE) == {"variants", "each_iteration", "seeds", "observer"}
 
 
 @pytest.mark.parametrize(
@@ -128,3 +136,11 @@ def test_settings_option_takes_json_or_a_file(tmp_path):
         with pytest.raises(ConfigError, match=reason):
             load_settings(bad)
     assert json.loads(json.dumps(DemoSettings().record()))["views"][0]["name"] == "ap"
+
+
+def test_the_study_observer_defaults_are_the_schema_defaults():
+    from xvertnet.evaluation.observer_study import ObserverStudySettings
+
+    properties = SCHEMA_SECTIONS["study"]["properties"]["observer"]["properties"]
+    assert sorted(properties) == sorted(ObserverStudySettings.config_keys())
+    assert {key: properties[key]["default"] for key in properties} == ObserverStudySettings().record()

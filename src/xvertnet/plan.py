@@ -80,13 +80,25 @@ class Plan:
         for name, overrides in config["xvertnet"].items():
             self._add_entry(name, name, overrides)
         self.study_entries: list[str] = []
+        #: Per study entry: its variant, training seed and iteration (``study.seeds``: one model set per seed).
+        self.study_variants: dict[str, dict] = {}
         study = config["study"]
+        seeds = study.get("seeds") or [None]
         for variant, overrides in study["variants"].items():
             total = self.variant_settings(overrides)["iterations"]
-            for t in range(1, total + 1) if study["each_iteration"] else [total]:
-                entry = f"study-{variant}-T{t}" if study["each_iteration"] else f"study-{variant}"
-                self._add_entry(entry, f"study-{variant}", overrides, t)
-                self.study_entries.append(entry)
+            for seed in seeds:
+                # with seeds, the seed is a training setting of its own model set: study-<variant>-s<seed>
+                name = f"study-{variant}" if seed is None else f"study-{variant}-s{seed}"
+                seeded = overrides if seed is None else {**overrides, "seed": seed}
+                for t in range(1, total + 1) if study["each_iteration"] else [total]:
+                    entry = f"{name}-T{t}" if study["each_iteration"] else name
+                    self._add_entry(entry, name, seeded, t)
+                    self.study_entries.append(entry)
+                    self.study_variants[entry] = {
+                        "variant": variant,
+                        "seed": self.variant_settings(seeded).get("seed", 0),
+                        "iteration": t,
+                    }
         self.study_methods = [*self.study_entries, *[m for m in study["references"] if m not in self.study_entries]]
         #: Every baseline some target enhances with: the comparison's and the study's references.
         self.enhancing_baselines = [
@@ -391,6 +403,18 @@ class Plan:
             entry: [f"{folder}/model.json" for folder in self.entry_model_dirs(entry) or []]
             for entry in self.study_entries
         }
+
+    def study_observer_entries(self) -> dict[str, dict]:
+        """Per study entry with trained models: how it enhances (registered method and settings, as the enhance
+        stage gets them) and its variant, seed and iteration (rule ``study_observer``). Internal learning, which
+        trains on every image it enhances, is left out."""
+        found = {}
+        for entry in self.study_entries:
+            if self.entry_model_dirs(entry) is None:
+                continue
+            method, settings = self.enhance_method(entry, next(iter(self.datasets)), "")
+            found[entry] = {"method": method, "settings": settings, **self.study_variants[entry]}
+        return found
 
     def study_entry_settings(self) -> dict[str, dict]:
         return {entry: self.entries[entry]["settings"] for entry in self.study_entries}

@@ -296,7 +296,7 @@ def test_variant_keys_are_validated_as_train_keys(tmp_path):
     with pytest.raises(ConfigError, match=r"xvertnet\.xvertnet\.dropout.*unknown key"):
         load_config(tmp_path / "bad.yaml", SCHEMA)
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    config["study"]["variants"]["odd"] = {"internal": "yes"}
+    config["study"]["variants"] = {"odd": {"internal": "yes"}}
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
     with pytest.raises(ConfigError, match=r"study\.variants\.odd\.internal"):
         load_config(tmp_path / "bad.yaml", SCHEMA)
@@ -369,6 +369,10 @@ def test_the_study_run_names_disjoint_training_selection_and_report_patients(tmp
             splits.setdefault(split, set()).add(patient["name"])
     report, train = splits[study["report_split"]], splits["train"]
     assert len(report) >= 2 and train and not train & report
+    # the fracture observer's held-out patients (the choice of `snakemake study`) neither train nor stop early
+    observed = set(study["observer"]["patients"])
+    assert len(observed) >= 2 and not observed & (train | splits.get("val", set()))
+    assert len(study["seeds"]) >= 3
     assert splits.get("val", set()) <= train  # early stopping sees training patients only
     assert study["nested"] and study["do_no_harm"]  # choosing happens among report patients, each held out in turn
     assert (

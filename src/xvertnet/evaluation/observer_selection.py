@@ -31,10 +31,12 @@ from xvertnet.evaluation.observer import auc, observer_scores
 TARGET_REGION, GUARD_REGION = "behind_heart", "above_heart"
 
 
-def patient_aucs(patches: dict, cases: pd.DataFrame, settings, *, observer: str = "cho") -> pd.DataFrame:
+def patient_aucs(patches: dict, cases: pd.DataFrame, settings, *, observer: str = "cho", observers=()) -> pd.DataFrame:
     """Per method, patient and region: the observer's AUC from templates trained on that patient's images only (grades
     pooled, averaged over the fracture types; module docstring). ``settings`` is the study's
-    (:class:`xvertnet.evaluation.detectability.DetectabilitySettings`)."""
+    (:class:`xvertnet.evaluation.detectability.DetectabilitySettings`). With ``observers``, every one of them, in
+    an ``observer`` column (each patient's templates are trained once for all of them)."""
+    wanted = tuple(observers) or (observer,)
     rows = []
     folds = cases["realisation"].to_numpy() % 2
     for patient in sorted(cases["patient"].astype(str).unique()):
@@ -46,43 +48,50 @@ def patient_aucs(patches: dict, cases: pd.DataFrame, settings, *, observer: str 
             if len(present) < 4 or len(absent) < 4:
                 continue
             for name, values in patches.items():
-                p_scores, a_scores = observer_scores(
+                scores = observer_scores(
                     values[present], values[absent], folds[present], folds[absent], settings.observer
-                )[observer]
+                )
                 for region in (TARGET_REGION, GUARD_REGION):
                     keep_p = cases.loc[present, "region"].eq(region).to_numpy()
                     keep_a = cases.loc[absent, "region"].eq(region).to_numpy()
                     if keep_p.sum() < 2 or keep_a.sum() < 2:
                         continue
-                    rows.append(
-                        {
-                            "method": name,
-                            "patient": patient,
-                            "kind": kind,
-                            "region": region,
-                            "auc": auc(p_scores[keep_p], a_scores[keep_a]),
-                            "present": int(keep_p.sum()),
-                            "absent": int(keep_a.sum()),
-                        }
-                    )
-    columns = ["method", "patient", "region", "auc", "present", "absent"]
+                    for chosen in wanted:
+                        p_scores, a_scores = scores[chosen]
+                        rows.append(
+                            {
+                                "method": name,
+                                "observer": chosen,
+                                "patient": patient,
+                                "kind": kind,
+                                "region": region,
+                                "auc": auc(p_scores[keep_p], a_scores[keep_a]),
+                                "present": int(keep_p.sum()),
+                                "absent": int(keep_a.sum()),
+                            }
+                        )
+    keys = ["method", "observer", "patient", "region"] if observers else ["method", "patient", "region"]
+    columns = [*keys, "auc", "present", "absent"]
     if not rows:
         return pd.DataFrame(columns=columns)
     by_kind = pd.DataFrame(rows)
     return (
-        by_kind.groupby(["method", "patient", "region"], sort=False)
+        by_kind.groupby(keys, sort=False)
         .agg(auc=("auc", "mean"), present=("present", "sum"), absent=("absent", "sum"))
         .reset_index()[columns]
     )
 
 
-def nested_choice(aucs: pd.DataFrame, candidates, *, reference: str = "original") -> pd.DataFrame:
+def nested_choice(
+    aucs: pd.DataFrame, candidates, *, reference: str = "original", tolerance: float = 0.0
+) -> pd.DataFrame:
     """One row per held-out patient: the candidate chosen on the other patients (module docstring), its AUC behind the
     heart on the held-out patient and the reference's there. ``aucs`` is :func:`patient_aucs`'s table.
 
     The choice is the design study's own (:func:`xvertnet.evaluation.study_selection.choose_on_patients`), with the
     observer's AUC behind the heart as the score (per patient, the ratio to the original's; over patients, their
-    geometric mean, which must exceed 1) and its AUC above the heart as the do-no-harm measure (tolerance 0)."""
+    geometric mean, which must exceed 1) and its AUC above the heart as the do-no-harm measure (relative
+    ``tolerance``, 0 by default)."""
     from xvertnet.evaluation.study_selection import choose_on_patients
 
     wide = aucs.pivot_table(index=["method", "patient"], columns="region", values="auc").reset_index()
@@ -99,7 +108,9 @@ def nested_choice(aucs: pd.DataFrame, candidates, *, reference: str = "original"
     rows = []
     for held_out in patients:
         others = [patient for patient in patients if patient != held_out]
-        chosen, ranking = choose_on_patients(wide, candidates, others, score=(score,), do_no_harm=(guard,))
+        chosen, ranking = choose_on_patients(
+            wide, candidates, others, score=(score,), do_no_harm=(guard,), tolerance=tolerance
+        )
         refused = ranking[ranking["harmed"].astype(bool)]
         used = chosen or reference
         rows.append(
@@ -124,13 +135,18 @@ def nested_choice(aucs: pd.DataFrame, candidates, *, reference: str = "original"
 
 
 def nested_markdown(
-    folds: pd.DataFrame, candidates, observer: str = "cho", *, reference: str = "original"
+    folds: pd.DataFrame,
+    candidates,
+    observer: str = "cho",
+    *,
+    reference: str = "original",
+    title: str = "A clip limit chosen on other patients",
 ) -> list[str]:
     """The nested choice as lines of the study's markdown: what it is, one row per fold, and the mean change."""
     if folds.empty:
         return []
     lines = [
-        f"## A clip limit chosen on other patients ({observer}, behind the heart)",
+        f"## {title} ({observer}, behind the heart)",
         "",
         f"Each held-out patient in turn: among {', '.join(candidates)}, the design study's rule chooses on the other "
         f"patients. The score is, per patient, the AUC behind the heart (grades pooled, mean of the fracture types; "

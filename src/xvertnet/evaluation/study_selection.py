@@ -26,7 +26,7 @@ class StudySettings(FromConfig):
     """How the study judges its entries (config section ``study``); its variants are planned by :mod:`xvertnet.plan`."""
 
     SECTION: ClassVar[str] = "study"
-    ELSEWHERE: ClassVar[tuple[str, ...]] = ("variants", "each_iteration")
+    ELSEWHERE: ClassVar[tuple[str, ...]] = ("variants", "each_iteration", "seeds", "observer")
 
     select_split: str = "val"
     select_conditions: tuple[str, ...] = ("standard", "low_dose", "blur")

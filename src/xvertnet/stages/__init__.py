@@ -35,6 +35,7 @@ COMMANDS = {
     "sr-table": "the super-resolution seed's tables: SRCNN, VDSR, ZSSR by scale, and iterative dehazing with its stop rule",
     "gallery": "the static results gallery: per image and method, previews, before/after slider, difference view",
     "study-report": "the design study's table, per-variant tables and panels, and its conclusion",
+    "study-observer": "the design study judged by the fracture observer: every entry on simulated fractures, nested choice",
     "enhance": "enhance one image file (PNG/JPEG/TIFF/JSRT/DICOM) -> 16-bit PNG or derived DICOM",
     "metrics": "every quality measure of one image (0-255; see the docs for the mapping)",
     "visibility": "the vertebral task measures of one image and its vertebra mask (CNR, edge, displayed contrast)",
