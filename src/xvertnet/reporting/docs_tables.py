@@ -36,6 +36,7 @@ DOCS_TABLES = {
     "detectability": ("results/detectability/detectability.md", "make detectability"),
     "detectability-validation": ("results/detectability/validation.md", "make detectability"),
     "patient-evaluation": ("results/evaluate/summary.md", "make evaluate"),
+    "design-study": ("results/runs/study/study/observer/summary.md", "make study"),
     "lut-mapping-table": ("results/tables/lut_mapping_table.md", "make lut-table"),
     "led": ("results/led/led.md", "make led"),
     "comparison-led": ("results/tables/comparison_led.md", "make led"),
