@@ -39,9 +39,10 @@ demo: $(STAMP)
 results/report.html: results/tables/comparison.md
 	$(BIN)/snakemake --report $@
 
-# The design study (docs/design-study.md ("Design study")): the variant grid of config `study` in its own run
-# (configs/study.yaml: trained on lidc0001; lung1, tschest and lung2 choose and report in turn, nested; the real
-# radiograph reported only), its tables, panels and conclusion in results/runs/study/study/, and a report.
+# The design study (docs/design-study.md ("Design study")): the grid of configs/study.yaml in its own run (trained on
+# lidc0001, three seeds per variant), judged by the fracture observer on simulated fractures in tschest, lung1 and
+# lung2 (each held out in turn, nested); its page, tables and panels in results/runs/study/study/observer/, and a
+# report. `snakemake study_images` (same configs) adds the earlier rounds' image-measure table.
 study: $(STAMP)
 	$(BIN)/snakemake study --configfile config.yaml configs/study.yaml --cores $(CORES) --printshellcmds --keep-going
 	$(BIN)/snakemake study --configfile config.yaml configs/study.yaml --report results/runs/study/study/report.html

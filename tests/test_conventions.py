@@ -23,7 +23,7 @@ def test_conda_environment_pins_equal_pyproject():
 def test_every_rule_has_conda_benchmark_log_threads_and_a_matching_stage_module():
     from xvertnet.stages import COMMANDS
 
-    targets = {"all", "study"}
+    targets = {"all", "study", "study_images"}
     for path in sorted((REPO / "workflow/rules").glob("*.smk")):
         text = path.read_text()
         for match in re.finditer(r"^(?:rule|checkpoint) (\w+):\n((?:    .*\n|\n)*)", text, re.MULTILINE):
@@ -55,7 +55,7 @@ def test_project_files_for_users_and_citation():
 #: ``raise ValueError`` kept for programming errors no setting or input can reach: a method returning the wrong
 #: shape, a method name registered twice, the losses' tensor and argument checks (TrainConfig checks the settings
 #: first), a rule naming no module.
-PROGRAMMING_GUARDS = {"methods/__init__.py": 2, "model/losses.py": 9, "provenance.py": 1}
+PROGRAMMING_GUARDS = {"methods/__init__.py": 2, "model/losses.py": 10, "provenance.py": 1}
 
 
 def test_every_expected_error_is_an_xvertnet_error():

@@ -40,6 +40,30 @@ def test_the_choice_is_made_on_the_other_patients_and_refuses_harm_above_the_hea
     assert any(line.startswith("Mean change on the held-out patients: +0.133 AUC.") for line in lines)
 
 
+def test_a_harm_within_the_tolerance_is_not_harm_and_one_beyond_it_is():
+    values = {}
+    for patient in ("p1", "p2", "p3"):
+        values[("original", patient)] = (0.60, 0.70)
+        values[("sharp", patient)] = (0.70, 0.69 if patient == "p1" else 0.70)  # 1.4 % below the original on p1
+    assert nested_choice(hand_aucs(values), ["sharp"])["chosen"].tolist() == [
+        "sharp",  # p1 held out: p2 and p3 choose, neither harmed
+        "none (original kept)",
+        "none (original kept)",
+    ]
+    assert nested_choice(hand_aucs(values), ["sharp"], tolerance=0.02)["chosen"].tolist() == ["sharp"] * 3
+    values[("sharp", "p1")] = (0.70, 0.68)  # 2.9 % below: harm at a 2 % tolerance
+    assert (
+        nested_choice(hand_aucs(values), ["sharp"], tolerance=0.02)["chosen"].tolist()[1:]
+        == ["none (original kept)"] * 2
+    )
+    # the aucs of patient_aucs with an observer column, one observer chosen, give the same folds
+    table = hand_aucs(values).assign(observer="cho")
+    chosen = table[table["observer"].eq("cho")].drop(columns=["observer"])
+    assert nested_choice(chosen, ["sharp"], tolerance=0.02).equals(
+        nested_choice(hand_aucs(values), ["sharp"], tolerance=0.02)
+    )
+
+
 def test_nothing_better_than_the_original_keeps_the_original():
     values = {}
     for patient in ("p1", "p2"):

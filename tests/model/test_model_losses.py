@@ -16,11 +16,15 @@ from xvertnet.model.losses import (
     blind_spot_input,
     blind_spot_loss,
     blind_spot_mask,
+    display_window,
+    displayed_band_cnr,
+    displayed_cnr_loss,
     feature_loss,
     feature_map_entropy,
     gradient_correlation,
     gradient_correlation_loss,
     most_informative_map,
+    noise_probe,
     normalised_cross_correlation,
 )
 from xvertnet.model.network import ModelConfig, XVertNet, count_parameters, pad_to_multiple
@@ -289,3 +293,85 @@ def test_bone_prior_loss_hand_values_and_gradients():
         minus[index] -= step
         numeric = (bone_prior_loss(plus, reference) - bone_prior_loss(minus, reference)) / (2 * step)
         assert float(grad[index]) == pytest.approx(float(numeric), rel=2e-2, abs=1e-4)
+
+
+def _scene_and_probe(seed=5, size=32):
+    """A smooth image (structure at a few pixels' scale) and a noise probe of 5 % of its spread."""
+    generator = torch.Generator().manual_seed(seed)
+    image = band_pass(torch.rand(2, 1, size, size, generator=generator), (1.0, 6.0)) + 0.5
+    return image, noise_probe(image, 0.05, generator)
+
+
+def test_displayed_cnr_loss_hand_values():
+    """Eq. S4: a plain gain is not rewarded (the window cancels it), halving the noise that reaches the display at
+    the vertebral scale reaches the gain 2, doubling it costs log 2 more than doing nothing."""
+    image, noise = _scene_and_probe()
+    sigmas, gain = (1.0, 3.0), 2.0
+
+    def loss(output, noisy_output):
+        return float(displayed_cnr_loss(output, noisy_output, image, image + noise, sigmas=sigmas, gain=gain))
+
+    assert loss(image, image + noise) == pytest.approx(math.log(2.0), rel=1e-3)  # the identity
+    assert loss(3.0 * image - 0.4, 3.0 * (image + noise) - 0.4) == pytest.approx(math.log(2.0), rel=1e-3)  # a gain
+    # half the noise: CNR x 2 (within what the window's clipped tails, 2 % of the pixels, change)
+    assert loss(image, image + 0.5 * noise) == pytest.approx(0.0, abs=5e-3)
+    assert loss(image, image + 2.0 * noise) == pytest.approx(math.log(4.0), rel=5e-3)  # twice the noise
+    # contrast at the scale, bought without noise: the ratio of the band-pass energies
+    sharper = image + 0.5 * band_pass(image, sigmas)
+    expected = math.log(2.0) - math.log(
+        float(band_pass_energy(sharper, sigmas)[0] / band_pass_energy(image, sigmas)[0])
+    )
+    single = float(
+        displayed_cnr_loss(
+            sharper[:1], sharper[:1] + noise[:1], image[:1], image[:1] + noise[:1], sigmas=sigmas, gain=2
+        )
+    )
+    assert single == pytest.approx(max(expected, 0.0), rel=2e-2)
+    low, high = display_window(image)
+    assert low.shape == (2, 1, 1, 1) and bool((high > low).all())
+    with pytest.raises(ValueError, match="gain must be > 0"):
+        displayed_cnr_loss(image, image, image, image, sigmas=sigmas, gain=0.0)
+
+
+def test_displayed_cnr_counts_a_saturated_region_as_lost_signal():
+    """Pixels beyond the display window (saturated) neither add contrast nor earn a gradient: nothing a network does
+    there can raise the term."""
+    image, noise = _scene_and_probe(seed=6)
+    low, high = display_window(image)
+    middle = 0.5 * (low + high)
+    output = image.clone().requires_grad_(True)
+    cnr = displayed_band_cnr(output, image + noise, (1.0, 3.0), window=(low, middle)).sum()
+    (grad,) = torch.autograd.grad(cnr, output)
+    saturated = image > middle
+    assert bool(saturated.any()) and float(grad[saturated].abs().max()) == 0.0
+    assert float(grad[~saturated].abs().max()) > 0.0
+
+
+def test_displayed_cnr_gradient_matches_finite_differences_and_is_finite_through_the_network():
+    image, noise = _scene_and_probe(seed=7, size=12)
+    output = (1.2 * image).requires_grad_(True)
+    reference, noisy_reference = image, image + noise
+    noisy_output = 1.2 * (image + 1.5 * noise)
+
+    def loss(values):
+        return displayed_cnr_loss(values, noisy_output, reference, noisy_reference, sigmas=(1.0, 2.0), gain=50.0)
+
+    (grad,) = torch.autograd.grad(loss(output), output)
+    step = 1e-3
+    for index in [(0, 0, 3, 4), (1, 0, 6, 6), (0, 0, 5, 2)]:
+        plus, minus = output.detach().clone(), output.detach().clone()
+        plus[index] += step
+        minus[index] -= step
+        numeric = (loss(plus) - loss(minus)) / (2 * step)
+        assert float(grad[index]) == pytest.approx(float(numeric), rel=5e-2, abs=2e-4)
+    generator = torch.Generator().manual_seed(8)
+    for start in (torch.full((2, 1, 16, 16), 0.5), torch.rand(2, 1, 16, 16, generator=generator)):  # flat, noisy
+        model = XVertNet(ModelConfig(base_width=4, depth=2, output_head="anchored"))
+        hfc = torch.zeros_like(start)
+        probe = noise_probe(start, 0.05, generator)
+        out, _ = model(start, hfc)
+        noisy_out, _ = model(start + probe, hfc)
+        total = displayed_cnr_loss(out, noisy_out, start, start + probe, sigmas=(1.0, 3.0), gain=2.0)
+        total.backward()
+        assert torch.isfinite(total)
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

@@ -89,23 +89,31 @@ def test_the_design_study_terms_train_and_are_logged(tmp_path, shards):
         blind_spot_weight=1.0,
         band_pass_weight=0.5,
         band_pass_sigmas=[1.0, 3.0],
+        displayed_cnr_weight=0.25,
         refresh_batchnorm=True,
         model={**TINY_MODEL},
     )
     summary = train_iteration(shards, tmp_path / "terms", config, progress=False)
     log = pd.read_csv(tmp_path / "terms" / "train_log.csv")
-    for column in ("train_blind_spot", "train_band_pass", "val_blind_spot", "val_band_pass"):
-        assert log[column].notna().all() and np.isfinite(log[column]).all() and (log[column] >= 0).all(), column
+    for term in ("blind_spot", "band_pass", "displayed_cnr"):
+        for column in (f"train_{term}", f"val_{term}"):
+            assert log[column].notna().all() and np.isfinite(log[column]).all() and (log[column] >= 0).all(), column
     # the total is the weighted sum of its terms
     phase1 = log[log["phase"] == 1]
     assert np.allclose(
-        phase1["val_loss"], phase1["val_l1"] + phase1["val_blind_spot"] + 0.5 * phase1["val_band_pass"], rtol=1e-5
+        phase1["val_loss"],
+        phase1["val_l1"]
+        + phase1["val_blind_spot"]
+        + 0.5 * phase1["val_band_pass"]
+        + 0.25 * phase1["val_displayed_cnr"],
+        rtol=1e-5,
     )
     assert summary["validation_spikes"] == validation_spikes(log.to_dict("records"))  # what the log shows
     plain = _config(phase1_epochs=1, phase2_epochs=0)
     train_iteration(shards, tmp_path / "plain", plain, progress=False)
     plain_log = pd.read_csv(tmp_path / "plain" / "train_log.csv")
     assert plain_log["train_blind_spot"].isna().all() and plain_log["train_band_pass"].isna().all()
+    assert plain_log["train_displayed_cnr"].isna().all()
 
 
 def test_the_bone_prior_trains_on_the_crops_with_a_target_and_is_refused_without_any(tmp_path, shards):

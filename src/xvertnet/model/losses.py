@@ -27,6 +27,16 @@ default, so that ``xvertnet-paper`` stays the paper's recipe:
   projected with the attenuation of bone raised; ``demo.bone_emphasis``, training patients only)
   L_bone = mean over those crops of (1 - NCC(output, B))                                  (S3)
   with the NCC of Eq. 9 (offset- and scale-free, so only the pattern is pulled toward B).
+* Displayed vertebral-scale CNR: with the display D(I) = clip((I - lo) / (hi - lo), 0, 1) through the
+  window [lo, hi] of the image's own 1st and 99th percentiles (held fixed for the gradient), a probe
+  of Gaussian noise n (``probe`` x the input's standard deviation) added to the network's input x,
+  and E of Eq. S2 at the vertebral scale,
+  CNR(f) = E(D(f(x))) / E(D(f(x + n)) - D(f(x)))   (the noise: f(x)'s window for both)
+  L_dcnr = max(0, log g - log(CNR(f) / CNR(identity)))                                   (S4)
+  rewards contrast at the scale of a vertebral body relative to the noise at that scale, on the
+  displayed image: a plain gain leaves the ratio at 1 (the window cancels it), noise amplified at
+  that scale lowers it, and a region pushed beyond the window (saturation) loses its contrast and
+  its gradient, so it counts as lost signal. Beyond the gain g the term is 0.
 """
 
 from __future__ import annotations
@@ -183,6 +193,53 @@ def band_pass_contrast_loss(
     return F.relu(math.log(gain) - ratio).mean()
 
 
+def display_window(image: torch.Tensor, percentiles=(1.0, 99.0)) -> tuple[torch.Tensor, torch.Tensor]:
+    """(lo, hi) of every image of a (B, 1, H, W) batch: its own percentiles, (B, 1, 1, 1), without gradient."""
+    flat = image.detach().float().flatten(1)
+    levels = torch.tensor([p / 100.0 for p in percentiles], device=flat.device)
+    low, high = torch.quantile(flat, levels, dim=1)
+    return low.view(-1, 1, 1, 1), torch.maximum(high, low + 1e-6).view(-1, 1, 1, 1)
+
+
+def displayed_band_cnr(
+    image: torch.Tensor, noisy: torch.Tensor, sigmas: tuple[float, float], window=None
+) -> torch.Tensor:
+    """CNR of Eq. S4 per image: band-pass energy of the displayed ``image`` over that of the displayed difference
+    ``noisy - image``, both through ``image``'s window (its own 1st-99th percentiles unless given). Returns (B,)."""
+    _check_pair(image, noisy)
+    low, high = window if window is not None else display_window(image)
+    shown = ((image.float() - low) / (high - low)).clamp(0.0, 1.0)
+    shown_noisy = ((noisy.float() - low) / (high - low)).clamp(0.0, 1.0)
+    return band_pass_energy(shown, sigmas) / band_pass_energy(shown_noisy - shown, sigmas)
+
+
+def displayed_cnr_loss(
+    output: torch.Tensor,
+    noisy_output: torch.Tensor,
+    reference: torch.Tensor,
+    noisy_reference: torch.Tensor,
+    *,
+    sigmas: tuple[float, float],
+    gain: float,
+) -> torch.Tensor:
+    """L_dcnr of Eq. S4, averaged over the batch: max(0, log gain - log(CNR(output) / CNR(reference))), the outputs
+    on the input and on the input with the noise probe, the reference being that input and that noisy input."""
+    if gain <= 0:
+        raise ValueError(f"displayed-CNR gain must be > 0, got {gain}")
+    ratio = torch.log(displayed_band_cnr(output, noisy_output, sigmas)) - torch.log(
+        displayed_band_cnr(reference, noisy_reference, sigmas).detach()
+    )
+    return F.relu(math.log(gain) - ratio).mean()
+
+
+def noise_probe(image: torch.Tensor, probe: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Gaussian noise for Eq. S4: ``probe`` x each image's standard deviation, the shape of ``image``'s first
+    channel (B, 1, H, W); from ``generator`` (None: the global RNG)."""
+    first = image[:, :1].float()
+    spread = first.flatten(1).std(dim=1).clamp_min(1e-6).view(-1, 1, 1, 1)
+    return probe * spread * torch.randn(first.shape, generator=generator).to(image.device)
+
+
 def bone_prior_loss(output: torch.Tensor, bone: torch.Tensor) -> torch.Tensor | None:
     """L_bone of Eq. S3 over the images of the batch whose target is finite (a crop without a target is NaN);
     None when no image has one."""
@@ -196,8 +253,8 @@ def bone_prior_loss(output: torch.Tensor, bone: torch.Tensor) -> torch.Tensor | 
 class XVertNetLoss(nn.Module):
     """w_gc * L1 (+ w_feature * L2 in phase 2) (Eq. 14 with configurable weights; the paper sums them),
     + w_bp * L_bp (Eq. S2) when ``band_pass_weight`` > 0 and + w_bone * L_bone (Eq. S3) when ``bone_weight`` > 0,
-    in both phases. The blind-spot term (Eq. S1)
-    needs a second forward pass and is added by the training loop (:mod:`xvertnet.model.training`)."""
+    in both phases. The blind-spot term (Eq. S1) and the displayed-CNR term (Eq. S4) need a second forward pass
+    and are added by the training loop (:mod:`xvertnet.model.training`)."""
 
     def __init__(
         self,

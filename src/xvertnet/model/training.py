@@ -34,7 +34,14 @@ from torch.utils.data import DataLoader
 from xvertnet.errors import ConfigError, InvalidValueError, XvertnetError
 from xvertnet.io.atomic import atomic_path
 from xvertnet.model.device import autocast, grad_scaler, prepare_model, resolve_precision, select_device, to_device
-from xvertnet.model.losses import XVertNetLoss, blind_spot_input, blind_spot_loss, blind_spot_mask
+from xvertnet.model.losses import (
+    XVertNetLoss,
+    blind_spot_input,
+    blind_spot_loss,
+    blind_spot_mask,
+    displayed_cnr_loss,
+    noise_probe,
+)
 from xvertnet.model.network import ModelConfig, XVertNet
 from xvertnet.model.training_data import CropDataset, CropRef, any_bone, data_parameters, find_crops
 from xvertnet.model.training_log import TERMS, loss_curve_figure, validation_spikes, write_log
@@ -85,6 +92,9 @@ class TrainConfig(FromConfig):
     band_pass_sigmas: tuple[float, float] = (4.0, 12.0)
     band_pass_gain: float = 2.0
     bone_weight: float = 0.0
+    displayed_cnr_weight: float = 0.0
+    displayed_cnr_gain: float = 2.0
+    displayed_cnr_probe: float = 0.05
     refresh_batchnorm: bool = False
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
 
@@ -100,9 +110,13 @@ class TrainConfig(FromConfig):
             raise InvalidValueError(f"need at least one epoch, got {self.phase1_epochs} + {self.phase2_epochs}")
         if self.batch_size < 1 or self.patience < 1:
             raise InvalidValueError(f"batch_size and patience must be >= 1, got {self.batch_size}, {self.patience}")
-        if min(self.blind_spot_weight, self.band_pass_weight, self.bone_weight) < 0:
+        weights = (self.blind_spot_weight, self.band_pass_weight, self.bone_weight, self.displayed_cnr_weight)
+        if min(weights) < 0:
+            raise InvalidValueError(f"loss weights must be >= 0, got {', '.join(map(str, weights))}")
+        if self.displayed_cnr_gain <= 0 or self.displayed_cnr_probe <= 0:
             raise InvalidValueError(
-                f"loss weights must be >= 0, got {self.blind_spot_weight}, {self.band_pass_weight}, {self.bone_weight}"
+                f"displayed_cnr_gain and displayed_cnr_probe must be > 0, got {self.displayed_cnr_gain}, "
+                f"{self.displayed_cnr_probe}"
             )
         if self.blind_spot_spacing < 2:
             raise InvalidValueError(f"blind_spot_spacing must be >= 2, got {self.blind_spot_spacing}")
@@ -176,7 +190,7 @@ def curve_title(out_dir: Path, config: TrainConfig, iteration: int) -> str:
     folder = next((parts[i - 1] for i in range(len(parts) - 1, 0, -1) if parts[i].startswith("iter")), "")
     extras = [
         f"{key} {getattr(config, key)}"
-        for key in ("blind_spot_weight", "band_pass_weight", "bone_weight")
+        for key in ("blind_spot_weight", "band_pass_weight", "bone_weight", "displayed_cnr_weight")
         if getattr(config, key)
     ]
     if config.refresh_batchnorm:
@@ -217,12 +231,15 @@ class EpochSettings:
 
     ``blind_spot``: (weight, spacing) of Eq. S1 (:func:`xvertnet.model.losses.blind_spot_loss`); its
     masks come from the global RNG when training (resumable with it) and from ``seed`` when validating.
+    ``displayed_cnr``: (weight, gain, probe, sigmas) of Eq. S4 (:func:`xvertnet.model.losses.displayed_cnr_loss`);
+    its noise probes come from the same random numbers as the masks.
     ``progress``: the progress bar's label ("" for none)."""
 
     phase: int
     device: torch.device
     dtype: torch.dtype | None
     blind_spot: tuple[float, int] = (0.0, 4)
+    displayed_cnr: tuple[float, float, float, tuple[float, float]] = (0.0, 2.0, 0.05, (4.0, 12.0))
     seed: int = 0
     progress: str = ""
 
@@ -261,6 +278,17 @@ def _run_epoch(model, loader, loss_fn, settings: EpochSettings, step=None) -> di
                     masked_output, _ = model(blind_spot_input(inputs, mask), blind_spot_input(hfc, mask))
                 terms["blind_spot"] = blind_spot_loss(output, masked_output, mask)
                 terms["total"] = terms["total"] + blind_weight * terms["blind_spot"]
+            cnr_weight, cnr_gain, probe, sigmas = settings.displayed_cnr
+            if cnr_weight > 0:  # Eq. S4: the same network on its input with a noise probe added
+                noise = noise_probe(inputs, probe, generator)
+                noisy_inputs = torch.cat([inputs[:, :1] + noise.to(inputs.dtype), inputs[:, 1:]], dim=1)
+                with autocast(device, dtype):
+                    noisy_output, _ = model(noisy_inputs, hfc)
+                reference = inputs[:, :1]
+                terms["displayed_cnr"] = displayed_cnr_loss(
+                    output, noisy_output, reference, reference + noise.to(reference.dtype), sigmas=sigmas, gain=cnr_gain
+                )
+                terms["total"] = terms["total"] + cnr_weight * terms["displayed_cnr"]
             if training:
                 optimiser.zero_grad(set_to_none=True)
                 scaler.scale(terms["total"]).backward()
@@ -401,7 +429,15 @@ def train_iteration(
         start = time.perf_counter()
         blind_spot = (config.blind_spot_weight, config.blind_spot_spacing)
         label = f"iter {iteration} epoch {epoch} (phase {phase})" if progress else ""
-        settings = EpochSettings(phase, device, dtype, blind_spot=blind_spot, progress=label)
+        displayed_cnr = (
+            config.displayed_cnr_weight,
+            config.displayed_cnr_gain,
+            config.displayed_cnr_probe,
+            config.band_pass_sigmas,
+        )
+        settings = EpochSettings(
+            phase, device, dtype, blind_spot=blind_spot, displayed_cnr=displayed_cnr, progress=label
+        )
         train_terms = _run_epoch(model, train_loader, loss_fn, settings, step=(optimiser, scaler))
         if refresh_loader is not None:
             refresh_batchnorm(model, refresh_loader, device=device, dtype=dtype)

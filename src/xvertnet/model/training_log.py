@@ -11,7 +11,7 @@ import numpy as np
 from xvertnet.io.atomic import atomic_path
 
 #: Loss terms summed per epoch (a term that is off stays NaN in the log).
-TERMS = ("total", "l1", "l2", "blind_spot", "band_pass", "bone")
+TERMS = ("total", "l1", "l2", "blind_spot", "band_pass", "bone", "displayed_cnr")
 
 LOG_COLUMNS = (
     "epoch",
