@@ -181,8 +181,9 @@ def write_markdown(out_dir: Path, summary: dict, settings) -> None:
 
     out_dir = Path(out_dir)
     read = {name: pd.read_csv(out_dir / f"{name}.csv", keep_default_na=False) for name in ("variant_aucs", "ranking")}
-    folds = pd.read_csv(out_dir / "folds.csv")
-    clahe_folds = pd.read_csv(out_dir / "clahe_folds.csv")
+    # a fold that refused nothing has an empty `refused`: kept as text, not read as a missing number
+    folds = pd.read_csv(out_dir / "folds.csv", dtype={"refused": str}).fillna({"refused": ""})
+    clahe_folds = pd.read_csv(out_dir / "clahe_folds.csv", dtype={"refused": str}).fillna({"refused": ""})
     tests = pd.read_csv(out_dir / "tests.csv")
     false_positives = pd.read_csv(out_dir / "false_positives.csv")
     entries = summary["entries"]
