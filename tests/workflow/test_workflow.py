@@ -372,7 +372,8 @@ def test_study_shares_models_trains_internal_variants_and_reports(tiny_run, tmp_
         }
     }  # one patient: chosen and reported on its own images
     (run / "study.yaml").write_text(yaml.safe_dump(study))
-    result = snakemake(run, "study", "--configfile", str(run / "study.yaml"))
+    # the image-measure study (the observer's choice, `study`, projects the held-out CT patients: its own test)
+    result = snakemake(run, "study_images", "--configfile", str(run / "study.yaml"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert not (run / "results/models/study-paper").exists()  # the paper variant is xvertnet-paper's model set
     summary = pd.read_csv(run / "results/study/summary.csv")
@@ -385,7 +386,7 @@ def test_study_shares_models_trains_internal_variants_and_reports(tiny_run, tmp_
     assert "Chosen on the selection DRRs" in (run / "results/study/conclusion.md").read_text()
     assert "Not patient-independent:** lidc0001" in (run / "results/study/conclusion.md").read_text()
     report = run / "results/study/report.html"
-    result = snakemake(run, "study", "--configfile", str(run / "study.yaml"), "--report", str(report))
+    result = snakemake(run, "study_images", "--configfile", str(run / "study.yaml"), "--report", str(report))
     assert result.returncode == 0, result.stderr[-3000:]
     assert report.stat().st_size > 50_000
 
