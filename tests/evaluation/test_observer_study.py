@@ -15,10 +15,10 @@ from xvertnet.evaluation.observer_study import (
     ObserverStudySettings,
     check_training_patients,
     false_positive_fractions,
-    raises_false_positives,
     run_observer_study,
     variant_aucs,
 )
+from xvertnet.evaluation.observer_study_report import raises_false_positives
 
 
 def test_a_variant_is_the_mean_of_its_seeds_with_their_spread_beside_it():

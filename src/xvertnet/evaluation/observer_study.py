@@ -177,11 +177,6 @@ def false_positive_fractions(
     return pd.DataFrame(rows)
 
 
-def raises_false_positives(value: float, reference: float, absent: int) -> bool:
-    """More false positives than the reference by more than twice the binomial standard error of its fraction."""
-    return bool(value - reference > 2.0 * np.sqrt(max(reference * (1.0 - reference), 1e-6) / max(absent, 1)))
-
-
 def run_observer_study(out_dir, entries: dict[str, dict], settings: ObserverStudySettings, *, demo=None) -> dict:
     """The whole fracture-observer study of the design study's ``entries`` ({entry: {method, settings, variant, seed,
     iteration}}, :meth:`xvertnet.plan.Plan.study_observer_entries`) into ``out_dir`` (module docstring); returns its

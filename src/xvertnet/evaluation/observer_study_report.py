@@ -99,11 +99,14 @@ def tests_table(tests: pd.DataFrame, clahe_best: str) -> list[str]:
     return lines
 
 
+def raises_false_positives(value: float, reference: float, absent: int) -> bool:
+    """More false positives than the reference by more than twice the binomial standard error of its fraction."""
+    return bool(value - reference > 2.0 * np.sqrt(max(reference * (1.0 - reference), 1e-6) / max(absent, 1)))
+
+
 def false_positive_lines(false_positives: pd.DataFrame, entries: dict) -> tuple[list[str], list[str]]:
     """The hallucination table (per method, mean over fracture types and seeds) and the methods that raise false
-    positives behind the heart or over all levels (:func:`xvertnet.evaluation.observer_study.raises_false_positives`)."""
-    from xvertnet.evaluation.observer_study import raises_false_positives
-
+    positives behind the heart or over all levels (:func:`raises_false_positives`)."""
     table = false_positives.copy()
     table["method"] = [entries.get(name, {}).get("variant", name) for name in table["method"]]
     means = table.groupby(["method", "observer", "region"], sort=False).agg(
