@@ -82,6 +82,15 @@ def patient_aucs(patches: dict, cases: pd.DataFrame, settings, *, observer: str 
     )
 
 
+def wide_aucs(aucs: pd.DataFrame) -> pd.DataFrame:
+    """:func:`patient_aucs`'s table as the design study's selection reads it: a row per method and patient, the two
+    regions' AUCs as the measures ``fracture_auc_behind_heart`` and ``fracture_auc_above_heart``."""
+    wide = aucs.pivot_table(index=["method", "patient"], columns="region", values="auc").reset_index()
+    wide = wide.rename(columns={region: f"fracture_auc_{region}" for region in (TARGET_REGION, GUARD_REGION)})
+    wide["group"] = "held-out DRR"
+    return wide
+
+
 def nested_choice(
     aucs: pd.DataFrame, candidates, *, reference: str = "original", tolerance: float = 0.0
 ) -> pd.DataFrame:
@@ -94,9 +103,7 @@ def nested_choice(
     ``tolerance``, 0 by default)."""
     from xvertnet.evaluation.study_selection import choose_on_patients
 
-    wide = aucs.pivot_table(index=["method", "patient"], columns="region", values="auc").reset_index()
-    wide = wide.rename(columns={region: f"fracture_auc_{region}" for region in (TARGET_REGION, GUARD_REGION)})
-    wide["group"] = "held-out DRR"
+    wide = wide_aucs(aucs)
     score, guard = f"fracture_auc_{TARGET_REGION}", f"fracture_auc_{GUARD_REGION}"
     patients = sorted(aucs.loc[aucs["region"].eq(TARGET_REGION), "patient"].unique())
     candidates = [name for name in candidates if name != reference]

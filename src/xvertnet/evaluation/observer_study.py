@@ -268,11 +268,10 @@ def run_observer_study(out_dir, entries: dict[str, dict], settings: ObserverStud
 def _choose_on_all(chooser: pd.DataFrame, candidates, settings, *, keep_best: bool = False):
     """The candidate chosen on every patient (the recommendation), and the ranking; with ``keep_best``, the best score
     whether or not it passes (CLAHE's best clip limit, the comparator)."""
+    from xvertnet.evaluation.observer_selection import wide_aucs
     from xvertnet.evaluation.study_selection import choose_on_patients
 
-    wide = chooser.pivot_table(index=["method", "patient"], columns="region", values="auc").reset_index()
-    wide = wide.rename(columns={region: f"fracture_auc_{region}" for region in (TARGET_REGION, GUARD_REGION)})
-    wide["group"] = "held-out DRR"
+    wide = wide_aucs(chooser)
     patients = sorted(chooser.loc[chooser["region"].eq(TARGET_REGION), "patient"].unique())
     chosen, ranking = choose_on_patients(
         wide,
